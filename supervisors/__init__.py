@@ -1,0 +1,47 @@
+"""Generic OTP-style supervision for Pykka actors.
+
+This package knows nothing of environments or of the application built on it: domain
+recovery (restore from backup, roll back) reaches it as callables in a child spec's ladder.
+
+    registry = Registry()
+    root = Supervisor.start_root(
+        name="root",
+        children=[ChildSpec("worker", lambda link: Worker.start(link))],
+        registry=registry,
+        on_escalate=lambda reason: ...,
+    )
+    registry.tell("worker", SomeMessage())
+"""
+
+from __future__ import annotations
+
+from supervisors.backoff import Backoff
+from supervisors.errors import (
+    AskTimeout,
+    ChildAborted,
+    Escalation,
+    NotRunning,
+    SupervisionError,
+)
+from supervisors.registry import NodeInfo, Registry
+from supervisors.spec import ChildSpec, Intensity, Restart, Strategy
+from supervisors.supervised import Link, Supervised
+from supervisors.supervisor import Supervisor
+
+__all__ = [
+    "AskTimeout",
+    "Backoff",
+    "ChildAborted",
+    "ChildSpec",
+    "Escalation",
+    "Intensity",
+    "Link",
+    "NodeInfo",
+    "NotRunning",
+    "Registry",
+    "Restart",
+    "Strategy",
+    "Supervised",
+    "SupervisionError",
+    "Supervisor",
+]

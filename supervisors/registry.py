@@ -1,0 +1,115 @@
+"""Names to actors, resolved at send time (Erlang's registered names).
+
+Actors hold names, never refs, so a restarted actor is reached under the same name. The
+registry is the one structure shared between threads outside an actor: lookups are plain
+dict reads (atomic under the GIL, the hot path of every send); writes take a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pykka
+
+from supervisors.errors import AskTimeout, NotRunning
+
+DEFAULT_ASK_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """One node of the supervision tree as last reported by its supervisor."""
+
+    name: str
+    parent: str | None
+    state: str  # starting | running | restarting | stopped | failed | hung
+    restarts: int = 0
+    generation: int = 0
+    supervisor: bool = False
+    since: float = 0.0
+    last_error: str = ""
+
+
+class Registry:
+    """Thread-safe name registry and the tree view supervisors keep up to date."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refs: dict[str, pykka.ActorRef[Any]] = {}
+        self._generations: dict[str, int] = {}
+        self._nodes: dict[str, NodeInfo] = {}
+
+    def register(self, name: str, ref: pykka.ActorRef[Any], generation: int = 0) -> None:
+        with self._lock:
+            self._refs[name] = ref
+            self._generations[name] = generation
+
+    def unregister(self, name: str, generation: int | None = None) -> None:
+        """Forget ``name``; with ``generation``, only if that generation is still current."""
+        with self._lock:
+            if generation is not None and self._generations.get(name) != generation:
+                return
+            self._refs.pop(name, None)
+            self._generations.pop(name, None)
+
+    def lookup(self, name: str) -> pykka.ActorRef[Any]:
+        ref = self._refs.get(name)
+        if ref is None:
+            raise NotRunning(name, self._why_down(name))
+        return ref
+
+    def tell(self, name: str, message: Any) -> None:
+        """Send without waiting. Raises NotRunning when nothing answers to ``name``."""
+        ref = self._refs.get(name)
+        if ref is None:
+            raise NotRunning(name, self._why_down(name))
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            raise NotRunning(name, "it stopped while the message was sent") from None
+
+    def ask(self, name: str, message: Any, timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
+        """Send and wait for the reply. A handler that returns an exception raises it here."""
+        ref = self.lookup(name)
+        try:
+            reply = ref.ask(message, timeout=timeout)
+        except pykka.Timeout:
+            raise AskTimeout(name, message, timeout) from None
+        except pykka.ActorDeadError:
+            raise NotRunning(name, "it stopped before answering") from None
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    def names(self) -> list[str]:
+        return sorted(self._refs)
+
+    def is_running(self, name: str) -> bool:
+        ref = self._refs.get(name)
+        return ref is not None and ref.is_alive()
+
+    # The tree view: supervisors report their children's state here.
+
+    def report(self, info: NodeInfo) -> None:
+        with self._lock:
+            self._nodes[info.name] = replace(info, since=info.since or time.time())
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._nodes.pop(name, None)
+
+    def snapshot(self) -> list[NodeInfo]:
+        with self._lock:
+            return list(self._nodes.values())
+
+    def node(self, name: str) -> NodeInfo | None:
+        return self._nodes.get(name)
+
+    def _why_down(self, name: str) -> str:
+        info = self._nodes.get(name)
+        if info is None:
+            return "no such actor"
+        return f"state {info.state}" + (f": {info.last_error}" if info.last_error else "")

@@ -1,0 +1,80 @@
+"""Child specifications: what a supervisor starts and how it treats the child's exits."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pykka
+
+    from supervisors.supervised import Link
+
+
+class Restart(enum.StrEnum):
+    """OTP restart types."""
+
+    PERMANENT = "permanent"  # always restarted
+    TRANSIENT = "transient"  # restarted only after an abnormal exit
+    TEMPORARY = "temporary"  # never restarted, not even in a group restart
+
+
+class Strategy(enum.StrEnum):
+    """OTP restart strategies."""
+
+    ONE_FOR_ONE = "one_for_one"
+    ONE_FOR_ALL = "one_for_all"
+    REST_FOR_ONE = "rest_for_one"
+
+
+class Exhausted(enum.StrEnum):
+    """What happens when a child's restart budget and its ladder are spent."""
+
+    ESCALATE = "escalate"  # OTP: stop all children, fail upward
+    PARK = "park"  # leave the child stopped as FAILED until it is reset
+
+
+@dataclass(frozen=True, slots=True)
+class Intensity:
+    """More than ``max_restarts`` restarts within ``max_seconds`` exceeds the budget."""
+
+    max_restarts: int = 3
+    max_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_restarts < 0 or self.max_seconds <= 0:
+            raise ValueError(f"intensity needs max_restarts >= 0 and max_seconds > 0: {self}")
+
+
+Factory = Callable[["Link"], "pykka.ActorRef[Any]"]
+LadderStep = Callable[[], object]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """One child of a supervisor.
+
+    ``factory`` starts the actor and returns its ref; it receives the ``Link`` the child
+    passes to ``Supervised.__init__``. ``ladder`` holds recovery actions tried in order when
+    the restart budget is spent, each followed by one more restart (DESIGN.md, Supervision).
+    A ladder step runs in its own thread, never in the supervisor's mailbox.
+    """
+
+    name: str
+    factory: Factory
+    restart: Restart = Restart.PERMANENT
+    shutdown_timeout: float = 5.0
+    start_timeout: float = 10.0
+    ladder: Sequence[tuple[str, LadderStep]] = ()
+    exhausted: Exhausted = Exhausted.ESCALATE
+    ping: bool = True
+    supervisor: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a child spec needs a name")
+        if self.shutdown_timeout <= 0 or self.start_timeout <= 0:
+            raise ValueError(f"child {self.name!r}: timeouts must be positive")

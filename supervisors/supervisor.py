@@ -1,0 +1,531 @@
+"""The supervisor actor: starts children in order, restarts them by strategy, escalates.
+
+Everything slow happens outside this actor's mailbox: backoff delays are timers that send
+it a message, ladder steps run in their own thread and report back, and liveness pings are
+tells answered by tells. The only blocking calls are a child's start (bounded by its start
+timeout, as OTP's synchronous start) and a child's stop (bounded by its shutdown timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+import structlog
+
+from supervisors.backoff import Backoff
+from supervisors.errors import Escalation
+from supervisors.registry import NodeInfo, Registry
+from supervisors.spec import ChildSpec, Exhausted, Intensity, Restart, Strategy
+from supervisors.supervised import ChildDown, Link, Ping, Pong, Supervised
+
+Listener = Callable[[str, Mapping[str, Any]], None]
+log = structlog.get_logger("supervisors")
+
+
+# Messages a supervisor understands (besides ChildDown and Pong from supervised.py).
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time to check liveness: sent by the supervisor's ticker thread."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestartDue:
+    """A backoff timer fired for this child generation."""
+
+    name: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class LadderDone:
+    name: str
+    generation: int
+    step: str
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResetChild:
+    """Operator reset: clear a parked (FAILED) child's history and start it again."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestartChild:
+    """Operator request: stop and start one child now, as if it had failed."""
+
+    name: str
+    reason: str = "requested"
+
+
+@dataclass(frozen=True, slots=True)
+class _GiveUp:
+    """Sent to itself so that an escalation always fails the actor as a tell would."""
+
+    error: Escalation
+
+
+@dataclass(frozen=True, slots=True)
+class WhichChildren:
+    """Query: the state of every child, in start order."""
+
+
+@dataclass
+class _Child:
+    """A supervisor's private record of one child (never leaves the supervisor thread)."""
+
+    spec: ChildSpec
+    ref: pykka.ActorRef[Any] | None = None
+    generation: int = 0
+    state: str = "stopped"
+    started_at: float = 0.0
+    failures: int = 0  # consecutive failures without a stable run, for backoff
+    restarts: int = 0  # total, for the tree view
+    ladder_step: int = 0
+    ping: tuple[int, float] | None = None  # (seq, sent_at) of the unanswered ping
+    last_error: str = ""
+    timer: threading.Timer | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorConfig:
+    """How a supervisor treats its children (defaults follow OTP and Akka)."""
+
+    strategy: Strategy = Strategy.ONE_FOR_ONE
+    intensity: Intensity = field(default_factory=Intensity)
+    backoff: Backoff = field(default_factory=Backoff)
+    ping_interval: float = 1.0
+    ping_timeout: float = 3.0
+
+
+class Supervisor(Supervised):
+    """An OTP-style supervisor for Pykka actors (DESIGN.md, Supervision)."""
+
+    def __init__(
+        self,
+        link: Link,
+        children: Sequence[ChildSpec],
+        *,
+        config: SupervisorConfig | None = None,
+        listener: Listener | None = None,
+        on_escalate: Callable[[Escalation], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(link)
+        names = [spec.name for spec in children]
+        if len(set(names)) != len(names):
+            raise ValueError(f"supervisor {link.name!r}: duplicate child names in {names}")
+        self.config = config or SupervisorConfig()
+        self.children = [_Child(spec) for spec in children]
+        self.listener = listener or _log_listener
+        self.on_escalate = on_escalate
+        self.rng = rng or random.Random()
+        self.restart_times: deque[float] = deque()
+        self.ping_seq = itertools.count(1)
+        self.ticker_stop = threading.Event()
+        self.escalated = False
+
+    @classmethod
+    def start_root(
+        cls,
+        name: str,
+        children: Sequence[ChildSpec],
+        registry: Registry,
+        *,
+        config: SupervisorConfig | None = None,
+        listener: Listener | None = None,
+        on_escalate: Callable[[Escalation], None] | None = None,
+    ) -> pykka.ActorRef[Supervisor]:
+        """Start a supervisor with no parent; ``on_escalate`` receives its final failure."""
+        link = Link(supervisor=None, registry=registry, name=name)
+        ref = cls.start(link, children, config=config, listener=listener, on_escalate=on_escalate)
+        registry.register(name, ref)
+        link.started.wait(timeout=sum(c.start_timeout for c in children) + 5)
+        return ref
+
+    @classmethod
+    def child_spec(
+        cls,
+        name: str,
+        children: Sequence[ChildSpec],
+        *,
+        config: SupervisorConfig | None = None,
+        listener: Listener | None = None,
+        shutdown_timeout: float = 30.0,
+        restart: Restart = Restart.PERMANENT,
+    ) -> ChildSpec:
+        """A spec that runs a nested supervisor as a child of another."""
+
+        def factory(link: Link) -> pykka.ActorRef[Any]:
+            return cls.start(link, children, config=config, listener=listener)
+
+        start_timeout = sum(c.start_timeout for c in children) + 5
+        return ChildSpec(
+            name=name,
+            factory=factory,
+            restart=restart,
+            shutdown_timeout=shutdown_timeout,
+            start_timeout=start_timeout,
+            supervisor=True,
+            ping=False,  # a supervisor may be busy starting children longer than a ping timeout
+        )
+
+    # Life cycle
+
+    def on_start(self) -> None:
+        for child in self.children:
+            self._start_child(child)
+        if any(c.spec.ping for c in self.children):
+            threading.Thread(
+                target=self._tick_loop, name=f"{self.name}-ticker", daemon=True
+            ).start()
+
+    def on_stop(self) -> None:
+        self.ticker_stop.set()
+        self._stop_children(self.children)
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self.ticker_stop.set()
+        super().on_failure(*exc_info)
+
+    # Messages
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case ChildDown():
+                self._on_child_down(message)
+            case Pong(name=name, generation=generation, seq=seq):
+                self._on_pong(name, generation, seq)
+            case Tick():
+                self._check_liveness()
+            case RestartDue(name=name, generation=generation):
+                self._on_restart_due(name, generation)
+            case LadderDone():
+                self._on_ladder_done(message)
+            case ResetChild(name=name):
+                return self._reset(name)
+            case RestartChild(name=name, reason=reason):
+                return self._restart_on_request(name, reason)
+            case WhichChildren():
+                return [self._info(c) for c in self.children]
+            case _GiveUp(error=error):
+                raise error
+            case _:
+                return ValueError(f"supervisor {self.name!r} got unknown message {message!r}")
+        return None
+
+    # Starting and stopping
+
+    def _start_child(self, child: _Child) -> None:
+        child.generation += 1
+        child.ping = None
+        link = Link(self.actor_ref, self.registry, child.spec.name, child.generation)
+        child.state = "starting"
+        try:
+            child.ref = child.spec.factory(link)
+        except Exception as exc:  # noqa: BLE001 - a factory error is a failed start, not ours
+            self.actor_ref.tell(ChildDown(child.spec.name, child.generation, repr(exc), "start"))
+            return
+        self.registry.register(child.spec.name, child.ref, child.generation)
+        if not link.started.wait(child.spec.start_timeout):
+            error = f"on_start did not finish within {child.spec.start_timeout:g}s"
+            self.actor_ref.tell(ChildDown(child.spec.name, child.generation, error, "start"))
+            return
+        if child.ref.is_alive():
+            child.state = "running"
+            child.started_at = time.monotonic()
+            self._emit("supervisor.child_started", child)
+
+    def _stop_children(self, children: Sequence[_Child]) -> None:
+        for child in reversed(children):
+            self._stop_child(child)
+
+    def _stop_child(self, child: _Child, state: str = "stopped") -> None:
+        self._cancel_timer(child)
+        hung = child.state == "hung"
+        ref, child.ref = child.ref, None
+        child.state = state
+        child.generation += 1  # anything the old generation still reports is now stale
+        self.registry.unregister(child.spec.name)
+        self._report(child)
+        if ref is None or not ref.is_alive():
+            return
+        if hung:
+            ref.stop(block=False)  # queued behind the stuck message; the thread is abandoned
+            return
+        try:
+            ref.stop(block=True, timeout=child.spec.shutdown_timeout)
+        except pykka.Timeout:
+            # A thread cannot be killed, only abandoned (it is daemonic).
+            self._emit("supervisor.shutdown_timeout", child, level="warning")
+
+    # Failures
+
+    def _on_child_down(self, down: ChildDown) -> None:
+        child = self._find(down.name)
+        if child is None or down.generation != child.generation or child.state == "stopped":
+            log.debug(
+                "supervisor.stale_notification",
+                supervisor=self.name,
+                child=down.name,
+                generation=down.generation,
+            )
+            return
+        if down.normal and child.spec.restart is not Restart.PERMANENT:
+            self._stop_child(child)
+            self._emit("supervisor.child_exited", child)
+            return
+        child.last_error = down.error or "exited normally"
+        self._emit("supervisor.child_failed", child, level="warning", phase=down.phase)
+        self._after_failure(child)
+
+    def _after_failure(self, child: _Child) -> None:
+        if child.spec.restart is Restart.TEMPORARY:
+            self._stop_child(child)
+            return
+        now = time.monotonic()
+        if child.started_at and now - child.started_at >= self.config.backoff.stable_after:
+            child.failures = 0
+            child.ladder_step = 0
+        if self._intensity_exceeded(now):
+            self._on_budget_spent(child)
+            return
+        self._schedule_restart(child)
+
+    def _intensity_exceeded(self, now: float) -> bool:
+        window = self.config.intensity.max_seconds
+        while self.restart_times and now - self.restart_times[0] > window:
+            self.restart_times.popleft()
+        self.restart_times.append(now)
+        return len(self.restart_times) > self.config.intensity.max_restarts
+
+    def _on_budget_spent(self, child: _Child) -> None:
+        if child.ladder_step < len(child.spec.ladder):
+            self._run_ladder_step(child)
+        elif child.spec.exhausted is Exhausted.PARK:
+            self._stop_child(child, state="failed")
+            self.restart_times.clear()
+            self._emit("supervisor.child_parked", child, level="error")
+        else:
+            self._escalate(child)
+
+    def _schedule_restart(self, child: _Child) -> None:
+        affected = self._affected(child)
+        delay = self.config.backoff.delay(child.failures, self.rng)
+        child.failures += 1
+        for other in reversed(affected):
+            if other is not child:
+                temporary = other.spec.restart is Restart.TEMPORARY
+                self._stop_child(other, state="stopped" if temporary else "restarting")
+        self._stop_child(child, state="restarting")
+        self._emit(
+            "supervisor.restart",
+            child,
+            delay=round(delay, 3),
+            group=[c.spec.name for c in affected],
+        )
+        if delay <= 0:
+            self._restart_group(child, affected)
+            return
+        timer = threading.Timer(
+            delay, self._tell_quietly, (RestartDue(child.spec.name, child.generation),)
+        )
+        timer.daemon = True
+        child.timer = timer
+        timer.start()
+
+    def _on_restart_due(self, name: str, generation: int) -> None:
+        child = self._find(name)
+        if child is None or child.generation != generation or child.state != "restarting":
+            return
+        child.timer = None
+        self._restart_group(child, self._affected(child))
+
+    def _restart_group(self, failed: _Child, group: Sequence[_Child]) -> None:
+        failed.restarts += 1
+        for child in group:
+            if child is failed or child.state == "restarting":
+                self._start_child(child)
+
+    def _affected(self, child: _Child) -> list[_Child]:
+        strategy = self.config.strategy
+        if strategy is Strategy.ONE_FOR_ALL:
+            return list(self.children)
+        if strategy is Strategy.REST_FOR_ONE:
+            index = self.children.index(child)
+            return self.children[index:]
+        return [child]
+
+    # The escalation ladder
+
+    def _run_ladder_step(self, child: _Child) -> None:
+        label, action = child.spec.ladder[child.ladder_step]
+        child.ladder_step += 1
+        self._stop_child(child, state="restarting")
+        self.restart_times.clear()
+        self._emit("supervisor.ladder_step", child, level="warning", step=label)
+        generation = child.generation
+
+        def run() -> None:
+            error = ""
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - reported back and shown as an event
+                error = repr(exc)
+            self._tell_quietly(LadderDone(child.spec.name, generation, label, error))
+
+        threading.Thread(target=run, name=f"{self.name}-ladder-{label}", daemon=True).start()
+
+    def _on_ladder_done(self, done: LadderDone) -> None:
+        child = self._find(done.name)
+        if child is None or child.generation != done.generation or child.state != "restarting":
+            return
+        if done.error:
+            self._emit(
+                "supervisor.ladder_step_failed",
+                child,
+                level="error",
+                step=done.step,
+                error=done.error,
+            )
+            self._on_budget_spent(child)
+            return
+        self._emit("supervisor.ladder_step_done", child, step=done.step)
+        child.failures = 0
+        self._restart_group(child, self._affected(child))
+
+    def _escalate(self, child: _Child) -> None:
+        escalation = Escalation(self.name, child.spec.name, child.last_error)
+        self._emit("supervisor.escalate", child, level="error", reason=child.last_error)
+        self.escalated = True
+        self.ticker_stop.set()
+        self._stop_children(self.children)
+        if self.link.supervisor is None:
+            if self.on_escalate is not None:
+                self.on_escalate(escalation)
+            return
+        self.actor_ref.tell(_GiveUp(escalation))
+
+    # Operator requests
+
+    def _reset(self, name: str) -> Any:
+        child = self._find(name)
+        if child is None:
+            return KeyError(f"supervisor {self.name!r} has no child {name!r}")
+        self._stop_child(child)
+        child.failures = child.ladder_step = 0
+        child.last_error = ""
+        self.restart_times.clear()
+        self._emit("supervisor.child_reset", child)
+        self._start_child(child)
+        return self._info(child)
+
+    def _restart_on_request(self, name: str, reason: str) -> Any:
+        child = self._find(name)
+        if child is None:
+            return KeyError(f"supervisor {self.name!r} has no child {name!r}")
+        child.last_error = reason
+        self._emit("supervisor.child_failed", child, level="warning", phase="request")
+        self._after_failure(child)
+        return None
+
+    # Liveness
+
+    def _tick_loop(self) -> None:
+        while not self.ticker_stop.wait(self.config.ping_interval):
+            if not self._tell_quietly(Tick()):
+                return
+
+    def _check_liveness(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if child.state != "running" or not child.spec.ping or child.ref is None:
+                continue
+            if child.ping is None:
+                seq = next(self.ping_seq)
+                child.ping = (seq, now)
+                with contextlib.suppress(pykka.ActorDeadError):  # its ChildDown is on the way
+                    child.ref.tell(Ping(seq))
+            elif now - child.ping[1] > self.config.ping_timeout:
+                timeout = self.config.ping_timeout
+                child.last_error = f"no answer to a liveness ping within {timeout:g}s"
+                child.state = "hung"
+                self._emit("supervisor.child_hung", child, level="warning")
+                self._after_failure(child)
+
+    def _on_pong(self, name: str, generation: int, seq: int) -> None:
+        child = self._find(name)
+        if (
+            child is not None
+            and child.generation == generation
+            and child.ping
+            and child.ping[0] == seq
+        ):
+            child.ping = None
+
+    # Helpers
+
+    def _find(self, name: str) -> _Child | None:
+        return next((c for c in self.children if c.spec.name == name), None)
+
+    def _cancel_timer(self, child: _Child) -> None:
+        if child.timer is not None:
+            child.timer.cancel()
+            child.timer = None
+
+    def _tell_quietly(self, message: object) -> bool:
+        try:
+            self.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            return False
+        return True
+
+    def _info(self, child: _Child) -> NodeInfo:
+        return NodeInfo(
+            name=child.spec.name,
+            parent=self.name,
+            state=child.state,
+            restarts=child.restarts,
+            generation=child.generation,
+            supervisor=child.spec.supervisor,
+            last_error=child.last_error,
+        )
+
+    def _report(self, child: _Child) -> None:
+        self.registry.report(self._info(child))
+
+    def _emit(self, event: str, child: _Child, level: str = "info", **fields: Any) -> None:
+        self._report(child)
+        data = {
+            "supervisor": self.name,
+            "child": child.spec.name,
+            "generation": child.generation,
+            "restarts": child.restarts,
+            "state": child.state,
+            "level": level,
+            **fields,
+        }
+        if child.last_error and level != "info":
+            data["error"] = child.last_error
+        try:
+            self.listener(event, data)
+        except Exception:  # a broken listener must not break supervision
+            log.exception("supervisor.listener_failed", supervisor=self.name, event_name=event)
+
+
+def _log_listener(event: str, data: Mapping[str, Any]) -> None:
+    fields = dict(data)
+    level = fields.pop("level", "info")
+    getattr(log, level)(event, **fields)
