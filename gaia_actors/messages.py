@@ -1,0 +1,335 @@
+"""Every message that crosses between actors: frozen, slotted dataclasses.
+
+Messages are grouped as commands (do something), queries (answer something) and events
+(something happened). ``@message`` makes a class a message and registers it by name, so the
+control socket and the REPL can build one from a name and ``key=value`` strings
+(``build("GetHealth", {"env": "prod"})``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar, dataclass_transform
+
+from gaia_actors.errors import InvalidMessage
+
+T = TypeVar("T")
+_REGISTRY: dict[str, type[Any]] = {}
+
+
+@dataclass_transform(frozen_default=True)
+def message(cls: type[T]) -> type[T]:
+    """Make ``cls`` a frozen, slotted dataclass and register it by its class name."""
+    made = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    _REGISTRY[made.__name__] = made
+    return made
+
+
+def message_types() -> dict[str, type[Any]]:
+    """All registered message classes by name."""
+    return dict(_REGISTRY)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FieldInfo:
+    name: str
+    type: str
+    required: bool
+    default: str
+
+
+def describe(cls: type[Any]) -> list[FieldInfo]:
+    """The fields of a message class, for `help MESSAGE` and the control protocol."""
+    hints = typing.get_type_hints(cls)
+    infos = []
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = (
+            "" if required else repr(f.default if f.default is not dataclasses.MISSING else "")
+        )
+        infos.append(FieldInfo(f.name, _type_name(hints[f.name]), required, default))
+    return infos
+
+
+def build(name: str, fields: Mapping[str, Any]) -> Any:
+    """Build message ``name`` from JSON values or strings, converting to the field types."""
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise InvalidMessage(name, f"unknown message; known: {', '.join(sorted(_REGISTRY))}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in fields:
+        if key not in known:
+            raise InvalidMessage(
+                name, f"unknown field; fields are: {', '.join(known) or 'none'}", key
+            )
+    values = {key: convert(name, key, value, hints[key]) for key, value in fields.items()}
+    missing = [
+        k
+        for k, f in known.items()
+        if k not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise InvalidMessage(
+            name, f"missing required field (type {_type_name(hints[missing[0]])})", missing[0]
+        )
+    return cls(**values)
+
+
+def to_dict(msg: Any) -> dict[str, Any]:
+    """A JSON-friendly view of a message (for the log, the store and the control socket)."""
+    return {f.name: _jsonable(getattr(msg, f.name)) for f in dataclasses.fields(msg)}
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"type": type(value).__name__, **to_dict(value)}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def convert(message_name: str, field: str, value: Any, target: Any) -> Any:
+    """Convert one field value to ``target``; raise InvalidMessage naming field and type."""
+    try:
+        return _convert(value, target)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(
+            message_name, f"expected {_type_name(target)}, got {value!r} ({exc})", field
+        ) from None
+
+
+def _convert(value: Any, target: Any) -> Any:
+    origin = typing.get_origin(target)
+    args = typing.get_args(target)
+    if target is Any:
+        return value
+    if origin in (types.UnionType, typing.Union):
+        return _convert_union(value, args)
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ValueError(f"not one of {', '.join(map(str, args))}")
+    if origin is tuple:
+        return _convert_tuple(value, args)
+    if target in _SCALARS:
+        return _SCALARS[target](value)
+    if isinstance(value, target):
+        return value
+    raise TypeError(f"cannot convert to {_type_name(target)}")
+
+
+def _convert_union(value: Any, args: tuple[Any, ...]) -> Any:
+    is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+    if is_none and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _convert(value, arg)
+        except (TypeError, ValueError) as exc:
+            errors.append(str(exc))
+    raise ValueError("; ".join(errors))
+
+
+def _convert_tuple(value: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        stripped = value.strip()
+        value = (
+            json.loads(stripped)
+            if stripped.startswith("[")
+            else [v for v in stripped.split(",") if v]
+        )
+    if not isinstance(value, list | tuple):
+        raise TypeError("expected a list")
+    item = args[0] if args else Any
+    return tuple(_convert(v, item) for v in value)
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true/false")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("not an integer")
+    return int(value)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    return float(value)
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise TypeError("not a string")
+
+
+_SCALARS: dict[Any, Callable[[Any], Any]] = {
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+    str: _to_str,
+}
+
+
+def _type_name(target: Any) -> str:
+    origin = typing.get_origin(target)
+    if origin in (types.UnionType, typing.Union):
+        return " | ".join(_type_name(a) for a in typing.get_args(target))
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(target))
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(target)[0])}"
+    if target is type(None):
+        return "none"
+    return getattr(target, "__name__", str(target))
+
+
+def _now() -> float:
+    return time.time()
+
+
+Fields = tuple[tuple[str, Any], ...]
+
+
+def fields_of(**values: Any) -> Fields:
+    """Freeze keyword values into the immutable pairs messages carry."""
+    return tuple(sorted(values.items()))
+
+
+# --- Fault injection and introspection (every actor) ---------------------------------------
+
+
+@message
+class Crash:
+    """Command: raise inside the actor so its supervisor sees a crash (fault injection)."""
+
+    reason: str = "injected crash"
+
+
+@message
+class Hang:
+    """Command: block the actor's mailbox for ``seconds`` (fault injection, bounded)."""
+
+    seconds: float = 10.0
+
+
+@message
+class GetState:
+    """Query: the actor's own view of its state, as a JSON-friendly mapping."""
+
+
+# --- Store --------------------------------------------------------------------------------
+
+
+@message
+class Insert:
+    """Command: queue one row for ``table``; written in a batch shortly after."""
+
+    table: str
+    values: Fields
+
+
+@message
+class InsertNow:
+    """Query: write one row now (after everything queued) and answer its id."""
+
+    table: str
+    values: Fields
+
+
+@message
+class Update:
+    """Command/query: update the row ``row_id`` of ``table`` (after everything queued)."""
+
+    table: str
+    row_id: int
+    values: Fields
+
+
+@message
+class Flush:
+    """Query: write everything queued now; answers the number of rows written."""
+
+
+@message
+class Prune:
+    """Command: delete rows older than each table's retention."""
+
+
+# --- Bus ----------------------------------------------------------------------------------
+
+
+@message
+class Event:
+    """Event: something happened. ``name`` is dotted (``health.changed``)."""
+
+    name: str
+    level: str = "info"
+    actor: str = ""
+    env: str = ""
+    data: Fields = ()
+    ts: float = dataclasses.field(default_factory=_now)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return next((v for k, v in self.data if k == key), default)
+
+    def as_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"event": self.name, "level": self.level, "ts": self.ts}
+        if self.actor:
+            record["actor"] = self.actor
+        if self.env:
+            record["env"] = self.env
+        record.update((k, _jsonable(v)) for k, v in self.data)
+        return record
+
+
+@message
+class Subscribe:
+    """Command: deliver events whose name matches a glob in ``patterns`` to actor ``subscriber``."""
+
+    subscriber: str
+    patterns: tuple[str, ...] = ("*",)
+
+
+@message
+class SubscribeSink:
+    """Command: deliver matching events to an in-process callable (the control socket's streams).
+
+    The sink must not block; it is called in the bus's thread.
+    """
+
+    key: str
+    sink: Callable[[Event], None]
+    patterns: tuple[str, ...] = ("*",)
+
+
+@message
+class Unsubscribe:
+    """Command: stop delivering events to ``subscriber`` (an actor name or a sink key)."""
+
+    subscriber: str
