@@ -1,0 +1,251 @@
+"""The supervision tree and the daemon that runs it (DESIGN.md, Supervision).
+
+root (rest_for_one)
+├── store
+├── bus
+├── environments (one_for_one; each child with the recovery ladder)
+├── monitor · metrics · failover · balancer · pipeline
+├── improve (one_for_all)
+└── control
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import pykka
+import pykka.debug
+import structlog
+
+from gaia_actors import logs
+from gaia_actors.bus import EventBus
+from gaia_actors.errors import LockHeld
+from gaia_actors.messages import Event, Insert, fields_of
+from gaia_actors.settings import Settings
+from gaia_actors.store import Store
+from supervisors import (
+    Backoff,
+    ChildSpec,
+    Escalation,
+    Intensity,
+    Link,
+    NotRunning,
+    Registry,
+    Strategy,
+    Supervisor,
+)
+from supervisors.supervisor import SupervisorConfig
+
+log = structlog.get_logger("gaia.daemon")
+
+EXIT_OK = 0
+EXIT_ESCALATED = 1
+
+
+def supervisor_config(settings: Settings, strategy: Strategy) -> SupervisorConfig:
+    s = settings.supervision
+    return SupervisorConfig(
+        strategy=strategy,
+        intensity=Intensity(s.max_restarts, s.max_seconds),
+        backoff=Backoff(s.backoff_initial, s.backoff_max, s.backoff_jitter, s.stable_after),
+        ping_interval=s.ping_interval,
+        ping_timeout=s.ping_timeout,
+    )
+
+
+def make_listener(registry: Registry) -> Any:
+    """Supervision events go to the bus (so they are logged, stored and streamed)."""
+
+    def listener(event: str, data: Mapping[str, Any]) -> None:
+        fields = dict(data)
+        level = str(fields.pop("level", "info"))
+        try:
+            registry.tell(
+                "bus",
+                Event(
+                    event,
+                    level=level,
+                    actor=str(fields.get("supervisor", "")),
+                    data=fields_of(**fields),
+                ),
+            )
+            if event in (
+                "supervisor.restart",
+                "supervisor.child_hung",
+                "supervisor.ladder_step",
+                "supervisor.escalate",
+                "supervisor.child_parked",
+            ):
+                registry.tell("store", Insert("actor_restarts", _restart_row(event, fields)))
+        except NotRunning:
+            getattr(log, level)(event, **fields)  # bus or store down: the log still gets it
+
+    return listener
+
+
+def _restart_row(event: str, fields: Mapping[str, Any]) -> Any:
+    return fields_of(
+        ts=time.time(),
+        supervisor=str(fields.get("supervisor", "")),
+        child=str(fields.get("child", "")),
+        generation=int(fields.get("generation", 0)),
+        event=event,
+        reason=str(fields.get("error", "")),
+        delay=float(fields.get("delay", 0.0)),
+    )
+
+
+def build_children(settings: Settings, registry: Registry) -> list[ChildSpec]:
+    """The root's children in start order; later capabilities add theirs here."""
+    listener = make_listener(registry)
+    children = [
+        ChildSpec("store", lambda link: Store.start(link, settings), shutdown_timeout=15.0),
+        ChildSpec("bus", EventBus.start),
+    ]
+    for extra in _capabilities(settings, registry, listener):
+        children.append(extra)
+    return children
+
+
+def _capabilities(settings: Settings, registry: Registry, listener: Any) -> list[ChildSpec]:
+    # Each capability module exposes child_specs(settings, registry, listener); imported lazily so
+    # the tree can be built (and tested) from the foundation alone.
+    import importlib
+
+    specs: list[ChildSpec] = []
+    for module_name in CAPABILITIES:
+        module = importlib.import_module(module_name)
+        specs.extend(module.child_specs(settings, registry, listener, supervisor_config))
+    return specs
+
+
+CAPABILITIES: list[str] = []
+
+
+class Daemon:
+    """``python run.py``: the foreground daemon on one state directory."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = Registry()
+        self.stop_requested = threading.Event()
+        self.exit_code = EXIT_OK
+        self.root: pykka.ActorRef[Any] | None = None
+        self._lock_file: IO[str] | None = None
+
+    def run(self) -> int:
+        self.acquire_lock()
+        logs.configure(self.settings.logging, self.settings.log_path)
+        self._install_signals()
+        log.info(
+            "daemon.starting",
+            state_dir=str(self.settings.state_dir),
+            config=str(self.settings.config_path),
+            pid=os.getpid(),
+        )
+        try:
+            self.start()
+            log.info("daemon.started", actors=self.registry.names())
+            while not self.stop_requested.wait(0.5):
+                pass
+        finally:
+            self.stop()
+            log.info("daemon.stopped", exit_code=self.exit_code)
+            logs.shutdown()
+            self.release_lock()
+        return self.exit_code
+
+    def start(self) -> None:
+        children = build_children(self.settings, self.registry)
+        self.root = Supervisor.start_root(
+            "root",
+            children,
+            self.registry,
+            config=supervisor_config(self.settings, Strategy.REST_FOR_ONE),
+            listener=make_listener(self.registry),
+            on_escalate=self._on_escalate,
+        )
+
+    def stop(self) -> None:
+        root, self.root = self.root, None
+        if root is None:
+            return
+        try:
+            root.stop(block=True, timeout=self.settings.daemon.shutdown_timeout)
+        except pykka.Timeout:
+            log.error(  # noqa: TRY400 - a timeout has no traceback worth printing
+                "daemon.shutdown_timeout", seconds=self.settings.daemon.shutdown_timeout
+            )
+            self.exit_code = self.exit_code or EXIT_ESCALATED
+
+    def request_stop(self, *_: Any) -> None:
+        self.stop_requested.set()
+
+    def _on_escalate(self, escalation: Escalation) -> None:
+        log.critical(
+            "daemon.escalation",
+            child=escalation.child,
+            supervisor=escalation.supervisor,
+            reason=escalation.reason,
+        )
+        self.exit_code = EXIT_ESCALATED
+        self.stop_requested.set()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
+
+    # The state directory lock: one daemon per state directory
+
+    def acquire_lock(self) -> None:
+        state_dir = self.settings.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(state_dir, 0o700)
+        path = state_dir / "daemon.lock"
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip()
+            handle.close()
+            raise LockHeld(str(state_dir), pid) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    def release_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+def daemon_pid(state_dir: Path) -> int | None:
+    """The pid of the daemon holding ``state_dir``, or None when no daemon holds it."""
+    path = state_dir / "daemon.lock"
+    if not path.exists():
+        return None
+    with path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+__all__ = ["CAPABILITIES", "Daemon", "Link", "build_children", "daemon_pid", "supervisor_config"]

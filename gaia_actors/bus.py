@@ -1,0 +1,87 @@
+"""The event bus: fan-out of events to subscribers; every event is also logged and stored."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from typing import Any
+
+from gaia_actors.actor import GaiaActor
+from gaia_actors.messages import Event, Insert, Subscribe, SubscribeSink, Unsubscribe, fields_of
+from supervisors import Link
+
+_LEVELS = {"debug", "info", "warning", "error", "critical"}
+
+
+class EventBus(GaiaActor):
+    """Publish/subscribe by glob over event names (``health.*``, ``stage.finished``)."""
+
+    def __init__(self, link: Link) -> None:
+        super().__init__(link)
+        self.actors: dict[str, tuple[str, ...]] = {}
+        self.sinks: dict[str, tuple[tuple[str, ...], Callable[[Event], None]]] = {}
+        self.published = 0
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case Event():
+                self._publish(message)
+            case Subscribe(subscriber=name, patterns=patterns):
+                self.actors[name] = patterns
+            case SubscribeSink(key=key, sink=sink, patterns=patterns):
+                self.sinks[key] = (patterns, sink)
+            case Unsubscribe(subscriber=name):
+                self.actors.pop(name, None)
+                self.sinks.pop(name, None)
+            case _:
+                return self.unhandled(message)
+        return None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **super().state(),
+            "published": self.published,
+            "subscribers": sorted(self.actors),
+            "streams": len(self.sinks),
+        }
+
+    def _publish(self, event: Event) -> None:
+        self.published += 1
+        self._log(event)
+        self.tell(
+            "store",
+            Insert(
+                "events",
+                fields_of(
+                    ts=event.ts,
+                    name=event.name,
+                    level=event.level,
+                    actor=event.actor,
+                    env=event.env,
+                    data=dict(event.as_dict()),
+                ),
+            ),
+        )
+        for name, patterns in list(self.actors.items()):
+            if _matches(event.name, patterns) and not self.tell(name, event):
+                self.actors.pop(
+                    name, None
+                )  # a subscriber that is gone for good re-subscribes on start
+        for key, (patterns, sink) in list(self.sinks.items()):
+            if _matches(event.name, patterns):
+                try:
+                    sink(event)
+                except Exception as exc:  # noqa: BLE001 - one broken stream must not stop the bus
+                    self.log.warning("bus.sink_failed", sink=key, error=repr(exc))
+                    self.sinks.pop(key, None)
+
+    def _log(self, event: Event) -> None:
+        level = event.level if event.level in _LEVELS else "info"
+        fields = {k: v for k, v in event.data if k not in ("event", "level", "actor", "env")}
+        if event.env:
+            fields["env"] = event.env
+        getattr(self.log.bind(actor=event.actor or self.name), level)(event.name, **fields)
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)

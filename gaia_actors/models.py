@@ -1,0 +1,247 @@
+"""peewee models: every table of the store in one module (DESIGN.md, Persistence).
+
+The models bind to ``database``, a proxy the Store initialises at start; readers in any
+thread use the same proxy (peewee keeps one connection per thread), and only the Store
+actor writes. Timestamps are Unix seconds (float) in UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import peewee
+
+database = peewee.DatabaseProxy()
+
+
+class JSONField(peewee.TextField):
+    """A JSON document in a text column."""
+
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, default=str, separators=(",", ":"))
+
+    def python_value(self, value: str | None) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+
+
+class EventRow(BaseModel):
+    ts = peewee.FloatField(index=True)
+    name = peewee.CharField(index=True)
+    level = peewee.CharField(default="info")
+    actor = peewee.CharField(default="")
+    env = peewee.CharField(default="", index=True)
+    data = JSONField(default=dict)
+
+    class Meta:
+        table_name = "events"
+
+
+class ActorRestart(BaseModel):
+    ts = peewee.FloatField(index=True)
+    supervisor = peewee.CharField()
+    child = peewee.CharField(index=True)
+    generation = peewee.IntegerField(default=0)
+    event = peewee.CharField(default="supervisor.restart")
+    reason = peewee.TextField(default="")
+    delay = peewee.FloatField(default=0.0)
+
+    class Meta:
+        table_name = "actor_restarts"
+
+
+class HealthCheck(BaseModel):
+    ts = peewee.FloatField(index=True)
+    env = peewee.CharField(index=True)
+    status = peewee.CharField()  # healthy | degraded | down | unknown
+    http_status = peewee.IntegerField(null=True)
+    latency_ms = peewee.FloatField(null=True)
+    error = peewee.TextField(default="")
+    reason = peewee.TextField(default="")
+    error_rate = peewee.FloatField(default=0.0)
+    release = peewee.CharField(default="")
+    uptime_s = peewee.FloatField(null=True)
+    cpu_percent = peewee.FloatField(null=True)
+    rss_bytes = peewee.IntegerField(null=True)
+    db_bytes = peewee.IntegerField(null=True)
+    log_bytes = peewee.IntegerField(null=True)
+
+    class Meta:
+        table_name = "health_checks"
+
+
+class MetricSample(BaseModel):
+    ts = peewee.FloatField(index=True)
+    env = peewee.CharField(index=True)
+    name = peewee.CharField(index=True)
+    labels = JSONField(default=dict)
+    value = peewee.FloatField()
+
+    class Meta:
+        table_name = "metric_samples"
+
+
+class BackupRow(BaseModel):
+    ts = peewee.FloatField(index=True)
+    env = peewee.CharField(index=True)
+    path = peewee.TextField()
+    size = peewee.IntegerField(default=0)
+    sha256 = peewee.CharField(default="")
+    integrity = peewee.TextField(default="")
+    verified = peewee.BooleanField(default=False)
+    reason = peewee.CharField(default="manual")  # manual | scheduled | pipeline | ladder
+    pipeline_id = peewee.IntegerField(null=True)
+
+    class Meta:
+        table_name = "backups"
+
+
+class ReleaseRow(BaseModel):
+    ts = peewee.FloatField(index=True)
+    env = peewee.CharField(index=True)
+    release_id = peewee.CharField(index=True)
+    source = peewee.TextField(default="")
+    content_hash = peewee.CharField(default="")
+    status = peewee.CharField(default="built")
+
+    class Meta:
+        table_name = "releases"
+
+
+class Deployment(BaseModel):
+    ts = peewee.FloatField(index=True)
+    env = peewee.CharField(index=True)
+    release_id = peewee.CharField()
+    previous = peewee.CharField(default="")
+    status = peewee.CharField()  # deployed | rolled_back | failed
+    kind = peewee.CharField(default="deploy")  # deploy | rollback
+    duration = peewee.FloatField(default=0.0)
+    error = peewee.TextField(default="")
+    pipeline_id = peewee.IntegerField(null=True)
+
+    class Meta:
+        table_name = "deployments"
+
+
+class Pipeline(BaseModel):
+    kind = peewee.CharField()  # dev_to_staging | staging_to_prod
+    status = peewee.CharField(index=True)  # running | succeeded | failed | cancelled | interrupted
+    started = peewee.FloatField(index=True)
+    ended = peewee.FloatField(null=True)
+    source = peewee.CharField(default="")
+    target = peewee.CharField(default="")
+    release_id = peewee.CharField(default="")
+    previous_release = peewee.CharField(default="")
+    trigger = peewee.CharField(default="")
+    error = peewee.TextField(default="")
+    chain_id = peewee.IntegerField(null=True)
+
+    class Meta:
+        table_name = "pipelines"
+
+
+class Stage(BaseModel):
+    pipeline_id = peewee.IntegerField(index=True)
+    position = peewee.IntegerField()
+    name = peewee.CharField()
+    kind = peewee.CharField()
+    blocking = peewee.BooleanField(default=True)
+    status = (
+        peewee.CharField()
+    )  # running | passed | failed | warned | skipped | cancelled | timed_out
+    started = peewee.FloatField(null=True)
+    ended = peewee.FloatField(null=True)
+    duration = peewee.FloatField(null=True)
+    exit_code = peewee.IntegerField(null=True)
+    output_tail = peewee.TextField(default="")
+    tests = JSONField(null=True)
+    error = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "stages"
+
+
+class Incident(BaseModel):
+    env = peewee.CharField(index=True)
+    cause = peewee.CharField()  # exited | down | hung
+    started = peewee.FloatField(index=True)
+    detected = peewee.FloatField(null=True)
+    recovered = peewee.FloatField(null=True)
+    time_to_detect = peewee.FloatField(null=True)
+    time_to_recover = peewee.FloatField(null=True)
+    status = peewee.CharField(default="open")  # open | recovered | failed
+    detail = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "incidents"
+
+
+class ImproveCycle(BaseModel):
+    started = peewee.FloatField(index=True)
+    ended = peewee.FloatField(null=True)
+    target = peewee.TextField()
+    status = peewee.CharField(default="running")
+    coverage = peewee.FloatField(null=True)
+    pass_rate = peewee.FloatField(null=True)
+    ops_per_sec = peewee.FloatField(null=True)
+    issues_detected = peewee.IntegerField(default=0)
+    issues_fixed = peewee.IntegerField(default=0)
+    build_time = peewee.FloatField(null=True)
+    test_time = peewee.FloatField(null=True)
+    files = peewee.IntegerField(default=0)
+    phases = JSONField(null=True)
+    report = JSONField(null=True)
+
+    class Meta:
+        table_name = "improve_cycles"
+
+
+class FindingRow(BaseModel):
+    cycle_id = peewee.IntegerField(index=True)
+    identity = peewee.CharField(index=True)
+    type = peewee.CharField()
+    file = peewee.TextField()
+    line = peewee.IntegerField(default=0)
+    text = peewee.TextField(default="")
+    severity = peewee.CharField()
+    priority = peewee.IntegerField(default=0)
+    detector = peewee.CharField(default="")
+
+    class Meta:
+        table_name = "findings"
+
+
+class TaskRow(BaseModel):
+    cycle_id = peewee.IntegerField(index=True)
+    title = peewee.TextField()
+    score = peewee.FloatField()
+    effort = peewee.CharField(default="")
+    severity = peewee.CharField(default="")
+    findings = JSONField(null=True)
+    status = peewee.CharField(default="open")
+
+    class Meta:
+        table_name = "tasks"
+
+
+MODELS: list[type[BaseModel]] = [
+    EventRow,
+    ActorRestart,
+    HealthCheck,
+    MetricSample,
+    BackupRow,
+    ReleaseRow,
+    Deployment,
+    Pipeline,
+    Stage,
+    Incident,
+    ImproveCycle,
+    FindingRow,
+    TaskRow,
+]
+TABLES: dict[str, type[BaseModel]] = {m._meta.table_name: m for m in MODELS}

@@ -1,0 +1,428 @@
+"""Settings: one TOML file validated into frozen dataclasses, with ``GAIA_*`` overrides.
+
+Every error names the file, the key and what was expected (``ConfigError``); the CLI turns
+it into exit code 2 before any state is touched. Overrides: ``GAIA_STATE_DIR``,
+``GAIA_DATABASE_URL``, and ``GAIA_<SECTION>__<KEY>`` for any single key, with ``__``
+between levels (``GAIA_MONITOR__INTERVAL=5``, ``GAIA_ENVIRONMENTS__PROD__PORT=9080``); the
+value is read as a TOML value when it parses as one, else as a string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gaia_actors.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gaia.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    state_dir: str = ""  # default: var/ beside the config's folder
+    shutdown_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionSettings:
+    max_restarts: int = 3
+    max_seconds: float = 5.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    backoff_jitter: float = 0.2
+    stable_after: float = 10.0
+    ping_interval: float = 1.0
+    ping_timeout: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    console: Literal["auto", "pretty", "json", "off"] = "auto"
+    file_max_bytes: int = 10_000_000
+    file_backups: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    url: str = ""  # default: sqlite at <state_dir>/gaia.db; or GAIA_DATABASE_URL
+    batch_size: int = 500
+    flush_interval: float = 0.2
+    retention_days: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSettings:
+    socket: str = ""  # default: <state_dir>/control.sock
+    max_line_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentSettings:
+    """One environment of the managed service (DESIGN.md, Environments on disk)."""
+
+    port: int
+    source: str = "demo"  # the source tree releases are built from (relative to the config)
+    command: tuple[str, ...] = ("{python}", "server.py")
+    env: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    health_path: str = "/health"
+    metrics_path: str = "/metrics"
+    build: tuple[str, ...] = ("{python}", "-m", "compileall", "-q", ".")
+    build_timeout: float = 120.0
+    ignore: tuple[str, ...] = ("__pycache__", "*.pyc", ".pytest_cache", ".git", "var")
+    keep_releases: int = 5
+    backup_schedule: str = "none"  # none | hourly | daily | <seconds>
+    backup_keep: int = 10
+    backup_max_age_days: float = 30.0
+    log_retention_days: float = 7.0
+    log_max_bytes: int = 5_000_000
+    log_backups: int = 5
+    reset_on_error: bool = False
+    startsecs: float = 1.0
+    stop_grace: float = 5.0
+    deploy_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSettings:
+    interval: float = 30.0
+    connect_timeout: float = 1.0
+    read_timeout: float = 2.0
+    max_body_bytes: int = 65_536
+    latency_degraded: float = 0.5
+    error_rate_degraded: float = 0.2
+    window: int = 10
+    failure_threshold: int = 3
+    success_threshold: int = 2
+    retention_days: float = 7.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    interval: float = 60.0
+    retention_days: float = 7.0
+    listen: str = "127.0.0.1:9464"  # the daemon's own /metrics; "" turns it off
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverSettings:
+    down_checks: int = 3
+    flap_window: float = 300.0
+    flap_max: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class BalancerSettings:
+    pool: tuple[str, ...] = ()  # default: every environment
+
+
+@dataclass(frozen=True, slots=True)
+class StageSettings:
+    kind: Literal["build", "command", "health", "load", "backup", "deploy"]
+    name: str = ""
+    env: str = ""  # the environment the stage acts on ("source"/"target" or a name)
+    command: tuple[str, ...] = ()
+    timeout: float = 300.0
+    blocking: bool = True
+    soak: float = 0.0
+    requests: int = 200
+    concurrency: int = 4
+    max_error_rate: float = 0.01
+    max_p95_ms: float = 250.0
+    junit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    dev_to_staging: tuple[StageSettings, ...] = ()
+    staging_to_prod: tuple[StageSettings, ...] = ()
+    history_keep: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ImproveSettings:
+    target: str = "."  # relative to the config's folder's parent: this project by default
+    workers: int = 4
+    batch_size: int = 32
+    exclude: tuple[str, ...] = ()
+    test_command: tuple[str, ...] = ()
+    benchmark_command: tuple[str, ...] = ()
+    linters: tuple[tuple[str, ...], ...] = ()
+    fixers: tuple[tuple[str, ...], ...] = ()
+    coverage_threshold: float = 50.0
+    long_function_lines: int = 60
+    max_file_bytes: int = 2_097_152
+    regression_threshold: float = 0.1
+    timeout: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All configuration; ``config_path`` and ``state_dir`` are resolved absolute paths."""
+
+    config_path: Path
+    state_dir: Path
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    control: ControlSettings = field(default_factory=ControlSettings)
+    environments: dict[str, EnvironmentSettings] = field(default_factory=dict)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    failover: FailoverSettings = field(default_factory=FailoverSettings)
+    balancer: BalancerSettings = field(default_factory=BalancerSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    improve: ImproveSettings = field(default_factory=ImproveSettings)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the config are resolved against."""
+        return self.config_path.parent
+
+    def resolve(self, path: str) -> Path:
+        return (self.base_dir / path).resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.state_dir / 'gaia.db'}"
+
+    @property
+    def socket_path(self) -> Path:
+        return Path(self.control.socket) if self.control.socket else self.state_dir / "control.sock"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "logs" / "gaia.jsonl"
+
+    def env_dir(self, env: str) -> Path:
+        return self.state_dir / "environments" / env
+
+
+_SECTIONS = {f.name for f in dataclasses.fields(Settings)} - {"config_path", "state_dir"}
+
+
+def load(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, override and validate the configuration. Raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    config_path = Path(path or environ.get("GAIA_CONFIG") or DEFAULT_CONFIG).resolve()
+    raw = _read_toml(config_path)
+    _apply_overrides(raw, environ, str(config_path))
+    where = str(config_path)
+    unknown = set(raw) - _SECTIONS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ConfigError(
+            where, name, f"unknown section; sections are: {', '.join(sorted(_SECTIONS))}"
+        )
+    hints = typing.get_type_hints(Settings)
+    sections = {name: _build(hints[name], raw[name], where, name) for name in raw}
+    state_dir = _state_dir(config_path, sections.get("daemon"), environ)
+    settings = Settings(config_path=config_path, state_dir=state_dir, **sections)
+    if environ.get("GAIA_DATABASE_URL"):
+        settings = dataclasses.replace(
+            settings, store=dataclasses.replace(settings.store, url=environ["GAIA_DATABASE_URL"])
+        )
+    _check(settings, where)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(
+            str(path), "", "file not found (set GAIA_CONFIG or pass --config)"
+        ) from None
+    except PermissionError:
+        raise ConfigError(str(path), "", "file is not readable (permission denied)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), "", "is a directory, expected a TOML file") from None
+
+
+def _apply_overrides(raw: dict[str, Any], environ: Mapping[str, str], where: str) -> None:
+    for name, value in environ.items():
+        if not name.startswith("GAIA_") or "__" not in name:
+            continue
+        keys = [k.lower() for k in name[len("GAIA_") :].split("__")]
+        if not all(keys):
+            raise ConfigError(where, name, "malformed override name (empty key between '__')")
+        table = raw
+        for key in keys[:-1]:
+            nested = table.setdefault(key, {})
+            if not isinstance(nested, dict):
+                raise ConfigError(
+                    where, name, f"override goes through {key!r}, which is not a table"
+                )
+            table = nested
+        table[keys[-1]] = _parse_override(value)
+
+
+def _parse_override(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _state_dir(
+    config_path: Path, daemon: DaemonSettings | None, environ: Mapping[str, str]
+) -> Path:
+    if environ.get("GAIA_STATE_DIR"):
+        return Path(environ["GAIA_STATE_DIR"]).resolve()
+    if daemon is not None and daemon.state_dir:
+        return (config_path.parent / daemon.state_dir).resolve()
+    return (config_path.parent.parent / "var").resolve()
+
+
+def _check(settings: Settings, where: str) -> None:
+    ports: dict[int, str] = {}
+    for name, env in settings.environments.items():
+        if not name.isidentifier():
+            raise ConfigError(
+                where, f"environments.{name}", "environment names must be identifiers"
+            )
+        if not 0 < env.port < 65536:
+            raise ConfigError(
+                where, f"environments.{name}.port", f"expected 1..65535, got {env.port}"
+            )
+        if env.port in ports:
+            raise ConfigError(
+                where,
+                f"environments.{name}.port",
+                f"port {env.port} is also used by {ports[env.port]!r}",
+            )
+        ports[env.port] = name
+        if not env.command:
+            raise ConfigError(
+                where, f"environments.{name}.command", "expected a non-empty argv list"
+            )
+        _check_schedule(where, name, env.backup_schedule)
+
+
+def _check_schedule(where: str, env: str, schedule: str) -> None:
+    if schedule in ("none", "hourly", "daily"):
+        return
+    try:
+        if float(schedule) > 0:
+            return
+    except ValueError:
+        pass
+    raise ConfigError(
+        where,
+        f"environments.{env}.backup_schedule",
+        f"expected none, hourly, daily or a number of seconds, got {schedule!r}",
+    )
+
+
+def backup_interval(schedule: str) -> float | None:
+    """Seconds between scheduled backups, or None for ``none``."""
+    named = {"none": None, "hourly": 3600.0, "daily": 86400.0}
+    return named[schedule] if schedule in named else float(schedule)
+
+
+# --- the generic validator: TOML values into typed dataclasses ---------------------------
+
+
+def _build(target: Any, value: Any, where: str, key: str) -> Any:
+    if dataclasses.is_dataclass(target):
+        return _build_dataclass(target, value, where, key)  # type: ignore[arg-type]
+    origin = typing.get_origin(target)
+    args = typing.get_args(target)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(where, key, f"expected a table, got {_kind(value)}")
+        return {k: _build(args[1], v, where, f"{key}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(where, key, f"expected a list, got {_kind(value)}")
+        return tuple(_build(args[0], v, where, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(where, key, f"expected one of {choices}, got {value!r}")
+        return value
+    return _scalar(target, value, where, key)
+
+
+def _build_dataclass(cls: type[Any], value: Any, where: str, key: str) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(where, key, f"expected a table, got {_kind(value)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for name in value:
+        if name not in fields:
+            known = ", ".join(fields)
+            raise ConfigError(where, f"{key}.{name}", f"unknown key; known keys: {known}")
+    for name, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and name not in value:
+            raise ConfigError(
+                where, f"{key}.{name}", f"required key is missing ({_describe(hints[name])})"
+            )
+    built = {name: _build(hints[name], v, where, f"{key}.{name}") for name, v in value.items()}
+    return cls(**built)
+
+
+def _scalar(target: Any, value: Any, where: str, key: str) -> Any:
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(target)
+    if ok is None:
+        raise ConfigError(where, key, f"unsupported setting type {target!r}")
+    if not ok:
+        raise ConfigError(where, key, f"expected {_describe(target)}, got {_kind(value)} {value!r}")
+    if target is float:
+        number = float(value)
+        if number < 0:
+            raise ConfigError(where, key, f"expected a non-negative number, got {value!r}")
+        return number
+    if target is int and value < 0:
+        raise ConfigError(where, key, f"expected a non-negative integer, got {value!r}")
+    return value
+
+
+def _describe(target: Any) -> str:
+    origin = typing.get_origin(target)
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(target)[0])}"
+    if origin is dict:
+        return "a table"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(target))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in typing.get_args(target))
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        target, getattr(target, "__name__", str(target))
+    )
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def python_executable() -> str:
+    """The interpreter to run children with (never a pyenv shim, REFERENCE.md Processes)."""
+    return sys.executable
