@@ -1,0 +1,21 @@
+"""The bundled demo service that gaia_actors runs as dev, staging and prod.
+
+A small threaded HTTP service (stdlib ``http.server`` + ``sqlite3`` + ``prometheus_client``)
+with an items API, ``/health``, ``/metrics`` and fault knobs. It must run standalone from a
+copy of the ``demo/`` directory, so nothing here imports ``gaia_actors``.
+
+Modules, leaves first::
+
+    config   environment variables -> Settings
+    faults   fault knobs: parsing (FAULT env var / file, admin JSON) and the live state
+    logs     JSON-lines event log on stdout
+    db       the SQLite database: open, migrations, items, health check
+    metrics  the Prometheus registry of one process
+    api      routing and request validation (no sockets)
+    http     the threaded HTTP server and its request handler
+    app      main(): start-up phases, signals, shutdown
+"""
+
+from __future__ import annotations
+
+__version__ = "1.0.0"
