@@ -221,7 +221,7 @@ _T = TypeVar("_T")
 class _Connection:
     """One keep-alive connection to an origin, owned by the loop thread."""
 
-    __slots__ = ("idle_since", "origin", "reader", "reused", "writer")
+    __slots__ = ("idle_since", "origin", "reader", "reused", "status", "writer")
 
     def __init__(
         self, origin: _Origin, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -231,6 +231,7 @@ class _Connection:
         self.writer = writer
         self.reused = False
         self.idle_since = 0.0
+        self.status: int | None = None  # of the exchange in progress, once its head is read
 
     def usable(self) -> bool:
         # A server's FIN or RST on an idle connection has already been processed by the
@@ -399,7 +400,9 @@ class Prober:
         except TimeoutError:
             conn.close()
             raise _CheckFailed(
-                ProbeErrorKind.TIMEOUT, f"no complete response within {target.read_timeout} s"
+                ProbeErrorKind.TIMEOUT,
+                f"no complete response within {target.read_timeout} s",
+                status=conn.status,
             ) from None
         except BaseException:
             conn.close()
@@ -508,12 +511,14 @@ class Prober:
 
     async def _exchange(self, conn: _Connection, target: ProbeTarget) -> _Response:
         endpoint = target._endpoint
+        conn.status = None
         conn.writer.write(
             f"GET {endpoint.request_target} HTTP/1.1\r\nHost: {endpoint.host_header}\r\n"
             f"User-Agent: {self._user_agent}\r\nAccept: application/json, */*;q=0.5\r\n"
             "Connection: keep-alive\r\n\r\n".encode("latin-1")
         )
         head = await self._read_head(conn)
+        conn.status = head.status
         body, framed = await _read_body(conn.reader, head, target.max_body_bytes)
         return _Response(
             status=head.status,
