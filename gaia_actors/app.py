@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -102,25 +102,29 @@ def _restart_row(event: str, fields: Mapping[str, Any]) -> Any:
     )
 
 
-def build_children(settings: Settings, registry: Registry) -> list[ChildSpec]:
-    """The root's children in start order; later capabilities add theirs here."""
+def build_children(
+    settings: Settings, registry: Registry, capabilities: Sequence[str] | None = None
+) -> list[ChildSpec]:
+    """The root's children in start order: store, bus, then each capability's children."""
     listener = make_listener(registry)
     children = [
         ChildSpec("store", lambda link: Store.start(link, settings), shutdown_timeout=15.0),
         ChildSpec("bus", EventBus.start),
     ]
-    for extra in _capabilities(settings, registry, listener):
-        children.append(extra)
+    modules = CAPABILITIES if capabilities is None else capabilities
+    children.extend(_capabilities(modules, settings, registry, listener))
     return children
 
 
-def _capabilities(settings: Settings, registry: Registry, listener: Any) -> list[ChildSpec]:
+def _capabilities(
+    modules: Sequence[str], settings: Settings, registry: Registry, listener: Any
+) -> list[ChildSpec]:
     # Each capability module exposes child_specs(settings, registry, listener); imported lazily so
     # the tree can be built (and tested) from the foundation alone.
     import importlib
 
     specs: list[ChildSpec] = []
-    for module_name in CAPABILITIES:
+    for module_name in modules:
         module = importlib.import_module(module_name)
         specs.extend(module.child_specs(settings, registry, listener, supervisor_config))
     return specs

@@ -1,0 +1,135 @@
+"""Tell throughput and ask rate: bare Pykka against the same work through gaia_actors.
+
+Ours = name resolution in the registry + typed ``match`` dispatch in a GaiaActor + a live
+supervision tree (liveness pings running). Both sides run in this one process, alternating,
+best of ``--repeat`` runs each, so machine noise hits both alike.
+
+    python benchmarks/actor_overhead.py [--tells 200000] [--asks 20000] [--repeat 5]
+
+Goal (issue 2): ours >= 0.8x bare Pykka for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import pykka
+
+from gaia_actors.actor import GaiaActor
+from gaia_actors.messages import message
+from supervisors import ChildSpec, Link, Registry, Supervisor
+
+
+@message
+class Add:
+    """Benchmark command."""
+
+    amount: int
+
+
+@message
+class Total:
+    """Benchmark query."""
+
+
+class BareCounter(pykka.ThreadingActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Add):
+            self.total += message.amount
+            return None
+        if isinstance(message, Total):
+            return self.total
+        return None
+
+
+class Counter(GaiaActor):
+    def __init__(self, link: Link) -> None:
+        super().__init__(link)
+        self.total = 0
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case Add(amount=amount):
+                self.total += amount
+            case Total():
+                return self.total
+            case _:
+                return self.unhandled(message)
+        return None
+
+
+def bare_tells(ref: pykka.ActorRef[Any], n: int) -> float:
+    msg = Add(1)
+    start = time.perf_counter()
+    for _ in range(n):
+        ref.tell(msg)
+    ref.ask(Total(), timeout=60)
+    return n / (time.perf_counter() - start)
+
+
+def bare_asks(ref: pykka.ActorRef[Any], n: int) -> float:
+    msg = Total()
+    start = time.perf_counter()
+    for _ in range(n):
+        ref.ask(msg, timeout=5)
+    return n / (time.perf_counter() - start)
+
+
+def our_tells(registry: Registry, n: int) -> float:
+    msg = Add(1)
+    start = time.perf_counter()
+    for _ in range(n):
+        registry.tell("counter", msg)
+    registry.ask("counter", Total(), timeout=60)
+    return n / (time.perf_counter() - start)
+
+
+def our_asks(registry: Registry, n: int) -> float:
+    msg = Total()
+    start = time.perf_counter()
+    for _ in range(n):
+        registry.ask("counter", msg, timeout=5)
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tells", type=int, default=200_000)
+    parser.add_argument("--asks", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    bare = BareCounter.start()
+    registry = Registry()
+    root = Supervisor.start_root("root", [ChildSpec("counter", Counter.start)], registry)
+    results: dict[str, list[float]] = {
+        k: [] for k in ("bare_tell", "our_tell", "bare_ask", "our_ask")
+    }
+    try:
+        for _ in range(args.repeat):
+            results["bare_tell"].append(bare_tells(bare, args.tells))
+            results["our_tell"].append(our_tells(registry, args.tells))
+            results["bare_ask"].append(bare_asks(bare, args.asks))
+            results["our_ask"].append(our_asks(registry, args.asks))
+    finally:
+        bare.stop()
+        root.stop(block=True, timeout=10)
+    best = {k: max(v) for k, v in results.items()}
+    print(f"{'':12}{'bare pykka':>14}{'gaia_actors':>14}{'ratio':>8}")
+    for kind in ("tell", "ask"):
+        b, o = best[f"bare_{kind}"], best[f"our_{kind}"]
+        print(f"{kind + ' msg/s':12}{b:>14,.0f}{o:>14,.0f}{o / b:>8.2f}")
+    print(
+        f"(best of {args.repeat}; {args.tells} tells and {args.asks} asks per run;"
+        " goal: ratio >= 0.80)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The base actor: typed dispatch, unknown messages, fault injection, timers."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from gaia_actors.actor import GaiaActor
+from gaia_actors.errors import UnknownMessage
+from gaia_actors.messages import Crash, GetState, Hang, message
+from supervisors import ChildSpec, Link, Registry, Supervisor
+from supervisors.backoff import Backoff
+from supervisors.supervisor import SupervisorConfig
+from tests.conftest import wait_until
+
+
+@message
+class _Add:
+    """Test command."""
+
+    amount: int
+
+
+@message
+class _Total:
+    """Test query."""
+
+
+@message
+class _Tick:
+    """Test timer message."""
+
+
+class Counter(GaiaActor):
+    def __init__(self, link: Link) -> None:
+        super().__init__(link)
+        self.total = 0
+        self.ticks = threading.Event()
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case _Add(amount=amount):
+                self.total += amount
+            case _Total():
+                return self.total
+            case _Tick():
+                self.ticks.set()
+                return None
+            case _:
+                return self.unhandled(message)
+        return None
+
+
+@pytest.fixture
+def registry() -> Any:
+    registry = Registry()
+    config = SupervisorConfig(
+        backoff=Backoff(initial=0.01, maximum=0.05), ping_interval=0.05, ping_timeout=0.3
+    )
+    root = Supervisor.start_root(
+        "root", [ChildSpec("counter", Counter.start)], registry, config=config
+    )
+    yield registry
+    root.stop(block=True, timeout=5)
+
+
+def test_typed_dispatch_by_name(registry: Registry) -> None:
+    registry.tell("counter", _Add(2))
+    registry.tell("counter", _Add(3))
+    assert registry.ask("counter", _Total()) == 5
+
+
+def test_unknown_message_is_an_error_reply_and_the_actor_lives(registry: Registry) -> None:
+    with pytest.raises(UnknownMessage) as info:
+        registry.ask("counter", "hello")
+    assert "counter" in str(info.value)
+    assert "'str'" in str(info.value)
+    registry.tell("counter", 42)  # a told unknown message is logged, not fatal
+    registry.tell("counter", _Add(1))
+    assert registry.ask("counter", _Total()) == 1
+    assert registry.node("counter").restarts == 0  # type: ignore[union-attr]
+
+
+def test_crash_restarts_the_actor_under_the_same_name(registry: Registry) -> None:
+    registry.tell("counter", _Add(5))
+    first = registry.lookup("counter")
+    registry.tell("counter", Crash("test"))
+    wait_until(lambda: registry.is_running("counter") and registry.lookup("counter") is not first)
+    assert registry.ask("counter", _Total()) == 0  # a fresh actor: state starts over
+    node = registry.node("counter")
+    assert node is not None
+    assert node.restarts == 1
+    assert "test" in node.last_error
+
+
+def test_hang_is_caught_by_the_liveness_ping(registry: Registry) -> None:
+    first = registry.lookup("counter")
+    registry.tell("counter", Hang(3.0))
+    wait_until(
+        lambda: registry.is_running("counter") and registry.lookup("counter") is not first,
+        timeout=3,
+    )
+    assert registry.ask("counter", _Total(), timeout=1) == 0
+
+
+def test_get_state_reports_name_and_generation(registry: Registry) -> None:
+    state = registry.ask("counter", GetState())
+    assert state["actor"] == "counter"
+    assert state["generation"] >= 1
+
+
+def test_timers_send_messages_to_self() -> None:
+    registry = Registry()
+    root = Supervisor.start_root("root", [ChildSpec("counter", Counter.start)], registry)
+    try:
+        actor = registry.lookup("counter").proxy()
+        ticks: threading.Event = actor.ticks.get()
+        actor.after(0.01, _Tick()).get()
+        assert ticks.wait(2)
+    finally:
+        root.stop(block=True, timeout=5)

@@ -1,0 +1,99 @@
+"""The store: single writer, batched inserts, read back; the schema migrates forward."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gaia_actors.errors import InvalidMessage
+from gaia_actors.messages import Event, Flush, Insert, InsertNow, Subscribe, Update, fields_of
+from gaia_actors.models import EventRow, HealthCheck, Pipeline
+from gaia_actors.settings import Settings
+from gaia_actors.store import open_database
+from tests.conftest import wait_until
+
+
+def test_batched_inserts_are_written_and_read_back(tree: tuple[Any, Any]) -> None:
+    registry, _ = tree
+    for i in range(1200):
+        registry.tell(
+            "store",
+            Insert(
+                "health_checks",
+                fields_of(ts=time.time(), env=f"e{i % 3}", status="healthy", latency_ms=float(i)),
+            ),
+        )
+    registry.ask("store", Flush())
+    assert HealthCheck.select().count() == 1200
+    assert HealthCheck.select().where(HealthCheck.env == "e1").count() == 400
+    state = registry.ask("store", Flush())
+    assert state == 0  # nothing left queued
+
+
+def test_insert_now_returns_the_id_and_update_applies_in_order(tree: tuple[Any, Any]) -> None:
+    registry, _ = tree
+    row_id = registry.ask(
+        "store",
+        InsertNow(
+            "pipelines", fields_of(kind="dev_to_staging", status="running", started=time.time())
+        ),
+    )
+    assert isinstance(row_id, int)
+    registry.ask("store", Update("pipelines", row_id, fields_of(status="succeeded")))
+    assert Pipeline.get_by_id(row_id).status == "succeeded"
+
+
+def test_unknown_table_is_refused_without_killing_the_store(tree: tuple[Any, Any]) -> None:
+    registry, _ = tree
+    with pytest.raises(InvalidMessage, match="unknown table 'nope'"):
+        registry.ask("store", Insert("nope", ()))
+    registry.tell("store", Insert("nope", ()))  # told: logged and dropped, not a crash
+    registry.ask("store", Flush())
+    assert registry.node("store").restarts == 0
+
+
+def test_bus_stores_and_delivers_events(tree: tuple[Any, Any]) -> None:
+    registry, _ = tree
+    registry.tell("bus", Event("test.happened", env="dev", data=fields_of(n=1)))
+    registry.ask("store", Flush())
+    wait_until(lambda: EventRow.select().where(EventRow.name == "test.happened").count() == 1)
+    row = EventRow.get(EventRow.name == "test.happened")
+    assert row.env == "dev"
+    assert row.data["n"] == 1
+
+
+def test_bus_delivers_matching_events_to_subscribers(tree: tuple[Any, Any]) -> None:
+    from gaia_actors.messages import SubscribeSink
+
+    registry, _ = tree
+    seen: list[str] = []
+    registry.tell("bus", SubscribeSink("t", seen.append, ("health.*",)))  # type: ignore[arg-type]
+    registry.tell("bus", Event("health.changed"))
+    registry.tell("bus", Event("stage.started"))
+    registry.tell("bus", Event("health.checked"))
+    wait_until(lambda: len(seen) == 2)
+    assert [e.name for e in seen] == ["health.changed", "health.checked"]  # type: ignore[attr-defined]
+    registry.tell(
+        "bus", Subscribe("nobody", ("*",))
+    )  # a subscriber that is not running is harmless
+    registry.tell("bus", Event("health.changed"))
+    wait_until(lambda: len(seen) == 3)
+
+
+def test_open_database_adds_missing_columns(tmp_path: Path, settings: Settings) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # an older schema without later columns
+        conn.execute(
+            "CREATE TABLE health_checks (id INTEGER PRIMARY KEY, ts REAL, env TEXT, status TEXT)"
+        )
+        conn.execute("INSERT INTO health_checks (ts, env, status) VALUES (1.0, 'prod', 'down')")
+    open_database(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(health_checks)")}
+        assert {"latency_ms", "rss_bytes", "release"} <= columns
+        assert conn.execute("SELECT status FROM health_checks").fetchall() == [("down",)]
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
