@@ -24,9 +24,16 @@ from supervisors.errors import (
     SupervisionError,
 )
 from supervisors.registry import NodeInfo, Registry
-from supervisors.spec import ChildSpec, Intensity, Restart, Strategy
+from supervisors.spec import ChildSpec, Exhausted, Intensity, Restart, Strategy
 from supervisors.supervised import Link, Supervised
-from supervisors.supervisor import Supervisor
+from supervisors.supervisor import (
+    Listener,
+    ResetChild,
+    RestartChild,
+    Supervisor,
+    SupervisorConfig,
+    WhichChildren,
+)
 
 __all__ = [
     "AskTimeout",
@@ -34,14 +41,20 @@ __all__ = [
     "ChildAborted",
     "ChildSpec",
     "Escalation",
+    "Exhausted",
     "Intensity",
     "Link",
+    "Listener",
     "NodeInfo",
     "NotRunning",
     "Registry",
+    "ResetChild",
     "Restart",
+    "RestartChild",
     "Strategy",
     "Supervised",
     "SupervisionError",
     "Supervisor",
+    "SupervisorConfig",
+    "WhichChildren",
 ]

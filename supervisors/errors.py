@@ -4,7 +4,8 @@ SupervisionError
 ├── NotRunning      the name is not registered, or its actor is dead
 ├── AskTimeout      an ask got no reply within its timeout
 ├── ChildAborted    a child raised SystemExit/KeyboardInterrupt (converted, see Supervised)
-└── Escalation      a supervisor's restart intensity was exceeded
+└── Escalation      a supervisor gave up: a child's restart intensity was exceeded
+                    (or, with child == supervisor, the root supervisor itself crashed)
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ class AskTimeout(SupervisionError):
 
 
 class ChildAborted(SupervisionError):
-    """A handler raised a BaseException; converted so Pykka does not stop every actor."""
+    """A handler raised a BaseException (SystemExit, KeyboardInterrupt...).
+
+    The actor fails alone, as with a crash, instead of Pykka stopping every actor; an asker
+    receives this error.
+    """
 
 
 class Escalation(SupervisionError):
@@ -44,6 +49,9 @@ class Escalation(SupervisionError):
         self.supervisor = supervisor
         self.child = child
         self.reason = reason
+        if child == supervisor:  # the supervisor failed by itself, not through a child
+            super().__init__(f"supervisor {supervisor!r} gave up: {reason}")
+            return
         super().__init__(
             f"supervisor {supervisor!r} gave up: child {child!r} exceeded its restart "
             f"intensity (last failure: {reason})"

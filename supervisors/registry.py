@@ -17,6 +17,9 @@ import pykka
 from supervisors.errors import AskTimeout, NotRunning
 
 DEFAULT_ASK_TIMEOUT = 5.0
+# While an ask waits, how often it checks that the actor is still alive: an ask that races
+# with the actor's stop can be queued after Pykka drained the inbox and never be answered.
+_ALIVE_CHECK = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +75,16 @@ class Registry:
             raise NotRunning(name, "it stopped while the message was sent") from None
 
     def ask(self, name: str, message: Any, timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
-        """Send and wait for the reply. A handler that returns an exception raises it here."""
+        """Send and wait for the reply. A handler that returns an exception raises it here.
+
+        Raises NotRunning when nothing answers to ``name`` or its actor stops before
+        answering, AskTimeout when no reply comes within ``timeout`` (the message may still
+        be handled later), and whatever the handler raised.
+        """
         ref = self.lookup(name)
+        future = ref.ask(message, block=False)
         try:
-            reply = ref.ask(message, timeout=timeout)
+            reply = self._wait(ref, future, timeout)
         except pykka.Timeout:
             raise AskTimeout(name, message, timeout) from None
         except pykka.ActorDeadError:
@@ -83,6 +92,28 @@ class Registry:
         if isinstance(reply, BaseException):
             raise reply
         return reply
+
+    @staticmethod
+    def _wait(ref: pykka.ActorRef[Any], future: pykka.Future[Any], timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                return future.get(timeout=max(0.0, min(remaining, _ALIVE_CHECK)))
+            except pykka.Timeout:
+                if remaining <= _ALIVE_CHECK:
+                    raise
+                if not ref.is_alive():
+                    return Registry._last_chance(future)
+
+    @staticmethod
+    def _last_chance(future: pykka.Future[Any]) -> Any:
+        # Stopped: Pykka answers what it drains from the inbox, so give it a moment; after
+        # that, the message was queued too late to be answered at all.
+        try:
+            return future.get(timeout=_ALIVE_CHECK)
+        except pykka.Timeout:
+            raise pykka.ActorDeadError("stopped without answering") from None
 
     def names(self) -> list[str]:
         return sorted(self._refs)
@@ -94,8 +125,12 @@ class Registry:
     # The tree view: supervisors report their children's state here.
 
     def report(self, info: NodeInfo) -> None:
+        """Record a node's state; ``since`` is kept while its state and generation hold."""
         with self._lock:
-            self._nodes[info.name] = replace(info, since=info.since or time.time())
+            old = self._nodes.get(info.name)
+            same = old is not None and (old.state, old.generation) == (info.state, info.generation)
+            since = info.since or (old.since if same and old else time.time())
+            self._nodes[info.name] = replace(info, since=since)
 
     def forget(self, name: str) -> None:
         with self._lock:

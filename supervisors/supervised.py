@@ -33,6 +33,8 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Pong:
+    """A child's answer to a Ping, naming the generation that answered."""
+
     name: str
     generation: int
     seq: int
@@ -45,7 +47,7 @@ class ChildDown:
     name: str
     generation: int
     error: str = ""
-    phase: str = "run"  # start | run | stop
+    phase: str = "run"  # start | run | stop (a normal exit is phase "stop" with no error)
 
     @property
     def normal(self) -> bool:
@@ -59,7 +61,7 @@ class Link:
     supervisor: pykka.ActorRef[Any] | None
     registry: Registry
     name: str
-    generation: int = 0
+    generation: int = 0  # 1 for a child's first start, +1 for each start after it
     started: threading.Event = field(default_factory=threading.Event)
 
 
@@ -69,6 +71,10 @@ class Supervised(pykka.ThreadingActor):
     Subclasses implement ``handle(message)`` instead of ``on_receive``; ``on_start`` and
     ``on_stop`` stay theirs. Threads are daemonic: a hung actor can only be abandoned, and
     it must not keep the process alive after a clean shutdown.
+
+    Never block on your own supervisor (an ``ask`` to it from ``on_start``, ``on_stop`` or a
+    handler): it may be waiting for you to start or stop, and both waits then run into their
+    timeouts. Tell it instead.
     """
 
     use_daemon_thread = True
@@ -89,8 +95,10 @@ class Supervised(pykka.ThreadingActor):
             return None
         try:
             return self.handle(message)
-        except (SystemExit, KeyboardInterrupt) as exc:
-            raise ChildAborted(f"{self.name}: handler raised {exc!r}") from exc
+        except Exception:
+            raise  # Pykka's own path: to the asker, or a crash reported by on_failure
+        except BaseException as exc:  # noqa: BLE001 - SystemExit & co: fail this actor only
+            return self._abort(exc)
 
     def on_failure(
         self,
@@ -101,20 +109,48 @@ class Supervised(pykka.ThreadingActor):
         error = repr(exception_value) if exception_value else "unknown failure"
         self._notify_supervisor(ChildDown(self.name, self.link.generation, error, "run"))
 
+    def _abort(self, exc: BaseException) -> ChildAborted:
+        """Fail this actor as a crash would, whether the message was told or asked.
+
+        Pykka answers a BaseException from a handler with ``ActorRegistry.stop_all()``, taking
+        down every actor in the process (REFERENCE.md). Here the actor stops alone, its
+        supervisor hears of it once, and an asker gets the ChildAborted as its reply (which
+        ``Registry.ask`` raises).
+        """
+        error = ChildAborted(f"actor {self.name!r}: handler raised {exc!r}")
+        error.__cause__ = exc
+        exc_info = (ChildAborted, error, exc.__traceback__)
+        self._handle_failure(*exc_info)  # logs, unregisters, ends the loop after this message
+        try:
+            self.on_failure(*exc_info)
+        except Exception:  # noqa: BLE001 - as Pykka treats a failing on_failure
+            self._handle_failure(*sys.exc_info())
+        return error
+
     def _actor_loop_setup(self) -> None:
-        # Pykka stops an actor whose on_start raises without calling on_failure; this is the
-        # one place the failure can be seen, so it is reported here (pinned to pykka 4.x).
+        # Pykka stops an actor whose on_start raises without calling on_failure, and lets a
+        # BaseException end the thread with the actor still marked alive; this is the one
+        # place either can be seen, so it is reported here (pinned to pykka 4.x).
         try:
             self.on_start()
-        except Exception as exc:  # noqa: BLE001 - reported to the supervisor, then stop
+        except BaseException as exc:  # noqa: BLE001 - reported to the supervisor, then stop
             self._notify_supervisor(ChildDown(self.name, self.link.generation, repr(exc), "start"))
             self._handle_failure(*sys.exc_info())
         finally:
             self.link.started.set()
 
     def _stop(self) -> None:
-        super()._stop()
-        self._notify_supervisor(ChildDown(self.name, self.link.generation))
+        # Pykka's _stop (4.x) plus the report: an on_stop that raises makes the exit abnormal,
+        # and a BaseException there must not reach Pykka's loop (which would stop_all).
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        self.actor_stopped.set()
+        error = ""
+        try:
+            self.on_stop()
+        except BaseException as exc:  # noqa: BLE001 - reported to the supervisor
+            error = repr(exc)
+            self._handle_failure(*sys.exc_info())
+        self._notify_supervisor(ChildDown(self.name, self.link.generation, error, "stop"))
 
     def _notify_supervisor(self, message: object) -> None:
         if self.link.supervisor is None:

@@ -9,6 +9,7 @@ timeout, as OTP's synchronous start) and a child's stop (bounded by its shutdown
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import random
 import threading
@@ -22,7 +23,7 @@ import pykka
 import structlog
 
 from supervisors.backoff import Backoff
-from supervisors.errors import Escalation
+from supervisors.errors import Escalation, SupervisionError
 from supervisors.registry import NodeInfo, Registry
 from supervisors.spec import ChildSpec, Exhausted, Intensity, Restart, Strategy
 from supervisors.supervised import ChildDown, Link, Ping, Pong, Supervised
@@ -36,21 +37,25 @@ log = structlog.get_logger("supervisors")
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Time to check liveness: sent by the supervisor's ticker thread."""
+    """Time to check liveness: sent by the supervisor's ticker thread at ``sent_at``."""
+
+    sent_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class RestartDue:
-    """A backoff timer fired for this child generation."""
+    """A backoff timer fired for this child, armed at ``epoch``."""
 
     name: str
-    generation: int
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
 class LadderDone:
+    """A ladder step's thread finished (``error`` empty on success)."""
+
     name: str
-    generation: int
+    epoch: int
     step: str
     error: str = ""
 
@@ -82,18 +87,24 @@ class WhichChildren:
     """Query: the state of every child, in start order."""
 
 
+# A child in one of these states has a live actor whose reports count; in any other state
+# its reports come from an actor the supervisor has already stopped or abandoned.
+_LIVE = ("starting", "running")
+
+
 @dataclass
 class _Child:
     """A supervisor's private record of one child (never leaves the supervisor thread)."""
 
     spec: ChildSpec
     ref: pykka.ActorRef[Any] | None = None
-    generation: int = 0
+    generation: int = 0  # starts so far; the running actor's Link carries it
+    epoch: int = 0  # bumped by every start and stop: older timers and ladder results are stale
     state: str = "stopped"
-    started_at: float = 0.0
+    started_at: float = 0.0  # when the current generation reached running, 0 if it has not
     failures: int = 0  # consecutive failures without a stable run, for backoff
     restarts: int = 0  # total, for the tree view
-    ladder_step: int = 0
+    ladder_step: int = 0  # steps taken since the last stable run
     ping: tuple[int, float] | None = None  # (seq, sent_at) of the unanswered ping
     last_error: str = ""
     timer: threading.Timer | None = field(default=None, repr=False)
@@ -101,7 +112,11 @@ class _Child:
 
 @dataclass(frozen=True, slots=True)
 class SupervisorConfig:
-    """How a supervisor treats its children (defaults follow OTP and Akka)."""
+    """How a supervisor treats its children (defaults follow OTP and Akka).
+
+    ``ping_timeout`` must exceed the longest a child's handler may legitimately run: a ping
+    waits behind the message being handled.
+    """
 
     strategy: Strategy = Strategy.ONE_FOR_ONE
     intensity: Intensity = field(default_factory=Intensity)
@@ -111,7 +126,12 @@ class SupervisorConfig:
 
 
 class Supervisor(Supervised):
-    """An OTP-style supervisor for Pykka actors (DESIGN.md, Supervision)."""
+    """An OTP-style supervisor for Pykka actors (DESIGN.md, Supervision).
+
+    A child's ``generation`` counts its starts (1 for the first). Events go to ``listener``
+    (default: the structlog logger ``supervisors``); it runs in this actor's thread, so it
+    must be quick and must not ask this supervisor anything.
+    """
 
     def __init__(
         self,
@@ -135,6 +155,7 @@ class Supervisor(Supervised):
         self.restart_times: deque[float] = deque()
         self.ping_seq = itertools.count(1)
         self.ticker_stop = threading.Event()
+        self.ticker: threading.Thread | None = None
         self.escalated = False
 
     @classmethod
@@ -147,10 +168,19 @@ class Supervisor(Supervised):
         config: SupervisorConfig | None = None,
         listener: Listener | None = None,
         on_escalate: Callable[[Escalation], None] | None = None,
+        rng: random.Random | None = None,
     ) -> pykka.ActorRef[Supervisor]:
-        """Start a supervisor with no parent; ``on_escalate`` receives its final failure."""
+        """Start a supervisor with no parent, registered as ``name``; returns once its
+        children have started.
+
+        ``on_escalate`` receives the root's final failure (its restart intensity exceeded, or
+        the root itself crashing) once every child has stopped. It runs in a thread of its own,
+        so it may stop the root; the root stays alive, with no children, until it is stopped.
+        """
         link = Link(supervisor=None, registry=registry, name=name)
-        ref = cls.start(link, children, config=config, listener=listener, on_escalate=on_escalate)
+        ref = cls.start(
+            link, children, config=config, listener=listener, on_escalate=on_escalate, rng=rng
+        )
         registry.register(name, ref)
         link.started.wait(timeout=sum(c.start_timeout for c in children) + 5)
         return ref
@@ -165,11 +195,12 @@ class Supervisor(Supervised):
         listener: Listener | None = None,
         shutdown_timeout: float = 30.0,
         restart: Restart = Restart.PERMANENT,
+        rng: random.Random | None = None,
     ) -> ChildSpec:
         """A spec that runs a nested supervisor as a child of another."""
 
         def factory(link: Link) -> pykka.ActorRef[Any]:
-            return cls.start(link, children, config=config, listener=listener)
+            return cls.start(link, children, config=config, listener=listener, rng=rng)
 
         start_timeout = sum(c.start_timeout for c in children) + 5
         return ChildSpec(
@@ -188,40 +219,53 @@ class Supervisor(Supervised):
         for child in self.children:
             self._start_child(child)
         if any(c.spec.ping for c in self.children):
-            threading.Thread(
+            self.ticker = threading.Thread(
                 target=self._tick_loop, name=f"{self.name}-ticker", daemon=True
-            ).start()
+            )
+            self.ticker.start()
 
     def on_stop(self) -> None:
         self.ticker_stop.set()
         self._stop_children(self.children)
+        self._unregister_root()
 
     def on_failure(self, *exc_info: Any) -> None:
+        # OTP: a supervisor's children never outlive it. Pykka skips on_stop after a crash,
+        # so without this a restarted supervisor would start a second copy of every child.
         self.ticker_stop.set()
+        self._stop_children(self.children)
+        self._unregister_root()
+        if self.link.supervisor is None and not self.escalated:
+            self.escalated = True
+            reason = f"the supervisor itself crashed: {exc_info[1]!r}"
+            self._call_on_escalate(Escalation(self.name, self.name, reason))
         super().on_failure(*exc_info)
 
     # Messages
 
     def handle(self, message: Any) -> Any:
         match message:
+            case WhichChildren():
+                return [self._info(c) for c in self.children]
+            case _GiveUp(error=error):
+                raise error
+            case _ if self.escalated:
+                # Everything is stopped and the failure handed upward: start nothing again.
+                return SupervisionError(f"supervisor {self.name!r} has escalated; ignored")
             case ChildDown():
                 self._on_child_down(message)
             case Pong(name=name, generation=generation, seq=seq):
                 self._on_pong(name, generation, seq)
-            case Tick():
-                self._check_liveness()
-            case RestartDue(name=name, generation=generation):
-                self._on_restart_due(name, generation)
+            case Tick(sent_at=sent_at):
+                self._check_liveness(sent_at or time.monotonic())
+            case RestartDue(name=name, epoch=epoch):
+                self._on_restart_due(name, epoch)
             case LadderDone():
                 self._on_ladder_done(message)
             case ResetChild(name=name):
                 return self._reset(name)
             case RestartChild(name=name, reason=reason):
                 return self._restart_on_request(name, reason)
-            case WhichChildren():
-                return [self._info(c) for c in self.children]
-            case _GiveUp(error=error):
-                raise error
             case _:
                 return ValueError(f"supervisor {self.name!r} got unknown message {message!r}")
         return None
@@ -229,21 +273,24 @@ class Supervisor(Supervised):
     # Starting and stopping
 
     def _start_child(self, child: _Child) -> None:
+        self._cancel_timer(child)
         child.generation += 1
+        child.epoch += 1
         child.ping = None
-        link = Link(self.actor_ref, self.registry, child.spec.name, child.generation)
+        child.started_at = 0.0
         child.state = "starting"
+        link = Link(self.actor_ref, self.registry, child.spec.name, child.generation)
         try:
             child.ref = child.spec.factory(link)
         except Exception as exc:  # noqa: BLE001 - a factory error is a failed start, not ours
-            self.actor_ref.tell(ChildDown(child.spec.name, child.generation, repr(exc), "start"))
+            self._tell_quietly(ChildDown(child.spec.name, child.generation, repr(exc), "start"))
             return
         self.registry.register(child.spec.name, child.ref, child.generation)
         if not link.started.wait(child.spec.start_timeout):
             error = f"on_start did not finish within {child.spec.start_timeout:g}s"
-            self.actor_ref.tell(ChildDown(child.spec.name, child.generation, error, "start"))
+            self._tell_quietly(ChildDown(child.spec.name, child.generation, error, "start"))
             return
-        if child.ref.is_alive():
+        if child.ref.is_alive():  # else its on_start failed and its ChildDown is queued
             child.state = "running"
             child.started_at = time.monotonic()
             self._emit("supervisor.child_started", child)
@@ -257,7 +304,8 @@ class Supervisor(Supervised):
         hung = child.state == "hung"
         ref, child.ref = child.ref, None
         child.state = state
-        child.generation += 1  # anything the old generation still reports is now stale
+        child.epoch += 1
+        child.ping = None
         self.registry.unregister(child.spec.name)
         self._report(child)
         if ref is None or not ref.is_alive():
@@ -271,16 +319,21 @@ class Supervisor(Supervised):
             # A thread cannot be killed, only abandoned (it is daemonic).
             self._emit("supervisor.shutdown_timeout", child, level="warning")
 
+    def _unregister_root(self) -> None:
+        if self.link.supervisor is None:  # a nested supervisor is unregistered by its parent
+            self.registry.unregister(self.name)
+
     # Failures
 
     def _on_child_down(self, down: ChildDown) -> None:
         child = self._find(down.name)
-        if child is None or down.generation != child.generation or child.state == "stopped":
+        if child is None or down.generation != child.generation or child.state not in _LIVE:
             log.debug(
                 "supervisor.stale_notification",
                 supervisor=self.name,
                 child=down.name,
                 generation=down.generation,
+                error=down.error,
             )
             return
         if down.normal and child.spec.restart is not Restart.PERMANENT:
@@ -299,6 +352,10 @@ class Supervisor(Supervised):
         if child.started_at and now - child.started_at >= self.config.backoff.stable_after:
             child.failures = 0
             child.ladder_step = 0
+        if child.ladder_step:
+            # The one restart that followed a ladder step failed too: take the next step.
+            self._on_budget_spent(child)
+            return
         if self._intensity_exceeded(now):
             self._on_budget_spent(child)
             return
@@ -322,41 +379,52 @@ class Supervisor(Supervised):
             self._escalate(child)
 
     def _schedule_restart(self, child: _Child) -> None:
-        affected = self._affected(child)
+        group = self._stop_group(child)
         delay = self.config.backoff.delay(child.failures, self.rng)
         child.failures += 1
-        for other in reversed(affected):
-            if other is not child:
-                temporary = other.spec.restart is Restart.TEMPORARY
-                self._stop_child(other, state="stopped" if temporary else "restarting")
-        self._stop_child(child, state="restarting")
         self._emit(
             "supervisor.restart",
             child,
             delay=round(delay, 3),
-            group=[c.spec.name for c in affected],
+            group=[c.spec.name for c in group],
         )
         if delay <= 0:
-            self._restart_group(child, affected)
+            self._restart_group(child)
             return
         timer = threading.Timer(
-            delay, self._tell_quietly, (RestartDue(child.spec.name, child.generation),)
+            delay, self._tell_quietly, (RestartDue(child.spec.name, child.epoch),)
         )
+        timer.name = f"{self.name}-restart-{child.spec.name}"
         timer.daemon = True
         child.timer = timer
         timer.start()
 
-    def _on_restart_due(self, name: str, generation: int) -> None:
+    def _stop_group(self, failed: _Child) -> list[_Child]:
+        """Stop the children the strategy restarts with ``failed``, in reverse start order.
+
+        Returns those that will start again: temporary siblings stop for good (OTP: never
+        restarted, not even in a group restart) and parked siblings stay parked.
+        """
+        group = self._affected(failed)
+        for child in reversed(group):
+            if child is failed or child.spec.restart is not Restart.TEMPORARY:
+                if child is failed or child.state != "failed":
+                    self._stop_child(child, state="restarting")
+            else:
+                self._stop_child(child)
+        return [c for c in group if c.state == "restarting"]
+
+    def _on_restart_due(self, name: str, epoch: int) -> None:
         child = self._find(name)
-        if child is None or child.generation != generation or child.state != "restarting":
+        if child is None or child.epoch != epoch or child.state != "restarting":
             return
         child.timer = None
-        self._restart_group(child, self._affected(child))
+        self._restart_group(child)
 
-    def _restart_group(self, failed: _Child, group: Sequence[_Child]) -> None:
-        failed.restarts += 1
-        for child in group:
-            if child is failed or child.state == "restarting":
+    def _restart_group(self, failed: _Child) -> None:
+        for child in self._affected(failed):
+            if child.state == "restarting":
+                child.restarts += 1
                 self._start_child(child)
 
     def _affected(self, child: _Child) -> list[_Child]:
@@ -373,10 +441,10 @@ class Supervisor(Supervised):
     def _run_ladder_step(self, child: _Child) -> None:
         label, action = child.spec.ladder[child.ladder_step]
         child.ladder_step += 1
-        self._stop_child(child, state="restarting")
+        self._stop_group(child)
         self.restart_times.clear()
         self._emit("supervisor.ladder_step", child, level="warning", step=label)
-        generation = child.generation
+        message = functools.partial(LadderDone, child.spec.name, child.epoch, label)
 
         def run() -> None:
             error = ""
@@ -384,13 +452,13 @@ class Supervisor(Supervised):
                 action()
             except Exception as exc:  # noqa: BLE001 - reported back and shown as an event
                 error = repr(exc)
-            self._tell_quietly(LadderDone(child.spec.name, generation, label, error))
+            self._tell_quietly(message(error))
 
         threading.Thread(target=run, name=f"{self.name}-ladder-{label}", daemon=True).start()
 
     def _on_ladder_done(self, done: LadderDone) -> None:
         child = self._find(done.name)
-        if child is None or child.generation != done.generation or child.state != "restarting":
+        if child is None or child.epoch != done.epoch or child.state != "restarting":
             return
         if done.error:
             self._emit(
@@ -404,7 +472,7 @@ class Supervisor(Supervised):
             return
         self._emit("supervisor.ladder_step_done", child, step=done.step)
         child.failures = 0
-        self._restart_group(child, self._affected(child))
+        self._restart_group(child)
 
     def _escalate(self, child: _Child) -> None:
         escalation = Escalation(self.name, child.spec.name, child.last_error)
@@ -413,10 +481,25 @@ class Supervisor(Supervised):
         self.ticker_stop.set()
         self._stop_children(self.children)
         if self.link.supervisor is None:
-            if self.on_escalate is not None:
-                self.on_escalate(escalation)
+            self._call_on_escalate(escalation)
             return
         self.actor_ref.tell(_GiveUp(escalation))
+
+    def _call_on_escalate(self, escalation: Escalation) -> None:
+        callback = self.on_escalate
+        if callback is None:
+            log.critical("supervisor.root_escalated", supervisor=self.name, error=str(escalation))
+            return
+
+        def run() -> None:
+            try:
+                callback(escalation)
+            except Exception:  # a broken callback is logged; nothing else can be done
+                log.exception("supervisor.on_escalate_failed", supervisor=self.name)
+
+        # Its own thread: the callback may stop this very supervisor, which would deadlock
+        # in this actor's thread.
+        threading.Thread(target=run, name=f"{self.name}-escalate", daemon=True).start()
 
     # Operator requests
 
@@ -445,20 +528,22 @@ class Supervisor(Supervised):
 
     def _tick_loop(self) -> None:
         while not self.ticker_stop.wait(self.config.ping_interval):
-            if not self._tell_quietly(Tick()):
+            if not self._tell_quietly(Tick(time.monotonic())):
                 return
 
-    def _check_liveness(self) -> None:
-        now = time.monotonic()
+    def _check_liveness(self, sent_at: float) -> None:
+        # Overdue is judged at the tick's send time: a Pong that reached this mailbox before
+        # the tick is handled before it, so a supervisor that was itself busy for a while does
+        # not mistake its own backlog for a hung child.
         for child in self.children:
             if child.state != "running" or not child.spec.ping or child.ref is None:
                 continue
             if child.ping is None:
                 seq = next(self.ping_seq)
-                child.ping = (seq, now)
+                child.ping = (seq, time.monotonic())
                 with contextlib.suppress(pykka.ActorDeadError):  # its ChildDown is on the way
                     child.ref.tell(Ping(seq))
-            elif now - child.ping[1] > self.config.ping_timeout:
+            elif sent_at - child.ping[1] > self.config.ping_timeout:
                 timeout = self.config.ping_timeout
                 child.last_error = f"no answer to a liveness ping within {timeout:g}s"
                 child.state = "hung"
@@ -469,6 +554,7 @@ class Supervisor(Supervised):
         child = self._find(name)
         if (
             child is not None
+            and child.state == "running"
             and child.generation == generation
             and child.ping
             and child.ping[0] == seq
@@ -518,7 +604,7 @@ class Supervisor(Supervised):
             **fields,
         }
         if child.last_error and level != "info":
-            data["error"] = child.last_error
+            data.setdefault("error", child.last_error)
         try:
             self.listener(event, data)
         except Exception:  # a broken listener must not break supervision

@@ -1,0 +1,342 @@
+"""Test actors and helpers for the supervision tests.
+
+Every test actor is a real Pykka actor (``Probe``) that records its life in a shared,
+thread-safe ``Journal``; tests wait on that journal, on listener events or on futures,
+never on sleeps.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from supervisors import (
+    Backoff,
+    ChildSpec,
+    Escalation,
+    Intensity,
+    Link,
+    Registry,
+    Restart,
+    Strategy,
+    Supervised,
+    Supervisor,
+)
+from supervisors.spec import Exhausted, LadderStep
+from supervisors.supervisor import SupervisorConfig
+
+# Tiny timings keep the suite fast; liveness and backoff tests pick their own.
+FAST = SupervisorConfig(
+    intensity=Intensity(max_restarts=50, max_seconds=5.0),
+    backoff=Backoff(initial=0.0, maximum=0.0, jitter=0.0, stable_after=60.0),
+    ping_interval=0.02,
+    ping_timeout=2.0,
+)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+    """Re-check ``predicate`` until it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not met within {timeout}s: {what or predicate}")
+        time.sleep(0.002)  # polling interval of a bounded re-check, not synchronisation
+
+
+def let_time_pass(seconds: float) -> None:
+    """Let wall-clock time pass (for stability windows); nothing concurrent is awaited."""
+    threading.Event().wait(seconds)
+
+
+# Messages understood by Probe
+
+
+@dataclass(frozen=True)
+class Who:
+    """Answered with (name, generation)."""
+
+
+@dataclass(frozen=True)
+class Crash:
+    reason: str = "boom"
+
+
+@dataclass(frozen=True)
+class Block:
+    """Block the handler until ``gate`` is set (a hung actor)."""
+
+    gate: threading.Event
+    entered: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Stop normally (the actor stops itself)."""
+
+
+@dataclass(frozen=True)
+class Abort:
+    kind: type[BaseException]
+
+
+@dataclass(frozen=True)
+class GiveBack:
+    """Return ``value`` as the reply (an exception instance included)."""
+
+    value: object
+
+
+@dataclass(frozen=True)
+class RaiseIt:
+    error: Exception
+
+
+class Journal:
+    """A thread-safe record of what the test actors did, in order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[tuple[Any, ...]] = []
+
+    def add(self, *item: Any) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def items(self) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._items)
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def since(self, mark: int) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._items[mark:])
+
+    def kinds(self, *kinds: str, since: int = 0) -> list[tuple[Any, ...]]:
+        return [item for item in self.since(since) if item[0] in kinds]
+
+    def wait_for(self, *item: Any, since: int = 0, timeout: float = 5.0) -> None:
+        wait_until(lambda: item in self.since(since), timeout, what=f"{item} in journal")
+
+
+class Script:
+    """Per-name start behaviour, changed by tests while the tree runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.start_failures: dict[str, int] = {}
+        self.start_aborts: dict[str, int] = {}
+        self.start_gates: dict[str, threading.Event] = {}
+        self.factory_failures: dict[str, int] = {}
+        self.threads: dict[tuple[str, int], threading.Thread] = {}
+        self.on_stop: dict[str, Callable[[Probe], None]] = {}
+
+    def take(self, table: dict[str, int], name: str) -> bool:
+        with self._lock:
+            left = table.get(name, 0)
+            if left:
+                table[name] = left - 1
+            return left > 0
+
+
+class Probe(Supervised):
+    """A supervised test actor that records its life in the journal."""
+
+    def __init__(self, link: Link, journal: Journal, script: Script) -> None:
+        super().__init__(link)
+        self.journal = journal
+        self.script = script
+
+    def on_start(self) -> None:
+        key = (self.name, self.link.generation)
+        self.script.threads[key] = threading.current_thread()
+        self.journal.add("start", self.name, self.link.generation)
+        gate = self.script.start_gates.pop(self.name, None)
+        if gate is not None:
+            gate.wait(10)
+        if self.script.take(self.script.start_failures, self.name):
+            raise RuntimeError(f"{self.name} cannot start")
+        if self.script.take(self.script.start_aborts, self.name):
+            raise SystemExit(3)
+
+    def on_stop(self) -> None:
+        self.journal.add("stop", self.name, self.link.generation)
+        hook = self.script.on_stop.get(self.name)
+        if hook is not None:
+            hook(self)
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self.journal.add("crash", self.name, self.link.generation)
+        super().on_failure(*exc_info)
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case Who():
+                return (self.name, self.link.generation)
+            case Crash(reason=reason):
+                raise RuntimeError(reason)
+            case Block(gate=gate, entered=entered):
+                entered.set()
+                gate.wait(10)
+                return "released"
+            case Exit():
+                self.stop()
+                return None
+            case Abort(kind=kind):
+                raise kind()
+            case GiveBack(value=value):
+                return value
+            case RaiseIt(error=error):
+                raise error
+        return ValueError(f"unknown message {message!r}")
+
+
+class Events:
+    """A supervision listener that keeps every event (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, event: str, data: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._items.append((event, dict(data)))
+
+    def all(self, name: str | None = None, **match: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            items = list(self._items)
+        return [
+            data
+            for event, data in items
+            if (name is None or event == name) and all(data.get(k) == v for k, v in match.items())
+        ]
+
+    def names(self, *, child: str | None = None) -> list[str]:
+        with self._lock:
+            items = list(self._items)
+        return [e for e, d in items if child is None or d.get("child") == child]
+
+    def wait_for(self, name: str, count: int = 1, timeout: float = 5.0, **match: Any) -> None:
+        wait_until(
+            lambda: len(self.all(name, **match)) >= count,
+            timeout,
+            what=f"{count}x {name} {match}",
+        )
+
+
+@dataclass
+class Tree:
+    """Builds supervision trees of probes for one test and tears them down after it."""
+
+    registry: Registry
+    journal: Journal
+    script: Script
+    events: Events
+    roots: list[pykka.ActorRef[Any]] = field(default_factory=list)
+    gates: list[threading.Event] = field(default_factory=list)
+    escalations: list[Escalation] = field(default_factory=list)
+    escalated: threading.Event = field(default_factory=threading.Event)
+
+    def spec(
+        self,
+        name: str,
+        restart: Restart = Restart.PERMANENT,
+        *,
+        ladder: Sequence[tuple[str, LadderStep]] = (),
+        exhausted: Exhausted = Exhausted.ESCALATE,
+        shutdown_timeout: float = 2.0,
+        start_timeout: float = 5.0,
+        ping: bool = True,
+    ) -> ChildSpec:
+        journal, script = self.journal, self.script
+
+        def factory(link: Link) -> pykka.ActorRef[Any]:
+            if script.take(script.factory_failures, link.name):
+                raise OSError(f"factory for {link.name} failed")
+            return Probe.start(link, journal, script)
+
+        return ChildSpec(
+            name,
+            factory,
+            restart=restart,
+            ladder=ladder,
+            exhausted=exhausted,
+            shutdown_timeout=shutdown_timeout,
+            start_timeout=start_timeout,
+            ping=ping,
+        )
+
+    def gate(self) -> threading.Event:
+        """An event released at teardown at the latest, so no test thread stays blocked."""
+        gate = threading.Event()
+        self.gates.append(gate)
+        return gate
+
+    def start(
+        self,
+        children: Sequence[ChildSpec],
+        config: SupervisorConfig = FAST,
+        *,
+        name: str = "root",
+        strategy: Strategy | None = None,
+        seed: int = 7,
+    ) -> pykka.ActorRef[Supervisor]:
+        if strategy is not None:
+            config = SupervisorConfig(
+                strategy=strategy,
+                intensity=config.intensity,
+                backoff=config.backoff,
+                ping_interval=config.ping_interval,
+                ping_timeout=config.ping_timeout,
+            )
+        root = Supervisor.start_root(
+            name,
+            children,
+            self.registry,
+            config=config,
+            listener=self.events,
+            on_escalate=self._on_escalate,
+            rng=random.Random(seed),
+        )
+        self.roots.append(root)
+        return root
+
+    def _on_escalate(self, escalation: Escalation) -> None:
+        self.escalations.append(escalation)
+        self.escalated.set()
+
+    def node(self, name: str) -> Any:
+        info = self.registry.node(name)
+        assert info is not None, f"no node {name!r} in {self.registry.snapshot()}"
+        return info
+
+    def close(self) -> None:
+        for gate in self.gates:
+            gate.set()
+        for root in reversed(self.roots):
+            if root.is_alive():
+                root.stop(block=True, timeout=10)
+
+
+def config(**changes: Any) -> SupervisorConfig:
+    """FAST with some fields changed."""
+    values = {
+        "strategy": FAST.strategy,
+        "intensity": FAST.intensity,
+        "backoff": FAST.backoff,
+        "ping_interval": FAST.ping_interval,
+        "ping_timeout": FAST.ping_timeout,
+    }
+    values.update(changes)
+    return SupervisorConfig(**values)
