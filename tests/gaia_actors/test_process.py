@@ -476,14 +476,20 @@ def test_adopt_of_an_exited_process_is_none(tmp_path: Path) -> None:
     assert adopt(tmp_path / "pid") is None
 
 
+# One write per line: print() writes its pieces separately, and a reader may catch half.
+SERVICE = """
+import itertools, sys, time
+for i in itertools.count():
+    sys.stdout.write(f"tick {i}\\n")
+    time.sleep(0.01)
+"""
+
 DAEMON = """
     import os, sys
     from pathlib import Path
     sys.path.insert(0, {repo!r})
     from gaia_actors.process import LogSink, spawn, write_pidfile
-    service = ("import itertools, time\\n"
-               "for i in itertools.count(): print('tick', i); time.sleep(0.01)")
-    child = spawn([sys.executable, '-u', '-c', service], {cwd!r},
+    child = spawn([sys.executable, '-u', {service!r}], {cwd!r},
                   log=LogSink(Path({log!r}), max_bytes=20_000, backups=1))
     write_pidfile(Path({pidfile!r}), child.pid, child.start_time)
     os._exit(0)  # the daemon dies; its service must not
@@ -493,7 +499,11 @@ DAEMON = """
 def test_adopted_service_keeps_logging_after_its_daemon_exited(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "app.log"
     pidfile = tmp_path / "pid"
-    daemon = DAEMON.format(repo=str(REPO), cwd=str(tmp_path), log=str(log), pidfile=str(pidfile))
+    service = tmp_path / "service.py"
+    service.write_text(SERVICE)
+    daemon = DAEMON.format(
+        repo=str(REPO), service=str(service), cwd=str(tmp_path), log=str(log), pidfile=str(pidfile)
+    )
     subprocess.run(script(daemon), check=True, timeout=30)
     adopted = adopt(pidfile, LogSink(log))
     assert adopted is not None
