@@ -1,0 +1,390 @@
+"""Walk a target tree into candidate files, and read a candidate's text or say why not.
+
+Exclusions follow ``gitignore(5)``:
+
+- blank lines and ``#`` comments are ignored; ``\\#`` and ``\\!`` escape a leading ``#``/``!``;
+  trailing unescaped spaces are dropped;
+- ``*`` matches anything but ``/``, ``?`` one character but ``/``, ``[...]`` a class
+  (``[!...]``/``[^...]`` negated); ``**/`` matches zero or more directories, a trailing ``/**``
+  everything inside; other ``**`` act like ``*``;
+- a trailing ``/`` matches directories only; a ``/`` at the start or in the middle anchors the
+  pattern to the directory of its ``.gitignore``, otherwise it matches a name at any depth;
+- ``!`` re-includes; the last matching pattern wins, deeper ``.gitignore`` files win over
+  shallower ones, and (as in git) nothing inside an excluded directory can be re-included,
+  because the walk never enters it.
+
+The configured extra patterns sit under every ``.gitignore`` (like ``.git/info/exclude``), so a
+target's own ``!`` rules can re-include what they exclude. ``ALWAYS_SKIP`` names are never
+entered, whatever the patterns say.
+
+Symlinks are never followed: a link that resolves outside the tree is skipped with reason
+``outside_tree``; one that resolves inside is skipped with reason ``symlink`` (its target is
+walked where it really lives), so no file is analysed twice and no loop is possible.
+
+Content checks (binary, non-UTF-8, unreadable) happen in ``load_text`` when a file is read for
+analysis, so the walk stats each file once and the analysis reads it once. Size is checked in
+both places (the file may grow in between).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+ALWAYS_SKIP = frozenset({".git", "__pycache__", ".venv", "venv", "node_modules", "var"})
+DEFAULT_MAX_BYTES = 2 * 1024 * 1024
+DEFAULT_SUFFIXES = (".py", ".go")
+BINARY_PROBE = 8192  # bytes searched for a NUL, like git and grep
+
+T = TypeVar("T")
+
+
+class SkipReason(StrEnum):
+    """Why a file was not analysed."""
+
+    BINARY = "binary"
+    HUGE = "huge"
+    UNREADABLE = "unreadable"
+    NON_UTF8 = "non_utf8"
+    OUTSIDE_TREE = "outside_tree"
+    SYMLINK = "symlink"
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file the analysis left out, and why (``path`` relative to the root, posix)."""
+
+    path: str
+    reason: SkipReason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WalkResult:
+    """The candidate files (relative posix paths, sorted) and the skipped ones."""
+
+    root: str
+    files: tuple[str, ...]
+    sizes: tuple[int, ...]
+    skipped: tuple[SkippedFile, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.sizes)
+
+
+# --- gitignore patterns ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IgnorePattern:
+    """One compiled gitignore line."""
+
+    source: str
+    regex: re.Pattern[str]
+    negate: bool
+    dir_only: bool
+
+    def matches(self, relpath: str, is_dir: bool) -> bool:
+        """Does this pattern match ``relpath`` (relative to the pattern's directory)?"""
+        if self.dir_only and not is_dir:
+            return False
+        return self.regex.match(relpath) is not None
+
+
+def parse_pattern(line: str) -> IgnorePattern | None:
+    """Compile one gitignore line; None for blanks and comments."""
+    text = _strip_trailing_spaces(line.rstrip("\n").rstrip("\r"))
+    if not text or text.startswith("#"):
+        return None
+    negate = text.startswith("!")
+    if negate or text.startswith(("\\!", "\\#")):
+        text = text[1:]
+    dir_only = text.endswith("/")
+    text = text.rstrip("/")
+    if not text:
+        return None
+    anchored = "/" in text
+    body = _translate(text.lstrip("/"))
+    prefix = "" if anchored else "(?:.*/)?"
+    return IgnorePattern(line.strip(), re.compile(f"{prefix}{body}\\Z", re.S), negate, dir_only)
+
+
+def _strip_trailing_spaces(text: str) -> str:
+    stripped = text.rstrip(" ")
+    if stripped.endswith("\\") and len(stripped) < len(text):
+        return stripped + " "  # "\ " keeps one escaped space
+    return stripped
+
+
+def _translate(pattern: str) -> str:
+    """The regex body for a gitignore glob (no anchors)."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "*":
+            piece, i = _translate_stars(pattern, i)
+            out.append(piece)
+            continue
+        if char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            piece, i = _translate_class(pattern, i)
+            out.append(piece)
+            continue
+        elif char == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return "".join(out)
+
+
+def _translate_stars(pattern: str, i: int) -> tuple[str, int]:
+    j = i
+    while j < len(pattern) and pattern[j] == "*":
+        j += 1
+    whole_component = (i == 0 or pattern[i - 1] == "/") and (j == len(pattern) or pattern[j] == "/")
+    if j - i >= 2 and whole_component:
+        if j == len(pattern):
+            return ".*", j  # "dir/**": everything inside
+        return "(?:.*/)?", j + 1  # "**/": zero or more directories
+    return "[^/]*", j
+
+
+def _translate_class(pattern: str, i: int) -> tuple[str, int]:
+    j = i + 1
+    if j < len(pattern) and pattern[j] in "!^":
+        j += 1
+    if j < len(pattern) and pattern[j] == "]":
+        j += 1
+    while j < len(pattern) and pattern[j] != "]":
+        j += 1
+    if j >= len(pattern):
+        return re.escape("["), i + 1  # no closing bracket: a literal "["
+    inner = pattern[i + 1 : j]
+    negated = inner[:1] in ("!", "^")
+    if negated:
+        inner = inner[1:]
+    inner = inner.replace("\\", "\\\\")
+    return ("[^/" if negated else "[") + inner + "]", j + 1
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreFile:
+    """The patterns of one ``.gitignore`` (or the configured extras), and where they apply."""
+
+    base: str  # directory relative to the root, "" for the root itself
+    patterns: tuple[IgnorePattern, ...]
+
+    @classmethod
+    def from_lines(cls, base: str, lines: Iterable[str]) -> IgnoreFile:
+        compiled = (parse_pattern(line) for line in lines)
+        return cls(base, tuple(p for p in compiled if p is not None))
+
+    def decide(self, relpath: str, is_dir: bool) -> bool | None:
+        """True (ignored), False (re-included) or None (no pattern here matches)."""
+        if self.base:
+            if not relpath.startswith(self.base + "/"):
+                return None
+            relpath = relpath[len(self.base) + 1 :]
+        for pattern in reversed(self.patterns):
+            if pattern.matches(relpath, is_dir):
+                return not pattern.negate
+        return None
+
+
+def is_ignored(relpath: str, is_dir: bool, stack: Sequence[IgnoreFile]) -> bool:
+    """Apply the ignore files in ``stack`` (outermost first): the last decision wins."""
+    for ignore in reversed(stack):
+        verdict = ignore.decide(relpath, is_dir)
+        if verdict is not None:
+            return verdict
+    return False
+
+
+# --- the walk -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WalkOptions:
+    """What the walk keeps (``suffixes`` None keeps every file, as the scratch copy needs)."""
+
+    suffixes: tuple[str, ...] | None = DEFAULT_SUFFIXES
+    extra_patterns: tuple[str, ...] = ()
+    use_gitignore: bool = True
+    always_skip: frozenset[str] = ALWAYS_SKIP
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+def walk(root: str | Path, options: WalkOptions | None = None) -> WalkResult:
+    """The candidate files under ``root`` and the files skipped on the way, with reasons."""
+    top = Path(root).resolve()
+    if not top.is_dir():
+        raise NotADirectoryError(f"analysis target {top} is not a directory")
+    walker = _Walker(top, options or WalkOptions())
+    walker.directory(top, "", [IgnoreFile.from_lines("", walker.opts.extra_patterns)])
+    walker.files.sort()
+    return WalkResult(
+        root=str(top),
+        files=tuple(path for path, _ in walker.files),
+        sizes=tuple(size for _, size in walker.files),
+        skipped=tuple(sorted(walker.skipped, key=lambda s: s.path)),
+    )
+
+
+class _Walker:
+    def __init__(self, top: Path, opts: WalkOptions) -> None:
+        self.top = top
+        self.opts = opts
+        self.files: list[tuple[str, int]] = []
+        self.skipped: list[SkippedFile] = []
+
+    def directory(self, directory: Path, rel: str, stack: list[IgnoreFile]) -> None:
+        stack = _with_gitignore(directory, rel, stack, self.opts)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            self.skipped.append(SkippedFile(rel or ".", SkipReason.UNREADABLE, _os_detail(exc)))
+            return
+        for entry in entries:
+            if entry.name not in self.opts.always_skip:
+                self.entry(entry, f"{rel}/{entry.name}" if rel else entry.name, stack)
+
+    def entry(self, entry: os.DirEntry[str], relpath: str, stack: list[IgnoreFile]) -> None:
+        if entry.is_symlink():
+            if not is_ignored(relpath, False, stack):
+                self.skipped.append(_symlink_skip(self.top, entry, relpath))
+            return
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if is_ignored(relpath, is_dir, stack):
+            return
+        if is_dir:
+            self.directory(Path(entry.path), relpath, stack)
+        elif self.opts.suffixes is None or entry.name.endswith(self.opts.suffixes):
+            self.file(entry, relpath)
+
+    def file(self, entry: os.DirEntry[str], relpath: str) -> None:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            self.skipped.append(SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc)))
+            return
+        max_bytes = self.opts.max_bytes
+        if not stat.S_ISREG(info.st_mode):
+            self.skipped.append(SkippedFile(relpath, SkipReason.UNREADABLE, "not a regular file"))
+        elif info.st_size > max_bytes:
+            detail = f"{info.st_size} bytes > {max_bytes}"
+            self.skipped.append(SkippedFile(relpath, SkipReason.HUGE, detail))
+        else:
+            self.files.append((relpath, info.st_size))
+
+
+def _with_gitignore(
+    directory: Path, rel: str, stack: list[IgnoreFile], opts: WalkOptions
+) -> list[IgnoreFile]:
+    if not opts.use_gitignore:
+        return stack
+    path = directory / ".gitignore"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return stack  # no .gitignore here (or unreadable: then it excludes nothing)
+    return [*stack, IgnoreFile.from_lines(rel, text.splitlines())]
+
+
+def _symlink_skip(top: Path, entry: os.DirEntry[str], relpath: str) -> SkippedFile:
+    try:
+        target = Path(entry.path).resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on older Pythons
+        return SkippedFile(relpath, SkipReason.UNREADABLE, f"dangling symlink: {exc}")
+    if target != top and top not in target.parents:
+        return SkippedFile(relpath, SkipReason.OUTSIDE_TREE, f"-> {target}")
+    return SkippedFile(relpath, SkipReason.SYMLINK, f"-> {target.relative_to(top).as_posix()}")
+
+
+def _os_detail(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+# --- reading a candidate --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFile:
+    """A candidate's raw bytes and its text (UTF-8, BOM removed)."""
+
+    data: bytes
+    text: str
+
+
+def read_bytes(path: Path, max_bytes: int, relpath: str) -> bytes | SkippedFile:
+    """The file's bytes, or why they could not be read (at most ``max_bytes`` + 1 are read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        return SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc))
+    try:
+        chunks = []
+        remaining = max_bytes + 1
+        while remaining > 0 and (chunk := os.read(fd, min(remaining, 1 << 20))):
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except OSError as exc:
+        return SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc))
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        return SkippedFile(relpath, SkipReason.HUGE, f"more than {max_bytes} bytes")
+    return data
+
+
+def decode(data: bytes, relpath: str) -> str | SkippedFile:
+    """UTF-8 text of ``data``, or why it is not text (NUL in the first 8 KiB = binary)."""
+    if data.find(b"\0", 0, BINARY_PROBE) >= 0:
+        return SkippedFile(relpath, SkipReason.BINARY, "NUL byte in the first 8 KiB")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        detail = f"invalid UTF-8 at byte {exc.start}"
+        return SkippedFile(relpath, SkipReason.NON_UTF8, detail)
+
+
+def load_text(
+    root: str | Path, relpath: str, max_bytes: int = DEFAULT_MAX_BYTES
+) -> LoadedFile | SkippedFile:
+    """Read and decode one candidate, or say why it was skipped."""
+    data = read_bytes(Path(root) / relpath, max_bytes, relpath)
+    if isinstance(data, SkippedFile):
+        return data
+    text = decode(data, relpath)
+    if isinstance(text, SkippedFile):
+        return text
+    return LoadedFile(data, text)
+
+
+def batches(items: Sequence[T], size: int) -> list[tuple[T, ...]]:
+    """``items`` cut into consecutive batches of ``size`` (the last may be shorter)."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, got {size}")
+    return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def iter_relpaths(paths: Iterable[str | Path], root: str | Path) -> Iterator[str]:
+    """Relative posix paths for absolute or root-relative ``paths``."""
+    top = Path(root).resolve()
+    for path in paths:
+        candidate = Path(path)
+        if candidate.is_absolute():
+            yield candidate.relative_to(top).as_posix()
+        else:
+            yield candidate.as_posix()
