@@ -1,0 +1,168 @@
+"""Two improvement cycles compared: findings by identity, metrics with their good direction.
+
+Findings are matched by ``Finding.identity`` (type, file, scope, normalised text: no line
+number), counted as a multiset: if a function held two identical ``# TODO`` comments and now
+holds one, one is fixed and one unchanged.
+
+Each metric has a direction (coverage up is better, test time down is better). A change is
+"same" when its relative size is within ``tolerance`` (default 0: any change counts), and
+``ops_per_sec`` dropping by more than ``regression_threshold`` (default 10%) is a regression.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gaia_actors.improve.findings import Finding, sort_key
+
+
+class Direction(StrEnum):
+    HIGHER = "higher"  # bigger is better
+    LOWER = "lower"  # smaller is better
+
+
+class Verdict(StrEnum):
+    BETTER = "better"
+    WORSE = "worse"
+    SAME = "same"
+    UNKNOWN = "n/a"  # missing on one side, or a metric without a known direction
+
+
+METRIC_DIRECTIONS: dict[str, Direction] = {
+    "coverage": Direction.HIGHER,
+    "pass_rate": Direction.HIGHER,
+    "ops_per_sec": Direction.HIGHER,
+    "issues_fixed": Direction.HIGHER,
+    "issues_detected": Direction.LOWER,
+    "build_seconds": Direction.LOWER,
+    "test_seconds": Direction.LOWER,
+    "analysis_seconds": Direction.LOWER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CycleSnapshot:
+    """What one cycle measured and found."""
+
+    metrics: Mapping[str, float | None]
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDelta:
+    name: str
+    before: float | None
+    after: float | None
+    delta: float | None
+    relative: float | None  # delta / |before|; None when before is 0 or missing
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Findings new, fixed and unchanged (by identity), metric deltas, and regressions."""
+
+    new: tuple[Finding, ...]
+    fixed: tuple[Finding, ...]
+    unchanged: tuple[Finding, ...]
+    metrics: tuple[MetricDelta, ...]
+    regressions: tuple[str, ...]
+
+    @property
+    def better(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics if m.verdict is Verdict.BETTER)
+
+    @property
+    def worse(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics if m.verdict is Verdict.WORSE)
+
+
+def compare_cycles(
+    before: CycleSnapshot,
+    after: CycleSnapshot,
+    *,
+    tolerance: float = 0.0,
+    regression_threshold: float = 0.10,
+) -> Comparison:
+    """Compare ``after`` with ``before`` (see the module docstring)."""
+    new, fixed, unchanged = diff_findings(before.findings, after.findings)
+    names = sorted(set(before.metrics) | set(after.metrics))
+    deltas = tuple(
+        metric_delta(name, before.metrics.get(name), after.metrics.get(name), tolerance)
+        for name in names
+    )
+    regressions = tuple(
+        d.name
+        for d in deltas
+        if d.name == "ops_per_sec" and is_regression(d.before, d.after, regression_threshold)
+    )
+    return Comparison(new, fixed, unchanged, deltas, regressions)
+
+
+def diff_findings(
+    before: Iterable[Finding], after: Iterable[Finding]
+) -> tuple[tuple[Finding, ...], tuple[Finding, ...], tuple[Finding, ...]]:
+    """(new, fixed, unchanged) by identity, as multisets; unchanged ones as they are now."""
+    old = _by_identity(before)
+    now = _by_identity(after)
+    new: list[Finding] = []
+    fixed: list[Finding] = []
+    unchanged: list[Finding] = []
+    for identity in set(old) | set(now):
+        was, is_ = old.get(identity, []), now.get(identity, [])
+        kept = min(len(was), len(is_))
+        unchanged.extend(is_[:kept])
+        new.extend(is_[kept:])
+        fixed.extend(was[kept:])
+    return (
+        tuple(sorted(new, key=sort_key)),
+        tuple(sorted(fixed, key=sort_key)),
+        tuple(sorted(unchanged, key=sort_key)),
+    )
+
+
+def _by_identity(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
+    grouped: dict[str, list[Finding]] = {}
+    for finding in sorted(findings, key=lambda f: (f.file, f.line)):
+        grouped.setdefault(finding.identity, []).append(finding)
+    return grouped
+
+
+def metric_delta(
+    name: str, before: float | None, after: float | None, tolerance: float = 0.0
+) -> MetricDelta:
+    """The change of one metric and whether it is for the better."""
+    if before is None or after is None:
+        return MetricDelta(name, before, after, None, None, Verdict.UNKNOWN)
+    delta = after - before
+    relative = delta / abs(before) if before else None
+    direction = METRIC_DIRECTIONS.get(name)
+    if delta == 0 or (relative is not None and abs(relative) <= tolerance):
+        verdict = Verdict.SAME
+    elif direction is None:
+        verdict = Verdict.UNKNOWN
+    else:
+        up_is_good = direction is Direction.HIGHER
+        verdict = Verdict.BETTER if (delta > 0) == up_is_good else Verdict.WORSE
+    return MetricDelta(name, before, after, delta, relative, verdict)
+
+
+def is_regression(
+    before: float | None,
+    after: float | None,
+    threshold: float = 0.10,
+    direction: Direction = Direction.HIGHER,
+) -> bool:
+    """Did the metric move the wrong way by more than ``threshold`` (a fraction of before)?"""
+    if before is None or after is None or before == 0:
+        return False
+    change = (after - before) / abs(before)
+    return change < -threshold if direction is Direction.HIGHER else change > threshold
+
+
+def finding_counts(findings: Sequence[Finding]) -> Counter[str]:
+    """Findings per type (for a report's summary line)."""
+    return Counter(f.type for f in findings)
