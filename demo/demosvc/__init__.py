@@ -6,14 +6,16 @@ copy of the ``demo/`` directory, so nothing here imports ``gaia_actors``.
 
 Modules, leaves first::
 
-    config   environment variables -> Settings
-    faults   fault knobs: parsing (FAULT env var / file, admin JSON) and the live state
-    logs     JSON-lines event log on stdout
-    db       the SQLite database: open, migrations, items, health check
-    metrics  the Prometheus registry of one process
-    api      routing and request validation (no sockets)
-    http     the threaded HTTP server and its request handler
-    app      main(): start-up phases, signals, shutdown
+    exitcodes  the process exit codes
+    config     environment variables -> Settings
+    faults     fault knobs: parsing (FAULT env var / file, admin JSON) and the live state
+    logs       JSON-lines event log on stdout
+    db         the SQLite database: open, migrations, items, health check
+    metrics    the Prometheus registry of one process
+    api        routing and request validation (no sockets)
+    httpd      the threaded HTTP server and its request handler
+    app        main(): signals, configuration, start-only faults (light imports only)
+    service    run(): database, server, serve, graceful shutdown
 """
 
 from __future__ import annotations

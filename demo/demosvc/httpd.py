@@ -28,6 +28,9 @@ class DemoServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that counts requests in flight so shutdown can drain them."""
 
     daemon_threads = True  # a hung request (the `hang` fault) must not block exit
+    # server_close() would otherwise join every handler thread, including idle keep-alive
+    # connections waiting up to IDLE_KEEPALIVE_S for a next request; drain() bounds the wait.
+    block_on_close = False
     allow_reuse_address = True
     request_queue_size = 128
 

@@ -161,6 +161,29 @@ def _spawn(
     return server
 
 
+class Spawner:
+    """Starts servers under one base directory and kills the leftovers at the end."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.started: list[ServerProcess] = []
+
+    def __call__(
+        self,
+        env: dict[str, str] | None = None,
+        cwd: Path = DEMO_DIR,
+        data_dir: Path | None = None,
+        wait: str = "healthy",
+    ) -> ServerProcess:
+        server = _spawn(self.base / f"server{len(self.started)}", cwd, env, data_dir, wait)
+        self.started.append(server)
+        return server
+
+    def kill_all(self) -> None:
+        for server in self.started:
+            server.kill()
+
+
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[SpawnFn]:
     """Start ``server.py`` (from demo/ or a release copy) on a free port with a tmp DATA_DIR.
@@ -168,21 +191,17 @@ def spawn(tmp_path: Path) -> Iterator[SpawnFn]:
     ``spawn(env={...}, cwd=release_dir, data_dir=..., wait="healthy"|"listening"|"none")``.
     Every process still running at teardown is killed.
     """
-    started: list[ServerProcess] = []
+    spawner = Spawner(tmp_path)
+    yield spawner
+    spawner.kill_all()
 
-    def start(
-        env: dict[str, str] | None = None,
-        cwd: Path = DEMO_DIR,
-        data_dir: Path | None = None,
-        wait: str = "healthy",
-    ) -> ServerProcess:
-        server = _spawn(tmp_path / f"server{len(started)}", cwd, env, data_dir, wait)
-        started.append(server)
-        return server
 
-    yield start
-    for server in started:
-        server.kill()
+@pytest.fixture(scope="module")
+def module_spawn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpawnFn]:
+    """``spawn`` for a server shared by the tests of one module."""
+    spawner = Spawner(tmp_path_factory.mktemp("module_servers"))
+    yield spawner
+    spawner.kill_all()
 
 
 @pytest.fixture

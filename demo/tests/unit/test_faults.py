@@ -97,10 +97,10 @@ def test_exit_after_fires_the_callback() -> None:
 def test_clear_cancels_a_pending_exit_after() -> None:
     fired = threading.Event()
     state = FaultState(Faults(), on_exit_after=lambda _s: fired.set())
-    state.update({"exit_after": 0.2})
+    state.update({"exit_after": 0.1})
     state.clear()
-    # A negative check needs some time to pass; the timer would have fired at 0.2 s.
-    assert not fired.wait(timeout=0.4)
+    # A negative check needs some time to pass; the timer would have fired at 0.1 s.
+    assert not fired.wait(timeout=0.25)
 
 
 def _in_thread(target: object) -> tuple[threading.Thread, threading.Event]:

@@ -1,0 +1,141 @@
+"""Start-up, shutdown, exit codes and the database on real processes we spawn ourselves."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DEMO_DIR = Path(__file__).resolve().parents[2]
+Spawn = Callable[..., Any]
+
+
+def run_to_exit(env: dict[str, str], cwd: Path = DEMO_DIR) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "server.py"],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+
+
+def test_sigterm_stops_cleanly_with_exit_0_within_a_second(spawn: Spawn) -> None:
+    server = spawn()
+    started = time.monotonic()
+    assert server.terminate(timeout=3) == 0
+    assert time.monotonic() - started < 1.0
+    events = [e["event"] for e in server.events()]
+    assert "service.stopping" in events
+    assert events[-1] == "service.stopped"
+
+
+def test_missing_port_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = run_to_exit({"DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "PORT" in result.stderr
+
+
+def test_bad_port_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = run_to_exit({"PORT": "eighty", "DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "PORT" in result.stderr
+    assert "eighty" in result.stderr
+
+
+def test_missing_data_dir_exits_2_naming_the_variable() -> None:
+    result = run_to_exit({"PORT": "0"})
+    assert result.returncode == 2
+    assert "DATA_DIR" in result.stderr
+
+
+def test_unknown_fault_exits_2_naming_the_fault(tmp_path: Path) -> None:
+    result = run_to_exit({"PORT": "0", "DATA_DIR": str(tmp_path), "FAULT": "unhealthy,melt"})
+    assert result.returncode == 2
+    assert "melt" in result.stderr
+
+
+def test_crash_on_start_from_env_exits_1_before_listening(tmp_path: Path) -> None:
+    result = run_to_exit({"PORT": "0", "DATA_DIR": str(tmp_path), "FAULT": "crash_on_start"})
+    assert result.returncode == 1
+    assert "crash_on_start" in result.stderr
+    assert "service.listening" not in result.stdout
+
+
+def test_fault_file_in_a_release_makes_it_crash_on_start(
+    make_release: Callable[..., Path], tmp_path: Path
+) -> None:
+    release = make_release({"FAULT": "crash_on_start\n"})
+    result = run_to_exit({"PORT": "0", "DATA_DIR": str(tmp_path / "data")}, cwd=release)
+    assert result.returncode == 1
+    assert "crash_on_start" in result.stderr
+
+
+def test_busy_port_exits_4_naming_the_address(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_to_exit({"PORT": str(port), "DATA_DIR": str(tmp_path)})
+    assert result.returncode == 4
+    assert f"127.0.0.1:{port}" in result.stderr
+
+
+def test_failing_migration_exits_3_naming_the_file(
+    make_release: Callable[..., Path], tmp_path: Path
+) -> None:
+    release = make_release({"migrations/003_bad.sql": "ALTER TABLE nowhere ADD COLUMN x;"})
+    data = tmp_path / "data"
+    result = run_to_exit({"PORT": "0", "DATA_DIR": str(data)}, cwd=release)
+    assert result.returncode == 3
+    assert "003_bad.sql" in result.stderr
+    with sqlite3.connect(data / "app.db") as conn:
+        recorded = [row[0] for row in conn.execute("SELECT version FROM schema_version")]
+    assert 3 not in recorded
+
+
+def test_data_breaking_release_starts_but_health_is_503(
+    spawn: Spawn, make_release: Callable[..., Path]
+) -> None:
+    broken = spawn(
+        cwd=make_release({"migrations/999_break.sql": "DROP TABLE items;"}), wait="listening"
+    )
+    health = broken.wait_health(status=503)
+    assert health.json()["status"] == "error"
+    assert "no such table: items" in health.json()["db"]
+    assert broken.request("GET", "/items").status == 503
+
+
+def test_unopenable_database_starts_and_reports_503(spawn: Spawn, tmp_path: Path) -> None:
+    data = tmp_path / "garbage"
+    data.mkdir()
+    (data / "app.db").write_bytes(b"definitely not sqlite " * 64)
+    server = spawn(data_dir=data, wait="listening")
+    health = server.wait_health(status=503)
+    assert "file is not a database" in health.json()["db"]
+    assert any(e["event"] == "db.open_failed" for e in server.events())
+
+
+def test_items_survive_a_restart_in_a_wal_database(spawn: Spawn) -> None:
+    first = spawn()
+    item = first.request("POST", "/items", {"name": "durable", "value": 9}).json()
+    assert first.terminate() == 0
+    second = spawn(data_dir=first.data_dir)
+    assert second.request("GET", f"/items/{item['id']}").json() == item
+    assert second.request("GET", "/health").json()["items"] == 1
+    with sqlite3.connect(first.data_dir / "app.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_exit_after_makes_the_process_exit_1(spawn: Spawn) -> None:
+    server = spawn(env={"FAULT": "exit_after=0.3"})
+    assert server.wait_exit(timeout=5) == 1
+    assert "exit_after" in server.stderr()
+    assert any(e["event"] == "fault.exit_after" for e in server.events())
