@@ -130,7 +130,7 @@ def _capabilities(
     return specs
 
 
-CAPABILITIES: list[str] = []
+CAPABILITIES: list[str] = ["gaia_actors.control"]  # control stays last (DESIGN.md)
 
 
 class Daemon:

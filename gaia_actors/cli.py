@@ -1,27 +1,82 @@
 """The command line: ``python run.py [command]`` and the ``gaia-env`` console script.
 
-With no command it runs the daemon in the foreground. Exit codes: 0 ok, 1 the operation
-failed, 2 usage or configuration error, 3 the daemon is not reachable.
+With no command it runs the daemon in the foreground. Every command registered with
+``@command`` (gaia_actors/commands.py) becomes a subcommand with its positional arguments and
+options, so a capability's new command appears here, in ``--help`` and in the REPL without
+editing this file. Built in: ``run``, ``repl``, ``tail``, ``help``, ``send``, ``ask``,
+``watch`` and ``monitor`` (a refreshing ``status``), plus the original tool's names
+``promote-dev``/``promote-staging``/``promote-all`` when a ``promote`` command exists.
+
+A command goes to the running daemon over the control socket; with no daemon, an
+``offline=True`` command runs here against the store, and any other says how to start one.
+Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration error, 3 the daemon is
+not reachable.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
-from gaia_actors import __version__
+from gaia_actors import __version__, commands
+from gaia_actors.client import Client, RemoteError, parse_fields
+from gaia_actors.commands import Command, CommandContext, UsageError
 from gaia_actors.errors import ConfigError, DaemonUnreachable, GaiaError, LockHeld
+from gaia_actors.render import Printer
 from gaia_actors.settings import Settings, load
+from supervisors import SupervisionError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+START_HINT = "start it with: python run.py (or gaia-env run)"
+
+BUILTINS = ("run", "repl", "tail", "help", "send", "ask", "watch", "monitor")
+# The original tool's names for commands that take their target as an argument here.
+ALIASES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "promote-dev": ("promote", ("dev",)),
+    "promote-staging": ("promote", ("staging",)),
+    "promote-all": ("promote", ("all",)),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class ParseError(Exception):
+    """argparse refused the command line (exit code 2); ``usage`` is the parser's synopsis."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        self.usage = usage
+        super().__init__(message)
+
+
+class ParserExit(Exception):
+    """--help or --version printed; end with ``status``."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(status)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of exiting (the REPL reuses command parsers)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ParseError(message, self.format_usage())
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            sys.stderr.write(message)
+        raise ParserExit(status)
+
+
+# --- the parser, generated from the command registry ---------------------------------------
+
+
+def build_parser() -> Parser:
+    parser = Parser(
         prog="gaia-env",
         description="Keeps a service's dev, staging and prod environments alive and promotes "
         "releases between them. With no command, runs the daemon in the foreground.",
@@ -31,48 +86,313 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", help="configuration file (default: config/gaia.toml or $GAIA_CONFIG)"
     )
+    parser.add_argument(
+        "--json", dest="json_output", action="store_true", help="machine-readable output"
+    )
     parser.add_argument("--version", action="version", version=f"gaia-env {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    registered = commands.commands()
+    _add_builtins(sub, registered)
+    for name, cmd in sorted(registered.items()):
+        if name in BUILTINS and name != "monitor":
+            continue  # the built-ins keep their meaning; a clash is the registrant's to rename
+        command_parser = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        add_command_arguments(command_parser, cmd)
+    for alias, (target, _words) in ALIASES.items():
+        if alias not in registered and target in registered:
+            alias_parser = sub.add_parser(alias, help=f"same as: {target} {' '.join(_words)}")
+            _add_json_flag(alias_parser)
+    return parser
+
+
+def _add_builtins(sub: Any, registered: Mapping[str, Command]) -> None:
     sub.add_parser("run", help="run the daemon in the foreground (the default)")
+    sub.add_parser("repl", help="an interactive shell on the running daemon").add_argument(
+        "--json",
+        dest="json_output",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print results and events as JSON lines (for scripts)",
+    )
     tail = sub.add_parser("tail", help="read and follow the daemon's structured log")
     from gaia_actors import tail as tail_module
 
     tail_module.add_arguments(tail)
-    sub.add_parser("help", help="show this help")
-    return parser
+    help_parser = sub.add_parser("help", help="show help, or one command's help")
+    help_parser.add_argument("topic", nargs="?", metavar="COMMAND")
+    for verb, what in (("send", "tell"), ("ask", "ask")):
+        inject = sub.add_parser(
+            verb, help=f"{what} ACTOR a typed message built from FIELD=VALUE words"
+        )
+        inject.add_argument("actor", metavar="ACTOR")
+        inject.add_argument("message", metavar="MESSAGE")
+        inject.add_argument("fields", nargs="*", metavar="FIELD=VALUE")
+        if verb == "ask":
+            inject.add_argument("--timeout", type=float, help="seconds to wait (default 5)")
+        _add_json_flag(inject)
+    watch = sub.add_parser("watch", help="stream the daemon's events until Ctrl-C")
+    add_watch_arguments(watch)
+    _add_json_flag(watch)
+    if "monitor" not in registered:
+        monitor = sub.add_parser("monitor", help="a live view of `status`, refreshed until Ctrl-C")
+        monitor.add_argument("--interval", type=float, default=2.0, help="seconds between views")
+        monitor.add_argument("--count", type=int, help="stop after this many views")
+        _add_json_flag(monitor)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", help="only events of this environment")
+    parser.add_argument(
+        "--event", action="append", metavar="GLOB", help="only events matching (repeatable)"
+    )
+
+
+def add_command_arguments(parser: argparse.ArgumentParser, cmd: Command) -> None:
+    """Positional args in order, options as ``-n N`` / ``--name VALUE`` / ``--flag``."""
+    for arg in cmd.args:
+        extra: dict[str, Any] = {"nargs": "?", "default": None} if not arg.required else {}
+        if arg.choices:
+            extra["choices"] = arg.choices
+        parser.add_argument(
+            _dest(arg.name),
+            metavar=arg.name.upper(),
+            type=_converter(cmd, arg),
+            help=arg.help,
+            **extra,
+        )
+    for opt in cmd.options:
+        if opt.type is bool:
+            action: Any = argparse.BooleanOptionalAction if opt.default else "store_true"
+            parser.add_argument(
+                opt.flag, dest=_dest(opt.name), action=action, default=None, help=opt.help
+            )
+            continue
+        parser.add_argument(
+            opt.flag,
+            dest=_dest(opt.name),
+            type=_converter(cmd, opt),
+            default=None,
+            metavar=opt.name.upper(),
+            choices=opt.choices or None,
+            help=f"{opt.help} (default: {opt.default})".strip(),
+        )
+    if cmd.param("json") is None:
+        _add_json_flag(parser)
+
+
+def _add_json_flag(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand's absent flag must not reset `gaia-env --json CMD`.
+    parser.add_argument(
+        "--json",
+        dest="json_output",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the result as JSON",
+    )
+
+
+def _converter(cmd: Command, param: commands.Arg | commands.Option) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            return commands.coerce(cmd.name, param, text)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+
+    convert.__name__ = param.type.__name__  # argparse names it: "invalid int value: 'x'"
+    return convert
+
+
+def _dest(name: str) -> str:
+    return f"arg_{name}"  # never clashes with the global --config/--json
+
+
+def command_values(cmd: Command, namespace: argparse.Namespace) -> dict[str, Any]:
+    """The arguments argparse parsed for ``cmd``, leaving out those not given."""
+    values = {}
+    for param in cmd.params:
+        value = getattr(namespace, _dest(param.name), None)
+        if value is not None:
+            values[param.name] = value
+    return values
+
+
+def resolve(name: str, words: Sequence[str] = ()) -> tuple[Command, list[str]] | None:
+    """A command for ``name`` (and its words): registered, an alias, or ``promote dev``-style."""
+    registered = commands.commands()
+    if name in registered:
+        return registered[name], list(words)
+    if name in ALIASES and ALIASES[name][0] in registered:
+        target, prefix = ALIASES[name]
+        return registered[target], [*prefix, *words]
+    if words and f"{name}-{words[0]}" in registered:
+        return registered[f"{name}-{words[0]}"], list(words[1:])
+    for other in (name.replace("-", "_"), name.replace("_", "-")):
+        if other in registered:
+            return registered[other], list(words)
+    return None
+
+
+# --- running commands ------------------------------------------------------------------------
+
+
+def invoke(
+    cmd: Command,
+    values: Mapping[str, Any],
+    settings: Settings,
+    printer: Printer,
+    client: Client | None = None,
+) -> Any:
+    """Run ``cmd`` in the daemon, or here when it is ``offline`` and no daemon answers."""
+    if client is None:
+        try:
+            client = Client.connect(settings.socket_path)
+        except DaemonUnreachable:
+            if cmd.offline:
+                return run_offline(cmd, values, settings, printer)
+            raise DaemonUnreachable(
+                str(settings.socket_path), f"{cmd.name} needs the daemon; {START_HINT}"
+            ) from None
+        with client:
+            return client.command(cmd.name, values, printer.progress)
+    return client.command(cmd.name, values, printer.progress)
+
+
+def run_offline(
+    cmd: Command, values: Mapping[str, Any], settings: Settings, printer: Printer
+) -> Any:
+    """A command without a daemon: the store opened here, no registry (``ctx.registry`` None)."""
+    from gaia_actors.store import open_database
+
+    kwargs = commands.bind(cmd, values)
+    db = open_database(settings.database_url)
+    try:
+        return cmd.handler(CommandContext(settings, None, progress=printer.progress), **kwargs)
+    finally:
+        db.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per outcome
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except ParseError as exc:
+        sys.stderr.write(f"{exc.usage}gaia-env: error: {exc}\n")
+        return EXIT_USAGE
+    except ParserExit as exc:
+        return exc.status
     if args.command == "help":
-        parser.print_help()
-        return EXIT_OK
+        return _help(parser, args.topic)
     try:
         settings = load(args.config)
     except ConfigError as exc:
         print(f"gaia-env: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    printer = Printer(json_output=bool(getattr(args, "json_output", False)))
     try:
-        return _dispatch(args, settings)
-    except LockHeld as exc:
-        print(f"gaia-env: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except DaemonUnreachable as exc:
-        print(f"gaia-env: {exc}", file=sys.stderr)
+        return _dispatch(args, settings, printer)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a message and an exit code
+        return report(exc, printer)
+
+
+def report(exc: Exception, printer: Printer) -> int:
+    """Print ``exc`` for people and return its exit code (re-raise what is not ours)."""
+    printer.error(str(exc))
+    code = exit_code(exc)
+    if code is None:
+        raise exc
+    return code
+
+
+def exit_code(exc: BaseException) -> int | None:
+    if isinstance(exc, RemoteError):
+        return EXIT_USAGE if exc.usage else EXIT_FAILED
+    if isinstance(exc, DaemonUnreachable):
         return EXIT_UNREACHABLE
-    except GaiaError as exc:
-        print(f"gaia-env: {exc}", file=sys.stderr)
+    if isinstance(exc, UsageError | ParseError | ConfigError | LockHeld):
+        return EXIT_USAGE
+    if isinstance(exc, GaiaError | SupervisionError):
         return EXIT_FAILED
+    return None
 
 
-def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command in (None, "run"):
-        from gaia_actors.app import Daemon
+def _help(parser: Parser, topic: str | None) -> int:
+    if topic is None:
+        parser.print_help()
+        return EXIT_OK
+    try:
+        parser.parse_args([topic, "--help"])
+    except ParserExit as exc:
+        return exc.status
+    except ParseError as exc:
+        sys.stderr.write(f"gaia-env: no command {topic!r} ({exc})\n")
+        return EXIT_USAGE
+    return EXIT_OK
 
-        return Daemon(settings).run()
-    if args.command == "tail":
-        from gaia_actors import tail
 
-        return tail.run(args, settings.log_path)
-    raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects unknown ones
+def _dispatch(  # noqa: PLR0911 - a dispatch table: one return per built-in
+    args: argparse.Namespace, settings: Settings, printer: Printer
+) -> int:
+    match args.command:
+        case None | "run":
+            from gaia_actors.app import Daemon
+
+            return Daemon(settings).run()
+        case "tail":
+            from gaia_actors import tail
+
+            args.json = args.json or args.json_output
+            return tail.run(args, settings.log_path)
+        case "repl":
+            from gaia_actors.repl import Repl
+
+            return Repl(settings, printer).run()
+        case "send" | "ask":
+            return _inject(args, settings, printer)
+        case "watch":
+            from gaia_actors.repl import watch
+
+            watch(settings.socket_path, printer, tuple(args.event or ("*",)), args.env)
+            return EXIT_OK
+        case "monitor" if commands.get("monitor") is None:
+            return _monitor(settings, printer, args.interval, args.count)
+    found = resolve(args.command)
+    if found is None:
+        raise AssertionError(f"unhandled command {args.command!r}")  # argparse knows them all
+    cmd, words = found
+    values = (
+        command_values(cmd, args)
+        if cmd.name == args.command
+        else dict(zip((a.name for a in cmd.args), words, strict=False))
+    )
+    printer.result(invoke(cmd, values, settings, printer), cmd)
+    return EXIT_OK
+
+
+def _inject(args: argparse.Namespace, settings: Settings, printer: Printer) -> int:
+    fields = parse_fields(args.fields)
+    with Client.connect(settings.socket_path) as client:
+        if args.command == "send":
+            printer.result(client.tell(args.actor, args.message, fields))
+        else:
+            printer.result(client.ask(args.actor, args.message, fields, args.timeout))
+    return EXIT_OK
+
+
+def _monitor(settings: Settings, printer: Printer, interval: float, count: int | None) -> int:
+    """`status` again and again until Ctrl-C (or ``count`` views)."""
+    status = commands.get("status")
+    if status is None:
+        raise UsageError("monitor", "it shows the `status` command, which no capability registers")
+    shown = 0
+    try:
+        while count is None or shown < count:
+            result = invoke(status, {}, settings, printer)
+            printer.screen(result, status, f"every {interval:g}s; Ctrl-C to stop")
+            shown += 1
+            if count is None or shown < count:
+                time.sleep(interval)  # a person's refresh interval, not a wait on work
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK

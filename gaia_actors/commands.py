@@ -9,17 +9,41 @@ A handler runs in a control-server worker thread, never in an actor's mailbox; i
 actors by name through ``ctx.registry`` (asks with timeouts) and returns a JSON-friendly
 value. It raises ``GaiaError`` subclasses for failures the user should read.
 ``offline=True`` marks commands that also work without a daemon (they read the store).
+
+Arguments are typed from the handler's signature: ``args=("env", "id")`` with
+``def h(ctx, env: str, id: int | None = None)`` makes ``env`` a required positional and
+``id`` an optional one converted to int; ``options=("n", "apply")`` with ``n: int = 50,
+apply: bool = False`` gives ``-n N`` and a ``--apply`` flag on the command line (a
+one-letter option is ``-x``, a longer one ``--name``). ``Arg``/``Option`` declare help text,
+choices or a type explicitly. ``render`` turns the JSON result into text for people (the
+CLI and REPL fall back to a generic table/key-value rendering).
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gaia_actors.errors import ControlError
 from gaia_actors.settings import Settings
 from supervisors import Registry
+
+SCALAR_TYPES: tuple[type, ...] = (str, int, float, bool)
+
+
+class UsageError(ControlError):
+    """A command was called with an unknown, missing or unconvertible argument (exit code 2)."""
+
+    def __init__(self, command: str, problem: str, param: str = "") -> None:
+        self.command = command
+        self.param = param
+        where = f"{command} {param}" if param else command
+        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +54,35 @@ class CommandContext:
     progress: Callable[[dict[str, Any]], None] = lambda _update: None
 
 
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """A positional argument; ``required=False`` makes it optional (``history [ID]``)."""
+
+    name: str
+    type: type = str
+    help: str = ""
+    required: bool = True
+    default: Any = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A named option: ``-n N`` for a one-letter name, ``--name`` otherwise; bool is a flag."""
+
+    name: str
+    type: type = str
+    default: Any = None
+    help: str = ""
+    choices: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return f"-{self.name}" if len(self.name) == 1 else "--" + self.name.replace("_", "-")
+
+
 Handler = Callable[..., Any]
+Renderer = Callable[[Any], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +90,29 @@ class Command:
     name: str
     handler: Handler
     help: str
-    args: tuple[str, ...] = ()  # positional argument names, in order
-    options: tuple[str, ...] = ()  # optional keyword arguments
+    args: tuple[Arg, ...] = ()  # positional arguments, in order
+    options: tuple[Option, ...] = ()  # optional keyword arguments
     offline: bool = False
+    render: Renderer | None = None
+
+    @property
+    def params(self) -> tuple[Arg | Option, ...]:
+        return (*self.args, *self.options)
+
+    def param(self, name: str) -> Arg | Option | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def usage(self) -> str:
+        """``health ENV [-n N]``: the one-line synopsis shown by help and completion."""
+        parts = [self.name]
+        for arg in self.args:
+            word = arg.name.upper()
+            parts.append(word if arg.required else f"[{word}]")
+        for opt in self.options:
+            parts.append(
+                f"[{opt.flag}]" if opt.type is bool else f"[{opt.flag} {opt.name.upper()}]"
+            )
+        return " ".join(parts)
 
 
 _COMMANDS: dict[str, Command] = {}
@@ -50,12 +122,22 @@ def command(
     name: str,
     *,
     help: str,
-    args: tuple[str, ...] = (),
-    options: tuple[str, ...] = (),
+    args: tuple[str | Arg, ...] = (),
+    options: tuple[str | Option, ...] = (),
     offline: bool = False,
+    render: Renderer | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
-        _COMMANDS[name] = Command(name, handler, help, args, options, offline)
+        signature = _signature(handler)
+        _COMMANDS[name] = Command(
+            name,
+            handler,
+            help,
+            tuple(_arg(a, signature) for a in args),
+            tuple(_option(o, signature) for o in options),
+            offline,
+            render,
+        )
         return handler
 
     return register
@@ -69,6 +151,118 @@ def commands() -> dict[str, Command]:
 def get(name: str) -> Command | None:
     _load_all()
     return _COMMANDS.get(name)
+
+
+def bind(cmd: Command, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check and convert ``values`` (strings or JSON) into the handler's keyword arguments."""
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        param = cmd.param(key)
+        if param is None:
+            known = ", ".join(p.name for p in cmd.params) or "none"
+            raise UsageError(cmd.name, f"unknown argument; arguments are: {known}", key)
+        if value is None and not (isinstance(param, Arg) and param.required):
+            continue  # an option left out on the command line
+        kwargs[key] = coerce(cmd.name, param, value)
+    missing = [a.name for a in cmd.args if a.required and a.name not in kwargs]
+    if missing:
+        raise UsageError(cmd.name, f"missing required argument ({cmd.usage()})", missing[0])
+    return kwargs
+
+
+def coerce(command_name: str, param: Arg | Option, value: Any) -> Any:
+    """Convert one argument value to its declared type; UsageError names it and the type."""
+    try:
+        converted = _CONVERT[param.type](value)
+    except (TypeError, ValueError):
+        raise UsageError(
+            command_name, f"expected {param.type.__name__}, got {value!r}", param.name
+        ) from None
+    if param.choices and converted not in param.choices:
+        raise UsageError(
+            command_name, f"expected one of {', '.join(param.choices)}, got {value!r}", param.name
+        )
+    return converted
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("not an integer")
+    if not isinstance(value, int | float | str):
+        raise TypeError("not an integer")
+    return int(value)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError("not a number")
+    return float(value)
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError("not a string")
+    return str(value)
+
+
+_CONVERT: dict[type, Callable[[Any], Any]] = {
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+    str: _to_str,
+}
+
+
+# Declarations given as plain names take their type and default from the handler.
+
+_Signature = dict[str, tuple[type, Any]]  # name -> (scalar type, default or EMPTY)
+_EMPTY = inspect.Parameter.empty
+
+
+def _signature(handler: Handler) -> _Signature:
+    try:
+        hints = typing.get_type_hints(handler)
+    except (NameError, TypeError):  # an annotation that does not resolve: treat as str
+        hints = {}
+    return {
+        name: (_scalar(hints.get(name, str)), p.default)
+        for name, p in inspect.signature(handler).parameters.items()
+    }
+
+
+def _scalar(hint: Any) -> type:
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = members[0] if len(members) == 1 else str
+    return hint if hint in SCALAR_TYPES else str
+
+
+def _arg(decl: str | Arg, signature: _Signature) -> Arg:
+    if isinstance(decl, Arg):
+        return decl
+    kind, default = signature.get(decl, (str, _EMPTY))
+    if default is _EMPTY:
+        return Arg(decl, kind)
+    return Arg(decl, kind, required=False, default=default)
+
+
+def _option(decl: str | Option, signature: _Signature) -> Option:
+    if isinstance(decl, Option):
+        return decl
+    kind, default = signature.get(decl, (str, None))
+    option = Option(decl, kind, None if default is _EMPTY else default)
+    return replace(option, default=False) if kind is bool and option.default is None else option
 
 
 # Modules that define commands; imported on first use so the registry is complete.

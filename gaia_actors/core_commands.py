@@ -1,21 +1,22 @@
-"""Commands about the daemon itself: the supervision tree and message types."""
+"""Commands about the daemon itself: the supervision tree, message types, fault injection."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from gaia_actors.commands import CommandContext, command
+from gaia_actors.actor import MAX_HANG_SECONDS
+from gaia_actors.commands import CommandContext, UsageError, command
 from gaia_actors.errors import ControlError
-from gaia_actors.messages import describe, message_types
+from gaia_actors.messages import Crash, Hang, describe, message_types
+from supervisors import Registry
 
 
 @command("actors", help="the supervision tree: every actor with its state, restarts and generation")
 def actors(ctx: CommandContext) -> list[dict[str, Any]]:
-    if ctx.registry is None:
-        raise ControlError("actors needs a running daemon")
-    nodes = sorted(ctx.registry.snapshot(), key=lambda n: (n.parent or "", n.name))
-    return [dataclasses.asdict(node) for node in nodes]
+    registry = _daemon(ctx, "actors")
+    # In the order supervisors first reported them: start order within each supervisor.
+    return [dataclasses.asdict(node) for node in registry.snapshot()]
 
 
 @command("messages", help="every message type with its fields", offline=True)
@@ -28,3 +29,49 @@ def messages(ctx: CommandContext) -> list[dict[str, Any]]:
         }
         for name, cls in sorted(message_types().items())
     ]
+
+
+@command(
+    "crash",
+    help="fault injection: make ACTOR raise, so its supervisor restarts it",
+    args=("actor",),
+    options=("reason",),
+)
+def crash(ctx: CommandContext, actor: str, reason: str = "injected by an operator") -> Any:
+    registry = _worker_actor(ctx, "crash", actor)
+    registry.tell(actor, Crash(reason))
+    return {"actor": actor, "crashed": True, "reason": reason}
+
+
+@command(
+    "hang",
+    help=f"fault injection: block ACTOR's mailbox for SECONDS (default 10, at most "
+    f"{MAX_HANG_SECONDS:g}); its supervisor's liveness ping notices",
+    args=("actor", "seconds"),
+)
+def hang(ctx: CommandContext, actor: str, seconds: float = 10.0) -> Any:
+    if not 0 < seconds <= MAX_HANG_SECONDS:
+        raise UsageError("hang", f"expected 0 < seconds <= {MAX_HANG_SECONDS:g}", "seconds")
+    registry = _worker_actor(ctx, "hang", actor)
+    registry.tell(actor, Hang(seconds))
+    return {"actor": actor, "hung_for": seconds}
+
+
+def _daemon(ctx: CommandContext, name: str) -> Registry:
+    if ctx.registry is None:
+        raise ControlError(f"{name} needs a running daemon")
+    return ctx.registry
+
+
+def _worker_actor(ctx: CommandContext, name: str, actor: str) -> Registry:
+    """The registry, after checking ``actor`` names a running actor that is not a supervisor."""
+    registry = _daemon(ctx, name)
+    node = registry.node(actor)
+    if node is None and actor not in registry.names():
+        known = ", ".join(registry.names())
+        raise UsageError(name, f"no actor named {actor!r}; actors: {known}", "actor")
+    if actor == "root" or (node is not None and node.supervisor):
+        raise UsageError(
+            name, f"{actor!r} is a supervisor; fault injection targets a worker actor", "actor"
+        )
+    return registry

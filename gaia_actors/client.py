@@ -1,0 +1,348 @@
+"""The control protocol's client side, and the wire format both sides share.
+
+Frames are JSON objects, one per line (UTF-8, ``\\n``-terminated), over the daemon's Unix
+socket. A request carries an ``id`` (int or string, echoed back) and an ``op``::
+
+    {"id": 1, "op": "ask", "actor": "store", "message": "GetState", "fields": {}}
+    {"id": 1, "ok": true, "result": {...}}
+    {"id": 1, "ok": false, "error": {"code": "unknown_actor", "message": "...", "field": "actor"}}
+
+Streaming requests (``command``, ``subscribe``) send frames before their one final reply:
+``{"id": 1, "progress": {...}}``, ``{"id": 1, "subscribed": {...}}``,
+``{"id": 1, "event": {...}}`` and ``{"id": 1, "dropped": N}``. See gaia_actors/control.py
+for the operations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import itertools
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gaia_actors.errors import ControlError, DaemonUnreachable
+
+PROTOCOL_VERSION = 1
+CLIENT_MAX_LINE = 64 * 1024 * 1024  # replies (a big `history`) may exceed the request bound
+_SUN_PATH_MAX = 100  # sockaddr_un.sun_path is 108 bytes; leave room for the terminator
+
+
+class Code(enum.StrEnum):
+    """Machine-readable error codes of the control protocol."""
+
+    BAD_JSON = "bad_json"  # not UTF-8 JSON
+    BAD_FRAME = "bad_frame"  # JSON, but not an object or with a bad id
+    TOO_LARGE = "too_large"  # the line exceeds control.max_line_bytes
+    UNKNOWN_OP = "unknown_op"
+    MISSING_FIELD = "missing_field"  # a required frame or message field is absent
+    BAD_FIELD = "bad_field"  # a frame or message field has the wrong type or value
+    UNKNOWN_FIELD = "unknown_field"  # the message has no such field
+    UNKNOWN_ACTOR = "unknown_actor"
+    UNKNOWN_MESSAGE = "unknown_message"
+    UNKNOWN_COMMAND = "unknown_command"
+    BAD_ARGUMENT = "bad_argument"  # a command argument is unknown, missing or unconvertible
+    DUPLICATE_ID = "duplicate_id"  # the id of a request still in flight on this connection
+    NOT_RUNNING = "not_running"  # the actor exists but is down (restarting, failed)
+    TIMEOUT = "timeout"  # an ask got no reply in time
+    REJECTED = "rejected"  # the actor refused the message (Rejected)
+    BUSY = "busy"  # a resource is taken, or too many requests in flight
+    ACTOR_ERROR = "actor_error"  # the actor answered the ask with an exception
+    FAILED = "failed"  # the command failed (a GaiaError)
+    INTERNAL = "internal"  # an unexpected error in the daemon (logged with its traceback)
+    TOO_MANY_CLIENTS = "too_many_clients"
+    CANCELLED = "cancelled"
+
+
+# Errors the person typed (exit code 2); every other code is a failed operation (1).
+USAGE_CODES = frozenset(
+    {
+        Code.BAD_JSON,
+        Code.BAD_FRAME,
+        Code.TOO_LARGE,
+        Code.UNKNOWN_OP,
+        Code.MISSING_FIELD,
+        Code.BAD_FIELD,
+        Code.UNKNOWN_FIELD,
+        Code.UNKNOWN_ACTOR,
+        Code.UNKNOWN_MESSAGE,
+        Code.UNKNOWN_COMMAND,
+        Code.BAD_ARGUMENT,
+        Code.DUPLICATE_ID,
+    }
+)
+
+
+class RemoteError(ControlError):
+    """The daemon answered a request with an error frame."""
+
+    def __init__(self, code: str, message: str, field: str = "", kind: str = "") -> None:
+        self.code = code
+        self.field = field
+        self.kind = kind
+        super().__init__(message)
+
+    @property
+    def usage(self) -> bool:
+        return self.code in USAGE_CODES
+
+    @classmethod
+    def from_frame(cls, error: Any) -> RemoteError:
+        if not isinstance(error, Mapping):
+            return cls(Code.INTERNAL, f"malformed error frame: {error!r}")
+        return cls(
+            str(error.get("code", Code.INTERNAL)),
+            str(error.get("message", "")),
+            str(error.get("field", "")),
+            str(error.get("type", "")),
+        )
+
+
+class ConnectionLost(DaemonUnreachable):
+    """The daemon closed the connection (it stopped, or its control server restarted)."""
+
+    def __init__(self, socket_path: str, detail: str = "") -> None:
+        self.socket_path = socket_path
+        ControlError.__init__(
+            self,
+            f"the daemon closed the connection on {socket_path}{f' ({detail})' if detail else ''}",
+        )
+
+
+# --- frames ---------------------------------------------------------------------------------
+
+
+def encode(frame: Mapping[str, Any]) -> bytes:
+    return json.dumps(frame, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+class LineReader:
+    """Splits a byte stream into lines, never holding more than ``limit`` bytes of one line."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.buffer = bytearray()
+        self.skipping = False  # inside a line that already exceeded the limit
+
+    def feed(self, chunk: bytes) -> Iterator[bytes | None]:
+        """Complete lines in ``chunk`` order; ``None`` marks one dropped for its size (once)."""
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                break
+            piece = chunk[start:end]
+            start = end + 1
+            if self.skipping:
+                self.skipping = False
+                continue
+            if len(self.buffer) + len(piece) > self.limit:
+                self.buffer.clear()
+                yield None
+                continue
+            self.buffer += piece
+            line, self.buffer = bytes(self.buffer), bytearray()
+            yield line
+        self._keep(chunk[start:])
+        if not self.skipping and len(self.buffer) > self.limit:
+            self.buffer.clear()
+            self.skipping = True
+            yield None
+
+    def _keep(self, rest: bytes) -> None:
+        if not self.skipping:
+            self.buffer += rest
+
+
+# --- addresses ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def unix_address(path: Path) -> Iterator[str]:
+    """An address for ``path`` that fits sun_path: long paths go through /proc/self/fd."""
+    text = str(path)
+    if len(os.fsencode(text)) <= _SUN_PATH_MAX:
+        yield text
+        return
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
+def connect_socket(path: Path, timeout: float | None = 2.0) -> socket.socket:
+    """Connect to the Unix socket at ``path``; raises OSError as the system reports it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        with unix_address(path) as address:
+            sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    sock.settimeout(None)
+    return sock
+
+
+# --- the client -----------------------------------------------------------------------------
+
+FrameHandler = Callable[[dict[str, Any]], None]
+
+
+class Client:
+    """One connection to the daemon. Not thread-safe: one request at a time per client."""
+
+    def __init__(self, sock: socket.socket, path: Path) -> None:
+        self.sock = sock
+        self.path = path
+        self.reader = LineReader(CLIENT_MAX_LINE)
+        self.pending: list[bytes | None] = []
+        self.ids = itertools.count(1)
+
+    @classmethod
+    def connect(cls, path: Path, timeout: float = 2.0) -> Client:
+        """Connect or raise DaemonUnreachable (with the command that starts a daemon)."""
+        try:
+            return cls(connect_socket(path, timeout), path)
+        except FileNotFoundError:
+            raise DaemonUnreachable(str(path), "no socket") from None
+        except ConnectionRefusedError:
+            raise DaemonUnreachable(str(path), "stale socket, nothing listening") from None
+        except OSError as exc:
+            raise DaemonUnreachable(str(path), exc.strerror or str(exc)) from None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # Requests
+
+    def call(self, op: str, on_frame: FrameHandler | None = None, **fields: Any) -> Any:
+        """Send one request and wait for its final reply; stream frames go to ``on_frame``."""
+        request_id = self.send(op, **fields)
+        return self.wait(request_id, on_frame)
+
+    def send(self, op: str, **fields: Any) -> int:
+        request_id = next(self.ids)
+        self.write({"id": request_id, "op": op, **fields})
+        return request_id
+
+    def write(self, frame: Mapping[str, Any]) -> None:
+        try:
+            self.sock.sendall(encode(frame))
+        except OSError as exc:
+            raise ConnectionLost(str(self.path), exc.strerror or str(exc)) from None
+
+    def wait(self, request_id: int, on_frame: FrameHandler | None = None) -> Any:
+        while True:
+            frame = self.read_frame()
+            if frame.get("id") != request_id:
+                continue  # a late frame of a request given up on (Ctrl-C)
+            if "ok" not in frame:
+                if on_frame is not None:
+                    on_frame(frame)
+                continue
+            if frame["ok"]:
+                return frame.get("result")
+            raise RemoteError.from_frame(frame.get("error"))
+
+    def read_frame(self) -> dict[str, Any]:
+        while not self.pending:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError as exc:
+                raise ConnectionLost(str(self.path), exc.strerror or str(exc)) from None
+            if not chunk:
+                raise ConnectionLost(str(self.path))
+            self.pending.extend(self.reader.feed(chunk))
+        line = self.pending.pop(0)
+        if line is None:
+            raise ControlError(f"a reply from the daemon exceeded {CLIENT_MAX_LINE} bytes")
+        frame = json.loads(line)
+        if not isinstance(frame, dict):
+            raise ControlError(f"the daemon sent a frame that is not an object: {line[:200]!r}")
+        return frame
+
+    # Operations
+
+    def ping(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("ping")
+        return result
+
+    def actors(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call("actors")
+        return result
+
+    def messages(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call("messages")
+        return result
+
+    def tell(self, actor: str, message: str, fields: Mapping[str, Any] | None = None) -> Any:
+        return self.call("tell", actor=actor, message=message, fields=dict(fields or {}))
+
+    def ask(
+        self,
+        actor: str,
+        message: str,
+        fields: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        return self.call("ask", actor=actor, message=message, fields=dict(fields or {}), **extra)
+
+    def command(
+        self,
+        name: str,
+        args: Mapping[str, Any] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+    ) -> Any:
+        def progress(frame: dict[str, Any]) -> None:
+            if on_progress is not None and "progress" in frame:
+                on_progress(frame["progress"])
+
+        return self.call("command", progress, name=name, args=dict(args or {}))
+
+    def subscribe(
+        self,
+        patterns: Sequence[str] = ("*",),
+        env: str | None = None,
+        since: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Stream frames (``subscribed``, ``event``, ``dropped``) until the connection ends."""
+        fields: dict[str, Any] = {"patterns": list(patterns)}
+        if env:
+            fields["env"] = env
+        if since is not None:
+            fields["since"] = since
+        request_id = self.send("subscribe", **fields)
+        while True:
+            frame = self.read_frame()
+            if frame.get("id") != request_id:
+                continue
+            if "ok" in frame:
+                if not frame["ok"]:
+                    raise RemoteError.from_frame(frame.get("error"))
+                return
+            yield frame
+
+
+def parse_fields(words: Sequence[str]) -> dict[str, str]:
+    """``key=value`` words into a mapping; raises ControlError naming a word without '='."""
+    fields: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise ControlError(f"expected key=value, got {word!r}")
+        fields[key] = value
+    return fields

@@ -1,0 +1,248 @@
+"""Readable text for command results, events and help (the CLI's and the REPL's output).
+
+Everything here takes the JSON the control socket delivers (dicts, lists, scalars) and
+returns text; ``Printer`` is the one place that writes it (readable, or JSON lines for
+scripts: results on stdout, progress, notes and errors on stderr). A command may bring its
+own renderer (``@command(..., render=fn)``); otherwise a list of objects is a table, an
+object is aligned ``key: value`` lines (nested lists of objects as indented tables), and
+``actors`` is drawn as a tree.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
+
+from gaia_actors.commands import Command
+
+MAX_CELL = 60
+_COLORS = {"debug": "2", "warning": "33", "error": "31", "critical": "1;31"}
+
+
+def render(result: Any, cmd: Command | None = None) -> str:
+    """The readable form of ``cmd``'s result."""
+    if cmd is not None and cmd.render is not None:
+        return cmd.render(result)
+    special = _SPECIAL.get(cmd.name) if cmd is not None else None
+    if special is not None:
+        return special(result)
+    return value(result)
+
+
+def value(result: Any, indent: str = "") -> str:
+    if result is None:
+        return f"{indent}ok"
+    if isinstance(result, Mapping):
+        return mapping(result, indent)
+    if isinstance(result, list) and result and all(isinstance(r, Mapping) for r in result):
+        return table(result, indent)
+    if isinstance(result, list):
+        return "\n".join(f"{indent}{scalar(item)}" for item in result) or f"{indent}(none)"
+    return f"{indent}{scalar(result)}"
+
+
+def mapping(data: Mapping[str, Any], indent: str = "") -> str:
+    if not data:
+        return f"{indent}(empty)"
+    width = max(len(str(k)) for k in data)
+    lines = []
+    for key, item in data.items():
+        nested = isinstance(item, Mapping) and item
+        rows = isinstance(item, list) and item and all(isinstance(r, Mapping) for r in item)
+        if nested or rows:
+            lines.append(f"{indent}{key}:")
+            lines.append(value(item, indent + "  "))
+        else:
+            lines.append(f"{indent}{str(key).ljust(width)}  {scalar(item)}")
+    return "\n".join(lines)
+
+
+def table(rows: Sequence[Mapping[str, Any]], indent: str = "") -> str:
+    """Rows as aligned columns; columns in first-seen order, nested values as compact JSON."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = [_row([c.upper() for c in columns], widths, indent)]
+    lines.extend(_row(r, widths, indent) for r in cells)
+    return "\n".join(lines)
+
+
+def _row(cells: Sequence[str], widths: Sequence[int], indent: str) -> str:
+    return (indent + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))).rstrip()
+
+
+def _cell(item: Any) -> str:
+    text = "" if item is None else scalar(item)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
+
+
+def scalar(item: Any) -> str:
+    if isinstance(item, bool):
+        return "yes" if item else "no"
+    if isinstance(item, float):
+        return f"{item:.3f}".rstrip("0").rstrip(".") if abs(item) < 1e12 else repr(item)
+    if isinstance(item, str):
+        return item
+    if item is None:
+        return "-"
+    return json.dumps(item, separators=(",", ":"), default=str)
+
+
+def tree(nodes: Sequence[Mapping[str, Any]]) -> str:
+    """The supervision tree, children indented under their supervisor, in start order."""
+    children: dict[str, list[Mapping[str, Any]]] = {}
+    for node in nodes:
+        children.setdefault(str(node.get("parent") or ""), []).append(node)
+    # The top supervisor reports nobody's state, so it appears only as a parent.
+    roots = sorted(set(children) - {str(n.get("name")) for n in nodes})
+    lines: list[str] = []
+    for root in roots:
+        lines.append(root or "(root)")
+        _branch(children, root, "", lines)
+    return "\n".join(lines) or "(no actors)"
+
+
+def _branch(
+    children: Mapping[str, list[Mapping[str, Any]]], parent: str, prefix: str, lines: list[str]
+) -> None:
+    kids = children.get(parent, [])
+    for i, node in enumerate(kids):
+        last = i == len(kids) - 1
+        lines.append(prefix + ("└── " if last else "├── ") + _node(node))
+        _branch(children, str(node["name"]), prefix + ("    " if last else "│   "), lines)
+
+
+def _node(node: Mapping[str, Any]) -> str:
+    text = f"{node.get('name')}  {node.get('state')}"
+    text += f"  restarts={node.get('restarts', 0)} gen={node.get('generation', 0)}"
+    if node.get("last_error"):
+        text += f"  last error: {_cell(node['last_error'])}"
+    return text
+
+
+def event_line(event: Mapping[str, Any], color: bool = False) -> str:
+    """``12:04:05 warning supervisor.restart [root] child=bus delay=0``."""
+    ts = event.get("ts")
+    clock = (
+        time.strftime("%H:%M:%S", time.localtime(ts)) if isinstance(ts, int | float) else "--:--:--"
+    )
+    level = str(event.get("level", "info"))
+    head = f"{clock} {level:<7} {event.get('event', '?')}"
+    if event.get("env"):
+        head += f" env={event['env']}"
+    if event.get("actor"):
+        head += f" [{event['actor']}]"
+    rest = " ".join(
+        f"{k}={_cell(v)}"
+        for k, v in event.items()
+        if k not in ("ts", "level", "event", "env", "actor")
+    )
+    line = f"{head} {rest}".rstrip()
+    code = _COLORS.get(level)
+    return f"\x1b[{code}m{line}\x1b[0m" if color and code else line
+
+
+def progress_line(update: Any) -> str:
+    if isinstance(update, Mapping):
+        message = update.get("message") or update.get("stage") or update.get("phase")
+        rest = " ".join(f"{k}={_cell(v)}" for k, v in update.items() if v != message)
+        return f"... {message or ''} {rest}".rstrip()
+    return f"... {scalar(update)}"
+
+
+def command_help(cmd: Command) -> str:
+    lines = [f"usage: {cmd.usage()}", "", cmd.help]
+    params = [*cmd.args, *cmd.options]
+    if params:
+        lines.append("")
+    for arg in cmd.args:
+        extra = "" if arg.required else f" (optional, default {arg.default!r})"
+        lines.append(f"  {arg.name.upper():<16} {arg.type.__name__}{extra}  {arg.help}".rstrip())
+    for opt in cmd.options:
+        lines.append(
+            f"  {opt.flag:<16} {opt.type.__name__} (default {opt.default!r})  {opt.help}".rstrip()
+        )
+    if cmd.offline:
+        lines += ["", "works without a daemon (reads the store)"]
+    return "\n".join(lines)
+
+
+def message_help(name: str, doc: str, fields: Sequence[Mapping[str, Any]]) -> str:
+    lines = [f"{name}: {doc}" if doc else name]
+    if not fields:
+        lines.append("  (no fields)")
+    for f in fields:
+        need = "required" if f.get("required") else f"default {f.get('default')}"
+        lines.append(f"  {f.get('name')}: {f.get('type')}  ({need})")
+    return "\n".join(lines)
+
+
+def message_list(result: Any) -> str:
+    """``messages``: one line per type, ``Name(field: type, ...)`` and its doc."""
+    if not isinstance(result, list):
+        return value(result)
+    lines = []
+    for item in result:
+        fields = ", ".join(
+            f"{f.get('name')}: {f.get('type')}" + ("" if f.get("required") else "?")
+            for f in item.get("fields", [])
+        )
+        lines.append(f"{item.get('name')}({fields})\n    {item.get('doc', '')}")
+    return "\n".join(lines)
+
+
+_SPECIAL: dict[str, Callable[[Any], str]] = {
+    "actors": lambda result: tree(result) if isinstance(result, list) else value(result),
+    "messages": message_list,
+}
+
+
+class Printer:
+    """Writes results, events, progress and errors, readable or as JSON lines."""
+
+    def __init__(
+        self, json_output: bool = False, out: TextIO | None = None, err: TextIO | None = None
+    ) -> None:
+        self.json_output = json_output
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.color = self.out.isatty()
+
+    def result(self, result: Any, cmd: Command | None = None) -> None:
+        self._write(self.out, _json(result) if self.json_output else render(result, cmd))
+
+    def event(self, event: Mapping[str, Any]) -> None:
+        self._write(self.out, _json(event) if self.json_output else event_line(event, self.color))
+
+    def progress(self, update: Any) -> None:
+        self._write(
+            self.err, _json({"progress": update}) if self.json_output else progress_line(update)
+        )
+
+    def note(self, text: str) -> None:
+        self._write(self.err, _json({"note": text}) if self.json_output else text)
+
+    def error(self, text: str) -> None:
+        self._write(self.err, _json({"error": text}) if self.json_output else f"error: {text}")
+
+    def screen(self, result: Any, cmd: Command, footer: str) -> None:
+        """A full-screen refresh (``monitor``); one JSON line per view in JSON mode."""
+        if self.json_output:
+            self.result(result, cmd)
+            return
+        clear = "\x1b[H\x1b[2J" if self.color else ""
+        stamp = time.strftime("%H:%M:%S")
+        self._write(self.out, f"{clear}{render(result, cmd)}\n\n{stamp}  {footer}")
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        stream.write(text + "\n")
+        stream.flush()
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, default=str)
