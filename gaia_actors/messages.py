@@ -333,3 +333,108 @@ class Unsubscribe:
     """Command: stop delivering events to ``subscriber`` (an actor name or a sink key)."""
 
     subscriber: str
+
+
+# --- Environments (environment.<env>) -----------------------------------------------------
+
+
+@message
+class GetEnvStatus:
+    """Query: the environment's process, release, data and recovery state."""
+
+
+@message
+class Fail:
+    """Command: declare the environment failed (hung or down); its supervisor takes over."""
+
+    reason: str
+    cause: str = "down"  # down | hung | exited
+
+
+@message
+class KillProcess:
+    """Command: SIGKILL the environment's process group (fault injection)."""
+
+
+@message
+class BuildRelease:
+    """Query: build a release from the configured source tree; answers its id and path."""
+
+
+@message
+class Deploy:
+    """Query: deploy ``release`` (an id in this environment or a path to a release directory)."""
+
+    release: str
+    pipeline_id: int | None = None
+    timeout: float | None = None
+
+
+@message
+class Rollback:
+    """Query: switch back to ``release`` (default: the previous one) and wait for healthy."""
+
+    release: str = ""
+    pipeline_id: int | None = None
+
+
+@message
+class TakeBackup:
+    """Query: take a verified online backup of the environment's databases now."""
+
+    reason: str = "manual"
+    pipeline_id: int | None = None
+
+
+@message
+class RestoreBackup:
+    """Query: restore ``backup`` (default: the newest that verifies), keeping the replaced data."""
+
+    backup: str = ""
+
+
+@message
+class ResetData:
+    """Query: move the data aside and start empty (only where reset_on_error is true)."""
+
+
+@message
+class GetLogs:
+    """Query: the last ``lines`` lines of the environment process's output."""
+
+    lines: int = 50
+
+
+# --- Monitoring (monitor, metrics, failover, balancer) ------------------------------------
+
+
+@message
+class GetHealth:
+    """Query: health snapshots (one environment, or all when ``env`` is empty)."""
+
+    env: str = ""
+
+
+@message
+class CheckNow:
+    """Command: run a health round now instead of waiting for the schedule."""
+
+
+@message
+class ScrapeNow:
+    """Command: scrape every environment's /metrics now."""
+
+
+@message
+class GetIncidents:
+    """Query: recent incidents with time to detect and time to recover."""
+
+    env: str = ""
+    limit: int = 20
+
+
+@message
+class Route:
+    """Query: pick the environment that should serve the next request of ``pool``."""
+
+    pool: tuple[str, ...] = ()
