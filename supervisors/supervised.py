@@ -23,6 +23,10 @@ from supervisors.errors import ChildAborted
 if TYPE_CHECKING:
     from supervisors.registry import Registry
 
+# Bound on the wait for registration: only a factory that blocks on its own new actor
+# before returning comes near it.
+REGISTER_WAIT = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class Ping:
@@ -63,6 +67,9 @@ class Link:
     name: str
     generation: int = 0  # 1 for a child's first start, +1 for each start after it
     started: threading.Event = field(default_factory=threading.Event)
+    # Set by the supervisor once ``name`` resolves to this actor; on_start waits for it.
+    # None (a hand-made Link) means nobody registers the actor, so nothing waits.
+    registered: threading.Event | None = None
 
 
 class Supervised(pykka.ThreadingActor):
@@ -131,6 +138,11 @@ class Supervised(pykka.ThreadingActor):
         # Pykka stops an actor whose on_start raises without calling on_failure, and lets a
         # BaseException end the thread with the actor still marked alive; this is the one
         # place either can be seen, so it is reported here (pinned to pykka 4.x).
+        if self.link.registered is not None:
+            # The factory has started this thread but the supervisor registers the name only
+            # when the factory returns: wait, so on_start is reachable by name (as Erlang
+            # registers a name before init runs).
+            self.link.registered.wait(REGISTER_WAIT)
         try:
             self.on_start()
         except BaseException as exc:  # noqa: BLE001 - reported to the supervisor, then stop

@@ -177,11 +177,13 @@ class Supervisor(Supervised):
         the root itself crashing) once every child has stopped. It runs in a thread of its own,
         so it may stop the root; the root stays alive, with no children, until it is stopped.
         """
-        link = Link(supervisor=None, registry=registry, name=name)
+        registered = threading.Event()
+        link = Link(supervisor=None, registry=registry, name=name, registered=registered)
         ref = cls.start(
             link, children, config=config, listener=listener, on_escalate=on_escalate, rng=rng
         )
         registry.register(name, ref)
+        registered.set()
         link.started.wait(timeout=sum(c.start_timeout for c in children) + 5)
         return ref
 
@@ -279,13 +281,18 @@ class Supervisor(Supervised):
         child.ping = None
         child.started_at = 0.0
         child.state = "starting"
-        link = Link(self.actor_ref, self.registry, child.spec.name, child.generation)
+        registered = threading.Event()
+        link = Link(
+            self.actor_ref, self.registry, child.spec.name, child.generation, registered=registered
+        )
         try:
             child.ref = child.spec.factory(link)
         except Exception as exc:  # noqa: BLE001 - a factory error is a failed start, not ours
+            registered.set()  # whatever it may have started must not wait for nothing
             self._tell_quietly(ChildDown(child.spec.name, child.generation, repr(exc), "start"))
             return
         self.registry.register(child.spec.name, child.ref, child.generation)
+        registered.set()
         if not link.started.wait(child.spec.start_timeout):
             error = f"on_start did not finish within {child.spec.start_timeout:g}s"
             self._tell_quietly(ChildDown(child.spec.name, child.generation, error, "start"))

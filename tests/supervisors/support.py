@@ -7,12 +7,14 @@ never on sleeps.
 
 from __future__ import annotations
 
+import dataclasses
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pykka
 
@@ -22,6 +24,7 @@ from supervisors import (
     Escalation,
     Intensity,
     Link,
+    NotRunning,
     Registry,
     Restart,
     Strategy,
@@ -140,6 +143,7 @@ class Script:
         self.start_gates: dict[str, threading.Event] = {}
         self.factory_failures: dict[str, int] = {}
         self.threads: dict[tuple[str, int], threading.Thread] = {}
+        self.addressable: dict[tuple[str, int], bool] = {}
         self.on_stop: dict[str, Callable[[Probe], None]] = {}
 
     def take(self, table: dict[str, int], name: str) -> bool:
@@ -161,6 +165,10 @@ class Probe(Supervised):
     def on_start(self) -> None:
         key = (self.name, self.link.generation)
         self.script.threads[key] = threading.current_thread()
+        try:
+            self.script.addressable[key] = self.registry.lookup(self.name) == self.actor_ref
+        except NotRunning:
+            self.script.addressable[key] = False
         self.journal.add("start", self.name, self.link.generation)
         gate = self.script.start_gates.pop(self.name, None)
         if gate is not None:
@@ -211,7 +219,11 @@ class Events:
 
     def __call__(self, event: str, data: Mapping[str, Any]) -> None:
         with self._lock:
-            self._items.append((event, dict(data)))
+            self._items.append((event, {**data, "at": time.monotonic()}))
+
+    def items(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            return list(self._items)
 
     def all(self, name: str | None = None, **match: Any) -> list[dict[str, Any]]:
         with self._lock:
@@ -291,21 +303,16 @@ class Tree:
         name: str = "root",
         strategy: Strategy | None = None,
         seed: int = 7,
+        listener: Callable[[str, Mapping[str, Any]], None] | None = None,
     ) -> pykka.ActorRef[Supervisor]:
         if strategy is not None:
-            config = SupervisorConfig(
-                strategy=strategy,
-                intensity=config.intensity,
-                backoff=config.backoff,
-                ping_interval=config.ping_interval,
-                ping_timeout=config.ping_timeout,
-            )
+            config = dataclasses.replace(config, strategy=strategy)
         root = Supervisor.start_root(
             name,
             children,
             self.registry,
             config=config,
-            listener=self.events,
+            listener=listener or self.events,
             on_escalate=self._on_escalate,
             rng=random.Random(seed),
         )
@@ -331,12 +338,9 @@ class Tree:
 
 def config(**changes: Any) -> SupervisorConfig:
     """FAST with some fields changed."""
-    values = {
-        "strategy": FAST.strategy,
-        "intensity": FAST.intensity,
-        "backoff": FAST.backoff,
-        "ping_interval": FAST.ping_interval,
-        "ping_timeout": FAST.ping_timeout,
-    }
-    values.update(changes)
-    return SupervisorConfig(**values)
+    return dataclasses.replace(FAST, **changes)
+
+
+def inbox_size(ref: pykka.ActorRef[Any]) -> int:
+    """Messages waiting in an actor's inbox (a ThreadingActor's inbox is a queue.Queue)."""
+    return cast("queue.Queue[Any]", ref.actor_inbox).qsize()
