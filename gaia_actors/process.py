@@ -12,9 +12,10 @@ Why the pieces look the way they do (REFERENCE.md "Processes"):
   ``KillMode=control-group``): a half-dead service must not keep its port.
 - Exits are seen by a thread blocked in ``wait()`` (our children) or on a pidfd (adopted
   processes), ~2 ms here, instead of polling.
-- A service's output goes through a pipe to a small *log pump process* (this file run as a
-  script), not to a thread of the daemon: the pump outlives a daemon restart, so an adopted
-  service keeps a reader on its stdout instead of dying of EPIPE (the runit/svlogd model).
+- A service's output goes through a pipe to a small *log pump process*
+  (``environments/logfiles.py`` run as a script), not to a thread of the daemon: the pump
+  outlives a daemon restart, so an adopted service keeps a reader on its stdout instead of
+  dying of EPIPE (the runit/svlogd model).
   Stage commands, which never outlive the daemon, are read by a thread into a bounded tail.
 - A pid file records the pid *and* the process start time (``/proc/<pid>/stat`` field 22), so a
   restarted daemon never adopts an unrelated process that reused the pid (pid_max is 32768 here).
@@ -44,7 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Generic, TypeVar
 
 __all__ = [
@@ -56,7 +57,6 @@ __all__ = [
     "PidRecord",
     "ProcStats",
     "ProcessError",
-    "RotatingFile",
     "RunResult",
     "SpawnError",
     "StopError",
@@ -86,7 +86,8 @@ POLL_INTERVAL = 0.05  # /proc polling for adopted processes when pidfd is unavai
 _CANCEL_CHECK = 0.02  # run(): how often a cancel Event is looked at
 _CHUNK = 64 * 1024
 _MAX_LINE = 64 * 1024  # a "line" without newline is split after this many bytes
-_PUMP_COMMAND = "log-pump"
+# The log pump runs as a script by path, not imported: see environments/logfiles.py.
+_LOG_PUMP = Path(__file__).resolve().with_name("environments") / "logfiles.py"
 _ROTATED = re.compile(r".+\.\d+$")
 
 
@@ -295,71 +296,6 @@ def remove_pidfile(path: Path) -> None:
 # --------------------------------------------------------------------------- logs
 
 
-class RotatingFile:
-    """An append-only file rotated by size: ``app.log`` -> ``app.log.1`` -> ... ``.{backups}``.
-
-    Rotates on line boundaries, so no file exceeds ``max_bytes`` unless a single line does
-    (such a line is split). Writes are unbuffered (``O_APPEND``): a reader sees them at once.
-    """
-
-    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
-        if max_bytes < 1 or backups < 0:
-            raise ValueError(f"{path}: max_bytes must be >= 1 and backups >= 0")
-        self.path = path
-        self.max_bytes = max_bytes
-        self.backups = backups
-        self._fd = self._open()
-        self._size = os.fstat(self._fd).st_size
-
-    def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-
-    def write(self, data: bytes) -> None:
-        """Append ``data``, rotating first whenever the next piece would not fit."""
-        while data:
-            room = self.max_bytes - self._size
-            if len(data) <= room:
-                self._write(data)
-                return
-            cut = data.rfind(b"\n", 0, room) + 1
-            if cut == 0 and self._size == 0:
-                cut = room  # one line longer than a whole file: split it
-            self._write(data[:cut])
-            self.rotate()
-            data = data[cut:]
-
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        self._size += len(data)
-
-    def rotate(self) -> None:
-        """Shift ``.N`` to ``.N+1`` (dropping the oldest) and start a new empty file."""
-        os.close(self._fd)
-        if self.backups == 0:
-            self.path.unlink(missing_ok=True)
-        for index in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{index}")
-            if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
-        if self.backups:
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._fd = self._open()
-        self._size = 0
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-    def __enter__(self) -> RotatingFile:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
 def _last_lines(path: Path, count: int) -> list[str]:
     """The last ``count`` lines of one file, reading backwards in blocks."""
     with open(path, "rb") as src:
@@ -398,17 +334,6 @@ def prune_logs(directory: Path, max_age_days: float, now: datetime | None = None
             entry.unlink()
             removed.append(entry)
     return removed
-
-
-def _pump_main(args: Sequence[str]) -> int:
-    """The log pump process: copy stdin into a rotated file until every writer is gone."""
-    path, max_bytes, backups = args
-    # Own session, so only a deliberate signal reaches it; it ends on EOF, after the service.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with RotatingFile(Path(path), int(max_bytes), int(backups)) as out:
-        while chunk := os.read(0, _CHUNK):
-            out.write(chunk)
-    return 0
 
 
 # --------------------------------------------------------------------------- output capture
@@ -536,9 +461,10 @@ class _FileOutput:
 
 def _start_log_pump(log: LogSink, read_fd: int) -> subprocess.Popen[bytes]:
     log.path.parent.mkdir(parents=True, exist_ok=True)
-    # -I: no user site, no PYTHON* variables, and the script's folder is not put on sys.path.
-    argv = [sys.executable, "-I", str(Path(__file__).resolve()), _PUMP_COMMAND]
-    argv += [str(log.path.resolve()), str(log.max_bytes), str(log.backups)]
+    # -I: no PYTHON* variables, the script's folder not on sys.path; -S: no site (it needs
+    # nothing outside the stdlib, and skipping site saves most of its start-up).
+    argv = [sys.executable, "-I", "-S", str(_LOG_PUMP), str(log.path.resolve())]
+    argv += [str(log.max_bytes), str(log.backups)]
     return subprocess.Popen(
         argv, stdin=read_fd, stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True
     )
@@ -858,7 +784,3 @@ def adopt(path: Path, log: LogSink | None = None, *, pidfd: bool = True) -> Adop
         if fd is not None:
             os.close(fd)
         return None
-
-
-if __name__ == "__main__" and sys.argv[1:2] == [_PUMP_COMMAND]:
-    raise SystemExit(_pump_main(sys.argv[2:]))

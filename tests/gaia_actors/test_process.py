@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from gaia_actors import process
+from gaia_actors.environments.logfiles import RotatingFile
 from gaia_actors.process import (
     LogSink,
     PidFileError,
-    RotatingFile,
     SpawnError,
     adopt,
     is_same_process,
@@ -231,6 +231,14 @@ def test_rotating_file_splits_a_line_longer_than_a_file(tmp_path: Path) -> None:
         out.write(b"x" * 250 + b"\n")
     sizes = sorted(p.stat().st_size for p in tmp_path.iterdir())
     assert sizes == [51, 100, 100]
+
+
+def test_rotating_file_without_backups_starts_over(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    with RotatingFile(path, max_bytes=10, backups=0) as out:
+        out.write(b"aaaa\nbbbb\ncccc\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["app.log"]
+    assert path.read_bytes() == b"cccc\n"
 
 
 def test_read_log_tail_reaches_into_rotated_files(tmp_path: Path) -> None:
