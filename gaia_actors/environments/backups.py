@@ -361,6 +361,8 @@ def prune_backups(
 
 def _choose(backups_dir: Path, backup: str | None) -> tuple[BackupRecord, list[tuple[str, str]]]:
     """The newest backup that verifies (or the named one), and the refused ones."""
+    if backup is not None and (Path(backup).name != backup or backup in ("", ".", "..")):
+        raise NoVerifiedBackup(backups_dir, [(backup, "not a backup id")])
     candidates = [backups_dir / backup] if backup is not None else _backup_dirs(backups_dir)
     skipped: list[tuple[str, str]] = []
     for path in candidates:

@@ -316,8 +316,10 @@ def build_release(
     output tail. Building identical content twice within one second yields the existing
     release (same id). ``releases_dir`` inside ``source`` is never copied into itself.
     """
-    created = now or datetime.now(UTC)
+    created = (now or datetime.now(UTC)).astimezone(UTC)
     source = source.resolve()
+    if not source.is_dir():
+        raise ReleaseError(source, "the source tree is not a directory")
     tmp = _temp_dir(releases_dir, created.strftime("%Y%m%dT%H%M%SZ"))
     try:
         totals = _copy_source(source, tmp, ignore, releases_dir)
@@ -441,6 +443,8 @@ def prune_releases(
     """Delete all but the newest ``keep`` releases, never the current one, the last healthy
     one or any id in ``protect``. Each is first renamed to ``*.tmp`` so a crash mid-delete
     leaves nothing that looks complete. Returns the deleted ids."""
+    if keep < 0:
+        raise ValueError(f"{env_dir}: keep must be >= 0, got {keep}")
     spared = set(protect) | {current_release(env_dir), last_healthy(env_dir)}
     removed = []
     for release in list_releases(env_dir)[keep:]:

@@ -279,6 +279,8 @@ def test_restore_raises_when_nothing_verifies(env: tuple[Path, Path]) -> None:
     assert count_rows(data_dir / "app.db") == 520  # untouched
     with pytest.raises(NoVerifiedBackup, match="no-such-backup"):
         restore(data_dir, backups_dir, "no-such-backup")
+    with pytest.raises(NoVerifiedBackup, match="not a backup id"):
+        restore(data_dir, backups_dir, "../data")
 
 
 def test_restore_without_any_backup_raises(env: tuple[Path, Path]) -> None:

@@ -161,6 +161,11 @@ def test_build_timeout_leaves_no_release_dir(source: Path, env_dir: Path) -> Non
     assert list((env_dir / "releases").iterdir()) == []
 
 
+def test_build_of_a_missing_source_raises(tmp_path: Path) -> None:
+    with pytest.raises(ReleaseError, match="not a directory"):
+        build_release(tmp_path / "absent", tmp_path / "releases", IGNORE, now=T0)
+
+
 # --------------------------------------------------------------------------- import
 
 
