@@ -75,7 +75,9 @@ class Registry:
             raise NotRunning(name, "it stopped while the message was sent") from None
 
     def ask(self, name: str, message: Any, timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
-        """Send and wait for the reply. A handler that returns an exception raises it here.
+        """Send and wait for the reply. A handler that returns an exception raises it here;
+        one that returns a ``pykka.Future`` (a deferred reply) is waited on, within the same
+        ``timeout``.
 
         Raises NotRunning when nothing answers to ``name`` or its actor stops before
         answering, AskTimeout when no reply comes within ``timeout`` (the message may still
@@ -83,8 +85,13 @@ class Registry:
         """
         ref = self.lookup(name)
         future = ref.ask(message, block=False)
+        started = time.monotonic()
         try:
             reply = self._wait(ref, future, timeout)
+            if isinstance(reply, pykka.Future):
+                # A deferred reply: the handler answered with a future that a worker of the
+                # actor completes later, so a long job never blocks the actor's mailbox.
+                reply = reply.get(timeout=max(0.0, timeout - (time.monotonic() - started)))
         except pykka.Timeout:
             raise AskTimeout(name, message, timeout) from None
         except pykka.ActorDeadError:
