@@ -637,6 +637,129 @@ def test_follower_walks_a_burst_of_rotations_oldest_first(tmp_path: Path) -> Non
     handler.close()
 
 
+class RotatingLog:
+    """A RotatingFileHandler driven by hand, to rotate at the exact moment a race needs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handler = logging.handlers.RotatingFileHandler(path, maxBytes=10**9, backupCount=9)
+        self.handler.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, seqs: range) -> None:
+        for i in seqs:
+            self.handler.emit(logging.makeLogRecord({"msg": json.dumps(record(i))}))
+
+    def rotate(self) -> None:
+        self.handler.doRollover()
+
+    def close(self) -> None:
+        self.handler.close()
+
+
+@pytest.fixture
+def rotating_log(tmp_path: Path) -> Iterator[RotatingLog]:
+    log = RotatingLog(tmp_path / "gaia.jsonl")
+    yield log
+    log.close()
+
+
+def once(action: Callable[[], None]) -> Callable[[], None]:
+    done: list[bool] = []
+
+    def run_once() -> None:
+        if not done:
+            done.append(True)
+            action()
+
+    return run_once
+
+
+def test_follower_drains_lines_written_between_its_last_read_and_the_rename(
+    rotating_log: RotatingLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rotating_log.emit(range(2))
+    with tail.Follower(rotating_log.path) as follower:
+        assert poll_all(follower) == [0, 1]
+
+        def race() -> None:  # the writer gets in after our read reached the end of the file
+            rotating_log.emit(range(2, 4))
+            rotating_log.rotate()
+            rotating_log.emit(range(4, 5))
+
+        strike = once(race)
+        real = tail._identity_at
+
+        def identity_at(path: Path) -> tuple[int, int] | None:
+            strike()
+            return real(path)
+
+        monkeypatch.setattr(tail, "_identity_at", identity_at)
+        assert poll_all(follower) == [2, 3, 4]
+
+
+def test_follower_rechecks_when_a_rotation_races_its_move_to_the_newer_file(
+    rotating_log: RotatingLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rotating_log.emit(range(2))
+    with tail.Follower(rotating_log.path) as follower:
+        assert poll_all(follower) == [0, 1]
+        rotating_log.rotate()
+        rotating_log.emit(range(2, 4))
+
+        def race() -> None:  # another rotation while the follower opens the newer file
+            rotating_log.rotate()
+            rotating_log.emit(range(4, 6))
+
+        strike = once(race)
+        real = tail._open
+
+        def open_(path: Path) -> io.FileIO | None:
+            if path == rotating_log.path:
+                strike()
+            return real(path)
+
+        monkeypatch.setattr(tail, "_open", open_)
+        assert poll_all(follower) == [2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("rotations", [1, 2])
+def test_last_n_reads_each_file_once_in_order_when_rotations_race_the_read(
+    rotating_log: RotatingLog, monkeypatch: pytest.MonkeyPatch, rotations: int
+) -> None:
+    rotating_log.emit(range(3))
+    rotating_log.rotate()
+    rotating_log.emit(range(3, 6))
+
+    def race() -> None:  # right after the live file (3-5) is opened
+        for _ in range(rotations):
+            rotating_log.rotate()
+            rotating_log.emit(range(100, 103))  # newer than what we opened: not shown
+
+    strike = once(race)
+    real = tail._open
+
+    def open_(path: Path) -> io.FileIO | None:
+        handle = real(path)
+        if path == rotating_log.path:
+            strike()
+        return handle
+
+    monkeypatch.setattr(tail, "_open", open_)
+    code, text = run_tail(["--json", "-n", "all"], rotating_log.path)
+    assert (code, seqs_of(text.splitlines())) == (0, list(range(6)))
+
+
+def test_follower_shows_the_unfinished_last_line_of_a_finished_file(tmp_path: Path) -> None:
+    path = tmp_path / "gaia.jsonl"
+    write_seqs(path, range(1))
+    with tail.Follower(path) as follower:
+        assert poll_all(follower) == [0]
+        append(path, '{"seq": 1, "event": "cut sh')  # the writer died mid-line
+        path.rename(tmp_path / "gaia.jsonl.1")
+        write_seqs(path, range(2, 3))
+        assert follower.poll() == ['{"seq": 1, "event": "cut sh', line(2).rstrip("\n")]
+
+
 def test_follower_moves_on_when_its_file_is_deleted(tmp_path: Path) -> None:
     path = tmp_path / "gaia.jsonl"
     write_seqs(path, range(2))
@@ -650,8 +773,9 @@ def test_follower_moves_on_when_its_file_is_deleted(tmp_path: Path) -> None:
 
 def test_follower_keeps_up_with_a_writer_thread_rotating_many_times(tmp_path: Path) -> None:
     path = tmp_path / "gaia.jsonl"
-    count = 4000
-    options = {"count": count, "max_bytes": 4096, "backups": 2000, "pause_every": 50}
+    count = 2000
+    # backups above the ~100 files written, so no line is deleted before it can be read.
+    options = {"count": count, "max_bytes": 4096, "backups": 300, "pause_every": 50}
     done = threading.Thread(target=writer.write, args=(path,), kwargs=options)
     seen: list[int] = []
     with tail.Follower(path) as follower:
@@ -720,6 +844,20 @@ def test_last_n_then_follow_hands_over_without_gap_or_repeat(
     seqs = follow.sink.seqs()
     assert seqs == list(range(seqs[0], count))
     assert len(seqs) >= 5
+
+
+def test_follow_shows_a_half_written_last_line_once_it_is_complete(
+    tmp_path: Path, tails: Callable[[list[str], Path], TailThread]
+) -> None:
+    path = tmp_path / "gaia.jsonl"
+    text = line(1)
+    append(path, line(0) + text[:12])
+    follow = tails(["-f", "--json"], path)
+    follow.sink.wait_for(lambda s: s.seqs() == [0])
+    append(path, text[12:])
+    follow.sink.wait_for(lambda s: s.seqs() == [0, 1])
+    assert follow.finish() == 0
+    assert follow.sink.text() == line(0) + text
 
 
 def test_follow_restarts_when_the_log_is_truncated(
