@@ -130,7 +130,10 @@ def _capabilities(
     return specs
 
 
-CAPABILITIES: list[str] = ["gaia_actors.control"]  # control stays last (DESIGN.md)
+CAPABILITIES: list[str] = [
+    "gaia_actors.environments.tree",
+    "gaia_actors.control",
+]  # control stays last (DESIGN.md)
 
 
 class Daemon:

@@ -1,0 +1,150 @@
+"""Operator commands for environments: backup, restore, rollback, deploy, logs, reset, kill."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
+from gaia_actors.environments import backups
+from gaia_actors.environments.layout import Layout
+from gaia_actors.environments.tree import SUPERVISOR, actor_name
+from gaia_actors.errors import ControlError, EnvironmentFailure
+from gaia_actors.messages import (
+    BuildRelease,
+    Deploy,
+    GetLogs,
+    KillProcess,
+    ResetData,
+    RestoreBackup,
+    Rollback,
+    TakeBackup,
+)
+from supervisors import Registry
+from supervisors.supervisor import ResetChild
+
+ENV = Arg("env", help="environment name")
+
+
+def _ask(ctx: CommandContext, env: str, message: Any, timeout: float) -> Any:
+    registry = _registry(ctx, env)
+    return registry.ask(actor_name(env), message, timeout=timeout)
+
+
+def _registry(ctx: CommandContext, env: str) -> Registry:
+    if env not in ctx.settings.environments:
+        known = ", ".join(ctx.settings.environments) or "none configured"
+        raise UsageError("env", f"no environment {env!r}; environments: {known}", "env")
+    if ctx.registry is None:
+        raise ControlError("this command needs a running daemon")
+    return ctx.registry
+
+
+def _op_timeout(ctx: CommandContext, env: str) -> float:
+    config = ctx.settings.environments[env]
+    return 2 * config.deploy_timeout + 2 * config.stop_grace + 10
+
+
+@command("backup", help="take a verified online backup of ENV's databases now", args=(ENV,))
+def backup(ctx: CommandContext, env: str) -> Any:
+    return _ask(ctx, env, TakeBackup("manual"), timeout=120)
+
+
+@command(
+    "restore",
+    help="restore ENV's data from BACKUP (default: the newest that verifies), keeping a copy",
+    args=(ENV, Arg("backup", required=False, default="", help="backup id (see backups ENV)")),
+)
+def restore(ctx: CommandContext, env: str, backup: str = "") -> Any:
+    return _ask(ctx, env, RestoreBackup(backup), timeout=_op_timeout(ctx, env))
+
+
+@command(
+    "rollback",
+    help="switch ENV back to RELEASE (default: the previous one) and wait for healthy",
+    args=(ENV, Arg("release", required=False, default="", help="release id")),
+)
+def rollback(ctx: CommandContext, env: str, release: str = "") -> Any:
+    return _ask(ctx, env, Rollback(release), timeout=_op_timeout(ctx, env))
+
+
+@command(
+    "deploy",
+    help="deploy RELEASE (an id or a release directory) to ENV; switches back on failure",
+    args=(ENV, Arg("release", help="release id or path")),
+)
+def deploy(ctx: CommandContext, env: str, release: str) -> Any:
+    return _ask(ctx, env, Deploy(release), timeout=_op_timeout(ctx, env))
+
+
+@command("build", help="build a new release of ENV from its source tree", args=(ENV,))
+def build(ctx: CommandContext, env: str) -> Any:
+    return _ask(ctx, env, BuildRelease(), timeout=ctx.settings.environments[env].build_timeout + 30)
+
+
+@command(
+    "logs",
+    help="the last lines of ENV's process output",
+    args=(ENV,),
+    options=(Option("n", int, 50, help="number of lines"),),
+    offline=True,
+)
+def logs(ctx: CommandContext, env: str, n: int = 50) -> Any:
+    if ctx.registry is None:  # the files are on disk: no daemon needed
+        from gaia_actors import process
+
+        if env not in ctx.settings.environments:
+            raise UsageError("logs", f"no environment {env!r}", "env")
+        return process.read_log_tail(Layout.of(ctx.settings, env).log_sink.path, n)
+    return _ask(ctx, env, GetLogs(n), timeout=10)
+
+
+@command(
+    "backups",
+    help="ENV's backups, newest first, with their verification",
+    args=(ENV,),
+    offline=True,
+)
+def list_backups(ctx: CommandContext, env: str) -> Any:
+    if env not in ctx.settings.environments:
+        raise UsageError("backups", f"no environment {env!r}", "env")
+    layout = Layout.of(ctx.settings, env)
+    return [
+        {
+            "backup": r.id,
+            "created": r.created.isoformat(),
+            "size": r.size,
+            "verified": r.verified,
+            "integrity": r.integrity,
+            "sha256": r.sha256[:16],
+        }
+        for r in backups.list_backups(layout.backups)
+    ]
+
+
+@command("kill", help="fault injection: SIGKILL ENV's process and watch it recover", args=(ENV,))
+def kill(ctx: CommandContext, env: str) -> Any:
+    return _ask(ctx, env, KillProcess(), timeout=10)
+
+
+@command(
+    "reset",
+    help="clear ENV's FAILED state and start it again; for reset_on_error environments "
+    "(dev) also start over with empty data",
+    args=(ENV,),
+)
+def reset(ctx: CommandContext, env: str) -> Any:
+    registry = _registry(ctx, env)
+    config = ctx.settings.environments[env]
+    node = registry.node(actor_name(env))
+    if node is not None and node.state == "failed":
+        if config.reset_on_error:
+            backups.reset_data(Layout.of(ctx.settings, env).data)
+        registry.ask(SUPERVISOR, ResetChild(actor_name(env)), timeout=60)
+        return {"env": env, "reset": "restarted from FAILED", "data_reset": config.reset_on_error}
+    if not config.reset_on_error:
+        raise EnvironmentFailure(
+            env,
+            "not FAILED, and reset_on_error = false: its data is never reset "
+            "(use restore to go back to a backup)",
+        )
+    return registry.ask(actor_name(env), ResetData(), timeout=_op_timeout(ctx, env))

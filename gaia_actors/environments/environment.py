@@ -1,0 +1,650 @@
+"""EnvironmentActor (``environment.<env>``): one environment's process, releases and data.
+
+An environment is its actor and its process together (DESIGN.md, Supervision): when the
+process exits, or the failover agent declares it down, the actor fails, and its supervisor
+restarts it, which starts the process again. A restarted actor first adopts a process that
+is still alive (pid file with start time), so an actor crash costs the service nothing.
+
+Deploy, rollback, restore and reset stop and start the process inside the mailbox (quick),
+then wait for healthy in a thread that reports back; the asker gets a deferred reply, and
+liveness pings keep being answered while a new release warms up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from gaia_actors import process
+from gaia_actors.actor import GaiaActor
+from gaia_actors.environments import backups, releases
+from gaia_actors.environments.layout import Layout, port_in_use, wait_healthy
+from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
+from gaia_actors.messages import (
+    BuildRelease,
+    Deploy,
+    Fail,
+    GetEnvStatus,
+    GetLogs,
+    KillProcess,
+    ResetData,
+    RestoreBackup,
+    Rollback,
+    TakeBackup,
+    message,
+)
+from gaia_actors.settings import Settings, backup_interval
+from supervisors import Link
+
+Handle = process.Child | process.AdoptedProcess
+
+
+# Messages the actor sends itself (from watcher threads and timers).
+
+
+@message
+class ProcessExited:
+    """The environment's process exited (from its watcher thread)."""
+
+    pid: int
+    code: int | None
+
+
+@message
+class HealthWaited:
+    """A wait-for-healthy finished: for the start of a process, or for an operation."""
+
+    token: int
+    ok: bool
+    why: str
+
+
+@message
+class ScheduledBackup:
+    """Timer: take a scheduled backup."""
+
+
+@message
+class Housekeeping:
+    """Timer: prune old logs, backups and releases."""
+
+
+@dataclass
+class _Operation:
+    """A deploy, rollback, restore or reset waiting for its health verdict."""
+
+    kind: str
+    target: str
+    previous: str | None
+    future: pykka.ThreadingFuture[Any]
+    started: float = field(default_factory=time.monotonic)
+    reverting: bool = False
+    pipeline_id: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class EnvironmentActor(GaiaActor):
+    """Owns one environment (DESIGN.md, Environments on disk)."""
+
+    def __init__(self, link: Link, settings: Settings, env: str) -> None:
+        super().__init__(link)
+        self.settings = settings
+        self.env = env
+        self.layout = Layout.of(settings, env)
+        self.config = self.layout.config
+        self.log = self.log.bind(env=env)
+        self.proc: Handle | None = None
+        self.release: str | None = None
+        self.started_at = 0.0
+        self.started_mono = 0.0
+        self.adopted = False
+        self.process_failed = False  # the failure is the process's: kill it on the way down
+        self.operation: _Operation | None = None
+        self.tokens = 0
+        self.startup_token = 0
+        self.healthy = False
+        self.cancel = threading.Event()
+
+    # Life cycle
+
+    def on_start(self) -> None:
+        self.layout.make_dirs()
+        report = releases.repair(self.layout.root)
+        if report.changed:
+            self.publish(
+                "environment.repaired",
+                level="warning",
+                env=self.env,
+                removed=list(report.removed),
+                dangling=report.dangling,
+                current=report.current,
+            )
+        if self.layout.current_release() is None:
+            self._first_release()
+        self._start_process()
+        interval = backup_interval(self.config.backup_schedule)
+        if interval:
+            self.every(interval, ScheduledBackup())
+        self.every(3600.0, Housekeeping(), first=30.0)
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        self.cancel.set()
+        self._fail_operation(EnvironmentFailure(self.env, "the environment actor stopped"))
+        self._stop_process()
+        process.remove_pidfile(self.layout.pidfile)
+        self.publish("environment.stopped", env=self.env, release=self.release)
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self.cancel.set()
+        self._fail_operation(EnvironmentFailure(self.env, f"the environment failed: {exc_info[1]}"))
+        if self.process_failed and self.proc is not None and not self.proc.exited:
+            with contextlib.suppress(process.ProcessError):
+                self.proc.stop(self.config.stop_grace)
+        # Otherwise the actor itself crashed: the process is fine and the next
+        # generation adopts it through the pid file.
+        super().on_failure(*exc_info)
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), **self._status()}
+
+    # Messages
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case ProcessExited(pid=pid, code=code):
+                return self._on_exit(pid, code)
+            case HealthWaited(token=token, ok=ok, why=why):
+                return self._on_health(token, ok, why)
+            case GetEnvStatus():
+                return self._status()
+            case Fail(reason=reason, cause=cause):
+                return self._fail(reason, cause)
+            case KillProcess():
+                return self._kill()
+            case BuildRelease():
+                return self._build()
+            case Deploy(release=release, pipeline_id=pipeline_id, timeout=timeout):
+                return self._deploy(release, pipeline_id, timeout)
+            case Rollback(release=release, pipeline_id=pipeline_id):
+                return self._rollback(release, pipeline_id)
+            case TakeBackup(reason=reason, pipeline_id=pipeline_id):
+                return self._backup(reason, pipeline_id)
+            case RestoreBackup(backup=backup):
+                return self._restore(backup or None)
+            case ResetData():
+                return self._reset()
+            case GetLogs(lines=lines):
+                return process.read_log_tail(self.layout.log_sink.path, max(1, min(lines, 10_000)))
+            case ScheduledBackup():
+                return self._scheduled_backup()
+            case Housekeeping():
+                return self._housekeeping()
+            case _:
+                return self.unhandled(message)
+
+    # The process
+
+    def _first_release(self) -> None:
+        release = self._build_release()
+        releases.switch_current(self.layout.root, release.id)
+        self.publish("environment.initialised", env=self.env, release=release.id)
+
+    def _build_release(self) -> releases.Release:
+        release = releases.build_release(
+            self.layout.source,
+            self.layout.releases,
+            self.config.ignore,
+            self.layout.build_argv(),
+            timeout=self.config.build_timeout,
+        )
+        self.record(
+            "releases",
+            ts=time.time(),
+            env=self.env,
+            release_id=release.id,
+            source=release.source,
+            content_hash=release.content_hash,
+            status="built",
+        )
+        return release
+
+    def _start_process(self) -> None:
+        self.release = self.layout.current_release()
+        if self.release is None:
+            raise EnvironmentFailure(self.env, "no current release to run")
+        adopted = process.adopt(self.layout.pidfile, self.layout.log_sink)
+        if adopted is not None and _release_of(adopted.pid) not in (None, self.release):
+            # The daemon died between switching `current` and restarting the process: the
+            # survivor runs another release, so it is replaced rather than adopted.
+            self.publish(
+                "environment.stale_process",
+                level="warning",
+                env=self.env,
+                pid=adopted.pid,
+                running=_release_of(adopted.pid),
+                current=self.release,
+            )
+            adopted.stop(self.config.stop_grace)
+            adopted = None
+        if adopted is not None:
+            self.proc, self.adopted = adopted, True
+        else:
+            self.proc, self.adopted = self._spawn(self.release), False
+        self.started_at, self.started_mono = time.time(), time.monotonic()
+        pid = self.proc.pid
+        ref = self.actor_ref
+        self.proc.watch(lambda code: _tell(ref, ProcessExited(pid, code)))
+        self.publish(
+            "environment.started",
+            env=self.env,
+            pid=pid,
+            release=self.release,
+            adopted=self.adopted,
+            port=self.config.port,
+        )
+        self.startup_token = self._wait_for_health(self.config.deploy_timeout)
+
+    def _spawn(self, release: str) -> process.Child:
+        if port_in_use(self.config.host, self.config.port):
+            raise EnvironmentFailure(
+                self.env,
+                f"port {self.config.port} on {self.config.host} is already in use by another "
+                "process; stop it or change the port in the configuration",
+            )
+        child = process.spawn(
+            self.layout.argv(release),
+            cwd=self.layout.current,
+            env=self.layout.process_env(release),
+            log=self.layout.log_sink,
+        )
+        process.write_pidfile(self.layout.pidfile, child.pid, child.start_time)
+        return child
+
+    def _stop_process(self) -> None:
+        proc, self.proc = self.proc, None
+        self.healthy = False
+        if proc is None or proc.exited:
+            return
+        try:
+            proc.stop(self.config.stop_grace)
+        except process.ProcessError as exc:
+            self.log.error("environment.stop_failed", error=str(exc))
+
+    def _restart_process(self) -> None:
+        self._stop_process()
+        process.remove_pidfile(self.layout.pidfile)
+        self._start_process()
+
+    def _on_exit(self, pid: int, code: int | None) -> None:
+        if self.proc is None or pid != self.proc.pid:
+            return  # a process we stopped on purpose, or one from before a restart
+        uptime = time.monotonic() - self.started_mono
+        early = uptime < self.config.startsecs
+        self.publish(
+            "environment.exited",
+            level="error",
+            env=self.env,
+            pid=pid,
+            code=code,
+            uptime=round(uptime, 3),
+            failed_start=early,
+            release=self.release,
+        )
+        if self.operation is not None:
+            self._on_health(self.tokens, False, f"process exited with code {code}")
+            return
+        self.process_failed = True
+        what = "exited during start" if early else "exited"
+        raise EnvironmentFailure(self.env, f"process {pid} {what} with code {code}")
+
+    def _fail(self, reason: str, cause: str) -> None:
+        self.publish("environment.failing", level="error", env=self.env, reason=reason, cause=cause)
+        self.process_failed = True
+        raise EnvironmentFailure(self.env, f"{cause}: {reason}")
+
+    def _kill(self) -> dict[str, Any]:
+        if self.proc is None or self.proc.exited:
+            raise Rejected(f"environment {self.env!r} has no running process")
+        pid = self.proc.pid
+        self.proc.kill()
+        return {"env": self.env, "killed": pid}
+
+    # Health verdicts
+
+    def _wait_for_health(self, timeout: float) -> int:
+        self.tokens += 1
+        token, url, cancel, ref = self.tokens, self.layout.health_url, self.cancel, self.actor_ref
+
+        def wait() -> None:
+            ok, why = wait_healthy(url, timeout, cancel)
+            _tell(ref, HealthWaited(token, ok, why))
+
+        threading.Thread(target=wait, name=f"{self.name}-health", daemon=True).start()
+        return token
+
+    def _on_health(self, token: int, ok: bool, why: str) -> None:
+        if token != self.tokens:
+            return  # superseded by a later start
+        if ok:
+            self.healthy = True
+            if self.release:
+                releases.mark_healthy(self.layout.root, self.release)
+        if self.operation is not None:
+            self._operation_verdict(ok, why)
+        elif ok:
+            self.publish("environment.healthy", env=self.env, release=self.release)
+        else:
+            self.publish(
+                "environment.unhealthy",
+                level="warning",
+                env=self.env,
+                release=self.release,
+                reason=why,
+            )
+
+    # Releases: deploy and rollback
+
+    def _build(self) -> pykka.ThreadingFuture[Any]:
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+
+        def build() -> None:
+            try:
+                release = self._build_release()
+            except Exception as exc:  # noqa: BLE001 - the asker gets the error
+                future.set(EnvironmentFailure(self.env, f"build failed: {exc}"))
+                return
+            future.set({"env": self.env, "release": release.id, "path": str(release.path)})
+
+        threading.Thread(target=build, name=f"{self.name}-build", daemon=True).start()
+        return future
+
+    def _deploy(self, release: str, pipeline_id: int | None, timeout: float | None) -> Any:
+        self._refuse_if_busy()
+        target = self._import(release)
+        return self._switch("deploy", target, pipeline_id, timeout)
+
+    def _rollback(self, release: str, pipeline_id: int | None) -> Any:
+        self._refuse_if_busy()
+        target = release or self._previous_release()
+        if not (self.layout.releases / target).is_dir():
+            raise Rejected(f"environment {self.env!r} has no release {target!r}")
+        return self._switch("rollback", target, pipeline_id, None)
+
+    def _switch(
+        self, kind: str, target: str, pipeline_id: int | None, timeout: float | None
+    ) -> Any:
+        previous = self.layout.current_release()
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        self.operation = _Operation(kind, target, previous, future, pipeline_id=pipeline_id)
+        self.publish(f"environment.{kind}_started", env=self.env, release=target, previous=previous)
+        releases.switch_current(self.layout.root, target)
+        self._restart_process()
+        if timeout is not None:
+            self.startup_token = self._wait_for_health(timeout)
+        return future
+
+    def _import(self, release: str) -> str:
+        if "/" in release:
+            path = Path(release)
+            if not path.is_dir():
+                raise Rejected(f"release directory {release!r} does not exist")
+            return releases.import_release(path, self.layout.releases).id
+        if not (self.layout.releases / release).is_dir():
+            raise Rejected(f"environment {self.env!r} has no release {release!r}")
+        return release
+
+    def _previous_release(self) -> str:
+        current = self.layout.current_release()
+        ids = [r.id for r in releases.list_releases(self.layout.root)]  # newest first
+        older = ids[ids.index(current) + 1 :] if current in ids else ids
+        if not older:
+            raise Rejected(f"environment {self.env!r} has no release older than {current!r}")
+        return older[0]
+
+    def _operation_verdict(self, ok: bool, why: str) -> None:
+        op = self.operation
+        assert op is not None
+        duration = round(time.monotonic() - op.started, 3)
+        if ok and not op.reverting:
+            self._finish_operation(op, "succeeded", duration)
+        elif ok:
+            error = f"{op.kind} of {op.target} failed ({op.detail['why']}); back on {op.previous}"
+            self._finish_operation(op, "reverted", duration, error)
+        elif not op.reverting and op.previous and op.kind in ("deploy", "rollback"):
+            op.reverting, op.detail["why"] = True, why
+            self.publish(
+                f"environment.{op.kind}_failed",
+                level="error",
+                env=self.env,
+                release=op.target,
+                reason=why,
+                reverting_to=op.previous,
+            )
+            releases.switch_current(self.layout.root, op.previous)
+            self._restart_process()
+        else:
+            self._finish_operation(op, "failed", duration, f"{op.kind} of {op.target}: {why}")
+            self.process_failed = True
+            raise EnvironmentFailure(self.env, f"unhealthy after {op.kind}: {why}")
+
+    def _finish_operation(
+        self, op: _Operation, outcome: str, duration: float, error: str = ""
+    ) -> None:
+        self.operation = None
+        kind = {"deploy": "deployed", "rollback": "rolled_back"}.get(op.kind, op.kind)
+        if op.kind in ("deploy", "rollback"):
+            self.record(
+                "deployments",
+                ts=time.time(),
+                env=self.env,
+                release_id=op.target,
+                previous=op.previous or "",
+                status=outcome if error else kind,
+                kind=op.kind,
+                duration=duration,
+                error=error,
+                pipeline_id=op.pipeline_id,
+            )
+        result = {
+            "env": self.env,
+            "operation": op.kind,
+            "release": self.layout.current_release(),
+            "target": op.target,
+            "previous": op.previous,
+            "outcome": outcome,
+            "duration": duration,
+            **op.detail,
+        }
+        if error:
+            self.publish(
+                f"environment.{op.kind}_reverted"
+                if outcome == "reverted"
+                else f"environment.{op.kind}_failed",
+                level="error",
+                env=self.env,
+                error=error,
+            )
+            op.future.set(EnvironmentFailure(self.env, error))
+            return
+        self.publish(
+            f"environment.{kind}",
+            env=self.env,
+            release=op.target,
+            previous=op.previous,
+            duration=duration,
+        )
+        if op.kind in ("deploy", "rollback"):
+            self._prune_releases()
+        op.future.set(result)
+
+    def _fail_operation(self, error: Exception) -> None:
+        op, self.operation = self.operation, None
+        if op is not None:  # a finished operation is cleared before its future is set
+            op.future.set(error)
+
+    def _refuse_if_busy(self) -> None:
+        if self.operation is not None:
+            op = self.operation
+            raise Busy(f"environment {self.env!r}", f"a {op.kind} of {op.target} is running")
+
+    # Data: backups, restore, reset
+
+    def _backup(self, reason: str, pipeline_id: int | None) -> dict[str, Any]:
+        try:
+            record = backups.take_backup(self.layout.data, self.layout.backups)
+        except backups.NothingToBackUp as exc:
+            raise Rejected(f"environment {self.env!r}: nothing to back up ({exc})") from None
+        self.record(
+            "backups",
+            ts=time.time(),
+            env=self.env,
+            path=str(record.path),
+            size=record.size,
+            sha256=record.sha256,
+            integrity=record.integrity,
+            verified=record.verified,
+            reason=reason,
+            pipeline_id=pipeline_id,
+        )
+        level = "info" if record.verified else "error"
+        self.publish(
+            "environment.backup",
+            level=level,
+            env=self.env,
+            backup=record.id,
+            size=record.size,
+            verified=record.verified,
+            reason=reason,
+        )
+        backups.prune_backups(
+            self.layout.backups, self.config.backup_keep, self.config.backup_max_age_days
+        )
+        return {
+            "env": self.env,
+            "backup": record.id,
+            "path": str(record.path),
+            "size": record.size,
+            "sha256": record.sha256,
+            "verified": record.verified,
+            "integrity": record.integrity,
+        }
+
+    def _scheduled_backup(self) -> None:
+        try:
+            self._backup("scheduled", None)
+        except (Rejected, backups.BackupError, OSError) as exc:
+            self.publish("environment.backup_failed", level="error", env=self.env, error=str(exc))
+
+    def _restore(self, backup: str | None) -> Any:
+        self._refuse_if_busy()
+        return self._replace_data("restore", lambda: _restore_data(self.layout, backup))
+
+    def _reset(self) -> Any:
+        self._refuse_if_busy()
+        if not self.config.reset_on_error:
+            raise Rejected(
+                f"environment {self.env!r} has reset_on_error = false: its data is never reset "
+                "(use restore to go back to a backup)"
+            )
+        return self._replace_data("reset", lambda: _reset_data(self.layout))
+
+    def _replace_data(self, kind: str, replace: Any) -> Any:
+        current = self.layout.current_release() or ""
+        self._stop_process()
+        process.remove_pidfile(self.layout.pidfile)
+        try:
+            detail = replace()
+        except (backups.BackupError, OSError) as exc:
+            self._start_process()  # back on the data it had
+            raise EnvironmentFailure(self.env, f"{kind} failed: {exc}") from exc
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        self.operation = _Operation(kind, current, current, future, detail=detail)
+        self.publish(
+            "environment.restored" if kind == "restore" else "environment.reset",
+            env=self.env,
+            **detail,
+        )
+        self._start_process()
+        return future
+
+    # Housekeeping
+
+    def _housekeeping(self) -> None:
+        process.prune_logs(self.layout.logs, self.config.log_retention_days)
+        backups.prune_backups(
+            self.layout.backups, self.config.backup_keep, self.config.backup_max_age_days
+        )
+        self._prune_releases()
+
+    def _prune_releases(self) -> None:
+        removed = releases.prune_releases(self.layout.root, self.config.keep_releases)
+        if removed:
+            self.publish("environment.releases_pruned", env=self.env, removed=removed)
+
+    def _status(self) -> dict[str, Any]:
+        running = self.proc is not None and not self.proc.exited
+        return {
+            "name": self.env,
+            "state": "running" if running else "stopped",
+            "healthy": self.healthy,
+            "pid": self.proc.pid if running and self.proc else None,
+            "adopted": self.adopted,
+            "release": self.release,
+            "last_healthy": releases.last_healthy(self.layout.root),
+            "port": self.config.port,
+            "url": self.layout.health_url,
+            "started_at": self.started_at,
+            "uptime": round(time.monotonic() - self.started_mono, 3) if running else 0.0,
+            "restarts": node.restarts if (node := self.registry.node(self.name)) else 0,
+            "operation": self.operation.kind if self.operation else None,
+            "data_bytes": self.layout.data_bytes(),
+            "log_bytes": self.layout.log_bytes(),
+            "releases": [r.id for r in releases.list_releases(self.layout.root)],
+        }
+
+
+# Recovery steps: run by the supervisor's ladder while the actor is down (no mailbox).
+
+
+def stop_leftover(layout: Layout) -> None:
+    """Stop a process the pid file still names (the data must not be open while replaced)."""
+    leftover = process.adopt(layout.pidfile)
+    if leftover is not None:
+        leftover.stop(layout.config.stop_grace)
+    process.remove_pidfile(layout.pidfile)
+
+
+def _restore_data(layout: Layout, backup: str | None = None) -> dict[str, Any]:
+    result = backups.restore(layout.data, layout.backups, backup)
+    return {
+        "backup": result.used.id,
+        "skipped": [f"{name}: {why}" for name, why in result.skipped],
+        "saved_copy": str(result.saved_copy_path or ""),
+    }
+
+
+def _reset_data(layout: Layout) -> dict[str, Any]:
+    saved = backups.reset_data(layout.data, datetime.now(UTC))
+    return {"saved_copy": str(saved or "")}
+
+
+def _release_of(pid: int) -> str | None:
+    """The release a process runs from: the name of its working directory."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")).name
+    except OSError:
+        return None
+
+
+def _tell(ref: pykka.ActorRef[Any], message: object) -> None:
+    with contextlib.suppress(pykka.ActorDeadError):  # an older generation: nothing to do
+        ref.tell(message)

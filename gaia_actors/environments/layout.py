@@ -1,0 +1,169 @@
+"""One environment's directories, commands and health URL, derived from its settings.
+
+Shared by the environment actor, its recovery ladder (which runs while the actor is down)
+and the commands, so all three agree on where things are.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from gaia_actors import process
+from gaia_actors.environments import releases
+from gaia_actors.settings import EnvironmentSettings, Settings, python_executable
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where one environment lives (DESIGN.md, Environments on disk)."""
+
+    name: str
+    config: EnvironmentSettings
+    root: Path
+    source: Path
+
+    @classmethod
+    def of(cls, settings: Settings, env: str) -> Layout:
+        config = settings.environments[env]
+        return cls(env, config, settings.env_dir(env), settings.resolve(config.source))
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "releases"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def backups(self) -> Path:
+        return self.root / "backups"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "pid"
+
+    @property
+    def current(self) -> Path:
+        return self.root / "current"
+
+    @property
+    def log_sink(self) -> process.LogSink:
+        return process.LogSink(
+            self.logs / "app.log", self.config.log_max_bytes, self.config.log_backups
+        )
+
+    @property
+    def health_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}{self.config.health_path}"
+
+    def make_dirs(self) -> None:
+        for path in (self.releases, self.data, self.backups, self.logs):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def substitutions(self, release_id: str) -> dict[str, str]:
+        return {
+            "python": python_executable(),
+            "port": str(self.config.port),
+            "host": self.config.host,
+            "data_dir": str(self.data),
+            "release_id": release_id,
+            "name": self.name,
+            "env_dir": str(self.root),
+        }
+
+    def argv(self, release_id: str) -> list[str]:
+        values = self.substitutions(release_id)
+        return [part.format(**values) for part in self.config.command]
+
+    def build_argv(self) -> list[str] | None:
+        values = {"python": python_executable()}
+        return [part.format(**values) for part in self.config.build] or None
+
+    def process_env(self, release_id: str) -> dict[str, str]:
+        values = self.substitutions(release_id)
+        extra = {key: value.format(**values) for key, value in self.config.env.items()}
+        return {**os.environ, **extra}
+
+    def current_release(self) -> str | None:
+        return releases.current_release(self.root)
+
+    def data_bytes(self) -> int:
+        return _tree_size(self.data)
+
+    def log_bytes(self) -> int:
+        return _tree_size(self.logs)
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for entry in path.rglob("*") if path.exists() else ():
+        try:
+            if entry.is_file() and not entry.is_symlink():
+                total += entry.stat().st_size
+        except OSError:
+            continue  # removed while we walked: a size is an estimate anyway
+    return total
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something else listens on ``host:port`` (we could not bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_health(url: str, timeout: float = 1.0) -> tuple[bool, str]:
+    """One GET of a health URL: (healthy, why). Healthy = 2xx with an "ok"-like status."""
+    parsed = urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=timeout)
+    try:
+        conn.request("GET", parsed.path or "/")
+        response = conn.getresponse()
+        body = response.read(65_536)
+    except (OSError, http.client.HTTPException) as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    finally:
+        conn.close()
+    if not 200 <= response.status < 300:
+        return False, f"HTTP {response.status}"
+    try:
+        status = json.loads(body).get("status", "ok")
+    except (ValueError, AttributeError):
+        status = "ok"  # a health endpoint that answers 2xx without JSON is healthy
+    if str(status).lower() not in ("ok", "healthy", "up", "pass", "passing"):
+        return False, f"status {status!r}"
+    return True, "ok"
+
+
+def wait_healthy(
+    url: str, timeout: float, cancel: threading.Event | None = None, interval: float = 0.05
+) -> tuple[bool, str]:
+    """Poll ``url`` until it is healthy or ``timeout`` passes (or ``cancel`` is set)."""
+    deadline = time.monotonic() + timeout
+    why = "not checked"
+    while time.monotonic() < deadline:
+        ok, why = check_health(url, timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+        if ok:
+            return True, why
+        if cancel is not None and cancel.wait(interval):
+            return False, "cancelled"
+        if cancel is None:
+            time.sleep(interval)  # polling a child's port; not a test synchronisation
+    return False, f"not healthy within {timeout:g}s (last: {why})"
