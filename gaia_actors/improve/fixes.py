@@ -131,17 +131,25 @@ def run_fixers(
     *,
     timeout: float,
     walk_options: WalkOptions | None = None,
+    test_env: Mapping[str, str] | None = None,
 ) -> FixOutcome:
     """Run ``fixers`` on a scratch copy of ``target``, then ``test_argv`` there (see above).
 
-    ``timeout`` applies to each fixer and to the test run separately.
+    ``timeout`` applies to each fixer and to the test run separately; ``test_env`` is added to
+    the tests' environment.
     """
     started = time.monotonic()
     top = Path(target).resolve()
     with tempfile.TemporaryDirectory(prefix="gaia-fix-") as tmp:
         scratch = Path(tmp) / top.name
         outcome = _fix_in_scratch(
-            top, scratch, fixers, test_argv, timeout=timeout, walk_options=walk_options
+            top,
+            scratch,
+            fixers,
+            test_argv,
+            timeout=timeout,
+            walk_options=walk_options,
+            test_env=test_env or {},
         )
     return replace(outcome, seconds=time.monotonic() - started)
 
@@ -154,6 +162,7 @@ def _fix_in_scratch(
     *,
     timeout: float,
     walk_options: WalkOptions | None,
+    test_env: Mapping[str, str],
 ) -> FixOutcome:
     options = _copy_options(walk_options)
     before = copy_tree(top, scratch, options)
@@ -168,7 +177,7 @@ def _fix_in_scratch(
         return FixOutcome(FixStatus.FIXER_FAILED, fixers=runs, reason=str(exc))
     if not patch.changes:
         return FixOutcome(FixStatus.NO_CHANGES, fixers=runs)
-    tests = _run_tests(test_argv, scratch, timeout)
+    tests = _run_tests(test_argv, scratch, timeout, test_env)
     if not tests.ok:
         reason = "tests timed out" if tests.timed_out else f"tests exit code {tests.returncode}"
         return FixOutcome(
@@ -239,9 +248,11 @@ def _run_all(
     return tuple(runs), None
 
 
-def _run_tests(argv: Sequence[str], cwd: Path, timeout: float) -> CommandResult:
+def _run_tests(
+    argv: Sequence[str], cwd: Path, timeout: float, env: Mapping[str, str]
+) -> CommandResult:
     try:
-        return run_command(argv, cwd, timeout=timeout, env={"PYTHONDONTWRITEBYTECODE": "1"})
+        return run_command(argv, cwd, timeout=timeout, env={"PYTHONDONTWRITEBYTECODE": "1", **env})
     except CommandError as exc:
         return CommandResult(tuple(argv), str(cwd), 127, "", str(exc), 0.0, False)
 

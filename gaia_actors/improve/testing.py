@@ -259,47 +259,59 @@ def _functions_of(
 def functions_from_ast(
     text: str, executed: set[int], missing: set[int]
 ) -> tuple[FunctionCoverage, ...]:
-    """Per-function statement coverage from line sets: each line to its innermost function."""
+    """Per-function statement coverage from line sets: each line to its innermost function.
+
+    As in coverage.py, a function's own ``def`` line (and its decorators) run in the enclosing
+    scope, so a function's lines start at its first body statement.
+    """
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return ()
-    ranges = sorted(_function_ranges(tree, ""), key=lambda r: (r[0], -r[1]))
+    ranges = sorted(_function_ranges(tree, ""), key=lambda r: (r.body_start, -r.end))
     if not ranges:
         return ()
-    counts = {name: [0, 0] for _, _, name in ranges}
-    starts = [start for start, _, _ in ranges]
+    counts = {r.name: [0, 0] for r in ranges}
+    starts = [r.body_start for r in ranges]
     for line in executed | missing:
         owner = _innermost(ranges, starts, line)
         if owner is not None:
             counts[owner][0] += 1
             counts[owner][1] += line in executed
     return tuple(
-        FunctionCoverage(name, start, total, 100.0 * hit / total if total else 100.0)
-        for start, _, name in ranges
-        for total, hit in [counts[name]]
+        FunctionCoverage(r.name, r.def_line, total, 100.0 * hit / total if total else 100.0)
+        for r in sorted(ranges, key=lambda r: r.def_line)
+        for total, hit in [counts[r.name]]
     )
 
 
-def _function_ranges(node: ast.AST, prefix: str) -> list[tuple[int, int, str]]:
-    found: list[tuple[int, int, str]] = []
+@dataclass(frozen=True, slots=True)
+class _Range:
+    name: str
+    def_line: int
+    body_start: int
+    end: int
+
+
+def _function_ranges(node: ast.AST, prefix: str) -> list[_Range]:
+    found: list[_Range] = []
     for child in ast.iter_child_nodes(node):
         if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             name = f"{prefix}{child.name}"
             if not isinstance(child, ast.ClassDef):
-                found.append((child.lineno, child.end_lineno or child.lineno, name))
+                end = child.end_lineno or child.lineno
+                found.append(_Range(name, child.lineno, child.body[0].lineno, end))
             found.extend(_function_ranges(child, name + "."))
         else:
             found.extend(_function_ranges(child, prefix))
     return found
 
 
-def _innermost(ranges: Sequence[tuple[int, int, str]], starts: list[int], line: int) -> str | None:
-    """The function with the latest start that still contains ``line``."""
+def _innermost(ranges: Sequence[_Range], starts: list[int], line: int) -> str | None:
+    """The function with the latest body start that still contains ``line``."""
     for index in range(bisect.bisect_right(starts, line) - 1, -1, -1):
-        start, end, name = ranges[index]
-        if start <= line <= end:
-            return name
+        if ranges[index].body_start <= line <= ranges[index].end:
+            return ranges[index].name
     return None
 
 

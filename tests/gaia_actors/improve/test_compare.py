@@ -1,0 +1,97 @@
+"""Two cycles compared: fixed and new findings by identity, metric directions, regressions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gaia_actors.improve.compare import (
+    CycleSnapshot,
+    Direction,
+    Verdict,
+    compare_cycles,
+    diff_findings,
+    is_regression,
+    metric_delta,
+)
+from gaia_actors.improve.detectors import AnalysisSettings, analyse_batch
+from gaia_actors.improve.files import walk
+from gaia_actors.improve.findings import Finding, Severity
+from tests.gaia_actors.improve.conftest import write
+
+
+def analyse(root: Path) -> tuple[Finding, ...]:
+    results = analyse_batch(walk(root).files, root, AnalysisSettings())
+    return tuple(f for r in results for f in r.findings)
+
+
+FIRST = """\
+def load():
+    # TODO: cache the result
+    return 1
+
+
+def save():
+    # FIXME: not atomic
+    try:
+        pass
+    except:
+        pass
+"""
+
+# Moved down by new code, one FIXME fixed, the bare except fixed, one new TODO.
+SECOND = """\
+import json
+
+
+def load():
+    # TODO: cache the result
+    return json.loads("1")
+
+
+def save():
+    # TODO: retry on EBUSY
+    return None
+"""
+
+
+def test_second_cycle_shows_fixed_and_new_findings_by_identity(tmp_path: Path) -> None:
+    write(tmp_path, "store.py", FIRST)
+    first = CycleSnapshot({"coverage": 40.0, "issues_detected": 3.0}, analyse(tmp_path))
+    write(tmp_path, "store.py", SECOND)
+    second = CycleSnapshot({"coverage": 55.0, "issues_detected": 2.0}, analyse(tmp_path))
+    result = compare_cycles(first, second)
+    assert [(f.type, f.line) for f in result.fixed] == [("fixme", 7), ("bare_except", 10)]
+    assert [(f.type, f.text) for f in result.new] == [("todo", "# TODO: retry on EBUSY")]
+    assert [(f.type, f.line) for f in result.unchanged] == [("todo", 5)]  # moved from line 2
+    assert result.better == ("coverage", "issues_detected")
+    assert result.worse == ()
+
+
+def test_identical_findings_are_counted_as_a_multiset() -> None:
+    def todo(line: int) -> Finding:
+        return Finding("todo", "a.py", line, "# TODO", Severity.MEDIUM, 5, "markers", "f")
+
+    new, fixed, unchanged = diff_findings([todo(1), todo(2)], [todo(7)])
+    assert (len(new), len(fixed), len(unchanged)) == (0, 1, 1)
+
+
+def test_metric_directions() -> None:
+    assert metric_delta("coverage", 50.0, 60.0).verdict is Verdict.BETTER
+    assert metric_delta("test_seconds", 10.0, 12.0).verdict is Verdict.WORSE
+    assert metric_delta("issues_detected", 10.0, 4.0).verdict is Verdict.BETTER
+    assert metric_delta("pass_rate", 1.0, 1.0).verdict is Verdict.SAME
+    assert metric_delta("ops_per_sec", None, 5.0).verdict is Verdict.UNKNOWN
+    assert metric_delta("mystery", 1.0, 2.0).verdict is Verdict.UNKNOWN
+    assert metric_delta("build_seconds", 100.0, 101.0, tolerance=0.05).verdict is Verdict.SAME
+    delta = metric_delta("coverage", 40.0, 50.0)
+    assert (delta.delta, delta.relative) == (10.0, 0.25)
+
+
+def test_ops_per_sec_regression_beyond_the_threshold_is_flagged() -> None:
+    before = CycleSnapshot({"ops_per_sec": 1000.0}, ())
+    assert compare_cycles(before, CycleSnapshot({"ops_per_sec": 850.0}, ())).regressions == (
+        "ops_per_sec",
+    )
+    assert compare_cycles(before, CycleSnapshot({"ops_per_sec": 950.0}, ())).regressions == ()
+    assert not is_regression(1000.0, 2000.0)
+    assert is_regression(10.0, 12.0, threshold=0.1, direction=Direction.LOWER)

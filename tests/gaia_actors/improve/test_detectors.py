@@ -1,0 +1,320 @@
+"""Detector accuracy on crafted files, in both analysis modes, and the batch boundary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gaia_actors.improve.detectors import AnalysisSettings, analyse_batch, analyse_file, summarise
+from gaia_actors.improve.files import SkipReason
+from gaia_actors.improve.findings import Finding, Severity
+from tests.gaia_actors.improve.conftest import write
+
+FULL = AnalysisSettings()
+MARKERS_ONLY = AnalysisSettings(markers_only=True)
+
+MARKERS_PY = '''\
+"""Module docstring: TODO in a docstring is not a finding, nor FIXME."""
+
+TODO_LIST = []  # identifiers are not comments: TODO_LIST
+FIXME = "FIXME in a string"  # TODO: the first real one
+url = "http://example.com/#TODO"
+path = f"{TODO_LIST} # XXX in an f-string"
+raw = r"""
+# HACK in a raw triple-quoted string
+"""
+TODOS = 1  # TODOs and todo and MYTODO are not markers
+
+
+def work():
+    """TODO in a function docstring."""
+    value = 1  # FIXME: wrong value
+    # XXX: whole-line comment
+    # HACK HACK, then TODO on the same line
+    return value
+'''
+
+
+def found(result_findings: tuple[Finding, ...]) -> list[tuple[int, str, str]]:
+    return [(f.line, f.type, f.scope) for f in result_findings]
+
+
+@pytest.mark.parametrize("settings", [FULL, MARKERS_ONLY], ids=["full", "markers_only"])
+def test_markers_only_in_comments_never_in_strings_or_identifiers(
+    tmp_path: Path, settings: AnalysisSettings
+) -> None:
+    write(tmp_path, "m.py", MARKERS_PY)
+    result = analyse_file("m.py", tmp_path, settings)
+    markers = [f for f in result.findings if f.detector == "markers"]
+    assert found(tuple(markers)) == [
+        (4, "todo", ""),
+        (15, "fixme", "work"),
+        (16, "xxx", "work"),
+        (17, "hack", "work"),
+        (17, "todo", "work"),
+    ]
+    assert result.markers == 5
+
+
+def test_both_modes_give_identical_marker_findings(tmp_path: Path) -> None:
+    write(tmp_path, "m.py", MARKERS_PY)
+    full = analyse_file("m.py", tmp_path, FULL)
+    fast = analyse_file("m.py", tmp_path, MARKERS_ONLY)
+    assert [f for f in full.findings if f.detector == "markers"] == list(fast.findings)
+    assert [f.identity for f in full.findings if f.detector == "markers"] == [
+        f.identity for f in fast.findings
+    ]
+
+
+def test_marker_severity_and_priority_follow_the_original() -> None:
+    from gaia_actors.improve.detectors import RULES
+
+    assert RULES["todo"] == (Severity.MEDIUM, 5)
+    assert RULES["fixme"] == (Severity.HIGH, 7)
+    assert RULES["xxx"] == (Severity.MEDIUM, 5)
+    assert RULES["hack"] == (Severity.MEDIUM, 6)
+    assert RULES["panic"] == (Severity.CRITICAL, 9)
+    assert RULES["syntax_error"] == (Severity.CRITICAL, 10)
+
+
+def test_file_without_markers_has_no_marker_findings_but_has_stats(tmp_path: Path) -> None:
+    write(tmp_path, "clean.py", "x = 1\ny = 2")
+    result = analyse_file("clean.py", tmp_path, MARKERS_ONLY)
+    assert (result.lines, result.bytes, result.markers, result.findings) == (2, 11, 0, ())
+
+
+def test_identity_survives_a_line_shift_but_not_a_text_change(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "def f():\n    # TODO: fix this\n    return 1\n")
+    before = analyse_file("a.py", tmp_path, FULL).findings[0]
+    write(tmp_path, "a.py", "import os\n\n\ndef f():\n    # TODO:   fix this\n    return 1\n")
+    after = analyse_file("a.py", tmp_path, FULL).findings[0]
+    assert (before.line, after.line) == (2, 5)
+    assert before.identity == after.identity
+    write(tmp_path, "a.py", "def f():\n    # TODO: fix that\n    return 1\n")
+    assert analyse_file("a.py", tmp_path, FULL).findings[0].identity != before.identity
+
+
+CODE_PY = """\
+import abc
+import pdb
+from typing import Protocol
+
+
+def debugging():
+    breakpoint()
+    pdb.set_trace()
+    import pdb; pdb.set_trace()
+    text = "breakpoint()"  # a string is not a call
+    return text
+
+
+def swallow():
+    try:
+        return 1
+    except:
+        return 2
+
+
+def narrow():
+    try:
+        return 1
+    except ValueError:
+        return 2
+
+
+class Plain:
+    def hook(self):
+        raise NotImplementedError("subclasses must")
+
+
+class Abstract(abc.ABC):
+    def template(self):
+        raise NotImplementedError
+
+
+class Decorated:
+    @abc.abstractmethod
+    def must(self):
+        raise NotImplementedError()
+
+
+class Proto(Protocol):
+    def method(self) -> int:
+        raise NotImplementedError
+
+
+class Meta(metaclass=abc.ABCMeta):
+    def method(self):
+        raise NotImplementedError
+
+
+def unfinished():
+    raise NotImplementedError
+"""
+
+
+def test_python_ast_detectors(tmp_path: Path) -> None:
+    write(tmp_path, "code.py", CODE_PY)
+    result = analyse_file("code.py", tmp_path, FULL)
+    assert found(result.findings) == [
+        (7, "debugger", "debugging"),
+        (8, "debugger", "debugging"),
+        (9, "debugger", "debugging"),
+        (17, "bare_except", "swallow"),
+        (30, "not_implemented", "Plain.hook"),
+        (55, "not_implemented", "unfinished"),
+    ]
+    debugger = result.findings[0]
+    assert (debugger.severity, debugger.priority, debugger.text) == (
+        Severity.HIGH,
+        8,
+        "breakpoint()",
+    )
+
+
+def test_set_trace_imported_from_pdb_is_a_debugger_call(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "from pdb import set_trace\nset_trace()\n")
+    write(tmp_path, "b.py", "def set_trace():\n    pass\nset_trace()\n")
+    assert [f.type for f in analyse_file("a.py", tmp_path, FULL).findings] == ["debugger"]
+    assert analyse_file("b.py", tmp_path, FULL).findings == ()
+
+
+def test_long_function_threshold(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(8))
+    write(
+        tmp_path, "long.py", f"class K:\n    def short(self):\n        pass\n\ndef long():\n{body}"
+    )
+    settings = AnalysisSettings(max_function_lines=8)
+    [finding] = analyse_file("long.py", tmp_path, settings).findings
+    assert (finding.type, finding.line, finding.scope) == ("long_function", 5, "long")
+    assert finding.text == "function long is 9 lines long (limit 8)"
+    assert (finding.severity, finding.priority) == (Severity.LOW, 3)
+    assert analyse_file("long.py", tmp_path, AnalysisSettings(max_function_lines=9)).findings == ()
+
+
+def test_syntax_error_is_a_finding_with_its_line_not_a_crash(tmp_path: Path) -> None:
+    write(tmp_path, "broken.py", "def ok():\n    return 1\n\ndef broken(:\n    pass  # TODO\n")
+    result = analyse_file("broken.py", tmp_path, FULL)
+    errors = [f for f in result.findings if f.type == "syntax_error"]
+    assert [(f.line, f.severity, f.priority) for f in errors] == [(4, Severity.CRITICAL, 10)]
+    assert result.skipped is None
+
+
+def test_unterminated_string_is_a_syntax_error_and_markers_before_it_count(tmp_path: Path) -> None:
+    write(tmp_path, "eof.py", '# TODO: first\nx = """never closed\n# FIXME inside\n')
+    result = analyse_file("eof.py", tmp_path, FULL)
+    assert [(f.line, f.type) for f in result.findings] == [(1, "todo"), (2, "syntax_error")]
+
+
+def test_inconsistent_dedent_is_a_syntax_error(tmp_path: Path) -> None:
+    write(tmp_path, "dedent.py", "if True:\n        x = 1\n    y = 2  # TODO\n")
+    result = analyse_file("dedent.py", tmp_path, FULL)
+    assert [f.type for f in result.findings if f.type == "syntax_error"] == ["syntax_error"]
+
+
+def test_detectors_can_be_selected_by_name(tmp_path: Path) -> None:
+    write(tmp_path, "code.py", CODE_PY)
+    only = AnalysisSettings(detectors=frozenset({"bare_except"}))
+    assert [f.type for f in analyse_file("code.py", tmp_path, only).findings] == ["bare_except"]
+
+
+def test_binary_and_non_utf8_files_are_reported_and_skipped(tmp_path: Path) -> None:
+    write(tmp_path, "bin.py", b"\x00\x01# TODO")
+    write(tmp_path, "latin.py", "# TODO caf\xe9\n".encode("latin-1"))
+    results = analyse_batch(["bin.py", "latin.py"], tmp_path, FULL)
+    assert [(r.path, r.skipped and r.skipped.reason) for r in results] == [
+        ("bin.py", SkipReason.BINARY),
+        ("latin.py", SkipReason.NON_UTF8),
+    ]
+    assert all(r.findings == () for r in results)
+
+
+def test_absolute_paths_are_reported_relative_to_the_root(tmp_path: Path) -> None:
+    path = write(tmp_path, "pkg/a.py", "# TODO\n")
+    [finding] = analyse_file(path, tmp_path, FULL).findings
+    assert finding.file == "pkg/a.py"
+
+
+GO = """\
+package main
+
+import "fmt"
+
+// TODO: real line comment
+/* FIXME: block comment
+   spanning lines, XXX on the second */
+var s = "// TODO inside a string, and panic( too"
+var r = `raw string // FIXME
+panic("not a call")`
+var c = '/'
+
+type Server struct{ name string }
+
+func (s *Server) Start() error {
+	if s.name == "" {
+		panic("no name") // HACK: should return an error
+	}
+	f := func() { panic(fmt.Sprintf("in a closure")) }
+	f()
+	return nil
+}
+
+func helper(x interface{}) {
+	t.panic(1) // a method, not the builtin
+	// TODOS is not a marker
+}
+"""
+
+
+def test_go_markers_and_panics_with_strings_and_comments(tmp_path: Path) -> None:
+    write(tmp_path, "main.go", GO)
+    result = analyse_file("main.go", tmp_path, FULL)
+    assert result.language == "go"
+    assert found(result.findings) == [
+        (5, "todo", ""),
+        (6, "fixme", ""),
+        (7, "xxx", ""),
+        (17, "hack", "Server.Start"),
+        (17, "panic", "Server.Start"),
+        (19, "panic", "Server.Start"),
+    ]
+    panic = next(f for f in result.findings if f.type == "panic")
+    assert (panic.severity, panic.priority) == (Severity.CRITICAL, 9)
+
+
+def test_go_panics_in_test_files_are_not_findings(tmp_path: Path) -> None:
+    write(tmp_path, "main_test.go", 'package main\n\nfunc TestX(t *T) {\n\tpanic("x") // TODO\n}\n')
+    result = analyse_file("main_test.go", tmp_path, FULL)
+    assert found(result.findings) == [(4, "todo", "TestX")]
+
+
+def test_a_detector_failure_loses_one_file_not_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "a.py", "# TODO a\n")
+    write(tmp_path, "b.py", "# TODO b\n")
+    write(tmp_path, "c.py", "# TODO c\n")
+    from gaia_actors.improve import detectors
+
+    original = detectors.PythonSource.__init__
+
+    def explode_on_b(self: detectors.PythonSource, path: str, *args: object) -> None:
+        if path == "b.py":
+            raise RuntimeError("detector bug")
+        original(self, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(detectors.PythonSource, "__init__", explode_on_b)
+    results = analyse_batch(["a.py", "b.py", "c.py"], tmp_path, FULL)
+    assert [r.markers for r in results] == [1, 0, 1]
+    assert results[1].skipped is not None
+    assert "RuntimeError: detector bug" in results[1].skipped.detail
+
+
+def test_summary_counts_findings_and_skips(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "# TODO\n# FIXME\n")
+    write(tmp_path, "bin.py", b"\x00")
+    summary = summarise(analyse_batch(["a.py", "bin.py"], tmp_path, FULL))
+    assert (summary.files, summary.lines, summary.markers) == (1, 2, 2)
+    assert summary.findings_by_type == {"todo": 1, "fixme": 1}
+    assert summary.skipped_by_reason == {"binary": 1}

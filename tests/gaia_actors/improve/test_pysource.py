@@ -1,0 +1,135 @@
+"""The fast Python lexer agrees with tokenize; scopes are found the same way for both."""
+
+from __future__ import annotations
+
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gaia_actors.improve import pysource
+
+TRICKY = textwrap.dedent(
+    '''\
+    """Module docstring # not a comment
+    still the docstring '''
+    + "'''"
+    + ''' # nor this
+    """
+    x = 'single # no'  # one
+    y = "double \\" # still string"  # two
+    z = r'raw \\' # raw string continues' # three
+    w = rb"""triple
+    # inside triple
+    """  # four
+    v = f"{x} # f-string {'#'}"  # five
+    u = 'line \\
+    continued # in string'  # six
+    t = ("a" "b"  # seven
+         '#c')
+    # eight: a whole-line comment
+    def f():
+        s = \'\'\'it's "quoted" # no\'\'\'  # nine
+        return s  # ten
+    q = '' # eleven
+    p = "" ; o = \'\'\'\'\'\' # twelve
+    '''
+)
+
+
+def reference(text: str) -> list[tuple[int, int, str]]:
+    comments, problem = pysource.comments_via_tokenize(text)
+    assert problem is None
+    return [(c.line, c.col, c.text) for c in comments]
+
+
+def fast(text: str) -> list[tuple[int, int, str]]:
+    return [(c.line, c.col, c.text) for c in pysource.lex(text).comments]
+
+
+def test_lexer_finds_exactly_the_comments_tokenize_finds_on_tricky_code() -> None:
+    expected = reference(TRICKY)
+    assert [text.split()[1].rstrip(":") for _, _, text in expected] == [
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve",
+    ]  # fmt: skip
+    assert fast(TRICKY) == expected
+
+
+def stdlib_sample() -> list[Path]:
+    """A fixed sample of real, comment-heavy standard-library modules."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    names = ["tokenize.py", "inspect.py", "difflib.py", "argparse.py", "typing.py", "pdb.py"]
+    names += ["email/_header_value_parser.py", "json/decoder.py", "ast.py", "ftplib.py"]
+    return [stdlib / name for name in names if (stdlib / name).exists()]
+
+
+@pytest.mark.parametrize("path", stdlib_sample(), ids=lambda p: p.name)
+def test_lexer_agrees_with_tokenize_on_real_modules(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert fast(text) == reference(text)
+
+
+def test_stop_offset_never_cuts_a_string_in_two() -> None:
+    text = 'x = """\n# TODO inside\n"""\n# TODO outside\n'
+    stop = text.rfind("TODO")
+    found = pysource.lex(text, stop=stop).comments
+    assert [c.text for c in found] == ["# TODO outside"]
+    stop_in_string = text.find("TODO")
+    assert pysource.lex(text, stop=stop_in_string).comments == ()
+
+
+def test_tokenize_problem_is_reported_with_its_line() -> None:
+    comments, problem = pysource.comments_via_tokenize("# first\nx = (\n")
+    assert [c.text for c in comments] == ["# first"]
+    assert problem is not None
+    assert problem.line >= 2
+
+
+SCOPED = textwrap.dedent(
+    '''\
+    # module
+    class Outer:
+        # in class
+        def method(self):
+            """Docstring
+    def fake():
+        # still in method (inside a string)
+    """
+            # in method
+            def inner():
+                pass  # in inner
+            # back in method
+        # class again
+    def top():
+        x = 1
+    # after top
+    if True:
+        # module-level block
+        pass
+    async def coro():  # header comment
+        pass
+    '''
+)
+
+
+def scopes_of(text: str) -> dict[str, str]:
+    lexed = pysource.lex(text)
+    finder = pysource.ScopeFinder(text, lexed.string_spans)
+    starts = pysource.line_starts(text)
+    return {c.text: finder.scope(starts[c.line - 1] + c.col, c.col) for c in lexed.comments}
+
+
+def test_scope_finder_names_the_enclosing_def_or_class() -> None:
+    assert scopes_of(SCOPED) == {
+        "# module": "",
+        "# in class": "Outer",
+        "# in method": "Outer.method",
+        "# in inner": "Outer.method.inner",
+        "# back in method": "Outer.method",
+        "# class again": "Outer",
+        "# after top": "",
+        "# module-level block": "",
+        "# header comment": "coro",
+    }
