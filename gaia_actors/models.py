@@ -70,6 +70,9 @@ class HealthCheck(BaseModel):
     rss_bytes = peewee.IntegerField(null=True)
     db_bytes = peewee.IntegerField(null=True)
     log_bytes = peewee.IntegerField(null=True)
+    pid = peewee.IntegerField(null=True)
+    requests = peewee.FloatField(null=True)  # the service's own totals, from its /metrics
+    errors = peewee.FloatField(null=True)
 
     class Meta:
         table_name = "health_checks"
@@ -176,6 +179,7 @@ class Incident(BaseModel):
     time_to_recover = peewee.FloatField(null=True)
     status = peewee.CharField(default="open")  # open | recovered | failed
     detail = peewee.TextField(default="")
+    failovers = peewee.IntegerField(default=0)  # Fail messages the failover agent sent
 
     class Meta:
         table_name = "incidents"

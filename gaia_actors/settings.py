@@ -104,6 +104,7 @@ class MonitorSettings:
     failure_threshold: int = 3
     success_threshold: int = 2
     retention_days: float = 7.0
+    max_concurrency: int = 512  # checks (and sockets) in flight during one round
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,15 @@ class MetricsSettings:
     interval: float = 60.0
     retention_days: float = 7.0
     listen: str = "127.0.0.1:9464"  # the daemon's own /metrics; "" turns it off
+    connect_timeout: float = 1.0
+    read_timeout: float = 5.0  # a deadline for the whole scrape, not per read
+    max_body_bytes: int = 4_194_304
+    max_samples: int = 10_000  # per environment and scrape; the rest is dropped and counted
+    max_labels: int = 32  # a sample with more labels (or more label bytes) is dropped
+    max_label_bytes: int = 4096
+    # Sample-name globs summed into an environment's request and error totals (status, load).
+    requests_metric: str = "*requests_total"
+    errors_metric: str = "*errors_total"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +128,13 @@ class FailoverSettings:
     down_checks: int = 3
     flap_window: float = 300.0
     flap_max: int = 5
+    start_grace: float = 5.0  # failed checks of a process younger than this do not count
 
 
 @dataclass(frozen=True, slots=True)
 class BalancerSettings:
     pool: tuple[str, ...] = ()  # default: every environment
+    window: float = 10.0  # seconds of routed requests that count as an environment's load
 
 
 @dataclass(frozen=True, slots=True)
