@@ -44,7 +44,7 @@ def run(
     try:
         db = _open_database(settings, log)
     except MigrationError as exc:
-        log.error("db.migration_failed", path=str(exc.path), error=str(exc))  # noqa: TRY400 - not stdlib logging; the message is the whole story
+        log.error("db.migration_failed", path=str(exc.path), error=str(exc))
         _fail(str(exc))
         return EXIT_MIGRATION
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series (this process only)

@@ -36,7 +36,9 @@ def health_ok(port: int) -> bool:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
     try:
         conn.request("GET", "/health")
-        return conn.getresponse().status == 200
+        response = conn.getresponse()
+        response.read()  # closing with the body unread would make the kernel send a RST
+        return response.status == 200
     except OSError:
         return False
     finally:

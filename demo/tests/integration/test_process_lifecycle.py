@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -139,3 +140,26 @@ def test_exit_after_makes_the_process_exit_1(spawn: Spawn) -> None:
     assert server.wait_exit(timeout=5) == 1
     assert "exit_after" in server.stderr()
     assert any(e["event"] == "fault.exit_after" for e in server.events())
+
+
+def test_client_reset_is_a_debug_line_not_a_stderr_traceback(
+    spawn: Spawn, wait_until: Callable[..., Any]
+) -> None:
+    server = spawn(env={"LOG_LEVEL": "debug"})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
+        client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = client.makefile("rb")
+        assert response.readline().startswith(b"HTTP/1.1 200")
+        headers = iter(response.readline, b"\r\n")
+        length = next(
+            int(h.split(b":")[1]) for h in headers if h.lower().startswith(b"content-length")
+        )
+        for _ in headers:
+            pass  # the rest of the headers
+        assert len(response.read(length)) == length  # the whole response: the server is idle
+        response.close()  # else the file object keeps the socket open past client.close()
+        # Linger 0: close() sends a RST while the server waits for the next request.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    wait_until(lambda: any(e["event"] == "http.connection_lost" for e in server.events()), 5)
+    assert server.request("GET", "/health").status == 200
+    assert server.stderr() == ""
