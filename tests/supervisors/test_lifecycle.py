@@ -7,18 +7,31 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import pykka
 import pytest
 
 from supervisors import (
     Backoff,
+    ChildSpec,
+    Escalation,
     Intensity,
+    Registry,
     ResetChild,
     RestartChild,
     SupervisionError,
     Supervisor,
     WhichChildren,
 )
-from tests.supervisors.support import Crash, Probe, Tree, Who, config, wait_until
+from tests.supervisors.support import (
+    Crash,
+    Journal,
+    Probe,
+    Script,
+    Tree,
+    Who,
+    config,
+    wait_until,
+)
 
 
 def threads_named(name: str) -> list[threading.Thread]:
@@ -128,6 +141,33 @@ def test_a_crashing_root_stops_its_children_and_calls_on_escalate(tree: Tree) ->
     assert str(escalation).startswith("supervisor 'root' gave up: the supervisor itself crashed")
     assert ("stop", "b", 1) in tree.journal.items()
     assert tree.registry.names() == []
+
+
+def test_on_escalate_may_stop_the_root_it_was_called_by() -> None:
+    # The daemon's reaction to an escalation is to stop the tree; doing so from inside the
+    # callback must not deadlock on the supervisor that is calling it.
+    registry = Registry()
+    stopped = threading.Event()
+    refs: list[pykka.ActorRef[Supervisor]] = []
+
+    def stop_root(_: Escalation) -> None:
+        refs[0].stop(block=True, timeout=2)
+        stopped.set()
+
+    journal, script = Journal(), Script()
+    spec = ChildSpec("a", lambda link: Probe.start(link, journal, script))
+    refs.append(
+        Supervisor.start_root(
+            "solo",
+            [spec],
+            registry,
+            config=config(intensity=Intensity(0, 30.0)),
+            on_escalate=stop_root,
+        )
+    )
+    registry.tell("a", Crash())
+    assert stopped.wait(5)
+    assert not refs[0].is_alive()
 
 
 def test_an_escalated_root_starts_nothing_again(tree: Tree) -> None:

@@ -52,12 +52,12 @@ def test_a_factory_that_raises_is_a_failed_start(tree: Tree) -> None:
 def test_an_on_start_slower_than_start_timeout_is_a_failed_start(tree: Tree) -> None:
     gate = tree.gate()
     tree.script.start_gates["a"] = gate  # the first start hangs in on_start
-    tree.start([tree.spec("a", start_timeout=0.1, shutdown_timeout=0.1), tree.spec("b")])
+    tree.start([tree.spec("a", start_timeout=0.3, shutdown_timeout=0.1), tree.spec("b")])
     tree.journal.wait_for("start", "a", 2)
     children = {c.name: c for c in tree.registry.ask("root", WhichChildren())}
     assert children["a"].state == "running"
     [failed] = tree.events.all("supervisor.child_failed", child="a")
-    assert "on_start did not finish within 0.1s" in failed["error"]
+    assert "on_start did not finish within 0.3s" in failed["error"]
     # It could not be stopped either (still in on_start): abandoned after its shutdown timeout.
     assert tree.events.all("supervisor.shutdown_timeout", child="a", generation=1)
     assert tree.registry.ask("a", Who()) == ("a", 2)

@@ -58,6 +58,7 @@ def test_crashed_child_is_restarted_with_its_group(
     assert tree.journal.since(mark) == expected
     moved = {name for _, name, _ in RESTARTED[strategy]}
     assert generations(tree) == {n: 2 if n in moved else 1 for n in "abc"}
+    assert {n: tree.node(n).restarts for n in "abc"} == {n: int(n in moved) for n in "abc"}
 
 
 @pytest.mark.parametrize("strategy", [ONE, ALL, REST])
