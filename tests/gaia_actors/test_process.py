@@ -428,21 +428,30 @@ def test_read_pidfile_missing_is_none_and_garbage_is_an_error(tmp_path: Path) ->
     assert adopt(tmp_path / "absent") is None
 
 
-@pytest.mark.parametrize("pidfd", [True, False])
-def test_adopt_watches_and_stops_a_live_process(
+def adopt_a_sleeper(
     tmp_path: Path, children: list[process.Child], pidfd: bool
-) -> None:
+) -> tuple[process.Child, process.AdoptedProcess]:
+    """A sleeping child of ours, adopted through its pid file as a new daemon would."""
     child = spawn(SLEEPER, tmp_path)
     children.append(child)
     write_pidfile(tmp_path / "pid", child.pid, child.start_time)
     adopted = adopt(tmp_path / "pid", pidfd=pidfd)
     assert adopted is not None
+    return child, adopted
+
+
+@pytest.mark.parametrize("pidfd", [True, False])
+def test_adopt_watches_and_stops_a_live_process(
+    tmp_path: Path, children: list[process.Child], pidfd: bool
+) -> None:
+    child, adopted = adopt_a_sleeper(tmp_path, children, pidfd)
     assert (adopted.pid, adopted.pgid, adopted.uses_pidfd) == (child.pid, child.pid, pidfd)
-    exited = threading.Event()
-    adopted.watch(lambda code: exited.set() if code is None else None)
-    assert not exited.is_set()
+    recorder = ExitRecorder()
+    adopted.watch(recorder)
+    assert not recorder.called.is_set()
     assert adopted.stop(grace=10) is None  # not our child: no exit code to know
-    assert exited.wait(10)
+    assert recorder.called.wait(10)
+    assert recorder.calls[0][0] is None
     assert child.wait(10)
     assert child.exit_code == -signal.SIGTERM
 
@@ -451,11 +460,7 @@ def test_adopt_watches_and_stops_a_live_process(
 def test_adopted_exit_is_seen_promptly(
     tmp_path: Path, children: list[process.Child], pidfd: bool
 ) -> None:
-    child = spawn(SLEEPER, tmp_path)
-    children.append(child)
-    write_pidfile(tmp_path / "pid", child.pid, child.start_time)
-    adopted = adopt(tmp_path / "pid", pidfd=pidfd)
-    assert adopted is not None
+    child, adopted = adopt_a_sleeper(tmp_path, children, pidfd)
     recorder = ExitRecorder()
     adopted.watch(recorder)
     killed_at = time.monotonic()
