@@ -1,0 +1,326 @@
+"""EnvironmentActor on real demo processes: restart, recovery ladder, deploy, adoption.
+
+Each test runs a real tree (store, bus, environments supervisor) on a config in tmp_path,
+with demo processes on free loopback ports (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gaia_actors import process
+from gaia_actors.commands import CommandContext
+from gaia_actors.environments import commands as env_commands
+from gaia_actors.environments import releases
+from gaia_actors.environments.layout import Layout
+from gaia_actors.environments.tree import actor_name
+from gaia_actors.errors import EnvironmentFailure
+from gaia_actors.messages import Crash, Deploy, TakeBackup
+from supervisors import NotRunning
+from tests.conftest import wait_until
+from tests.gaia_actors.environments.conftest import (
+    EnvTree,
+    demo_source,
+    free_port,
+    health,
+    http_json,
+    load_settings,
+    pids_with_data_dir,
+    serving,
+    write_config,
+)
+
+StartTree = Callable[..., EnvTree]
+
+
+def one_env(tmp_path: Path, **keys: object) -> dict[str, dict[str, object]]:
+    source = keys.pop("source", None) or demo_source(tmp_path / "src")
+    return {"prod": {"port": free_port(), "source": str(source), **keys}}
+
+
+def test_sigkilled_process_is_restarted_and_healthy_again(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    tree = env_tree(one_env(tmp_path))
+    before = tree.wait_healthy("prod")
+    mark = tree.events.mark()
+
+    os.kill(before["pid"], signal.SIGKILL)
+
+    exited = tree.events.wait_for("environment.exited", after=mark)
+    assert exited.get("pid") == before["pid"]
+    assert exited.get("code") == -signal.SIGKILL
+    after = tree.wait_healthy("prod", pid_not=before["pid"])
+    assert after["release"] == before["release"]
+    assert not after["adopted"]
+    assert pids_with_data_dir(tree.layout("prod").data) == [after["pid"]]
+    assert serving(tree.port("prod"), before["release"])
+    node = tree.registry.node(actor_name("prod"))
+    assert node is not None
+    assert node.restarts == 1
+
+
+def add_items(port: int, count: int, prefix: str = "item") -> None:
+    for i in range(count):
+        status, _ = http_json(port, "POST", "/items", {"name": f"{prefix}-{i}", "value": i})
+        assert status == 201
+
+
+def item_count(port: int) -> int:
+    answer = health(port)
+    assert answer is not None
+    assert answer[0] == 200, answer
+    return int(answer[1]["items"])
+
+
+def in_order(names: list[str], expected: list[str]) -> bool:
+    """``expected`` is a subsequence of ``names``."""
+    remaining = iter(names)
+    return all(any(name == want for name in remaining) for want in expected)
+
+
+def ladder_steps(tree: EnvTree) -> list[str]:
+    return [str(e.get("step")) for e in tree.events.matching("supervisor.ladder_step")]
+
+
+def test_crashing_current_release_recovers_through_restore_then_rollback(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    tree = env_tree(one_env(tmp_path))
+    layout = tree.layout("prod")
+    good = tree.wait_healthy("prod")
+    add_items(tree.port("prod"), 3, "kept")
+    tree.ask("prod", TakeBackup("before the bad release"))
+    add_items(tree.port("prod"), 2, "lost")
+    # The current release becomes one that crashes on start, as if switched by a deploy
+    # whose verdict never came: every restart now fails until the ladder rolls back.
+    bad = releases.build_release(
+        demo_source(tmp_path / "bad-src", fault="crash_on_start"), layout.releases
+    )
+    releases.switch_current(layout.root, bad.id)
+    mark = tree.events.mark()
+
+    os.kill(good["pid"], signal.SIGKILL)
+
+    tree.events.wait_for("supervisor.ladder_step_done", lambda e: e.get("step") == "rollback")
+    recovered = tree.wait_healthy("prod", pid_not=good["pid"])
+    assert recovered["release"] == good["release"]
+    assert layout.current_release() == good["release"]
+    assert item_count(tree.port("prod")) == 3  # the backup's data, not the lost writes
+    names = tree.events.names()[mark:]
+    assert in_order(
+        names,
+        [
+            "environment.exited",  # the kill
+            "supervisor.restart",
+            "environment.exited",  # the bad release, twice: the budget is spent
+            "supervisor.restart",
+            "environment.exited",
+            "supervisor.ladder_step",  # restore
+            "environment.restored",
+            "supervisor.ladder_step_done",
+            "environment.exited",  # still the bad release
+            "supervisor.ladder_step",  # rollback
+            "environment.rolled_back",
+            "supervisor.ladder_step_done",
+            "environment.started",
+            "environment.healthy",
+        ],
+    ), names
+    assert ladder_steps(tree) == ["restore", "rollback"]
+    crashes = [e for e in tree.events.matching("environment.exited") if e.get("pid") != good["pid"]]
+    assert len(crashes) == 3
+    assert all(e.get("failed_start") and e.get("release") == bad.id for e in crashes)
+    restored = tree.events.matching("environment.restored")[0]
+    assert restored.get("saved_copy")
+    assert Path(str(restored.get("saved_copy"))).is_dir()
+    assert tree.events.matching("environment.rolled_back")[0].get("release") == good["release"]
+
+
+def test_everything_failing_parks_failed_until_reset(tmp_path: Path, env_tree: StartTree) -> None:
+    crashing = demo_source(tmp_path / "src", fault="crash_on_start")
+    tree = env_tree({"dev": {"port": free_port(), "source": str(crashing), "reset_on_error": True}})
+    layout = tree.layout("dev")
+
+    failed = tree.events.wait_for("environment.failed", timeout=20)
+
+    assert tree.node_state("dev") == "failed"
+    assert failed.level == "critical"
+    assert "reset dev" in str(failed.get("action"))
+    assert "exited during start" in str(failed.get("error"))
+    assert ladder_steps(tree) == ["reset", "rollback"]  # reset_on_error: reset, not restore
+    names = tree.events.names()
+    assert in_order(
+        names,
+        [
+            "supervisor.ladder_step",
+            "environment.reset",
+            "supervisor.ladder_step",
+            "supervisor.ladder_step_failed",  # no release to roll back to
+            "supervisor.child_parked",
+            "environment.failed",
+        ],
+    ), names
+    assert pids_with_data_dir(layout.data) == []
+    with pytest.raises(NotRunning):
+        tree.status("dev")
+
+    # The operator fixes the cause (a good release), then resets.
+    fixed = releases.build_release(demo_source(tmp_path / "fixed"), layout.releases)
+    releases.switch_current(layout.root, fixed.id)
+    ctx = CommandContext(tree.settings, tree.registry)
+    result = env_commands.reset(ctx, "dev")
+
+    assert result["reset"] == "restarted from FAILED"
+    status = tree.wait_healthy("dev")
+    assert status["release"] == fixed.id
+    assert "supervisor.child_reset" in tree.events.names()
+
+
+def test_restore_skips_a_corrupt_newest_backup(tmp_path: Path, env_tree: StartTree) -> None:
+    tree = env_tree(one_env(tmp_path))
+    port = tree.port("prod")
+    tree.wait_healthy("prod")
+    ctx = CommandContext(tree.settings, tree.registry)
+    add_items(port, 2, "older")
+    older = env_commands.backup(ctx, "prod")
+    add_items(port, 3, "newer")
+    newer = env_commands.backup(ctx, "prod")
+    assert older["verified"]
+    assert newer["verified"]
+    with open(newer["path"] + "/app.db", "r+b") as db:  # flip bytes inside the copy
+        db.seek(200)
+        db.write(b"\xff" * 64)
+
+    result = env_commands.restore(ctx, "prod")
+
+    assert result["backup"] == older["backup"]
+    assert len(result["skipped"]) == 1
+    assert result["skipped"][0].startswith(newer["backup"])
+    assert "sha256 mismatch" in result["skipped"][0]
+    assert result["outcome"] == "succeeded"
+    tree.wait_healthy("prod")
+    assert item_count(port) == 2
+    restored = tree.events.matching("environment.restored")
+    assert restored
+    assert list(restored[-1].get("skipped")) == result["skipped"]
+
+
+@pytest.mark.parametrize("fault", ["unhealthy", "crash_on_start"])
+def test_failed_deploy_switches_back_and_the_old_release_serves(
+    tmp_path: Path, env_tree: StartTree, fault: str
+) -> None:
+    tree = env_tree(one_env(tmp_path, deploy_timeout=1.5))
+    layout = tree.layout("prod")
+    old = tree.wait_healthy("prod")
+    # Built elsewhere (as the pipeline builds in another environment) and deployed by path.
+    bad = releases.build_release(
+        demo_source(tmp_path / "bad-src", fault=fault), tmp_path / "elsewhere"
+    )
+
+    with pytest.raises(EnvironmentFailure, match=f"deploy of {bad.id} failed") as failure:
+        tree.ask("prod", Deploy(str(bad.path)))
+
+    assert f"back on {old['release']}" in str(failure.value)
+    assert layout.current_release() == old["release"]
+    status = tree.wait_healthy("prod")
+    assert status["release"] == old["release"]
+    assert serving(tree.port("prod"), old["release"])
+    assert (layout.releases / bad.id).is_dir()  # imported, kept for inspection
+    names = tree.events.names("environment.deploy*")
+    assert names == [
+        "environment.deploy_started",
+        "environment.deploy_failed",
+        "environment.deploy_reverted",
+    ]
+    assert tree.node_state("prod") == "running"  # a reverted deploy is not a crash
+
+
+def test_successful_deploy_then_rollback(tmp_path: Path, env_tree: StartTree) -> None:
+    tree = env_tree(one_env(tmp_path))
+    layout = tree.layout("prod")
+    old = tree.wait_healthy("prod")
+    new = releases.build_release(demo_source(tmp_path / "new", marker="v2"), tmp_path / "built")
+
+    result = tree.ask("prod", Deploy(str(new.path), pipeline_id=7))
+
+    assert result["outcome"] == "succeeded"
+    assert result["release"] == new.id
+    assert result["previous"] == old["release"]
+    assert releases.last_healthy(layout.root) == new.id
+    assert serving(tree.port("prod"), new.id)
+
+    back = env_commands.rollback(CommandContext(tree.settings, tree.registry), "prod")
+
+    assert back["release"] == old["release"]
+    assert serving(tree.port("prod"), old["release"])
+    assert layout.current_release() == old["release"]
+
+
+def test_actor_crash_adopts_the_live_process(tmp_path: Path, env_tree: StartTree) -> None:
+    tree = env_tree(one_env(tmp_path))
+    before = tree.wait_healthy("prod")
+
+    tree.registry.tell(actor_name("prod"), Crash("test"))
+
+    wait_until(lambda: (n := tree.registry.node(actor_name("prod"))) and n.generation == 2)
+    after = tree.wait_healthy("prod")
+    assert after["pid"] == before["pid"]
+    assert after["adopted"]
+    assert pids_with_data_dir(tree.layout("prod").data) == [before["pid"]]
+
+
+def test_a_reused_pid_is_not_adopted(tmp_path: Path, env_tree: StartTree) -> None:
+    envs = one_env(tmp_path)
+    settings = load_settings(tmp_path, write_config(tmp_path, envs))
+    layout = Layout.of(settings, "prod")
+    layout.root.mkdir(parents=True)
+    stranger = subprocess.Popen(  # an unrelated live process that now holds the recorded pid
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        real_start = process.proc_start_time(stranger.pid)
+        assert real_start is not None
+        process.write_pidfile(layout.pidfile, stranger.pid, real_start - 100)
+
+        tree = env_tree(envs)
+        status = tree.wait_healthy("prod")
+
+        assert not status["adopted"]
+        assert status["pid"] != stranger.pid
+        assert process.read_pidfile(layout.pidfile) == process.PidRecord(
+            status["pid"], process.proc_start_time(status["pid"]) or 0
+        )
+        tree.stop()  # stopping the environment must not touch the stranger either
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_busy_port_is_an_error_naming_environment_and_port(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        tree = env_tree(one_env(tmp_path, port=port))
+
+        failed = tree.events.wait_for("environment.failed", timeout=20)
+
+    error = str(failed.get("error"))
+    assert "environment 'prod'" in error
+    assert f"port {port}" in error
+    assert "already in use" in error
+    node = tree.registry.node(actor_name("prod"))
+    assert node is not None
+    assert node.state == "failed"
