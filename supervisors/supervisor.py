@@ -414,11 +414,12 @@ class Supervisor(Supervised):
         """
         group = self._affected(failed)
         for child in reversed(group):
-            if child is failed or child.spec.restart is not Restart.TEMPORARY:
-                if child is failed or child.state != "failed":
-                    self._stop_child(child, state="restarting")
-            else:
+            if child is failed:
+                self._stop_child(child, state="restarting")
+            elif child.spec.restart is Restart.TEMPORARY:
                 self._stop_child(child)
+            elif child.state != "failed":
+                self._stop_child(child, state="restarting")
         return [c for c in group if c.state == "restarting"]
 
     def _on_restart_due(self, name: str, epoch: int) -> None:

@@ -207,6 +207,8 @@ class Probe(Supervised):
                 return value
             case RaiseIt(error=error):
                 raise error
+            case Defer():
+                return deferred(message)
         return ValueError(f"unknown message {message!r}")
 
 
@@ -344,3 +346,27 @@ def config(**changes: Any) -> SupervisorConfig:
 def inbox_size(ref: pykka.ActorRef[Any]) -> int:
     """Messages waiting in an actor's inbox (a ThreadingActor's inbox is a queue.Queue)."""
     return cast("queue.Queue[Any]", ref.actor_inbox).qsize()
+
+
+@dataclass(frozen=True)
+class Defer:
+    """Answer later: a worker thread completes the returned future once ``gate`` is set."""
+
+    gate: threading.Event
+    value: object = "done"
+    error: Exception | None = None
+
+
+def deferred(message: Defer) -> pykka.Future[Any]:
+    future: pykka.Future[Any] = pykka.ThreadingFuture()
+
+    def work() -> None:
+        if not message.gate.wait(10):
+            return
+        if message.error is None:
+            future.set(message.value)
+        else:
+            future.set_exception((type(message.error), message.error, None))
+
+    threading.Thread(target=work, name="deferred-reply", daemon=True).start()
+    return future

@@ -13,6 +13,7 @@ from supervisors.supervisor import WhichChildren
 from tests.supervisors.support import (
     Block,
     Crash,
+    Defer,
     GiveBack,
     Journal,
     Probe,
@@ -113,6 +114,36 @@ def test_an_exception_raised_in_an_ask_goes_to_the_caller_without_a_restart(
         tree.registry.ask("a", RaiseIt(ValueError("bad request")))
     assert tree.registry.ask("a", Who()) == ("a", 1)
     assert tree.node("a").restarts == 0
+
+
+def test_a_deferred_reply_is_waited_for_while_the_actor_keeps_answering(tree: Tree) -> None:
+    tree.start([tree.spec("a")])
+    gate = tree.gate()
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(tree.registry.ask, "a", Defer(gate, "built"), 5.0)
+        assert tree.registry.ask("a", Who(), timeout=1) == ("a", 1)  # the mailbox is free
+        assert not answer.done()
+        gate.set()
+        assert answer.result(timeout=5) == "built"
+
+
+def test_a_deferred_failure_is_raised_by_ask(tree: Tree) -> None:
+    tree.start([tree.spec("a")])
+    gate = tree.gate()
+    gate.set()
+    with pytest.raises(OSError, match="disk full"):
+        tree.registry.ask("a", Defer(gate, error=OSError("disk full")))
+    assert tree.registry.ask("a", Who()) == ("a", 1)
+
+
+def test_a_deferred_reply_that_never_comes_times_out_within_the_ask_timeout(
+    tree: Tree,
+) -> None:
+    tree.start([tree.spec("a")])
+    began = time.monotonic()
+    with pytest.raises(AskTimeout, match=r"Defer within 0\.2s"):
+        tree.registry.ask("a", Defer(tree.gate()), timeout=0.2)
+    assert 0.2 <= time.monotonic() - began < 0.6  # one timeout in all, not one per stage
 
 
 def test_an_ask_to_an_actor_that_stopped_without_answering_ends_quickly() -> None:
