@@ -194,6 +194,9 @@ class Database:
         except MigrationError:
             conn.close()
             raise
+        except sqlite3.Error as exc:  # reading schema_version, before any migration ran
+            conn.close()
+            return cls(path, None, f"cannot read {path}: {type(exc).__name__}: {exc}")
         return cls(path, conn)
 
     @property

@@ -39,7 +39,7 @@ class DemoServer(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.api, self.metrics, self.log = api, metrics, log
-        self.closing = False
+        self.closing = False  # set on shutdown: responses then carry Connection: close
         self._in_flight = 0
         self._idle = threading.Condition()
         super().__init__(address, DemoHandler)
@@ -79,7 +79,6 @@ class DemoServer(ThreadingHTTPServer):
 
     def drain(self, timeout: float) -> int:
         """Wait up to ``timeout`` for requests in flight to finish; return how many remain."""
-        self.closing = True
         with self._idle:
             self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
             return self._in_flight

@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from .logs import EventLog
 from .metrics import Metrics
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-POLL_INTERVAL_S = 0.1  # how soon serve_forever notices shutdown()
+POLL_INTERVAL_S = 0.05  # how soon serve_forever notices shutdown(); 20 idle wakeups/s
 DRAIN_TIMEOUT_S = 0.5  # requests in flight get this long to finish on SIGTERM
 
 
@@ -101,16 +102,34 @@ def _serve(
     on_listening()
     stop.wait()
     log.info("service.stopping")
+    phases = _PhaseTimer()
+    server.closing = True
     faults.close()  # wake requests parked by `hang` or `slow`
     server.shutdown()
+    phases.mark("accept_stopped")
     left = server.drain(DRAIN_TIMEOUT_S)
     server.server_close()
-    db.close()
-    log.info("service.stopped", requests_abandoned=left)
+    phases.mark("drained")
+    db.close()  # checkpoints the WAL: an fsync, the slow part on a busy disk
+    phases.mark("db_closed")
+    log.info("service.stopped", requests_abandoned=left, phases_ms=phases.durations)
     if failed:
         _fail(f"server loop failed: {failed[0]!r}")
         return EXIT_CRASH
     return EXIT_OK
+
+
+class _PhaseTimer:
+    """Milliseconds spent in each named phase of the shutdown, for the service.stopped line."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.durations: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.durations[phase] = round((now - self._last) * 1000, 1)
+        self._last = now
 
 
 def _serve_forever(server: DemoServer, stop: threading.Event, failed: list[BaseException]) -> None:

@@ -93,6 +93,6 @@ def test_sigterm_is_not_held_up_by_a_hung_health_request(own_server: Any) -> Non
     conn = http.client.HTTPConnection("127.0.0.1", own_server.port, timeout=5)
     conn.request("GET", "/health")
     started = time.monotonic()
-    assert own_server.terminate(timeout=3) == 0
-    assert time.monotonic() - started < 1.0
+    assert own_server.terminate(timeout=5) == 0
+    assert time.monotonic() - started < 2.0  # idle: ~0.1 s; room for a loaded machine
     conn.close()

@@ -28,14 +28,20 @@ def run_to_exit(env: dict[str, str], cwd: Path = DEMO_DIR) -> subprocess.Complet
     )
 
 
+# The contract says "exit 0 within ~1 s"; it takes ~0.1 s here when idle. The bound has room
+# for a loaded 2-core machine and still fails on the slow paths (a 60 s keep-alive join).
+SIGTERM_BOUND_S = 2.0
+
+
 def test_sigterm_stops_cleanly_with_exit_0_within_a_second(spawn: Spawn) -> None:
     server = spawn()
     started = time.monotonic()
-    assert server.terminate(timeout=3) == 0
-    assert time.monotonic() - started < 1.0
-    events = [e["event"] for e in server.events()]
-    assert "service.stopping" in events
-    assert events[-1] == "service.stopped"
+    assert server.terminate(timeout=5) == 0
+    assert time.monotonic() - started < SIGTERM_BOUND_S
+    events = server.events()
+    assert "service.stopping" in [e["event"] for e in events]
+    assert events[-1]["event"] == "service.stopped"
+    assert sum(events[-1]["phases_ms"].values()) < 1000
 
 
 def test_missing_port_exits_2_naming_the_variable(tmp_path: Path) -> None:
