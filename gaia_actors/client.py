@@ -21,7 +21,8 @@ import itertools
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,14 +196,20 @@ FrameHandler = Callable[[dict[str, Any]], None]
 
 
 class Client:
-    """One connection to the daemon. Not thread-safe: one request at a time per client."""
+    """One connection to the daemon, for one thread.
+
+    Several requests may be open at once (a stream and the asks beside it): frames of an
+    open request wait in its backlog until it is read; frames of a request given up on
+    (Ctrl-C) are dropped.
+    """
 
     def __init__(self, sock: socket.socket, path: Path) -> None:
         self.sock = sock
         self.path = path
         self.reader = LineReader(CLIENT_MAX_LINE)
-        self.pending: list[bytes | None] = []
+        self.pending: deque[bytes | None] = deque()
         self.ids = itertools.count(1)
+        self.open: dict[int, deque[dict[str, Any]]] = {}
 
     @classmethod
     def connect(cls, path: Path, timeout: float = 2.0) -> Client:
@@ -235,6 +242,7 @@ class Client:
 
     def send(self, op: str, **fields: Any) -> int:
         request_id = next(self.ids)
+        self.open[request_id] = deque()
         self.write({"id": request_id, "op": op, **fields})
         return request_id
 
@@ -245,17 +253,40 @@ class Client:
             raise ConnectionLost(str(self.path), exc.strerror or str(exc)) from None
 
     def wait(self, request_id: int, on_frame: FrameHandler | None = None) -> Any:
+        """The final reply of ``request_id``; its stream frames go to ``on_frame``."""
+        stream = self.frames(request_id)
         while True:
+            try:
+                frame = next(stream)
+            except StopIteration as end:
+                return end.value
+            if on_frame is not None:
+                on_frame(frame)
+
+    def frames(self, request_id: int) -> Generator[dict[str, Any], None, Any]:
+        """The stream frames of ``request_id``; returns its result, raises its error."""
+        try:
+            while True:
+                frame = self._next(request_id)
+                if "ok" not in frame:
+                    yield frame
+                    continue
+                if frame["ok"]:
+                    return frame.get("result")
+                raise RemoteError.from_frame(frame.get("error"))
+        finally:
+            self.open.pop(request_id, None)
+
+    def _next(self, request_id: int) -> dict[str, Any]:
+        backlog = self.open[request_id]
+        while not backlog:
             frame = self.read_frame()
-            if frame.get("id") != request_id:
-                continue  # a late frame of a request given up on (Ctrl-C)
-            if "ok" not in frame:
-                if on_frame is not None:
-                    on_frame(frame)
-                continue
-            if frame["ok"]:
-                return frame.get("result")
-            raise RemoteError.from_frame(frame.get("error"))
+            if frame.get("id") is None and frame.get("ok") is False:
+                raise RemoteError.from_frame(frame.get("error"))  # about the connection
+            waiting = self.open.get(frame["id"]) if isinstance(frame.get("id"), int) else None
+            if waiting is not None:
+                waiting.append(frame)
+        return backlog.popleft()
 
     def read_frame(self) -> dict[str, Any]:
         while not self.pending:
@@ -266,7 +297,7 @@ class Client:
             if not chunk:
                 raise ConnectionLost(str(self.path))
             self.pending.extend(self.reader.feed(chunk))
-        line = self.pending.pop(0)
+        line = self.pending.popleft()
         if line is None:
             raise ControlError(f"a reply from the daemon exceeded {CLIENT_MAX_LINE} bytes")
         frame = json.loads(line)
@@ -318,23 +349,14 @@ class Client:
         patterns: Sequence[str] = ("*",),
         env: str | None = None,
         since: float | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Stream frames (``subscribed``, ``event``, ``dropped``) until the connection ends."""
+    ) -> Generator[dict[str, Any], None, Any]:
+        """Stream frames (``subscribed``, ``event``, ``dropped``) until the stream ends."""
         fields: dict[str, Any] = {"patterns": list(patterns)}
         if env:
             fields["env"] = env
         if since is not None:
             fields["since"] = since
-        request_id = self.send("subscribe", **fields)
-        while True:
-            frame = self.read_frame()
-            if frame.get("id") != request_id:
-                continue
-            if "ok" in frame:
-                if not frame["ok"]:
-                    raise RemoteError.from_frame(frame.get("error"))
-                return
-            yield frame
+        return self.frames(self.send("subscribe", **fields))
 
 
 def parse_fields(words: Sequence[str]) -> dict[str, str]:

@@ -64,6 +64,7 @@ STREAM_QUEUE = 1000  # events buffered per stream before they are dropped
 REPLAY_LIMIT = 1000  # stored events sent to a stream that asks for `since`
 SEND_TIMEOUT = 10.0  # a client that reads nothing for this long is disconnected
 ACCEPT_BACKLOG = 16
+PROBE_TIMEOUT = 0.5  # a server that does not answer a ping this fast is not ours
 
 log = structlog.get_logger("gaia.control")
 
@@ -202,11 +203,11 @@ def _prepare_directory(directory: Path, state_dir: Path) -> None:
 def _probe(path: Path) -> int | None:
     """The pid of the server answering on ``path``; None if nothing does, 0 if unknown."""
     try:
-        sock = connect_socket(path, timeout=1.0)
+        sock = connect_socket(path, timeout=PROBE_TIMEOUT)
     except OSError:
         return None
     try:
-        sock.settimeout(1.0)
+        sock.settimeout(PROBE_TIMEOUT)
         sock.sendall(encode({"id": "probe", "op": "ping"}))
         reply = json.loads(sock.makefile("rb").readline() or b"{}")
         return int(reply.get("result", {}).get("pid", 0))
@@ -483,6 +484,7 @@ _TYPE_WORDS = {
     "dict": "an object",
     "list": "a list",
     "int or float": "a number",
+    "int or str": "an integer or a string",
     "bool": "a boolean",
 }
 
@@ -666,9 +668,7 @@ def op_subscribe(conn: Connection, request_id: Any, frame: Mapping[str, Any]) ->
 
 
 def op_cancel(conn: Connection, request_id: Any, frame: Mapping[str, Any]) -> Any:
-    if "target" not in frame:
-        raise FrameError(Code.MISSING_FIELD, "field 'target' is required", "target")
-    target = frame["target"]
+    target = _get(frame, "target", (int, str))
     return {"cancelled": conn.cancel(target)}
 
 
@@ -796,7 +796,7 @@ class _Stream:
 # --- JSON ------------------------------------------------------------------------------------
 
 
-def to_json(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of value
+def to_json(value: Any) -> Any:
     """A JSON-friendly copy of a reply: dataclasses, tuples, enums, paths, exceptions."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
