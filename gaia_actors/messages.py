@@ -470,6 +470,7 @@ class HealthReport:
     reason: str = ""
     pid: int | None = None
     alive: bool | None = None  # None: no pid file, so nobody knows
+    uptime_s: float | None = None  # of the process, from /proc
 
 
 @message

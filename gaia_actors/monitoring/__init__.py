@@ -1,12 +1,15 @@
-"""Monitoring: HTTP health probes and their classification (issue 8).
+"""Monitoring: health checks, metrics, failover and load balancing (issue 8).
 
 `probes` checks many health URLs at once; `classify` turns each environment's stream of probe
-results into healthy / degraded / down with thresholds. The actors that schedule them
-(HealthMonitor and friends) build on these two and hold no HTTP or threshold logic of their own.
+results into healthy / degraded / down with thresholds. The actors build on these two and hold
+no HTTP or threshold logic of their own: `monitor` (HealthMonitor), `metrics`
+(MetricsCollector), `failover` (FailoverAgent) and `balancer` (LoadBalancer), started by
+`tree.child_specs` in that order; `commands` holds the operator commands.
 """
 
 from __future__ import annotations
 
+from gaia_actors.monitoring.balancer import LoadBalancer, NoEnvironmentAvailable
 from gaia_actors.monitoring.classify import (
     Assessment,
     Classifier,
@@ -16,6 +19,9 @@ from gaia_actors.monitoring.classify import (
     Verdict,
     assess,
 )
+from gaia_actors.monitoring.failover import FailoverAgent
+from gaia_actors.monitoring.metrics import MetricsCollector
+from gaia_actors.monitoring.monitor import HealthMonitor
 from gaia_actors.monitoring.probes import (
     DEFAULT_EXPECTED_STATUS,
     ProbeErrorKind,
@@ -23,12 +29,18 @@ from gaia_actors.monitoring.probes import (
     ProbeResult,
     ProbeTarget,
 )
+from gaia_actors.monitoring.tree import child_specs
 
 __all__ = [
     "DEFAULT_EXPECTED_STATUS",
     "Assessment",
     "Classifier",
+    "FailoverAgent",
+    "HealthMonitor",
     "HealthStatus",
+    "LoadBalancer",
+    "MetricsCollector",
+    "NoEnvironmentAvailable",
     "Observation",
     "ProbeErrorKind",
     "ProbeResult",
@@ -37,4 +49,5 @@ __all__ = [
     "Thresholds",
     "Verdict",
     "assess",
+    "child_specs",
 ]

@@ -415,7 +415,12 @@ def test_package_exports_the_public_api() -> None:
         "DEFAULT_EXPECTED_STATUS",
         "Assessment",
         "Classifier",
+        "FailoverAgent",
+        "HealthMonitor",
         "HealthStatus",
+        "LoadBalancer",
+        "MetricsCollector",
+        "NoEnvironmentAvailable",
         "Observation",
         "ProbeErrorKind",
         "ProbeResult",
@@ -424,6 +429,7 @@ def test_package_exports_the_public_api() -> None:
         "Thresholds",
         "Verdict",
         "assess",
+        "child_specs",
     }
     assert all(hasattr(monitoring, name) for name in monitoring.__all__)
 

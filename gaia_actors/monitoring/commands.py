@@ -1,0 +1,341 @@
+"""Operator commands for monitoring: status, health, load-balance, incidents (issue 8, part 5).
+
+``status`` and ``health`` ask the monitor when a daemon runs and read the newest
+``health_checks`` rows when none does (or when the monitor does not answer), saying which.
+``incidents`` reads the store either way. ``load-balance`` needs the daemon's balancer. The
+CLI's live ``monitor`` view is ``status`` refreshed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from gaia_actors import render
+from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
+from gaia_actors.errors import ControlError
+from gaia_actors.messages import GetHealth, Route, RouteDone
+from gaia_actors.models import ActorRestart, HealthCheck
+from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
+from gaia_actors.monitoring.failover import incident_rows
+from supervisors import Registry, SupervisionError
+
+ASK_TIMEOUT = 5.0
+MAX_ROUTES = 100_000
+_ENV_PREFIX = "environment."
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def render_status(result: Any) -> str:
+    """Environments as a table with readable units, then the actors."""
+    if not isinstance(result, dict) or "environments" not in result:
+        return render.value(result)
+    rows = [_readable(env) for env in result["environments"]]
+    parts = [f"environments (from {result.get('source', '?')}):"]
+    parts.append(render.table(rows, "  ") if rows else "  (none configured)")
+    actors = result.get("actors") or []
+    if actors:
+        parts += ["", "actors:", render.table(actors, "  ")]
+    return "\n".join(parts)
+
+
+def _readable(env: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "env": env["env"],
+        "status": env["status"],
+        "release": env.get("release") or "-",
+        "pid": env.get("pid"),
+        "uptime": _duration(env.get("uptime_s")),
+        "response": _ms(env.get("response_ms")),
+        "error rate": _percent(env.get("error_rate")),
+        "cpu": _percent(env.get("cpu_percent"), scale=1.0),
+        "memory": _bytes(env.get("rss_bytes")),
+        "restarts": env.get("restarts", 0),
+        "last check": _ago(env.get("last_check")),
+    }
+
+
+@command(
+    "status",
+    help="every environment (status, release, pid, uptime, response time, error rate, CPU, "
+    "memory, restarts) and every actor's state",
+    offline=True,
+    render=render_status,
+)
+def status(ctx: CommandContext) -> dict[str, Any]:
+    registry = ctx.registry
+    if registry is None:
+        return {
+            "source": "store (no daemon running)",
+            "environments": [_with_restarts_from_store(s) for s in _stored_snapshots(ctx)],
+            "actors": [],
+        }
+    snapshots, source = _live_snapshots(ctx, registry)
+    restarts = {node.name: node.restarts for node in registry.snapshot()}
+    for snap in snapshots:
+        snap["restarts"] = restarts.get(_ENV_PREFIX + snap["env"], 0)
+    return {"source": source, "environments": snapshots, "actors": _actors(registry)}
+
+
+def _live_snapshots(ctx: CommandContext, registry: Registry) -> tuple[list[dict[str, Any]], str]:
+    try:
+        return list(registry.ask("monitor", GetHealth(), timeout=ASK_TIMEOUT)), "monitor"
+    except SupervisionError as exc:
+        return _stored_snapshots(ctx), f"store (monitor: {exc})"
+
+
+def _actors(registry: Registry) -> list[dict[str, Any]]:
+    return [
+        {
+            "actor": node.name,
+            "parent": node.parent or "",
+            "state": node.state,
+            "restarts": node.restarts,
+            "generation": node.generation,
+            "for": _duration(time.time() - node.since if node.since else None),
+            "last error": node.last_error,
+        }
+        for node in registry.snapshot()
+    ]
+
+
+def _stored_snapshots(ctx: CommandContext) -> list[dict[str, Any]]:
+    """Each configured environment's newest stored check, as a snapshot."""
+    return [_stored_snapshot(env) for env in ctx.settings.environments]
+
+
+def _stored_snapshot(env: str) -> dict[str, Any]:
+    query = HealthCheck.select().where(HealthCheck.env == env).order_by(HealthCheck.ts.desc())
+    row = query.first()
+    if row is None:
+        return {"env": env, "status": "unknown", "reason": "never checked"}
+    return {
+        "env": env,
+        "status": row.status,
+        "reason": row.reason,
+        "last_check": row.ts,
+        "response_ms": row.latency_ms,
+        "http_status": row.http_status,
+        "error": row.error,
+        "error_rate": row.error_rate,
+        "requests": row.requests,
+        "errors": row.errors,
+        "uptime_s": row.uptime_s,
+        "pid": row.pid,
+        "cpu_percent": row.cpu_percent,
+        "rss_bytes": row.rss_bytes,
+        "db_bytes": row.db_bytes,
+        "log_bytes": row.log_bytes,
+        "release": row.release,
+    }
+
+
+def _with_restarts_from_store(snapshot: dict[str, Any]) -> dict[str, Any]:
+    child = _ENV_PREFIX + snapshot["env"]
+    query = ActorRestart.select().where(
+        (ActorRestart.child == child) & (ActorRestart.event == "supervisor.restart")
+    )
+    return {**snapshot, "restarts": query.count()}
+
+
+# -- health ENV ----------------------------------------------------------------------------------
+
+
+@command(
+    "health",
+    help="one environment in detail, with its recent checks",
+    args=(Arg("env", help="environment name"),),
+    options=(Option("n", int, 10, help="how many recent checks to show"),),
+    offline=True,
+)
+def health(ctx: CommandContext, env: str, n: int = 10) -> dict[str, Any]:
+    _check_env(ctx, "health", env)
+    snapshot: dict[str, Any] | None = None
+    source = "store (no daemon running)"
+    if ctx.registry is not None:
+        try:
+            snapshot = ctx.registry.ask("monitor", GetHealth(env), timeout=ASK_TIMEOUT)
+            source = "monitor"
+        except SupervisionError as exc:
+            source = f"store (monitor: {exc})"
+    if snapshot is None:
+        snapshot = _stored_snapshot(env)
+    return {**snapshot, "source": source, "recent_checks": recent_checks(env, max(1, n))}
+
+
+def recent_checks(env: str, limit: int) -> list[dict[str, Any]]:
+    """The newest stored checks of ``env``, newest first."""
+    query = (
+        HealthCheck.select()
+        .where(HealthCheck.env == env)
+        .order_by(HealthCheck.ts.desc())
+        .limit(min(limit, 1000))
+    )
+    return [
+        {
+            "time": time.strftime("%H:%M:%S", time.localtime(row.ts)),
+            "status": row.status,
+            "http": row.http_status,
+            "ms": row.latency_ms,
+            "error": row.error,
+            "reason": row.reason,
+        }
+        for row in query
+    ]
+
+
+# -- load-balance ------------------------------------------------------------------------------
+
+
+@command(
+    "load-balance",
+    help="route N requests through the balancer and show where they went and why",
+    options=(
+        Option("n", int, 10, help="how many requests to route"),
+        Option("pool", str, "", help="comma-separated environments (default: the configured pool)"),
+    ),
+)
+def load_balance(ctx: CommandContext, n: int = 10, pool: str = "") -> dict[str, Any]:
+    if not 1 <= n <= MAX_ROUTES:
+        raise UsageError("load-balance", f"expected 1 <= n <= {MAX_ROUTES}, got {n}", "n")
+    registry = _daemon(ctx, "load-balance")
+    names = tuple(name.strip() for name in pool.split(",") if name.strip())
+    for name in names:
+        _check_env(ctx, "load-balance", name)
+    counts: Counter[str] = Counter()
+    statuses: dict[str, str] = {}
+    reasons: dict[str, int] = {}
+    fallback = rejected = 0
+    for i in range(n):
+        if ctx.cancel.is_set():
+            break
+        try:
+            answer = registry.ask("balancer", Route(names), timeout=ASK_TIMEOUT)
+        except NoEnvironmentAvailable as exc:
+            if not counts:
+                raise  # nothing to show: the reason is the answer
+            rejected += 1
+            reasons.setdefault(str(exc), i)
+            continue
+        env = answer["env"]
+        registry.tell("balancer", RouteDone(env))  # the simulated request is done at once
+        counts[env] += 1
+        statuses[env] = answer["status"]
+        fallback += bool(answer["fallback"])
+        reasons.setdefault(answer["reason"], i)
+        if (i + 1) % 1000 == 0:
+            ctx.progress({"message": "routing", "routed": i + 1, "of": n})
+    result = _distribution(n, names, counts, statuses, reasons)
+    return {**result, "fallback_routes": fallback, "rejected": rejected}
+
+
+def _distribution(
+    n: int,
+    pool: tuple[str, ...],
+    counts: Counter[str],
+    statuses: dict[str, str],
+    reasons: dict[str, int],
+) -> dict[str, Any]:
+    routed = sum(counts.values())
+    return {
+        "requests": n,
+        "routed": routed,
+        "pool": ", ".join(pool) or "(configured)",
+        "distribution": [
+            {
+                "env": env,
+                "status": statuses[env],
+                "routed": count,
+                "share": f"{count / routed:.1%}" if routed else "-",
+            }
+            for env, count in sorted(counts.items())
+        ],
+        # The distinct reasons, in the order they first came up (at most ten).
+        "why": [{"reason": reason} for reason in sorted(reasons, key=reasons.__getitem__)[:10]],
+    }
+
+
+# -- incidents -----------------------------------------------------------------------------------
+
+
+@command(
+    "incidents",
+    help="recent incidents (hung or exited environments) with time to detect and to recover",
+    args=(Arg("env", required=False, default="", help="only this environment"),),
+    options=(Option("n", int, 20, help="how many"),),
+    offline=True,
+)
+def incidents(ctx: CommandContext, env: str = "", n: int = 20) -> list[dict[str, Any]]:
+    if env:
+        _check_env(ctx, "incidents", env)
+    rows = incident_rows(env, max(1, n))
+    for row in rows:
+        for key in ("started", "detected", "recovered"):
+            if row.get(key) is not None:
+                row[key] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row[key]))
+    return rows
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _check_env(ctx: CommandContext, name: str, env: str) -> None:
+    if env not in ctx.settings.environments:
+        known = ", ".join(ctx.settings.environments) or "none configured"
+        raise UsageError(name, f"no environment {env!r}; environments: {known}", "env")
+
+
+def _daemon(ctx: CommandContext, name: str) -> Registry:
+    if ctx.registry is None:
+        raise ControlError(f"{name} needs a running daemon (the balancer lives in it)")
+    return ctx.registry
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def _ago(ts: Any) -> str:
+    return "-" if not isinstance(ts, int | float) else f"{_duration(time.time() - ts)} ago"
+
+
+def _ms(value: Any) -> str:
+    return "-" if not isinstance(value, int | float) else f"{value:.1f} ms"
+
+
+def _percent(value: Any, scale: float = 100.0) -> str:
+    return "-" if not isinstance(value, int | float) else f"{value * scale:.1f}%"
+
+
+def _bytes(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+__all__ = [
+    "health",
+    "incidents",
+    "load_balance",
+    "recent_checks",
+    "render_status",
+    "status",
+]

@@ -1,0 +1,343 @@
+"""FailoverAgent (``failover``): hung environments into supervision, incidents on record (issue 8,
+part 3).
+
+A process that exits is seen at once by its environment actor, which fails, and the
+``environments`` supervisor restarts it (restart → restore → rollback → FAILED). A process
+that hangs — alive, not answering — is seen only by health checks. This agent closes that gap:
+when an environment is *down* and its current process (pid file, start time) has failed
+``[failover] down_checks`` consecutive checks while still alive, it tells
+``environment.<env>`` ``Fail(cause="hung")``,
+and the same supervision path takes over. Failures of a process younger than
+``start_grace`` do not count (a restarted service refuses for a moment while it starts).
+
+Every failure is an *incident* (``incidents`` table), whether the agent caused the restart or
+the process exited by itself:
+
+- ``started``: the first failed check of the run (hung) or the exit (exited);
+- ``detected``: when the agent failed the environment over (hung) or the exit was seen;
+- ``recovered``: the first check after detection that finds it healthy again (the monitor's
+  classifier, so ``success_threshold`` passing checks) — recovery is verified by health;
+- ``time_to_detect`` = detected - started and ``time_to_recover`` = recovered - detected, so
+  the outage lasted their sum.
+
+An incident ends ``failed`` when the supervisor parks the environment as FAILED.
+
+Flapping is damped: at most ``flap_max`` failovers per environment within ``flap_window``
+seconds. Beyond that the agent raises ``alert.flapping`` and leaves the environment to
+supervision until the window has room again. Alerts — ``alert.degraded``, ``alert.failed``,
+``alert.flapping`` — are bus events (logged, stored, streamed) plus a warning log line here.
+
+The agent's inputs: ``HealthRound`` from the monitor after every round (``WatchHealth``), and
+bus events ``health.*``, ``environment.*`` and ``supervisor.*``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from gaia_actors.actor import GaiaActor
+from gaia_actors.messages import (
+    Event,
+    Fail,
+    GetIncidents,
+    HealthReport,
+    HealthRound,
+    InsertNow,
+    Subscribe,
+    Unsubscribe,
+    Update,
+    WatchHealth,
+    fields_of,
+)
+from gaia_actors.models import Incident
+from gaia_actors.settings import Settings
+from supervisors import Link, SupervisionError
+
+__all__ = ["FailoverAgent", "incident_rows"]
+
+EVENT_PATTERNS = ("health.*", "environment.*", "supervisor.*")
+_STORE_TIMEOUT = 2.0
+_ENV_PREFIX = "environment."
+
+
+@dataclass
+class _Incident:
+    cause: str  # hung | exited
+    started: float
+    detected: float
+    pid: int | None
+    row_id: int | None = None
+    failovers: int = 0
+    restarts: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def detail(self) -> str:
+        parts = [*self.notes]
+        if self.restarts:
+            parts.append(f"{self.restarts} restart(s) by the supervisor")
+        return "; ".join(parts)[-2000:]
+
+
+@dataclass
+class _EnvWatch:
+    """What the agent tracks for one environment."""
+
+    run: int = 0  # consecutive failed checks of run_pid that count
+    run_pid: int | None = None
+    status: str = "unknown"
+    incident: _Incident | None = None
+    failovers: deque[float] = field(default_factory=deque)  # monotonic times, flap damping
+    flap_alerted: bool = False
+
+
+class FailoverAgent(GaiaActor):
+    """Turns hung environments into supervised failures and records every incident."""
+
+    def __init__(self, link: Link, settings: Settings) -> None:
+        super().__init__(link)
+        self.settings = settings
+        self.cfg = settings.failover
+        self.envs = {env: _EnvWatch() for env in settings.environments}
+        self.triggered = 0
+        self.suppressed = 0
+
+    def on_start(self) -> None:
+        self.tell("bus", Subscribe(self.name, EVENT_PATTERNS))
+        self.tell("monitor", WatchHealth(self.name))
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        self.tell("bus", Unsubscribe(self.name))
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case HealthRound(reports=reports):
+                for report in reports:
+                    self._on_report(report)
+            case Event():
+                self._on_event(message)
+            case GetIncidents(env=env, limit=limit):
+                return incident_rows(env, limit)
+            case _:
+                return self.unhandled(message)
+        return None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **super().state(),
+            "failovers": self.triggered,
+            "suppressed": self.suppressed,
+            "environments": {
+                env: {
+                    "status": w.status,
+                    "failed_checks": w.run,
+                    "open_incident": w.incident.cause if w.incident else None,
+                    "failovers_in_window": len(w.failovers),
+                }
+                for env, w in self.envs.items()
+            },
+        }
+
+    # Health rounds: counting and failing over
+
+    def _on_report(self, report: HealthReport) -> None:
+        watch = self.envs.setdefault(report.env, _EnvWatch())
+        watch.status = report.status
+        self._count(watch, report)
+        if watch.run >= self.cfg.down_checks and report.status == "down":
+            self._fail_over(report.env, watch, report)
+        elif report.status == "healthy":
+            self._check_recovered(report.env, watch, report.checked_at)
+
+    def _count(self, watch: _EnvWatch, report: HealthReport) -> None:
+        young = report.uptime_s is not None and report.uptime_s < self.cfg.start_grace
+        if report.observation != "fail" or not report.alive:
+            # Answering; or dead or unknown: a process that is gone is its environment
+            # actor's to restart, and without a pid file there is no process to fail.
+            watch.run, watch.run_pid = 0, report.pid
+        elif not young:
+            if report.pid != watch.run_pid:
+                watch.run, watch.run_pid = 0, report.pid
+            watch.run += 1
+
+    def _fail_over(self, env: str, watch: _EnvWatch, report: HealthReport) -> None:
+        checks = watch.run
+        watch.run = 0  # counting starts again; a still-hung process fails again after N more
+        incident = watch.incident or self._open(
+            env, "hung", report.failing_since or report.checked_at, time.time(), report.pid
+        )
+        watch.incident = incident
+        if self._flapping(env, watch):
+            incident.notes.append("failover suppressed: flapping")
+            self._update(incident, detail=incident.detail())
+            return
+        reason = (
+            f"health down for {checks} consecutive checks while process {report.pid} is "
+            f"alive ({report.reason})"
+        )
+        delivered = self.tell(f"{_ENV_PREFIX}{env}", Fail(reason, cause="hung"))
+        watch.failovers.append(time.monotonic())
+        incident.failovers += 1
+        if not delivered:
+            incident.notes.append(f"{_ENV_PREFIX}{env} was not running to receive Fail")
+        self.triggered += 1
+        self.publish(
+            "failover.triggered",
+            level="warning",
+            env=env,
+            cause="hung",
+            reason=reason,
+            pid=report.pid,
+            delivered=delivered,
+        )
+        self._update(incident, failovers=incident.failovers, detail=incident.detail())
+
+    def _flapping(self, env: str, watch: _EnvWatch) -> bool:
+        now = time.monotonic()
+        while watch.failovers and now - watch.failovers[0] > self.cfg.flap_window:
+            watch.failovers.popleft()
+        if len(watch.failovers) < self.cfg.flap_max:
+            watch.flap_alerted = False
+            return False
+        self.suppressed += 1
+        if not watch.flap_alerted:
+            watch.flap_alerted = True
+            self._alert(
+                "alert.flapping",
+                "error",
+                env,
+                failovers=len(watch.failovers),
+                window=self.cfg.flap_window,
+                action="left to supervision until the window has room; look at its logs",
+            )
+        return True
+
+    def _check_recovered(self, env: str, watch: _EnvWatch, checked_at: float) -> None:
+        incident = watch.incident
+        if incident is None or checked_at <= incident.detected:
+            return
+        watch.incident = None
+        ttd = round(incident.detected - incident.started, 6)
+        ttr = round(checked_at - incident.detected, 6)
+        self._update(
+            incident,
+            recovered=checked_at,
+            time_to_detect=ttd,
+            time_to_recover=ttr,
+            status="recovered",
+            detail=incident.detail(),
+        )
+        self.publish(
+            "incident.recovered",
+            env=env,
+            cause=incident.cause,
+            time_to_detect=ttd,
+            time_to_recover=ttr,
+            failovers=incident.failovers,
+        )
+
+    # Bus events
+
+    def _on_event(self, event: Event) -> None:
+        name = event.name
+        if name == "health.changed":
+            self._on_health_changed(event)
+        elif name.startswith("supervisor."):
+            self._on_supervision(event)
+        elif name == "environment.exited":
+            self._on_exited(event)
+        elif name == "environment.started":
+            self._note(event.env, f"started pid {event.get('pid')}")
+        elif name == "environment.failed":
+            self._on_parked(event.env, str(event.get("error", "")))
+
+    def _on_health_changed(self, event: Event) -> None:
+        new = event.get("new")
+        if new == "degraded":
+            self._alert("alert.degraded", "warning", event.env, reason=str(event.get("reason", "")))
+        elif new == "healthy" and event.env in self.envs:
+            self._check_recovered(event.env, self.envs[event.env], event.ts)
+
+    def _on_supervision(self, event: Event) -> None:
+        child = str(event.get("child", ""))
+        env = child.removeprefix(_ENV_PREFIX)
+        watch = self.envs.get(env) if child.startswith(_ENV_PREFIX) else None
+        if watch is None or watch.incident is None:
+            return
+        if event.name == "supervisor.restart":
+            watch.incident.restarts += 1
+        elif event.name == "supervisor.ladder_step":
+            watch.incident.notes.append(f"ladder step {event.get('step')}")
+        else:
+            return
+        self._update(watch.incident, detail=watch.incident.detail())
+
+    def _on_exited(self, event: Event) -> None:
+        watch = self.envs.setdefault(event.env, _EnvWatch())
+        watch.run = 0
+        code = event.get("code")
+        if watch.incident is None:
+            watch.incident = self._open(event.env, "exited", event.ts, event.ts, event.get("pid"))
+        self._note(event.env, f"process {event.get('pid')} exited with code {code}")
+
+    def _on_parked(self, env: str, error: str) -> None:
+        watch = self.envs.setdefault(env, _EnvWatch())
+        incident = watch.incident or self._open(env, "exited", time.time(), time.time(), None)
+        watch.incident = None
+        incident.notes.append(f"FAILED: {error}" if error else "FAILED")
+        self._update(incident, status="failed", detail=incident.detail())
+        self._alert(
+            "alert.failed",
+            "error",
+            env,
+            error=error,
+            action=f"fix the cause, then: python run.py reset {env}",
+        )
+
+    def _note(self, env: str, note: str) -> None:
+        watch = self.envs.get(env)
+        if watch is not None and watch.incident is not None:
+            watch.incident.notes.append(note)
+            self._update(watch.incident, detail=watch.incident.detail())
+
+    # Incidents and alerts
+
+    def _open(
+        self, env: str, cause: str, started: float, detected: float, pid: int | None
+    ) -> _Incident:
+        incident = _Incident(cause, started, detected, pid)
+        row = fields_of(
+            env=env,
+            cause=cause,
+            started=started,
+            detected=detected,
+            time_to_detect=round(detected - started, 6),
+            status="open",
+        )
+        try:
+            incident.row_id = self.ask("store", InsertNow("incidents", row), _STORE_TIMEOUT)
+        except SupervisionError as exc:  # the store is down or slow: the log still has it
+            self.log.error("failover.incident_not_stored", env=env, error=str(exc))
+        self.publish("incident.opened", level="warning", env=env, cause=cause, pid=pid)
+        return incident
+
+    def _update(self, incident: _Incident, **values: Any) -> None:
+        if incident.row_id is not None:
+            self.tell("store", Update("incidents", incident.row_id, fields_of(**values)))
+
+    def _alert(self, event: str, level: str, env: str, **data: Any) -> None:
+        """An alert: a bus event (logged at ``level``, stored, streamed) and a warning here."""
+        self.log.warning(event, env=env, **data)
+        self.publish(event, level=level, env=env, **data)
+
+
+def incident_rows(env: str = "", limit: int = 20) -> list[dict[str, Any]]:
+    """Recent incidents from the store, newest first (the database must be open)."""
+    query: Any = Incident.select().order_by(Incident.started.desc())
+    if env:
+        query = query.where(Incident.env == env)
+    rows: list[dict[str, Any]] = list(query.limit(max(1, min(limit, 1000))).dicts())
+    return rows

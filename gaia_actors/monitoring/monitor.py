@@ -1,0 +1,431 @@
+"""HealthMonitor (``monitor``): every environment's health, checked in rounds (issue 8, part 1).
+
+The actor is a scheduler over the probe engine (`probes.Prober`) and the classifier
+(`classify.Classifier`); it holds no HTTP or threshold logic of its own. A round checks every
+environment at once in a worker thread, so the mailbox keeps answering ``GetHealth`` (and
+liveness pings) while a round waits on a hung endpoint. One round runs at a time: the next is
+due ``interval`` seconds after the previous one *started*, and a round that overruns the
+interval delays the next instead of piling rounds up. ``CheckNow`` during a round asks for one
+more round right after it, however many times it is sent.
+
+What a round produces:
+
+- one ``health_checks`` row per environment (every check is stored);
+- a ``health.changed`` event on the bus, only when an environment's state changes (warning
+  for degraded, error for down, info for a recovery);
+- a ``HealthRound`` told to every watcher (``WatchHealth``): the failover agent counts
+  consecutive failures from it and the metrics collector feeds its latency histograms. These
+  go to named actors, not the bus, which would log and store every check.
+
+Beside the check, the worker gathers each environment's process facts from its directory:
+pid (the pid file, with its start time against pid reuse), CPU and memory (/proc), uptime,
+database and log sizes, and the release ``current`` points to. The service's own request and
+error totals arrive from the metrics collector (``ServiceCounters``). Nothing an environment
+does (hanging, garbage, a vanished directory) can raise out of a round: the prober reports
+errors in its results, and the per-environment file work is guarded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gaia_actors import process
+from gaia_actors.actor import GaiaActor
+from gaia_actors.environments.layout import Layout
+from gaia_actors.errors import InvalidMessage
+from gaia_actors.messages import (
+    CheckNow,
+    GetHealth,
+    HealthReport,
+    HealthRound,
+    ServiceCounters,
+    WatchHealth,
+)
+from gaia_actors.monitoring.classify import (
+    Classifier,
+    HealthStatus,
+    Observation,
+    Thresholds,
+    Verdict,
+)
+from gaia_actors.monitoring.probes import Prober, ProbeResult, ProbeTarget
+from gaia_actors.monitoring.rounds import Finished, Rounds
+from gaia_actors.settings import MonitorSettings, Settings
+from supervisors import Link
+
+__all__ = ["HealthMonitor", "ProcessInfo", "gather_process", "snapshot_fields", "thresholds"]
+
+# The bus level of a transition *to* each state.
+TRANSITION_LEVELS = {
+    HealthStatus.HEALTHY: "info",
+    HealthStatus.UNKNOWN: "info",
+    HealthStatus.DEGRADED: "warning",
+    HealthStatus.DOWN: "error",
+}
+# Beyond the prober's own bound (every check's connect + read timeout): the file work.
+_OVERDUE_SLACK_S = 20.0
+
+RoundHook = Callable[[HealthRound], None]
+
+
+def thresholds(cfg: MonitorSettings) -> Thresholds:
+    """The classifier thresholds the ``[monitor]`` settings describe."""
+    return Thresholds(
+        latency_degraded_s=cfg.latency_degraded,
+        error_rate_degraded=cfg.error_rate_degraded,
+        window=cfg.window,
+        failure_threshold=cfg.failure_threshold,
+        success_threshold=cfg.success_threshold,
+    )
+
+
+# -- the process facts of one environment (gathered in the worker thread) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """What an environment's directory and /proc say about it at one check."""
+
+    pid: int | None = None
+    alive: bool | None = None  # None: no pid file (or an unreadable one)
+    stats: process.ProcStats | None = None
+    uptime_s: float | None = None
+    db_bytes: int | None = None
+    log_bytes: int | None = None
+    release: str = ""
+    error: str = ""
+
+
+def gather_process(layout: Layout, previous: process.ProcStats | None) -> ProcessInfo:
+    """Pid, CPU, memory, uptime, sizes and release of one environment; never raises."""
+    try:
+        return _gather(layout, previous)
+    except Exception as exc:  # noqa: BLE001 - one environment's files must not sink a round
+        return ProcessInfo(error=f"{type(exc).__name__}: {exc}")
+
+
+def _gather(layout: Layout, previous: process.ProcStats | None) -> ProcessInfo:
+    base = ProcessInfo(
+        db_bytes=layout.data_bytes() if layout.data.is_dir() else None,
+        log_bytes=layout.log_bytes() if layout.logs.is_dir() else None,
+        release=_release(layout),
+    )
+    try:
+        record = process.read_pidfile(layout.pidfile)
+    except process.PidFileError as exc:
+        return replace(base, error=str(exc))
+    if record is None:
+        return base
+    if not process.is_same_process(record.pid, record.start_time):
+        return replace(base, pid=record.pid, alive=False)
+    stats = process.proc_stats(record.pid, since=previous)
+    uptime = None if stats is None else _uptime(stats)
+    return replace(base, pid=record.pid, alive=stats is not None, stats=stats, uptime_s=uptime)
+
+
+def _release(layout: Layout) -> str:
+    try:
+        return layout.current_release() or ""
+    except Exception:  # noqa: BLE001 - a broken `current` link is the environment's business
+        return ""
+
+
+def _uptime(stats: process.ProcStats) -> float:
+    started = stats.start_time / os.sysconf("SC_CLK_TCK")
+    return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    env: str
+    probe: ProbeTarget
+    layout: Layout
+
+
+def _targets(settings: Settings) -> tuple[_Target, ...]:
+    cfg = settings.monitor
+    targets = []
+    for env in settings.environments:
+        layout = Layout.of(settings, env)
+        probe = ProbeTarget(
+            env,
+            layout.health_url,
+            connect_timeout=cfg.connect_timeout,
+            read_timeout=cfg.read_timeout,
+            max_body_bytes=cfg.max_body_bytes,
+        )
+        targets.append(_Target(env, probe, layout))
+    return tuple(targets)
+
+
+RoundValue = tuple[tuple[ProbeResult, ...], tuple[ProcessInfo, ...]]
+
+
+def run_round(
+    prober: Prober, targets: Sequence[_Target], previous: Sequence[process.ProcStats | None]
+) -> RoundValue:
+    """One round's I/O: every check at once, then every environment's process facts.
+
+    Raises only when the prober itself fails (a closed prober, its own overall bound).
+    """
+    results = tuple(prober.round([t.probe for t in targets]))
+    procs = tuple(gather_process(t.layout, p) for t, p in zip(targets, previous, strict=True))
+    return results, procs
+
+
+# -- one environment's state (actor-private) ---------------------------------------------------
+
+
+@dataclass
+class _EnvState:
+    env: str
+    url: str
+    classifier: Classifier
+    since: float = field(default_factory=time.time)  # when the status last changed
+    failing_since: float | None = None
+    result: ProbeResult | None = None
+    verdict: Verdict | None = None
+    proc: ProcessInfo = field(default_factory=ProcessInfo)
+    requests: float | None = None
+    errors: float | None = None
+    counters_at: float | None = None
+
+    def observe(self, result: ProbeResult, proc: ProcessInfo) -> Verdict:
+        verdict = self.classifier.observe(result)
+        if verdict.changed:
+            self.since = result.checked_at
+        if verdict.observation is Observation.FAIL:
+            self.failing_since = self.failing_since or result.checked_at
+        else:
+            self.failing_since = None
+        self.result, self.verdict, self.proc = result, verdict, proc
+        return verdict
+
+    @property
+    def release(self) -> str:
+        if self.proc.release:
+            return self.proc.release
+        body = self.result.body_json if self.result is not None else None
+        value = body.get("release") if body else None
+        return value if isinstance(value, str) else ""
+
+    def report(self) -> HealthReport:
+        verdict, result = self.verdict, self.result
+        assert verdict is not None
+        assert result is not None
+        return HealthReport(
+            env=self.env,
+            status=verdict.status.value,
+            previous=verdict.previous.value,
+            observation=verdict.observation.value,
+            consecutive_failures=verdict.consecutive_failures,
+            failing_since=self.failing_since,
+            latency_s=result.latency_s,
+            http_status=result.status,
+            checked_at=result.checked_at,
+            reason=verdict.reason,
+            pid=self.proc.pid,
+            alive=self.proc.alive,
+            uptime_s=self.proc.uptime_s,
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        verdict, result, stats = self.verdict, self.result, self.proc.stats
+        rate = None
+        if self.requests and self.errors is not None:
+            rate = round(self.errors / self.requests, 6)
+        return {
+            "env": self.env,
+            "status": self.classifier.status.value,
+            "reason": verdict.reason if verdict else "not checked yet",
+            "since": self.since,
+            "last_check": result.checked_at if result else None,
+            "url": self.url,
+            "response_ms": round(result.latency_s * 1000, 3) if result else None,
+            "http_status": result.status if result else None,
+            "error": f"{result.error}: {result.detail}" if result and result.error else "",
+            "checks": verdict.checks if verdict else 0,
+            "check_errors": verdict.errors if verdict else 0,
+            "error_rate": verdict.error_rate if verdict else 0.0,
+            "consecutive_failures": verdict.consecutive_failures if verdict else 0,
+            "requests": self.requests,
+            "errors": self.errors,
+            "service_error_rate": rate,
+            "uptime_s": round(self.proc.uptime_s, 3) if self.proc.uptime_s is not None else None,
+            "pid": self.proc.pid,
+            "alive": self.proc.alive,
+            "cpu_percent": round(stats.cpu_percent, 3) if stats else None,
+            "rss_bytes": stats.rss_bytes if stats else None,
+            "db_bytes": self.proc.db_bytes,
+            "log_bytes": self.proc.log_bytes,
+            "release": self.release,
+        }
+
+    def row(self) -> dict[str, Any]:
+        snap = self.snapshot()
+        return {
+            "ts": snap["last_check"],
+            "env": self.env,
+            "status": snap["status"],
+            "http_status": snap["http_status"],
+            "latency_ms": snap["response_ms"],
+            "error": snap["error"],
+            "reason": snap["reason"],
+            "error_rate": snap["error_rate"],
+            "release": snap["release"],
+            "uptime_s": snap["uptime_s"],
+            "cpu_percent": snap["cpu_percent"],
+            "rss_bytes": snap["rss_bytes"],
+            "db_bytes": snap["db_bytes"],
+            "log_bytes": snap["log_bytes"],
+            "pid": snap["pid"],
+            "requests": snap["requests"],
+            "errors": snap["errors"],
+        }
+
+
+def snapshot_fields() -> tuple[str, ...]:
+    """The keys of a health snapshot (``GetHealth``), in display order."""
+    state = _EnvState("", "", Classifier())
+    return tuple(state.snapshot())
+
+
+# -- the actor ---------------------------------------------------------------------------------
+
+
+class HealthMonitor(GaiaActor):
+    """Checks every environment's health URL on a schedule (DESIGN.md, HealthMonitor).
+
+    ``on_round`` (optional) is called in the actor's thread after each round has been
+    classified, stored and reported; the benchmark times rounds with it.
+    """
+
+    def __init__(self, link: Link, settings: Settings, on_round: RoundHook | None = None) -> None:
+        super().__init__(link)
+        self.settings = settings
+        self.cfg = settings.monitor
+        self.targets = _targets(settings)
+        limits = thresholds(self.cfg)
+        self.envs = {t.env: _EnvState(t.env, t.probe.url, Classifier(limits)) for t in self.targets}
+        self.on_round = on_round
+        self.prober: Prober | None = None
+        self.watchers: list[str] = []
+        self.rounds: Rounds[RoundValue] = Rounds(
+            self,
+            interval=self.cfg.interval,
+            overdue_after=self._overdue_after(),
+            prepare=self._prepare,
+            on_result=self._classify,
+            on_failure=self._round_failed,
+        )
+
+    def on_start(self) -> None:
+        self.prober = Prober(max_concurrency=self.cfg.max_concurrency)
+        if self.targets:
+            self.rounds.start()
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        if self.prober is not None:
+            self.prober.close()  # a round in flight is cancelled and reports to nobody
+
+    def receive(self, message: Any) -> Any:
+        if self.rounds.handle(message):
+            return None
+        match message:
+            case GetHealth(env=env):
+                return self._health(env)
+            case CheckNow():
+                if self.targets:
+                    self.rounds.request()
+            case WatchHealth(subscriber=name):
+                if name not in self.watchers:
+                    self.watchers.append(name)
+            case ServiceCounters():
+                self._counters(message)
+            case _:
+                return self.unhandled(message)
+        return None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **super().state(),
+            **self.rounds.state(),
+            "environments": len(self.targets),
+            "watchers": list(self.watchers),
+        }
+
+    # Queries
+
+    def _health(self, env: str) -> Any:
+        if not env:
+            return [state.snapshot() for state in self.envs.values()]
+        state = self.envs.get(env)
+        if state is None:
+            known = ", ".join(self.envs) or "none"
+            problem = f"no environment {env!r}; environments: {known}"
+            raise InvalidMessage("GetHealth", problem, "env")
+        return state.snapshot()
+
+    def _counters(self, message: ServiceCounters) -> None:
+        state = self.envs.get(message.env)
+        if state is not None:
+            state.requests, state.errors = message.requests, message.errors
+            state.counters_at = message.scraped_at
+
+    # Rounds
+
+    def _overdue_after(self) -> float:
+        waves = -(-len(self.targets) // self.cfg.max_concurrency)
+        return waves * (self.cfg.connect_timeout + self.cfg.read_timeout) + _OVERDUE_SLACK_S
+
+    def _prepare(self) -> Callable[[], RoundValue]:
+        prober, targets = self.prober, self.targets
+        assert prober is not None  # rounds start after on_start made it
+        previous = [self.envs[t.env].proc.stats for t in targets]
+        return lambda: run_round(prober, targets, previous)
+
+    def _round_failed(self, error: str) -> None:
+        self.log.error("health.round_failed", error=error)
+        # The engine itself failed or hangs: start afresh; closing waits for the old loop,
+        # so never in the mailbox.
+        old, self.prober = self.prober, Prober(max_concurrency=self.cfg.max_concurrency)
+        if old is not None:
+            threading.Thread(target=old.close, name=f"{self.name}-close", daemon=True).start()
+
+    def _classify(self, value: RoundValue, finished: Finished[RoundValue]) -> None:
+        results, procs = value
+        reports = []
+        for target, result, proc in zip(self.targets, results, procs, strict=True):
+            state = self.envs[target.env]
+            verdict = state.observe(result, proc)
+            if verdict.changed:
+                self._publish_change(state, verdict)
+            self.record("health_checks", **state.row())
+            reports.append(state.report())
+        health_round = HealthRound(tuple(reports), finished.started, finished.elapsed)
+        for watcher in self.watchers:
+            self.tell(watcher, health_round)
+        if self.on_round is not None:
+            self.on_round(health_round)
+
+    def _publish_change(self, state: _EnvState, verdict: Verdict) -> None:
+        snap = state.snapshot()
+        self.publish(
+            "health.changed",
+            level=TRANSITION_LEVELS[verdict.status],
+            env=state.env,
+            old=verdict.previous.value,
+            new=verdict.status.value,
+            reason=verdict.reason,
+            response_ms=snap["response_ms"],
+            http_status=snap["http_status"],
+            consecutive_failures=verdict.consecutive_failures,
+            pid=snap["pid"],
+            alive=snap["alive"],
+        )
