@@ -266,7 +266,11 @@ def _option(decl: str | Option, signature: _Signature) -> Option:
 
 
 # Modules that define commands; imported on first use so the registry is complete.
-COMMAND_MODULES: list[str] = ["gaia_actors.core_commands", "gaia_actors.environments.commands"]
+COMMAND_MODULES: list[str] = [
+    "gaia_actors.core_commands",
+    "gaia_actors.environments.commands",
+    "gaia_actors.monitoring.commands",
+]
 
 
 def _load_all() -> None:
