@@ -16,6 +16,7 @@ not reachable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -271,7 +272,7 @@ def run_offline(
         db.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per outcome
+def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -331,9 +332,7 @@ def _help(parser: Parser, topic: str | None) -> int:
     return EXIT_OK
 
 
-def _dispatch(  # noqa: PLR0911 - a dispatch table: one return per built-in
-    args: argparse.Namespace, settings: Settings, printer: Printer
-) -> int:
+def _dispatch(args: argparse.Namespace, settings: Settings, printer: Printer) -> int:
     match args.command:
         case None | "run":
             from gaia_actors.app import Daemon
@@ -353,7 +352,8 @@ def _dispatch(  # noqa: PLR0911 - a dispatch table: one return per built-in
         case "watch":
             from gaia_actors.repl import watch
 
-            watch(settings.socket_path, printer, tuple(args.event or ("*",)), args.env)
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
+                watch(settings.socket_path, printer, tuple(args.event or ("*",)), args.env)
             return EXIT_OK
         case "monitor" if commands.get("monitor") is None:
             return _monitor(settings, printer, args.interval, args.count)
@@ -371,7 +371,7 @@ def _dispatch(  # noqa: PLR0911 - a dispatch table: one return per built-in
 
 
 def _inject(args: argparse.Namespace, settings: Settings, printer: Printer) -> int:
-    fields = parse_fields(args.fields)
+    fields = parse_fields(args.fields, args.command)
     with Client.connect(settings.socket_path) as client:
         if args.command == "send":
             printer.result(client.tell(args.actor, args.message, fields))

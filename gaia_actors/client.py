@@ -359,12 +359,14 @@ class Client:
         return self.frames(self.send("subscribe", **fields))
 
 
-def parse_fields(words: Sequence[str]) -> dict[str, str]:
-    """``key=value`` words into a mapping; raises ControlError naming a word without '='."""
+def parse_fields(words: Sequence[str], verb: str = "send") -> dict[str, str]:
+    """``key=value`` words into a mapping; a word without '=' is a usage error."""
+    from gaia_actors.commands import UsageError
+
     fields: dict[str, str] = {}
     for word in words:
         key, sep, value = word.partition("=")
         if not sep or not key:
-            raise ControlError(f"expected key=value, got {word!r}")
+            raise UsageError(verb, f"expected FIELD=VALUE, got {word!r}")
         fields[key] = value
     return fields

@@ -289,9 +289,7 @@ class Repl:
                 self.matches = []
         return self.matches[state] if state < len(self.matches) else None
 
-    def candidates(  # noqa: PLR0911 - one return per kind of word completed
-        self, before: list[str], text: str
-    ) -> list[str]:
+    def candidates(self, before: list[str], text: str) -> list[str]:
         """Completions for the word ``text`` that follows the words ``before``."""
         if not before:
             return _words(self.command_names(), text)
@@ -313,9 +311,7 @@ class Repl:
             return _words(["dev", "staging", "all"], text)
         return self.argument_names(head, position - 1, text)
 
-    def argument_names(  # noqa: PLR0911 - one return per kind of argument
-        self, name: str, index: int, text: str
-    ) -> list[str]:
+    def argument_names(self, name: str, index: int, text: str) -> list[str]:
         found = resolve(name)
         if found is None:
             return []
@@ -376,7 +372,7 @@ def _words(names: Any, text: str) -> list[str]:
 def _injection(verb: str, words: list[str]) -> tuple[str, str, dict[str, str]]:
     if len(words) < 2:
         raise UsageError(verb, f"usage: {SHELL_HELP[verb].split('  ')[0]}")
-    return words[0], words[1], parse_fields(words[2:])
+    return words[0], words[1], parse_fields(words[2:], verb)
 
 
 def _alive(sock: socket.socket) -> bool:

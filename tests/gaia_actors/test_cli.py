@@ -1,0 +1,348 @@
+"""gaia-env: every command's exit code with and without a daemon, and the generic mapping."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gaia_actors import cli, commands
+from gaia_actors.commands import Arg, CommandContext, command
+from gaia_actors.errors import EnvironmentFailure
+from tests.gaia_actors.test_control import REPO, DaemonProcess
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    process = DaemonProcess(tmp_path_factory.mktemp("cli")).start()
+    yield process
+    assert process.stop() == 0, process.output()
+
+
+@pytest.fixture
+def online(daemon: DaemonProcess, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``main()`` arguments that reach the module's daemon."""
+    monkeypatch.setenv("GAIA_STATE_DIR", str(daemon.state_dir))
+    return ["--config", str(daemon.config)]
+
+
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``main()`` arguments for a state directory no daemon runs on."""
+    config = tmp_path / "gaia.toml"
+    config.write_text('[logging]\nconsole = "off"\n', encoding="utf-8")
+    monkeypatch.setenv("GAIA_STATE_DIR", str(tmp_path / "state"))
+    return ["--config", str(config)]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- with a daemon ----------------------------------------------------------------------------
+
+
+def test_actors_prints_the_tree(online: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *online, "actors")
+    assert code == cli.EXIT_OK
+    assert out.startswith("root\n")
+    assert "control  running" in out
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_json_flag_works_before_or_after_the_command(
+    online: list[str], capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    argv = ["--json", "actors"] if where == "before" else ["actors", "--json"]
+    code, out, _ = run(capsys, *online, *argv)
+    assert code == cli.EXIT_OK
+    assert {"store", "bus", "control"} <= {n["name"] for n in json.loads(out)}
+
+
+def test_messages_lists_types_with_fields(
+    online: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, *online, "messages")
+    assert code == cli.EXIT_OK
+    assert "Hang(seconds: float?)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["send", "bus", "GetState"], cli.EXIT_OK),
+        (["ask", "bus", "GetState"], cli.EXIT_OK),
+        (["ask", "store", "GetState", "--timeout", "2"], cli.EXIT_OK),
+        (["ask", "nobody", "GetState"], cli.EXIT_USAGE),
+        (["ask", "bus", "Nope"], cli.EXIT_USAGE),
+        (["ask", "bus", "Hang", "seconds=abc"], cli.EXIT_USAGE),
+        (["send", "bus", "GetState", "no-equals-sign"], cli.EXIT_USAGE),
+        (["ask", "bus", "Flush"], cli.EXIT_FAILED),  # the bus refuses it: the operation failed
+        (["crash", "nobody"], cli.EXIT_USAGE),
+        (["crash", "root"], cli.EXIT_USAGE),
+        (["hang", "bus", "0"], cli.EXIT_USAGE),
+        (["hang", "bus", "soon"], cli.EXIT_USAGE),
+        (["hang"], cli.EXIT_USAGE),
+        (["nosuch"], cli.EXIT_USAGE),
+    ],
+)
+def test_exit_codes_with_a_daemon(
+    online: list[str], capsys: pytest.CaptureFixture[str], argv: list[str], expected: int
+) -> None:
+    code, _, err = run(capsys, *online, *argv)
+    assert code == expected, err
+    if expected != cli.EXIT_OK:
+        assert err.strip()
+
+
+def test_ask_prints_the_reply(online: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *online, "--json", "ask", "bus", "GetState")
+    assert code == cli.EXIT_OK
+    assert json.loads(out)["actor"] == "bus"
+
+
+def test_conversion_error_names_field_and_type(
+    online: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, err = run(capsys, *online, "ask", "bus", "Hang", "seconds=abc")
+    assert "Hang.seconds" in err
+    assert "expected float" in err
+
+
+def test_crash_restarts_the_actor(
+    online: list[str], capsys: pytest.CaptureFixture[str], daemon: DaemonProcess
+) -> None:
+    def generation() -> int:
+        with daemon.client() as client:
+            return next(n["generation"] for n in client.actors() if n["name"] == "bus")
+
+    before = generation()
+    code, _, err = run(capsys, *online, "crash", "bus")
+    assert code == cli.EXIT_OK, err
+    from tests.conftest import wait_until
+
+    wait_until(lambda: daemon.answers() and generation() > before, timeout=10)
+
+
+def test_tail_is_wired_to_the_log(daemon: DaemonProcess) -> None:
+    result = daemon.cli("tail", "-n", "1", "--json")  # a process: tail binds stdout at import
+    assert result.returncode == cli.EXIT_OK, result.stderr
+    assert "event" in json.loads(result.stdout.splitlines()[-1])
+
+
+def test_monitor_shows_status_or_says_it_is_missing(
+    online: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, *online, "monitor", "--count", "1", "--interval", "0")
+    if commands.get("status") is None:
+        assert code == cli.EXIT_USAGE
+        assert "status" in err
+    else:
+        assert code == cli.EXIT_OK, err
+        assert out.strip()
+
+
+def test_real_exit_codes_through_run_py(daemon: DaemonProcess, tmp_path: Path) -> None:
+    assert daemon.cli("actors").returncode == cli.EXIT_OK
+    assert daemon.cli("nosuch").returncode == cli.EXIT_USAGE
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[nosection]\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "run.py", "--config", str(bad), "actors"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**daemon.env, "GAIA_STATE_DIR": str(tmp_path / "state")},
+    )
+    assert result.returncode == cli.EXIT_USAGE
+    assert "nosection" in result.stderr
+
+
+# --- without a daemon ---------------------------------------------------------------------------
+
+
+def test_command_needing_the_daemon_says_how_to_start_it(
+    offline: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, *offline, "actors")
+    assert code == cli.EXIT_UNREACHABLE
+    assert "python run.py" in err
+
+
+def test_every_registered_online_command_exits_3_without_a_daemon(
+    offline: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    checked = []
+    for name, cmd in sorted(commands.commands().items()):
+        if cmd.offline or name in cli.BUILTINS:
+            continue
+        code, _, err = run(capsys, *offline, name, *(_sample(arg) for arg in cmd.args))
+        assert code == cli.EXIT_UNREACHABLE, (name, err)
+        checked.append(name)
+    assert {"actors", "crash", "hang"} <= set(checked)
+
+
+def _sample(arg: Arg) -> str:
+    """A value argparse accepts for ``arg`` (nothing runs: there is no daemon)."""
+    if arg.choices:
+        return arg.choices[0]
+    return {int: "1", float: "1", bool: "true"}.get(arg.type, "x")
+
+
+def test_offline_command_runs_without_a_daemon(
+    offline: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, *offline, "--json", "messages")
+    assert code == cli.EXIT_OK
+    assert "Crash" in {m["name"] for m in json.loads(out)}
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["help"], cli.EXIT_OK),
+        (["help", "actors"], cli.EXIT_OK),
+        (["help", "nosuch"], cli.EXIT_USAGE),
+        (["--help"], cli.EXIT_OK),
+        (["actors", "--help"], cli.EXIT_OK),
+        (["nosuch"], cli.EXIT_USAGE),
+        (["send"], cli.EXIT_USAGE),
+        (["repl"], cli.EXIT_UNREACHABLE),
+        (["watch"], cli.EXIT_UNREACHABLE),
+        (["send", "bus", "GetState"], cli.EXIT_UNREACHABLE),
+    ],
+)
+def test_exit_codes_without_a_daemon(
+    offline: list[str], capsys: pytest.CaptureFixture[str], argv: list[str], expected: int
+) -> None:
+    code, _, err = run(capsys, *offline, *argv)
+    assert code == expected, err
+
+
+@pytest.mark.parametrize("problem", ["missing", "invalid"])
+def test_configuration_error_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], problem: str
+) -> None:
+    config = tmp_path / "gaia.toml"
+    if problem == "invalid":
+        config.write_text("[store]\nbatch_size = 'many'\n", encoding="utf-8")
+    code, _, err = run(capsys, "--config", str(config), "actors")
+    assert code == cli.EXIT_USAGE
+    assert "gaia.toml" in err
+
+
+# --- the generic mapping from the registry ------------------------------------------------------
+
+
+@pytest.fixture
+def fake_commands() -> Iterator[None]:
+    """Commands as another capability would register them (removed afterwards)."""
+
+    @command(
+        "promote",
+        help="test: promote",
+        args=(Arg("target", choices=("dev", "staging", "all")),),
+        offline=True,
+    )
+    def promote(ctx: CommandContext, target: str) -> Any:
+        return {"promoted": target}
+
+    @command(
+        "fake-opts",
+        help="test: options",
+        args=("env", "id"),
+        options=("n", "apply", "label"),
+        offline=True,
+    )
+    def fake_opts(
+        ctx: CommandContext,
+        env: str,
+        id: int | None = None,
+        *,
+        n: int = 50,
+        apply: bool = False,
+        label: str = "",
+    ) -> Any:
+        return {"env": env, "id": id, "n": n, "apply": apply, "label": label}
+
+    @command("fake-fail", help="test: fails", offline=True)
+    def fake_fail(ctx: CommandContext) -> Any:
+        raise EnvironmentFailure("prod", "the release did not start")
+
+    yield
+    for name in ("promote", "fake-opts", "fake-fail"):
+        commands._COMMANDS.pop(name, None)
+
+
+def test_registered_command_appears_in_help(
+    offline: list[str], capsys: pytest.CaptureFixture[str], fake_commands: None
+) -> None:
+    _, out, _ = run(capsys, "--help")
+    assert "fake-opts" in out
+    assert "promote-dev" in out
+    _, out, _ = run(capsys, "fake-opts", "--help")
+    assert "-n N" in out
+    assert "--apply" in out
+    assert "[ID]" in out
+
+
+@pytest.mark.parametrize(
+    ("alias", "target"),
+    [("promote-dev", "dev"), ("promote-staging", "staging"), ("promote-all", "all")],
+)
+def test_promote_aliases_map_onto_promote(
+    offline: list[str],
+    capsys: pytest.CaptureFixture[str],
+    fake_commands: None,
+    alias: str,
+    target: str,
+) -> None:
+    code, out, _ = run(capsys, *offline, "--json", alias)
+    assert code == cli.EXIT_OK
+    assert json.loads(out) == {"promoted": target}
+
+
+def test_positionals_options_and_flags_are_typed(
+    offline: list[str], capsys: pytest.CaptureFixture[str], fake_commands: None
+) -> None:
+    code, out, _ = run(
+        capsys, *offline, "fake-opts", "prod", "7", "-n", "5", "--apply", "--label", "x", "--json"
+    )
+    assert code == cli.EXIT_OK
+    assert json.loads(out) == {"env": "prod", "id": 7, "n": 5, "apply": True, "label": "x"}
+    code, out, _ = run(capsys, *offline, "--json", "fake-opts", "dev")
+    assert json.loads(out) == {"env": "dev", "id": None, "n": 50, "apply": False, "label": ""}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["fake-opts"],
+        ["fake-opts", "prod", "-n", "many"],
+        ["fake-opts", "prod", "x"],
+        ["promote", "qa"],
+    ],
+)
+def test_bad_arguments_exit_2(
+    offline: list[str], capsys: pytest.CaptureFixture[str], fake_commands: None, argv: list[str]
+) -> None:
+    code, _, err = run(capsys, *offline, *argv)
+    assert code == cli.EXIT_USAGE
+    assert "usage:" in err
+
+
+def test_failing_command_exits_1_with_its_message(
+    offline: list[str], capsys: pytest.CaptureFixture[str], fake_commands: None
+) -> None:
+    code, _, err = run(capsys, *offline, "fake-fail")
+    assert code == cli.EXIT_FAILED
+    assert "environment 'prod': the release did not start" in err
