@@ -188,8 +188,12 @@ class ControlServer(GaiaActor):
                 socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(SEND_TIMEOUT), 0)
             )
             connection = Connection(sock, self.settings, self.registry, self.clients)
-            if not self.clients.add(connection):
-                connection.reject(Code.TOO_MANY_CLIENTS, f"more than {MAX_CLIENTS} clients")
+            refused = self.clients.add(connection)
+            if refused is Code.TOO_MANY_CLIENTS:
+                connection.reject(refused, f"more than {MAX_CLIENTS} clients are connected")
+                continue
+            if refused is not None:
+                sock.close()  # stopping: the client sees the connection close, as after a stop
                 continue
             threading.Thread(target=connection.serve, name="control-client", daemon=True).start()
 
@@ -226,13 +230,16 @@ class _Clients:
         self.closed = False
         self.counters = {"connections": 0, "frames": 0, "errors": 0, "dropped_events": 0}
 
-    def add(self, connection: Connection) -> bool:
+    def add(self, connection: Connection) -> Code | None:
+        """Admit ``connection``, or say why not (None: admitted)."""
         with self.lock:
-            if self.closed or len(self.live) >= MAX_CLIENTS:
-                return False
+            if self.closed:
+                return Code.CANCELLED  # the server is stopping
+            if len(self.live) >= MAX_CLIENTS:
+                return Code.TOO_MANY_CLIENTS
             self.live.add(connection)
             self.counters["connections"] += 1
-            return True
+            return None
 
     def remove(self, connection: Connection) -> None:
         with self.lock:
