@@ -143,6 +143,11 @@ class Pipeline(BaseModel):
     trigger = peewee.CharField(default="")
     error = peewee.TextField(default="")
     chain_id = peewee.IntegerField(null=True)
+    duration = peewee.FloatField(null=True)
+    backup = peewee.CharField(default="")  # taken by the promotion's backup stage
+    rollback = peewee.CharField(default="")  # "" | code | data | code+data | verified | failed
+    # after an interruption: pending | rolled back | not needed | failed: <why>
+    recovery = peewee.CharField(default="")
 
     class Meta:
         table_name = "pipelines"
@@ -154,9 +159,8 @@ class Stage(BaseModel):
     name = peewee.CharField()
     kind = peewee.CharField()
     blocking = peewee.BooleanField(default=True)
-    status = (
-        peewee.CharField()
-    )  # running | passed | failed | warned | skipped | cancelled | timed_out
+    # running | passed | failed | warned | skipped | cancelled | timed_out | interrupted
+    status = peewee.CharField()
     started = peewee.FloatField(null=True)
     ended = peewee.FloatField(null=True)
     duration = peewee.FloatField(null=True)
@@ -164,6 +168,9 @@ class Stage(BaseModel):
     output_tail = peewee.TextField(default="")
     tests = JSONField(null=True)
     error = peewee.TextField(default="")
+    env = peewee.CharField(default="")
+    summary = peewee.TextField(default="")
+    detail = JSONField(null=True)
 
     class Meta:
         table_name = "stages"

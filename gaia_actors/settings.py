@@ -139,25 +139,39 @@ class BalancerSettings:
 
 @dataclass(frozen=True, slots=True)
 class StageSettings:
+    """One stage of a promotion (issue 4): what it does, how long it may take, if it blocks.
+
+    ``env`` is "source", "target" or an environment name; "" means the source before the
+    promotion's deploy stage and the target from it on. Command placeholders: {python},
+    {release_dir}, {release}, {url} (the env's base URL), {env}, {port}, {junit},
+    {pipeline_id}.
+    """
+
     kind: Literal["build", "command", "health", "load", "backup", "deploy"]
-    name: str = ""
-    env: str = ""  # the environment the stage acts on ("source"/"target" or a name)
-    command: tuple[str, ...] = ()
+    name: str = ""  # default: the kind; unique within its promotion
+    env: str = ""
+    command: tuple[str, ...] = ()  # command: the argv, run in the release directory
+    environ: dict[str, str] = field(default_factory=dict)  # command: extra variables
     timeout: float = 300.0
-    blocking: bool = True
-    soak: float = 0.0
-    requests: int = 200
-    concurrency: int = 4
-    max_error_rate: float = 0.01
-    max_p95_ms: float = 250.0
-    junit: str = ""
+    blocking: bool = True  # False: a failure only warns
+    junit: str = ""  # command: JUnit XML it writes (relative to the release); "" = {junit}
+    deploy: bool = True  # build: also deploy the new release to the source environment
+    soak: float = 0.0  # health: seconds the environment must stay healthy
+    interval: float = 0.5  # health: seconds between checks while soaking
+    path: str = "/health"  # load: the request path
+    requests: int = 200  # load: requests in total ...
+    concurrency: int = 4  # ... over this many connections
+    max_error_rate: float = 0.01  # load: errors / requests above this fails
+    max_p95_ms: float = 250.0  # load: a 95th percentile latency above this fails
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     dev_to_staging: tuple[StageSettings, ...] = ()
     staging_to_prod: tuple[StageSettings, ...] = ()
-    history_keep: int = 200
+    history_limit: int = 20  # promotions `history` lists
+    output_tail: int = 4000  # characters of a stage's output kept in its history
+    rollback_timeout: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +336,53 @@ def _check(settings: Settings, where: str) -> None:
                 where, f"environments.{name}.command", "expected a non-empty argv list"
             )
         _check_schedule(where, name, env.backup_schedule)
+    _check_pipeline(settings, where)
+
+
+# The promotions and the environments they move a release between (issue 4).
+PROMOTIONS: dict[str, tuple[str, str]] = {
+    "dev_to_staging": ("dev", "staging"),
+    "staging_to_prod": ("staging", "prod"),
+}
+
+
+def _check_pipeline(settings: Settings, where: str) -> None:
+    for kind, (source, target) in PROMOTIONS.items():
+        stages: tuple[StageSettings, ...] = getattr(settings.pipeline, kind)
+        for env in (source, target) if stages else ():
+            if env not in settings.environments:
+                raise ConfigError(
+                    where,
+                    f"pipeline.{kind}",
+                    f"promotes between environments {source!r} and "
+                    f"{target!r}, but {env!r} is not configured",
+                )
+        names: set[str] = set()
+        for i, stage in enumerate(stages):
+            key = f"pipeline.{kind}[{i}]"
+            name = stage.name or stage.kind
+            if name in names:
+                raise ConfigError(where, f"{key}.name", f"stage name {name!r} is used twice")
+            names.add(name)
+            _check_stage(settings, where, key, stage)
+        if sum(s.kind == "deploy" for s in stages) > 1:
+            raise ConfigError(where, f"pipeline.{kind}", "at most one deploy stage")
+
+
+def _check_stage(settings: Settings, where: str, key: str, stage: StageSettings) -> None:
+    allowed = {"build": ("", "source"), "deploy": ("", "target")}.get(stage.kind)
+    if allowed is not None and stage.env not in allowed:
+        raise ConfigError(where, f"{key}.env", f"a {stage.kind} stage acts on {allowed[1]!r}")
+    if stage.env not in ("", "source", "target", *settings.environments):
+        raise ConfigError(
+            where, f"{key}.env", f"expected source, target or an environment, got {stage.env!r}"
+        )
+    if stage.kind == "command" and not stage.command:
+        raise ConfigError(where, f"{key}.command", "a command stage needs a non-empty argv")
+    if stage.kind == "load" and (stage.requests < 1 or stage.concurrency < 1):
+        raise ConfigError(where, key, "a load stage needs requests >= 1 and concurrency >= 1")
+    if stage.timeout <= 0:
+        raise ConfigError(where, f"{key}.timeout", "expected a positive number of seconds")
 
 
 def _check_schedule(where: str, env: str, schedule: str) -> None:
