@@ -27,6 +27,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from gaia_actors import tail
 
@@ -296,6 +298,85 @@ def test_malformed_lines_pass_grep_alone_but_no_field_condition() -> None:
     assert not build_filter("--grep", "nothing").matches(broken)
     assert not build_filter("--level", "debug").matches(broken)
     assert not build_filter("--env", "prod").matches(broken)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literal"),
+    [("health.*", "health."), ("*.finished", ".finished"), ("*", ""), ("[]ab]x", "x")],
+)
+def test_a_glob_literal_part_is_in_every_match(pattern: str, literal: str) -> None:
+    assert tail._literal_part(pattern) == literal
+
+
+# Few words, so filters and records often share one; some need escapes in JSON.
+WORDS = st.sampled_from(["prod", "health.changed", "a]b", "é", 'q"t', "\\", "ERROR", "warn"])
+FIELD_VALUES = st.one_of(WORDS, WORDS, st.text(max_size=4), st.integers(), st.none())
+RECORDS = st.dictionaries(
+    st.sampled_from(["env", "event", "actor", "level", "note", "timestamp"]), FIELD_VALUES
+)
+GLOBS = st.lists(st.one_of(WORDS, st.text("ab*?[]!.", max_size=5)), max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@example(
+    data={"env": "é"}, envs=["é"], events=[], actors=[], grep=None, level=None, ensure_ascii=True
+)
+@example(
+    data={"event": 'q"t'},
+    envs=[],
+    events=['q"*'],
+    actors=[],
+    grep=None,
+    level=None,
+    ensure_ascii=False,
+)
+@example(
+    data={"note": "a\\b"},
+    envs=[],
+    events=[],
+    actors=[],
+    grep=r"a\\b",
+    level=None,
+    ensure_ascii=False,
+)
+@example(
+    data={"level": "WARN"},
+    envs=[],
+    events=[],
+    actors=[],
+    grep=None,
+    level="warning",
+    ensure_ascii=False,
+)
+@given(
+    data=RECORDS,
+    envs=st.lists(WORDS, max_size=2),
+    events=GLOBS,
+    actors=GLOBS,
+    grep=st.one_of(st.none(), WORDS.map(re.escape), st.just("x|é")),
+    level=st.one_of(st.none(), st.sampled_from(tail.LEVELS)),
+    ensure_ascii=st.booleans(),
+)
+def test_the_text_pre_check_never_rules_out_a_matching_record(
+    *,
+    data: dict[str, Any],
+    envs: list[str],
+    events: list[str],
+    actors: list[str],
+    grep: str | None,
+    level: str | None,
+    ensure_ascii: bool,
+) -> None:
+    flt = tail.Filter(
+        envs=frozenset(envs),
+        level=level,
+        events=tuple(events),
+        actors=tuple(actors),
+        grep=re.compile(grep) if grep is not None else None,
+    )
+    raw = json.dumps(data, ensure_ascii=ensure_ascii)
+    if flt.matches(tail.parse_line(raw)):
+        assert not flt.rules_out(raw)
 
 
 @pytest.mark.parametrize("raw", ["not json", "[1, 2]", "42", '{"half": ', "[" * 100_000])
