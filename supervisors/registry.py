@@ -29,10 +29,10 @@ class NodeInfo:
     name: str
     parent: str | None
     state: str  # starting | running | restarting | stopped | failed | hung
-    restarts: int = 0
-    generation: int = 0
+    restarts: int = 0  # times started again after the first start (by any restart)
+    generation: int = 0  # starts so far: 1 for the first, 2 after one restart, ...
     supervisor: bool = False
-    since: float = 0.0
+    since: float = 0.0  # wall-clock time this state (and generation) was entered
     last_error: str = ""
 
 

@@ -56,10 +56,16 @@ LadderStep = Callable[[], object]
 class ChildSpec:
     """One child of a supervisor.
 
-    ``factory`` starts the actor and returns its ref; it receives the ``Link`` the child
-    passes to ``Supervised.__init__``. ``ladder`` holds recovery actions tried in order when
-    the restart budget is spent, each followed by one more restart (DESIGN.md, Supervision).
-    A ladder step runs in its own thread, never in the supervisor's mailbox.
+    ``factory`` starts the actor and returns its ref at once; it receives the ``Link`` the
+    child passes to ``Supervised.__init__``. The actor's ``on_start`` runs once the supervisor
+    has registered its name, so a factory must not wait on the actor it started.
+
+    ``ladder`` holds recovery actions tried in order when the restart budget is spent, each
+    followed by exactly one restart: if that restarted child fails before running
+    ``Backoff.stable_after`` seconds, the next step runs; a step that raises moves on to the
+    next step at once. With the ladder spent, ``exhausted`` decides: escalate, or park the
+    child as ``failed`` until ``ResetChild`` (DESIGN.md, Supervision). A ladder step runs in
+    its own thread, never in the supervisor's mailbox.
     """
 
     name: str

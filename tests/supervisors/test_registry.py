@@ -8,7 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pykka
 import pytest
 
-from supervisors import AskTimeout, Link, NotRunning, Registry, Restart, Supervisor
+from supervisors import (
+    AskTimeout,
+    Link,
+    NodeInfo,
+    NotRunning,
+    Registry,
+    Restart,
+    Supervisor,
+)
 from supervisors.supervisor import WhichChildren
 from tests.supervisors.support import (
     Block,
@@ -186,6 +194,20 @@ def test_snapshot_shows_states_restarts_and_generations(tree: Tree) -> None:
     assert (x.parent, x.supervisor, x.state, x.generation) == ("inner", False, "running", 1)
     assert all(n.since > 0 for n in nodes.values())
     assert tree.registry.names() == ["a", "inner", "root", "x"]
+
+
+def test_since_holds_while_state_and_generation_hold() -> None:
+    registry = Registry()
+    registry.report(NodeInfo("a", "root", "running", generation=1))
+    first = registry.node("a")
+    assert first is not None
+    registry.report(NodeInfo("a", "root", "running", restarts=0, generation=1, last_error="x"))
+    assert registry.node("a").since == first.since  # type: ignore[union-attr]
+    registry.report(NodeInfo("a", "root", "restarting", generation=1, since=first.since + 5))
+    assert registry.node("a").since == first.since + 5  # type: ignore[union-attr]
+    registry.report(NodeInfo("a", "root", "running", generation=2))
+    assert registry.node("a").since >= first.since  # type: ignore[union-attr]
+    assert registry.node("a").since != first.since + 5  # type: ignore[union-attr]
 
 
 def test_a_hand_made_link_does_not_wait_for_registration() -> None:
