@@ -238,6 +238,7 @@ class EnvironmentActor(GaiaActor):
         if adopted is not None:
             self.proc, self.adopted = adopted, True
         else:
+            self._stop_strays()
             self.proc, self.adopted = self._spawn(self.release), False
         self.started_at, self.started_mono = time.time(), time.monotonic()
         pid = self.proc.pid
@@ -252,6 +253,33 @@ class EnvironmentActor(GaiaActor):
             port=self.config.port,
         )
         self.startup_token = self._wait_for_health(self.config.deploy_timeout)
+
+    def _stop_strays(self) -> None:
+        """Stop service processes of this environment that no pid file names.
+
+        A daemon killed between spawning a process and writing its pid file leaves one
+        behind, holding the port: the next daemon would find the port busy and park the
+        environment. Looked for on a generation's first start (after a daemon or supervisor
+        restart) and whenever the port is busy; the scan of /proc costs a few milliseconds.
+        """
+        if self.link.generation > 1 and not port_in_use(self.config.host, self.config.port):
+            return
+        for pid in self.layout.service_pids():
+            start_time = process.proc_start_time(pid)
+            if start_time is None:
+                continue
+            try:
+                stray = process.AdoptedProcess(pid, start_time, None, None)
+            except ProcessLookupError:
+                continue  # exited meanwhile
+            self.publish(
+                "environment.stray_stopped",
+                level="warning",
+                env=self.env,
+                pid=pid,
+                running=_release_of(pid),
+            )
+            stray.stop(self.config.stop_grace)
 
     def _spawn(self, release: str) -> process.Child:
         if port_in_use(self.config.host, self.config.port):

@@ -100,6 +100,26 @@ class Layout:
     def current_release(self) -> str | None:
         return releases.current_release(self.root)
 
+    def service_pids(self) -> list[int]:
+        """Processes running from one of this environment's releases (their working
+        directory is inside ``releases/``), whatever started them. Build commands, which
+        run in ``releases/<id>.<x>.tmp``, are not services and are left out."""
+        releases_dir = os.path.realpath(self.releases) + os.sep
+        found = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                cwd = os.readlink(f"/proc/{entry.name}/cwd")
+            except OSError:
+                continue  # gone, or another user's
+            if not cwd.startswith(releases_dir):
+                continue
+            release = cwd[len(releases_dir) :].split(os.sep, 1)[0]
+            if not release.endswith(".tmp"):
+                found.append(int(entry.name))
+        return sorted(found)
+
     def data_bytes(self) -> int:
         return _tree_size(self.data)
 

@@ -324,3 +324,33 @@ def test_busy_port_is_an_error_naming_environment_and_port(
     node = tree.registry.node(actor_name("prod"))
     assert node is not None
     assert node.state == "failed"
+
+
+def test_a_stray_process_without_pid_file_is_stopped_not_fought(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    # What a daemon killed between spawning a process and writing its pid file leaves
+    # behind: a service of this environment, on its port, that no pid file names.
+    envs = one_env(tmp_path)
+    settings = load_settings(tmp_path, write_config(tmp_path, envs))
+    layout = Layout.of(settings, "prod")
+    layout.make_dirs()
+    release = releases.build_release(layout.source, layout.releases)
+    releases.switch_current(layout.root, release.id)
+    stray = process.spawn(
+        layout.argv(release.id),
+        cwd=layout.current,
+        env=layout.process_env(release.id),
+        log=layout.log_sink,
+    )
+    wait_until(lambda: serving(settings.environments["prod"].port), timeout=10)
+
+    tree = env_tree(envs)
+    status = tree.wait_healthy("prod")
+
+    assert stray.wait(5)
+    assert status["pid"] != stray.pid
+    stopped = tree.events.matching("environment.stray_stopped")
+    assert [e.get("pid") for e in stopped] == [stray.pid]
+    assert pids_with_data_dir(layout.data) == [status["pid"]]
+    assert tree.node_state("prod") == "running"
