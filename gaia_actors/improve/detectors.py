@@ -36,6 +36,7 @@ once and its tree walked once, whatever the number of AST detectors.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import warnings
 from collections import Counter
@@ -50,6 +51,7 @@ from gaia_actors.improve.files import (
     DEFAULT_MAX_BYTES,
     SkippedFile,
     SkipReason,
+    check_text,
     decode,
     read_bytes,
 )
@@ -108,10 +110,13 @@ class PythonSource:
 
     language = "python"
 
-    def __init__(self, path: str, text: str, settings: AnalysisSettings) -> None:
+    def __init__(
+        self, path: str, text: str, settings: AnalysisSettings, has_markers: bool = True
+    ) -> None:
         self.path = path
         self.text = text
         self.settings = settings
+        self.has_markers = has_markers  # False: the bytes hold none of the markers
         self.tokenize_problem: pysource.TokenizeProblem | None = None
 
     @cached_property
@@ -144,10 +149,13 @@ class GoSource:
 
     language = "go"
 
-    def __init__(self, path: str, text: str, settings: AnalysisSettings) -> None:
+    def __init__(
+        self, path: str, text: str, settings: AnalysisSettings, has_markers: bool = True
+    ) -> None:
         self.path = path
         self.text = text
         self.settings = settings
+        self.has_markers = has_markers
 
     @cached_property
     def scanned(self) -> gosource.GoScan:
@@ -245,34 +253,24 @@ class PythonMarkerDetector(Detector):
     def detect(self, source: Source) -> Iterable[Finding]:
         assert isinstance(source, PythonSource)
         text, markers = source.text, source.settings.markers
-        last = max(text.rfind(marker) for marker in markers)
-        if last < 0:
+        if not source.has_markers:
             return []
         pattern = _marker_pattern(markers)
         if source.settings.markers_only:
+            last = pysource.last_hash_marker(text, markers)
+            if last < 0:
+                return []  # no marker has a "#" before it on its line: none is in a comment
             lexed = pysource.lex(text, stop=last, want=pattern)
-            comments, spans = lexed.comments, lexed.string_spans
+            comments: Sequence[pysource.Comment] = lexed.comments
         else:
             found, source.tokenize_problem = pysource.comments_via_tokenize(text)
-            comments = tuple(c for c in found if pattern.search(c.text))
-            spans = pysource.string_spans(text) if comments else ()
-        return self._findings(source, comments, spans, pattern)
-
-    def _findings(
-        self,
-        source: PythonSource,
-        comments: Sequence[pysource.Comment],
-        spans: tuple[tuple[int, int], ...],
-        pattern: re.Pattern[str],
-    ) -> list[Finding]:
+            comments, lexed = [c for c in found if pattern.search(c.text)], None
         if not comments:
             return []
-        scopes = pysource.ScopeFinder(source.text, spans)
-        starts = pysource.line_starts(source.text)
+        scopes = pysource.scope_finder(text, lexed)
         findings: list[Finding] = []
         for comment in comments:
-            scope = scopes.scope(starts[comment.line - 1] + comment.col, comment.col)
-            where = (comment.line, comment.text, scope)
+            where = (comment.line, comment.text, scopes.scope(comment.offset, comment.col))
             findings.extend(_marker_findings(self, source, where, pattern))
         return findings
 
@@ -423,7 +421,7 @@ class GoMarkerDetector(Detector):
     def detect(self, source: Source) -> Iterable[Finding]:
         assert isinstance(source, GoSource)
         markers = source.settings.markers
-        if not any(marker in source.text for marker in markers):
+        if not source.has_markers:
             return []
         pattern = _marker_pattern(markers)
         findings: list[Finding] = []
@@ -468,41 +466,49 @@ MARKER_DETECTORS = frozenset({"markers", "go_markers"})
 
 def language_of(path: str) -> str:
     """ "python", "go" or "other", by file name suffix."""
-    return LANGUAGES.get(Path(path).suffix, "other")
+    return LANGUAGES.get(os.path.splitext(path)[1], "other")
 
 
 def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings) -> FileResult:
     """Read one file (relative to ``root``, or absolute inside it) and run the detectors."""
-    top = Path(root)
-    relpath = _relative(Path(path), top)
+    relpath = _relative(path, root)
     language = language_of(relpath)
-    data = read_bytes(top / relpath, settings.max_bytes, relpath)
+    data = read_bytes(os.path.join(root, relpath), settings.max_bytes, relpath)
     if isinstance(data, SkippedFile):
         return FileResult(relpath, language, skipped=data)
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    # The bytes prefilter: a file without any marker is never lexed or tokenized for markers.
+    has_markers = any(data.find(marker.encode()) >= 0 for marker in settings.markers)
+    if settings.markers_only and not has_markers:
+        problem = check_text(data, relpath)  # skip what the full path would skip
+        if problem is not None:
+            return FileResult(relpath, language, bytes=len(data), skipped=problem)
+        return FileResult(relpath, language, lines, len(data))
     text = decode(data, relpath)
     if isinstance(text, SkippedFile):
         return FileResult(relpath, language, bytes=len(data), skipped=text)
-    lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
-    findings, imports = _run_detectors(relpath, language, text, settings)
+    findings, imports = _run_detectors(relpath, language, text, settings, has_markers)
     markers = sum(1 for f in findings if f.detector in MARKER_DETECTORS)
     return FileResult(relpath, language, lines, len(data), markers, findings, imports)
 
 
-def _relative(path: Path, root: Path) -> str:
-    if path.is_absolute():
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    return path.as_posix()
+def _relative(path: str | Path, root: str | Path) -> str:
+    """The posix path relative to ``root`` (plain string work: this runs once per file)."""
+    text = os.fspath(path)
+    if os.path.isabs(text):
+        text = os.path.relpath(os.path.realpath(text), os.path.realpath(root))
+    return text.replace(os.sep, "/") if os.sep != "/" else text
 
 
 def _run_detectors(
-    relpath: str, language: str, text: str, settings: AnalysisSettings
+    relpath: str, language: str, text: str, settings: AnalysisSettings, has_markers: bool
 ) -> tuple[tuple[Finding, ...], tuple[ImportRef, ...]]:
     source: Source
     if language == "python":
-        source = PythonSource(relpath, text, settings)
+        source = PythonSource(relpath, text, settings, has_markers)
         detectors = PYTHON_DETECTORS
     elif language == "go":
-        source = GoSource(relpath, text, settings)
+        source = GoSource(relpath, text, settings, has_markers)
         detectors = GO_DETECTORS
     else:
         return (), ()

@@ -227,77 +227,101 @@ class WalkOptions:
 
 def walk(root: str | Path, options: WalkOptions | None = None) -> WalkResult:
     """The candidate files under ``root`` and the files skipped on the way, with reasons."""
-    top = Path(root).resolve()
-    if not top.is_dir():
-        raise NotADirectoryError(f"analysis target {top} is not a directory")
-    walker = _Walker(top, options or WalkOptions())
-    walker.directory(top, "", [IgnoreFile.from_lines("", walker.opts.extra_patterns)])
-    walker.files.sort()
+    top = _top(root)
+    files: list[tuple[str, int]] = []
+    skipped: list[SkippedFile] = []
+    for item in iter_walk(top, options):
+        if isinstance(item, SkippedFile):
+            skipped.append(item)
+        else:
+            files.append(item)
+    files.sort()
     return WalkResult(
         root=str(top),
-        files=tuple(path for path, _ in walker.files),
-        sizes=tuple(size for _, size in walker.files),
-        skipped=tuple(sorted(walker.skipped, key=lambda s: s.path)),
+        files=tuple(path for path, _ in files),
+        sizes=tuple(size for _, size in files),
+        skipped=tuple(sorted(skipped, key=lambda s: s.path)),
     )
 
 
-class _Walker:
-    def __init__(self, top: Path, opts: WalkOptions) -> None:
-        self.top = top
-        self.opts = opts
-        self.files: list[tuple[str, int]] = []
-        self.skipped: list[SkippedFile] = []
-
-    def directory(self, directory: Path, rel: str, stack: list[IgnoreFile]) -> None:
-        stack = _with_gitignore(directory, rel, stack, self.opts)
+def iter_walk(
+    root: str | Path, options: WalkOptions | None = None
+) -> Iterator[tuple[str, int] | SkippedFile]:
+    """``walk`` as a stream, in directory order: (relative path, size) for each candidate and
+    ``SkippedFile`` for each file left out. Lets a caller hand out work (and show progress)
+    before the walk of a large tree is over. Iterative: no recursion limit, no generator chain."""
+    top = _top(root)
+    opts = options or WalkOptions()
+    extras = IgnoreFile.from_lines("", opts.extra_patterns)
+    pending: list[tuple[str, str, list[IgnoreFile]]] = [
+        (str(top), "", [extras] if extras.patterns else [])
+    ]
+    while pending:
+        directory, rel, stack = pending.pop()
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            with os.scandir(directory) as scan:
+                entries = list(scan)
         except OSError as exc:
-            self.skipped.append(SkippedFile(rel or ".", SkipReason.UNREADABLE, _os_detail(exc)))
-            return
+            yield SkippedFile(rel or ".", SkipReason.UNREADABLE, _os_detail(exc))
+            continue
+        if opts.use_gitignore and any(e.name == ".gitignore" for e in entries):
+            stack = _with_gitignore(os.path.join(directory, ".gitignore"), rel, stack)
         for entry in entries:
-            if entry.name not in self.opts.always_skip:
-                self.entry(entry, f"{rel}/{entry.name}" if rel else entry.name, stack)
-
-    def entry(self, entry: os.DirEntry[str], relpath: str, stack: list[IgnoreFile]) -> None:
-        if entry.is_symlink():
-            if not is_ignored(relpath, False, stack):
-                self.skipped.append(_symlink_skip(self.top, entry, relpath))
-            return
-        is_dir = entry.is_dir(follow_symlinks=False)
-        if is_ignored(relpath, is_dir, stack):
-            return
-        if is_dir:
-            self.directory(Path(entry.path), relpath, stack)
-        elif self.opts.suffixes is None or entry.name.endswith(self.opts.suffixes):
-            self.file(entry, relpath)
-
-    def file(self, entry: os.DirEntry[str], relpath: str) -> None:
-        try:
-            info = entry.stat(follow_symlinks=False)
-        except OSError as exc:
-            self.skipped.append(SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc)))
-            return
-        max_bytes = self.opts.max_bytes
-        if not stat.S_ISREG(info.st_mode):
-            self.skipped.append(SkippedFile(relpath, SkipReason.UNREADABLE, "not a regular file"))
-        elif info.st_size > max_bytes:
-            detail = f"{info.st_size} bytes > {max_bytes}"
-            self.skipped.append(SkippedFile(relpath, SkipReason.HUGE, detail))
-        else:
-            self.files.append((relpath, info.st_size))
+            if entry.name in opts.always_skip:
+                continue
+            relpath = f"{rel}/{entry.name}" if rel else entry.name
+            found = _entry(top, entry, relpath, stack, opts)
+            if isinstance(found, list):
+                pending.append((entry.path, relpath, found))
+            elif found is not None:
+                yield found
 
 
-def _with_gitignore(
-    directory: Path, rel: str, stack: list[IgnoreFile], opts: WalkOptions
-) -> list[IgnoreFile]:
-    if not opts.use_gitignore:
+def _top(root: str | Path) -> Path:
+    top = Path(root).resolve()
+    if not top.is_dir():
+        raise NotADirectoryError(f"analysis target {top} is not a directory")
+    return top
+
+
+def _entry(
+    top: Path, entry: os.DirEntry[str], relpath: str, stack: list[IgnoreFile], opts: WalkOptions
+) -> tuple[str, int] | SkippedFile | list[IgnoreFile] | None:
+    """A candidate, a skipped file, a directory to enter (its ignore stack), or nothing."""
+    if entry.is_symlink():
+        if stack and is_ignored(relpath, False, stack):
+            return None
+        return _symlink_skip(top, entry, relpath)
+    is_dir = entry.is_dir(follow_symlinks=False)
+    if stack and is_ignored(relpath, is_dir, stack):
+        return None
+    if is_dir:
         return stack
-    path = directory / ".gitignore"
+    if opts.suffixes is not None and not entry.name.endswith(opts.suffixes):
+        return None
+    return _candidate(entry, relpath, opts.max_bytes)
+
+
+def _candidate(
+    entry: os.DirEntry[str], relpath: str, max_bytes: int
+) -> tuple[str, int] | SkippedFile:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        info = entry.stat(follow_symlinks=False)
+    except OSError as exc:
+        return SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc))
+    if not stat.S_ISREG(info.st_mode):
+        return SkippedFile(relpath, SkipReason.UNREADABLE, "not a regular file")
+    if info.st_size > max_bytes:
+        return SkippedFile(relpath, SkipReason.HUGE, f"{info.st_size} bytes > {max_bytes}")
+    return relpath, info.st_size
+
+
+def _with_gitignore(path: str, rel: str, stack: list[IgnoreFile]) -> list[IgnoreFile]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
     except OSError:
-        return stack  # no .gitignore here (or unreadable: then it excludes nothing)
+        return stack  # unreadable: then it excludes nothing
     return [*stack, IgnoreFile.from_lines(rel, text.splitlines())]
 
 
@@ -326,23 +350,33 @@ class LoadedFile:
     text: str
 
 
-def read_bytes(path: Path, max_bytes: int, relpath: str) -> bytes | SkippedFile:
-    """The file's bytes, or why they could not be read (at most ``max_bytes`` + 1 are read)."""
+def read_bytes(path: str | Path, max_bytes: int, relpath: str) -> bytes | SkippedFile:
+    """The file's bytes, or why they could not be read (at most ``max_bytes`` + 1 are read).
+
+    One ``fstat`` sizes the read: a fixed large read buffer would be an mmap/munmap pair per
+    file in the allocator, which costs more than reading a typical source file.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         return SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc))
+    limit = max_bytes + 1  # one byte more than allowed tells "too big"
+    chunks: list[bytes] = []
+    total = 0
     try:
-        chunks = []
-        remaining = max_bytes + 1
-        while remaining > 0 and (chunk := os.read(fd, min(remaining, 1 << 20))):
+        request = min(os.fstat(fd).st_size + 1, limit)
+        while total < limit:
+            chunk = os.read(fd, request)
             chunks.append(chunk)
-            remaining -= len(chunk)
+            total += len(chunk)
+            if len(chunk) < request:
+                break  # a regular file reads short only at its end
+            request = min(1 << 16, limit - total)
     except OSError as exc:
         return SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc))
     finally:
         os.close(fd)
-    data = b"".join(chunks)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) > max_bytes:
         return SkippedFile(relpath, SkipReason.HUGE, f"more than {max_bytes} bytes")
     return data
@@ -357,6 +391,15 @@ def decode(data: bytes, relpath: str) -> str | SkippedFile:
     except UnicodeDecodeError as exc:
         detail = f"invalid UTF-8 at byte {exc.start}"
         return SkippedFile(relpath, SkipReason.NON_UTF8, detail)
+
+
+def check_text(data: bytes, relpath: str) -> SkippedFile | None:
+    """Why ``data`` is not UTF-8 text, or None; like ``decode`` but builds no string when the
+    bytes are plain ASCII (most source files)."""
+    if data.isascii() and data.find(b"\0", 0, BINARY_PROBE) < 0:
+        return None
+    text = decode(data, relpath)
+    return text if isinstance(text, SkippedFile) else None
 
 
 def load_text(

@@ -27,27 +27,31 @@ import io
 import itertools
 import re
 import tokenize
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-# A comment, or a string literal in any of its four quote forms. Possessive quantifiers keep
-# the engine from backtracking into long strings.
-_TRIPLE_SQ = r"'''[^'\\]*+(?:(?:\\[\s\S]|'(?!''))[^'\\]*+)*+'''"
-_TRIPLE_DQ = r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+"""'
-_SINGLE_SQ = r"'[^'\\\r\n]*+(?:\\[\s\S][^'\\\r\n]*+)*+'"
-_SINGLE_DQ = r'"[^"\\\r\n]*+(?:\\[\s\S][^"\\\r\n]*+)*+"'
-_LEXER = re.compile(
-    rf"(?P<comment>#[^\r\n]*)|(?P<string>{_TRIPLE_SQ}|{_TRIPLE_DQ}|{_SINGLE_SQ}|{_SINGLE_DQ})"
+# A comment, or a string literal in any of its four quote forms, factored by first character
+# and without named groups: that lets the engine skip the code between candidates with its
+# first-character check (2.8x faster here than the same alternatives as named groups).
+# Possessive quantifiers keep it from backtracking into long strings.
+_SQ_BODY = (
+    r"(?:''[^'\\]*+(?:(?:\\[\s\S]|'(?!''))[^'\\]*+)*+'''|[^'\\\r\n]*+(?:\\[\s\S][^'\\\r\n]*+)*+')"
 )
-_HEADER = re.compile(r"^([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)", re.M)
+_DQ_BODY = (
+    r'(?:""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+"""|[^"\\\r\n]*+(?:\\[\s\S][^"\\\r\n]*+)*+")'
+)
+_LEXER = re.compile(rf"#[^\r\n]*|'{_SQ_BODY}|\"{_DQ_BODY}")
+_NAME = re.compile(r"[ \t]+(\w+)")
 
 
 @dataclass(frozen=True, slots=True)
 class Comment:
-    """One comment: 1-based line, 0-based column (characters), text including the ``#``."""
+    """One comment: 1-based line, 0-based column and offset (characters), text with ``#``."""
 
     line: int
     col: int
     text: str
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +64,23 @@ class TokenizeProblem:
 
 @dataclass(frozen=True, slots=True)
 class LexResult:
-    """Comments and string spans (start, end offsets) found by ``lex``, up to its stop offset."""
+    """Comments and string literals (start and end offsets) found by ``lex``, up to its stop."""
 
     comments: tuple[Comment, ...]
-    string_spans: tuple[tuple[int, int], ...]
+    string_starts: list[int]
+    string_ends: list[int]
 
 
 def comments_via_tokenize(text: str) -> tuple[list[Comment], TokenizeProblem | None]:
     """Every comment, per the standard tokenizer, and the error that stopped it, if any."""
     comments: list[Comment] = []
+    starts: list[int] = []
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if tok.type == tokenize.COMMENT:
-                comments.append(Comment(tok.start[0], tok.start[1], tok.string))
+                starts = starts or line_starts(text)
+                line, col = tok.start
+                comments.append(Comment(line, col, tok.string, starts[line - 1] + col))
     except tokenize.TokenError as exc:
         message, (line, _col) = exc.args
         return comments, TokenizeProblem(str(message), int(line))
@@ -84,23 +92,43 @@ def comments_via_tokenize(text: str) -> tuple[list[Comment], TokenizeProblem | N
 def lex(text: str, stop: int | None = None, want: re.Pattern[str] | None = None) -> LexResult:
     """Comments (those ``want`` matches, or all) and string spans, until offset ``stop``."""
     comments: list[Comment] = []
-    spans: list[tuple[int, int]] = []
+    starts: list[int] = []
+    ends: list[int] = []
     line, counted = 1, 0
     limit = len(text) if stop is None else stop
     for match in _LEXER.finditer(text):
         start = match.start()
         if start > limit:
             break
-        if match.lastgroup == "string":
-            spans.append((start, match.end()))
+        if text[start] != "#":  # a string literal
+            starts.append(start)
+            ends.append(match.end())
             continue
         body = match.group()
         if want is not None and want.search(body) is None:
             continue
         line += text.count("\n", counted, start)
         counted = start
-        comments.append(Comment(line, start - text.rfind("\n", 0, start) - 1, body))
-    return LexResult(tuple(comments), tuple(spans))
+        comments.append(Comment(line, start - text.rfind("\n", 0, start) - 1, body, start))
+    return LexResult(tuple(comments), starts, ends)
+
+
+def last_hash_marker(text: str, markers: Sequence[str]) -> int:
+    """Offset of the last marker with a ``#`` before it on its line, or -1.
+
+    A comment starts with ``#`` on its own line, so a marker without one before it cannot be in
+    a comment: this bounds how far ``lex`` must go, and spares it files whose markers all sit
+    in strings or names.
+    """
+    best = -1
+    for marker in markers:
+        pos = text.rfind(marker)
+        while pos > best:
+            if text.find("#", text.rfind("\n", 0, pos) + 1, pos) >= 0:
+                best = pos
+                break
+            pos = text.rfind(marker, 0, pos)
+    return best
 
 
 def line_starts(text: str) -> list[int]:
@@ -111,75 +139,92 @@ def line_starts(text: str) -> list[int]:
 
 @dataclass(frozen=True, slots=True)
 class _Header:
-    offset: int
+    offset: int  # start of its line
     col: int
     name: str
 
 
 class ScopeFinder:
-    """The qualified name of the def/class scope a position is in (see the module docstring)."""
+    """The qualified name of the def/class scope a position is in (see the module docstring).
 
-    def __init__(self, text: str, string_spans: tuple[tuple[int, int], ...]) -> None:
+    Headers are searched backwards from each position, lazily, with ``str.rfind`` for the
+    keywords: a marker comment usually sits a few lines below its function's ``def``, a comment
+    in column 0 needs no search at all, and a candidate indented too deeply is dismissed by its
+    column before anything else is looked at.
+    """
+
+    def __init__(self, text: str, string_starts: Sequence[int], string_ends: Sequence[int]) -> None:
         self._text = text
-        self._spans = string_spans
-        self._span_starts = [start for start, _ in string_spans]
-        self._headers = [
-            _Header(m.start(), len(m.group(1)), m.group(2))
-            for m in _HEADER.finditer(text)
-            if not self._inside_string(m.start() + len(m.group(1)))
-        ]
-        self._header_offsets = [h.offset for h in self._headers]
+        self._starts = string_starts
+        self._ends = string_ends
         self._dedent_rx: dict[int, re.Pattern[str]] = {}
 
     def scope(self, offset: int, col: int) -> str:
         """The scope of a token starting at ``offset`` in column ``col``."""
-        line_start = self._text.rfind("\n", 0, offset) + 1
+        text = self._text
+        line_start = text.rfind("\n", 0, offset) + 1
         names: list[str] = []
         limit = col
-        index = bisect.bisect_left(self._header_offsets, offset)
-        for header in reversed(self._headers[:index]):
-            if header.col >= limit:
-                continue
-            if self._dedents(header, line_start):
-                continue
-            names.append(header.name)
-            limit = header.col
-            if limit == 0:
-                break
+        nearest = {"def": text.rfind("def", 0, offset), "class": text.rfind("class", 0, offset)}
+        while limit > 0 and max(nearest.values()) >= 0:
+            keyword = "def" if nearest["def"] > nearest["class"] else "class"
+            pos = nearest[keyword]
+            nearest[keyword] = text.rfind(keyword, 0, pos)
+            header = self._header_at(pos, keyword, limit)
+            if header is not None and not self._dedents(header, line_start):
+                names.append(header.name)
+                limit = header.col
         return ".".join(reversed(names))
+
+    def _header_at(self, pos: int, keyword: str, limit: int) -> _Header | None:
+        """The header whose keyword is at ``pos``, if it is indented less than ``limit``, only
+        indentation (and ``async``) precedes it on its line, a name follows it, and it is not
+        inside a string. The cheap tests come first: most candidates fail them."""
+        text = self._text
+        line_start = text.rfind("\n", 0, pos) + 1
+        if pos - line_start >= limit + len("async "):
+            return None
+        prefix = text[line_start:pos]
+        col = len(prefix) - len(prefix.lstrip(" \t"))
+        stripped = prefix[col:].rstrip(" \t")
+        if col >= limit or (stripped and not (stripped == "async" and prefix[-1] in " \t")):
+            return None
+        name = _NAME.match(text, pos + len(keyword))
+        if name is None or self._string_end(line_start + col) is not None:
+            return None
+        return _Header(line_start, col, name.group(1))
 
     def _dedents(self, header: _Header, until: int) -> bool:
         """Is there a code line indented at most ``header.col`` between the header and ``until``?"""
         pattern = self._dedent_rx.get(header.col)
         if pattern is None:
-            pattern = re.compile(rf"^[ \t]{{0,{header.col}}}(?=[^\s#])", re.M)
+            pattern = re.compile(rf"\n[ \t]{{0,{header.col}}}(?=[^\s#])")
             self._dedent_rx[header.col] = pattern
-        pos = self._text.find("\n", header.offset) + 1
-        while 0 < pos < until:
+        pos = self._text.find("\n", header.offset)
+        while 0 <= pos < until:
             match = pattern.search(self._text, pos, until)
             if match is None:
                 return False
             span_end = self._string_end(match.end())
             if span_end is None:
                 return True
-            pos = span_end  # "^" matches again only at the next line start
+            pos = span_end  # the next candidate is the next newline after the string
         return False
 
     def _string_end(self, offset: int) -> int | None:
         """The end of the string literal ``offset`` is strictly inside (its opening quote is
         code, not inside), or None."""
-        index = bisect.bisect_right(self._span_starts, offset) - 1
-        if index >= 0 and self._spans[index][0] < offset < self._spans[index][1]:
-            return self._spans[index][1]
+        index = bisect.bisect_right(self._starts, offset) - 1
+        if index >= 0 and self._starts[index] < offset < self._ends[index]:
+            return self._ends[index]
         return None
 
-    def _inside_string(self, offset: int) -> bool:
-        return self._string_end(offset) is not None
 
-
-def string_spans(text: str) -> tuple[tuple[int, int], ...]:
-    """All string literal spans of ``text`` (for ``ScopeFinder`` in the tokenize path)."""
-    return lex(text, want=_NOTHING).string_spans
+def scope_finder(text: str, lexed: LexResult | None = None) -> ScopeFinder:
+    """A ``ScopeFinder`` for ``text``, from a ``lex`` result that reached the positions to be
+    asked about (or from a full lex of the text)."""
+    result = lexed if lexed is not None else lex(text, want=_NOTHING)
+    return ScopeFinder(text, result.string_starts, result.string_ends)
 
 
 _NOTHING = re.compile(r"(?!)")

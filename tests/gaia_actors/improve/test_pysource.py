@@ -38,19 +38,19 @@ TRICKY = textwrap.dedent(
 )
 
 
-def reference(text: str) -> list[tuple[int, int, str]]:
+def reference(text: str) -> list[pysource.Comment]:
     comments, problem = pysource.comments_via_tokenize(text)
     assert problem is None
-    return [(c.line, c.col, c.text) for c in comments]
+    return comments
 
 
-def fast(text: str) -> list[tuple[int, int, str]]:
-    return [(c.line, c.col, c.text) for c in pysource.lex(text).comments]
+def fast(text: str) -> list[pysource.Comment]:
+    return list(pysource.lex(text).comments)
 
 
 def test_lexer_finds_exactly_the_comments_tokenize_finds_on_tricky_code() -> None:
     expected = reference(TRICKY)
-    assert [text.split()[1].rstrip(":") for _, _, text in expected] == [
+    assert [c.text.split()[1].rstrip(":") for c in expected] == [
         "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
         "eleven", "twelve",
     ]  # fmt: skip
@@ -116,9 +116,14 @@ SCOPED = textwrap.dedent(
 
 def scopes_of(text: str) -> dict[str, str]:
     lexed = pysource.lex(text)
-    finder = pysource.ScopeFinder(text, lexed.string_spans)
-    starts = pysource.line_starts(text)
-    return {c.text: finder.scope(starts[c.line - 1] + c.col, c.col) for c in lexed.comments}
+    finder = pysource.scope_finder(text, lexed)
+    return {c.text: finder.scope(c.offset, c.col) for c in lexed.comments}
+
+
+def test_a_header_on_the_first_line_and_a_header_inside_a_string() -> None:
+    text = 'def first():\n    # in first\n    s = """\ndef fake():\n    # still first\n"""\n'
+    assert scopes_of(text) == {"# in first": "first"}
+    assert pysource.lex(text).comments[0].offset == text.index("# in first")
 
 
 def test_scope_finder_names_the_enclosing_def_or_class() -> None:
