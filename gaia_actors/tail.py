@@ -5,7 +5,8 @@ Reads the daemon's JSON-lines log (``<state_dir>/logs/gaia.jsonl``, rotated by a
 a `Filter`, and prints them readably (`render`) or as written (``--json``, for ``jq``).
 
 ``-n N`` reads back from the end in chunks, through the rotated files when the current one holds
-fewer than N matching records, so it costs the same on a 100 MB log as on a small one.
+fewer than N matching records: its cost grows with how far back the N matches lie, not with the
+size of the log. Lines are ruled out from their text before any JSON is parsed.
 
 ``-f`` follows like ``tail -F``, but loses and repeats nothing (the `Follower`):
 
@@ -58,7 +59,7 @@ _POLL_BUDGET = 4 * 1024 * 1024  # bytes one poll reads before handing lines out
 _WRITE_BATCH = 1000  # output lines joined into one write while printing the backlog
 _MAX_HOPS = 64  # files (rotations, truncations) one poll walks before handing lines out
 _TAIL_PROBE = 64  # bytes before the read position compared to spot an in-place rewrite
-_SUCCESSOR_TRIES = 5
+_SUCCESSOR_TRIES = 5  # a rotation racing the look for the newer file makes us look again
 # Threads stamp a record before they take the handler's lock, so the file is only nearly in time
 # order; reading back for --since stops this far before the cut-off, not at the first older line.
 _CLOCK_SKEW = timedelta(seconds=2)
@@ -378,7 +379,7 @@ def render(record: Mapping[str, Any], color: bool, tz: tzinfo | None = None) -> 
         _paint(f"{level:<8}", _LEVEL_STYLE.get(_canonical_level(level), ""), color),
     ]
     pairs = _pairs(record, color)
-    event = _value(record.get("event", "-"))
+    event = _headline(record.get("event", "-"))
     head.append(_paint(event.ljust(_EVENT_WIDTH) if pairs else event, _BOLD, color))
     return " ".join(head + pairs) + _trailing(record)
 
@@ -411,6 +412,11 @@ def _pairs(record: Mapping[str, Any], color: bool) -> list[str]:
 
 def _pair(key: str, value: object, style: str, color: bool) -> str:
     return f"{_paint(_printable(key), _KEY, color)}={_paint(_value(value), style, color)}"
+
+
+def _headline(event: object) -> str:
+    # Bare even with spaces: stdlib records (pykka's) carry a sentence as their event.
+    return _printable(event) if isinstance(event, str) else _value(event)
 
 
 def _value(value: object) -> str:
@@ -1014,6 +1020,9 @@ def run(
     except BrokenPipeError:
         _silence(out)  # `tail | head` closed the pipe: done, like coreutils tail
         return EXIT_OK
+    except OSError as error:  # unreadable log (permissions, a directory in its place)
+        _complain(f"cannot read {error.filename or options.path}: {error.strerror or error}")
+        return EXIT_NO_LOG
 
 
 def _tail(options: Options, out: TextIO, stop: threading.Event) -> int:

@@ -391,6 +391,11 @@ def test_render_quotes_values_that_need_it() -> None:
     assert text.endswith('msg="two words" n=null tags=["a", 1]')
 
 
+def test_render_shows_a_sentence_event_bare() -> None:
+    pykka = {"event": "Unhandled exception in X", "level": "error", "logger": "pykka"}
+    assert tail.render(pykka, color=False).endswith(" Unhandled exception in X logger=pykka")
+
+
 def test_render_puts_a_traceback_under_the_line() -> None:
     failed = HEALTH | {"exception": "Traceback (most recent call last):\nZeroDivisionError: x\n"}
     first, *rest = tail.render(failed, color=False, tz=UTC).split("\n")
@@ -568,6 +573,15 @@ def test_missing_log_exits_1_naming_the_path(
     assert "daemon writes" in error
 
 
+def test_unreadable_log_exits_1_naming_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "gaia.jsonl"
+    path.mkdir()  # as root, chmod would not stop us reading; a directory does
+    assert run_tail([], path) == (1, "")
+    assert f"cannot read {path}: " in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
@@ -606,6 +620,19 @@ def test_follower_holds_a_partial_line_until_its_newline(tmp_path: Path) -> None
         assert follower.poll() == []
         append(path, text[10:])
         assert poll_all(follower) == [1]
+
+
+def test_follower_lines_yields_until_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "gaia.jsonl"
+    write_seqs(path, range(3))
+    stop = threading.Event()
+    seen: list[int] = []
+    with tail.Follower(path) as follower:
+        for text in follower.lines(stop, interval=0.01):
+            seen.append(json.loads(text)["seq"])
+            if len(seen) == 3:
+                stop.set()
+    assert seen == [0, 1, 2]
 
 
 def test_follower_waits_for_the_file_to_appear(tmp_path: Path) -> None:
