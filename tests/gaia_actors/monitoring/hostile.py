@@ -12,8 +12,9 @@ Leaving the `with` block stops the server: blocked behaviours wake up (they wait
 server's stop event, never on a bare sleep), every connection is shut down, and every thread
 is joined; a thread that does not end raises `RuntimeError` so a leak fails the test.
 
-`refused_port()` and `unaccepting_port()` give ports that refuse connections and that never
-complete a handshake (connect timeout), respectively.
+`Switch` changes a path's behaviour while the server runs; `Script` plays a list of behaviours
+in order. `refused_port()` and `unaccepting_port()` give ports that refuse connections and
+that never complete a handshake (connect timeout), respectively.
 """
 
 from __future__ import annotations
@@ -212,6 +213,39 @@ class HugeHeaders(Behaviour):
     def serve(self, conn: socket.socket, request: Request, stop: threading.Event) -> bool:
         conn.sendall(_head(200, [("X-Padding", "a" * self.size), ("Content-Length", "0")]))
         return True
+
+
+class Switch(Behaviour):
+    """Delegates to a behaviour the test changes while the server runs (``set``)."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self._lock = threading.Lock()
+        self._current = behaviour
+
+    def set(self, behaviour: Behaviour) -> None:
+        with self._lock:
+            self._current = behaviour
+
+    def serve(self, conn: socket.socket, request: Request, stop: threading.Event) -> bool:
+        with self._lock:
+            current = self._current
+        return current.serve(conn, request, stop)
+
+
+class Script(Behaviour):
+    """Serves the i-th request (server-wide, on this path) with ``steps[i]``, then ``then``."""
+
+    def __init__(self, steps: list[Behaviour], then: Behaviour) -> None:
+        self._lock = threading.Lock()
+        self._steps = list(steps)
+        self._then = then
+        self.served = 0
+
+    def serve(self, conn: socket.socket, request: Request, stop: threading.Event) -> bool:
+        with self._lock:
+            index, self.served = self.served, self.served + 1
+        step = self._steps[index] if index < len(self._steps) else self._then
+        return step.serve(conn, request, stop)
 
 
 def garbage_body() -> Respond:
