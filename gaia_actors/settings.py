@@ -141,7 +141,8 @@ class BalancerSettings:
 class StageSettings:
     """One stage of a promotion (issue 4): what it does, how long it may take, if it blocks.
 
-    ``env`` is "source", "target" or an environment name; "" means the source before the
+    ``env`` is "source", "target" or an environment name; "" means the source for a build,
+    the target for a backup or deploy, and for the other kinds the source before the
     promotion's deploy stage and the target from it on. Command placeholders: {python},
     {release_dir}, {release}, {url} (the env's base URL), {env}, {port}, {junit},
     {pipeline_id}.

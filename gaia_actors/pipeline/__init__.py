@@ -1,0 +1,30 @@
+"""The promotion pipeline (issue 4): the ``pipeline`` actor and its stages.
+
+coordinator.py  PipelineCoordinator: locks, status, cancel, recovery at start
+runner.py       the per-promotion worker thread that runs the stages and reports back
+stages.py       the stage kinds (build, command, health, load, backup, deploy)
+rollback.py     code and data rollback of a promotion's target
+junit.py        JUnit XML results into per-test results
+load.py         the built-in HTTP load of the ``load`` stage
+history.py      store queries for ``history`` and ``pipeline-status``
+commands.py     promote-dev, promote-staging, promote-all, cancel, history, pipeline-status
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gaia_actors.settings import Settings
+from supervisors import ChildSpec, Link, Registry
+
+
+def child_specs(
+    settings: Settings, registry: Registry, listener: Any, supervisor_config: Any
+) -> list[ChildSpec]:
+    """The ``pipeline`` actor; started after the environments it drives."""
+    from gaia_actors.pipeline.coordinator import JOIN_TIMEOUT, NAME, PipelineCoordinator
+
+    def factory(link: Link) -> Any:
+        return PipelineCoordinator.start(link, settings)
+
+    return [ChildSpec(NAME, factory, shutdown_timeout=JOIN_TIMEOUT + 5.0)]

@@ -1,0 +1,321 @@
+"""Operator commands for promotions (issue 4, parts 2, 4 and 5).
+
+``promote-dev``, ``promote-staging`` and ``promote-all`` start a promotion and follow it:
+each stage is shown as it starts and ends, with its duration, and with ``--output`` the
+running stage's own output lines too. Leaving (Ctrl-C) detaches; the promotion goes on in
+the daemon (``pipeline-status`` follows it, ``cancel ID`` stops it). A promotion that does
+not succeed is an error (exit code 1) whose message says which stage, why, and what was
+rolled back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import time
+from typing import Any
+
+from gaia_actors.commands import Arg, CommandContext, Option, command
+from gaia_actors.errors import ControlError, PipelineError
+from gaia_actors.messages import CancelPipeline, GetPipelineStatus, Promote
+from gaia_actors.pipeline import history
+from gaia_actors.pipeline.coordinator import NAME
+from gaia_actors.render import scalar, table
+from supervisors import AskTimeout, NotRunning, Registry
+
+OUTPUT = Option("output", bool, False, help="also show the running stage's output lines")
+ALIVE_CHECK = 2.0  # seconds between checks that a followed promotion still runs
+CANCEL_WAIT = 120.0  # seconds `cancel` waits for the promotion to wind down
+_QUEUE_LIMIT = 10_000  # updates buffered for a slow client; beyond it output lines drop
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_promotions(result: Any) -> str:
+    """A promotion (or both legs of promote-all) stage by stage."""
+    if not isinstance(result, dict) or "promotions" not in result:
+        return scalar(result)
+    parts = [render_promotion(p) for p in result["promotions"]]
+    return "\n\n".join(parts) or f"promotion #{result.get('pipeline_id')}: {result.get('status')}"
+
+
+def render_promotion(p: dict[str, Any]) -> str:
+    head = (
+        f"promotion #{p['id']} {p['kind']} ({p['source']} -> {p['target']}): {p['status']}"
+        f"{_seconds(p.get('duration'))}, release {p.get('release') or '-'}"
+    )
+    lines = [head]
+    if p.get("error"):
+        lines.append(f"  error: {p['error']}")
+    if p.get("rollback"):
+        lines.append(f"  rollback: {p['rollback']}")
+    if p.get("recovery"):
+        lines.append(f"  recovery: {p['recovery']}")
+    rows = [
+        {
+            "#": s["position"],
+            "stage": s["name"],
+            "kind": s["kind"],
+            "env": s["env"],
+            "status": s["status"],
+            "seconds": s["duration"],
+            "result": s["error"] or s["summary"],
+        }
+        for s in p.get("stages", [])
+    ]
+    if rows:
+        lines.append(table(rows, "  "))
+    for stage in p.get("stages", []):
+        lines.extend(_failure_detail(stage))
+    return "\n".join(lines)
+
+
+def _failure_detail(stage: dict[str, Any]) -> list[str]:
+    if stage["status"] in ("passed", "skipped", "running"):
+        return []
+    lines = []
+    tests = stage.get("tests") or {}
+    for case in tests.get("cases", []):
+        if case["status"] in ("failed", "error"):
+            lines.append(
+                f"    {stage['name']}: {case['status']} {case['classname']}.{case['name']}"
+            )
+    tail = (stage.get("output_tail") or "").strip().splitlines()[-10:]
+    if tail:
+        lines.append(f"  last output of {stage['name']}:")
+        lines.extend(f"    | {line}" for line in tail)
+    return lines
+
+
+def render_history(result: Any) -> str:
+    if isinstance(result, dict) and "stages" in result:
+        return render_promotion(result)
+    if isinstance(result, list):
+        return table(result) if result else "(no promotions yet)"
+    return scalar(result)
+
+
+def render_status(result: Any) -> str:
+    if not isinstance(result, dict):
+        return scalar(result)
+    running = result.get("running", [])
+    if not running:
+        return "no promotion is running"
+    lines = []
+    for run in running:
+        stage = run.get("stage") or "(between stages)"
+        lines.append(
+            f"promotion #{run['pipeline_id']} {run['kind']} ({run['what']}): stage {stage} "
+            f"for {_seconds(run.get('stage_elapsed')).strip() or '-'}, "
+            f"{run['elapsed']:.1f}s in total" + (" - cancelling" if run.get("cancelling") else "")
+        )
+        lines.extend(f"  | {line}" for line in run.get("output", []))
+    return "\n".join(lines)
+
+
+def _seconds(value: Any) -> str:
+    return f" in {value:.2f}s" if isinstance(value, int | float) else ""
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def progress_of(update: dict[str, Any]) -> dict[str, Any]:
+    """One watcher update as a progress line for people (and its event for scripts)."""
+    event = str(update.get("event", ""))
+    pid = update.get("pipeline_id")
+    if event == "stage.output":
+        return {"message": f"    {update.get('name')} | {update.get('line')}"}
+    if event.startswith("pipeline."):
+        return {"message": _pipeline_line(event, update), "event": event}
+    where = f"#{pid} [{update.get('position')}] {update.get('name')}"
+    if event == "stage.started":
+        text = f"{where} ({update.get('kind')} on {update.get('env')}) started"
+    elif event == "stage.skipped":
+        text = f"{where} skipped"
+    else:
+        said = update.get("error") or update.get("summary") or ""
+        text = f"{where} {update.get('status')} in {update.get('duration', 0):.2f}s: {said}"
+    return {"message": text.rstrip(": "), "event": event}
+
+
+def _pipeline_line(event: str, update: dict[str, Any]) -> str:
+    pid, kind = update.get("pipeline_id"), update.get("kind")
+    if event == "pipeline.started":
+        release = update.get("release") or "a new build"
+        return f"#{pid} {kind}: {release} from {update.get('source')} to {update.get('target')}"
+    text = f"#{pid} {kind} {update.get('status')} in {update.get('duration', 0):.2f}s"
+    if update.get("error"):
+        text += f": {update['error']}"
+    if update.get("rollback"):
+        text += f" (rollback: {update['rollback']})"
+    return text
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _daemon(ctx: CommandContext, name: str) -> Registry:
+    if ctx.registry is None:
+        raise ControlError(f"{name} needs a running daemon")
+    return ctx.registry
+
+
+def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
+    """Start promotion ``what`` and follow it to its end (or until the client leaves)."""
+    registry = _daemon(ctx, f"promote-{what}")
+    updates: queue.Queue[dict[str, Any]] = queue.Queue(_QUEUE_LIMIT)
+
+    def watcher(update: dict[str, Any]) -> None:  # runner threads: must not block
+        with contextlib.suppress(queue.Full):
+            updates.put_nowait(update)
+
+    request = Promote(what, trigger=f"promote-{what}", watcher=watcher, output=output)  # type: ignore[arg-type]
+    started = registry.ask(NAME, request, timeout=30.0)
+    run_id = int(started["pipeline_id"])
+    ended = _follow(ctx, registry, run_id, updates)
+    if ended is None:
+        return {
+            "pipeline_id": run_id,
+            "detached": True,
+            "note": f"still running: see pipeline-status; stop it with: cancel {run_id}",
+        }
+    result = {
+        "pipeline_id": run_id,
+        "status": ended["status"],
+        "promotions": [history.show(pid) for pid in ended["pipeline_ids"]],
+    }
+    if ended["status"] != "succeeded":
+        raise PipelineError(_failure_message(result))
+    return result
+
+
+def _follow(
+    ctx: CommandContext, registry: Registry, run_id: int, updates: queue.Queue[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Stream the run's updates as progress; its ``run.ended`` update, or None if the
+    client left. A coordinator that went away meanwhile is noticed by the alive check."""
+    checked = time.monotonic()
+    while not ctx.cancel.is_set():
+        try:
+            update = updates.get(timeout=0.2)
+        except queue.Empty:
+            if time.monotonic() - checked >= ALIVE_CHECK:
+                checked = time.monotonic()
+                if not _running(registry, run_id):
+                    return _ended_from_history(run_id)
+            continue
+        if update.get("event") == "run.ended":
+            return update
+        ctx.progress(progress_of(update))
+    return None
+
+
+def _running(registry: Registry, run_id: int) -> bool:
+    try:
+        status = registry.ask(NAME, GetPipelineStatus(), timeout=10.0)
+    except (NotRunning, AskTimeout):
+        return False
+    return any(run["run"] == run_id for run in status["running"])
+
+
+def _ended_from_history(run_id: int) -> dict[str, Any]:
+    ids = history.chain(run_id)
+    status = history.get(ids[-1]).status if ids else "interrupted"
+    return {"event": "run.ended", "status": status, "pipeline_ids": ids}
+
+
+def _failure_message(result: dict[str, Any]) -> str:
+    failed = next(
+        (p for p in result["promotions"] if p["status"] != "succeeded"), result["promotions"][-1]
+    )
+    text = f"promotion #{failed['id']} ({failed['kind']}) {failed['status']}: {failed['error']}"
+    if failed.get("rollback"):
+        text += f"; rollback: {failed['rollback']}"
+    return text + f" (details: history {failed['id']})"
+
+
+@command(
+    "promote-dev",
+    help="promote dev's release to staging through the dev_to_staging stages; Ctrl-C "
+    "detaches (cancel ID stops it)",
+    options=(OUTPUT,),
+    render=render_promotions,
+)
+def promote_dev(ctx: CommandContext, output: bool = False) -> dict[str, Any]:
+    return promote(ctx, "dev", output)
+
+
+@command(
+    "promote-staging",
+    help="promote staging's release to prod through the staging_to_prod stages (backup, "
+    "deploy, rollback on failure)",
+    options=(OUTPUT,),
+    render=render_promotions,
+)
+def promote_staging(ctx: CommandContext, output: bool = False) -> dict[str, Any]:
+    return promote(ctx, "staging", output)
+
+
+@command(
+    "promote-all",
+    help="promote dev -> staging -> prod, stopping at the first failure",
+    options=(OUTPUT,),
+    render=render_promotions,
+)
+def promote_all(ctx: CommandContext, output: bool = False) -> dict[str, Any]:
+    return promote(ctx, "all", output)
+
+
+@command(
+    "cancel",
+    help="cancel running promotion ID: its stage's processes are killed, and a target it "
+    "already deployed to is rolled back",
+    args=(Arg("id", int, help="promotion id (see pipeline-status or history)"),),
+    render=render_promotions,
+)
+def cancel(ctx: CommandContext, id: int) -> dict[str, Any]:
+    registry = _daemon(ctx, "cancel")
+    answer = registry.ask(NAME, CancelPipeline(id), timeout=10.0)
+    ctx.progress({"message": f"cancelling promotion #{id} (stage {answer['stage'] or '-'})"})
+    deadline = time.monotonic() + CANCEL_WAIT
+    while _running_pipeline(registry, id) and time.monotonic() < deadline:
+        if ctx.cancel.wait(0.1):  # an operator's wait on the daemon, not a synchronisation
+            break
+    run_ids = history.chain(history.get(id).chain_id or id)
+    return {"pipeline_id": id, "promotions": [history.show(pid) for pid in run_ids]}
+
+
+def _running_pipeline(registry: Registry, pipeline_id: int) -> bool:
+    try:
+        status = registry.ask(NAME, GetPipelineStatus(), timeout=10.0)
+    except (NotRunning, AskTimeout):
+        return False
+    return any(pipeline_id in run["pipeline_ids"] for run in status["running"])
+
+
+@command(
+    "history",
+    help="recent promotions, or promotion ID stage by stage (status, duration, exit code, "
+    "tests, output tail, error)",
+    args=(Arg("id", int, required=False, help="promotion id"),),
+    options=(Option("n", int, 0, help="how many promotions to list"),),
+    offline=True,
+    render=render_history,
+)
+def show_history(ctx: CommandContext, id: int | None = None, n: int = 0) -> Any:
+    if id is not None:
+        return history.show(id)
+    return history.recent(n or ctx.settings.pipeline.history_limit)
+
+
+@command(
+    "pipeline-status",
+    help="the running promotions with their current stage; --output shows its last lines",
+    options=(OUTPUT, Option("n", int, 20, help="output lines with --output")),
+    render=render_status,
+)
+def pipeline_status(ctx: CommandContext, output: bool = False, n: int = 20) -> Any:
+    registry = _daemon(ctx, "pipeline-status")
+    return registry.ask(NAME, GetPipelineStatus(n if output else 0), timeout=10.0)

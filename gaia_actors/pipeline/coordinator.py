@@ -1,0 +1,404 @@
+"""PipelineCoordinator (``pipeline``): promotions DEV -> STAGING -> PROD through gated stages.
+
+The coordinator owns the promotion locks and the status; the stages run in a runner thread
+per promotion (``runner.py``) that reports back by messages, so ``GetPipelineStatus``,
+``GetPipelineHistory`` and ``CancelPipeline`` answer while a stage runs (issue 4, part 2).
+
+A promotion holds every environment it touches (its source and its target; both legs' for
+promote-all): another promotion to any of them gets ``Busy`` naming the holder. Testing a
+staging that is being redeployed under the tests would prove nothing.
+
+At start, promotions a previous daemon left ``running`` are marked ``interrupted``, the
+processes of their running stage are killed, and a target left on the unconfirmed release is
+rolled back to the one it had before (part 4). At stop, running promotions are interrupted
+the same way and recovered at the next start: a rollback is not started while the daemon
+shuts down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from gaia_actors.actor import GaiaActor
+from gaia_actors.errors import Busy
+from gaia_actors.messages import (
+    CancelPipeline,
+    GetPipelineHistory,
+    GetPipelineStatus,
+    InsertNow,
+    Promote,
+    Update,
+    fields_of,
+)
+from gaia_actors.pipeline import history, stages
+from gaia_actors.pipeline.errors import PromotionRefused
+from gaia_actors.pipeline.runner import (
+    Leg,
+    PipelineReport,
+    RunEnded,
+    RunHandle,
+    Runner,
+    StageReport,
+    Watcher,
+    event_name,
+    kill_leftover_stages,
+    stage_token,
+)
+from gaia_actors.settings import PROMOTIONS, Settings
+from supervisors import Link
+
+NAME = "pipeline"
+LEGS: dict[str, tuple[str, ...]] = {
+    "dev": ("dev_to_staging",),
+    "staging": ("staging_to_prod",),
+    "all": ("dev_to_staging", "staging_to_prod"),
+}
+JOIN_TIMEOUT = 10.0  # seconds a stopping coordinator waits for its runners to wind down
+RECOVERY = "recovery"
+
+
+@dataclass
+class RunState:
+    """The coordinator's view of one run, kept current by the runner's reports."""
+
+    handle: RunHandle
+    what: str  # dev | staging | all | recovery
+    envs: tuple[str, ...]
+    trigger: str
+    pipeline_id: int
+    kind: str
+    started: float = field(default_factory=time.time)
+    pipeline_ids: list[int] = field(default_factory=list)
+    release: str = ""
+    stage: str = ""
+    stage_kind: str = ""
+    stage_started: float | None = None
+    stages: dict[str, str] = field(default_factory=dict)  # "<id>:<name>" -> status
+
+    def holder(self) -> str:
+        if self.what == RECOVERY:
+            return (
+                f"the rollback of interrupted promotion #{self.pipeline_id} holds it; "
+                "wait for it to finish"
+            )
+        doing = f"stage {self.stage}" if self.stage else "starting"
+        return (
+            f"promotion #{self.pipeline_id} ({self.kind}, {doing}) holds it; wait for it, "
+            f"or run: cancel {self.pipeline_id}"
+        )
+
+    def view(self, lines: int) -> dict[str, Any]:
+        now = time.time()
+        view: dict[str, Any] = {
+            "pipeline_id": self.pipeline_id,
+            "run": self.handle.run_id,
+            "pipeline_ids": list(self.pipeline_ids),
+            "what": self.what,
+            "kind": self.kind,
+            "release": self.release,
+            "environments": list(self.envs),
+            "stage": self.stage or None,
+            "stage_kind": self.stage_kind or None,
+            "stage_elapsed": round(now - self.stage_started, 3) if self.stage_started else None,
+            "elapsed": round(now - self.started, 3),
+            "trigger": self.trigger,
+            "stages": dict(self.stages),
+            "cancelling": self.handle.stop.is_set(),
+        }
+        if lines > 0:
+            view["output"] = self.handle.output.last(lines)
+        return view
+
+
+class PipelineCoordinator(GaiaActor):
+    """Runs promotions as stages with timeouts, rolls back on failure, keeps the history."""
+
+    def __init__(self, link: Link, settings: Settings) -> None:
+        super().__init__(link)
+        self.settings = settings
+        self.runs: dict[int, RunState] = {}
+        self.locks: dict[str, int] = {}  # environment -> run id
+
+    # Life cycle
+
+    def on_start(self) -> None:
+        self._recover_unfinished()
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        self._interrupt_all()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._interrupt_all()
+        super().on_failure(*exc_info)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **super().state(),
+            "running": [run.view(0) for run in self.runs.values()],
+            "locks": dict(self.locks),
+        }
+
+    # Messages
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case Promote(what=what, trigger=trigger, watcher=watcher, output=output):
+                return self._promote(what, trigger, watcher, output)
+            case CancelPipeline(pipeline_id=pipeline_id):
+                return self._cancel(pipeline_id)
+            case GetPipelineStatus(lines=lines):
+                return self._status(lines)
+            case GetPipelineHistory(pipeline_id=pipeline_id, limit=limit):
+                return history.recent(limit) if pipeline_id is None else history.show(pipeline_id)
+            case PipelineReport():
+                return self._on_pipeline(message)
+            case StageReport():
+                return self._on_stage(message)
+            case RunEnded():
+                return self._on_run_ended(message)
+            case _:
+                return self.unhandled(message)
+
+    # Promote, cancel, status
+
+    def _promote(
+        self, what: str, trigger: str, watcher: Watcher | None, output: bool
+    ) -> dict[str, Any]:
+        kinds = self._configured(what)
+        envs = tuple(dict.fromkeys(env for kind in kinds for env in PROMOTIONS[kind]))
+        self._refuse_if_busy(envs)
+        legs = [Leg(kind, tuple(stages.plan(self.settings, kind))) for kind in kinds]
+        source, target = PROMOTIONS[kinds[0]]
+        row = fields_of(
+            kind=kinds[0],
+            status="running",
+            started=time.time(),
+            source=source,
+            target=target,
+            trigger=trigger,
+        )
+        pipeline_id: int = self.ask("store", InsertNow("pipelines", row))
+        run = RunState(RunHandle(pipeline_id), what, envs, trigger, pipeline_id, kinds[0])
+        chained = len(legs) > 1
+        self._start(run, lambda runner: runner.run(legs, chained), watcher, output)
+        return {
+            "pipeline_id": pipeline_id,
+            "what": what,
+            "promotions": list(kinds),
+            "environments": list(envs),
+            "stages": {leg.kind: [stage.describe() for stage in leg.stages] for leg in legs},
+        }
+
+    def _configured(self, what: str) -> tuple[str, ...]:
+        kinds = LEGS.get(what)
+        if kinds is None:
+            raise PromotionRefused(f"no promotion {what!r}; promotions: {', '.join(LEGS)}")
+        for kind in kinds:
+            if not getattr(self.settings.pipeline, kind):
+                raise PromotionRefused(
+                    f"no stages configured for {kind}: add [[pipeline.{kind}]] tables to "
+                    f"{self.settings.config_path}"
+                )
+        return kinds
+
+    def _refuse_if_busy(self, envs: tuple[str, ...]) -> None:
+        for env in envs:
+            holder = self.locks.get(env)
+            if holder is not None:
+                raise Busy(f"environment {env!r}", self.runs[holder].holder())
+
+    def _start(
+        self,
+        run: RunState,
+        body: Callable[[Runner], None],
+        watcher: Watcher | None = None,
+        output: bool = False,
+    ) -> None:
+        runner = Runner(
+            self.settings,
+            self.registry,
+            run.handle,
+            self._reporter(),
+            watcher=watcher,
+            output=output,
+        )
+        thread = threading.Thread(
+            target=body, args=(runner,), name=f"pipeline-run-{run.handle.run_id}", daemon=True
+        )
+        run.handle.thread = thread
+        run.pipeline_ids.append(run.pipeline_id)
+        self.runs[run.handle.run_id] = run
+        for env in run.envs:
+            self.locks[env] = run.handle.run_id
+        thread.start()
+
+    def _reporter(self) -> Callable[[Any], None]:
+        ref = self.actor_ref
+
+        def report(message: Any) -> None:
+            with contextlib.suppress(pykka.ActorDeadError):  # a stopped generation: nobody
+                ref.tell(message)
+
+        return report
+
+    def _cancel(self, pipeline_id: int) -> dict[str, Any]:
+        run = next((r for r in self.runs.values() if pipeline_id in r.pipeline_ids), None)
+        if run is None:
+            row = history.get(pipeline_id)
+            raise PromotionRefused(f"promotion #{pipeline_id} is not running (it {row.status})")
+        if run.what == RECOVERY:
+            raise PromotionRefused(f"promotion #{pipeline_id} is being rolled back after an "
+                                   "interruption; that cannot be cancelled")  # fmt: skip
+        run.handle.cancel("cancelled")
+        self.publish(
+            "pipeline.cancelling",
+            level="warning",
+            env=PROMOTIONS[run.kind][1],
+            pipeline_id=run.pipeline_id,
+            stage=run.stage,
+        )
+        return {"pipeline_id": run.pipeline_id, "cancelling": True, "stage": run.stage or None}
+
+    def _status(self, lines: int) -> dict[str, Any]:
+        return {
+            "running": [run.view(lines) for run in self.runs.values()],
+            "locks": dict(self.locks),
+        }
+
+    # Reports from the runners
+
+    def _on_pipeline(self, report: PipelineReport) -> None:
+        run = self.runs.get(report.run_id)
+        if run is not None and report.status == "running":
+            run.pipeline_id, run.kind, run.release = report.pipeline_id, report.kind, report.release
+            run.stage, run.stage_kind, run.stage_started = "", "", None
+            if report.pipeline_id not in run.pipeline_ids:
+                run.pipeline_ids.append(report.pipeline_id)
+        level = {"running": "info", "succeeded": "info", "cancelled": "warning"}.get(
+            report.status, "error"
+        )
+        self.publish(
+            event_name(report),
+            level=level,
+            env=report.target,
+            pipeline_id=report.pipeline_id,
+            kind=report.kind,
+            source=report.source,
+            release=report.release,
+            status=report.status,
+            error=report.error,
+            rollback=report.rollback,
+            duration=report.duration,
+        )
+
+    def _on_stage(self, report: StageReport) -> None:
+        run = self.runs.get(report.run_id)
+        if run is not None:
+            run.stages[f"{report.pipeline_id}:{report.name}"] = report.status
+            if report.status == "running":
+                run.stage, run.stage_kind, run.stage_started = (
+                    report.name,
+                    report.kind,
+                    time.time(),
+                )
+        level = {"failed": "error", "timed_out": "error", "warned": "warning"}.get(
+            report.status, "warning" if report.status in ("cancelled", "interrupted") else "info"
+        )
+        self.publish(
+            event_name(report),
+            level=level,
+            env=report.env,
+            pipeline_id=report.pipeline_id,
+            stage=report.name,
+            kind=report.kind,
+            position=report.position,
+            blocking=report.blocking,
+            status=report.status,
+            duration=report.duration,
+            summary=report.summary,
+            error=report.error,
+        )
+
+    def _on_run_ended(self, ended: RunEnded) -> None:
+        run = self.runs.pop(ended.run_id, None)
+        for env in [env for env, holder in self.locks.items() if holder == ended.run_id]:
+            del self.locks[env]
+        self.log.info(
+            "pipeline.run_ended",
+            run_id=ended.run_id,
+            what=run.what if run else "",
+            status=ended.status,
+            pipelines=list(ended.pipeline_ids),
+        )
+
+    # Interruptions: at stop, and what a previous daemon left behind
+
+    def _interrupt_all(self) -> None:
+        runs = list(self.runs.values())
+        for run in runs:
+            run.handle.cancel("interrupted")
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        for run in runs:
+            thread = run.handle.thread
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _recover_unfinished(self) -> None:
+        rows = history.unfinished()
+        if not rows:
+            return
+        self._kill_leftovers(rows)
+        now = time.time()
+        for row in rows:
+            if row.status == "running":
+                self._mark_interrupted(row, now)
+        latest = {row.target: row for row in rows}  # ordered by id: the newest per target
+        for row in rows:
+            if latest[row.target] is not row:
+                self._store(Update("pipelines", row.id, fields_of(recovery="not needed")))
+        for row in latest.values():
+            run = RunState(RunHandle(row.id), RECOVERY, (row.target,), "recovery", row.id, row.kind)
+            self._start(run, functools.partial(Runner.recover, pipeline_id=row.id))
+
+    def _kill_leftovers(self, rows: list[Any]) -> None:
+        tokens = set()
+        for row in rows:
+            for stage in history.running_stages(row.id):
+                tokens.add(stage_token(self.settings.state_dir, row.id, stage.position))
+        killed = kill_leftover_stages(tokens)
+        if killed:
+            self.log.warning("pipeline.leftover_stage_killed", pids=killed)
+
+    def _mark_interrupted(self, row: Any, now: float) -> None:
+        error = "the daemon stopped during this promotion"
+        for stage in history.running_stages(row.id):
+            values = fields_of(
+                status="interrupted",
+                ended=now,
+                duration=round(now - (stage.started or now), 3),
+                error="the daemon stopped while this stage ran",
+            )
+            self._store(Update("stages", stage.id, values))
+        values = fields_of(status="interrupted", ended=now, error=error, recovery="pending")
+        self._store(Update("pipelines", row.id, values))
+        self.publish(
+            "pipeline.failed",
+            level="error",
+            env=row.target,
+            pipeline_id=row.id,
+            kind=row.kind,
+            status="interrupted",
+            error=error,
+        )
+
+    def _store(self, message: Update) -> None:
+        self.ask("store", message, timeout=10.0)

@@ -1,0 +1,155 @@
+"""The promotion history in the store: reads for ``history``, ``pipeline-status`` and the
+coordinator's recovery at start (issue 4, part 4).
+
+Reads go straight to the peewee models from any thread (the Store initialised the database
+proxy; offline commands open it themselves); writes go through the Store actor.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from gaia_actors import models
+from gaia_actors.pipeline.errors import PromotionRefused
+
+# peewee's models are untyped (their ``id`` is added at class creation): read them as Any.
+Pipeline: Any = models.Pipeline
+Stage: Any = models.Stage
+
+
+def recent(limit: int = 20) -> list[dict[str, Any]]:
+    """The latest ``limit`` promotions, newest first, one line each."""
+    rows = list(Pipeline.select().order_by(Pipeline.id.desc()).limit(max(1, limit)))
+    counts = _stage_counts([row.id for row in rows])
+    return [_summary(row, counts.get(row.id, {})) for row in rows]
+
+
+def show(pipeline_id: int) -> dict[str, Any]:
+    """One promotion with every stage (output tail, test results, error)."""
+    row = get(pipeline_id)
+    stages = Stage.select().where(Stage.pipeline_id == pipeline_id).order_by(Stage.position)
+    return {**pipeline_dict(row), "stages": [stage_dict(stage) for stage in stages]}
+
+
+def get(pipeline_id: int) -> Any:
+    row = Pipeline.get_or_none(Pipeline.id == pipeline_id)
+    if row is None:
+        raise PromotionRefused(f"no promotion #{pipeline_id} in the history")
+    return row
+
+
+def chain(run_id: int) -> list[int]:
+    """The pipeline ids of a run: the promotion itself, or both legs of a promote-all."""
+    rows = Pipeline.select(Pipeline.id).where(
+        (Pipeline.id == run_id) | (Pipeline.chain_id == run_id)
+    )
+    return sorted(row.id for row in rows)
+
+
+def unfinished() -> list[Any]:
+    """Promotions a daemon left behind: still ``running``, or interrupted and not yet
+    checked for a half-deployed target."""
+    query = Pipeline.select().where(
+        (Pipeline.status == "running")
+        | ((Pipeline.status == "interrupted") & (Pipeline.recovery == "pending"))
+    )
+    return list(query.order_by(Pipeline.id))
+
+
+def running_stages(pipeline_id: int) -> list[Any]:
+    return list(
+        Stage.select().where((Stage.pipeline_id == pipeline_id) & (Stage.status == "running"))
+    )
+
+
+def next_position(pipeline_id: int) -> int:
+    last = (
+        Stage.select(Stage.position)
+        .where(Stage.pipeline_id == pipeline_id)
+        .order_by(Stage.position.desc())
+        .first()
+    )
+    return 1 if last is None else int(last.position) + 1
+
+
+def pipeline_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "status": row.status,
+        "source": row.source,
+        "target": row.target,
+        "release": row.release_id,
+        "previous": row.previous_release,
+        "started": _iso(row.started),
+        "ended": _iso(row.ended),
+        "duration": _duration(row),
+        "trigger": row.trigger,
+        "chain": row.chain_id,
+        "backup": row.backup or "",
+        "rollback": row.rollback or "",
+        "recovery": row.recovery or "",
+        "error": row.error,
+    }
+
+
+def stage_dict(row: Any) -> dict[str, Any]:
+    return {
+        "position": row.position,
+        "name": row.name,
+        "kind": row.kind,
+        "env": row.env or "",
+        "blocking": row.blocking,
+        "status": row.status,
+        "started": _iso(row.started),
+        "ended": _iso(row.ended),
+        "duration": row.duration,
+        "exit_code": row.exit_code,
+        "summary": row.summary or "",
+        "error": row.error,
+        "tests": row.tests,
+        "output_tail": row.output_tail,
+        "detail": row.detail,
+    }
+
+
+def _summary(row: Any, counts: dict[str, int]) -> dict[str, Any]:
+    done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "status": row.status,
+        "release": row.release_id,
+        "started": _iso(row.started),
+        "duration": _duration(row),
+        "stages": done,
+        "rollback": row.rollback or "",
+        "chain": row.chain_id,
+        "error": row.error,
+    }
+
+
+def _stage_counts(ids: list[int]) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = {}
+    if not ids:
+        return counts
+    for stage in Stage.select(Stage.pipeline_id, Stage.status).where(Stage.pipeline_id << ids):
+        per = counts.setdefault(stage.pipeline_id, {})
+        per[stage.status] = per.get(stage.status, 0) + 1
+    return counts
+
+
+def _duration(row: Any) -> float | None:
+    if row.duration is not None:
+        return float(row.duration)
+    if row.status == "running":
+        return round(time.time() - float(row.started), 3)
+    return None if row.ended is None else round(float(row.ended) - float(row.started), 3)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,640 @@
+"""The per-promotion runner: a worker thread that runs the stages and reports back by messages.
+
+The coordinator's mailbox never waits for a stage (DESIGN.md: a long blocking job runs in a
+worker that reports back with a message). A run is one promotion, or both legs of a
+promote-all, stopping at the first failure. The runner owns its ``Promotion`` state; it
+writes the history through the Store (asks, so a reported stage is already in the store),
+tells the coordinator a ``PipelineReport``/``StageReport`` at every transition (the
+coordinator keeps the status and publishes the events) and ends with ``RunEnded``.
+
+Shared with the coordinator, thread-safe: the ``RunHandle`` (a stop event with its reason,
+and the live output of the running stage).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from gaia_actors.environments import releases
+from gaia_actors.environments.layout import Layout
+from gaia_actors.errors import StoreError
+from gaia_actors.messages import InsertNow, Update, fields_of, message
+from gaia_actors.pipeline import history
+from gaia_actors.pipeline.errors import StageCancelled, StageTimeout
+from gaia_actors.pipeline.rollback import RollbackPlan, roll_back
+from gaia_actors.pipeline.stages import STAGE_TOKEN, Outcome, Promotion, Stage, StageContext
+from gaia_actors.settings import PROMOTIONS, Settings
+from supervisors import AskTimeout, NotRunning, Registry
+
+log = structlog.get_logger("gaia.pipeline.runner")
+
+FAILED = ("failed", "timed_out", "cancelled", "interrupted")  # statuses that stop a promotion
+LIVE_LINES = 1000
+_STORE_ATTEMPTS = 5
+
+
+# Runner -> coordinator.
+
+
+@message
+class PipelineReport:
+    """A promotion started (status ``running``) or ended."""
+
+    run_id: int
+    pipeline_id: int
+    kind: str
+    source: str
+    target: str
+    release: str
+    status: str
+    error: str = ""
+    rollback: str = ""
+    duration: float = 0.0
+
+
+@message
+class StageReport:
+    """A stage started (status ``running``) or ended."""
+
+    run_id: int
+    pipeline_id: int
+    position: int
+    name: str
+    kind: str
+    env: str
+    blocking: bool
+    status: str
+    duration: float = 0.0
+    summary: str = ""
+    error: str = ""
+
+
+@message
+class RunEnded:
+    """The runner thread is done: the promotions' ids and the overall status."""
+
+    run_id: int
+    status: str
+    pipeline_ids: tuple[int, ...]
+    error: str = ""
+
+
+def event_name(report: PipelineReport | StageReport) -> str:
+    """The bus event for a report: ``pipeline.started|finished|failed``,
+    ``stage.started|finished|warned|skipped|failed``."""
+    if isinstance(report, PipelineReport):
+        return {"running": "pipeline.started", "succeeded": "pipeline.finished"}.get(
+            report.status, "pipeline.failed"
+        )
+    named = {"running": "started", "passed": "finished", "warned": "warned", "skipped": "skipped"}
+    return f"stage.{named.get(report.status, 'failed')}"
+
+
+# Shared between the coordinator and the runner thread.
+
+
+class LiveOutput:
+    """The running stage's last output lines; written by the runner, read by status queries."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: collections.deque[str] = collections.deque(maxlen=LIVE_LINES)
+        self.pipeline_id = 0
+        self.stage = ""
+
+    def start(self, pipeline_id: int, stage: str) -> None:
+        with self._lock:
+            self._lines.clear()
+            self.pipeline_id, self.stage = pipeline_id, stage
+
+    def add(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+
+    def last(self, count: int) -> list[str]:
+        with self._lock:
+            return list(self._lines)[-count:] if count > 0 else []
+
+
+@dataclass
+class RunHandle:
+    """What the coordinator holds of a run besides its status: how to stop it, its output."""
+
+    run_id: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    reason: str = "cancelled"  # cancelled (an operator) | interrupted (the daemon stops)
+    output: LiveOutput = field(default_factory=LiveOutput)
+    thread: threading.Thread | None = None
+
+    def cancel(self, reason: str) -> None:
+        if not self.stop.is_set():
+            self.reason = reason  # written before the event: the runner reads it after
+            self.stop.set()
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One promotion of a run."""
+
+    kind: str
+    stages: tuple[Stage, ...]
+
+    @property
+    def source(self) -> str:
+        return PROMOTIONS[self.kind][0]
+
+    @property
+    def target(self) -> str:
+        return PROMOTIONS[self.kind][1]
+
+
+Watcher = Callable[[dict[str, Any]], None]
+
+
+class Runner:
+    """Runs one run's legs (``run``) or the recovery of an interrupted one (``recover``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        handle: RunHandle,
+        report: Callable[[Any], None],
+        *,
+        watcher: Watcher | None = None,
+        output: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.handle = handle
+        self._report_to = report
+        self.watcher = watcher
+        self.stream_output = output
+        self.log = log.bind(run_id=handle.run_id)
+
+    # A run
+
+    def run(self, legs: Iterable[Leg], chained: bool) -> None:
+        ids: list[int] = []
+        status, error, release = "failed", "", ""
+        try:
+            for i, leg in enumerate(legs):
+                pipeline_id = self.handle.run_id if i == 0 else self._new_pipeline(leg)
+                ids.append(pipeline_id)
+                chain = self.handle.run_id if chained else None
+                status, error, release = self._run_leg(leg, pipeline_id, chain, release)
+                if status != "succeeded":
+                    break
+        except Exception as exc:  # the thread's boundary: recorded, never vanishes
+            self.log.exception("pipeline.runner_failed")
+            status, error = "failed", f"the pipeline runner failed: {exc!r}"
+            if ids:
+                with contextlib.suppress(StoreError):
+                    self._update("pipelines", ids[-1], status="failed", error=error, ended=_now())
+        finally:
+            self._tell(RunEnded(self.handle.run_id, status, tuple(ids), error))
+
+    def _new_pipeline(self, leg: Leg) -> int:
+        return self._insert(
+            "pipelines",
+            kind=leg.kind,
+            status="running",
+            started=_now(),
+            source=leg.source,
+            target=leg.target,
+            trigger="promote-all",
+            chain_id=self.handle.run_id,
+        )
+
+    def _run_leg(
+        self, leg: Leg, pipeline_id: int, chain: int | None, release: str
+    ) -> tuple[str, str, str]:
+        promotion = Promotion(pipeline_id, leg.kind, leg.source, leg.target)
+        self._init_release(promotion, release)
+        before = releases.current_release(self.settings.env_dir(leg.target)) or ""
+        self._update(
+            "pipelines",
+            pipeline_id,
+            release_id=promotion.release,
+            previous_release=before,
+            chain_id=chain,
+        )
+        started = time.monotonic()
+        self._pipeline_report(promotion, "running")
+        failure = self._run_stages(promotion, leg.stages)
+        interrupted = self.handle.stop.is_set() and self.handle.reason == "interrupted"
+        rollback = rollback_error = ""
+        if failure is not None and promotion.deploy_started and not interrupted:
+            rollback, rollback_error = self._rollback(promotion, len(leg.stages) + 1)
+        status, error = self._verdict(failure, rollback, rollback_error)
+        duration = round(time.monotonic() - started, 3)
+        self._update(
+            "pipelines",
+            pipeline_id,
+            status=status,
+            ended=_now(),
+            duration=duration,
+            error=error,
+            rollback=rollback,
+            backup=promotion.backup,
+            previous_release=promotion.previous or before,
+            release_id=promotion.release,
+            recovery="pending" if status == "interrupted" else "",
+        )
+        self._pipeline_report(promotion, status, error, rollback, duration)
+        return status, error, promotion.release
+
+    def _verdict(
+        self, failure: tuple[str, str, str] | None, rollback: str, rollback_error: str
+    ) -> tuple[str, str]:
+        if failure is None:
+            return "succeeded", ""
+        stage, status, why = failure
+        overall = status if status in ("cancelled", "interrupted") else "failed"
+        error = f"stage {stage} {status.replace('_', ' ')}: {why}" if stage else why
+        if rollback == "failed":
+            error += f"; the rollback failed too: {rollback_error}"
+        return overall, error
+
+    def _init_release(self, promotion: Promotion, release: str) -> None:
+        """The release a promotion starts from: the previous leg's, or the source's current
+        (a build stage replaces it)."""
+        env_dir = self.settings.env_dir(promotion.source)
+        release = release or releases.current_release(env_dir) or ""
+        if release:
+            promotion.release, promotion.release_dir = release, env_dir / "releases" / release
+
+    def _run_stages(
+        self, promotion: Promotion, stages: tuple[Stage, ...]
+    ) -> tuple[str, str, str] | None:
+        """Run the stages in order; the first blocking failure (stage, status, error) skips
+        the rest. A cancel after the last stage still counts: the operator did not want it."""
+        failure: tuple[str, str, str] | None = None
+        for stage in stages:
+            if failure is None and self.handle.stop.is_set():
+                reason = self.handle.reason
+                failure = ("", reason, f"{reason} before stage {stage.name}")
+            if failure is not None:
+                self._skip(promotion, stage)
+                continue
+            status, why = self._run_stage(promotion, stage)
+            if status in FAILED:
+                failure = (stage.name, status, why)
+        if failure is None and self.handle.stop.is_set():
+            reason = self.handle.reason
+            failure = ("", reason, f"{reason} during the last stage")
+        return failure
+
+    # One stage
+
+    def _run_stage(self, promotion: Promotion, stage: Stage) -> tuple[str, str]:
+        started_at, started = _now(), time.monotonic()
+        self.handle.output.start(promotion.pipeline_id, stage.name)
+        row = self._insert(
+            "stages",
+            pipeline_id=promotion.pipeline_id,
+            position=stage.position,
+            name=stage.name,
+            kind=stage.kind,
+            env=stage.env,
+            blocking=stage.blocking,
+            status="running",
+            started=started_at,
+        )
+        self._stage_report(promotion, stage, "running")
+        outcome = self._attempt(stage, self._context(promotion, stage, started))
+        status = self._status(stage, outcome)
+        duration = round(time.monotonic() - started, 3)
+        self._finish_stage(row, promotion, outcome, status, duration)
+        self._stage_report(
+            promotion,
+            stage,
+            status,
+            duration=duration,
+            summary=outcome.summary,
+            error=outcome.error,
+        )
+        return status, outcome.error or outcome.summary
+
+    def _context(self, promotion: Promotion, stage: Stage, started: float) -> StageContext:
+        return StageContext(
+            settings=self.settings,
+            registry=self.registry,
+            promotion=promotion,
+            env=stage.env,
+            deadline=started + stage.timeout,
+            cancel=self.handle.stop if stage.interruptible else threading.Event(),
+            on_line=self._on_line,
+            artifacts=self.settings.state_dir / "pipelines" / str(promotion.pipeline_id),
+            token=stage_token(self.settings.state_dir, promotion.pipeline_id, stage.position),
+        )
+
+    @staticmethod
+    def _attempt(stage: Stage, ctx: StageContext) -> Outcome:
+        try:
+            return stage.run(ctx)
+        except StageTimeout as exc:
+            return Outcome(False, str(exc), str(exc), timed_out=True)
+        except StageCancelled as exc:
+            return Outcome(False, str(exc), str(exc), cancelled=True)
+        except Exception as exc:  # noqa: BLE001 - whatever breaks a stage fails it, with its text
+            error = str(exc) or repr(exc)
+            return Outcome(False, error, error)
+
+    def _status(self, stage: Stage, outcome: Outcome) -> str:
+        if outcome.ok:
+            return "passed"
+        if outcome.cancelled:
+            return self.handle.reason
+        if not stage.blocking:
+            return "warned"
+        return "timed_out" if outcome.timed_out else "failed"
+
+    def _finish_stage(
+        self, row: int, promotion: Promotion, outcome: Outcome, status: str, duration: float
+    ) -> None:
+        limit = self.settings.pipeline.output_tail
+        output = outcome.output or "\n".join(self.handle.output.last(LIVE_LINES))
+        self._update(
+            "stages",
+            row,
+            status=status,
+            ended=_now(),
+            duration=duration,
+            exit_code=outcome.exit_code,
+            output_tail=output[-limit:] if limit else "",
+            tests=outcome.tests,
+            error=outcome.error,
+            summary=outcome.summary,
+            detail=outcome.detail or None,
+        )
+        # A build changes the release; a backup gives the rollback its data.
+        self._update(
+            "pipelines",
+            promotion.pipeline_id,
+            release_id=promotion.release,
+            backup=promotion.backup,
+        )
+
+    def _skip(self, promotion: Promotion, stage: Stage) -> None:
+        self._insert(
+            "stages",
+            pipeline_id=promotion.pipeline_id,
+            position=stage.position,
+            name=stage.name,
+            kind=stage.kind,
+            env=stage.env,
+            blocking=stage.blocking,
+            status="skipped",
+        )
+        self._watch(self._stage_message(promotion, stage, "skipped"))
+
+    # Rollback (also of an interrupted promotion, at the next start)
+
+    def _rollback(self, promotion: Promotion, position: int) -> tuple[str, str]:
+        """Run and record the rollback stage; answers (what was rolled back | failed, error)."""
+        started_at, started = _now(), time.monotonic()
+        target = promotion.target
+        self.handle.output.start(promotion.pipeline_id, "rollback")
+        row = self._insert(
+            "stages",
+            pipeline_id=promotion.pipeline_id,
+            position=position,
+            name="rollback",
+            kind="rollback",
+            env=target,
+            blocking=True,
+            status="running",
+            started=started_at,
+        )
+        report = StageReport(
+            self.handle.run_id, promotion.pipeline_id, position, "rollback", "rollback", target,
+            True, "running",
+        )  # fmt: skip
+        self._tell(report)
+        plan = RollbackPlan(
+            self.settings,
+            self.registry,
+            target,
+            promotion.previous,
+            promotion.backup,
+            promotion.pipeline_id,
+            started + self.settings.pipeline.rollback_timeout,
+        )
+        try:
+            outcome = roll_back(plan, self._on_line)
+        except Exception as exc:  # noqa: BLE001 - a failed rollback is recorded, not raised
+            error = f"{type(exc).__name__}: {exc}"
+            outcome = Outcome(False, error, error, detail={"rollback": "failed"})
+        status = "passed" if outcome.ok else "failed"
+        duration = round(time.monotonic() - started, 3)
+        self._finish_stage(row, promotion, outcome, status, duration)
+        self._tell(
+            StageReport(
+                self.handle.run_id,
+                promotion.pipeline_id,
+                position,
+                "rollback",
+                "rollback",
+                target,
+                True,
+                status,
+                duration,
+                outcome.summary,
+                outcome.error,
+            )
+        )
+        return str(outcome.detail.get("rollback", "failed")), outcome.error
+
+    def recover(self, pipeline_id: int) -> None:
+        """After an interruption: if the target runs the promotion's release (never confirmed
+        by a finished promotion), put it back on the release it had before."""
+        status = "failed"
+        try:
+            row = history.get(pipeline_id)
+            promotion = Promotion(
+                row.id, row.kind, row.source, row.target,
+                release=row.release_id, previous=row.previous_release, backup=row.backup or "",
+                deploy_started=True,
+            )  # fmt: skip
+            current = Layout.of(self.settings, row.target).current_release()
+            if (
+                promotion.release
+                and promotion.release not in (promotion.previous, "")
+                and (current == promotion.release and promotion.previous)
+            ):
+                what, error = self._rollback(promotion, history.next_position(row.id))
+                recovery = "rolled back" if what != "failed" else f"failed: {error}"
+                self._update("pipelines", row.id, recovery=recovery, rollback=what)
+                status = "succeeded" if what != "failed" else "failed"
+            else:
+                self._update("pipelines", row.id, recovery="not needed")
+                status = "succeeded"
+        except Exception:  # the thread's boundary: logged
+            self.log.exception("pipeline.recovery_failed", pipeline_id=pipeline_id)
+        finally:
+            self._tell(RunEnded(self.handle.run_id, status, (pipeline_id,)))
+
+    # Reporting
+
+    def _pipeline_report(
+        self,
+        promotion: Promotion,
+        status: str,
+        error: str = "",
+        rollback: str = "",
+        duration: float = 0.0,
+    ) -> None:
+        report = PipelineReport(
+            self.handle.run_id,
+            promotion.pipeline_id,
+            promotion.kind,
+            promotion.source,
+            promotion.target,
+            promotion.release,
+            status,
+            error,
+            rollback,
+            duration,
+        )
+        self._tell(report)
+
+    def _stage_report(
+        self,
+        promotion: Promotion,
+        stage: Stage,
+        status: str,
+        *,
+        duration: float = 0.0,
+        summary: str = "",
+        error: str = "",
+    ) -> None:
+        message = self._stage_message(
+            promotion, stage, status, duration=duration, summary=summary, error=error
+        )
+        self._tell(message)
+
+    def _stage_message(
+        self,
+        promotion: Promotion,
+        stage: Stage,
+        status: str,
+        *,
+        duration: float = 0.0,
+        summary: str = "",
+        error: str = "",
+    ) -> StageReport:
+        return StageReport(
+            self.handle.run_id, promotion.pipeline_id, stage.position, stage.name, stage.kind,
+            stage.env, stage.blocking, status, duration, summary, error,
+        )  # fmt: skip
+
+    def _tell(self, report: PipelineReport | StageReport | RunEnded) -> None:
+        self._report_to(report)
+        self._watch(report)
+
+    def _watch(self, report: PipelineReport | StageReport | RunEnded) -> None:
+        if self.watcher is None:
+            return
+        name = "run.ended" if isinstance(report, RunEnded) else event_name(report)
+        self._call_watcher({"event": name, **_fields(report)})
+
+    def _on_line(self, line: str) -> None:
+        self.handle.output.add(line)
+        if self.stream_output and self.watcher is not None:
+            output = self.handle.output
+            self._call_watcher(
+                {
+                    "event": "stage.output",
+                    "pipeline_id": output.pipeline_id,
+                    "name": output.stage,
+                    "line": line,
+                }
+            )
+
+    def _call_watcher(self, update: dict[str, Any]) -> None:
+        watcher = self.watcher
+        if watcher is None:
+            return
+        try:
+            watcher(update)
+        except Exception:  # a broken watcher must not break the promotion
+            self.log.exception("pipeline.watcher_failed")
+            self.watcher = None
+
+    # The store: asks, so what was reported is already written
+
+    def _insert(self, table: str, **values: Any) -> int:
+        row_id: int = self._store(InsertNow(table, fields_of(**values)))
+        return row_id
+
+    def _update(self, table: str, row_id: int, **values: Any) -> None:
+        self._store(Update(table, row_id, fields_of(**values)))
+
+    def _store(self, request: InsertNow | Update) -> Any:
+        for attempt in range(_STORE_ATTEMPTS):
+            try:
+                return self.registry.ask("store", request, timeout=10.0)
+            except (NotRunning, AskTimeout) as exc:
+                if attempt == _STORE_ATTEMPTS - 1:
+                    raise StoreError(f"cannot write {request.table}: {exc}") from exc
+                # The store is being restarted by its supervisor: nothing to wait on.
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+def _fields(report: Any) -> dict[str, Any]:
+    return {name: getattr(report, name) for name in report.__dataclass_fields__}
+
+
+def _now() -> float:
+    return time.time()
+
+
+# Leftovers of a SIGKILLed daemon
+
+
+def stage_token(state_dir: Path, pipeline_id: int, position: int) -> str:
+    return f"{state_dir}:{pipeline_id}:{position}"
+
+
+def kill_leftover_stages(tokens: set[str]) -> list[int]:
+    """SIGKILL the process groups of stage commands carrying one of ``tokens`` in their
+    environment (a daemon killed mid-stage could not kill them). Answers the pids found."""
+    if not tokens:
+        return []
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue  # gone, or not ours to read
+        if _token_of(environ) in tokens:
+            pid = int(entry.name)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                group = os.getpgid(pid)
+                if group != os.getpgrp():  # never our own group
+                    os.killpg(group, signal.SIGKILL)
+            found.append(pid)
+    return found
+
+
+def _token_of(environ: bytes) -> str | None:
+    prefix = f"{STAGE_TOKEN}=".encode()
+    for item in environ.split(b"\0"):
+        if item.startswith(prefix):
+            return item[len(prefix) :].decode(errors="replace")
+    return None

@@ -1,0 +1,388 @@
+"""Stage kinds: what one step of a promotion does (issue 4, part 1).
+
+A stage is built from its ``StageSettings`` by :func:`plan` and run by the promotion's
+runner thread with a :class:`StageContext`; it answers an :class:`Outcome` or raises
+(StageTimeout, StageCancelled, or any error, which fails it). Nothing here touches the
+store or the bus: the runner records and reports.
+
+    build    a release from the source tree, deployed to the source environment
+    command  an argv in the release directory; JUnit XML results become per-test results
+    health   healthy now, and for a soak window
+    load     a bounded HTTP load with thresholds on error rate and p95 latency
+    backup   a verified backup of the environment's data (the target's is kept for rollback)
+    deploy   the release to the target, waiting for healthy (the environment switches back
+             by itself when it is not)
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from gaia_actors import process
+from gaia_actors.environments.layout import Layout, check_health
+from gaia_actors.environments.tree import actor_name
+from gaia_actors.messages import BuildRelease, Deploy, TakeBackup
+from gaia_actors.pipeline import junit
+from gaia_actors.pipeline.errors import StageCancelled, StageError, StageTimeout
+from gaia_actors.pipeline.load import run_load
+from gaia_actors.settings import PROMOTIONS, Settings, StageSettings, python_executable
+from supervisors import AskTimeout, Registry
+
+# Set in a stage command's environment so that a restarted daemon can find (and kill) the
+# processes of a stage its predecessor left running when it was SIGKILLed.
+STAGE_TOKEN = "GAIA_STAGE"
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_CANCEL_CHECK = 0.05  # seconds between looks at the cancel event while an ask runs
+
+
+@dataclass
+class Promotion:
+    """One promotion (a ``pipelines`` row) as its stages see and shape it; only the runner
+    thread touches it."""
+
+    pipeline_id: int
+    kind: str  # dev_to_staging | staging_to_prod
+    source: str
+    target: str
+    release: str = ""
+    release_dir: Path | None = None
+    previous: str = ""  # the target's release before this promotion deployed
+    backup: str = ""  # the target's backup taken by this promotion
+    deploy_started: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StageContext:
+    """What a running stage may use."""
+
+    settings: Settings
+    registry: Registry
+    promotion: Promotion
+    env: str
+    deadline: float  # time.monotonic() value
+    cancel: threading.Event
+    on_line: Callable[[str], None]
+    artifacts: Path  # a directory for the stage's files (JUnit XML)
+    token: str  # the STAGE_TOKEN value of this stage
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def layout(self, env: str | None = None) -> Layout:
+        return Layout.of(self.settings, env or self.env)
+
+    def ask(self, env: str, message: Any, timeout: float | None = None) -> Any:
+        """Ask ``env``'s actor, waiting to the end (a deploy must finish before a rollback)."""
+        wait = self.remaining() if timeout is None else timeout
+        if wait <= 0:
+            raise StageTimeout("no time left for the stage")
+        try:
+            return self.registry.ask(actor_name(env), message, timeout=wait)
+        except AskTimeout as exc:
+            raise StageTimeout(f"{env} did not answer {type(message).__name__} in time") from exc
+
+    def ask_abandoning(self, env: str, message: Any) -> Any:
+        """Ask ``env``'s actor, giving up on the answer when the promotion is cancelled (for
+        work whose result may simply be dropped, such as a build)."""
+        answers: queue.Queue[tuple[bool, Any]] = queue.Queue(1)
+
+        def call() -> None:
+            try:
+                answers.put((True, self.ask(env, message)))
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting stage below
+                answers.put((False, exc))
+
+        threading.Thread(target=call, name=f"stage-ask-{env}", daemon=True).start()
+        while True:
+            try:
+                ok, value = answers.get(timeout=_CANCEL_CHECK)
+            except queue.Empty:
+                if self.cancel.is_set():
+                    what = type(message).__name__
+                    raise StageCancelled(f"cancelled while {env} ran {what}") from None
+                continue
+            if not ok:
+                raise value
+            return value
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a stage went; ``ok`` False with ``error`` saying why."""
+
+    ok: bool
+    summary: str
+    error: str = ""
+    exit_code: int | None = None
+    output: str = ""
+    tests: dict[str, Any] | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage:
+    """Base of the stage kinds; ``run`` is the one hook."""
+
+    kind: ClassVar[str] = ""
+    # False: a cancel waits until the stage is done (a deploy must end before a rollback).
+    interruptible: ClassVar[bool] = True
+
+    def __init__(self, config: StageSettings, position: int, env: str) -> None:
+        self.config = config
+        self.position = position
+        self.env = env
+
+    @property
+    def name(self) -> str:
+        return self.config.name or self.config.kind
+
+    @property
+    def blocking(self) -> bool:
+        return self.config.blocking
+
+    @property
+    def timeout(self) -> float:
+        return self.config.timeout
+
+    def run(self, ctx: StageContext) -> Outcome:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "name": self.name,
+            "kind": self.kind,
+            "env": self.env,
+            "blocking": self.blocking,
+            "timeout": self.timeout,
+        }
+
+
+class BuildStage(Stage):
+    kind = "build"
+
+    def run(self, ctx: StageContext) -> Outcome:
+        built = ctx.ask_abandoning(self.env, BuildRelease())
+        promotion = ctx.promotion
+        promotion.release, promotion.release_dir = built["release"], Path(built["path"])
+        summary = f"built release {promotion.release}"
+        if self.config.deploy:
+            deployed = ctx.ask(self.env, Deploy(promotion.release, promotion.pipeline_id))
+            summary += f"; {self.env} runs it (healthy after {deployed['duration']:.2f}s)"
+        return Outcome(True, summary, detail={"release": promotion.release})
+
+
+class CommandStage(Stage):
+    kind = "command"
+
+    def run(self, ctx: StageContext) -> Outcome:
+        release_dir = ctx.promotion.release_dir
+        if release_dir is None or not release_dir.is_dir():
+            raise StageError(f"no release directory to run in ({release_dir})")
+        ctx.artifacts.mkdir(parents=True, exist_ok=True)
+        report = ctx.artifacts / f"{self.position:02d}-{self.name}.junit.xml"
+        report.unlink(missing_ok=True)
+        values = substitutions(ctx, report)
+        argv = [expand(part, values) for part in self.config.command]
+        result = process.run(
+            argv,
+            release_dir,
+            self._environ(ctx, values),
+            timeout=max(0.0, ctx.remaining()),
+            cancel=ctx.cancel,
+            on_line=ctx.on_line,
+            output_limit=max(ctx.settings.pipeline.output_tail, 1000),
+        )
+        written = release_dir / expand(self.config.junit, values) if self.config.junit else report
+        tests = junit.parse(written) if written.is_file() else None
+        return self._outcome(result, tests)
+
+    def _environ(self, ctx: StageContext, values: dict[str, str]) -> dict[str, str]:
+        extra = {key: expand(value, values) for key, value in self.config.environ.items()}
+        # Releases are immutable copies: no bytecode written into them; unbuffered output
+        # so that the live output of the stage is live.
+        return {
+            **os.environ,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "GAIA_PIPELINE_ID": str(ctx.promotion.pipeline_id),
+            STAGE_TOKEN: ctx.token,
+            **extra,
+        }
+
+    def _outcome(self, result: process.RunResult, tests: dict[str, Any] | None) -> Outcome:
+        counted = f"; {junit.describe(tests)}" if tests else ""
+        if result.timed_out:
+            error = f"timed out after {self.timeout:g}s; its process group was killed{counted}"
+            return _ran(result, tests, False, error, error, timed_out=True)
+        if result.cancelled:
+            error = "cancelled; its process group was killed"
+            return _ran(result, tests, False, error, error, cancelled=True)
+        summary = f"exit {result.exit_code} in {result.duration:.2f}s{counted}"
+        error = "" if result.ok else f"exit code {result.exit_code}{counted}"
+        return _ran(result, tests, result.ok, summary, error)
+
+
+def _ran(
+    result: process.RunResult,
+    tests: dict[str, Any] | None,
+    ok: bool,
+    summary: str,
+    error: str,
+    **flags: bool,
+) -> Outcome:
+    """The outcome of a command that ran: its exit code, output and test results."""
+    return Outcome(
+        ok,
+        summary,
+        error,
+        exit_code=result.exit_code,
+        output=result.output_tail,
+        tests=tests,
+        timed_out=flags.get("timed_out", False),
+        cancelled=flags.get("cancelled", False),
+    )
+
+
+class HealthStage(Stage):
+    kind = "health"
+
+    def run(self, ctx: StageContext) -> Outcome:
+        url = ctx.layout().health_url
+        soak, started = self.config.soak, time.monotonic()
+        checks = 0
+        while True:
+            ok, why = check_health(url, timeout=min(2.0, max(0.2, ctx.remaining())))
+            checks += 1
+            soaked = time.monotonic() - started
+            if not ok:
+                error = f"{self.env} unhealthy after {soaked:.1f}s of a {soak:g}s soak: {why}"
+                return Outcome(False, error, error, detail={"checks": checks})
+            if soaked >= soak:
+                summary = f"{self.env} healthy: {checks} checks over {soak:g}s"
+                return Outcome(True, summary, detail={"checks": checks})
+            wait = min(self.config.interval, soak - soaked)
+            if ctx.remaining() < wait:
+                raise StageTimeout(f"the {soak:g}s soak does not fit in {self.timeout:g}s")
+            if ctx.cancel.wait(wait):
+                raise StageCancelled(f"cancelled after {soaked:.1f}s of a {soak:g}s soak")
+
+
+class LoadStage(Stage):
+    kind = "load"
+
+    def run(self, ctx: StageContext) -> Outcome:
+        config, env = self.config, ctx.layout().config
+        result = run_load(
+            env.host,
+            env.port,
+            config.path,
+            requests=config.requests,
+            concurrency=config.concurrency,
+            deadline=ctx.deadline,
+            cancel=ctx.cancel,
+        )
+        if ctx.cancel.is_set():
+            raise StageCancelled(f"cancelled after {result.sent} requests")
+        if not result.complete:
+            raise StageTimeout(f"only {result.sent} of {result.planned} requests in time")
+        p95 = result.percentile_ms(0.95)
+        problems = []
+        if result.error_rate > config.max_error_rate:
+            problems.append(f"error rate {result.error_rate:.1%} > {config.max_error_rate:.1%}")
+        if p95 > config.max_p95_ms:
+            problems.append(f"p95 {p95:.1f} ms > {config.max_p95_ms:g} ms")
+        detail = {"sent": result.sent, "error_rate": result.error_rate, "p95_ms": round(p95, 3)}
+        summary = f"{self.env}: {result.describe()}"
+        return Outcome(not problems, summary, "; ".join(problems), detail=detail)
+
+
+class BackupStage(Stage):
+    kind = "backup"
+
+    def run(self, ctx: StageContext) -> Outcome:
+        taken = ctx.ask(self.env, TakeBackup("pipeline", ctx.promotion.pipeline_id))
+        if not taken["verified"]:
+            error = f"backup {taken['backup']} of {self.env} did not verify: {taken['integrity']}"
+            return Outcome(False, error, error)
+        if self.env == ctx.promotion.target:
+            ctx.promotion.backup = taken["backup"]  # what a rollback restores
+        summary = f"{self.env}: verified backup {taken['backup']} ({taken['size']} bytes)"
+        return Outcome(True, summary, detail={"backup": taken["backup"]})
+
+
+class DeployStage(Stage):
+    kind = "deploy"
+    interruptible = False
+
+    def run(self, ctx: StageContext) -> Outcome:
+        promotion = ctx.promotion
+        if promotion.release_dir is None:
+            raise StageError("no release to deploy")
+        promotion.previous = ctx.layout().current_release() or ""
+        promotion.deploy_started = True
+        message = Deploy(str(promotion.release_dir), promotion.pipeline_id)
+        deployed = ctx.ask(self.env, message)
+        summary = (
+            f"{self.env} runs {promotion.release} (was {promotion.previous or 'nothing'}); "
+            f"healthy after {deployed['duration']:.2f}s"
+        )
+        return Outcome(True, summary, detail={"previous": promotion.previous})
+
+
+KINDS: dict[str, type[Stage]] = {
+    cls.kind: cls
+    for cls in (BuildStage, CommandStage, HealthStage, LoadStage, BackupStage, DeployStage)
+}
+
+
+# Where a stage acts when its ``env`` is "": the others test the source before the deploy
+# stage and the target from it on.
+_DEFAULT_ENV = {"build": "source", "backup": "target", "deploy": "target"}
+
+
+def plan(settings: Settings, kind: str) -> list[Stage]:
+    """The stages of promotion ``kind``, numbered from 1, each with the environment it acts
+    on ("source", "target" and the defaults resolved to names)."""
+    source, target = PROMOTIONS[kind]
+    configs: tuple[StageSettings, ...] = getattr(settings.pipeline, kind)
+    deploy_at = next((i for i, c in enumerate(configs) if c.kind == "deploy"), len(configs))
+    stages = []
+    for i, config in enumerate(configs):
+        default = _DEFAULT_ENV.get(config.kind, "source" if i < deploy_at else "target")
+        named = {"source": source, "target": target}
+        env = named.get(config.env or default, config.env)
+        stages.append(KINDS[config.kind](config, i + 1, env))
+    return stages
+
+
+def base_url(layout: Layout) -> str:
+    return f"http://{layout.config.host}:{layout.config.port}"
+
+
+def substitutions(ctx: StageContext, junit_path: Path) -> dict[str, str]:
+    layout = ctx.layout()
+    return {
+        "python": python_executable(),
+        "release_dir": str(ctx.promotion.release_dir or ""),
+        "release": ctx.promotion.release,
+        "url": base_url(layout),
+        "env": ctx.env,
+        "port": str(layout.config.port),
+        "junit": str(junit_path),
+        "pipeline_id": str(ctx.promotion.pipeline_id),
+    }
+
+
+def expand(template: str, values: dict[str, str]) -> str:
+    """Replace the known ``{name}`` placeholders; other braces (``python -c`` code) stay."""
+    return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), template)
