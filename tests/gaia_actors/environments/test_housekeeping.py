@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gaia_actors import process
 from gaia_actors.environments import releases
 from gaia_actors.environments.environment import Housekeeping
 from gaia_actors.environments.layout import Layout
@@ -42,9 +43,13 @@ def test_process_output_is_rotated_by_size_and_pruned_by_age(
 
     for _ in range(60):  # each request writes one http.request line of ~200 bytes
         assert http_json(tree.port("prod"), "GET", "/items?limit=1")[0] == 200
+    # The output reaches the files through the log pump, after the answers: wait for the
+    # line of a last, recognisable request, after which nothing else writes.
+    assert http_json(tree.port("prod"), "GET", "/items/424242")[0] == 404
+    wait_until(lambda: '"/items/424242"' in "".join(process.read_log_tail(log, 1)), timeout=10)
 
     rotated = [log.with_name("app.log.1"), log.with_name("app.log.2")]
-    wait_until(lambda: all(p.exists() for p in rotated), timeout=10)
+    assert all(p.exists() for p in rotated)
     assert not log.with_name("app.log.3").exists()  # log_backups = 2
     for path in [log, *rotated]:
         assert path.stat().st_size <= MAX_BYTES
