@@ -50,6 +50,7 @@ __all__ = [
     "list_backups",
     "load_backup",
     "prune_backups",
+    "repair_data",
     "reset_data",
     "restore",
     "take_backup",
@@ -373,9 +374,13 @@ def _choose(backups_dir: Path, backup: str | None) -> tuple[BackupRecord, list[t
     raise NoVerifiedBackup(backups_dir, skipped)
 
 
+def _staging_dir(data_dir: Path) -> Path:
+    return data_dir.with_name(f"{data_dir.name}.restoring{_TMP}")
+
+
 def _stage(record: BackupRecord, data_dir: Path) -> Path:
     """Copy the backup's databases into a fresh directory beside ``data_dir``."""
-    staging = data_dir.with_name(f"{data_dir.name}.restoring{_TMP}")
+    staging = _staging_dir(data_dir)
     if staging.exists():
         shutil.rmtree(staging)  # left by a crash during an earlier restore
     staging.mkdir(parents=True)
@@ -417,6 +422,26 @@ def restore(
     os.rename(staging, data_dir)
     process.fsync_dir(data_dir.parent)
     return RestoreResult(record, tuple(skipped), saved)
+
+
+def repair_data(data_dir: Path) -> bool:
+    """Finish a restore that a crash cut short; run before anything opens ``data_dir``.
+
+    :func:`restore` moves ``data_dir`` aside only once the staging directory is complete
+    and synced, then renames the staging directory into place. A crash between those two
+    renames leaves no ``data_dir`` and a complete staging directory: without this the
+    service would start on an empty database. Returns True when it finished such a restore;
+    a staging directory beside an existing ``data_dir`` is an unfinished copy and is removed.
+    """
+    staging = _staging_dir(data_dir)
+    if not staging.is_dir():
+        return False
+    if os.path.lexists(data_dir):
+        shutil.rmtree(staging)
+        return False
+    os.rename(staging, data_dir)
+    process.fsync_dir(data_dir.parent)
+    return True
 
 
 def reset_data(data_dir: Path, now: datetime | None = None) -> Path | None:

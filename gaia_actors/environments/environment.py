@@ -116,6 +116,10 @@ class EnvironmentActor(GaiaActor):
     # Life cycle
 
     def on_start(self) -> None:
+        if backups.repair_data(self.layout.data):
+            self.publish(
+                "environment.restore_finished", level="warning", env=self.env, reason="repair"
+            )
         self.layout.make_dirs()
         report = releases.repair(self.layout.root)
         if report.changed:

@@ -123,3 +123,47 @@ def test_backups_under_concurrent_writes_verify_and_restore_consistently(
     assert_consistent(served)
     saved = Path(result["saved_copy"])
     assert len(items_in(saved / "app.db", immutable=False)) == final  # kept whole
+
+
+def test_a_restore_cut_short_by_a_crash_is_finished_at_start(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    envs = {"prod": {"port": free_port(), "source": str(demo_source(tmp_path / "src"))}}
+    first = env_tree(envs)
+    first.wait_healthy("prod")
+    layout = first.layout("prod")
+    for i in range(1, 4):
+        assert http_json(first.port("prod"), "POST", "/items", {"name": f"w-{i}", "value": i})[0]
+    taken = first.ask("prod", TakeBackup("test"))
+    first.stop()
+    # The state a daemon SIGKILLed inside restore() leaves: the backup staged and synced,
+    # data/ moved aside, the final rename not done.
+    staging = layout.data.with_name("data.restoring.tmp")
+    staging.mkdir()
+    (staging / "app.db").write_bytes((Path(taken["path"]) / "app.db").read_bytes())
+    layout.data.rename(layout.data.with_name("data.replaced-crash"))
+
+    second = env_tree(envs)
+    second.wait_healthy("prod")
+
+    assert not staging.exists()
+    assert items_in(layout.data / "app.db", immutable=False)
+    status, body = http_json(second.port("prod"), "GET", "/items")
+    assert status == 200
+    assert [i["name"] for i in body["items"]] == ["w-1", "w-2", "w-3"]
+    assert second.events.matching("environment.restore_finished")
+
+
+def test_repair_data_removes_an_unfinished_staging_copy(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "app.db").write_bytes(b"live")
+    staging = tmp_path / "data.restoring.tmp"
+    staging.mkdir()
+    (staging / "app.db").write_bytes(b"half")
+
+    assert not backups.repair_data(data)
+
+    assert not staging.exists()
+    assert (data / "app.db").read_bytes() == b"live"
+    assert not backups.repair_data(data)  # nothing to do
