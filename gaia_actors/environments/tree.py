@@ -9,9 +9,11 @@ and restart; then park it as FAILED with an alert until an operator resets it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gaia_actors import process
 from gaia_actors.environments import releases
 from gaia_actors.environments.environment import (
     EnvironmentActor,
@@ -25,6 +27,7 @@ from gaia_actors.messages import Event, fields_of
 from gaia_actors.settings import Settings
 from supervisors import ChildSpec, Link, NotRunning, Registry, Strategy, Supervisor
 from supervisors.spec import Exhausted, LadderStep
+from supervisors.supervisor import SupervisorConfig
 
 SUPERVISOR = "environments"
 
@@ -39,15 +42,29 @@ def child_specs(
     children = [environment_spec(settings, env, registry) for env in settings.environments]
     if not children:
         return []
+    config = supervisor_config(settings, Strategy.ONE_FOR_ONE)
     return [
         Supervisor.child_spec(
             SUPERVISOR,
             children,
-            config=supervisor_config(settings, Strategy.ONE_FOR_ONE),
+            config=dataclasses.replace(config, ping_timeout=ping_timeout(settings, config)),
             listener=_alerting(listener, registry),
             shutdown_timeout=sum(s.shutdown_timeout for s in children) + 5,
         )
     ]
+
+
+def ping_timeout(settings: Settings, config: SupervisorConfig) -> float:
+    """The liveness timeout for environment actors: longer than the longest handler.
+
+    Deploy, rollback, restore and reset stop the process inside the mailbox: SIGTERM, up to
+    ``stop_grace``, then SIGKILL and up to ``process.KILL_TIMEOUT`` for the group to go. A
+    ping waits behind that handler, so a timeout shorter than the stop would take a process
+    that is slow to stop for a hung actor, and the next generation would adopt the very
+    process being stopped. The configured timeout is kept on top, for the rest of the work.
+    """
+    longest_stop = max(env.stop_grace for env in settings.environments.values())
+    return max(config.ping_timeout, longest_stop + process.KILL_TIMEOUT + config.ping_timeout)
 
 
 def environment_spec(settings: Settings, env: str, registry: Registry) -> ChildSpec:

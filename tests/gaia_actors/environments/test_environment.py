@@ -23,7 +23,7 @@ from gaia_actors.environments import releases
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.errors import EnvironmentFailure
-from gaia_actors.messages import Crash, Deploy, TakeBackup
+from gaia_actors.messages import Crash, Deploy, ResetData, TakeBackup
 from supervisors import NotRunning
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
@@ -354,3 +354,52 @@ def test_a_stray_process_without_pid_file_is_stopped_not_fought(
     assert [e.get("pid") for e in stopped] == [stray.pid]
     assert pids_with_data_dir(layout.data) == [status["pid"]]
     assert tree.node_state("prod") == "running"
+
+
+STUBBORN_SERVICE = """
+import http.server, json, os, signal
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL, after stop_grace, ends it
+
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"status": "ok", "release": os.environ["RELEASE_ID"]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Health).serve_forever()
+"""
+
+
+def test_a_slow_stop_inside_a_handler_is_not_taken_for_a_hung_actor(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    source = tmp_path / "stubborn"
+    source.mkdir()
+    (source / "svc.py").write_text(STUBBORN_SERVICE)
+    env = {
+        "port": free_port(),
+        "source": str(source),
+        "command": ["{python}", "svc.py"],
+        "reset_on_error": True,
+        "stop_grace": 1.0,
+    }
+    # A ping timeout shorter than the stop: the handler that stops the process blocks the
+    # mailbox for stop_grace, which must not count as hung.
+    tree = env_tree({"dev": env}, supervision={"ping_interval": 0.05, "ping_timeout": 0.3})
+    before = tree.wait_healthy("dev")
+
+    result = tree.ask("dev", ResetData())
+
+    assert result["outcome"] == "succeeded"
+    assert tree.wait_healthy("dev")["pid"] != before["pid"]
+    assert tree.events.names("supervisor.child_hung") == []
+    node = tree.registry.node(actor_name("dev"))
+    assert node is not None
+    assert node.generation == 1
