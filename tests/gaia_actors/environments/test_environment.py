@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,8 +23,8 @@ from gaia_actors.environments import commands as env_commands
 from gaia_actors.environments import releases
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
-from gaia_actors.errors import EnvironmentFailure
-from gaia_actors.messages import Crash, Deploy, ResetData, TakeBackup
+from gaia_actors.errors import Busy, EnvironmentFailure
+from gaia_actors.messages import Crash, Deploy, ResetData, RestoreBackup, Rollback, TakeBackup
 from supervisors import NotRunning
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
@@ -403,3 +404,35 @@ def test_a_slow_stop_inside_a_handler_is_not_taken_for_a_hung_actor(
     node = tree.registry.node(actor_name("dev"))
     assert node is not None
     assert node.generation == 1
+
+
+def test_while_a_deploy_awaits_its_verdict_the_actor_answers_and_refuses_a_second(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    tree = env_tree(one_env(tmp_path, deploy_timeout=1.5))
+    tree.wait_healthy("prod")
+    slow = releases.build_release(
+        demo_source(tmp_path / "bad-src", fault="unhealthy"), tmp_path / "elsewhere"
+    )
+    outcome: list[BaseException] = []
+
+    def deploy() -> None:
+        try:
+            tree.ask("prod", Deploy(str(slow.path)))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=deploy)
+    worker.start()
+    try:
+        tree.events.wait_for("environment.deploy_started")
+        assert tree.status("prod")["operation"] == "deploy"  # the mailbox stays responsive
+        with pytest.raises(Busy, match="a deploy of"):
+            tree.ask("prod", Rollback())
+        with pytest.raises(Busy):
+            tree.ask("prod", RestoreBackup())
+    finally:
+        worker.join(timeout=30)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], EnvironmentFailure)
+    assert tree.status("prod")["operation"] is None
