@@ -26,7 +26,8 @@ from gaia_actors import __version__, commands
 from gaia_actors.client import Client, RemoteError, parse_fields
 from gaia_actors.commands import Command, CommandContext, UsageError
 from gaia_actors.errors import ConfigError, DaemonUnreachable, GaiaError, LockHeld
-from gaia_actors.render import Printer
+from gaia_actors.messages import describe, message_types
+from gaia_actors.render import Printer, message_help
 from gaia_actors.settings import Settings, load
 from supervisors import SupervisionError
 
@@ -37,6 +38,14 @@ EXIT_UNREACHABLE = 3
 START_HINT = "start it with: python run.py (or gaia-env run)"
 
 BUILTINS = ("run", "repl", "tail", "help", "send", "ask", "watch", "monitor")
+# The commands people expect (issue 6): when none of the capabilities registered one, say so
+# rather than "invalid choice".
+EXPECTED = frozenset(
+    {
+        "status", "health", "promote", "promote-dev", "promote-staging", "promote-all",
+        "rollback", "logs", "load-balance", "improve", "history", "backup", "restore", "kill",
+    }
+)  # fmt: skip
 # The original tool's names for commands that take their target as an argument here.
 ALIASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "promote-dev": ("promote", ("dev",)),
@@ -233,6 +242,24 @@ def resolve(name: str, words: Sequence[str] = ()) -> tuple[Command, list[str]] |
     return None
 
 
+def unavailable(name: str) -> bool:
+    return name in EXPECTED and resolve(name) is None
+
+
+def not_available(name: str) -> str:
+    return f"{name} is not available: no capability in this build registers a {name!r} command"
+
+
+def message_help_text(name: str) -> str:
+    cls = message_types()[name]
+    doc = (cls.__doc__ or "").strip().splitlines()
+    fields = [
+        {"name": f.name, "type": f.type, "required": f.required, "default": f.default}
+        for f in describe(cls)
+    ]
+    return message_help(name, doc[0] if doc else "", fields)
+
+
 # --- running commands ------------------------------------------------------------------------
 
 
@@ -277,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
     except ParseError as exc:
+        missing = next((w for w in argv or sys.argv[1:] if unavailable(w)), None)
+        if missing is not None:
+            exc = ParseError(not_available(missing), exc.usage)
         sys.stderr.write(f"{exc.usage}gaia-env: error: {exc}\n")
         return EXIT_USAGE
     except ParserExit as exc:
@@ -321,6 +351,9 @@ def exit_code(exc: BaseException) -> int | None:
 def _help(parser: Parser, topic: str | None) -> int:
     if topic is None:
         parser.print_help()
+        return EXIT_OK
+    if topic in message_types():
+        print(message_help_text(topic))
         return EXIT_OK
     try:
         parser.parse_args([topic, "--help"])

@@ -32,6 +32,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ STREAM_QUEUE = 1000  # events buffered per stream before they are dropped
 REPLAY_LIMIT = 1000  # stored events sent to a stream that asks for `since`
 SEND_TIMEOUT = 10.0  # a client that reads nothing for this long is disconnected
 ACCEPT_BACKLOG = 16
+DRAIN_SECONDS = 1.0  # on stop, how long running requests get to send their replies
 PROBE_TIMEOUT = 0.5  # a server that does not answer a ping this fast is not ours
 
 log = structlog.get_logger("gaia.control")
@@ -171,7 +173,7 @@ class ControlServer(GaiaActor):
             with contextlib.suppress(OSError):
                 if self.inode is not None and self.path.stat().st_ino == self.inode:
                     self.path.unlink()
-        self.clients.close_all()
+        self.clients.close_all(DRAIN_SECONDS)
 
     def _accept_loop(self, listener: socket.socket) -> None:
         while True:
@@ -253,11 +255,20 @@ class _Clients:
         with self.lock:
             return {"clients": len(self.live), **self.counters}
 
-    def close_all(self) -> None:
+    def close_all(self, grace: float) -> None:
+        """Cancel every request, give them ``grace`` seconds to answer, then hang up.
+
+        A command that brought the server down (``crash bus`` restarts control with the
+        bus) has usually finished and only its reply is on its way: it must reach the client.
+        """
         with self.lock:
             self.closed = True
             live = list(self.live)
         for connection in live:
+            connection.drain()
+        deadline = time.monotonic() + grace
+        for connection in live:
+            connection.wait_idle(deadline)
             connection.hang_up()
 
 
@@ -293,6 +304,8 @@ class Connection:
         self.clients = clients
         self.write_lock = threading.Lock()
         self.state_lock = threading.Lock()
+        self.idle = threading.Condition(self.state_lock)  # notified when a request ends
+        self.draining = False
         self.broken = False
         self.users = 1  # the reader; each worker adds one
         self.requests: dict[Any, _Request] = {}
@@ -394,6 +407,8 @@ class Connection:
                 raise FrameError(
                     Code.DUPLICATE_ID, f"request {request_id!r} is still in flight", "id"
                 )
+            if self.draining:
+                raise FrameError(Code.CANCELLED, "the control server is stopping")
             if len(self.requests) >= MAX_IN_FLIGHT:
                 raise FrameError(Code.BUSY, f"more than {MAX_IN_FLIGHT} requests in flight")
             self.requests[request_id] = request
@@ -414,7 +429,18 @@ class Connection:
         finally:
             with self.state_lock:
                 self.requests.pop(request.id, None)
+                self.idle.notify_all()
             self._release()
+
+    def drain(self) -> None:
+        """Refuse new requests and cancel the running ones (they still send a reply)."""
+        with self.state_lock:
+            self.draining = True
+        self._cancel_all()
+
+    def wait_idle(self, deadline: float) -> None:
+        with self.state_lock:
+            self.idle.wait_for(lambda: not self.requests, max(0.0, deadline - time.monotonic()))
 
     def cancel(self, target: Any) -> bool:
         with self.state_lock:

@@ -11,6 +11,7 @@ object is aligned ``key: value`` lines (nested lists of objects as indented tabl
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -211,7 +212,7 @@ class Printer:
         self.json_output = json_output
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.color = self.out.isatty()
+        self.color = self.out.isatty() and not os.environ.get("NO_COLOR")  # no-color.org
 
     def result(self, result: Any, cmd: Command | None = None) -> None:
         self._write(self.out, _json(result) if self.json_output else render(result, cmd))

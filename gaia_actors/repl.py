@@ -36,13 +36,16 @@ from gaia_actors.cli import (
     command_values,
     exit_code,
     invoke,
+    message_help_text,
+    not_available,
     resolve,
+    unavailable,
 )
 from gaia_actors.client import Client, ConnectionLost, parse_fields
 from gaia_actors.commands import Command, UsageError
 from gaia_actors.errors import DaemonUnreachable
 from gaia_actors.messages import describe, message_types
-from gaia_actors.render import Printer, command_help, message_help
+from gaia_actors.render import Printer, command_help
 from gaia_actors.settings import Settings
 
 PROMPT = "gaia> "
@@ -172,7 +175,8 @@ class Repl:
     def run_command(self, name: str, words: list[str]) -> None:
         found = resolve(name, words)
         if found is None:
-            raise UsageError(name, "unknown command; `help` lists them")
+            problem = not_available(name) if unavailable(name) else "unknown command"
+            raise UsageError(name, f"{problem}; `help` lists the commands")
         cmd, rest = found
         namespace = self.parser(cmd).parse_args(rest)
         values = command_values(cmd, namespace)
@@ -238,10 +242,7 @@ class Repl:
         elif found is not None:
             self.printer.note(command_help(found[0]))
         elif topic in message_types():
-            cls = message_types()[topic]
-            doc = (cls.__doc__ or "").strip().splitlines()
-            fields = [vars_of(f) for f in describe(cls)]
-            self.printer.note(message_help(topic, doc[0] if doc else "", fields))
+            self.printer.note(message_help_text(topic))
         else:
             raise UsageError("help", f"no command or message named {topic!r}")
 
@@ -356,15 +357,6 @@ class Repl:
         return [n for n in names if n.startswith(text)]  # no space: the value follows
 
 
-def vars_of(info: Any) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "type": info.type,
-        "required": info.required,
-        "default": info.default,
-    }
-
-
 def _words(names: Any, text: str) -> list[str]:
     return [f"{name} " for name in sorted(names) if str(name).startswith(text)]
 
@@ -396,52 +388,67 @@ def watch(
 ) -> None:
     """Print events until Ctrl-C (KeyboardInterrupt propagates to the caller).
 
-    A restart of the control server (it restarts with the bus) closes the stream: watch
+    A restart of the control server (it restarts with the bus) ends the stream: watch
     reconnects and asks for the stored events it missed (``since``), so the events about
     the restart itself are shown, each once.
     """
-    started = time.time()
-    last_ts = started
-    seen: deque[tuple[Any, ...]] = deque(maxlen=5000)
-    reconnecting = False
-    while True:
-        try:
-            client = Client.connect(path)
-        except DaemonUnreachable:
-            if not reconnecting:
-                raise
-            time.sleep(RECONNECT_PAUSE)  # waiting for the control server to come back
-            continue
-        since = max(started, last_ts - 1.0) if reconnecting else None
-        try:
-            for frame in client.subscribe(patterns, env, since):
-                if "subscribed" in frame:
-                    where = f" env={env}" if env else ""
-                    printer.note(
-                        "(reconnected)"
-                        if reconnecting
-                        else f"watching {' '.join(patterns)}{where}; Ctrl-C to stop"
-                    )
-                elif "event" in frame:
-                    last_ts = _show(printer, frame["event"], seen, last_ts)
-                elif "dropped" in frame:
-                    printer.note(f"({frame['dropped']} events dropped: this terminal is too slow)")
-            return  # the daemon ended the stream
-        except ConnectionLost:
-            printer.note(
+    _Watch(path, printer, patterns, env).run()
+
+
+class _Watch:
+    def __init__(
+        self, path: Path, printer: Printer, patterns: tuple[str, ...], env: str | None
+    ) -> None:
+        self.path = path
+        self.printer = printer
+        self.patterns = patterns
+        self.env = env
+        self.started = self.last_ts = time.time()
+        self.seen: deque[tuple[Any, ...]] = deque(maxlen=5000)
+        self.reconnecting = False
+
+    def run(self) -> None:
+        while True:
+            try:
+                client = Client.connect(self.path)
+            except DaemonUnreachable:
+                if not self.reconnecting:
+                    raise
+                time.sleep(RECONNECT_PAUSE)  # a person waiting for the control server
+                continue
+            try:
+                self.stream(client)
+            except ConnectionLost:
+                pass
+            finally:
+                client.close()
+            # The daemon ended the stream (its control server stopped): carry on watching.
+            self.printer.note(
                 "(connection lost: the control server restarted or the daemon stopped; "
                 "reconnecting, Ctrl-C to stop)"
             )
-            reconnecting = True
-        finally:
-            client.close()
+            self.reconnecting = True
 
+    def stream(self, client: Client) -> None:
+        since = max(self.started, self.last_ts - 1.0) if self.reconnecting else None
+        for frame in client.subscribe(self.patterns, self.env, since):
+            if "subscribed" in frame:
+                self.printer.note("(reconnected)" if self.reconnecting else self.banner())
+            elif "event" in frame:
+                self.show(frame["event"])
+            elif "dropped" in frame:
+                self.printer.note(f"({frame['dropped']} events dropped: output too slow)")
 
-def _show(printer: Printer, event: Any, seen: deque[tuple[Any, ...]], last_ts: float) -> float:
-    key = (event.get("ts"), event.get("event"), event.get("actor"), event.get("child"))
-    if key in seen:
-        return last_ts
-    seen.append(key)
-    printer.event(event)
-    ts = event.get("ts")
-    return max(last_ts, ts) if isinstance(ts, int | float) else last_ts
+    def banner(self) -> str:
+        where = f" env={self.env}" if self.env else ""
+        return f"watching {' '.join(self.patterns)}{where}; Ctrl-C to stop"
+
+    def show(self, event: Any) -> None:
+        key = (event.get("ts"), event.get("event"), event.get("actor"), event.get("child"))
+        if key in self.seen:
+            return  # sent live before the reconnection and again from the store
+        self.seen.append(key)
+        self.printer.event(event)
+        ts = event.get("ts")
+        if isinstance(ts, int | float):
+            self.last_ts = max(self.last_ts, ts)

@@ -230,6 +230,23 @@ def test_exit_codes_without_a_daemon(
     assert code == expected, err
 
 
+def test_help_on_a_message_shows_its_fields(
+    offline: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "help", "Hang")
+    assert code == cli.EXIT_OK
+    assert "seconds: float  (default 10.0)" in out
+
+
+def test_expected_command_nobody_registered_is_reported_as_not_available(
+    offline: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "EXPECTED", cli.EXPECTED | {"frobnicate"})
+    code, _, err = run(capsys, *offline, "frobnicate")
+    assert code == cli.EXIT_USAGE
+    assert "frobnicate is not available" in err
+
+
 @pytest.mark.parametrize("problem", ["missing", "invalid"])
 def test_configuration_error_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], problem: str

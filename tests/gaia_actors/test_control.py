@@ -89,6 +89,8 @@ class DaemonProcess:
             return False
 
     def client(self) -> Client:
+        """A connection, once the control server answers (a test may have restarted it)."""
+        wait_until(self.answers, timeout=10)
         return Client.connect(self.socket)
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -363,6 +365,30 @@ def test_slow_subscriber_loses_events_counted_and_never_blocks_the_bus(
     assert bus_answered < 1.0
 
 
+def test_command_that_restarts_the_control_server_still_gets_its_reply(
+    daemon: DaemonProcess,
+) -> None:
+    # `crash bus` restarts control with it (rest_for_one): the stopping server drains
+    # running requests before it hangs up, so the reply is not lost in the race.
+    for _ in range(5):
+        with daemon.client() as client:
+            before = node(client, "bus")["generation"]
+            assert client.command("crash", {"actor": "bus"})["crashed"] is True
+        wait_until(lambda before=before: _generation(daemon, "bus") > before, timeout=10)
+
+
+def test_stream_ends_with_a_final_reply_when_the_control_server_stops(
+    daemon: DaemonProcess,
+) -> None:
+    with daemon.client() as watcher, daemon.client() as client:
+        stream = watcher.subscribe(["test.never"])
+        assert "subscribed" in next(stream)
+        client.command("crash", {"actor": "bus"})
+        with pytest.raises(StopIteration) as end:
+            next(stream)
+    assert end.value.value == {"events": 0, "dropped": 0}
+
+
 def test_hung_control_server_is_replaced_and_keeps_its_socket(daemon: DaemonProcess) -> None:
     with daemon.client() as client:
         before = node(client, "control")["generation"]
@@ -378,11 +404,11 @@ def test_hung_control_server_is_replaced_and_keeps_its_socket(daemon: DaemonProc
     assert daemon.answers()
 
 
-def _generation(daemon: DaemonProcess) -> int:
-    """The control server's generation, or -1 while the socket changes hands."""
+def _generation(daemon: DaemonProcess, actor: str = "control") -> int:
+    """An actor's generation, or -1 while the control socket changes hands."""
     try:
         with daemon.client() as client:
-            return int(node(client, "control")["generation"])
+            return int(node(client, actor)["generation"])
     except ControlError:
         return -1
 
