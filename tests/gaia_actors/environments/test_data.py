@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gaia_actors.environments import backups
-from gaia_actors.messages import RestoreBackup, TakeBackup
+from gaia_actors.messages import Event, RestoreBackup, TakeBackup
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
     EnvTree,
@@ -167,3 +167,26 @@ def test_repair_data_removes_an_unfinished_staging_copy(tmp_path: Path) -> None:
     assert not staging.exists()
     assert (data / "app.db").read_bytes() == b"live"
     assert not backups.repair_data(data)  # nothing to do
+
+
+def test_scheduled_backups_are_taken_verified_and_pruned_by_count(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    source = demo_source(tmp_path / "src")
+    env = {"port": free_port(), "source": str(source), "backup_schedule": "0.2", "backup_keep": 2}
+    tree = env_tree({"prod": env})
+    layout = tree.layout("prod")
+
+    def scheduled() -> list[Event]:
+        found = tree.events.matching("environment.backup")
+        return [e for e in found if e.get("reason") == "scheduled"]
+
+    wait_until(lambda: len(scheduled()) >= 3, timeout=10)
+
+    tree.stop()  # no backup in flight while the directory is looked at
+
+    taken = scheduled()
+    assert all(e.get("verified") for e in taken)
+    kept = backups.list_backups(layout.backups)
+    assert [b.id for b in kept] == [str(e.get("backup")) for e in reversed(taken[-2:])]
+    assert all(backups.verify_backup(b) for b in kept)
