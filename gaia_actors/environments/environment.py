@@ -627,7 +627,8 @@ class EnvironmentActor(GaiaActor):
         return {
             "name": self.env,
             "state": "running" if running else "stopped",
-            "healthy": self.healthy,
+            # A process that has just died is not healthy, even before its exit is handled.
+            "healthy": self.healthy and running,
             "pid": self.proc.pid if running and self.proc else None,
             "adopted": self.adopted,
             "release": self.release,
