@@ -188,7 +188,9 @@ def test_restarted_daemon_adopts_the_live_process(daemon: Daemon) -> None:
 
     def replaced() -> dict[str, Any] | None:
         status = daemon.status_or_none("prod")
-        return status if status and status["healthy"] and status["pid"] != first["pid"] else None
+        if status is None or not status["healthy"] or status["pid"] in (None, first["pid"]):
+            return None
+        return status
 
     third = wait_until(replaced, timeout=20)
     assert isinstance(third, dict)

@@ -24,7 +24,16 @@ from gaia_actors.environments import releases
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.errors import Busy, EnvironmentFailure
-from gaia_actors.messages import Crash, Deploy, ResetData, RestoreBackup, Rollback, TakeBackup
+from gaia_actors.messages import (
+    Crash,
+    Deploy,
+    GetEnvStatus,
+    Hang,
+    ResetData,
+    RestoreBackup,
+    Rollback,
+    TakeBackup,
+)
 from supervisors import NotRunning
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
@@ -436,3 +445,22 @@ def test_while_a_deploy_awaits_its_verdict_the_actor_answers_and_refuses_a_secon
     assert len(outcome) == 1
     assert isinstance(outcome[0], EnvironmentFailure)
     assert tree.status("prod")["operation"] is None
+
+
+def test_status_of_a_process_that_died_before_its_exit_is_handled(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    tree = env_tree(one_env(tmp_path))
+    pid = tree.wait_healthy("prod")["pid"]
+    ref = tree.registry.lookup(actor_name("prod"))
+    # Queue, in this order: a pause, the status query, then (by killing) the exit message.
+    ref.tell(Hang(1.5))
+    reply = ref.ask(GetEnvStatus(), block=False)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=1.0)  # reaped meanwhile
+
+    status = reply.get(timeout=10)
+
+    assert status["healthy"] is False
+    assert status["pid"] is None
+    assert status["state"] == "stopped"
