@@ -133,6 +133,7 @@ def _capabilities(
 CAPABILITIES: list[str] = [
     "gaia_actors.environments.tree",
     "gaia_actors.monitoring",
+    "gaia_actors.pipeline",
     "gaia_actors.control",
 ]  # control stays last (DESIGN.md)
 

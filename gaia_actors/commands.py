@@ -270,6 +270,7 @@ COMMAND_MODULES: list[str] = [
     "gaia_actors.core_commands",
     "gaia_actors.environments.commands",
     "gaia_actors.monitoring.commands",
+    "gaia_actors.pipeline.commands",
 ]
 
 

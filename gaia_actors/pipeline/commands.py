@@ -1,6 +1,7 @@
 """Operator commands for promotions (issue 4, parts 2, 4 and 5).
 
-``promote-dev``, ``promote-staging`` and ``promote-all`` start a promotion and follow it:
+``promote dev|staging|all`` (the CLI's ``promote-dev``, ``promote-staging`` and
+``promote-all`` aliases) starts a promotion and follows it:
 each stage is shown as it starts and ends, with its duration, and with ``--output`` the
 running stage's own output lines too. Leaving (Ctrl-C) detaches; the promotion goes on in
 the daemon (``pipeline-status`` follows it, ``cancel ID`` stops it). A promotion that does
@@ -237,35 +238,16 @@ def _failure_message(result: dict[str, Any]) -> str:
 
 
 @command(
-    "promote-dev",
-    help="promote dev's release to staging through the dev_to_staging stages; Ctrl-C "
-    "detaches (cancel ID stops it)",
+    "promote",
+    help="promote a release: dev (dev -> staging), staging (staging -> prod) or all (both, "
+    "stopping at the first failure); shows each stage as it starts and ends; Ctrl-C detaches "
+    "(cancel ID stops it). The CLI's promote-dev, promote-staging and promote-all are this.",
+    args=(Arg("what", help="dev, staging or all", choices=("dev", "staging", "all")),),
     options=(OUTPUT,),
     render=render_promotions,
 )
-def promote_dev(ctx: CommandContext, output: bool = False) -> dict[str, Any]:
-    return promote(ctx, "dev", output)
-
-
-@command(
-    "promote-staging",
-    help="promote staging's release to prod through the staging_to_prod stages (backup, "
-    "deploy, rollback on failure)",
-    options=(OUTPUT,),
-    render=render_promotions,
-)
-def promote_staging(ctx: CommandContext, output: bool = False) -> dict[str, Any]:
-    return promote(ctx, "staging", output)
-
-
-@command(
-    "promote-all",
-    help="promote dev -> staging -> prod, stopping at the first failure",
-    options=(OUTPUT,),
-    render=render_promotions,
-)
-def promote_all(ctx: CommandContext, output: bool = False) -> dict[str, Any]:
-    return promote(ctx, "all", output)
+def promote_command(ctx: CommandContext, what: str, output: bool = False) -> dict[str, Any]:
+    return promote(ctx, what, output)
 
 
 @command(

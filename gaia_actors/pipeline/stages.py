@@ -268,7 +268,8 @@ class HealthStage(Stage):
                 error = f"{self.env} unhealthy after {soaked:.1f}s of a {soak:g}s soak: {why}"
                 return Outcome(False, error, error, detail={"checks": checks})
             if soaked >= soak:
-                summary = f"{self.env} healthy: {checks} checks over {soak:g}s"
+                plural = "" if checks == 1 else "s"
+                summary = f"{self.env} healthy: {checks} check{plural} over {soak:g}s"
                 return Outcome(True, summary, detail={"checks": checks})
             wait = min(self.config.interval, soak - soaked)
             if ctx.remaining() < wait:

@@ -8,6 +8,7 @@ run's ``run.ended`` update (an Event), never on a sleep.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pykka
 import pytest
 
 from gaia_actors.app import build_children, make_listener, supervisor_config
@@ -137,31 +139,46 @@ def write_pipeline_config(
 
 @dataclass
 class Run:
-    """A promotion followed through its watcher."""
+    """A promotion followed through its watcher; tests wait on its updates (a Condition)."""
 
     pipeline_id: int
     updates: list[dict[str, Any]] = field(default_factory=list)
-    ended: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def watcher(self, update: dict[str, Any]) -> None:
-        with self._lock:
+        with self._changed:
             self.updates.append(update)
-        if update["event"] == "run.ended":
-            self.ended.set()
+            self._changed.notify_all()
+
+    def wait_for(
+        self, event: str, name: str | None = None, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """The first update ``event`` (of stage ``name``), waiting up to ``timeout``."""
+
+        def find() -> dict[str, Any] | None:
+            return next(
+                (
+                    u
+                    for u in self.updates
+                    if u["event"] == event and (name is None or u.get("name") == name)
+                ),
+                None,
+            )
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: find() is not None, timeout=timeout):
+                seen = [(u["event"], u.get("name")) for u in self.updates]
+                raise AssertionError(f"no {event} {name or ''} within {timeout}s; seen {seen}")
+            found = find()
+        assert found is not None
+        return found
 
     def wait(self, timeout: float = 60.0) -> dict[str, Any]:
-        assert self.ended.wait(timeout), (
-            f"promotion #{self.pipeline_id} still running: {self.events()}"
-        )
-        return self.updates[-1]
-
-    def events(self) -> list[str]:
-        with self._lock:
-            return [u["event"] for u in self.updates]
+        """The run's ``run.ended`` update."""
+        return self.wait_for("run.ended", timeout=timeout)
 
     def stage_events(self) -> list[tuple[str, str]]:
-        with self._lock:
+        with self._changed:
             return [(u["event"], u["name"]) for u in self.updates if "name" in u]
 
 
@@ -235,7 +252,8 @@ class PipeTree:
         return result
 
     def stop(self) -> None:
-        self.root.stop(block=True, timeout=60)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.root.stop(block=True, timeout=60)
 
 
 def start_pipe_tree(settings: Settings) -> PipeTree:

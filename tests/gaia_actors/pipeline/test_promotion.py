@@ -6,6 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gaia_actors.environments.tree import actor_name
+from gaia_actors.messages import BuildRelease, CancelPipeline, Deploy, GetPipelineStatus
+from gaia_actors.models import Deployment
+from gaia_actors.pipeline.errors import PromotionRefused
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import http_json
 from tests.gaia_actors.pipeline.conftest import (
@@ -30,6 +36,32 @@ QUALITY = {
     ],
 }
 SOAK = {"soak": 0.3, "interval": 0.1}
+# Integration tests against the environment under test, through {url} (a quick one here;
+# the demo's own live-API suite runs in the shipped config and in the happy path).
+SMOKE = {
+    "kind": "command",
+    "name": "smoke",
+    "command": [
+        "{python}",
+        "-c",
+        "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/items', timeout=5)",
+        "{url}",
+    ],
+}
+BUILD = {"kind": "build", "deploy": False}  # no deploy to dev: nothing runs but the target
+
+
+def sleeper(pidfile: Path, seconds: int = 60) -> list[str]:
+    """A stage command whose shell starts a grandchild sleeper, writes its pid, and waits."""
+    return ["sh", "-c", f"sleep {seconds} & echo $! > {pidfile}; wait"]
+
+
+def new_release(tree: StartPipe | Any, env: str, source: Path, marker: str) -> str:
+    """Build a new release into ``env`` and deploy it there (outside any promotion)."""
+    (source / "MARKER").write_text(marker + "\n")
+    built = tree.registry.ask(actor_name(env), BuildRelease(), timeout=60)
+    tree.registry.ask(actor_name(env), Deploy(built["release"]), timeout=60)
+    return str(built["release"])
 
 
 def every_kind() -> dict[str, list[dict[str, Any]]]:
@@ -94,7 +126,8 @@ def test_promote_all_runs_every_stage_kind_and_prod_serves_the_new_release(
     assert stages["integration-tests"]["tests"]["passed"] >= 5
     assert stages["integration-tests"]["tests"]["failed"] == 0
     assert stages["load"]["detail"]["sent"] == 60
-    assert second["backup"] and stages["backup"]["detail"]["backup"] == second["backup"]
+    assert second["backup"]
+    assert stages["backup"]["detail"]["backup"] == second["backup"]
     # Every stage was announced as it started and ended, in order, on the bus and to the caller.
     names = [name for event, name in run.stage_events() if event == "stage.started"]
     assert names == [s["name"] for s in all_stages]
@@ -102,3 +135,199 @@ def test_promote_all_runs_every_stage_kind_and_prod_serves_the_new_release(
         assert len(events_of(tree.events, "pipeline.started", pid)) == 1
         assert len(events_of(tree.events, "pipeline.finished", pid)) == 1
     assert len(tree.events.matching("stage.finished")) == len(all_stages)
+
+
+def test_a_failing_unit_test_stops_the_promotion_before_the_deploy(
+    tmp_path: Path, pipe_tree: StartPipe
+) -> None:
+    tree = pipe_tree(
+        {"dev_to_staging": [{"kind": "build"}, UNIT, {"kind": "deploy"}]},
+        source=release_source(tmp_path / "source", failing_test=True),
+        envs=("dev", "staging"),
+    )
+    before = tree.current("staging")
+
+    run = tree.promote("dev")
+    ended = run.wait()
+
+    assert ended["status"] == "failed"
+    promotion = tree.history(run.pipeline_id)
+    stages = tree.stages(run.pipeline_id)
+    assert [s["status"] for s in promotion["stages"]] == ["passed", "failed", "skipped"]
+    unit = stages["unit-tests"]
+    assert unit["exit_code"] == 1
+    assert (unit["tests"]["total"], unit["tests"]["failed"]) == (3, 1)
+    broken = unit["tests"]["cases"][0]
+    assert (broken["name"], broken["status"]) == ("test_the_release_is_broken", "failed")
+    assert "the new release is broken" in broken["message"]
+    assert "unit-tests" in promotion["error"]
+    assert "test_the_release_is_broken" in promotion["error"]
+    assert promotion["rollback"] == ""  # nothing was deployed to roll back
+    assert tree.current("staging") == before
+    assert tree.served_release("staging") == before
+    assert not Deployment.select().where(Deployment.env == "staging").exists()
+    assert [e.get("stage") for e in events_of(tree.events, "stage.failed", run.pipeline_id)] == [
+        "unit-tests"
+    ]
+
+
+def test_a_failing_non_blocking_stage_only_warns(tmp_path: Path, pipe_tree: StartPipe) -> None:
+    lint = {
+        "kind": "command",
+        "name": "lint",
+        "blocking": False,
+        "command": ["{python}", "-c", "import sys; print('3 style problems'); sys.exit(1)"],
+    }
+    tree = pipe_tree({"dev_to_staging": [BUILD, lint, {"kind": "deploy"}]}, envs=("dev", "staging"))
+    before = tree.current("staging")
+    (tmp_path / "source" / "MARKER").write_text("two\n")
+
+    run = tree.promote("dev")
+    ended = run.wait()
+
+    assert ended["status"] == "succeeded"
+    promotion = tree.history(run.pipeline_id)
+    lint_stage = tree.stages(run.pipeline_id)["lint"]
+    assert (lint_stage["status"], lint_stage["exit_code"]) == ("warned", 1)
+    assert "3 style problems" in lint_stage["output_tail"]
+    assert tree.current("staging") == promotion["release"] != before
+    warned = events_of(tree.events, "stage.warned", run.pipeline_id)
+    assert [(e.get("stage"), e.level) for e in warned] == [("lint", "warning")]
+
+
+def test_a_stage_past_its_timeout_is_killed_with_its_children_and_fails(
+    tmp_path: Path, pipe_tree: StartPipe
+) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    slow = {"kind": "command", "name": "slow", "timeout": 1.0, "command": sleeper(pidfile)}
+    tree = pipe_tree({"dev_to_staging": [BUILD, slow, {"kind": "deploy"}]}, envs=("dev", "staging"))
+    before = tree.current("staging")
+
+    run = tree.promote("dev")
+    ended = run.wait()
+
+    assert ended["status"] == "failed"
+    stage = tree.stages(run.pipeline_id)["slow"]
+    assert stage["status"] == "timed_out"
+    assert "timed out after 1s" in stage["error"]
+    assert stage["exit_code"] == -9
+    grandchild = read_pid(pidfile)
+    assert grandchild is not None
+    wait_until(lambda: not pid_alive(grandchild), timeout=5)
+    assert tree.stages(run.pipeline_id)["deploy"]["status"] == "skipped"
+    assert tree.current("staging") == before
+
+
+def test_a_release_unhealthy_after_the_prod_deploy_is_rolled_back(
+    tmp_path: Path, pipe_tree: StartPipe
+) -> None:
+    source = release_source(tmp_path / "source")
+    soak = {"kind": "health", "name": "prod-health", "soak": 30, "interval": 0.05}
+    tree = pipe_tree(
+        {"staging_to_prod": [{"kind": "backup"}, {"kind": "deploy"}, soak]},
+        source=source,
+        envs=("staging", "prod"),
+    )
+    old = tree.current("prod")
+    release = new_release(tree, "staging", source, "two")
+
+    run = tree.promote("staging")
+    run.wait_for("stage.finished", "deploy")
+    assert tree.served_release("prod") == release
+    # The new release turns unhealthy in prod while the health stage soaks.
+    status, _ = http_json(tree.port("prod"), "POST", "/admin/fault", {"unhealthy": True})
+    assert status == 200
+    ended = run.wait()
+
+    assert ended["status"] == "failed"
+    promotion = tree.history(run.pipeline_id)
+    stages = tree.stages(run.pipeline_id)
+    assert stages["prod-health"]["status"] == "failed"
+    assert "HTTP 503" in stages["prod-health"]["error"]
+    assert stages["rollback"]["status"] == "passed"
+    assert stages["rollback"]["kind"] == "rollback"
+    assert promotion["rollback"] == "code"
+    assert promotion["previous"] == old
+    assert tree.current("prod") == old
+    assert tree.wait_healthy("prod") == old
+    rollbacks = Deployment.select().where(
+        (Deployment.env == "prod") & (Deployment.kind == "rollback")
+    )
+    assert [(r.release_id, r.pipeline_id) for r in rollbacks] == [(old, run.pipeline_id)]
+
+
+def test_a_data_breaking_release_gets_the_data_restored_from_the_pipeline_backup(
+    tmp_path: Path, pipe_tree: StartPipe
+) -> None:
+    source = release_source(tmp_path / "source")
+    stages_ = [BUILD, {"kind": "backup"}, {"kind": "deploy"}, {"kind": "health"}]
+    tree = pipe_tree(
+        {"dev_to_staging": stages_},
+        source=source,
+        envs=("dev", "staging"),
+        env_keys={"deploy_timeout": 2.0},
+    )
+    old = tree.current("staging")
+    status, item = http_json(tree.port("staging"), "POST", "/items", {"name": "keep", "value": 7})
+    assert status == 201
+    (source / "migrations" / "999_break.sql").write_text("DROP TABLE items;\n")
+
+    run = tree.promote("dev")
+    ended = run.wait(timeout=90)
+
+    assert ended["status"] == "failed"
+    promotion = tree.history(run.pipeline_id)
+    stages = tree.stages(run.pipeline_id)
+    assert stages["deploy"]["status"] == "failed"
+    assert stages["rollback"]["status"] == "passed", stages["rollback"]
+    assert promotion["rollback"] in ("data", "code+data")
+    assert promotion["backup"] == stages["backup"]["detail"]["backup"]
+    assert (
+        f"restored staging's data from backup {promotion['backup']}"
+        in (stages["rollback"]["output_tail"])
+    )
+    assert tree.wait_healthy("staging") == old
+    assert tree.current("staging") == old
+    status, kept = http_json(tree.port("staging"), "GET", f"/items/{item['id']}")
+    assert (status, kept["name"]) == (200, "keep")
+
+
+def test_cancel_kills_the_running_stage_and_rolls_the_target_back(
+    tmp_path: Path, pipe_tree: StartPipe
+) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    soak_tests = {"kind": "command", "name": "soak-tests", "command": sleeper(pidfile)}
+    tree = pipe_tree(
+        {"dev_to_staging": [BUILD, {"kind": "deploy"}, soak_tests, SMOKE]},
+        envs=("dev", "staging"),
+    )
+    old = tree.current("staging")
+    (tmp_path / "source" / "MARKER").write_text("two\n")
+    run = tree.promote("dev")
+    run.wait_for("stage.started", "soak-tests")
+    grandchild = wait_until(lambda: read_pid(pidfile), timeout=10)
+    assert isinstance(grandchild, int)
+
+    status = tree.ask(GetPipelineStatus(lines=5))  # the coordinator answers while it runs
+    assert [r["stage"] for r in status["running"]] == ["soak-tests"]
+    answer = tree.ask(CancelPipeline(run.pipeline_id))
+    assert answer == {"pipeline_id": run.pipeline_id, "cancelling": True, "stage": "soak-tests"}
+    ended = run.wait()
+
+    assert ended["status"] == "cancelled"
+    wait_until(lambda: not pid_alive(grandchild), timeout=5)
+    promotion = tree.history(run.pipeline_id)
+    assert [(s["name"], s["status"]) for s in promotion["stages"]] == [
+        ("build", "passed"),
+        ("deploy", "passed"),
+        ("soak-tests", "cancelled"),
+        ("smoke", "skipped"),
+        ("rollback", "passed"),
+    ]
+    assert promotion["status"] == "cancelled"
+    assert promotion["rollback"] == "code"
+    assert tree.current("staging") == old
+    assert tree.wait_healthy("staging") == old
+    with pytest.raises(PromotionRefused, match="not running"):
+        tree.ask(CancelPipeline(run.pipeline_id))
+    assert tree.ask(GetPipelineStatus())["running"] == []
