@@ -1,9 +1,10 @@
 """MetricsCollector (``metrics``): environments' Prometheus metrics in, the daemon's out (issue 8,
 part 2).
 
-Scraping: every ``[metrics] interval`` seconds a worker thread fetches each environment's
-metrics path (a keep-alive session per environment; connect timeout, a deadline for the whole
-body, a bound on its size), parses it with prometheus-client's parser, and reports back. The
+Scraping: every ``[metrics] interval`` seconds a worker thread fetches every environment's
+metrics path at once with the probe engine (kept-alive connections, a connect timeout, a
+deadline for the whole response that a trickling server cannot stretch, a bound on the body),
+parses each body with prometheus-client's parser, and reports back. The
 actor stores the samples (``metric_samples``, batched by the store) and tells the monitor the
 service's request and error totals (``ServiceCounters``). Retention: the store prunes
 ``metric_samples`` older than ``[metrics] retention_days`` with its hourly ``Prune``.
@@ -26,14 +27,11 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import math
-import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -47,7 +45,8 @@ from gaia_actors.messages import (
     Unsubscribe,
     WatchHealth,
 )
-from gaia_actors.monitoring.rounds import Finished, Rounds
+from gaia_actors.monitoring.probes import Prober, ProbeResult, ProbeTarget
+from gaia_actors.monitoring.rounds import Finished, Rounds, close_in_background
 from gaia_actors.settings import MetricsSettings, Settings
 from supervisors import Link
 
@@ -58,8 +57,9 @@ __all__ = [
     "ParseReport",
     "Sample",
     "ScrapeResult",
-    "fetch",
     "parse_exposition",
+    "scrape_all",
+    "scrape_targets",
 ]
 
 EVENT_PATTERNS = (
@@ -75,9 +75,8 @@ EVENT_PATTERNS = (
 STATUSES = ("healthy", "degraded", "down", "unknown")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-_MAX_WORKERS = 8
+_MAX_CONCURRENCY = 64
 _OVERDUE_SLACK_S = 20.0
-_CHUNK = 65_536
 
 
 # -- parsing (pure) ----------------------------------------------------------------------------
@@ -197,41 +196,7 @@ def total(samples: Iterable[Sample], pattern: str) -> float | None:
     return math.fsum(values) if values else None
 
 
-# -- fetching (worker threads) -----------------------------------------------------------------
-
-
-class FetchError(Exception):
-    """A scrape that produced no body to parse."""
-
-
-def fetch(
-    session: requests.Session, url: str, connect_timeout: float, deadline_s: float, max_bytes: int
-) -> bytes:
-    """GET ``url``: the body, at most ``max_bytes``, complete within ``deadline_s``."""
-    deadline = time.monotonic() + deadline_s
-    try:
-        with session.get(url, timeout=(connect_timeout, deadline_s), stream=True) as response:
-            if response.status_code != 200:
-                raise FetchError(f"status {response.status_code}")
-            return _read_bounded(response, deadline, deadline_s, max_bytes)
-    except requests.RequestException as exc:
-        raise FetchError(f"{type(exc).__name__}: {exc}") from None
-
-
-def _read_bounded(
-    response: requests.Response, deadline: float, deadline_s: float, max_bytes: int
-) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError(f"Content-Length {declared} exceeds {max_bytes} bytes")
-    body = bytearray()
-    for chunk in response.iter_content(_CHUNK):
-        body += chunk
-        if len(body) > max_bytes:
-            raise FetchError(f"body exceeds {max_bytes} bytes")
-        if time.monotonic() > deadline:
-            raise FetchError(f"body not complete within {deadline_s:g}s")
-    return bytes(body)
+# -- scraping (worker thread) ------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,16 +211,37 @@ class ScrapeResult:
     report: ParseReport | None = None
 
 
-def scrape(
-    env: str, url: str, session: requests.Session, cfg: MetricsSettings, limits: Limits
-) -> ScrapeResult:
-    started, clock = time.time(), time.perf_counter()
-    try:
-        body = fetch(session, url, cfg.connect_timeout, cfg.read_timeout, cfg.max_body_bytes)
-    except FetchError as exc:
-        return ScrapeResult(env, started, time.perf_counter() - clock, error=str(exc))
+def scrape_targets(settings: Settings) -> tuple[ProbeTarget, ...]:
+    """One raw-body probe target per environment's metrics path (only a 200 is a scrape)."""
+    cfg = settings.metrics
+    return tuple(
+        ProbeTarget(
+            env,
+            f"http://{e.host}:{e.port}{e.metrics_path}",
+            expected_status=frozenset({200}),
+            connect_timeout=cfg.connect_timeout,
+            read_timeout=cfg.read_timeout,
+            max_body_bytes=cfg.max_body_bytes,
+            raw_body=True,
+        )
+        for env, e in settings.environments.items()
+    )
+
+
+def scrape_all(
+    prober: Prober, targets: Sequence[ProbeTarget], limits: Limits
+) -> tuple[ScrapeResult, ...]:
+    """Fetch every target at once (the prober's deadlines and body bound), then parse each."""
+    return tuple(_scraped(result, limits) for result in prober.round(targets))
+
+
+def _scraped(result: ProbeResult, limits: Limits) -> ScrapeResult:
+    if not result.ok:
+        error = f"{result.error}: {result.detail}" if result.error else f"status {result.status}"
+        return ScrapeResult(result.name, result.checked_at, result.latency_s, error=error)
+    body = result.body or b""
     report = parse_exposition(body.decode("utf-8", errors="replace"), limits)
-    return ScrapeResult(env, started, time.perf_counter() - clock, len(body), report=report)
+    return ScrapeResult(result.name, result.checked_at, result.latency_s, len(body), report=report)
 
 
 # -- the daemon's own /metrics -----------------------------------------------------------------
@@ -423,12 +409,6 @@ def _duration(event: Event) -> float | None:
 # -- the actor ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    env: str
-    url: str
-
-
 @dataclass
 class _EnvScrapes:
     """What the collector remembers of one environment's scrapes."""
@@ -449,27 +429,25 @@ class MetricsCollector(GaiaActor):
         self.settings = settings
         self.cfg = settings.metrics
         self.limits = Limits.of(self.cfg)
-        self.targets = tuple(
-            _Target(env, f"http://{e.host}:{e.port}{e.metrics_path}")
-            for env, e in settings.environments.items()
-        )
-        self.envs = {t.env: _EnvScrapes() for t in self.targets}
-        self.sessions = {t.env: requests.Session() for t in self.targets}
+        self.targets = scrape_targets(settings)
+        self.envs = {t.name: _EnvScrapes() for t in self.targets}
+        self.prober: Prober | None = None
         self.exporter = Exporter()
-        waves = -(-len(self.targets) // _MAX_WORKERS)
+        waves = -(-len(self.targets) // _MAX_CONCURRENCY)
         self.rounds: Rounds[tuple[ScrapeResult, ...]] = Rounds(
             self,
             interval=self.cfg.interval,
-            overdue_after=waves * (self.cfg.connect_timeout + 2 * self.cfg.read_timeout)
+            overdue_after=waves * (self.cfg.connect_timeout + self.cfg.read_timeout)
             + _OVERDUE_SLACK_S,
             prepare=self._prepare,
-            on_result=self._scraped,
-            on_failure=lambda error: self.log.error("metrics.round_failed", error=error),
+            on_result=self._on_scrapes,
+            on_failure=self._round_failed,
         )
 
     def on_start(self) -> None:
         self.tell("bus", Subscribe(self.name, EVENT_PATTERNS))
         self.tell("monitor", WatchHealth(self.name))
+        self.prober = Prober(max_concurrency=_MAX_CONCURRENCY)
         if self.cfg.listen:
             self._listen()
         if self.targets:
@@ -478,13 +456,16 @@ class MetricsCollector(GaiaActor):
     def on_stop(self) -> None:
         super().on_stop()
         self.tell("bus", Unsubscribe(self.name))
-        self.exporter.close()
-        for session in self.sessions.values():
-            session.close()
+        self._close()
 
     def on_failure(self, *exc_info: Any) -> None:
-        self.exporter.close()  # free the port for the next generation
+        self._close()  # free the port for the next generation
         super().on_failure(*exc_info)
+
+    def _close(self) -> None:
+        self.exporter.close()
+        if self.prober is not None:
+            self.prober.close()
 
     def receive(self, message: Any) -> Any:
         if self.rounds.handle(message):
@@ -525,10 +506,16 @@ class MetricsCollector(GaiaActor):
     # Scrapes
 
     def _prepare(self) -> Callable[[], tuple[ScrapeResult, ...]]:
-        targets, sessions, cfg, limits = self.targets, dict(self.sessions), self.cfg, self.limits
-        return lambda: scrape_all(targets, sessions, cfg, limits)
+        prober, targets, limits = self.prober, self.targets, self.limits
+        assert prober is not None  # rounds start after on_start made it
+        return lambda: scrape_all(prober, targets, limits)
 
-    def _scraped(
+    def _round_failed(self, error: str) -> None:
+        self.log.error("metrics.round_failed", error=error)
+        old, self.prober = self.prober, Prober(max_concurrency=_MAX_CONCURRENCY)
+        close_in_background(old, f"{self.name}-close")
+
+    def _on_scrapes(
         self, results: tuple[ScrapeResult, ...], _finished: Finished[tuple[ScrapeResult, ...]]
     ) -> None:
         for result in results:
@@ -574,19 +561,6 @@ class MetricsCollector(GaiaActor):
                 result.scraped_at,
             ),
         )
-
-
-def scrape_all(
-    targets: Sequence[_Target],
-    sessions: dict[str, requests.Session],
-    cfg: MetricsSettings,
-    limits: Limits,
-) -> tuple[ScrapeResult, ...]:
-    """Scrape every target in parallel (a session is used by one thread at a time)."""
-    workers = max(1, min(_MAX_WORKERS, len(targets)))
-    with ThreadPoolExecutor(workers, thread_name_prefix="gaia-scrape") as pool:
-        futures = [pool.submit(scrape, t.env, t.url, sessions[t.env], cfg, limits) for t in targets]
-        return tuple(f.result() for f in futures)
 
 
 def _problem_fields(result: ScrapeResult) -> dict[str, Any]:

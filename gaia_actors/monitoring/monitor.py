@@ -28,7 +28,6 @@ errors in its results, and the per-environment file work is guarded.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,7 +53,7 @@ from gaia_actors.monitoring.classify import (
     Verdict,
 )
 from gaia_actors.monitoring.probes import Prober, ProbeResult, ProbeTarget
-from gaia_actors.monitoring.rounds import Finished, Rounds
+from gaia_actors.monitoring.rounds import Finished, Rounds, close_in_background
 from gaia_actors.settings import MonitorSettings, Settings
 from supervisors import Link
 
@@ -392,11 +391,9 @@ class HealthMonitor(GaiaActor):
 
     def _round_failed(self, error: str) -> None:
         self.log.error("health.round_failed", error=error)
-        # The engine itself failed or hangs: start afresh; closing waits for the old loop,
-        # so never in the mailbox.
+        # The engine itself failed or hangs: start afresh.
         old, self.prober = self.prober, Prober(max_concurrency=self.cfg.max_concurrency)
-        if old is not None:
-            threading.Thread(target=old.close, name=f"{self.name}-close", daemon=True).start()
+        close_in_background(old, f"{self.name}-close")
 
     def _classify(self, value: RoundValue, finished: Finished[RoundValue]) -> None:
         results, procs = value

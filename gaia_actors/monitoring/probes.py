@@ -123,6 +123,7 @@ class ProbeTarget:
     connect_timeout: float = 2.0
     read_timeout: float = 5.0
     max_body_bytes: int = 64 * 1024
+    raw_body: bool = False  # keep the body's bytes (`ProbeResult.body`) instead of parsing JSON
     _endpoint: _Endpoint = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -144,8 +145,10 @@ class ProbeResult:
     """The outcome of one check of one target.
 
     `body_json` is a fresh dict per result (parsed from at most `max_body_bytes`); treat it
-    as read-only. `latency_s` runs from the start of the check (connect included when a new
-    connection was needed) to the last byte read. `checked_at` is wall-clock (time.time()).
+    as read-only. For a `raw_body` target, `body` holds the bytes instead (a scrape of
+    /metrics) and no JSON is parsed. `latency_s` runs from the start of the check (connect
+    included when a new connection was needed) to the last byte read. `checked_at` is
+    wall-clock (time.time()).
     """
 
     name: str
@@ -159,6 +162,7 @@ class ProbeResult:
     body_json: dict[str, Any] | None
     checked_at: float
     reused: bool = False
+    body: bytes | None = None
 
     @property
     def ok(self) -> bool:
@@ -723,6 +727,7 @@ def _result(
     detail: str | None = None,
     body_json: dict[str, Any] | None = None,
     reused: bool = False,
+    body: bytes | None = None,
 ) -> ProbeResult:
     return ProbeResult(
         name=target.name,
@@ -736,6 +741,7 @@ def _result(
         body_json=body_json,
         checked_at=checked_at,
         reused=reused,
+        body=body,
     )
 
 
@@ -751,6 +757,11 @@ def _failed_result(
 def _answered_result(
     target: ProbeTarget, checked_at: float, started: float, response: _Response, reused: bool
 ) -> ProbeResult:
+    if target.raw_body:
+        return _result(
+            target, checked_at, started, ok_connect=True, status=response.status,
+            reused=reused, body=response.body,
+        )  # fmt: skip
     body_json: dict[str, Any] | None = None
     problem: str | None = None
     if response.body and _is_json(response.content_type):

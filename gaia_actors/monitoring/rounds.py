@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import pykka
 
@@ -30,7 +30,7 @@ from gaia_actors.actor import GaiaActor
 
 T = TypeVar("T")
 
-__all__ = ["Finished", "Overdue", "Rounds", "Tick"]
+__all__ = ["Finished", "Overdue", "Rounds", "Tick", "close_in_background"]
 
 
 # Messages a Rounds sends its owner (private to the owner: handled through Rounds.handle).
@@ -188,3 +188,14 @@ class Rounds(Generic[T]):
 def _cancel(timer: threading.Event | None) -> None:
     if timer is not None:
         timer.set()
+
+
+class _Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+def close_in_background(resource: _Closeable | None, name: str) -> None:
+    """Close ``resource`` in a thread of its own: closing may wait (a prober joins its loop,
+    which a hung round may hold), and an actor's mailbox must not."""
+    if resource is not None:
+        threading.Thread(target=resource.close, name=name, daemon=True).start()
