@@ -45,6 +45,9 @@ from gaia_actors.settings import Settings, backup_interval
 from supervisors import Link
 
 Handle = process.Child | process.AdoptedProcess
+# What starting a process may raise: a busy port or no release (EnvironmentFailure), a
+# command that cannot run or a pid file we cannot read (ProcessError), a bad release, I/O.
+_START_ERRORS = (EnvironmentFailure, process.ProcessError, releases.ReleaseError, OSError)
 
 
 # Messages the actor sends itself (from watcher threads and timers).
@@ -406,9 +409,7 @@ class EnvironmentActor(GaiaActor):
 
     def _rollback(self, release: str, pipeline_id: int | None) -> Any:
         self._refuse_if_busy()
-        target = release or self._previous_release()
-        if not (self.layout.releases / target).is_dir():
-            raise Rejected(f"environment {self.env!r} has no release {target!r}")
+        target = self._require_release(release or self._previous_release())
         return self._switch("rollback", target, pipeline_id, None)
 
     def _switch(
@@ -416,22 +417,70 @@ class EnvironmentActor(GaiaActor):
     ) -> Any:
         previous = self.layout.current_release()
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-        self.operation = _Operation(kind, target, previous, future, pipeline_id=pipeline_id)
+        op = _Operation(kind, target, previous, future, pipeline_id=pipeline_id)
+        self.operation = op
         self.publish(f"environment.{kind}_started", env=self.env, release=target, previous=previous)
-        releases.switch_current(self.layout.root, target)
-        self._restart_process()
+        try:
+            releases.switch_current(self.layout.root, target)
+            self._restart_process()
+        except _START_ERRORS as exc:
+            # Failing here must not leave the operation pending (every later one would be
+            # Busy) nor the environment without a process: switch back at once.
+            self._revert_now(op, f"cannot start {target}: {exc}")
+            return future
         if timeout is not None:
             self.startup_token = self._wait_for_health(timeout)
         return future
 
+    def _revert_now(self, op: _Operation, why: str) -> None:
+        """Back on the previous release after a switch that could not even start."""
+        duration = round(time.monotonic() - op.started, 3)
+        self.publish(
+            f"environment.{op.kind}_failed",
+            level="error",
+            env=self.env,
+            release=op.target,
+            reason=why,
+            reverting_to=op.previous,
+        )
+        try:
+            if op.previous:
+                releases.switch_current(self.layout.root, op.previous)
+            self._restart_process()
+        except _START_ERRORS as exc:
+            error = f"{op.kind} of {op.target}: {why}; back on {op.previous}: {exc}"
+            self._finish_operation(op, "failed", duration, error)
+            self._fail_soon(f"cannot start again after a failed {op.kind}: {exc}")
+            return
+        error = f"{op.kind} of {op.target} failed ({why}); back on {op.previous}"
+        self._finish_operation(op, "reverted", duration, error)
+
+    def _fail_soon(self, reason: str) -> None:
+        """Fail the actor from an asked handler (whose exceptions go to the asker): the
+        supervisor then restarts it, and its ladder takes over if that fails too."""
+        self.process_failed = True
+        self.actor_ref.tell(Fail(reason, "exited"))
+
     def _import(self, release: str) -> str:
-        if "/" in release:
-            path = Path(release)
-            if not path.is_dir():
-                raise Rejected(f"release directory {release!r} does not exist")
+        if "/" not in release:
+            return self._require_release(release)
+        path = Path(release)
+        if not path.is_dir():
+            raise Rejected(f"release directory {release!r} does not exist")
+        try:
             return releases.import_release(path, self.layout.releases).id
-        if not (self.layout.releases / release).is_dir():
-            raise Rejected(f"environment {self.env!r} has no release {release!r}")
+        except releases.ReleaseError as exc:
+            raise Rejected(f"environment {self.env!r}: cannot deploy {release}: {exc}") from None
+
+    def _require_release(self, release: str) -> str:
+        """``release`` if this environment has it complete; Rejected (nothing touched) if not."""
+        missing = Rejected(f"environment {self.env!r} has no release {release!r}")
+        if not release or "/" in release or release.startswith("."):
+            raise missing
+        try:
+            releases.load_release(self.layout.releases / release)
+        except releases.ReleaseError:
+            raise missing from None
         return release
 
     def _previous_release(self) -> str:
@@ -596,17 +645,28 @@ class EnvironmentActor(GaiaActor):
         try:
             detail = replace()
         except (backups.BackupError, OSError) as exc:
-            self._start_process()  # back on the data it had
+            self._start_or_fail(kind)  # back on the data it had
             raise EnvironmentFailure(self.env, f"{kind} failed: {exc}") from exc
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-        self.operation = _Operation(kind, current, current, future, detail=detail)
+        op = _Operation(kind, current, current, future, detail=detail)
+        self.operation = op
         self.publish(
             "environment.restored" if kind == "restore" else "environment.reset",
             env=self.env,
             **detail,
         )
-        self._start_process()
+        if not self._start_or_fail(kind):
+            self._finish_operation(op, "failed", 0.0, f"{kind}: the process could not start")
         return future
+
+    def _start_or_fail(self, kind: str) -> bool:
+        """Start the process after ``kind``; if it cannot start, fail the actor (soon)."""
+        try:
+            self._start_process()
+        except _START_ERRORS as exc:
+            self._fail_soon(f"cannot start after {kind}: {exc}")
+            return False
+        return True
 
     # Housekeeping
 

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from gaia_actors.environments import commands as env_commands
 from gaia_actors.environments import releases
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
-from gaia_actors.errors import Busy, EnvironmentFailure
+from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
 from gaia_actors.messages import (
     Crash,
     Deploy,
@@ -464,3 +465,54 @@ def test_status_of_a_process_that_died_before_its_exit_is_handled(
     assert status["healthy"] is False
     assert status["pid"] is None
     assert status["state"] == "stopped"
+
+
+def test_an_incomplete_release_is_refused_before_anything_stops(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    tree = env_tree(one_env(tmp_path))
+    layout = tree.layout("prod")
+    old = tree.wait_healthy("prod")
+    (layout.releases / "half-copied").mkdir()  # a release directory without its manifest
+    (tmp_path / "not-a-release").mkdir()
+
+    with pytest.raises(Rejected, match="no release 'half-copied'"):
+        tree.ask("prod", Deploy("half-copied"))
+    with pytest.raises(Rejected, match="no release 'half-copied'"):
+        tree.ask("prod", Rollback("half-copied"))
+    with pytest.raises(Rejected, match="cannot deploy"):
+        tree.ask("prod", Deploy(str(tmp_path / "not-a-release")))
+
+    status = tree.status("prod")
+    assert status["pid"] == old["pid"]
+    assert status["operation"] is None
+    assert layout.current_release() == old["release"]
+
+
+def test_a_release_that_cannot_be_spawned_is_switched_back_at_once(
+    tmp_path: Path, env_tree: StartTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = env_tree(one_env(tmp_path))
+    layout = tree.layout("prod")
+    old = tree.wait_healthy("prod")
+    new = releases.build_release(demo_source(tmp_path / "new", marker="v2"), tmp_path / "built")
+    real_spawn = process.spawn
+
+    def spawn(argv: Any, cwd: Any, env: Any = None, log: Any = None, **kw: Any) -> Any:
+        if env is not None and env.get("RELEASE_ID") == new.id:  # fault injection
+            raise process.SpawnError(argv, Path(cwd), "injected: exec failed")
+        return real_spawn(argv, cwd, env, log, **kw)
+
+    monkeypatch.setattr(process, "spawn", spawn)
+
+    with pytest.raises(EnvironmentFailure, match="injected: exec failed") as failure:
+        tree.ask("prod", Deploy(str(new.path)))
+
+    assert f"back on {old['release']}" in str(failure.value)
+    assert layout.current_release() == old["release"]
+    status = tree.wait_healthy("prod")
+    assert status["release"] == old["release"]
+    assert status["operation"] is None
+    assert tree.node_state("prod") == "running"
+    monkeypatch.setattr(process, "spawn", real_spawn)
+    assert tree.ask("prod", Deploy(new.id))["outcome"] == "succeeded"  # not left Busy
