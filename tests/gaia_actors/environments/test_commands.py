@@ -11,13 +11,16 @@ import pytest
 from gaia_actors.commands import CommandContext, UsageError
 from gaia_actors.environments import commands as env
 from gaia_actors.errors import ControlError, EnvironmentFailure, Rejected
+from supervisors import Registry
 from tests.gaia_actors.environments.conftest import (
     EnvTree,
     demo_source,
     free_port,
     health,
     http_json,
+    load_settings,
     serving,
+    write_config,
 )
 
 StartTree = Callable[..., EnvTree]
@@ -47,15 +50,16 @@ def two_envs(tmp_path: Path, env_tree: StartTree) -> tuple[EnvTree, Path]:
     return tree, source
 
 
-def test_backup_list_and_restore(two_envs: tuple[EnvTree, Path]) -> None:
+def test_backup_list_restore_and_logs(two_envs: tuple[EnvTree, Path]) -> None:
     tree, _ = two_envs
     ctx = CommandContext(tree.settings, tree.registry)
+    offline = CommandContext(tree.settings, None)
     port = tree.port("prod")
     add_item(port, "kept")
 
     taken = env.backup(ctx, "prod")
     add_item(port, "lost")
-    listed = env.list_backups(CommandContext(tree.settings, None), "prod")  # offline too
+    listed = env.list_backups(offline, "prod")  # offline too: it reads the files
     restored = env.restore(ctx, "prod", taken["backup"])
 
     assert taken["verified"]
@@ -66,8 +70,14 @@ def test_backup_list_and_restore(two_envs: tuple[EnvTree, Path]) -> None:
     tree.wait_healthy("prod")
     assert items(port) == 1
 
+    http_json(port, "GET", "/items")
+    lines = env.logs(ctx, "prod", n=3)
+    assert len(lines) == 3
+    assert any("http.request" in line for line in lines)
+    assert env.logs(offline, "prod", n=3)[-1] == lines[-1]
 
-def test_build_deploy_rollback(two_envs: tuple[EnvTree, Path]) -> None:
+
+def test_build_deploy_rollback_kill(two_envs: tuple[EnvTree, Path]) -> None:
     tree, source = two_envs
     ctx = CommandContext(tree.settings, tree.registry)
     first = tree.status("prod")["release"]
@@ -86,59 +96,35 @@ def test_build_deploy_rollback(two_envs: tuple[EnvTree, Path]) -> None:
     with pytest.raises(Rejected, match="no release 'nope'"):
         env.rollback(ctx, "prod", "nope")
 
-
-def test_logs_online_and_offline(two_envs: tuple[EnvTree, Path]) -> None:
-    tree, _ = two_envs
-    http_json(tree.port("prod"), "GET", "/items")
-
-    online = env.logs(CommandContext(tree.settings, tree.registry), "prod", n=3)
-    offline = env.logs(CommandContext(tree.settings, None), "prod", n=3)
-
-    assert len(online) == 3
-    assert offline[-1] == online[-1]
-    assert any("http.request" in line for line in online)
-
-
-def test_kill_is_recovered(two_envs: tuple[EnvTree, Path]) -> None:
-    tree, _ = two_envs
     before = tree.status("prod")["pid"]
-
-    result = env.kill(CommandContext(tree.settings, tree.registry), "prod")
-
-    assert result == {"env": "prod", "killed": before}
-    assert tree.wait_healthy("prod", pid_not=before)["pid"] != before
+    assert env.kill(ctx, "prod") == {"env": "prod", "killed": before}
+    assert tree.wait_healthy("prod", pid_not=before)["release"] == first
 
 
-def test_reset_refused_without_reset_on_error(two_envs: tuple[EnvTree, Path]) -> None:
-    tree, _ = two_envs
-    ctx = CommandContext(tree.settings, tree.registry)
-    add_item(tree.port("prod"), "precious")
-
-    with pytest.raises(EnvironmentFailure, match="reset_on_error = false"):
-        env.reset(ctx, "prod")
-
-    assert items(tree.port("prod")) == 1
-    assert tree.node_state("prod") == "running"
-
-
-def test_reset_starts_a_reset_on_error_environment_empty(
+def test_reset_refused_without_reset_on_error_and_done_with_it(
     two_envs: tuple[EnvTree, Path],
 ) -> None:
     tree, _ = two_envs
     ctx = CommandContext(tree.settings, tree.registry)
+    add_item(tree.port("prod"), "precious")
     add_item(tree.port("dev"), "scratch")
 
+    with pytest.raises(EnvironmentFailure, match="reset_on_error = false"):
+        env.reset(ctx, "prod")
     result = env.reset(ctx, "dev")
 
+    assert items(tree.port("prod")) == 1
+    assert tree.node_state("prod") == "running"
     assert result["outcome"] == "succeeded"
     assert Path(result["saved_copy"]).is_dir()
     tree.wait_healthy("dev")
     assert items(tree.port("dev")) == 0
 
 
-def test_unknown_environment_and_no_daemon(two_envs: tuple[EnvTree, Path]) -> None:
-    tree, _ = two_envs
+def test_unknown_environment_and_no_daemon(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"prod": {"port": free_port(), "source": str(tmp_path)}})
+    settings = load_settings(tmp_path, config)
     with pytest.raises(UsageError, match="no environment 'qa'"):
-        env.backup(CommandContext(tree.settings, tree.registry), "qa")
+        env.backup(CommandContext(settings, Registry()), "qa")
     with pytest.raises(ControlError, match="needs a running daemon"):
-        env.backup(CommandContext(tree.settings, None), "prod")
+        env.backup(CommandContext(settings, None), "prod")

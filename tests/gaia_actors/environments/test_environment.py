@@ -35,6 +35,7 @@ from gaia_actors.messages import (
     Rollback,
     TakeBackup,
 )
+from gaia_actors.models import Deployment
 from supervisors import NotRunning
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
@@ -225,25 +226,12 @@ def test_restore_skips_a_corrupt_newest_backup(tmp_path: Path, env_tree: StartTr
     assert list(restored[-1].get("skipped")) == result["skipped"]
 
 
-@pytest.mark.parametrize("fault", ["unhealthy", "crash_on_start"])
-def test_failed_deploy_switches_back_and_the_old_release_serves(
-    tmp_path: Path, env_tree: StartTree, fault: str
-) -> None:
-    tree = env_tree(one_env(tmp_path, deploy_timeout=1.5))
+def assert_back_on_old(tree: EnvTree, old: dict[str, Any], bad: releases.Release) -> None:
     layout = tree.layout("prod")
-    old = tree.wait_healthy("prod")
-    # Built elsewhere (as the pipeline builds in another environment) and deployed by path.
-    bad = releases.build_release(
-        demo_source(tmp_path / "bad-src", fault=fault), tmp_path / "elsewhere"
-    )
-
-    with pytest.raises(EnvironmentFailure, match=f"deploy of {bad.id} failed") as failure:
-        tree.ask("prod", Deploy(str(bad.path)))
-
-    assert f"back on {old['release']}" in str(failure.value)
     assert layout.current_release() == old["release"]
     status = tree.wait_healthy("prod")
     assert status["release"] == old["release"]
+    assert status["operation"] is None
     assert serving(tree.port("prod"), old["release"])
     assert (layout.releases / bad.id).is_dir()  # imported, kept for inspection
     names = tree.events.names("environment.deploy*")
@@ -253,6 +241,61 @@ def test_failed_deploy_switches_back_and_the_old_release_serves(
         "environment.deploy_reverted",
     ]
     assert tree.node_state("prod") == "running"  # a reverted deploy is not a crash
+
+
+def test_unhealthy_deploy_switches_back_and_the_old_release_serves(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    tree = env_tree(one_env(tmp_path, deploy_timeout=1.0))
+    old = tree.wait_healthy("prod")
+    # Built elsewhere (as the pipeline builds in another environment) and deployed by path.
+    bad = releases.build_release(
+        demo_source(tmp_path / "bad-src", fault="unhealthy"), tmp_path / "elsewhere"
+    )
+    outcome: list[BaseException] = []
+
+    def deploy() -> None:
+        try:
+            tree.ask("prod", Deploy(str(bad.path), pipeline_id=3))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=deploy)
+    worker.start()
+    try:
+        # While the deploy waits for its verdict the mailbox answers, and refuses a second.
+        tree.events.wait_for("environment.deploy_started")
+        assert tree.status("prod")["operation"] == "deploy"
+        with pytest.raises(Busy, match="a deploy of"):
+            tree.ask("prod", Rollback())
+        with pytest.raises(Busy):
+            tree.ask("prod", RestoreBackup())
+    finally:
+        worker.join(timeout=30)
+
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], EnvironmentFailure)
+    assert f"deploy of {bad.id} failed" in str(outcome[0])
+    assert f"back on {old['release']}" in str(outcome[0])
+    assert_back_on_old(tree, old, bad)
+    row = wait_until(lambda: Deployment.select().where(Deployment.env == "prod").first())
+    assert isinstance(row, Deployment)
+    assert (row.release_id, row.previous, row.status) == (bad.id, old["release"], "reverted")
+    assert row.pipeline_id == 3
+
+
+def test_deploy_that_crashes_on_start_switches_back(tmp_path: Path, env_tree: StartTree) -> None:
+    tree = env_tree(one_env(tmp_path))
+    old = tree.wait_healthy("prod")
+    bad = releases.build_release(
+        demo_source(tmp_path / "bad-src", fault="crash_on_start"), tmp_path / "elsewhere"
+    )
+
+    with pytest.raises(EnvironmentFailure, match=f"deploy of {bad.id} failed") as failure:
+        tree.ask("prod", Deploy(str(bad.path)))
+
+    assert "exited with code 1" in str(failure.value)
+    assert_back_on_old(tree, old, bad)
 
 
 def test_successful_deploy_then_rollback(tmp_path: Path, env_tree: StartTree) -> None:
@@ -416,38 +459,6 @@ def test_a_slow_stop_inside_a_handler_is_not_taken_for_a_hung_actor(
     assert node.generation == 1
 
 
-def test_while_a_deploy_awaits_its_verdict_the_actor_answers_and_refuses_a_second(
-    tmp_path: Path, env_tree: StartTree
-) -> None:
-    tree = env_tree(one_env(tmp_path, deploy_timeout=1.5))
-    tree.wait_healthy("prod")
-    slow = releases.build_release(
-        demo_source(tmp_path / "bad-src", fault="unhealthy"), tmp_path / "elsewhere"
-    )
-    outcome: list[BaseException] = []
-
-    def deploy() -> None:
-        try:
-            tree.ask("prod", Deploy(str(slow.path)))
-        except BaseException as exc:
-            outcome.append(exc)
-
-    worker = threading.Thread(target=deploy)
-    worker.start()
-    try:
-        tree.events.wait_for("environment.deploy_started")
-        assert tree.status("prod")["operation"] == "deploy"  # the mailbox stays responsive
-        with pytest.raises(Busy, match="a deploy of"):
-            tree.ask("prod", Rollback())
-        with pytest.raises(Busy):
-            tree.ask("prod", RestoreBackup())
-    finally:
-        worker.join(timeout=30)
-    assert len(outcome) == 1
-    assert isinstance(outcome[0], EnvironmentFailure)
-    assert tree.status("prod")["operation"] is None
-
-
 def test_status_of_a_process_that_died_before_its_exit_is_handled(
     tmp_path: Path, env_tree: StartTree
 ) -> None:
@@ -455,10 +466,10 @@ def test_status_of_a_process_that_died_before_its_exit_is_handled(
     pid = tree.wait_healthy("prod")["pid"]
     ref = tree.registry.lookup(actor_name("prod"))
     # Queue, in this order: a pause, the status query, then (by killing) the exit message.
-    ref.tell(Hang(1.5))
+    ref.tell(Hang(0.8))
     reply = ref.ask(GetEnvStatus(), block=False)
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=1.0)  # reaped meanwhile
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=0.5)  # reaped meanwhile
 
     status = reply.get(timeout=10)
 
