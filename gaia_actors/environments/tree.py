@@ -76,7 +76,8 @@ def environment_spec(settings: Settings, env: str, registry: Registry) -> ChildS
     return ChildSpec(
         actor_name(env),
         factory,
-        shutdown_timeout=config.stop_grace + 5,
+        # on_stop stops the process: SIGTERM, stop_grace, SIGKILL, up to KILL_TIMEOUT more.
+        shutdown_timeout=config.stop_grace + process.KILL_TIMEOUT + 5,
         start_timeout=config.build_timeout + config.stop_grace + 30,
         ladder=ladder(settings, env, registry),
         exhausted=Exhausted.PARK,
