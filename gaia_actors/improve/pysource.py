@@ -6,8 +6,10 @@ the 42.7 MB of standard-library files that contain "TODO" or "FIXME", where grep
 161 MB in 0.43 s), so the comment-markers-only mode uses ``lex`` instead: one compiled regular
 expression that recognises exactly the two token kinds that matter — comments and string
 literals (all quote forms; prefixes need no special case because a backslash escapes a quote in
-raw strings too) — and skips the code between them inside the C regex engine. The test suite
-checks that both give the same comments on crafted edge cases and on real files.
+raw strings too) — and skips the code between them inside the C regex engine (0.37 CPU-s for
+those 42.7 MB). The test suite checks that both give the same comments on crafted edge cases
+and on real modules; over the 1,637 standard-library files holding any of TODO/FIXME/XXX/HACK,
+the two modes give the same 3,755 marker findings, identities included.
 
 Where they differ: only on files that do not tokenize (an unterminated string, say), where
 ``tokenize`` stops at the error and the lexer carries on; such files are ``syntax_error``

@@ -38,7 +38,7 @@ def save():
         pass
 """
 
-# Moved down by new code, one FIXME fixed, the bare except fixed, one new TODO.
+# Moved down by new code; the first cycle's fix-me marker and bare except are gone; a new one.
 SECOND = """\
 import json
 
