@@ -105,10 +105,11 @@ def render_status(result: Any) -> str:
         return "no promotion is running"
     lines = []
     for run in running:
-        stage = run.get("stage") or "(between stages)"
+        stage = f"stage {run['stage']}" if run.get("stage") else "between stages"
+        if isinstance(run.get("stage_elapsed"), int | float):
+            stage += f" for {run['stage_elapsed']:.1f}s"
         lines.append(
-            f"promotion #{run['pipeline_id']} {run['kind']} ({run['what']}): stage {stage} "
-            f"for {_seconds(run.get('stage_elapsed')).strip() or '-'}, "
+            f"promotion #{run['pipeline_id']} {run['kind']} ({run['what']}): {stage}, "
             f"{run['elapsed']:.1f}s in total" + (" - cancelling" if run.get("cancelling") else "")
         )
         lines.extend(f"  | {line}" for line in run.get("output", []))

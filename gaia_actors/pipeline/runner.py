@@ -221,7 +221,7 @@ class Runner:
         self, leg: Leg, pipeline_id: int, chain: int | None, release: str
     ) -> tuple[str, str, str]:
         promotion = Promotion(pipeline_id, leg.kind, leg.source, leg.target)
-        self._init_release(promotion, release)
+        self._init_release(promotion, release, any(s.kind == "build" for s in leg.stages))
         before = releases.current_release(self.settings.env_dir(leg.target)) or ""
         self._update(
             "pipelines",
@@ -267,11 +267,12 @@ class Runner:
             error += f"; the rollback failed too: {rollback_error}"
         return overall, error
 
-    def _init_release(self, promotion: Promotion, release: str) -> None:
-        """The release a promotion starts from: the previous leg's, or the source's current
-        (a build stage replaces it)."""
+    def _init_release(self, promotion: Promotion, release: str, builds: bool) -> None:
+        """The release a promotion starts from: the previous leg's, none when it builds one,
+        or else the one the source runs."""
         env_dir = self.settings.env_dir(promotion.source)
-        release = release or releases.current_release(env_dir) or ""
+        if not release and not builds:
+            release = releases.current_release(env_dir) or ""
         if release:
             promotion.release, promotion.release_dir = release, env_dir / "releases" / release
 
