@@ -35,7 +35,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
-START_HINT = "start it with: python run.py (or gaia-env run)"
 
 BUILTINS = ("run", "repl", "tail", "help", "send", "ask", "watch", "monitor")
 # The commands people expect (issue 6): when none of the capabilities registered one, say so
@@ -277,9 +276,7 @@ def invoke(
         except DaemonUnreachable:
             if cmd.offline:
                 return run_offline(cmd, values, settings, printer)
-            raise DaemonUnreachable(
-                str(settings.socket_path), f"{cmd.name} needs the daemon; {START_HINT}"
-            ) from None
+            raise DaemonUnreachable(str(settings.socket_path), f"{cmd.name} needs it") from None
         with client:
             return client.command(cmd.name, values, printer.progress)
     return client.command(cmd.name, values, printer.progress)

@@ -27,7 +27,6 @@ from gaia_actors.cli import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNREACHABLE,
-    START_HINT,
     ParseError,
     Parser,
     ParserExit,
@@ -146,8 +145,8 @@ class Repl:
     def report(self, exc: Exception) -> None:
         if isinstance(exc, DaemonUnreachable):
             self.drop_client()
-            text = str(exc) if "start" in str(exc) else f"{exc}; {START_HINT}"
-            self.fail(text)
+            lost = isinstance(exc, ConnectionLost)
+            self.fail(f"{exc}; the next command reconnects" if lost else str(exc))
             return
         self.fail(str(exc) if exit_code(exc) is not None else f"internal error: {exc!r}")
 

@@ -263,11 +263,18 @@ def test_configuration_error_exits_2(
 
 
 @pytest.fixture
-def fake_commands() -> Iterator[None]:
-    """Commands as another capability would register them (removed afterwards)."""
+def fake_commands(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Commands as another capability would register them, and aliases onto one of them.
+
+    Every capability's commands are loaded first and the registry is restored afterwards,
+    so the fakes neither get overwritten nor hide a real command from later tests.
+    """
+    saved = commands.commands()
+    aliases = {f"fake-promote-{t}": ("fake-promote", (t,)) for t in ("dev", "staging", "all")}
+    monkeypatch.setattr(cli, "ALIASES", {**cli.ALIASES, **aliases})
 
     @command(
-        "promote",
+        "fake-promote",
         help="test: promote",
         args=(Arg("target", choices=("dev", "staging", "all")),),
         offline=True,
@@ -298,8 +305,18 @@ def fake_commands() -> Iterator[None]:
         raise EnvironmentFailure("prod", "the release did not start")
 
     yield
-    for name in ("promote", "fake-opts", "fake-fail"):
-        commands._COMMANDS.pop(name, None)
+    commands._COMMANDS.clear()
+    commands._COMMANDS.update(saved)
+
+
+def test_original_promote_names_exist_when_promote_is_registered(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out, _ = run(capsys, "--help")
+    for alias, (target, _words) in cli.ALIASES.items():
+        assert (alias in out) == (
+            commands.get(target) is not None or commands.get(alias) is not None
+        )
 
 
 def test_registered_command_appears_in_help(
@@ -307,7 +324,7 @@ def test_registered_command_appears_in_help(
 ) -> None:
     _, out, _ = run(capsys, "--help")
     assert "fake-opts" in out
-    assert "promote-dev" in out
+    assert "fake-promote-dev" in out
     _, out, _ = run(capsys, "fake-opts", "--help")
     assert "-n N" in out
     assert "--apply" in out
@@ -316,9 +333,9 @@ def test_registered_command_appears_in_help(
 
 @pytest.mark.parametrize(
     ("alias", "target"),
-    [("promote-dev", "dev"), ("promote-staging", "staging"), ("promote-all", "all")],
+    [("fake-promote-dev", "dev"), ("fake-promote-staging", "staging"), ("fake-promote-all", "all")],
 )
-def test_promote_aliases_map_onto_promote(
+def test_aliases_map_onto_a_command_with_its_argument(
     offline: list[str],
     capsys: pytest.CaptureFixture[str],
     fake_commands: None,
@@ -348,7 +365,7 @@ def test_positionals_options_and_flags_are_typed(
         ["fake-opts"],
         ["fake-opts", "prod", "-n", "many"],
         ["fake-opts", "prod", "x"],
-        ["promote", "qa"],
+        ["fake-promote", "qa"],
     ],
 )
 def test_bad_arguments_exit_2(

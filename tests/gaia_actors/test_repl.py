@@ -162,6 +162,9 @@ def test_watch_shows_the_restart_of_a_crashed_bus_until_ctrl_c(
 
 def test_ctrl_c_at_the_prompt_keeps_the_shell_and_ctrl_d_leaves(repl: pexpect.spawn) -> None:
     repl.send("half a line")
+    # Once readline echoes it, it reads: a Ctrl-C before that would flush the typed text
+    # from the tty and could reach Python before readline waits for input.
+    repl.expect_exact("half a line")
     repl.sendintr()
     repl.expect_exact(PROMPT)
     repl.sendline("actors")
