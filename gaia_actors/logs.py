@@ -16,6 +16,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from gaia_actors.actor import InjectedCrash
+from gaia_actors.errors import GaiaError
 from gaia_actors.settings import LoggingSettings
 
 _LEVELS = {
@@ -67,7 +69,20 @@ def configure(
     for handler in _handlers:
         root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("pykka").setLevel(max(level, logging.INFO))
+    pykka_logger = logging.getLogger("pykka")
+    pykka_logger.setLevel(max(level, logging.INFO))
+    if not any(isinstance(f, ExpectedFailures) for f in pykka_logger.filters):
+        pykka_logger.addFilter(ExpectedFailures())
+
+
+class ExpectedFailures(logging.Filter):
+    """Drop Pykka's traceback for failures we raise on purpose (a process exited, a fault was
+    injected): the supervisor's ``supervisor.child_failed`` event already reports them, and a
+    traceback there would read like a bug. Unexpected exceptions keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, GaiaError | InjectedCrash)
 
 
 def _file_handler(settings: LoggingSettings, path: Path, shared: list[Any]) -> logging.Handler:

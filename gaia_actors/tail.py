@@ -406,6 +406,8 @@ def _pairs(record: Mapping[str, Any], color: bool) -> list[str]:
     scope = [k for k in _SCOPE_KEYS if k in record]
     rest = [k for k in record if k not in _LAYOUT and k not in _SCOPE_KEYS]
     rest = [k for k in rest if not (k in _TRAILING_KEYS and isinstance(record[k], str))]
+    if "actor" in record:  # the logger name only repeats the actor; keep it for foreign records
+        rest = [k for k in rest if k != "logger"]
     pairs = [_pair(k, record[k], _SCOPE, color) for k in scope]
     return pairs + [_pair(k, record[k], "", color) for k in rest]
 
