@@ -35,6 +35,8 @@ _QUEUE_LIMIT = 10_000  # updates buffered for a slow client; beyond it output li
 
 def render_promotions(result: Any) -> str:
     """A promotion (or both legs of promote-all) stage by stage."""
+    if isinstance(result, dict) and result.get("detached"):
+        return f"promotion #{result['pipeline_id']} {result['note']}"
     if not isinstance(result, dict) or "promotions" not in result:
         return scalar(result)
     parts = [render_promotion(p) for p in result["promotions"]]

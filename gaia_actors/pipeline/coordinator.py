@@ -4,7 +4,7 @@ The coordinator owns the promotion locks and the status; the stages run in a run
 per promotion (``runner.py``) that reports back by messages, so ``GetPipelineStatus``,
 ``GetPipelineHistory`` and ``CancelPipeline`` answer while a stage runs (issue 4, part 2).
 
-A promotion holds every environment it touches (its source and its target; both legs' for
+A promotion holds every environment it touches (its source, its target, any other a stage acts
 promote-all): another promotion to any of them gets ``Busy`` naming the holder. Testing a
 staging that is being redeployed under the tests would prove nothing.
 
@@ -37,6 +37,7 @@ from gaia_actors.messages import (
     Promote,
     Update,
     fields_of,
+    to_dict,
 )
 from gaia_actors.pipeline import history, stages
 from gaia_actors.pipeline.errors import PromotionRefused
@@ -63,6 +64,16 @@ LEGS: dict[str, tuple[str, ...]] = {
 }
 JOIN_TIMEOUT = 10.0  # seconds a stopping coordinator waits for its runners to wind down
 RECOVERY = "recovery"
+# Event levels by status; anything else (failed, timed_out) is an error.
+_LEVELS = {
+    "running": "info",
+    "succeeded": "info",
+    "passed": "info",
+    "skipped": "info",
+    "warned": "warning",
+    "cancelled": "warning",
+    "interrupted": "warning",
+}
 
 
 @dataclass
@@ -174,9 +185,12 @@ class PipelineCoordinator(GaiaActor):
         self, what: str, trigger: str, watcher: Watcher | None, output: bool
     ) -> dict[str, Any]:
         kinds = self._configured(what)
-        envs = tuple(dict.fromkeys(env for kind in kinds for env in PROMOTIONS[kind]))
-        self._refuse_if_busy(envs)
         legs = [Leg(kind, tuple(stages.plan(self.settings, kind))) for kind in kinds]
+        # Every environment it touches: source, target, and any other a stage acts on.
+        touched = [env for leg in legs for env in (leg.source, leg.target)]
+        touched += [stage.env for leg in legs for stage in leg.stages]
+        envs = tuple(dict.fromkeys(touched))
+        self._refuse_if_busy(envs)
         source, target = PROMOTIONS[kinds[0]]
         row = fields_of(
             kind=kinds[0],
@@ -283,50 +297,26 @@ class PipelineCoordinator(GaiaActor):
             run.stage, run.stage_kind, run.stage_started = "", "", None
             if report.pipeline_id not in run.pipeline_ids:
                 run.pipeline_ids.append(report.pipeline_id)
-        level = {"running": "info", "succeeded": "info", "cancelled": "warning"}.get(
-            report.status, "error"
-        )
-        self.publish(
-            event_name(report),
-            level=level,
-            env=report.target,
-            pipeline_id=report.pipeline_id,
-            kind=report.kind,
-            source=report.source,
-            release=report.release,
-            status=report.status,
-            error=report.error,
-            rollback=report.rollback,
-            duration=report.duration,
-        )
+        self._publish(report, report.target)
 
     def _on_stage(self, report: StageReport) -> None:
         run = self.runs.get(report.run_id)
         if run is not None:
             run.stages[f"{report.pipeline_id}:{report.name}"] = report.status
             if report.status == "running":
-                run.stage, run.stage_kind, run.stage_started = (
-                    report.name,
-                    report.kind,
-                    time.time(),
-                )
-        level = {"failed": "error", "timed_out": "error", "warned": "warning"}.get(
-            report.status, "warning" if report.status in ("cancelled", "interrupted") else "info"
-        )
-        self.publish(
-            event_name(report),
-            level=level,
-            env=report.env,
-            pipeline_id=report.pipeline_id,
-            stage=report.name,
-            kind=report.kind,
-            position=report.position,
-            blocking=report.blocking,
-            status=report.status,
-            duration=report.duration,
-            summary=report.summary,
-            error=report.error,
-        )
+                run.stage, run.stage_kind = report.name, report.kind
+                run.stage_started = time.time()
+        self._publish(report, report.env)
+
+    def _publish(self, report: PipelineReport | StageReport, env: str) -> None:
+        """The report as its ``pipeline.*``/``stage.*`` event (a stage's name as ``stage``)."""
+        data = to_dict(report)
+        for internal in ("run_id", "env"):
+            data.pop(internal, None)
+        if "name" in data:
+            data["stage"] = data.pop("name")
+        level = _LEVELS.get(report.status, "error")
+        self.publish(event_name(report), level=level, env=env, **data)
 
     def _on_run_ended(self, ended: RunEnded) -> None:
         run = self.runs.pop(ended.run_id, None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import os
 import signal
 import threading
@@ -33,7 +34,14 @@ from gaia_actors.messages import InsertNow, Update, fields_of, message
 from gaia_actors.pipeline import history
 from gaia_actors.pipeline.errors import StageCancelled, StageTimeout
 from gaia_actors.pipeline.rollback import RollbackPlan, roll_back
-from gaia_actors.pipeline.stages import STAGE_TOKEN, Outcome, Promotion, Stage, StageContext
+from gaia_actors.pipeline.stages import (
+    STAGE_TOKEN,
+    Outcome,
+    Promotion,
+    Stage,
+    StageContext,
+    Step,
+)
 from gaia_actors.settings import PROMOTIONS, Settings
 from supervisors import AskTimeout, NotRunning, Registry
 
@@ -160,6 +168,15 @@ class Leg:
 
 
 Watcher = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    """A step recorded as running: its row and when it started (monotonic)."""
+
+    row: int
+    step: Step
+    started: float
 
 
 class Runner:
@@ -300,33 +317,48 @@ class Runner:
     # One stage
 
     def _run_stage(self, promotion: Promotion, stage: Stage) -> tuple[str, str]:
-        started_at, started = _now(), time.monotonic()
-        self.handle.output.start(promotion.pipeline_id, stage.name)
-        row = self._insert(
-            "stages",
-            pipeline_id=promotion.pipeline_id,
-            position=stage.position,
-            name=stage.name,
-            kind=stage.kind,
-            env=stage.env,
-            blocking=stage.blocking,
-            status="running",
-            started=started_at,
-        )
-        self._stage_report(promotion, stage, "running")
-        outcome = self._attempt(stage, self._context(promotion, stage, started))
+        running = self._begin(promotion, stage.step)
+        outcome = self._attempt(stage, self._context(promotion, stage, running.started))
         status = self._status(stage, outcome)
-        duration = round(time.monotonic() - started, 3)
-        self._finish_stage(row, promotion, outcome, status, duration)
-        self._stage_report(
+        if status == "interrupted":
+            error = f"the daemon stopped: {outcome.error}"
+            outcome = dataclasses.replace(outcome, error=error, summary=error)
+        self._end(running, promotion, outcome, status)
+        return status, outcome.error or outcome.summary
+
+    def _begin(self, promotion: Promotion, step: Step) -> _Running:
+        """Record and report a step as running."""
+        started = time.monotonic()
+        self.handle.output.start(promotion.pipeline_id, step.name)
+        row = self._insert_step(promotion, step, "running", started=_now())
+        self._tell(self._stage_message(promotion, step, "running"))
+        return _Running(row, step, started)
+
+    def _end(self, running: _Running, promotion: Promotion, outcome: Outcome, status: str) -> None:
+        duration = round(time.monotonic() - running.started, 3)
+        self._finish_stage(running.row, promotion, outcome, status, duration)
+        ended = self._stage_message(
             promotion,
-            stage,
+            running.step,
             status,
             duration=duration,
             summary=outcome.summary,
             error=outcome.error,
         )
-        return status, outcome.error or outcome.summary
+        self._tell(ended)
+
+    def _insert_step(self, promotion: Promotion, step: Step, status: str, **values: Any) -> int:
+        return self._insert(
+            "stages",
+            pipeline_id=promotion.pipeline_id,
+            position=step.position,
+            name=step.name,
+            kind=step.kind,
+            env=step.env,
+            blocking=step.blocking,
+            status=status,
+            **values,
+        )
 
     def _context(self, promotion: Promotion, stage: Stage, started: float) -> StageContext:
         return StageContext(
@@ -389,73 +421,29 @@ class Runner:
         )
 
     def _skip(self, promotion: Promotion, stage: Stage) -> None:
-        self._insert(
-            "stages",
-            pipeline_id=promotion.pipeline_id,
-            position=stage.position,
-            name=stage.name,
-            kind=stage.kind,
-            env=stage.env,
-            blocking=stage.blocking,
-            status="skipped",
-        )
-        self._watch(self._stage_message(promotion, stage, "skipped"))
+        self._insert_step(promotion, stage.step, "skipped")
+        self._watch(self._stage_message(promotion, stage.step, "skipped"))
 
     # Rollback (also of an interrupted promotion, at the next start)
 
     def _rollback(self, promotion: Promotion, position: int) -> tuple[str, str]:
         """Run and record the rollback stage; answers (what was rolled back | failed, error)."""
-        started_at, started = _now(), time.monotonic()
-        target = promotion.target
-        self.handle.output.start(promotion.pipeline_id, "rollback")
-        row = self._insert(
-            "stages",
-            pipeline_id=promotion.pipeline_id,
-            position=position,
-            name="rollback",
-            kind="rollback",
-            env=target,
-            blocking=True,
-            status="running",
-            started=started_at,
-        )
-        report = StageReport(
-            self.handle.run_id, promotion.pipeline_id, position, "rollback", "rollback", target,
-            True, "running",
-        )  # fmt: skip
-        self._tell(report)
+        running = self._begin(promotion, Step(position, "rollback", "rollback", promotion.target))
         plan = RollbackPlan(
             self.settings,
             self.registry,
-            target,
+            promotion.target,
             promotion.previous,
             promotion.backup,
             promotion.pipeline_id,
-            started + self.settings.pipeline.rollback_timeout,
+            running.started + self.settings.pipeline.rollback_timeout,
         )
         try:
             outcome = roll_back(plan, self._on_line)
         except Exception as exc:  # noqa: BLE001 - a failed rollback is recorded, not raised
             error = f"{type(exc).__name__}: {exc}"
             outcome = Outcome(False, error, error, detail={"rollback": "failed"})
-        status = "passed" if outcome.ok else "failed"
-        duration = round(time.monotonic() - started, 3)
-        self._finish_stage(row, promotion, outcome, status, duration)
-        self._tell(
-            StageReport(
-                self.handle.run_id,
-                promotion.pipeline_id,
-                position,
-                "rollback",
-                "rollback",
-                target,
-                True,
-                status,
-                duration,
-                outcome.summary,
-                outcome.error,
-            )
-        )
+        self._end(running, promotion, outcome, "passed" if outcome.ok else "failed")
         return str(outcome.detail.get("rollback", "failed")), outcome.error
 
     def recover(self, pipeline_id: int) -> None:
@@ -511,25 +499,10 @@ class Runner:
         )
         self._tell(report)
 
-    def _stage_report(
-        self,
-        promotion: Promotion,
-        stage: Stage,
-        status: str,
-        *,
-        duration: float = 0.0,
-        summary: str = "",
-        error: str = "",
-    ) -> None:
-        message = self._stage_message(
-            promotion, stage, status, duration=duration, summary=summary, error=error
-        )
-        self._tell(message)
-
     def _stage_message(
         self,
         promotion: Promotion,
-        stage: Stage,
+        step: Step,
         status: str,
         *,
         duration: float = 0.0,
@@ -537,8 +510,8 @@ class Runner:
         error: str = "",
     ) -> StageReport:
         return StageReport(
-            self.handle.run_id, promotion.pipeline_id, stage.position, stage.name, stage.kind,
-            stage.env, stage.blocking, status, duration, summary, error,
+            self.handle.run_id, promotion.pipeline_id, step.position, step.name, step.kind,
+            step.env, step.blocking, status, duration, summary, error,
         )  # fmt: skip
 
     def _tell(self, report: PipelineReport | StageReport | RunEnded) -> None:

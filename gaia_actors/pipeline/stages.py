@@ -129,6 +129,17 @@ class Outcome:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What the history and the reports say of a stage (the rollback is a step too)."""
+
+    position: int
+    name: str
+    kind: str
+    env: str
+    blocking: bool = True
+
+
 class Stage:
     """Base of the stage kinds; ``run`` is the one hook."""
 
@@ -152,6 +163,10 @@ class Stage:
     @property
     def timeout(self) -> float:
         return self.config.timeout
+
+    @property
+    def step(self) -> Step:
+        return Step(self.position, self.name, self.kind, self.env, self.blocking)
 
     def run(self, ctx: StageContext) -> Outcome:
         raise NotImplementedError

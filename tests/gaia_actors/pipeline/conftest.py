@@ -9,7 +9,6 @@ run's ``run.ended`` update (an Event), never on a sleep.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -37,6 +36,7 @@ from tests.gaia_actors.environments.conftest import (
     load_settings,
     write_config,
 )
+from tests.gaia_actors.environments.conftest import _toml as toml_value
 
 CAPABILITIES = ["gaia_actors.environments.tree", "gaia_actors.pipeline"]
 GATE_TEST = "tests/unit/test_gate.py"
@@ -102,15 +102,9 @@ def release_source(
 
 
 def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
+    if isinstance(value, dict):  # an inline table (a command stage's environ)
         return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    return str(value)
+    return toml_value(value)
 
 
 def pipeline_toml(promotions: dict[str, list[dict[str, Any]]]) -> str:

@@ -4,27 +4,18 @@ the unconfirmed release is back on the one it had before (issue 4, part 4)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from gaia_actors.client import Client
 from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ControlError
-from gaia_actors.settings import Settings
 from tests.conftest import wait_until
-from tests.gaia_actors.environments.conftest import (
-    REPO,
-    health,
-    kill_services,
-    load_settings,
-)
+from tests.gaia_actors.environments.conftest import health, kill_services, load_settings
+from tests.gaia_actors.environments.test_daemon_restart import Daemon
 from tests.gaia_actors.pipeline.conftest import (
     pid_alive,
     read_pid,
@@ -33,69 +24,16 @@ from tests.gaia_actors.pipeline.conftest import (
 )
 
 
-class Daemon:
-    """``python run.py`` on a config in tmp_path, its output in a file."""
+def ask(daemon: Daemon, actor: str, message: str, **fields: Any) -> Any:
+    with Client.connect(daemon.settings.socket_path) as client:
+        return client.ask(actor, message, fields, timeout=10)
 
-    def __init__(self, tmp_path: Path, config: Path, settings: Settings) -> None:
-        self.config = config
-        self.settings = settings
-        self.cwd = tmp_path
-        self.output: IO[bytes] = open(tmp_path / "daemon.out", "ab")  # noqa: SIM115 - closed in close()
-        self.environ = {**os.environ, "GAIA_STATE_DIR": str(settings.state_dir)}
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        starts = len(self.log_events("daemon.started"))
-        self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "run.py"), "--config", str(self.config)],
-            stdout=self.output,
-            stderr=self.output,
-            env=self.environ,
-            cwd=self.cwd,
-        )
-        proc = self.proc
-        wait_until(
-            lambda: len(self.log_events("daemon.started")) > starts or proc.poll() is not None,
-            timeout=30,
-        )
-        assert proc.poll() is None, (self.cwd / "daemon.out").read_text()[-3000:]
-
-    def log_events(self, name: str) -> list[dict[str, Any]]:
-        path = self.settings.log_path
-        if not path.exists():
-            return []
-        records = []
-        for line in path.read_bytes().splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut short by SIGKILL
-        return [r for r in records if r.get("event") == name]
-
-    def ask(self, actor: str, message: str, **fields: Any) -> Any:
-        with Client.connect(self.settings.socket_path) as client:
-            return client.ask(actor, message, fields, timeout=10)
-
-    def ask_or_none(self, actor: str, message: str, **fields: Any) -> Any:
-        try:
-            return self.ask(actor, message, **fields)
-        except ControlError:
-            return None  # not up yet, or restarting
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.output.close()
+def ask_or_none(daemon: Daemon, actor: str, message: str, **fields: Any) -> Any:
+    try:
+        return ask(daemon, actor, message, **fields)
+    except ControlError:
+        return None  # not up yet, or restarting
 
 
 @pytest.fixture
@@ -137,7 +75,7 @@ def test_a_daemon_killed_mid_promotion_leaves_consistent_environments(
     wait_until(lambda: serves(daemon, "staging", old), timeout=20)
     (tmp_path / "source" / "MARKER").write_text("two\n")
 
-    started = daemon.ask("pipeline", "Promote", what="dev")
+    started = ask(daemon, "pipeline", "Promote", what="dev")
     pipeline_id = started["pipeline_id"]
     sleeper = wait_until(lambda: read_pid(tmp_path / "sleeper.pid"), timeout=30)
     assert isinstance(sleeper, int)
@@ -149,7 +87,7 @@ def test_a_daemon_killed_mid_promotion_leaves_consistent_environments(
     daemon.start()
 
     def recovered() -> dict[str, Any] | None:
-        shown = daemon.ask_or_none("pipeline", "GetPipelineHistory", pipeline_id=pipeline_id)
+        shown = ask_or_none(daemon, "pipeline", "GetPipelineHistory", pipeline_id=pipeline_id)
         return shown if shown and shown["recovery"] not in ("", "pending") else None
 
     promotion = wait_until(recovered, timeout=60)
@@ -167,4 +105,4 @@ def test_a_daemon_killed_mid_promotion_leaves_consistent_environments(
     wait_until(lambda: serves(daemon, "staging", old), timeout=20)
     failed = daemon.log_events("pipeline.failed")
     assert [(e["pipeline_id"], e["status"]) for e in failed] == [(pipeline_id, "interrupted")]
-    assert daemon.ask("pipeline", "GetPipelineStatus")["running"] == []
+    assert ask(daemon, "pipeline", "GetPipelineStatus")["running"] == []
