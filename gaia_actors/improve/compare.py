@@ -11,8 +11,7 @@ Each metric has a direction (coverage up is better, test time down is better). A
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -161,8 +160,3 @@ def is_regression(
         return False
     change = (after - before) / abs(before)
     return change < -threshold if direction is Direction.HIGHER else change > threshold
-
-
-def finding_counts(findings: Sequence[Finding]) -> Counter[str]:
-    """Findings per type (for a report's summary line)."""
-    return Counter(f.type for f in findings)

@@ -420,14 +420,3 @@ def batches(items: Sequence[T], size: int) -> list[tuple[T, ...]]:
     if size < 1:
         raise ValueError(f"batch size must be at least 1, got {size}")
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
-
-
-def iter_relpaths(paths: Iterable[str | Path], root: str | Path) -> Iterator[str]:
-    """Relative posix paths for absolute or root-relative ``paths``."""
-    top = Path(root).resolve()
-    for path in paths:
-        candidate = Path(path)
-        if candidate.is_absolute():
-            yield candidate.relative_to(top).as_posix()
-        else:
-            yield candidate.as_posix()
