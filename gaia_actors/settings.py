@@ -128,7 +128,8 @@ class FailoverSettings:
     down_checks: int = 3
     flap_window: float = 300.0
     flap_max: int = 5
-    start_grace: float = 5.0  # failed checks of a process younger than this do not count
+    # A process's failed checks count once it has answered one, or is older than this.
+    start_grace: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,12 @@ A process that exits is seen at once by its environment actor, which fails, and 
 that hangs — alive, not answering — is seen only by health checks. This agent closes that gap:
 when an environment is *down* and its current process (pid file, start time) has failed
 ``[failover] down_checks`` consecutive checks while still alive, it tells
-``environment.<env>`` ``Fail(cause="hung")``,
-and the same supervision path takes over. Failures of a process younger than
-``start_grace`` do not count (a restarted service refuses for a moment while it starts).
+``environment.<env>`` ``Fail(cause="hung")``, and the same supervision path takes over.
+As with a Kubernetes startup probe, a new process's failures count only once it has answered
+a check, or once it is older than ``start_grace`` (a starting service refuses connections for
+a moment, longer on a loaded machine; one that hangs before it ever answers is caught after
+the grace). Answers and failures of the process that was just failed over do not count
+either: a dying process may answer its stuck request as it shuts down.
 
 Every failure is an *incident* (``incidents`` table), whether the agent caused the restart or
 the process exited by itself:
@@ -16,7 +19,8 @@ the process exited by itself:
 - ``started``: the first failed check of the run (hung) or the exit (exited);
 - ``detected``: when the agent failed the environment over (hung) or the exit was seen;
 - ``recovered``: the first check after detection that finds it healthy again (the monitor's
-  classifier, so ``success_threshold`` passing checks) — recovery is verified by health;
+  classifier, so ``success_threshold`` passing checks) in a process other than the failed one
+  — recovery is verified by health, and a dying process's last answers do not count;
 - ``time_to_detect`` = detected - started and ``time_to_recover`` = recovered - detected, so
   the outage lasted their sum.
 
@@ -89,6 +93,11 @@ class _EnvWatch:
     run_pid: int | None = None
     status: str = "unknown"
     incident: _Incident | None = None
+    # The process that was failed over (or exited): its answers prove nothing until the
+    # environment has started again. A hung demo, for one, answers its stuck health check
+    # with 200 while it shuts down.
+    failed_pid: int | None = None
+    answered_pid: int | None = None  # a process that has answered a check at least once
     failovers: deque[float] = field(default_factory=deque)  # monotonic times, flap damping
     flap_alerted: bool = False
 
@@ -150,11 +159,20 @@ class FailoverAgent(GaiaActor):
         if watch.run >= self.cfg.down_checks and report.status == "down":
             self._fail_over(report.env, watch, report)
         elif report.status == "healthy":
-            self._check_recovered(report.env, watch, report.checked_at)
+            self._check_recovered(report.env, watch, report.checked_at, report.pid)
 
     def _count(self, watch: _EnvWatch, report: HealthReport) -> None:
-        young = report.uptime_s is not None and report.uptime_s < self.cfg.start_grace
-        if report.observation != "fail" or not report.alive:
+        if report.observation != "fail":
+            watch.answered_pid = report.pid
+        # A startup probe, as Kubernetes has: a new process's failures count once it has
+        # answered, or once it is older than the grace (it may hang before it ever answers).
+        young = (
+            report.pid != watch.answered_pid
+            and report.uptime_s is not None
+            and report.uptime_s < self.cfg.start_grace
+        )
+        stopping = report.pid is not None and report.pid == watch.failed_pid
+        if report.observation != "fail" or not report.alive or stopping:
             # Answering; or dead or unknown: a process that is gone is its environment
             # actor's to restart, and without a pid file there is no process to fail.
             watch.run, watch.run_pid = 0, report.pid
@@ -181,7 +199,9 @@ class FailoverAgent(GaiaActor):
         delivered = self.tell(f"{_ENV_PREFIX}{env}", Fail(reason, cause="hung"))
         watch.failovers.append(time.monotonic())
         incident.failovers += 1
-        if not delivered:
+        if delivered:
+            watch.failed_pid = report.pid
+        else:
             incident.notes.append(f"{_ENV_PREFIX}{env} was not running to receive Fail")
         self.triggered += 1
         self.publish(
@@ -215,11 +235,15 @@ class FailoverAgent(GaiaActor):
             )
         return True
 
-    def _check_recovered(self, env: str, watch: _EnvWatch, checked_at: float) -> None:
+    def _check_recovered(
+        self, env: str, watch: _EnvWatch, checked_at: float, pid: int | None
+    ) -> None:
         incident = watch.incident
         if incident is None or checked_at <= incident.detected:
             return
-        watch.incident = None
+        if pid is not None and pid == watch.failed_pid:
+            return  # the failed process itself, not yet replaced
+        watch.incident, watch.failed_pid = None, None
         ttd = round(incident.detected - incident.started, 6)
         ttr = round(checked_at - incident.detected, 6)
         self._update(
@@ -250,7 +274,7 @@ class FailoverAgent(GaiaActor):
         elif name == "environment.exited":
             self._on_exited(event)
         elif name == "environment.started":
-            self._note(event.env, f"started pid {event.get('pid')}")
+            self._on_started(event)
         elif name == "environment.failed":
             self._on_parked(event.env, str(event.get("error", "")))
 
@@ -259,7 +283,7 @@ class FailoverAgent(GaiaActor):
         if new == "degraded":
             self._alert("alert.degraded", "warning", event.env, reason=str(event.get("reason", "")))
         elif new == "healthy" and event.env in self.envs:
-            self._check_recovered(event.env, self.envs[event.env], event.ts)
+            self._check_recovered(event.env, self.envs[event.env], event.ts, event.get("pid"))
 
     def _on_supervision(self, event: Event) -> None:
         child = str(event.get("child", ""))
@@ -275,9 +299,15 @@ class FailoverAgent(GaiaActor):
             return
         self._update(watch.incident, detail=watch.incident.detail())
 
+    def _on_started(self, event: Event) -> None:
+        watch = self.envs.setdefault(event.env, _EnvWatch())
+        watch.failed_pid = None  # whatever runs now (a new process, or the old one adopted)
+        self._note(event.env, f"started pid {event.get('pid')}")
+
     def _on_exited(self, event: Event) -> None:
         watch = self.envs.setdefault(event.env, _EnvWatch())
         watch.run = 0
+        watch.failed_pid = event.get("pid")
         code = event.get("code")
         if watch.incident is None:
             watch.incident = self._open(event.env, "exited", event.ts, event.ts, event.get("pid"))
@@ -286,7 +316,7 @@ class FailoverAgent(GaiaActor):
     def _on_parked(self, env: str, error: str) -> None:
         watch = self.envs.setdefault(env, _EnvWatch())
         incident = watch.incident or self._open(env, "exited", time.time(), time.time(), None)
-        watch.incident = None
+        watch.incident, watch.failed_pid = None, None
         incident.notes.append(f"FAILED: {error}" if error else "FAILED")
         self._update(incident, status="failed", detail=incident.detail())
         self._alert(

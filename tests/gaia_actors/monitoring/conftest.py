@@ -16,6 +16,7 @@ import pytest
 from gaia_actors import process
 from gaia_actors.actor import GaiaActor
 from gaia_actors.app import build_children, make_listener, supervisor_config
+from gaia_actors.environments.tree import child_specs as environment_specs
 from gaia_actors.messages import Event, GetState, Subscribe
 from gaia_actors.monitoring import child_specs
 from gaia_actors.settings import Settings, load
@@ -46,6 +47,8 @@ def toml_value(value: Any) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
     return repr(value)
 
 
@@ -74,14 +77,15 @@ def make_settings(
 
 
 class Tree:
-    """A running root supervisor: store, bus, an event recorder, extra children, then the
-    monitoring actors named (in their own order)."""
+    """A running root supervisor: store, bus, an event recorder, extra children (and the
+    ``environments`` supervisor), then the monitoring actors named (in their own order)."""
 
     def __init__(
         self,
         settings: Settings,
         actors: Sequence[str] = ("monitor", "metrics", "failover", "balancer"),
         extra: Sequence[ChildSpec] = (),
+        environments: bool = False,
     ) -> None:
         self.settings = settings
         self.registry = Registry()
@@ -92,6 +96,11 @@ class Tree:
             for s in child_specs(settings, self.registry, listener, supervisor_config)
             if s.name in actors
         ]
+        if environments:  # the real environments supervisor, as the app builds it
+            extra = [
+                *extra,
+                *environment_specs(settings, self.registry, listener, supervisor_config),
+            ]
         recorder = ChildSpec("recorder", lambda link: Recorder.start(link, self.events))
         children = [
             *build_children(settings, self.registry, capabilities=()),

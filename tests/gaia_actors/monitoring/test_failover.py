@@ -3,6 +3,7 @@ flapping damped, alerts raised (issue 8, part 3)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -24,17 +25,23 @@ from tests.gaia_actors.monitoring.hostile import Hang, HostileServer, Respond, S
 
 
 class FakeEnvironment(GaiaActor):
-    """Stands in for ``environment.x``: records every Fail it is told."""
+    """Stands in for ``environment.x``: records every Fail it is told, and reports a start
+    (as a restarted environment actor adopting the process in the pid file would)."""
 
-    def __init__(self, link: Link, fails: list[Fail], received: threading.Event) -> None:
+    def __init__(
+        self, link: Link, fails: list[Fail], received: threading.Event, restarts: bool
+    ) -> None:
         super().__init__(link)
         self.fails = fails
         self.received = received
+        self.restarts = restarts
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, Fail):
             self.fails.append(message)
             self.received.set()
+            if self.restarts:
+                self.publish("environment.started", env="x", pid=os.getpid(), adopted=True)
             return None
         return self.unhandled(message)
 
@@ -64,6 +71,7 @@ def harness(tmp_path: Path, start_tree: Callable[..., Tree]) -> Iterator[Callabl
     def make(
         behaviour: Any = None,
         pidfile: Callable[[Settings], object] = lambda s: write_own_pidfile(s, "x"),
+        restarts: bool = True,
         **overrides: Any,
     ) -> Harness:
         health = Switch(behaviour or Hang())
@@ -76,7 +84,10 @@ def harness(tmp_path: Path, start_tree: Callable[..., Tree]) -> Iterator[Callabl
         pidfile(settings)
         fails: list[Fail] = []
         received = threading.Event()
-        fake = ChildSpec("environment.x", lambda link: FakeEnvironment.start(link, fails, received))
+        fake = ChildSpec(
+            "environment.x",
+            lambda link: FakeEnvironment.start(link, fails, received, restarts),
+        )
         tree = start_tree(settings, actors=("monitor", "failover"), extra=[fake])
         return Harness(tree, health, fails, received)
 
@@ -109,6 +120,18 @@ def test_a_hung_environment_is_failed_over_and_recovery_verified_by_health(
     assert row["time_to_detect"] + row["time_to_recover"] == pytest.approx(outage, abs=1e-3)
     assert row["failovers"] == 1
     assert len(h.fails) == 1
+
+
+def test_answers_of_the_failed_process_are_no_recovery(harness: Callable[..., Harness]) -> None:
+    h = harness(Hang(), restarts=False)
+    assert h.received.wait(10)
+    h.health.set(Respond())  # the failed process answers again (a demo does, shutting down)
+    h.tree.events.wait_for("health.changed", "x", lambda e: e.get("new") == "healthy")
+    h.tree.wait_rounds(2)
+    assert h.tree.events.named("incident.recovered") == []
+    assert h.tree.state("failover")["environments"]["x"]["open_incident"] == "hung"
+    h.publish("environment.started", pid=os.getpid(), adopted=True)  # back under its actor
+    h.tree.events.wait_for("incident.recovered", "x")
 
 
 def spawn_and_reap() -> int:
