@@ -135,6 +135,10 @@ def soak_config(
     if environments is not None:
         template = shipped_envs["prod"]
         shipped_envs = {name: {**template, **keys} for name, keys in environments.items()}
+        # The shipped promotions name dev, staging and prod.
+        config["pipeline"] = {
+            k: v for k, v in config.get("pipeline", {}).items() if not isinstance(v, list)
+        }
     ports = free_ports(len(shipped_envs) + 1)
     envs = {}
     for (name, keys), port in zip(shipped_envs.items(), ports, strict=False):
