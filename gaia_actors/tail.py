@@ -1003,13 +1003,14 @@ def _resolve_color(choice: bool | None, out: TextIO) -> bool:
 def run(
     args: argparse.Namespace,
     log_path: Path,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     stop: threading.Event | None = None,
 ) -> int:
     """``tail``: print the matching backlog, then (``-f``) new records until ``stop`` or Ctrl-C.
 
     Returns EXIT_OK, EXIT_NO_LOG (no log and not following) or EXIT_USAGE (a bad argument).
     """
+    out = sys.stdout if out is None else out
     try:
         options = Options.from_args(args, log_path, out)
     except UsageError as error:
