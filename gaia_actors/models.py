@@ -207,6 +207,11 @@ class ImproveCycle(BaseModel):
     files = peewee.IntegerField(default=0)
     phases = JSONField(null=True)
     report = JSONField(null=True)
+    apply = peewee.BooleanField(default=False)
+    lines = peewee.IntegerField(null=True)
+    analysis_time = peewee.FloatField(null=True)
+    regression = peewee.BooleanField(default=False)
+    error = peewee.TextField(default="")
 
     class Meta:
         table_name = "improve_cycles"
@@ -222,6 +227,8 @@ class FindingRow(BaseModel):
     severity = peewee.CharField()
     priority = peewee.IntegerField(default=0)
     detector = peewee.CharField(default="")
+    scope = peewee.TextField(default="")  # with anchor: what the identity is made of
+    anchor = peewee.TextField(null=True)
 
     class Meta:
         table_name = "findings"
@@ -235,6 +242,11 @@ class TaskRow(BaseModel):
     severity = peewee.CharField(default="")
     findings = JSONField(null=True)
     status = peewee.CharField(default="open")
+    rank = peewee.IntegerField(default=0)
+    type = peewee.CharField(default="")
+    files = JSONField(null=True)
+    minutes = peewee.IntegerField(default=0)
+    rationale = peewee.TextField(default="")
 
     class Meta:
         table_name = "tasks"

@@ -178,19 +178,41 @@ class PipelineSettings:
 
 @dataclass(frozen=True, slots=True)
 class ImproveSettings:
-    target: str = "."  # relative to the config's folder's parent: this project by default
+    """The self-improvement engine (issue 5). ``target`` is relative to the config's folder.
+
+    The commands (tests, build, benchmark, fixers) are argv lists ("{python}" is the daemon's
+    interpreter) that belong to the configured target: ``improve --target OTHER`` runs only
+    what needs no configuration there (analysis, linters; pytest when OTHER has a pytest
+    configuration, ``go test`` with a go.mod). ``tests``: auto | pytest | go | command (run
+    ``test_command``, its exit code decides) | none. Inner pytest runs take ``test_env``
+    (e.g. PYTEST_DISABLE_PLUGIN_AUTOLOAD = "1" for targets that need no plugins).
+    """
+
+    target: str = "."
     workers: int = 4
     batch_size: int = 32
-    exclude: tuple[str, ...] = ()
+    batch_timeout: float = 300.0  # a worker still on one batch after this is restarted
+    exclude: tuple[str, ...] = ()  # gitignore-style patterns on top of the target's own
+    markers: tuple[str, ...] = ("TODO", "FIXME", "XXX", "HACK")
+    tests: Literal["auto", "pytest", "go", "command", "none"] = "auto"
+    pytest_args: tuple[str, ...] = ("-q",)
     test_command: tuple[str, ...] = ()
-    benchmark_command: tuple[str, ...] = ()
-    linters: tuple[tuple[str, ...], ...] = ()
-    fixers: tuple[tuple[str, ...], ...] = ()
+    test_env: dict[str, str] = field(default_factory=dict)
+    build_command: tuple[str, ...] = ()
+    benchmark_command: tuple[str, ...] = ()  # must print "ops/sec: N"
+    linters: tuple[str, ...] = ("ruff", "go vet")
+    fixers: tuple[tuple[str, ...], ...] = (
+        ("ruff", "format", "--no-cache", "."),
+        ("ruff", "check", "--fix", "--no-cache", "--exit-zero", "."),
+        ("gofmt", "-w", "."),
+    )
     coverage_threshold: float = 50.0
     long_function_lines: int = 60
     max_file_bytes: int = 2_097_152
     regression_threshold: float = 0.1
-    timeout: float = 900.0
+    timeout: float = 900.0  # per command: each linter, build, test run, fixer, benchmark
+    churn_commits: int = 200
+    history_limit: int = 10
 
 
 @dataclass(frozen=True, slots=True)
