@@ -283,7 +283,7 @@ class Exporter:
         )
         self.recovery_actions = Counter(
             "gaia_recovery_actions",
-            "Recovery ladder actions (restored, rolled_back, reset).",
+            "Data restores, rollbacks and resets, by the recovery ladder or an operator.",
             ["env", "action"],
             registry=reg,
         )
