@@ -196,6 +196,7 @@ class LoadBalancer(GaiaActor):
             "fallback": wanted != PREFERENCE[0],
             "in_flight": least[0],
             "recent": least[1],
+            "rule": _rule(wanted, ties),
             "reason": _reason(pick, wanted, least, ties, statuses),
             "candidates": statuses,
         }
@@ -216,6 +217,13 @@ class LoadBalancer(GaiaActor):
             if env in ties:
                 return env
         return ties[0]
+
+
+def _rule(status: str, ties: list[str]) -> str:
+    """Which rule decided, in words that do not change from one request to the next."""
+    first = "healthy" if status == PREFERENCE[0] else f"no healthy one left, {status}"
+    then = "round-robin among equals" if len(ties) > 1 else "least loaded"
+    return f"{first}, {then}"
 
 
 def _reason(

@@ -207,7 +207,7 @@ def load_balance(ctx: CommandContext, n: int = 10, pool: str = "") -> dict[str, 
         _check_env(ctx, "load-balance", name)
     counts: Counter[str] = Counter()
     statuses: dict[str, str] = {}
-    reasons: dict[str, int] = {}
+    rules: dict[str, dict[str, Any]] = {}  # rule -> how often it decided, and one example
     fallback = rejected = 0
     for i in range(n):
         if ctx.cancel.is_set():
@@ -218,26 +218,32 @@ def load_balance(ctx: CommandContext, n: int = 10, pool: str = "") -> dict[str, 
             if not counts:
                 raise  # nothing to show: the reason is the answer
             rejected += 1
-            reasons.setdefault(str(exc), i)
+            _count_rule(rules, "none available", str(exc))
             continue
         env = answer["env"]
         registry.tell("balancer", RouteDone(env))  # the simulated request is done at once
         counts[env] += 1
         statuses[env] = answer["status"]
         fallback += bool(answer["fallback"])
-        reasons.setdefault(answer["reason"], i)
+        _count_rule(rules, answer["rule"], answer["reason"])
         if (i + 1) % 1000 == 0:
             ctx.progress({"message": "routing", "routed": i + 1, "of": n})
-    result = _distribution(n, names, counts, statuses, reasons)
-    return {**result, "fallback_routes": fallback, "rejected": rejected}
+    result = _distribution(n, names, counts, statuses)
+    return {
+        **result,
+        "why": list(rules.values()),
+        "fallback_routes": fallback,
+        "rejected": rejected,
+    }
+
+
+def _count_rule(rules: dict[str, dict[str, Any]], rule: str, example: str) -> None:
+    entry = rules.setdefault(rule, {"rule": rule, "routes": 0, "example": example})
+    entry["routes"] += 1
 
 
 def _distribution(
-    n: int,
-    pool: tuple[str, ...],
-    counts: Counter[str],
-    statuses: dict[str, str],
-    reasons: dict[str, int],
+    n: int, pool: tuple[str, ...], counts: Counter[str], statuses: dict[str, str]
 ) -> dict[str, Any]:
     routed = sum(counts.values())
     return {
@@ -253,8 +259,6 @@ def _distribution(
             }
             for env, count in sorted(counts.items())
         ],
-        # The distinct reasons, in the order they first came up (at most ten).
-        "why": [{"reason": reason} for reason in sorted(reasons, key=reasons.__getitem__)[:10]],
     }
 
 

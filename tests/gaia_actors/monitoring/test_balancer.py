@@ -85,6 +85,7 @@ def test_degraded_only_when_nothing_healthy_is_left_and_the_answer_says_so(pool:
     answer = pool.route()
     assert (answer["env"], answer["status"], answer["fallback"]) == ("b", "degraded", True)
     assert answer["reason"].startswith("no healthy environment left (a down, c down)")
+    assert answer["rule"] == "no healthy one left, degraded, least loaded"
 
 
 def test_none_available_is_a_clear_rejection(pool: Pool) -> None:

@@ -106,7 +106,8 @@ def test_load_balance_shows_the_distribution_and_why(running: Tree) -> None:
     assert result["distribution"] == [
         {"env": "blue", "status": "healthy", "routed": 30, "share": "100.0%"}
     ]
-    assert result["why"][0]["reason"].startswith("blue is healthy with the lowest load")
+    assert [(w["rule"], w["routes"]) for w in result["why"]] == [("healthy, least loaded", 30)]
+    assert result["why"][0]["example"].startswith("blue is healthy with the lowest load")
 
 
 def test_load_balance_with_nothing_healthy_says_why(running: Tree) -> None:
