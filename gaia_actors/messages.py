@@ -531,3 +531,126 @@ class GetPipelineHistory:
 
     pipeline_id: int | None = None
     limit: int = 20
+
+
+# --- Improve (improve, improve.worker.<i>) ------------------------------------------------
+
+
+@message
+class RunCycle:
+    """Query: start an improvement cycle on ``target`` ("" = the configured one); answers its id.
+
+    ``apply`` writes the cycle's verified patch of mechanical fixes to the target. Busy while a
+    cycle runs. ``watcher`` (in-process callers such as the control socket) gets phase starts
+    and ends, analysis progress and a last ``cycle.ended``; it is called from the engine's
+    thread and must not block.
+    """
+
+    target: str = ""
+    apply: bool = False
+    watcher: Callable[[dict[str, Any]], None] | None = None
+
+
+@message
+class GetCycleStatus:
+    """Query: the running cycle's phase, analysis progress and phase timings, or the last one's."""
+
+
+@message
+class AnalyseBatch:
+    """Command: analyse ``paths`` (relative to ``root``); the worker tells ``improve`` a
+    BatchResult."""
+
+    cycle_id: int
+    batch_id: int
+    root: str
+    paths: tuple[str, ...]
+    markers: tuple[str, ...] = ("TODO", "FIXME", "XXX", "HACK")
+    max_function_lines: int = 60
+    max_bytes: int = 2_097_152
+
+
+@message
+class BatchResult:
+    """Command: a worker's results for one batch (``results`` holds frozen FileResults)."""
+
+    cycle_id: int
+    batch_id: int
+    worker: str
+    generation: int
+    results: tuple[Any, ...] = ()
+    seconds: float = 0.0
+    error: str = ""
+
+
+@message
+class WorkerReady:
+    """Command: a worker generation started; the engine re-queues what an older one held."""
+
+    worker: str
+    generation: int
+
+
+@message
+class AnalysisDone:
+    """Command (a worker's own): its analysis process answered, or died (``lost``)."""
+
+    batch_id: int
+    results: tuple[Any, ...] = ()
+    seconds: float = 0.0
+    error: str = ""
+    lost: bool = False
+
+
+@message
+class BatchOverdue:
+    """Command (a worker's own): batch ``batch_id`` ran past the batch timeout."""
+
+    batch_id: int
+
+
+@message
+class FilesFound:
+    """Command (the engine's walk thread): candidate files of cycle ``cycle_id``, in walk order;
+    ``done`` ends the walk (``error`` says why it stopped early)."""
+
+    cycle_id: int
+    paths: tuple[str, ...] = ()
+    sizes: tuple[int, ...] = ()
+    skipped: tuple[Any, ...] = ()  # SkippedFile: left out by the walk, with the reason
+    done: bool = False
+    error: str = ""
+
+
+@message
+class PhaseStarted:
+    """Command (the engine's cycle thread): phase ``phase`` of cycle ``cycle_id`` began."""
+
+    cycle_id: int
+    phase: str
+
+
+@message
+class PhaseFinished:
+    """Command (the engine's cycle thread): phase ``phase`` ended after ``seconds``."""
+
+    cycle_id: int
+    phase: str
+    seconds: float
+    summary: Fields = ()
+
+
+@message
+class CycleEnded:
+    """Command (the engine's cycle thread): cycle ``cycle_id`` is over and stored."""
+
+    cycle_id: int
+    status: str  # succeeded | failed
+    seconds: float
+    error: str = ""
+
+
+@message
+class ReleaseProcess:
+    """Command: the analysis is over for now; a worker stops its analysis process (a later
+    batch starts a new one)."""
