@@ -17,7 +17,6 @@ import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import IO, Any
 
 import pykka
@@ -105,14 +104,30 @@ def _restart_row(event: str, fields: Mapping[str, Any]) -> Any:
 def build_children(
     settings: Settings, registry: Registry, capabilities: Sequence[str] | None = None
 ) -> list[ChildSpec]:
-    """The root's children in start order: store, bus, then each capability's children."""
+    """The root's children in start order: store, bus, then ``services`` with each capability.
+
+    The root is rest_for_one because everything depends on the store and the bus (a new bus
+    has no subscriptions, so its dependants restart and subscribe again). The capabilities
+    do not depend on each other: under ``services`` (one_for_one) a crash of the monitor
+    restarts the monitor alone, not a running promotion or the control socket.
+    """
     listener = make_listener(registry)
     children = [
         ChildSpec("store", lambda link: Store.start(link, settings), shutdown_timeout=15.0),
         ChildSpec("bus", EventBus.start),
     ]
     modules = CAPABILITIES if capabilities is None else capabilities
-    children.extend(_capabilities(modules, settings, registry, listener))
+    services = _capabilities(modules, settings, registry, listener)
+    if services:
+        children.append(
+            Supervisor.child_spec(
+                "services",
+                services,
+                config=supervisor_config(settings, Strategy.ONE_FOR_ONE),
+                listener=listener,
+                shutdown_timeout=sum(s.shutdown_timeout for s in services) + 5,
+            )
+        )
     return children
 
 
@@ -189,9 +204,7 @@ class Daemon:
         try:
             root.stop(block=True, timeout=self.settings.daemon.shutdown_timeout)
         except pykka.Timeout:
-            log.error(  # noqa: TRY400 - a timeout has no traceback worth printing
-                "daemon.shutdown_timeout", seconds=self.settings.daemon.shutdown_timeout
-            )
+            log.error("daemon.shutdown_timeout", seconds=self.settings.daemon.shutdown_timeout)
             self.exit_code = self.exit_code or EXIT_ESCALATED
 
     def request_stop(self, *_: Any) -> None:
@@ -237,24 +250,9 @@ class Daemon:
 
     def release_lock(self) -> None:
         if self._lock_file is not None:
+            self._lock_file.truncate(0)  # no pid left behind for clients to wait on
             self._lock_file.close()
             self._lock_file = None
 
 
-def daemon_pid(state_dir: Path) -> int | None:
-    """The pid of the daemon holding ``state_dir``, or None when no daemon holds it."""
-    path = state_dir / "daemon.lock"
-    if not path.exists():
-        return None
-    with path.open("a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            text = handle.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
-
-
-__all__ = ["CAPABILITIES", "Daemon", "Link", "build_children", "daemon_pid", "supervisor_config"]
+__all__ = ["CAPABILITIES", "Daemon", "Link", "build_children", "supervisor_config"]

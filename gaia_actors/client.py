@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -212,16 +213,28 @@ class Client:
         self.open: dict[int, deque[dict[str, Any]]] = {}
 
     @classmethod
-    def connect(cls, path: Path, timeout: float = 2.0) -> Client:
-        """Connect or raise DaemonUnreachable (with the command that starts a daemon)."""
-        try:
-            return cls(connect_socket(path, timeout), path)
-        except FileNotFoundError:
-            raise DaemonUnreachable(str(path), "no socket") from None
-        except ConnectionRefusedError:
-            raise DaemonUnreachable(str(path), "stale socket, nothing listening") from None
-        except OSError as exc:
-            raise DaemonUnreachable(str(path), exc.strerror or str(exc)) from None
+    def connect(cls, path: Path, timeout: float = 2.0, grace: float = 5.0) -> Client:
+        """Connect or raise DaemonUnreachable (with the command that starts a daemon).
+
+        While a live daemon holds the state directory but its socket is missing or refuses,
+        the control server is being restarted by its supervisor: retry for ``grace`` seconds.
+        """
+        deadline = time.monotonic() + grace
+        while True:
+            try:
+                return cls(connect_socket(path, timeout), path)
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                if time.monotonic() < deadline and daemon_pid(path.parent) is not None:
+                    time.sleep(0.05)  # the control server is restarting; bounded by grace
+                    continue
+                detail = (
+                    "no socket"
+                    if isinstance(exc, FileNotFoundError)
+                    else ("stale socket, nothing listening")
+                )
+                raise DaemonUnreachable(str(path), detail) from None
+            except OSError as exc:
+                raise DaemonUnreachable(str(path), exc.strerror or str(exc)) from None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -370,3 +383,24 @@ def parse_fields(words: Sequence[str], verb: str = "send") -> dict[str, str]:
             raise UsageError(verb, f"expected FIELD=VALUE, got {word!r}")
         fields[key] = value
     return fields
+
+
+def daemon_pid(state_dir: Path) -> int | None:
+    """The pid of the daemon holding ``state_dir``, or None when none seems to run.
+
+    Reads the pid the daemon wrote into its lock file and checks that process exists. It
+    does not take the lock itself: a check racing a starting daemon must not make it refuse.
+    """
+    try:
+        text = (state_dir / "daemon.lock").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, under another user
+    return int(text)

@@ -40,6 +40,9 @@ class Registry:
     """Thread-safe name registry and the tree view supervisors keep up to date."""
 
     def __init__(self) -> None:
+        # Set when the root supervisor stops: children can tell a shutdown of the whole tree
+        # from a restart (an environment leaves its process running across a restart).
+        self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
         self._generations: dict[str, int] = {}

@@ -228,6 +228,8 @@ class Supervisor(Supervised):
 
     def on_stop(self) -> None:
         self.ticker_stop.set()
+        if self.link.supervisor is None:
+            self.registry.stopping.set()
         self._stop_children(self.children)
         self._unregister_root()
 

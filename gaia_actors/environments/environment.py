@@ -146,6 +146,11 @@ class EnvironmentActor(GaiaActor):
         super().on_stop()
         self.cancel.set()
         self._fail_operation(EnvironmentFailure(self.env, "the environment actor stopped"))
+        if not self.registry.stopping.is_set():
+            # A restart of the actor (a group restart, a reset), not a shutdown: the service
+            # keeps serving and the next generation adopts it through the pid file.
+            self.publish("environment.detached", env=self.env, pid=self.proc and self.proc.pid)
+            return
         self._stop_process()
         process.remove_pidfile(self.layout.pidfile)
         self.publish("environment.stopped", env=self.env, release=self.release)

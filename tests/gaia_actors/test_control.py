@@ -168,7 +168,8 @@ def test_socket_is_private_to_the_user(daemon: DaemonProcess) -> None:
 def test_actors_lists_the_tree_with_states(client: Client) -> None:
     nodes = {n["name"]: n for n in client.actors()}
     assert {"store", "bus", "control"} <= set(nodes)
-    assert all(nodes[name]["parent"] == "root" for name in ("store", "bus", "control"))
+    assert all(nodes[name]["parent"] == "root" for name in ("store", "bus", "services"))
+    assert nodes["control"]["parent"] == "services"
     assert nodes["control"]["state"] == "running"
     assert nodes["control"]["generation"] >= 1
 

@@ -116,7 +116,10 @@ def test_root_escalation_exits_non_zero_naming_the_child(tmp_path: Path, config:
         json.loads(line) for line in proc.stderr.splitlines() if '"daemon.escalation"' in line
     ]
     assert escalation, proc.stderr[-2000:]
-    assert escalation[0]["child"] == "broken"
+    # The capability lives under `services`, which gives up first; the root's line names it
+    # and carries the whole chain down to the child that could not start, and why.
+    assert escalation[0]["child"] == "services"
+    assert "'broken'" in escalation[0]["reason"]
     assert "cannot start" in escalation[0]["reason"]
     assert _log_events(tmp_path)[-1] == "daemon.stopped"
 
