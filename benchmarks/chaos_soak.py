@@ -533,6 +533,7 @@ class View:
 
     states: dict[str, str]  # actor -> state
     healthy: dict[str, bool]  # env -> /health 200
+    parents: dict[str, str] = field(default_factory=dict)  # actor -> its supervisor
 
     @property
     def calm(self) -> bool:
@@ -573,6 +574,7 @@ class Injector:
         }
         self.skipped: Counter[str] = Counter()
         self.errors: list[str] = []
+        self.exclude: set[str] = set()  # "kind:target" pairs never injected
 
     def view(self) -> View:
         try:
@@ -580,16 +582,22 @@ class Injector:
         except (ControlError, OSError):
             actors = []
         states = {a["name"]: a["state"] for a in actors if not a.get("supervisor")}
+        parents = {a["name"]: a.get("parent") or ROOT for a in actors}
         healthy = {env: self.h.healthy(env) for env in self.h.envs}
-        return View(states, healthy)
+        return View(states, healthy, parents)
 
-    def step(self) -> Fault | None:
-        """One draw: a kind, then an eligible target; None when nothing is eligible now."""
+    def step(self, remaining: float) -> Fault | None:
+        """One draw: a kind, then an eligible target; None when nothing is eligible now.
+
+        A fault that would be noticed only after the storm ends (``remaining`` seconds from
+        now) is not injected: the harness would clear it before anything could notice it.
+        """
         kinds = [k for k, w in self.kinds.items() if w]
         kind = self.rng.choices(kinds, weights=[self.kinds[k] for k in kinds])[0]
         pick = self.rng.random()  # drawn whatever happens, so the seed's sequence holds
         view = self.view()
-        fault = getattr(self, f"_{kind}")(view, pick)
+        late = self._expected(kind, ENV_SUPERVISOR) - time.time() + 3.0 > remaining
+        fault = None if late else getattr(self, f"_{kind}")(view, pick)
         if fault is None:
             self.skipped[kind] += 1
             return None
@@ -622,7 +630,7 @@ class Injector:
     def _expected(self, kind: str, supervisor: str = ENV_SUPERVISOR) -> float:
         """When a fault of ``kind`` injected now reaches ``supervisor`` as a failure."""
         delay = {
-            "hang_actor": self.hang_noticed[supervisor],
+            "hang_actor": self.hang_noticed.get(supervisor, self.hang_noticed[ROOT]),
             "hang_health": self.health_noticed,
         }.get(kind, 0.0)
         return time.time() + delay
@@ -652,9 +660,9 @@ class Injector:
     def _actor_targets(self, view: View, kind: str) -> list[tuple[str, str]]:
         targets = []
         for name, state in view.states.items():
-            if state != "running" or name.startswith("improve"):
+            if state != "running" or f"{kind}:{name}" in self.exclude:
                 continue
-            supervisor = ENV_SUPERVISOR if name.startswith("environment.") else ROOT
+            supervisor = view.parents.get(name, ROOT)  # whose restart budget it spends
             if name.startswith("environment.") and not view.healthy.get(name.split(".", 1)[1]):
                 continue
             if name in CASCADING and not view.calm:
@@ -670,7 +678,7 @@ class Injector:
             return None
         now = time.time()
         supervisor = targets[name]
-        seconds = round(self.hang_noticed[supervisor] + 2.0, 1)
+        seconds = round(self.hang_noticed.get(supervisor, self.hang_noticed[ROOT]) + 2.0, 1)
         try:
             if kind == "crash_actor":
                 self.h.command("crash", actor=name, reason="chaos soak")
@@ -684,7 +692,9 @@ class Injector:
             self.errors.append(f"{kind} {name}: {exc}")
             return None
         self.budget.take(supervisor, self._expected(kind, supervisor))
-        detail = {"seconds": seconds} if kind == "hang_actor" else {}
+        detail: dict[str, Any] = {"supervisor": supervisor}
+        if kind == "hang_actor":
+            detail["seconds"] = seconds
         return Fault(kind, name, now, detail=detail)
 
     def _crash_actor(self, view: View, pick: float) -> Fault | None:
@@ -860,15 +870,15 @@ def _patterns(
                 e["name"] in ("supervisor.child_failed", "supervisor.child_hung")
                 and e.get("child") == target
             )
-            or (e["name"] == "supervisor.restart" and target in (e.get("group") or ()))
+            or (e["name"] == "supervisor.restart" and _in_group(fault, e.get("group") or ()))
         ),
         lambda e: e["name"] == "supervisor.child_started" and e.get("child") == target,
     )
 
 
-def _in_group(target: str, group: Sequence[str]) -> bool:
-    """Whether a group restart stops ``target`` (environment actors go with their supervisor)."""
-    return target in group or (target.startswith("environment.") and ENV_SUPERVISOR in group)
+def _in_group(fault: Fault, group: Sequence[str]) -> bool:
+    """Whether a group restart stops the fault's target, or the supervisor above it."""
+    return fault.target in group or fault.detail.get("supervisor") in group
 
 
 def stats(values: Sequence[float]) -> dict[str, float] | None:
@@ -1056,6 +1066,7 @@ class SoakOptions:
     clear_after: float = 20.0  # a hung health endpoint still on its process is cleared
     workdir: Path | None = None
     keep: bool = False
+    exclude: tuple[str, ...] = ()  # "kind:target" pairs never injected (e.g. hang_actor:store)
 
 
 def run_soak(options: SoakOptions, log: Callable[[str], None] = print) -> Report:
@@ -1085,6 +1096,7 @@ class Soak:
         self.samples["peak"] = dict(self.samples["start"])
         self.since = time.time()
         injector = Injector(self.h, self.options.seed, "promote" in self.h.commands())
+        injector.exclude = set(self.options.exclude)
         self.log(
             f"daemon pid {self.h.pid} up; injecting faults for {self.options.duration:g}s "
             f"(seed {self.options.seed})"
@@ -1105,7 +1117,7 @@ class Soak:
         while time.monotonic() < deadline:
             if not self.h.alive():
                 raise RuntimeError(f"the daemon died during the soak: {self.h.tail()}")
-            fault = injector.step()
+            fault = injector.step(deadline - time.monotonic())
             if fault is not None:
                 self.log(f"  {time.strftime('%H:%M:%S')} {fault.kind:<15} {fault.target}")
             injector.housekeeping(self.options.clear_after)
@@ -1301,8 +1313,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=60.0, help="seconds to recover after")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temp state directory")
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="KIND:TARGET",
+        help="never inject this fault (repeatable), e.g. hang_actor:store",
+    )
     args = parser.parse_args(argv)
-    options = SoakOptions(args.seed, args.duration, args.settle, keep=args.keep)
+    options = SoakOptions(
+        args.seed, args.duration, args.settle, keep=args.keep, exclude=tuple(args.exclude)
+    )
     try:
         report = run_soak(options, log=lambda line: print(line, flush=True))
     except RuntimeError as exc:
