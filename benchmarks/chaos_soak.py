@@ -116,16 +116,8 @@ def shipped_config() -> dict[str, Any]:
         return tomllib.load(fh)
 
 
-def soak_config(
-    *,
-    monitor_interval: float = 1.0,
-    backup_every: float = 10.0,
-    metrics_interval: float = 2.0,
-    max_seconds: float = 10.0,
-    health_soak: float = 2.0,
-    environments: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """The shipped configuration with free ports, short intervals and absolute paths.
+def local_config(environments: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The shipped configuration on free loopback ports, with absolute paths and no console.
 
     ``environments`` replaces the shipped ones (each entry is merged over the shipped
     ``prod`` environment's keys); ports are always reassigned.
@@ -140,27 +132,39 @@ def soak_config(
             k: v for k, v in config.get("pipeline", {}).items() if not isinstance(v, list)
         }
     ports = free_ports(len(shipped_envs) + 1)
-    envs = {}
-    for (name, keys), port in zip(shipped_envs.items(), ports, strict=False):
-        env = {**keys, "port": port, "source": str(DEMO)}
+    config["environments"] = {
+        name: {**keys, "port": port, "source": str(DEMO)}
+        for (name, keys), port in zip(shipped_envs.items(), ports, strict=False)
+    }
+    config["logging"] = {**config.get("logging", {}), "console": "off", "level": "info"}
+    config["metrics"] = {**config.get("metrics", {}), "listen": f"127.0.0.1:{ports[-1]}"}
+    config.setdefault("improve", {})["target"] = str(REPO)
+    return config
+
+
+def soak_config(
+    *,
+    monitor_interval: float = 1.0,
+    backup_every: float = 10.0,
+    metrics_interval: float = 2.0,
+    max_seconds: float = 10.0,
+    health_soak: float = 2.0,
+    environments: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """``local_config`` with short intervals: checks, scrapes, backups, the restart window
+    and the promotions' health soak windows."""
+    config = local_config(environments)
+    for env in config["environments"].values():
         if env.get("backup_schedule", "none") != "none":
             env["backup_schedule"] = str(backup_every)
-        envs[name] = env
-    config["environments"] = envs
-    config["logging"] = {**config.get("logging", {}), "console": "off", "level": "info"}
     config["monitor"] = {**config.get("monitor", {}), "interval": monitor_interval}
     config["monitor"]["read_timeout"] = 1.0
-    config["metrics"] = {
-        **config.get("metrics", {}),
-        "interval": metrics_interval,
-        "listen": f"127.0.0.1:{ports[-1]}",
-    }
+    config["metrics"]["interval"] = metrics_interval
     config["supervision"] = {**config.get("supervision", {}), "max_seconds": max_seconds}
     for stages in config.get("pipeline", {}).values():
         for stage in stages if isinstance(stages, list) else ():
             if stage.get("kind") == "health":  # health soak windows are intervals too
                 stage["soak"] = min(float(stage.get("soak", 0.0)), health_soak)
-    config.setdefault("improve", {})["target"] = str(REPO)
     return config
 
 
