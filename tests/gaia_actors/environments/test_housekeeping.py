@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,6 @@ from tests.gaia_actors.environments.conftest import (
     EnvTree,
     demo_source,
     free_port,
-    http_json,
     load_settings,
     write_config,
 )
@@ -41,11 +41,16 @@ def test_process_output_is_rotated_by_size_and_pruned_by_age(
     tree.wait_healthy("prod")
     log = tree.layout("prod").log_sink.path
 
-    for _ in range(60):  # each request writes one http.request line of ~200 bytes
-        assert http_json(tree.port("prod"), "GET", "/items?limit=1")[0] == 200
-    # The output reaches the files through the log pump, after the answers: wait for the
-    # line of a last, recognisable request, after which nothing else writes.
-    assert http_json(tree.port("prod"), "GET", "/items/424242")[0] == 404
+    # Each request writes one http.request line of ~200 bytes, after its answer. On one
+    # keep-alive connection the next request is read only once that line is written, so
+    # when the last, recognisable one is in the log, everything is and nothing else writes.
+    conn = http.client.HTTPConnection("127.0.0.1", tree.port("prod"), timeout=5)
+    try:
+        for path in ["/items?limit=1"] * 60 + ["/items/424242"]:
+            conn.request("GET", path)
+            conn.getresponse().read()
+    finally:
+        conn.close()
     wait_until(lambda: '"/items/424242"' in "".join(process.read_log_tail(log, 1)), timeout=10)
 
     rotated = [log.with_name("app.log.1"), log.with_name("app.log.2")]
