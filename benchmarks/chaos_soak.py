@@ -1010,6 +1010,22 @@ def _overlap(a: float, b: float, windows: Sequence[tuple[float, float]]) -> floa
     return sum(max(0.0, min(b, w1) - max(a, w0)) for w0, w1 in windows)
 
 
+def incident_stats(db_path: Path, since: float) -> dict[str, Any]:
+    """The incidents the failover agent recorded: by cause and status, with its own time to
+    detect and to recover."""
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT cause, status, time_to_detect, time_to_recover FROM incidents "
+            "WHERE started >= ?",
+            (since,),
+        ).fetchall()
+    return {
+        "by_cause_status": dict(Counter(f"{r[0]}/{r[1]}" for r in rows)),
+        "time_to_detect": stats([r[2] for r in rows if r[2] is not None]),
+        "time_to_recover": stats([r[3] for r in rows if r[3] is not None]),
+    }
+
+
 def pipeline_records(db_path: Path, since: float, ids: set[int]) -> dict[str, Any]:
     """The promotions since ``since`` as the store has them, against the ids the daemon
     announced (``ids``): missing rows, rows still running, rows without stages."""
@@ -1053,6 +1069,7 @@ class Report:
     fault_problems: list[str]
     harness_errors: list[str]
     ladder_steps: int
+    incidents: dict[str, Any]  # the failover agent's own record (incidents table)
     daemon: dict[str, Any]
     daemon_exit: int | None
 
@@ -1156,6 +1173,7 @@ class Soak:
             fault_problems=[f"{f.kind} {f.target}: {f.problem}" for f in faults if f.problem],
             harness_errors=injector.errors,
             ladder_steps=sum(1 for r in records if r.get("event") == "supervisor.ladder_step"),
+            incidents=incident_stats(self.h.db_path, self.since),
             daemon=dict(self.samples),
             daemon_exit=self.exit_code,
         )
@@ -1290,6 +1308,7 @@ def render(report: Report) -> str:
         f"{report.unhealthy_envs or ''}".rstrip(),
         f"lost records: {report.lost_total} " + json.dumps(report.lost_records, sort_keys=True),
         f"ladder steps taken: {report.ladder_steps}",
+        f"incidents (failover agent): {json.dumps(report.incidents, sort_keys=True)}",
         f"daemon RSS MiB start {_mib(d['start'])} end {_mib(d['end'])} peak {_mib(d['peak'])}; "
         f"threads start {d['start'].get('threads')} end {d['end'].get('threads')} "
         f"peak {d['peak'].get('threads')}",
