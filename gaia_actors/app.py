@@ -149,6 +149,7 @@ CAPABILITIES: list[str] = [
     "gaia_actors.environments.tree",
     "gaia_actors.monitoring",
     "gaia_actors.pipeline",
+    "gaia_actors.improve.tree",
     "gaia_actors.control",
 ]  # control stays last (DESIGN.md)
 

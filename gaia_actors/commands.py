@@ -271,6 +271,7 @@ COMMAND_MODULES: list[str] = [
     "gaia_actors.environments.commands",
     "gaia_actors.monitoring.commands",
     "gaia_actors.pipeline.commands",
+    "gaia_actors.improve.cli_commands",
 ]
 
 

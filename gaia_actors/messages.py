@@ -585,10 +585,14 @@ class BatchResult:
 
 @message
 class WorkerReady:
-    """Command: a worker generation started; the engine re-queues what an older one held."""
+    """Command: a worker started; the engine re-queues what an earlier incarnation held.
+
+    ``incarnation`` is unique per actor started (a generation count restarts at 1 when the
+    workers' own supervisor is restarted)."""
 
     worker: str
     generation: int
+    incarnation: str = ""
 
 
 @message

@@ -1,0 +1,170 @@
+"""The ``improve`` command (issue 5, part 8): ``improve [--apply] [--target PATH] [--history]``.
+
+With a daemon it asks the ``improve`` actor for a cycle and follows it: phase starts and ends
+and a progress bar over the analysis stream to the client, then the readable report (``--json``
+gives the same result as JSON). Leaving (Ctrl-C) detaches; the cycle goes on in the daemon.
+Without a daemon it starts the same actors in this process (store, bus, the ``improvement``
+subtree) for the one cycle, so both ways run the same code and store the same rows.
+
+``--history`` reads the store: the cycles of the target, each against the one before it (new
+and fixed findings by identity), and the latest two compared in full.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import queue
+import time
+from pathlib import Path
+from typing import Any
+
+from gaia_actors.commands import CommandContext, Option, command
+from gaia_actors.improve import history
+from gaia_actors.improve.engine import NAME
+from gaia_actors.improve.errors import ImproveError
+from gaia_actors.improve.report import Progress, render_improve
+from gaia_actors.messages import GetCycleStatus, RunCycle
+from gaia_actors.settings import Settings
+from supervisors import AskTimeout, NotRunning, Registry
+
+ALIVE_CHECK = 2.0  # seconds between checks that the followed cycle still runs
+START_TIMEOUT = 30.0
+_QUEUE_LIMIT = 10_000
+
+
+@command(
+    "improve",
+    help="run a self-improvement cycle: analyse the target (default: the configured one), "
+    "detect issues, run its tests under coverage, rank tasks, try mechanical fixes in a "
+    "scratch copy, benchmark, store it all; --history shows the trend across cycles",
+    options=(
+        Option("apply", bool, False, help="write the cycle's verified patch to the target"),
+        Option(
+            "target",
+            str,
+            None,
+            help="the tree to improve (absolute, or relative to where the command runs)",
+        ),
+        Option("history", bool, False, help="show the stored cycles and how they compare"),
+        Option("n", int, 0, help="cycles --history lists (default: improve.history_limit)"),
+    ),
+    offline=True,
+    render=render_improve,
+)
+def improve(
+    ctx: CommandContext,
+    apply: bool = False,
+    target: str | None = None,
+    history: bool = False,
+    n: int = 0,
+) -> dict[str, Any]:
+    if history:
+        return show_history(ctx.settings, target, n)
+    path = str(Path(target).expanduser().resolve()) if target else ""
+    if ctx.registry is not None:
+        return follow_cycle(ctx, ctx.registry, path, apply)
+    return run_offline(ctx, path, apply)
+
+
+def show_history(settings: Settings, target: str | None, limit: int) -> dict[str, Any]:
+    path = (
+        Path(target).expanduser().resolve() if target else settings.resolve(settings.improve.target)
+    )
+    return history.trend(str(path), limit or settings.improve.history_limit)
+
+
+# --- following a cycle --------------------------------------------------------------------
+
+
+def follow_cycle(
+    ctx: CommandContext, registry: Registry, target: str, apply: bool
+) -> dict[str, Any]:
+    """Start a cycle on the engine and stream its progress until it ends (or the client
+    leaves); the result is the stored cycle."""
+    updates: queue.Queue[dict[str, Any]] = queue.Queue(_QUEUE_LIMIT)
+
+    def watcher(update: dict[str, Any]) -> None:  # the engine's thread: must not block
+        with contextlib.suppress(queue.Full):
+            updates.put_nowait(update)
+
+    started = registry.ask(NAME, RunCycle(target, apply, watcher), timeout=START_TIMEOUT)
+    cycle_id = int(started["cycle_id"])
+    ended = _follow(ctx, registry, cycle_id, updates)
+    if ended is None:
+        return {
+            "cycle_id": cycle_id,
+            "detached": True,
+            "note": "still running in the daemon: `ask improve GetCycleStatus` follows it",
+        }
+    result = history.show(cycle_id)
+    if ended["status"] != "succeeded":
+        raise ImproveError(
+            f"improvement cycle #{cycle_id} {ended['status']}: {ended.get('error') or '-'}"
+        )
+    return result
+
+
+def _follow(
+    ctx: CommandContext, registry: Registry, cycle_id: int, updates: queue.Queue[dict[str, Any]]
+) -> dict[str, Any] | None:
+    progress = Progress(ctx.progress)
+    checked = time.monotonic()
+    while not ctx.cancel.is_set():
+        try:
+            update = updates.get(timeout=0.2)
+        except queue.Empty:
+            if time.monotonic() - checked >= ALIVE_CHECK:
+                checked = time.monotonic()
+                if not _running(registry, cycle_id):
+                    return _ended_from_store(cycle_id)
+            continue
+        if update.get("event") == "cycle.ended":
+            return update
+        progress.update(update)
+    return None
+
+
+def _running(registry: Registry, cycle_id: int) -> bool:
+    """Is the engine still on ``cycle_id``? (It may have been restarted meanwhile.)"""
+    try:
+        status = registry.ask(NAME, GetCycleStatus(), timeout=10.0)
+    except (NotRunning, AskTimeout):
+        return False
+    return bool(status.get("running")) and status.get("cycle_id") == cycle_id
+
+
+def _ended_from_store(cycle_id: int) -> dict[str, Any]:
+    row = history.get(cycle_id)
+    status = "interrupted" if row.status == "running" else row.status
+    return {"event": "cycle.ended", "status": status, "error": row.error}
+
+
+# --- without a daemon -----------------------------------------------------------------------
+
+
+def run_offline(ctx: CommandContext, target: str, apply: bool) -> dict[str, Any]:
+    """One cycle on actors started here: store, bus and the improvement subtree."""
+    import structlog
+
+    from gaia_actors import logs
+    from gaia_actors.app import build_children, make_listener, supervisor_config
+    from supervisors import Strategy, Supervisor
+
+    settings = ctx.settings
+    if not structlog.is_configured():  # the CLI's own process: events to the log file only
+        quiet = dataclasses.replace(settings.logging, console="off")
+        logs.configure(quiet, settings.log_path)
+    registry = Registry()
+    children = build_children(settings, registry, capabilities=("gaia_actors.improve.tree",))
+    root = Supervisor.start_root(
+        "root",
+        children,
+        registry,
+        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
+        listener=make_listener(registry),
+    )
+    try:
+        return follow_cycle(ctx, registry, target, apply)
+    finally:
+        root.stop(block=True, timeout=settings.daemon.shutdown_timeout)

@@ -1,0 +1,784 @@
+"""The phases of an improvement cycle after the analysis, as plain steps over plain values.
+
+Issue 5's cycle has seven phases, each timed and logged by the engine::
+
+    analyse                the engine walks the tree and its workers analyse the files (engine.py)
+    detect                 linters joined in, the import graph (cycles, fan-in), findings combined
+    test                   build, then tests under coverage: pass rate, coverage, coverage gaps
+    generate_tasks         findings grouped into ranked tasks (rule-based; tasks.py)
+    execute_improvements   mechanical fixers in a scratch copy, kept only if verified; --apply
+    verify                 the benchmark's ops/sec against the previous cycle's
+    persist                metrics, findings and tasks to the store; comparison with the last cycle
+
+``Cycle`` holds one cycle's results from ``detect`` on; one thread (the engine's cycle thread)
+calls its steps in order, and each returns a small summary for the phase's event.
+
+What applies where. The commands in the configuration (tests, build, benchmark) belong to the
+configured target; another target (``improve --target``) gets what needs no configuration: the
+analysis, the linters, pytest when it has a pytest configuration, ``go test`` with a go.mod.
+
+A fix is kept when the tests in the scratch copy pass *as well as before the fix*: with pytest,
+every test that passed in the test phase must pass again (a test that already failed may still
+fail; ``verify_main`` below checks that in the scratch copy); with any other test command the
+tests must pass outright. A target whose tests did not run gets no fixes: nothing verifies them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import gaia_actors
+from gaia_actors.improve.commands import run_command, which
+from gaia_actors.improve.compare import (
+    Comparison,
+    CycleSnapshot,
+    compare_cycles,
+    is_regression,
+)
+from gaia_actors.improve.detectors import AnalysisSettings, FileResult
+from gaia_actors.improve.errors import BenchmarkError, CommandError, PatchError
+from gaia_actors.improve.files import SkippedFile, WalkOptions
+from gaia_actors.improve.findings import Finding, sort_key
+from gaia_actors.improve.fixes import FixerSpec, FixOutcome, FixStatus, apply_patch, run_fixers
+from gaia_actors.improve.graph import ImportGraph, build_graph, cycle_findings
+from gaia_actors.improve.linters import GO_VET, RUFF, LinterSpec, LintResult, run_linters
+from gaia_actors.improve.tasks import Task, build_tasks, git_churn
+from gaia_actors.improve.testing import (
+    BuildRun,
+    Outcome,
+    PythonTestOptions,
+    RunStatus,
+    TestRun,
+    parse_junit,
+    run_benchmark,
+    run_build,
+    run_go_tests,
+    run_python_tests,
+)
+from gaia_actors.settings import ImproveSettings
+
+PHASES = (
+    "analyse",
+    "detect",
+    "test",
+    "generate_tasks",
+    "execute_improvements",
+    "verify",
+    "persist",
+)
+KNOWN_LINTERS: dict[str, LinterSpec] = {"ruff": RUFF, "go vet": GO_VET}
+RANKING_NOTE = (
+    "rule-based ranking: severity x priority, weighted by how many files depend on the file "
+    "(import graph) and how much it changed recently (git); it does not judge what a finding means"
+)
+PYTEST_CONFIGS = ("pytest.ini", "conftest.py")
+_SYNTAX_CODES = frozenset({"syntax-error", "invalid-syntax", "E999"})
+# Linter rules that report what one of our detectors reports (ruff's codes).
+_SAME_AS = {
+    "E722": "bare_except",
+    "T100": "debugger",
+    "FIX001": "fixme",
+    "FIX002": "todo",
+    "FIX003": "xxx",
+    "FIX004": "hack",
+}
+TOP = 10  # examples kept in the stored report
+
+
+# --- the plan: what one cycle runs, decided once at its start -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CyclePlan:
+    """One cycle's target and the settings that apply to it."""
+
+    cycle_id: int
+    target: Path
+    configured: bool  # the configured target: its own commands apply
+    apply: bool
+    settings: ImproveSettings
+    python: str = sys.executable
+
+    @property
+    def analysis_settings(self) -> AnalysisSettings:
+        return AnalysisSettings(
+            markers=self.settings.markers,
+            max_function_lines=self.settings.long_function_lines,
+            max_bytes=self.settings.max_file_bytes,
+        )
+
+    @property
+    def walk_options(self) -> WalkOptions:
+        return WalkOptions(
+            extra_patterns=self.settings.exclude, max_bytes=self.settings.max_file_bytes
+        )
+
+    def command(self, argv: Sequence[str]) -> tuple[str, ...]:
+        """``argv`` with "{python}" filled in and a bare executable found beside the
+        interpreter when it is not on PATH (a venv's ``ruff`` while the venv is not active)."""
+        words = [word.replace("{python}", self.python) for word in argv]
+        if words and os.sep not in words[0] and which(words[0]) is None:
+            beside = Path(self.python).parent / words[0]
+            if which(str(beside)) is not None:
+                words[0] = str(beside)
+        return tuple(words)
+
+
+def test_kind(plan: CyclePlan) -> tuple[str, str]:
+    """(pytest | go | command | none, why) for this target."""
+    wanted = plan.settings.tests if plan.configured else "auto"
+    if wanted == "command" and not plan.settings.test_command:
+        return "none", "tests = 'command' but test_command is empty"
+    if wanted != "auto":
+        return wanted, "configured"
+    if has_pytest_config(plan.target):
+        return "pytest", "found a pytest configuration"
+    if (plan.target / "go.mod").is_file():
+        return "go", "found go.mod"
+    return "none", (
+        "no pytest configuration (pytest.ini, conftest.py, [tool.pytest.ini_options], "
+        "[tool:pytest], [pytest]) and no go.mod in the target"
+    )
+
+
+def has_pytest_config(root: Path) -> bool:
+    if any((root / name).is_file() for name in PYTEST_CONFIGS):
+        return True
+    sections = {
+        "pyproject.toml": "[tool.pytest.ini_options]",
+        "setup.cfg": "[tool:pytest]",
+        "tox.ini": "[pytest]",
+    }
+    for name, section in sections.items():
+        try:
+            if section in (root / name).read_text(encoding="utf-8", errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+# --- what the analysis phase hands over -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisOutcome:
+    """Phase 1's result: one FileResult per candidate file, sorted by path."""
+
+    results: tuple[FileResult, ...]
+    walk_skipped: tuple[SkippedFile, ...]
+    seconds: float
+    batches: int = 0
+    requeued: int = 0
+    workers: int = 0
+
+    @property
+    def analysed(self) -> tuple[FileResult, ...]:
+        return tuple(r for r in self.results if r.skipped is None)
+
+    @property
+    def skipped(self) -> tuple[SkippedFile, ...]:
+        from_workers = tuple(r.skipped for r in self.results if r.skipped is not None)
+        return tuple(sorted((*self.walk_skipped, *from_workers), key=lambda s: s.path))
+
+    def summary(self) -> dict[str, Any]:
+        analysed = self.analysed
+        skipped = Counter(str(s.reason) for s in self.skipped)
+        kinds = Counter(f.type for r in analysed for f in r.findings)
+        return {
+            "files": len(analysed),
+            "lines": sum(r.lines for r in analysed),
+            "bytes": sum(r.bytes for r in analysed),
+            "batches": self.batches,
+            "requeued": self.requeued,
+            "workers": self.workers,
+            "skipped": dict(skipped),
+            "skipped_examples": [
+                {"path": s.path, "reason": str(s.reason), "detail": s.detail}
+                for s in self.skipped[:TOP]
+            ],
+            "findings_by_type": dict(kinds),
+        }
+
+
+# --- persistence, as the cycle thread sees it --------------------------------------------
+
+
+class Recorder(Protocol):
+    """Where a cycle's rows go (the Store actor, by messages)."""
+
+    def insert(self, table: str, **values: Any) -> None: ...
+
+    def update(self, table: str, row_id: int, **values: Any) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousCycle:
+    """What the last finished cycle of the same target measured and found."""
+
+    cycle_id: int
+    metrics: Mapping[str, float | None]
+    findings: tuple[Finding, ...]
+
+
+# --- the cycle --------------------------------------------------------------------------
+
+
+@dataclass
+class Cycle:
+    """One cycle's phases 2-7. Used by one thread; ``steps`` lists them in order."""
+
+    plan: CyclePlan
+    analysis: AnalysisOutcome
+    recorder: Recorder
+    previous: PreviousCycle | None = None
+    previous_ops: tuple[int, float] | None = None  # (cycle id, ops/sec) of the last figure
+    started: float = field(default_factory=time.time)
+    findings: tuple[Finding, ...] = ()
+    lint: LintResult | None = None
+    graph: ImportGraph | None = None
+    build: BuildRun | None = None
+    tests: TestRun | None = None
+    test_kind: str = "none"
+    test_reason: str = ""
+    tasks: tuple[Task, ...] = ()
+    fix: dict[str, Any] = field(default_factory=dict)
+    bench: dict[str, Any] = field(default_factory=dict)
+    comparison: Comparison | None = None
+
+    def steps(self) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+        return [
+            ("detect", self.detect),
+            ("test", self.test),
+            ("generate_tasks", self.generate_tasks),
+            ("execute_improvements", self.execute_improvements),
+            ("verify", self.verify),
+            ("persist", self.persist),
+        ]
+
+    # Phase 2: detect
+
+    def detect(self) -> dict[str, Any]:
+        """The workers' findings, the linters' and the import cycles, combined and sorted."""
+        analysed = self.analysis.analysed
+        found = [f for r in analysed for f in r.findings]
+        linters = [KNOWN_LINTERS[n] for n in self.plan.settings.linters if n in KNOWN_LINTERS]
+        specs = [
+            LinterSpec(s.name, self.plan.command(s.argv), s.parser, s.ok_returncodes)
+            for s in linters
+        ]
+        self.lint = run_linters(self.plan.target, specs, timeout=self.plan.settings.timeout)
+        found.extend(_without_duplicates(self.lint.findings, found))
+        self.graph = build_graph({r.path: r.imports for r in analysed if r.language == "python"})
+        found.extend(cycle_findings(self.graph))
+        self.findings = tuple(sorted(found, key=sort_key))
+        unknown = [n for n in self.plan.settings.linters if n not in KNOWN_LINTERS]
+        return {
+            "findings": len(self.findings),
+            "lint_findings": len(self.lint.findings),
+            "import_cycles": len(self.graph.cycles),
+            "linters": ", ".join(f"{r.name}: {r.status}" for r in self.lint.runs)
+            + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+        }
+
+    # Phase 3: test
+
+    def test(self) -> dict[str, Any]:
+        """The build command (configured target only), then the tests under coverage."""
+        settings = self.plan.settings
+        if self.plan.configured and settings.build_command:
+            argv = self.plan.command(settings.build_command)
+            self.build = run_build(argv, self.plan.target, settings.timeout)
+        self.test_kind, self.test_reason = test_kind(self.plan)
+        self.tests = self._run_tests()
+        if self.tests.gaps:
+            self.findings = tuple(sorted((*self.findings, *self.tests.gaps), key=sort_key))
+        run = self.tests
+        return {
+            "kind": self.test_kind,
+            "status": str(run.status),
+            "pass_rate": run.pass_rate,
+            "coverage": run.coverage.percent if run.coverage else None,
+            "coverage_gaps": len(run.gaps),
+            "test_seconds": round(run.seconds, 3),
+        }
+
+    def _run_tests(self) -> TestRun:
+        settings, target = self.plan.settings, self.plan.target
+        if self.test_kind == "pytest":
+            only = frozenset(r.path for r in self.analysis.analysed if r.language == "python")
+            options = PythonTestOptions(
+                python=self.plan.python,
+                pytest_args=settings.pytest_args,
+                threshold=settings.coverage_threshold,
+                only=only,
+                env=settings.test_env,
+            )
+            return run_python_tests(target, settings.timeout, options)
+        if self.test_kind == "go":
+            go = self.plan.command(("go",))[0]
+            return run_go_tests(
+                target, settings.timeout, go=go, threshold=settings.coverage_threshold
+            )
+        if self.test_kind == "command":
+            return self._run_test_command()
+        return TestRun("none", RunStatus.SKIPPED, reason=self.test_reason)
+
+    def _run_test_command(self) -> TestRun:
+        argv = self.plan.command(self.plan.settings.test_command)
+        env = dict(self.plan.settings.test_env)
+        try:
+            result = run_command(
+                argv, self.plan.target, timeout=self.plan.settings.timeout, env=env
+            )
+        except CommandError as exc:
+            return TestRun("command", RunStatus.ERROR, argv, reason=str(exc))
+        if result.timed_out:
+            status = RunStatus.TIMED_OUT
+        else:
+            status = RunStatus.PASSED if result.ok else RunStatus.FAILED
+        return TestRun(
+            "command",
+            status,
+            argv,
+            result.returncode,
+            result.seconds,
+            output_tail=result.tail(),
+            reason="exit code decides; no per-test results or coverage",
+        )
+
+    # Phase 4: generate tasks
+
+    def generate_tasks(self) -> dict[str, Any]:
+        churn = git_churn(self.plan.target, self.plan.settings.churn_commits)
+        fan_in = self.graph.fan_in if self.graph is not None else {}
+        self.tasks = tuple(build_tasks(self.findings, fan_in=fan_in, churn=churn))
+        top = self.tasks[0].title if self.tasks else ""
+        return {"tasks": len(self.tasks), "churn_files": len(churn), "top": top}
+
+    # Phase 5: execute improvements
+
+    def execute_improvements(self) -> dict[str, Any]:
+        self.fix = self._fix()
+        return {
+            "status": self.fix["status"],
+            "files": len(self.fix.get("files", [])),
+            "applied": self.fix.get("applied", False),
+            "reason": self.fix.get("reason", ""),
+        }
+
+    def _fix(self) -> dict[str, Any]:
+        specs = [
+            FixerSpec(" ".join(argv), self.plan.command(argv)) for argv in self.plan.settings.fixers
+        ]
+        if not specs:
+            return {"status": "skipped", "reason": "no fixers configured"}
+        problem = self._unverifiable()
+        if problem:
+            return {"status": "skipped", "reason": problem}
+        with tempfile.TemporaryDirectory(prefix="gaia-improve-") as tmp:
+            test_argv = self._verify_argv(Path(tmp))
+            outcome = run_fixers(
+                self.plan.target,
+                specs,
+                test_argv,
+                timeout=self.plan.settings.timeout,
+                walk_options=self.plan.walk_options,
+                test_env=self.plan.settings.test_env,
+            )
+        return self._fix_report(outcome)
+
+    def _unverifiable(self) -> str:
+        """Why a fix could not be verified here, or ""."""
+        run = self.tests
+        if run is None or run.status in (RunStatus.SKIPPED, RunStatus.ERROR, RunStatus.TIMED_OUT):
+            why = run.reason if run is not None and run.reason else "they did not run cleanly"
+            return f"no fix without tests to verify it ({self.test_kind}: {why})"
+        if self.test_kind == "pytest":
+            if run.junit is None:
+                return "the test run left no JUnit results to compare a fixed tree with"
+            return ""
+        if run.status is not RunStatus.PASSED:
+            return "the tests fail before any fix, and their exit code is all that is known"
+        return ""
+
+    def _verify_argv(self, tmp: Path) -> tuple[str, ...]:
+        settings = self.plan.settings
+        if self.test_kind == "pytest":
+            assert self.tests is not None
+            assert self.tests.junit is not None
+            baseline = tmp / "baseline.json"
+            passed = [
+                [c.classname, c.name] for c in self.tests.junit.cases if c.outcome is Outcome.PASSED
+            ]
+            baseline.write_text(json.dumps({"passed": passed}), encoding="utf-8")
+            pytest = (self.plan.python, "-m", "pytest", "-p", "no:cacheprovider")
+            return (*verifier_argv(self.plan.python, baseline), *pytest, *settings.pytest_args)
+        if self.test_kind == "go":
+            return (self.plan.command(("go",))[0], "test", "./...")
+        return self.plan.command(settings.test_command)
+
+    def _fix_report(self, outcome: FixOutcome) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "status": str(outcome.status),
+            "reason": outcome.reason,
+            "seconds": round(outcome.seconds, 3),
+            "fixers": [
+                {
+                    "name": r.name,
+                    "status": r.status,
+                    "seconds": round(r.seconds, 3),
+                    "reason": r.reason,
+                }
+                for r in outcome.fixers
+            ],
+            "files": list(outcome.changed_files),
+            "applied": False,
+        }
+        if outcome.tests is not None and outcome.status is FixStatus.TESTS_FAILED:
+            report["tests_tail"] = outcome.tests.tail(1500)
+        patch = outcome.patch
+        if patch is None:
+            return report
+        report["diff_lines"] = patch.diff.count("\n")
+        report["diff"] = patch.diff if len(patch.diff) <= 20_000 else patch.diff[:20_000] + "\n..."
+        if self.plan.apply:
+            try:
+                report["applied_files"] = list(apply_patch(self.plan.target, patch))
+                report["applied"] = True
+            except PatchError as exc:
+                report["apply_error"] = f"{exc}; the tree is as it was"
+        return report
+
+    # Phase 6: verify
+
+    def verify(self) -> dict[str, Any]:
+        self.bench = self._benchmark()
+        return {k: self.bench.get(k) for k in ("status", "ops_per_sec", "regression", "reason")}
+
+    def _benchmark(self) -> dict[str, Any]:
+        settings = self.plan.settings
+        if not settings.benchmark_command:
+            return {"status": "skipped", "reason": "no benchmark_command configured"}
+        if not self.plan.configured:
+            return {"status": "skipped", "reason": "the benchmark belongs to the configured target"}
+        argv = self.plan.command(settings.benchmark_command)
+        try:
+            result = run_benchmark(argv, self.plan.target, settings.timeout)
+        except BenchmarkError as exc:
+            return {"status": "failed", "reason": str(exc), "output": exc.output_tail[-1500:]}
+        report: dict[str, Any] = {
+            "status": "ran",
+            "ops_per_sec": result.ops_per_sec,
+            "seconds": round(result.seconds, 3),
+            "regression": False,
+        }
+        if self.previous_ops is not None:
+            cycle_id, before = self.previous_ops
+            report["previous"] = {"cycle_id": cycle_id, "ops_per_sec": before}
+            report["change"] = (result.ops_per_sec - before) / before if before else None
+            report["regression"] = is_regression(
+                before, result.ops_per_sec, settings.regression_threshold
+            )
+        return report
+
+    # Phase 7: persist
+
+    def metrics(self) -> dict[str, float | None]:
+        run = self.tests
+        fixed = len(self.comparison.fixed) if self.comparison is not None else 0
+        return {
+            "coverage": run.coverage.percent if run and run.coverage else None,
+            "pass_rate": run.pass_rate if run else None,
+            "ops_per_sec": self.bench.get("ops_per_sec"),
+            "issues_detected": float(len(self.findings)),
+            "issues_fixed": float(fixed),
+            "build_seconds": self.build.seconds if self.build is not None else None,
+            "test_seconds": run.seconds if run and run.status is not RunStatus.SKIPPED else None,
+            "analysis_seconds": self.analysis.seconds,
+        }
+
+    def persist(self) -> dict[str, Any]:
+        if self.previous is not None:
+            before = CycleSnapshot(self.previous.metrics, self.previous.findings)
+            after = CycleSnapshot(self.metrics(), self.findings)
+            self.comparison = compare_cycles(
+                before, after, regression_threshold=self.plan.settings.regression_threshold
+            )
+        cycle_id = self.plan.cycle_id
+        for finding in self.findings:
+            self.recorder.insert("findings", cycle_id=cycle_id, **finding_row(finding))
+        for rank, task in enumerate(self.tasks, 1):
+            self.recorder.insert("tasks", cycle_id=cycle_id, rank=rank, **task_row(task))
+        self.recorder.flush()
+        metrics = self.metrics()
+        self.recorder.update(
+            "improve_cycles",
+            cycle_id,
+            status="succeeded",
+            ended=time.time(),
+            files=len(self.analysis.analysed),
+            lines=sum(r.lines for r in self.analysis.analysed),
+            coverage=metrics["coverage"],
+            pass_rate=metrics["pass_rate"],
+            ops_per_sec=metrics["ops_per_sec"],
+            issues_detected=len(self.findings),
+            issues_fixed=int(metrics["issues_fixed"] or 0),
+            build_time=metrics["build_seconds"],
+            test_time=metrics["test_seconds"],
+            analysis_time=self.analysis.seconds,
+            regression=bool(self.bench.get("regression")),
+            report=self.report(),
+        )
+        return {"findings": len(self.findings), "tasks": len(self.tasks)}
+
+    # The stored report
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "cycle_id": self.plan.cycle_id,
+            "target": str(self.plan.target),
+            "configured_target": self.plan.configured,
+            "apply": self.plan.apply,
+            "analysis": self.analysis.summary(),
+            "detect": self._detect_report(),
+            "tests": self._tests_report(),
+            "tasks": {
+                "count": len(self.tasks),
+                "note": RANKING_NOTE,
+                "top": [task_view(t) for t in self.tasks[:TOP]],
+            },
+            "fixes": self.fix,
+            "verify": self.bench,
+            "comparison": comparison_view(self.comparison, self.previous),
+            "metrics": self.metrics(),
+        }
+
+    def _detect_report(self) -> dict[str, Any]:
+        graph = self.graph
+        return {
+            "findings": len(self.findings),
+            "by_severity": dict(Counter(str(f.severity) for f in self.findings)),
+            "by_type": dict(Counter(f.type for f in self.findings).most_common()),
+            "linters": [
+                {
+                    "name": r.name,
+                    "status": str(r.status),
+                    "reason": r.reason,
+                    "seconds": round(r.seconds, 3),
+                    "findings": r.findings,
+                }
+                for r in (self.lint.runs if self.lint else ())
+            ],
+            "modules": len(graph.edges) if graph else 0,
+            "import_edges": sum(len(v) for v in graph.edges.values()) if graph else 0,
+            "import_cycles": [list(c.example) for c in graph.cycles[:TOP]] if graph else [],
+            "most_depended_on": _most_depended(graph),
+        }
+
+    def _tests_report(self) -> dict[str, Any]:
+        run = self.tests
+        report: dict[str, Any] = {"kind": self.test_kind, "why": self.test_reason}
+        if self.build is not None:
+            report["build"] = {
+                "status": str(self.build.status),
+                "seconds": round(self.build.seconds, 3),
+                "reason": self.build.reason,
+            }
+        if run is None:
+            return report
+        report |= {
+            "status": str(run.status),
+            "reason": run.reason,
+            "command": list(run.command),
+            "returncode": run.returncode,
+            "seconds": round(run.seconds, 3),
+            "pass_rate": run.pass_rate,
+            "coverage": run.coverage.percent if run.coverage else None,
+            "coverage_gaps": len(run.gaps),
+        }
+        if run.junit is not None:
+            junit = run.junit
+            report |= {
+                "tests": junit.tests,
+                "passed": junit.passed,
+                "failed": junit.failures,
+                "errors": junit.errors,
+                "skipped": junit.skipped,
+                "failures": [
+                    {
+                        "test": f"{c.classname}.{c.name}",
+                        "outcome": str(c.outcome),
+                        "message": c.message[:300],
+                    }
+                    for c in junit.cases
+                    if c.outcome in (Outcome.FAILED, Outcome.ERROR)
+                ][:TOP],
+            }
+        if run.status in (RunStatus.ERROR, RunStatus.TIMED_OUT, RunStatus.FAILED):
+            report["output_tail"] = run.output_tail[-1500:]
+        return report
+
+
+def _without_duplicates(lint: Sequence[Finding], ours: Sequence[Finding]) -> list[Finding]:
+    """Lint findings minus those that say what one of our detectors already says: a linter's
+    syntax error in a file we report as a syntax error, its bare-except, debugger or marker
+    rule on a line where we report the same."""
+    broken = {f.file for f in ours if f.type == "syntax_error"}
+    reported = {(f.file, f.line, f.type) for f in ours}
+    kept = []
+    for finding in lint:
+        code = finding.text.split(" ", 1)[0]
+        if code in _SYNTAX_CODES and finding.file in broken:
+            continue
+        if (finding.file, finding.line, _SAME_AS.get(code, "")) in reported:
+            continue
+        kept.append(finding)
+    return kept
+
+
+def _most_depended(graph: ImportGraph | None) -> list[dict[str, Any]]:
+    if graph is None:
+        return []
+    ranked = sorted(graph.fan_in.items(), key=lambda item: (-item[1].transitive, item[0]))
+    return [
+        {"file": path, "direct": fan.direct, "transitive": fan.transitive}
+        for path, fan in ranked[:5]
+        if fan.transitive
+    ]
+
+
+# --- rows and views -----------------------------------------------------------------------
+
+
+def finding_row(finding: Finding) -> dict[str, Any]:
+    return {
+        "identity": finding.identity,
+        "type": finding.type,
+        "file": finding.file,
+        "line": finding.line,
+        "text": finding.text,
+        "severity": str(finding.severity),
+        "priority": finding.priority,
+        "detector": finding.detector,
+        "scope": finding.scope,
+        "anchor": finding.anchor,
+    }
+
+
+def task_row(task: Task) -> dict[str, Any]:
+    return {
+        "title": task.title,
+        "score": task.score,
+        "effort": str(task.effort),
+        "severity": str(task.severity),
+        "findings": [f.identity for f in task.findings],
+        "type": task.type,
+        "files": list(task.files),
+        "minutes": task.minutes,
+        "rationale": task.rationale,
+    }
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    return {
+        "title": task.title,
+        "score": task.score,
+        "severity": str(task.severity),
+        "effort": str(task.effort),
+        "minutes": task.minutes,
+        "files": list(task.files[:5]),
+        "rationale": task.rationale,
+    }
+
+
+def finding_view(finding: Finding) -> dict[str, Any]:
+    return {
+        "severity": str(finding.severity),
+        "type": finding.type,
+        "where": f"{finding.file}:{finding.line}",
+        "text": finding.text,
+    }
+
+
+def comparison_view(
+    comparison: Comparison | None, previous: PreviousCycle | None
+) -> dict[str, Any]:
+    if comparison is None or previous is None:
+        return {"previous_cycle": None}
+    return {
+        "previous_cycle": previous.cycle_id,
+        "new": len(comparison.new),
+        "fixed": len(comparison.fixed),
+        "unchanged": len(comparison.unchanged),
+        "better": list(comparison.better),
+        "worse": list(comparison.worse),
+        "regressions": list(comparison.regressions),
+        "new_examples": [finding_view(f) for f in comparison.new[:TOP]],
+        "fixed_examples": [finding_view(f) for f in comparison.fixed[:TOP]],
+        "metrics": [
+            {
+                "name": m.name,
+                "before": m.before,
+                "after": m.after,
+                "delta": m.delta,
+                "verdict": str(m.verdict),
+            }
+            for m in comparison.metrics
+        ],
+    }
+
+
+# --- verifying a fix with pytest: no test that passed before may fail now ----------------
+
+
+def verifier_argv(python: str, baseline: Path) -> tuple[str, ...]:
+    """The command prefix that runs ``verify_main`` with this package, whatever the cwd (the
+    scratch copy of this very project holds its own, possibly fixed, ``gaia_actors``)."""
+    package_root = str(Path(gaia_actors.__file__).resolve().parent.parent)
+    boot = (
+        f"import sys; sys.path.insert(0, {package_root!r}); "
+        "from gaia_actors.improve.cycle import verify_main; sys.exit(verify_main(sys.argv[1:]))"
+    )
+    return (python, "-c", boot, "--baseline", str(baseline), "--")
+
+
+def verify_main(argv: Sequence[str]) -> int:
+    """``--baseline FILE -- PYTEST ARGV``: run pytest (adding ``--junitxml``) in the current
+    directory; exit 0 when every test the baseline lists as passed passes again."""
+    if len(argv) < 4 or argv[0] != "--baseline" or argv[2] != "--":
+        print("usage: --baseline FILE -- PYTEST ARGV...", file=sys.stderr)
+        return 2
+    baseline = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
+    before = {(c, n) for c, n in baseline["passed"]}
+    with tempfile.TemporaryDirectory(prefix="gaia-verify-") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        code = subprocess.call([*argv[3:], f"--junitxml={junit}"])  # output goes to our caller
+        try:
+            report = parse_junit(junit.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            print(f"pytest exited {code} and wrote no JUnit results", file=sys.stderr)
+            return code or 1
+    passed = {(c.classname, c.name) for c in report.cases if c.outcome is Outcome.PASSED}
+    lost = sorted(before - passed)
+    if lost:
+        names = ", ".join(f"{c}.{n}" for c, n in lost[:20])
+        print(f"{len(lost)} test(s) that passed before the fix do not pass: {names}")
+        return 1
+    if code not in (0, 1):  # 1: some tests failed, all of which failed before as well
+        return code
+    failing = report.failures + report.errors
+    print(f"every test that passed before passes ({len(passed)}); failing as before: {failing}")
+    return 0

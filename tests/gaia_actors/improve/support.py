@@ -1,0 +1,118 @@
+"""Helpers for the engine tests: a live tree with the improvement actors, and cycles run on it."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from gaia_actors.app import build_children, make_listener, supervisor_config
+from gaia_actors.messages import Flush, RunCycle
+from gaia_actors.models import EventRow
+from gaia_actors.settings import Settings, load
+from supervisors import Registry, Strategy, Supervisor
+
+# Inner pytest runs of the small projects need no plugins (hypothesis alone costs ~1.3 s).
+BASE_CONFIG = """\
+[store]
+flush_interval = 0.05
+
+[supervision]
+ping_timeout = 10.0
+
+[improve]
+target = "{target}"
+test_env = {{ PYTEST_DISABLE_PLUGIN_AUTOLOAD = "1" }}
+"""
+
+
+def config(tmp_path: Path, target: Path, extra: str = "") -> Settings:
+    path = tmp_path / "gaia.toml"
+    path.write_text(BASE_CONFIG.format(target=target) + extra, encoding="utf-8")
+    return load(path, environ={"GAIA_STATE_DIR": str(tmp_path / "state")})
+
+
+@dataclass
+class Watch:
+    """Every watcher update of one cycle, and an event set when it ends."""
+
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self, update: dict[str, Any]) -> None:
+        self.updates.append(update)
+        if update["event"] == "cycle.ended":
+            self.ended.set()
+
+    def last(self) -> dict[str, Any]:
+        return self.updates[-1]
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [u for u in self.updates if u["event"] == event]
+
+
+@dataclass
+class ImproveTree:
+    registry: Registry
+    root: Any
+    settings: Settings
+
+    def start_cycle(self, target: str = "", apply: bool = False) -> tuple[int, Watch]:
+        watch = Watch()
+        answer = self.registry.ask("improve", RunCycle(target, apply, watch), timeout=10)
+        return int(answer["cycle_id"]), watch
+
+    def cycle(self, target: str = "", apply: bool = False, timeout: float = 60.0) -> int:
+        """Run one cycle to its end; fail unless it succeeded."""
+        cycle_id, watch = self.start_cycle(target, apply)
+        assert watch.ended.wait(timeout), f"cycle {cycle_id} did not end: {watch.updates[-3:]}"
+        assert watch.last()["status"] == "succeeded", watch.last()
+        return cycle_id
+
+    def flush(self) -> None:
+        self.registry.ask("store", Flush(), timeout=10)
+
+    def events(self, name: str) -> list[Any]:
+        self.flush()
+        return list(EventRow.select().where(EventRow.name == name).order_by(EventRow.id))
+
+
+@contextlib.contextmanager
+def improve_tree(settings: Settings) -> Iterator[ImproveTree]:
+    """Store, bus and the improvement subtree, stopped afterwards."""
+    registry = Registry()
+    children = build_children(settings, registry, capabilities=("gaia_actors.improve.tree",))
+    root = Supervisor.start_root(
+        "root",
+        children,
+        registry,
+        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
+        listener=make_listener(registry),
+    )
+    try:
+        yield ImproveTree(registry, root, settings)
+    finally:
+        with contextlib.suppress(pykka.ActorDeadError):
+            root.stop(block=True, timeout=30)
+
+
+def write_files(root: Path, count: int, text: str) -> list[str]:
+    """``count`` Python files named m000.py ... holding ``text``; their relative paths."""
+    root.mkdir(parents=True, exist_ok=True)
+    names = [f"m{i:03d}.py" for i in range(count)]
+    for name in names:
+        (root / name).write_text(text, encoding="utf-8")
+    return names
+
+
+def slow_module(functions: int = 60) -> str:
+    """A module with a TODO comment (so the reference tokenizer runs: ~10 ms per file here)."""
+    body = "\n".join(
+        f"def f{i}(x):\n    y = x + {i}  # note {i}\n    return y * 2\n" for i in range(functions)
+    )
+    return f"# TODO: file marker\n{body}\n"

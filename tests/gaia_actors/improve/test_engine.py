@@ -1,0 +1,135 @@
+"""The engine and its workers: batches, a worker crash mid-batch, responsiveness, busy."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from gaia_actors.errors import Busy, InvalidMessage
+from gaia_actors.messages import Crash, GetCycleStatus, GetState, RunCycle
+from gaia_actors.models import FindingRow, ImproveCycle
+from tests.conftest import wait_until
+from tests.gaia_actors.improve.support import (
+    config,
+    improve_tree,
+    slow_module,
+    write_files,
+)
+
+QUIET = """
+tests = "none"
+linters = []
+fixers = []
+"""
+
+
+def todo_files(cycle_id: int) -> Counter[str]:
+    rows = FindingRow.select().where(
+        (FindingRow.cycle_id == cycle_id) & (FindingRow.type == "todo")
+    )
+    return Counter(row.file for row in rows)
+
+
+def test_files_go_to_the_workers_in_batches_and_each_is_analysed_once(tmp_path: Path) -> None:
+    names = write_files(tmp_path / "src", 25, "def f():\n    pass  # TODO: one\n")
+    extra = QUIET + "workers = 2\nbatch_size = 4\n"
+    with improve_tree(config(tmp_path, tmp_path / "src", extra)) as tree:
+        cycle_id = tree.cycle()
+        tree.flush()
+        states = [tree.registry.ask(f"improve.worker.{i}", GetState()) for i in range(2)]
+        report = ImproveCycle.get_by_id(cycle_id).report
+
+    assert report["analysis"]["files"] == 25
+    assert report["analysis"]["batches"] == 7  # 6 of 4 files and one of 1
+    assert todo_files(cycle_id) == dict.fromkeys(names, 1)
+    done = [state["batches_done"] for state in states]
+    assert sum(done) == 7
+    assert min(done) >= 1  # both workers took part: the queue, not a fixed split, hands out work
+
+
+def test_a_worker_crashed_mid_batch_loses_no_file(tmp_path: Path) -> None:
+    # Batches of 60 files that take ~0.6 s each in the worker's process: the crash lands while
+    # worker 0 holds one, and the engine must give that batch to a worker again.
+    names = write_files(tmp_path / "src", 240, slow_module())
+    extra = QUIET + "workers = 2\nbatch_size = 60\n"
+    with improve_tree(config(tmp_path, tmp_path / "src", extra)) as tree:
+        cycle_id, watch = tree.start_cycle()
+
+        def holding() -> object:
+            status = tree.registry.ask("improve", GetCycleStatus(), timeout=5)
+            return status["analysis"]["in_flight"].get("improve.worker.0")
+
+        batch_id = wait_until(holding, timeout=20)
+        tree.registry.tell("improve.worker.0", Crash("test: crash while holding a batch"))
+        assert watch.ended.wait(60), watch.updates[-3:]
+        requeued = tree.events("improve.batch.requeued")
+        report = ImproveCycle.get_by_id(cycle_id).report
+
+    assert watch.last()["status"] == "succeeded"
+    assert [(e.data["batch_id"], e.data["worker"]) for e in requeued] == [
+        (batch_id, "improve.worker.0")
+    ]
+    assert report["analysis"]["requeued"] == 1
+    assert report["analysis"]["files"] == 240
+    assert todo_files(cycle_id) == dict.fromkeys(names, 1)  # every file once, none twice
+
+
+def test_the_engine_answers_while_a_long_phase_runs(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    waiter = (
+        "import pathlib, time, sys\n"
+        f"gate = pathlib.Path({str(gate)!r})\n"
+        "deadline = time.monotonic() + 30\n"
+        "while not gate.exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.02)\n"
+        "sys.exit(0 if gate.exists() else 1)\n"
+    )
+    write_files(tmp_path / "src", 3, "x = 1\n")
+    extra = (
+        'tests = "command"\n'
+        f"test_command = [{sys.executable!r}, '-c', {waiter!r}]\n"
+        "linters = []\nfixers = []\nworkers = 1\n"
+    )
+    with improve_tree(config(tmp_path, tmp_path / "src", extra)) as tree:
+        cycle_id, watch = tree.start_cycle()
+
+        def in_test_phase() -> object:
+            status = tree.registry.ask("improve", GetCycleStatus(), timeout=5)
+            return status["phase"] == "test"
+
+        wait_until(in_test_phase, timeout=20)
+        started = time.monotonic()
+        status = tree.registry.ask("improve", GetCycleStatus(), timeout=5)
+        answered_in = time.monotonic() - started
+        with pytest.raises(Busy, match=f"cycle #{cycle_id} is in phase test"):
+            tree.registry.ask("improve", RunCycle(), timeout=5)
+        gate.touch()
+        assert watch.ended.wait(30)
+
+    assert answered_in < 1.0
+    assert status["running"] is True
+    assert status["cycle_id"] == cycle_id
+    assert set(status["phases"]) == {"analyse", "detect"}
+    assert watch.last()["status"] == "succeeded"
+    assert [u["phase"] for u in watch.of("phase.finished")] == [
+        "analyse",
+        "detect",
+        "test",
+        "generate_tasks",
+        "execute_improvements",
+        "verify",
+        "persist",
+    ]
+
+
+def test_a_target_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", 1, "x = 1\n")
+    with improve_tree(config(tmp_path, tmp_path / "src", QUIET)) as tree:
+        with pytest.raises(InvalidMessage, match="is not a directory"):
+            tree.registry.ask("improve", RunCycle(str(tmp_path / "missing")), timeout=5)
+        status = tree.registry.ask("improve", GetCycleStatus(), timeout=5)
+    assert status["running"] is False
