@@ -5,6 +5,7 @@ supervision tree (liveness pings running). Both sides run in this one process, a
 best of ``--repeat`` runs each, so machine noise hits both alike.
 
     python benchmarks/actor_overhead.py [--tells 200000] [--asks 20000] [--repeat 5]
+    python benchmarks/actor_overhead.py --ops   # "ops/sec: N": our tell rate, for `improve`
 
 Goal (issue 2): ours >= 0.8x bare Pykka for both.
 """
@@ -99,12 +100,32 @@ def our_asks(registry: Registry, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def tell_rate(tells: int, repeat: int) -> float:
+    """Our tells per second through a live tree: the median of ``repeat`` runs."""
+    registry = Registry()
+    root = Supervisor.start_root("root", [ChildSpec("counter", Counter.start)], registry)
+    try:
+        return statistics.median(our_tells(registry, tells) for _ in range(max(1, repeat)))
+    finally:
+        root.stop(block=True, timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tells", type=int, default=200_000)
+    parser.add_argument("--tells", type=int, help="per run (default 200,000; 50,000 with --ops)")
     parser.add_argument("--asks", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--ops",
+        action="store_true",
+        help="quick: only our tell rate, printed as 'ops/sec: N' (the improvement cycle's "
+        "benchmark): the median of --repeat runs",
+    )
     args = parser.parse_args()
+    if args.ops:
+        print(f"ops/sec: {tell_rate(args.tells or 50_000, args.repeat):.0f}")
+        return
+    args.tells = args.tells or 200_000
 
     bare = BareCounter.start()
     registry = Registry()

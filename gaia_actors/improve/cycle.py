@@ -123,10 +123,13 @@ class CyclePlan:
             extra_patterns=self.settings.exclude, max_bytes=self.settings.max_file_bytes
         )
 
-    def command(self, argv: Sequence[str]) -> tuple[str, ...]:
-        """``argv`` with "{python}" filled in and a bare executable found beside the
-        interpreter when it is not on PATH (a venv's ``ruff`` while the venv is not active)."""
+    def command(self, argv: Sequence[str], tmp: Path | None = None) -> tuple[str, ...]:
+        """``argv`` with "{python}" (and "{tmp}", a scratch directory) filled in, and a bare
+        executable found beside the interpreter when it is not on PATH (a venv's ``ruff``
+        while the venv is not active)."""
         words = [word.replace("{python}", self.python) for word in argv]
+        if tmp is not None:
+            words = [word.replace("{tmp}", str(tmp)) for word in words]
         if words and os.sep not in words[0] and which(words[0]) is None:
             beside = Path(self.python).parent / words[0]
             if which(str(beside)) is not None:
@@ -299,8 +302,9 @@ class Cycle:
         """The build command (configured target only), then the tests under coverage."""
         settings = self.plan.settings
         if self.plan.configured and settings.build_command:
-            argv = self.plan.command(settings.build_command)
-            self.build = run_build(argv, self.plan.target, settings.timeout)
+            with tempfile.TemporaryDirectory(prefix="gaia-build-") as tmp:
+                argv = self.plan.command(settings.build_command, Path(tmp))
+                self.build = run_build(argv, self.plan.target, settings.timeout)
         self.test_kind, self.test_reason = test_kind(self.plan)
         self.tests = self._run_tests()
         if self.tests.gaps:
