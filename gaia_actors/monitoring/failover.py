@@ -57,6 +57,7 @@ from gaia_actors.messages import (
     fields_of,
 )
 from gaia_actors.models import Incident
+from gaia_actors.monitoring.monitor import monitor_restarted
 from gaia_actors.settings import Settings
 from supervisors import Link, SupervisionError
 
@@ -286,6 +287,9 @@ class FailoverAgent(GaiaActor):
             self._check_recovered(event.env, self.envs[event.env], event.ts, event.get("pid"))
 
     def _on_supervision(self, event: Event) -> None:
+        if monitor_restarted(event):
+            self.tell("monitor", WatchHealth(self.name))
+            return
         child = str(event.get("child", ""))
         env = child.removeprefix(_ENV_PREFIX)
         watch = self.envs.get(env) if child.startswith(_ENV_PREFIX) else None

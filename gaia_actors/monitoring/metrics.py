@@ -45,6 +45,7 @@ from gaia_actors.messages import (
     Unsubscribe,
     WatchHealth,
 )
+from gaia_actors.monitoring.monitor import monitor_restarted
 from gaia_actors.monitoring.probes import Prober, ProbeResult, ProbeTarget
 from gaia_actors.monitoring.rounds import Finished, Rounds, close_in_background
 from gaia_actors.settings import MetricsSettings, Settings
@@ -64,6 +65,7 @@ __all__ = [
 
 EVENT_PATTERNS = (
     "supervisor.restart",
+    "supervisor.child_started",  # a new monitor: watch it again
     "failover.triggered",
     "incident.recovered",
     "environment.restored",
@@ -477,6 +479,8 @@ class MetricsCollector(GaiaActor):
             case HealthRound():
                 self.exporter.observe_round(message)
             case Event():
+                if monitor_restarted(message):
+                    self.tell("monitor", WatchHealth(self.name))
                 self.exporter.observe_event(message)
             case _:
                 return self.unhandled(message)

@@ -15,7 +15,9 @@ What a round produces:
   for degraded, error for down, info for a recovery);
 - a ``HealthRound`` told to every watcher (``WatchHealth``): the failover agent counts
   consecutive failures from it and the metrics collector feeds its latency histograms. These
-  go to named actors, not the bus, which would log and store every check.
+  go to named actors, not the bus, which would log and store every check. A watcher sends
+  ``WatchHealth`` when it starts and again when a new monitor starts (``monitor_restarted``:
+  the ``supervisor.child_started`` event), so a restart on either side loses nothing.
 
 Beside the check, the worker gathers each environment's process facts from its directory:
 pid (the pid file, with its start time against pid reuse), CPU and memory (/proc), uptime,
@@ -39,6 +41,7 @@ from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import InvalidMessage
 from gaia_actors.messages import (
     CheckNow,
+    Event,
     GetHealth,
     HealthReport,
     HealthRound,
@@ -57,7 +60,14 @@ from gaia_actors.monitoring.rounds import Finished, Rounds, close_in_background
 from gaia_actors.settings import MonitorSettings, Settings
 from supervisors import Link
 
-__all__ = ["HealthMonitor", "ProcessInfo", "gather_process", "snapshot_fields", "thresholds"]
+__all__ = [
+    "HealthMonitor",
+    "ProcessInfo",
+    "gather_process",
+    "monitor_restarted",
+    "snapshot_fields",
+    "thresholds",
+]
 
 # The bus level of a transition *to* each state.
 TRANSITION_LEVELS = {
@@ -70,6 +80,12 @@ TRANSITION_LEVELS = {
 _OVERDUE_SLACK_S = 20.0
 
 RoundHook = Callable[[HealthRound], None]
+
+
+def monitor_restarted(event: Event) -> bool:
+    """Whether ``event`` says a new monitor has started: its watchers must watch it again
+    (a restarted monitor starts with no watchers, and its siblings may not restart with it)."""
+    return event.name == "supervisor.child_started" and event.get("child") == "monitor"
 
 
 def thresholds(cfg: MonitorSettings) -> Thresholds:

@@ -1,8 +1,9 @@
 """The monitoring actors as children of the root supervisor (DESIGN.md, Supervision).
 
 In start order: ``monitor`` first (the others watch it or ask it), then ``metrics``,
-``failover`` and ``balancer``. Under the root's rest_for_one strategy a restarted monitor
-restarts the three after it, so their watch registrations are renewed with it.
+``failover`` and ``balancer``. They do not need to restart together: a watcher renews its
+``WatchHealth`` when it starts and when it sees a new monitor start, and the balancer asks
+the monitor once at start and then follows ``health.changed`` events.
 """
 
 from __future__ import annotations

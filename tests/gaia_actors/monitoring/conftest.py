@@ -77,8 +77,9 @@ def make_settings(
 
 
 class Tree:
-    """A running root supervisor: store, bus, an event recorder, extra children (and the
-    ``environments`` supervisor), then the monitoring actors named (in their own order)."""
+    """A running root supervisor: store, bus, an event recorder, then under ``services``
+    (one_for_one) the extra children, the ``environments`` supervisor if asked for, and the
+    monitoring actors named (in their own order)."""
 
     def __init__(
         self,
@@ -105,9 +106,16 @@ class Tree:
         children = [
             *build_children(settings, self.registry, capabilities=()),
             recorder,  # before anything that publishes
-            *extra,
-            *specs,
         ]
+        if [*extra, *specs]:
+            # As the app runs capabilities: side by side under a one_for_one supervisor.
+            services = Supervisor.child_spec(
+                "services",
+                [*extra, *specs],
+                config=supervisor_config(settings, Strategy.ONE_FOR_ONE),
+                listener=listener,
+            )
+            children.append(services)
         self.root = Supervisor.start_root(
             "root",
             children,
