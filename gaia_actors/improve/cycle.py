@@ -292,8 +292,8 @@ class Cycle:
             "findings": len(self.findings),
             "lint_findings": len(self.lint.findings),
             "import_cycles": len(self.graph.cycles),
-            "linters": ", ".join(f"{r.name}: {r.status}" for r in self.lint.runs)
-            + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+            "linters": ", ".join(f"{r.name}: {r.status}" for r in self.lint.runs) or "none",
+            "unknown_linters": ", ".join(unknown),
         }
 
     # Phase 3: test
@@ -384,9 +384,7 @@ class Cycle:
         }
 
     def _fix(self) -> dict[str, Any]:
-        specs = [
-            FixerSpec(" ".join(argv), self.plan.command(argv)) for argv in self.plan.settings.fixers
-        ]
+        specs = [FixerSpec(fixer_name(a), self.plan.command(a)) for a in self.plan.settings.fixers]
         if not specs:
             return {"status": "skipped", "reason": "no fixers configured"}
         problem = self._unverifiable()
@@ -634,6 +632,15 @@ class Cycle:
         if run.status in (RunStatus.ERROR, RunStatus.TIMED_OUT, RunStatus.FAILED):
             report["output_tail"] = run.output_tail[-1500:]
         return report
+
+
+def fixer_name(argv: Sequence[str]) -> str:
+    """``ruff check --fix`` for ``ruff check --fix --no-cache --exit-zero .``: the command
+    without its path arguments and cache/exit flags, shortened."""
+    noise = {".", "./...", "--no-cache", "--exit-zero", "-w"}
+    words = [Path(argv[0]).name if argv else "?", *(w for w in argv[1:] if w not in noise)]
+    name = " ".join(words)
+    return name if len(name) <= 40 else name[:37] + "..."
 
 
 def _without_duplicates(lint: Sequence[Finding], ours: Sequence[Finding]) -> list[Finding]:

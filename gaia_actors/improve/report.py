@@ -146,9 +146,8 @@ def _tests(t: Mapping[str, Any]) -> list[str]:
         f" ({t.get('coverage_gaps', 0)} coverage gaps)",
     ]
     for failure in (t.get("failures") or [])[:5]:
-        lines.append(
-            f"  {failure['outcome']}: {failure['test']} {failure['message'][:100]}".rstrip()
-        )
+        message = _short(failure["message"].strip().split("\n", 1)[0], 100)
+        lines.append(f"  {failure['outcome']}: {failure['test']} {message}".rstrip())
     if t.get("reason"):
         lines.append(f"note: {t['reason']}")
     if status in ("error", "timed_out") and t.get("output_tail"):
@@ -357,7 +356,7 @@ class Progress:
             self._say(f"batch {update['batch_id']} re-queued: {update['reason']}")
         elif event == "phase.finished":
             summary = update.get("summary") or {}
-            said = ", ".join(f"{k}={scalar(v)}" for k, v in summary.items())
+            said = ", ".join(f"{k}={scalar(v)}" for k, v in summary.items() if v != "")
             self._say(f"{update['phase']} done in {_secs(update['seconds'])}: {said}".rstrip(": "))
 
     def _bar(self, update: Mapping[str, Any]) -> None:
