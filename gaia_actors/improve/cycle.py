@@ -406,8 +406,8 @@ class Cycle:
         """Why a fix could not be verified here, or ""."""
         run = self.tests
         if run is None or run.status in (RunStatus.SKIPPED, RunStatus.ERROR, RunStatus.TIMED_OUT):
-            why = run.reason if run is not None and run.reason else "they did not run cleanly"
-            return f"no fix without tests to verify it ({self.test_kind}: {why})"
+            status = run.status if run is not None else "not run"
+            return f"no fix without tests to verify it (tests: {self.test_kind}, {status})"
         if self.test_kind == "pytest":
             if run.junit is None:
                 return "the test run left no JUnit results to compare a fixed tree with"
@@ -586,6 +586,7 @@ class Cycle:
             ],
             "modules": len(graph.edges) if graph else 0,
             "import_edges": sum(len(v) for v in graph.edges.values()) if graph else 0,
+            "import_cycle_count": len(graph.cycles) if graph else 0,
             "import_cycles": [list(c.example) for c in graph.cycles[:TOP]] if graph else [],
             "most_depended_on": _most_depended(graph),
         }

@@ -112,7 +112,8 @@ def _imports(d: Mapping[str, Any]) -> list[str]:
     if not d.get("modules"):
         return []
     cycles = d.get("import_cycles") or []
-    lines = [f"{d['modules']} modules, {d.get('import_edges', 0)} imports, {len(cycles)} cycles"]
+    count = d.get("import_cycle_count", len(cycles))
+    lines = [f"{d['modules']} modules, {d.get('import_edges', 0)} imports, {count} cycles"]
     lines.extend(f"cycle: {' -> '.join(cycle)}" for cycle in cycles[:3])
     most = d.get("most_depended_on") or []
     if most:

@@ -171,8 +171,8 @@ def test_history_shows_fixed_and_new_findings_across_two_cycles(
 ) -> None:
     with improve_tree(config(tmp_path, project, "linters = []\n" + fixers())) as tree:
         first = tree.cycle()
-        # Between the cycles: the TODO goes, a FIXME comes, and everything moves down two
-        # lines (the bare except is the same finding on another line).
+        # Between the cycles: the to-do comment goes, a fix-me one comes, and everything moves
+        # down two lines (the bare except is the same finding on another line).
         text = "import os\n\n" + MODULE.replace("    # TODO: handle overflow\n", "")
         write(project, "mod.py", text.replace("def describe():", "def describe():  # FIXME"))
         second = tree.cycle()
