@@ -601,7 +601,8 @@ class Injector:
         pick = self.rng.random()  # drawn whatever happens, so the seed's sequence holds
         view = self.view()
         late = self._expected(kind, ENV_SUPERVISOR) - time.time() + 3.0 > remaining
-        fault = None if late else getattr(self, f"_{kind}")(view, pick)
+        inject: Callable[[View, float], Fault | None] = getattr(self, f"_{kind}")
+        fault = None if late else inject(view, pick)
         if fault is None:
             self.skipped[kind] += 1
             return None

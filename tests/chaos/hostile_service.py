@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hostile import (
+from hostile import (  # type: ignore[import-not-found]  # beside it at run time
     Behaviour,
     EndlessChunked,
     HostileServer,
@@ -35,7 +35,7 @@ from hostile import (
 
 
 @dataclass(frozen=True, slots=True)
-class HeaderTrickle(Behaviour):
+class HeaderTrickle(Behaviour):  # type: ignore[misc]  # found at run time
     """Slowloris towards the client: a status line, then one header byte every ``interval``
     seconds, never ending the head."""
 

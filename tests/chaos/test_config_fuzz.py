@@ -53,7 +53,8 @@ FUZZ = settings(
 
 # NUL is left out of strings here: a NUL in daemon.state_dir is a known bug with its own
 # (xfail) test below; everything else a string may hold is fair game.
-texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+SURROGATES: tuple[typing.Literal["Cs"]] = ("Cs",)  # not encodable in UTF-8
+texts = st.text(st.characters(blacklist_categories=SURROGATES, blacklist_characters="\x00"))
 scalars = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
