@@ -298,6 +298,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "", "file is not readable (permission denied)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            str(path), "", f"not UTF-8 text (byte {exc.start}): {exc.reason}"
+        ) from None
     except IsADirectoryError:
         raise ConfigError(str(path), "", "is a directory, expected a TOML file") from None
 
@@ -333,6 +337,8 @@ def _state_dir(
     if environ.get("GAIA_STATE_DIR"):
         return Path(environ["GAIA_STATE_DIR"]).resolve()
     if daemon is not None and daemon.state_dir:
+        if "\x00" in daemon.state_dir:
+            raise ConfigError(str(config_path), "daemon.state_dir", "a path cannot hold a NUL byte")
         return (config_path.parent / daemon.state_dir).resolve()
     return (config_path.parent.parent / "var").resolve()
 

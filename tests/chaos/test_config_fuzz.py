@@ -331,25 +331,15 @@ def test_the_real_cli_exits_2_on_a_bad_file(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
-# Known bugs, found by this fuzzing; strict, so a fix makes them fail until the marker goes.
+# Bugs found by this fuzzing, fixed in settings.py.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: settings._state_dir resolves daemon.state_dir with a NUL byte and raises "
-    "ValueError (embedded null byte) instead of a ConfigError",
-)
 def test_a_nul_byte_in_state_dir_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "gaia.toml"
     path.write_text('[daemon]\nstate_dir = "a\\u0000b"\n', encoding="utf-8")
     assert loads_or_names_the_file(path, {}) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: settings._read_toml lets tomllib's UnicodeDecodeError (a file that is not "
-    "UTF-8) through instead of a ConfigError",
-)
 def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "gaia.toml"
     path.write_bytes(b"[monitor]\ninterval = 1 # \xff\n")
