@@ -71,7 +71,8 @@ def show_history(settings: Settings, target: str | None, limit: int) -> dict[str
     path = (
         Path(target).expanduser().resolve() if target else settings.resolve(settings.improve.target)
     )
-    return history.trend(str(path), limit or settings.improve.history_limit)
+    improve = settings.improve
+    return history.trend(str(path), limit or improve.history_limit, improve.regression_threshold)
 
 
 # --- following a cycle --------------------------------------------------------------------

@@ -196,7 +196,7 @@ def _iso(ts: float | None) -> str | None:
 # --- the trend ---------------------------------------------------------------------------
 
 
-def trend(target: str, limit: int = 10) -> dict[str, Any]:
+def trend(target: str, limit: int = 10, regression_threshold: float = 0.10) -> dict[str, Any]:
     """The last ``limit`` cycles of ``target``, each against the finished one before it, and
     the latest finished cycle compared in full with the one before it."""
     rows = list(
@@ -219,7 +219,7 @@ def trend(target: str, limit: int = 10) -> dict[str, Any]:
     return {
         "target": target,
         "cycles": cycles,
-        "latest": latest_comparison(finished),
+        "latest": latest_comparison(finished, regression_threshold),
         "other_targets": other_targets(target),
         "generated": _iso(time.time()),
     }
@@ -239,7 +239,9 @@ def _identities(cycle_id: int) -> Counter[str]:
     return Counter(identity for (identity,) in query.tuples())
 
 
-def latest_comparison(finished: Sequence[Any]) -> dict[str, Any] | None:
+def latest_comparison(
+    finished: Sequence[Any], regression_threshold: float = 0.10
+) -> dict[str, Any] | None:
     """The last two finished cycles compared in full (findings by identity, metrics)."""
     if len(finished) < 2:
         return None
@@ -247,6 +249,7 @@ def latest_comparison(finished: Sequence[Any]) -> dict[str, Any] | None:
     comparison = compare_cycles(
         CycleSnapshot(metrics_of(old), findings_of(old.id)),
         CycleSnapshot(metrics_of(new), findings_of(new.id)),
+        regression_threshold=regression_threshold,
     )
     view = comparison_view(comparison, PreviousCycle(old.id, metrics_of(old), ()))
     return {"cycle_id": new.id, **view}

@@ -22,9 +22,6 @@ BASE_CONFIG = """\
 [store]
 flush_interval = 0.05
 
-[supervision]
-ping_timeout = 10.0
-
 [improve]
 target = "{target}"
 test_env = {{ PYTEST_DISABLE_PLUGIN_AUTOLOAD = "1" }}

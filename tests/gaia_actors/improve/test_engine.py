@@ -133,3 +133,27 @@ def test_a_target_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
             tree.registry.ask("improve", RunCycle(str(tmp_path / "missing")), timeout=5)
         status = tree.registry.ask("improve", GetCycleStatus(), timeout=5)
     assert status["running"] is False
+
+
+def test_a_file_that_keeps_taking_its_worker_down_is_skipped_and_the_rest_analysed(
+    tmp_path: Path,
+) -> None:
+    # ~2 MB with a TODO: the reference tokenizer needs well over a second for it, far past
+    # the 0.3 s batch timeout, so every worker that holds it is restarted.
+    names = write_files(tmp_path / "src", 5, "x = 1  # TODO: small\n")
+    slow = "# TODO: big\n" + "value = 'abcdefgh'  # a comment\n" * 62_000
+    (tmp_path / "src" / "slow.py").write_text(slow, encoding="utf-8")
+    extra = QUIET + "workers = 2\nbatch_size = 3\nbatch_timeout = 0.3\n"
+    extra += "[supervision]\nmax_restarts = 20\nbackoff_initial = 0.05\nbackoff_max = 0.1\n"
+    with improve_tree(config(tmp_path, tmp_path / "src", extra)) as tree:
+        cycle_id = tree.cycle(timeout=60)
+        report = ImproveCycle.get_by_id(cycle_id).report
+
+    analysis = report["analysis"]
+    assert analysis["files"] == 5
+    assert analysis["requeued"] == 3  # the batch twice, then the file on its own once
+    assert analysis["skipped"] == {"unreadable": 1}
+    example = analysis["skipped_examples"][0]
+    assert example["path"] == "slow.py"
+    assert example["detail"].startswith("analysis took its worker down 2 times")
+    assert todo_files(cycle_id) == dict.fromkeys(names, 1)
