@@ -561,6 +561,8 @@ class Injector:
         self.health_noticed = round_s * int(failover.get("down_checks", 3)) + 1.0
         window = float(sup.get("max_seconds", 30.0)) + 2.0
         self.budget = Budget(int(sup.get("max_restarts", 3)), window)
+        flap_window = float(failover.get("flap_window", 300.0))
+        self.flaps = Budget(int(failover.get("flap_max", 5)), flap_window)
         self.last_corruption = 0.0
         self.promoter = Promoter(harness.socket_path)
         self.faults: list[Fault] = []
@@ -621,6 +623,11 @@ class Injector:
                 fault.problem = "still the same process after the clear-after period"
 
     def clear_all(self) -> None:
+        """End of the storm: clear every fault knob. A hung endpoint whose process is still
+        the same was cleared before anything noticed it: it is counted apart."""
+        for fault in self.hung_health:
+            if self.h.service_pid(fault.target) == fault.pid:
+                fault.detail["cleared_at_end"] = True
         for env in self.h.envs:
             http_json(self.h.port(env), "DELETE", "/admin/fault", {})
         self.hung_health.clear()
@@ -709,14 +716,19 @@ class Injector:
         return self._actor_fault("hang_actor", view, pick)
 
     def _hang_health(self, view: View, pick: float) -> Fault | None:
-        env = self._choose(self._env_targets(view, "hang_health"), pick)
+        # The failover agent damps flapping: beyond flap_max failovers of one environment in
+        # flap_window it leaves the environment alone (by design); stay under that.
+        when = self._expected("hang_health")
+        targets = [e for e in self._env_targets(view, "hang_health") if self.flaps.ok(e, when)]
+        env = self._choose(targets, pick)
         pid = None if env is None else self.h.service_pid(env)
         if env is None or pid is None:
             return None
         now = time.time()
         if http_json(self.h.port(env), "POST", "/admin/fault", {"hang": True}) != 200:
             return None
-        self.budget.take(ENV_SUPERVISOR, self._expected("hang_health"))
+        self.budget.take(ENV_SUPERVISOR, when)
+        self.flaps.take(env, when)
         fault = Fault("hang_health", env, now, pid)
         self.hung_health.append(fault)
         return fault
@@ -742,8 +754,10 @@ class Injector:
         skipped = " ".join(str(s) for s in result.get("skipped", []))
         fault = Fault("corrupt_backup", env, now, detail={"good": good, "bad": bad})
         fault.detected, fault.recovered = started, time.time()
-        if result.get("backup") != good or bad not in skipped:
-            fault.problem = f"restore used {result.get('backup')!r}, skipped {skipped!r}"
+        used = str(result.get("backup"))
+        # Backup ids sort by time: a scheduled backup newer than the corrupt one may be used.
+        if used == bad or (bad not in skipped and used < bad):
+            fault.problem = f"restore used {used!r}, skipped {skipped!r} (corrupted {bad!r})"
         return fault
 
     def _promote(self, view: View, pick: float) -> Fault | None:
@@ -1061,6 +1075,7 @@ class Report:
     skipped_draws: dict[str, int]
     recoveries: int
     unrecovered: list[str]
+    cleared_at_end: int  # hung endpoints the harness cleared before anything noticed them
     detect: dict[str, Any]
     recover: dict[str, Any]
     stuck_actors: list[str]
@@ -1106,6 +1121,7 @@ class Soak:
     since: float = 0.0
     until: float = 0.0
     samples: dict[str, dict[str, int]] = field(default_factory=dict)
+    timeline: list[dict[str, int]] = field(default_factory=list)  # RSS, threads each minute
     stuck: list[str] = field(default_factory=list)
     unhealthy: list[str] = field(default_factory=list)
     exit_code: int | None = None
@@ -1134,7 +1150,8 @@ class Soak:
         return self.report(injector)
 
     def storm(self, injector: Injector) -> None:
-        deadline = time.monotonic() + self.options.duration
+        started = time.monotonic()
+        deadline = started + self.options.duration
         peak = self.samples["peak"]
         while time.monotonic() < deadline:
             if not self.h.alive():
@@ -1143,8 +1160,12 @@ class Soak:
             if fault is not None:
                 self.log(f"  {time.strftime('%H:%M:%S')} {fault.kind:<15} {fault.target}")
             injector.housekeeping(self.options.clear_after)
-            for key, value in proc_status(self.h.pid).items():
+            status = proc_status(self.h.pid)
+            for key, value in status.items():
                 peak[key] = max(peak.get(key, 0), value)
+            minute = int((time.monotonic() - started) // 60)
+            if status and len(self.timeline) <= minute:
+                self.timeline.append({"minute": minute, **status})
             time.sleep(injector.rng.uniform(*self.options.pause))  # the chaos's own pacing
 
     def report(self, injector: Injector) -> Report:
@@ -1164,7 +1185,12 @@ class Soak:
             faults=dict(Counter(f.kind for f in faults)),
             skipped_draws=dict(injector.skipped),
             recoveries=sum(1 for f in faults if f.recovered is not None and not f.problem),
-            unrecovered=[f"{f.kind} {f.target} at {f.at:.3f}" for f in timed if not f.recovered],
+            unrecovered=[
+                f"{f.kind} {f.target} at {f.at:.3f}"
+                for f in timed
+                if not f.recovered and not f.detail.get("cleared_at_end")
+            ],
+            cleared_at_end=sum(1 for f in faults if f.detail.get("cleared_at_end")),
             detect=by_kind(timed, lambda f: f.time_to_detect),
             recover=by_kind(timed, lambda f: f.time_to_recover),
             stuck_actors=self.stuck,
@@ -1175,7 +1201,7 @@ class Soak:
             harness_errors=injector.errors,
             ladder_steps=sum(1 for r in records if r.get("event") == "supervisor.ladder_step"),
             incidents=incident_stats(self.h.db_path, self.since),
-            daemon=dict(self.samples),
+            daemon={**self.samples, "each_minute": self.timeline},
             daemon_exit=self.exit_code,
         )
 
@@ -1292,7 +1318,8 @@ def render(report: Report) -> str:
         "faults injected: "
         + (", ".join(f"{k} {v}" for k, v in sorted(report.faults.items())) or "none")
         + f" (total {sum(report.faults.values())})",
-        f"recoveries: {report.recoveries}/{sum(report.faults.values())}",
+        f"recoveries: {report.recoveries}/{sum(report.faults.values())}"
+        + (f" ({report.cleared_at_end} cleared at the end)" if report.cleared_at_end else ""),
     ]
     for label, table in (("time to detect", report.detect), ("time to recover", report.recover)):
         lines.append(f"{label} (s):")
@@ -1313,6 +1340,8 @@ def render(report: Report) -> str:
         f"daemon RSS MiB start {_mib(d['start'])} end {_mib(d['end'])} peak {_mib(d['peak'])}; "
         f"threads start {d['start'].get('threads')} end {d['end'].get('threads')} "
         f"peak {d['peak'].get('threads')}",
+        "daemon RSS MiB / threads by minute of the storm: "
+        + " ".join(f"{m['rss'] / 2**20:.0f}/{m['threads']}" for m in d.get("each_minute", [])),
         f"daemon exit code after SIGTERM: {report.daemon_exit}",
     ]
     if report.unrecovered:
