@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gaia_actors.errors import ControlError
+from gaia_actors.messages import SCALAR_CONVERTERS
 from gaia_actors.settings import Settings
 from supervisors import Registry
 
@@ -173,7 +174,7 @@ def bind(cmd: Command, values: Mapping[str, Any]) -> dict[str, Any]:
 def coerce(command_name: str, param: Arg | Option, value: Any) -> Any:
     """Convert one argument value to its declared type; UsageError names it and the type."""
     try:
-        converted = _CONVERT[param.type](value)
+        converted = SCALAR_CONVERTERS[param.type](value)
     except (TypeError, ValueError):
         raise UsageError(
             command_name, f"expected {param.type.__name__}, got {value!r}", param.name
@@ -183,45 +184,6 @@ def coerce(command_name: str, param: Arg | Option, value: Any) -> Any:
             command_name, f"expected one of {', '.join(param.choices)}, got {value!r}", param.name
         )
     return converted
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError("not an integer")
-    if not isinstance(value, int | float | str):
-        raise TypeError("not an integer")
-    return int(value)
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise TypeError("not a number")
-    return float(value)
-
-
-def _to_str(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise TypeError("not a string")
-    return str(value)
-
-
-_CONVERT: dict[type, Callable[[Any], Any]] = {
-    bool: _to_bool,
-    int: _to_int,
-    float: _to_float,
-    str: _to_str,
-}
 
 
 # Declarations given as plain names take their type and default from the handler.

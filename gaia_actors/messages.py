@@ -123,8 +123,8 @@ def _convert(value: Any, target: Any) -> Any:
         raise ValueError(f"not one of {', '.join(map(str, args))}")
     if origin is tuple:
         return _convert_tuple(value, args)
-    if target in _SCALARS:
-        return _SCALARS[target](value)
+    if target in SCALAR_CONVERTERS:
+        return SCALAR_CONVERTERS[target](value)
     if isinstance(value, target):
         return value
     raise TypeError(f"cannot convert to {_type_name(target)}")
@@ -159,6 +159,9 @@ def _convert_tuple(value: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(_convert(v, item) for v in value)
 
 
+# One strict conversion per scalar type, shared by messages and command arguments.
+
+
 def _to_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -173,22 +176,24 @@ def _to_bool(value: Any) -> bool:
 def _to_int(value: Any) -> int:
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError("not an integer")
+    if not isinstance(value, int | float | str):
+        raise TypeError("not an integer")
     return int(value)
 
 
 def _to_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("not a number")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError("not a number")
     return float(value)
 
 
 def _to_str(value: Any) -> str:
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise TypeError("not a string")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError("not a string")
+    return str(value)
 
 
-_SCALARS: dict[Any, Callable[[Any], Any]] = {
+SCALAR_CONVERTERS: dict[Any, Callable[[Any], Any]] = {
     bool: _to_bool,
     int: _to_int,
     float: _to_float,
