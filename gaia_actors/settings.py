@@ -207,6 +207,7 @@ class ImproveSettings:
         ("gofmt", "-w", "."),
     )
     coverage_threshold: float = 50.0
+    coverage_omit: tuple[str, ...] = ()  # gitignore-style: no coverage_gap findings there
     long_function_lines: int = 60
     max_file_bytes: int = 2_097_152
     regression_threshold: float = 0.1

@@ -47,7 +47,7 @@ from gaia_actors.improve.compare import (
 )
 from gaia_actors.improve.detectors import AnalysisSettings, FileResult
 from gaia_actors.improve.errors import BenchmarkError, CommandError, PatchError
-from gaia_actors.improve.files import SkippedFile, WalkOptions
+from gaia_actors.improve.files import IgnoreFile, SkippedFile, WalkOptions
 from gaia_actors.improve.findings import Finding, sort_key
 from gaia_actors.improve.fixes import FixerSpec, FixOutcome, FixStatus, apply_patch, run_fixers
 from gaia_actors.improve.graph import ImportGraph, build_graph, cycle_findings
@@ -307,17 +307,23 @@ class Cycle:
                 self.build = run_build(argv, self.plan.target, settings.timeout)
         self.test_kind, self.test_reason = test_kind(self.plan)
         self.tests = self._run_tests()
-        if self.tests.gaps:
-            self.findings = tuple(sorted((*self.findings, *self.tests.gaps), key=sort_key))
+        gaps = self._gaps(self.tests.gaps)
+        if gaps:
+            self.findings = tuple(sorted((*self.findings, *gaps), key=sort_key))
         run = self.tests
         return {
             "kind": self.test_kind,
             "status": str(run.status),
             "pass_rate": run.pass_rate,
             "coverage": run.coverage.percent if run.coverage else None,
-            "coverage_gaps": len(run.gaps),
+            "coverage_gaps": len(gaps),
             "test_seconds": round(run.seconds, 3),
         }
+
+    def _gaps(self, gaps: Sequence[Finding]) -> list[Finding]:
+        """The coverage gaps outside ``coverage_omit`` (code no test is meant to run)."""
+        omit = IgnoreFile.from_lines("", self.plan.settings.coverage_omit)
+        return [g for g in gaps if not omit.patterns or not _omitted(g.file, omit)]
 
     def _run_tests(self) -> TestRun:
         settings, target = self.plan.settings, self.plan.target
@@ -610,7 +616,7 @@ class Cycle:
             "seconds": round(run.seconds, 3),
             "pass_rate": run.pass_rate,
             "coverage": run.coverage.percent if run.coverage else None,
-            "coverage_gaps": len(run.gaps),
+            "coverage_gaps": len(self._gaps(run.gaps)),
         }
         if run.junit is not None:
             junit = run.junit
@@ -633,6 +639,15 @@ class Cycle:
         if run.status in (RunStatus.ERROR, RunStatus.TIMED_OUT, RunStatus.FAILED):
             report["output_tail"] = run.output_tail[-1500:]
         return report
+
+
+def _omitted(path: str, omit: IgnoreFile) -> bool:
+    """Is ``path``, or a directory above it, matched by ``omit``?"""
+    parts = path.split("/")
+    prefixes = ("/".join(parts[:depth]) for depth in range(1, len(parts)))
+    return any(omit.decide(p, is_dir=True) for p in prefixes) or bool(
+        omit.decide(path, is_dir=False)
+    )
 
 
 def fixer_name(argv: Sequence[str]) -> str:

@@ -202,3 +202,13 @@ def test_another_target_gets_no_configured_commands(tmp_path: Path, project: Pat
     assert result["fixes"]["status"] == "skipped"
     assert "no fix without tests" in result["fixes"]["reason"]
     assert result["verify"]["reason"] == "the benchmark belongs to the configured target"
+
+
+def test_coverage_omit_keeps_gaps_out_of_the_findings(tmp_path: Path, project: Path) -> None:
+    extra = 'linters = []\ncoverage_omit = ["mod.py"]\n' + fixers()
+    with improve_tree(config(tmp_path, project, extra)) as tree:
+        result = history.show(tree.cycle())
+
+    assert found(result) == {("todo", "mod.py:2"), ("bare_except", "mod.py:13")}
+    assert result["tests"]["coverage_gaps"] == 0
+    assert result["coverage"] is not None  # still measured, only not reported as gaps
