@@ -113,12 +113,20 @@ class AnalysisProcess:
     def submit(
         self, batch_id: int, paths: Sequence[str], root: str, settings: AnalysisSettings
     ) -> None:
-        """Send a batch to the process (started first if there is none)."""
+        """Send a batch to the process (started first if there is none; started again once
+        if the one there died before it could take the batch)."""
+        job = (batch_id, tuple(paths), root, settings)
         if self.process is None or not self.process.is_alive():
             self.stop()
             self._start()
-        assert self.conn is not None
-        self.conn.send((batch_id, tuple(paths), root, settings))
+        try:
+            assert self.conn is not None
+            self.conn.send(job)
+        except OSError:
+            self.stop()
+            self._start()
+            assert self.conn is not None
+            self.conn.send(job)
 
     def _start(self) -> None:
         context = process_context()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from gaia_actors.messages import Crash, GetCycleStatus, GetState, RunCycle
 from gaia_actors.models import FindingRow, ImproveCycle
 from tests.conftest import wait_until
 from tests.gaia_actors.improve.support import (
+    ImproveTree,
     config,
     improve_tree,
     slow_module,
@@ -51,9 +55,23 @@ def test_files_go_to_the_workers_in_batches_and_each_is_analysed_once(tmp_path: 
     assert min(done) >= 1  # both workers took part: the queue, not a fixed split, hands out work
 
 
-def test_a_worker_crashed_mid_batch_loses_no_file(tmp_path: Path) -> None:
-    # Batches of 60 files that take 0.5-1.2 s each in the worker's process: the crash lands while
-    # worker 0 holds one, and the engine must give that batch to a worker again.
+def kill_process(tree: ImproveTree) -> None:
+    """SIGKILL worker 0's analysis process, once it has one."""
+    state = wait_until(lambda: tree.registry.ask("improve.worker.0", GetState())["process"])
+    os.kill(int(str(state)), signal.SIGKILL)
+
+
+def crash_actor(tree: ImproveTree) -> None:
+    tree.registry.tell("improve.worker.0", Crash("test: crash while holding a batch"))
+
+
+@pytest.mark.parametrize("fault", [crash_actor, kill_process], ids=["actor", "process"])
+def test_a_worker_crashed_mid_batch_loses_no_file(
+    tmp_path: Path, fault: Callable[[ImproveTree], None]
+) -> None:
+    # Batches of 60 files that take 0.5-1.2 s each in the worker's process: the fault (the
+    # worker actor crashes, or its process is killed) lands while worker 0 holds one, and the
+    # engine must give that batch to a worker again.
     names = write_files(tmp_path / "src", 240, slow_module(120))
     extra = QUIET + "workers = 2\nbatch_size = 60\n"
     with improve_tree(config(tmp_path, tmp_path / "src", extra)) as tree:
@@ -64,7 +82,7 @@ def test_a_worker_crashed_mid_batch_loses_no_file(tmp_path: Path) -> None:
             return status["analysis"]["in_flight"].get("improve.worker.0")
 
         batch_id = wait_until(holding, timeout=20)
-        tree.registry.tell("improve.worker.0", Crash("test: crash while holding a batch"))
+        fault(tree)
         assert watch.ended.wait(60), watch.updates[-3:]
         requeued = tree.events("improve.batch.requeued")
         report = ImproveCycle.get_by_id(cycle_id).report
