@@ -264,12 +264,16 @@ def cli_exits_2(path: Path, state_dir: Path) -> None:
 
 def _check_document(text: str, environ: dict[str, str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "gaia.toml"
+        path = Path(tmp) / "config" / "gaia.toml"  # its default state dir is tmp/var
+        path.parent.mkdir()
         path.write_text(text, encoding="utf-8")
         state_dir = Path(tmp) / "state"
+        # Without GAIA_STATE_DIR the file's own daemon.state_dir is resolved too.
+        loads_or_names_the_file(path, dict(environ or {}))
         error = loads_or_names_the_file(path, {"GAIA_STATE_DIR": str(state_dir), **(environ or {})})
         if error is not None and not environ:
             cli_exits_2(path, state_dir)
+        assert not (Path(tmp) / "var").exists()
 
 
 @FUZZ
