@@ -47,7 +47,7 @@ _QUEUE_LIMIT = 10_000
             help="the tree to improve (absolute, or relative to where the command runs)",
         ),
         Option("history", bool, False, help="show the stored cycles and how they compare"),
-        Option("n", int, 0, help="cycles --history lists (default: improve.history_limit)"),
+        Option("n", int, 0, help="cycles --history lists; 0: improve.history_limit"),
     ),
     offline=True,
     render=render_improve,
