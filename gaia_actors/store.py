@@ -95,6 +95,14 @@ class Store(GaiaActor):
         if self.db is not None:
             self.db.close()
 
+    @property
+    def _db(self) -> peewee.Database:
+        # Writes go through this generation's own connection, never the shared proxy: a hung
+        # older generation that wakes while its successor re-points the proxy must not end a
+        # transaction on the wrong database (which left a write lock held for good).
+        assert self.db is not None, "the store writes only after on_start"
+        return self.db
+
     def receive(self, message: Any) -> Any:
         match message:
             case Insert(table=table, values=values):
@@ -133,21 +141,21 @@ class Store(GaiaActor):
             return 0
         batches, self.pending, written = self.pending, defaultdict(list), self.count
         self.count = 0
-        with database.atomic():
+        with self._db.atomic():
             for table, rows in batches.items():
                 for chunk in _chunks(rows, 200):  # SQLite caps the variables per statement
-                    model_for(table).insert_many(chunk).execute()
+                    model_for(table).insert_many(chunk).execute(self._db)
         self.written += written
         return written
 
     def _insert_now(self, table: str, values: Fields) -> int:
-        row_id: int = model_for(table).insert(dict(values)).execute()
+        row_id: int = model_for(table).insert(dict(values)).execute(self._db)
         self.written += 1
         return row_id
 
     def _update(self, table: str, row_id: int, values: Fields) -> int:
         model = model_for(table)
-        changed: int = model.update(dict(values)).where(model.id == row_id).execute()
+        changed: int = model.update(dict(values)).where(model.id == row_id).execute(self._db)
         return changed
 
     def _prune(self) -> int:
@@ -161,7 +169,7 @@ class Store(GaiaActor):
         now = time.time()
         for table, days in retention.items():
             model: Any = TABLES[table]
-            removed += model.delete().where(model.ts < now - days * 86400).execute()
+            removed += model.delete().where(model.ts < now - days * 86400).execute(self._db)
         if removed:
             self.log.info("store.pruned", rows=removed)
         return removed

@@ -152,11 +152,12 @@ def port_in_use(host: str, port: int) -> bool:
 def check_health(url: str, timeout: float = 1.0) -> tuple[bool, str]:
     """One GET of a health URL: (healthy, why). Healthy = 2xx with an "ok"-like status."""
     parsed = urlsplit(url)
+    deadline = time.monotonic() + timeout
     conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=timeout)
     try:
         conn.request("GET", parsed.path or "/")
         response = conn.getresponse()
-        body = response.read(65_536)
+        body = _read_until(response, deadline, 65_536)
     except (OSError, http.client.HTTPException) as exc:
         return False, f"{type(exc).__name__}: {exc}"
     finally:
@@ -170,6 +171,22 @@ def check_health(url: str, timeout: float = 1.0) -> tuple[bool, str]:
     if str(status).lower() not in ("ok", "healthy", "up", "pass", "passing"):
         return False, f"status {status!r}"
     return True, "ok"
+
+
+def _read_until(response: http.client.HTTPResponse, deadline: float, limit: int) -> bytes:
+    # The socket timeout bounds each read, not the body: a server trickling a byte at a time
+    # would hold a single read() for ever. Read in pieces against one deadline.
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the health body did not arrive in time")
+        chunk = response.read1(min(4096, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def wait_healthy(

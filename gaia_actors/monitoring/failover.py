@@ -159,7 +159,8 @@ class FailoverAgent(GaiaActor):
         self._count(watch, report)
         if watch.run >= self.cfg.down_checks and report.status == "down":
             self._fail_over(report.env, watch, report)
-        elif report.status == "healthy":
+        elif report.status == "healthy" and report.observation == "pass":
+            # The smoothed status tolerates a failing check; a recovery needs a passing one.
             self._check_recovered(report.env, watch, report.checked_at, report.pid)
 
     def _count(self, watch: _EnvWatch, report: HealthReport) -> None:

@@ -97,3 +97,69 @@ def test_open_database_adds_missing_columns(tmp_path: Path, settings: Settings) 
         assert {"latency_ms", "rss_bytes", "release"} <= columns
         assert conn.execute("SELECT status FROM health_checks").fetchall() == [("down",)]
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_hung_store_replaced_and_waking_later_loses_no_row_and_leaves_no_lock(
+    tmp_path: Path,
+) -> None:
+    """A hung store is replaced; when the old one wakes, it writes what it had queued with its
+    own connection and stops, and the new one keeps writing (no 'database is locked')."""
+    from gaia_actors.app import build_children, make_listener, supervisor_config
+    from gaia_actors.messages import Hang
+    from gaia_actors.settings import load
+    from supervisors import Registry, Strategy, Supervisor
+
+    config = tmp_path / "gaia.toml"
+    config.write_text(
+        "[store]\nflush_interval = 0.05\n[supervision]\nping_interval = 0.05\nping_timeout = 0.3\n",
+        encoding="utf-8",
+    )
+    settings = load(config, environ={"GAIA_STATE_DIR": str(tmp_path / "state")})
+    registry = Registry()
+    root = Supervisor.start_root(
+        "root",
+        build_children(settings, registry, capabilities=()),
+        registry,
+        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
+        listener=make_listener(registry),
+    )
+    try:
+        old = registry.lookup("store")
+        registry.tell("store", Hang(1.5))
+        for i in range(50):  # queued behind the hang, in the old generation's inbox
+            registry.tell(
+                "store", Insert("health_checks", fields_of(ts=float(i), env="old", status="x"))
+            )
+        wait_until(lambda: registry.is_running("store") and registry.lookup("store") is not old)
+        for i in range(50):
+            registry.tell(
+                "store", Insert("health_checks", fields_of(ts=float(i), env="new", status="x"))
+            )
+        registry.ask("store", Flush())
+        wait_until(lambda: not old.is_alive(), timeout=10)  # it woke, wrote, stopped
+        registry.ask("store", InsertNow("pipelines", fields_of(kind="k", status="s", started=1.0)))
+        wait_until(lambda: HealthCheck.select().where(HealthCheck.env == "old").count() == 50)
+        assert HealthCheck.select().where(HealthCheck.env == "new").count() == 50
+    finally:
+        root.stop(block=True, timeout=10)
+
+
+def test_store_writes_through_its_own_connection_not_the_shared_proxy(
+    tree: tuple[Any, Any], settings: Settings, tmp_path: Path
+) -> None:
+    """The proxy may be re-pointed by a newer generation at any moment (even mid-transaction);
+    a store's writes must stay on the database it opened."""
+    registry, _ = tree
+    other = tmp_path / "other.db"
+    open_database(f"sqlite:///{other}")  # re-points the shared proxy elsewhere
+    try:
+        registry.tell("store", Insert("health_checks", fields_of(ts=1.0, env="mine", status="x")))
+        registry.ask("store", Flush())
+    finally:
+        open_database(settings.database_url)
+    with sqlite3.connect(settings.state_dir / "gaia.db") as conn:
+        assert conn.execute("SELECT count(*) FROM health_checks WHERE env='mine'").fetchone() == (
+            1,
+        )
+    with sqlite3.connect(other) as conn:
+        assert conn.execute("SELECT count(*) FROM health_checks").fetchone() == (0,)
