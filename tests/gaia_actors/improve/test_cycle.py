@@ -88,7 +88,7 @@ def test_a_cycle_finds_exactly_the_issues_and_reads_pass_rate_and_coverage(
         cycle_id = tree.cycle()
         result = history.show(cycle_id)
 
-    # The TODO in the comment, not the one in the string; ruff's E722 says what bare_except
+    # The marker in the comment, not the one in the string; ruff's E722 says what bare_except
     # says and is dropped; no test calls unused(), and mod.py as a whole is below 50%.
     assert found(result) == {
         ("todo", "mod.py:2"),

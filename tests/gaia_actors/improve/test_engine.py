@@ -156,7 +156,7 @@ def test_a_target_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
 def test_a_file_that_keeps_taking_its_worker_down_is_skipped_and_the_rest_analysed(
     tmp_path: Path,
 ) -> None:
-    # ~4 MB with a TODO: the reference tokenizer needs 2-4 s of CPU for it, past the 1 s batch
+    # ~4 MB with a marker: the reference tokenizer needs 2-4 s of CPU for it, past the 1 s batch
     # timeout every time, so each worker that holds it is restarted; a batch of the small
     # files takes milliseconds.
     names = write_files(tmp_path / "src", 5, "x = 1  # TODO: small\n")
