@@ -1,12 +1,17 @@
 """The supervision tree and the daemon that runs it (DESIGN.md, Supervision).
 
-root (rest_for_one)
-├── store
-├── bus
-├── environments (one_for_one; each child with the recovery ladder)
-├── monitor · metrics · failover · balancer · pipeline
-├── improve (one_for_all)
-└── control
+    root (rest_for_one)
+    ├── store
+    ├── bus
+    └── services (one_for_one)
+        ├── environments (one_for_one; each child with the recovery ladder)
+        ├── monitor · metrics · failover · balancer · pipeline
+        ├── improvement (rest_for_one): improve, improve.workers (one_for_one)
+        └── control
+
+DESIGN.md draws a flat rest_for_one root and a one_for_all improve group; both were changed
+so that one crash does not take down what does not depend on it (see ``build_children`` and
+``gaia_actors/improve/tree.py``).
 """
 
 from __future__ import annotations
