@@ -22,7 +22,9 @@ CLI and REPL fall back to a generic table/key-value rendering).
 from __future__ import annotations
 
 import inspect
+import queue
 import threading
+import time
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -225,6 +227,36 @@ def _option(decl: str | Option, signature: _Signature) -> Option:
     kind, default = signature.get(decl, (str, None))
     option = Option(decl, kind, None if default is _EMPTY else default)
     return replace(option, default=False) if kind is bool and option.default is None else option
+
+
+def follow_updates(
+    ctx: CommandContext,
+    updates: queue.Queue[dict[str, Any]],
+    *,
+    final: str,
+    show: Callable[[dict[str, Any]], None],
+    still_running: Callable[[], bool],
+    ended: Callable[[], dict[str, Any] | None],
+    alive_check: float = 2.0,
+) -> dict[str, Any] | None:
+    """Stream a long job's updates (from an actor's watcher queue) to ``show`` until the
+    update whose ``event`` is ``final``, which is returned; None if the client left. A job
+    whose actor went away meanwhile (restarted, its watcher lost) is noticed every
+    ``alive_check`` seconds, and ``ended()`` then reads its outcome from the store."""
+    checked = time.monotonic()
+    while not ctx.cancel.is_set():
+        try:
+            update = updates.get(timeout=0.2)
+        except queue.Empty:
+            if time.monotonic() - checked >= alive_check:
+                checked = time.monotonic()
+                if not still_running():
+                    return ended()
+            continue
+        if update.get("event") == final:
+            return update
+        show(update)
+    return None
 
 
 # Modules that define commands; imported on first use so the registry is complete.

@@ -15,11 +15,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import queue
-import time
 from pathlib import Path
 from typing import Any
 
-from gaia_actors.commands import CommandContext, Option, command
+from gaia_actors.commands import CommandContext, Option, command, follow_updates
 from gaia_actors.improve import history
 from gaia_actors.improve.engine import NAME
 from gaia_actors.improve.errors import ImproveError
@@ -91,7 +90,15 @@ def follow_cycle(
 
     started = registry.ask(NAME, RunCycle(target, apply, watcher), timeout=START_TIMEOUT)
     cycle_id = int(started["cycle_id"])
-    ended = _follow(ctx, registry, cycle_id, updates)
+    ended = follow_updates(
+        ctx,
+        updates,
+        final="cycle.ended",
+        show=Progress(ctx.progress).update,
+        still_running=lambda: _running(registry, cycle_id),
+        ended=lambda: _ended_from_store(cycle_id),
+        alive_check=ALIVE_CHECK,
+    )
     if ended is None:
         return {
             "cycle_id": cycle_id,
@@ -104,26 +111,6 @@ def follow_cycle(
             f"improvement cycle #{cycle_id} {ended['status']}: {ended.get('error') or '-'}"
         )
     return result
-
-
-def _follow(
-    ctx: CommandContext, registry: Registry, cycle_id: int, updates: queue.Queue[dict[str, Any]]
-) -> dict[str, Any] | None:
-    progress = Progress(ctx.progress)
-    checked = time.monotonic()
-    while not ctx.cancel.is_set():
-        try:
-            update = updates.get(timeout=0.2)
-        except queue.Empty:
-            if time.monotonic() - checked >= ALIVE_CHECK:
-                checked = time.monotonic()
-                if not _running(registry, cycle_id):
-                    return _ended_from_store(cycle_id)
-            continue
-        if update.get("event") == "cycle.ended":
-            return update
-        progress.update(update)
-    return None
 
 
 def _running(registry: Registry, cycle_id: int) -> bool:

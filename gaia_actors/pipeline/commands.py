@@ -16,7 +16,7 @@ import queue
 import time
 from typing import Any
 
-from gaia_actors.commands import Arg, CommandContext, Option, command
+from gaia_actors.commands import Arg, CommandContext, Option, command, follow_updates
 from gaia_actors.errors import ControlError, PipelineError
 from gaia_actors.messages import CancelPipeline, GetPipelineStatus, Promote
 from gaia_actors.pipeline import history
@@ -178,7 +178,15 @@ def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
     request = Promote(what, trigger=f"promote-{what}", watcher=watcher, output=output)  # type: ignore[arg-type]
     started = registry.ask(NAME, request, timeout=30.0)
     run_id = int(started["pipeline_id"])
-    ended = _follow(ctx, registry, run_id, updates)
+    ended = follow_updates(
+        ctx,
+        updates,
+        final="run.ended",
+        show=lambda update: ctx.progress(progress_of(update)),
+        still_running=lambda: _running(registry, run_id),
+        ended=lambda: _ended_from_history(run_id),
+        alive_check=ALIVE_CHECK,
+    )
     if ended is None:
         return {
             "pipeline_id": run_id,
@@ -193,27 +201,6 @@ def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
     if ended["status"] != "succeeded":
         raise PipelineError(_failure_message(result))
     return result
-
-
-def _follow(
-    ctx: CommandContext, registry: Registry, run_id: int, updates: queue.Queue[dict[str, Any]]
-) -> dict[str, Any] | None:
-    """Stream the run's updates as progress; its ``run.ended`` update, or None if the
-    client left. A coordinator that went away meanwhile is noticed by the alive check."""
-    checked = time.monotonic()
-    while not ctx.cancel.is_set():
-        try:
-            update = updates.get(timeout=0.2)
-        except queue.Empty:
-            if time.monotonic() - checked >= ALIVE_CHECK:
-                checked = time.monotonic()
-                if not _running(registry, run_id):
-                    return _ended_from_history(run_id)
-            continue
-        if update.get("event") == "run.ended":
-            return update
-        ctx.progress(progress_of(update))
-    return None
 
 
 def _running(registry: Registry, run_id: int) -> bool:
