@@ -287,13 +287,13 @@ class EnvTree:
             self.root.stop(block=True, timeout=30)
 
 
-def start_tree(settings: Settings) -> EnvTree:
-    """Start the tree; the event log catches events from the bus's first message on."""
+def start_traced_root(
+    settings: Settings, capabilities: list[str], events: EventLog
+) -> tuple[Registry, Any]:
+    """Start the daemon's tree with ``capabilities``; ``events`` hears the bus from its first
+    message on (the sink is subscribed before any capability starts, the bus starting first)."""
     registry = Registry()
-    events = EventLog()
-    children = build_children(settings, registry, capabilities=[CAPABILITY])
-    # Subscribe the sink as the bus's first message, before any environment starts: the bus
-    # is started (and its name registered) before the environments supervisor.
+    children = build_children(settings, registry, capabilities=capabilities)
     bus_spec = children[1]
 
     def bus_factory(link: Any) -> Any:
@@ -301,7 +301,8 @@ def start_tree(settings: Settings) -> EnvTree:
         ref.tell(SubscribeSink("test", events.sink, ("*",)))
         return ref
 
-    children[1] = type(bus_spec)(**{**_fields(bus_spec), "factory": bus_factory})
+    fields = {name: getattr(bus_spec, name) for name in bus_spec.__dataclass_fields__}
+    children[1] = type(bus_spec)(**{**fields, "factory": bus_factory})
     root = Supervisor.start_root(
         "root",
         children,
@@ -309,11 +310,13 @@ def start_tree(settings: Settings) -> EnvTree:
         config=supervisor_config(settings, Strategy.REST_FOR_ONE),
         listener=make_listener(registry),
     )
+    return registry, root
+
+
+def start_tree(settings: Settings) -> EnvTree:
+    events = EventLog()
+    registry, root = start_traced_root(settings, [CAPABILITY], events)
     return EnvTree(settings, registry, root, events)
-
-
-def _fields(spec: Any) -> dict[str, Any]:
-    return {name: getattr(spec, name) for name in spec.__dataclass_fields__}
 
 
 @pytest.fixture

@@ -19,13 +19,12 @@ from typing import Any
 import pykka
 import pytest
 
-from gaia_actors.app import build_children, make_listener, supervisor_config
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
-from gaia_actors.messages import Event, GetEnvStatus, Promote, SubscribeSink
+from gaia_actors.messages import Event, GetEnvStatus, Promote
 from gaia_actors.pipeline import history
 from gaia_actors.settings import Settings
-from supervisors import Registry, Strategy, Supervisor
+from supervisors import Registry
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
     DEMO,
@@ -34,6 +33,7 @@ from tests.gaia_actors.environments.conftest import (
     health,
     kill_services,
     load_settings,
+    start_traced_root,
     write_config,
 )
 from tests.gaia_actors.environments.conftest import _toml as toml_value
@@ -251,31 +251,9 @@ class PipeTree:
 
 
 def start_pipe_tree(settings: Settings) -> PipeTree:
-    registry = Registry()
     events = EventLog()
-    children = build_children(settings, registry, capabilities=CAPABILITIES)
-    bus_spec = children[1]
-
-    def bus_factory(link: Any) -> Any:
-        ref = bus_spec.factory(link)
-        ref.tell(SubscribeSink("test", events.sink, ("*",)))
-        return ref
-
-    # The sink is the bus's first message, so no event of the environments' start is missed.
-    children[1] = _with_factory(bus_spec, bus_factory)
-    root = Supervisor.start_root(
-        "root",
-        children,
-        registry,
-        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-        listener=make_listener(registry),
-    )
+    registry, root = start_traced_root(settings, CAPABILITIES, events)
     return PipeTree(settings, registry, root, events)
-
-
-def _with_factory(spec: Any, factory: Callable[[Any], Any]) -> Any:
-    fields = {name: getattr(spec, name) for name in spec.__dataclass_fields__}
-    return type(spec)(**{**fields, "factory": factory})
 
 
 StartPipe = Callable[..., PipeTree]
