@@ -390,6 +390,11 @@ def test_proc_stats_measures_cpu_over_the_interval(
     assert first_busy is not None
     assert first_idle is not None
     wait_until(lambda: _cpu(busy.pid) - first_busy.cpu_seconds >= 0.2)
+    # The idle one's interpreter start-up (a few clock ticks) is over by now: measure it
+    # from here, over an interval of the same length.
+    first_idle = proc_stats(idle.pid)
+    assert first_idle is not None
+    wait_until(lambda: _cpu(busy.pid) - first_busy.cpu_seconds >= 0.4)
     busy_now = proc_stats(busy.pid, since=first_busy)
     idle_now = proc_stats(idle.pid, since=first_idle)
     assert busy_now is not None
