@@ -543,6 +543,15 @@ class View:
     def calm(self) -> bool:
         return all(s == "running" for s in self.states.values()) and all(self.healthy.values())
 
+    def ancestors(self, name: str) -> list[str]:
+        """The supervisors above ``name``, nearest first, up to the root."""
+        chain: list[str] = []
+        node = self.parents.get(name)
+        while node and node not in chain:
+            chain.append(node)
+            node = self.parents.get(node)
+        return chain
+
 
 class Injector:
     """Draws faults from the seed and applies them to a running daemon."""
@@ -704,7 +713,7 @@ class Injector:
             self.errors.append(f"{kind} {name}: {exc}")
             return None
         self.budget.take(supervisor, self._expected(kind, supervisor))
-        detail: dict[str, Any] = {"supervisor": supervisor}
+        detail: dict[str, Any] = {"supervisor": supervisor, "ancestors": view.ancestors(name)}
         if kind == "hang_actor":
             detail["seconds"] = seconds
         return Fault(kind, name, now, detail=detail)
@@ -896,8 +905,10 @@ def _patterns(
 
 
 def _in_group(fault: Fault, group: Sequence[str]) -> bool:
-    """Whether a group restart stops the fault's target, or the supervisor above it."""
-    return fault.target in group or fault.detail.get("supervisor") in group
+    """Whether a group restart stops the fault's target or any supervisor above it (a
+    restart at the root stops ``services`` and, with it, ``improvement`` and its engine)."""
+    above = fault.detail.get("ancestors") or [fault.detail.get("supervisor")]
+    return fault.target in group or any(name in group for name in above)
 
 
 def stats(values: Sequence[float]) -> dict[str, float] | None:

@@ -19,7 +19,7 @@ import structlog
 
 from gaia_actors.errors import Rejected, UnknownMessage
 from gaia_actors.messages import Crash, Event, GetState, Hang, Insert, fields_of
-from supervisors import Link, NotRunning, Supervised
+from supervisors import AskExpired, Link, NotRunning, Supervised
 from supervisors.registry import DEFAULT_ASK_TIMEOUT
 
 MAX_HANG_SECONDS = 300.0
@@ -53,6 +53,10 @@ class GaiaActor(Supervised):
         except Rejected as exc:
             self.log.warning("actor.rejected", message=type(message).__name__, error=str(exc))
             return exc
+
+    def on_expired(self, error: AskExpired) -> AskExpired:
+        self.log.warning("actor.ask_expired", error=str(error), late=round(error.late, 3))
+        return error
 
     def receive(self, message: Any) -> Any:
         """Handle a message; override with ``match``."""

@@ -261,19 +261,26 @@ class Insert:
 
 @message
 class InsertNow:
-    """Query: write one row now (after everything queued) and answer its id."""
+    """Query: write one row now (after everything queued) and answer its id.
+
+    ``reply_by`` is set by ``ask`` (the monotonic time its asker stops waiting): a write that
+    reaches a hung or busy store after that is dropped, so an ask that timed out was not
+    written behind its asker's back, and a retry cannot write it twice."""
 
     table: str
     values: Fields
+    reply_by: float | None = None
 
 
 @message
 class Update:
-    """Command/query: update the row ``row_id`` of ``table`` (after everything queued)."""
+    """Command/query: update the row ``row_id`` of ``table`` (after everything queued).
+    Asked, it is dropped after ``reply_by`` as ``InsertNow`` is; told, it is always applied."""
 
     table: str
     row_id: int
     values: Fields
+    reply_by: float | None = None
 
 
 @message

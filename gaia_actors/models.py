@@ -184,7 +184,7 @@ class Incident(BaseModel):
     recovered = peewee.FloatField(null=True)
     time_to_detect = peewee.FloatField(null=True)
     time_to_recover = peewee.FloatField(null=True)
-    status = peewee.CharField(default="open")  # open | recovered | failed
+    status = peewee.CharField(default="open")  # open | recovered | failed | superseded | closed
     detail = peewee.TextField(default="")
     failovers = peewee.IntegerField(default=0)  # Fail messages the failover agent sent
 

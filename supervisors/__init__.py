@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from supervisors.backoff import Backoff
 from supervisors.errors import (
+    AskExpired,
     AskTimeout,
     ChildAborted,
     Escalation,
@@ -36,6 +37,7 @@ from supervisors.supervisor import (
 )
 
 __all__ = [
+    "AskExpired",
     "AskTimeout",
     "Backoff",
     "ChildAborted",

@@ -3,6 +3,7 @@
 SupervisionError
 ├── NotRunning      the name is not registered, or its actor is dead
 ├── AskTimeout      an ask got no reply within its timeout
+├── AskExpired      an ask reached its actor after its asker stopped waiting: not handled
 ├── ChildAborted    a child raised SystemExit/KeyboardInterrupt (converted, see Supervised)
 └── Escalation      a supervisor gave up: a child's restart intensity was exceeded
                     (or, with child == supervisor, the root supervisor itself crashed)
@@ -32,6 +33,19 @@ class AskTimeout(SupervisionError):
         self.timeout = timeout
         kind = type(message).__name__
         super().__init__(f"no reply from {name!r} to {kind} within {timeout:g}s")
+
+
+class AskExpired(SupervisionError):
+    """An ask with a ``reply_by`` deadline reached its actor after that deadline: the asker
+    had already given up (``AskTimeout``), so the message was dropped, not handled."""
+
+    def __init__(self, name: str, message: object, late: float) -> None:
+        self.name = name
+        self.late = late
+        kind = type(message).__name__
+        super().__init__(
+            f"{kind} reached {name!r} {late:.2f}s after its asker stopped waiting; not handled"
+        )
 
 
 class ChildAborted(SupervisionError):

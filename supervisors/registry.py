@@ -7,6 +7,7 @@ dict reads (atomic under the GIL, the hot path of every send); writes take a loc
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -20,6 +21,11 @@ DEFAULT_ASK_TIMEOUT = 5.0
 # While an ask waits, how often it checks that the actor is still alive: an ask that races
 # with the actor's stop can be queued after Pykka drained the inbox and never be answered.
 _ALIVE_CHECK = 0.05
+# An asked message that declares a ``reply_by`` field (left None) gets the monotonic time
+# after which its asker no longer waits, less this margin for the reply to travel back; the
+# actor drops it unhandled after that (``Supervised``). The timeout is then unambiguous for
+# writes: an ask that timed out was not applied later, so a retry cannot apply it twice.
+REPLY_MARGIN = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +90,11 @@ class Registry:
 
         Raises NotRunning when nothing answers to ``name`` or its actor stops before
         answering, AskTimeout when no reply comes within ``timeout`` (the message may still
-        be handled later), and whatever the handler raised.
+        be handled later, unless it declares ``reply_by``: see ``with_reply_by``), and
+        whatever the handler raised.
         """
         ref = self.lookup(name)
+        message = with_reply_by(message, timeout)
         future = ref.ask(message, block=False)
         started = time.monotonic()
         try:
@@ -158,3 +166,24 @@ class Registry:
         if info is None:
             return "no such actor"
         return f"state {info.state}" + (f": {info.last_error}" if info.last_error else "")
+
+
+def with_reply_by(message: Any, timeout: float) -> Any:
+    """``message`` with its ``reply_by`` field set, when it declares one left None: the
+    monotonic time after which an asker waiting ``timeout`` seconds has given up."""
+    if getattr(message, "reply_by", _ABSENT) is not None or not dataclasses.is_dataclass(message):
+        return message
+    margin = min(REPLY_MARGIN, timeout / 4)
+    return replace(message, reply_by=time.monotonic() + timeout - margin)  # type: ignore[type-var]
+
+
+def expired(message: Any) -> float:
+    """How many seconds past its ``reply_by`` an asked message is (0.0: not expired, or no
+    deadline)."""
+    reply_by = getattr(message, "reply_by", None)
+    if not isinstance(reply_by, float):
+        return 0.0
+    return max(0.0, time.monotonic() - reply_by)
+
+
+_ABSENT = object()

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from supervisors.errors import ChildAborted
+from supervisors.errors import AskExpired, ChildAborted
+from supervisors.registry import expired
 
 if TYPE_CHECKING:
     from supervisors.registry import Registry
@@ -100,12 +101,20 @@ class Supervised(pykka.ThreadingActor):
         if type(message) is Ping:
             self._notify_supervisor(Pong(self.name, self.link.generation, message.seq))
             return None
+        late = expired(message)
+        if late:  # its asker gave up (AskTimeout): handling it now would surprise them
+            return self.on_expired(AskExpired(self.name, message, late))
         try:
             return self.handle(message)
         except Exception:
             raise  # Pykka's own path: to the asker, or a crash reported by on_failure
         except BaseException as exc:  # noqa: BLE001 - SystemExit & co: fail this actor only
             return self._abort(exc)
+
+    def on_expired(self, error: AskExpired) -> AskExpired:
+        """An asked message arrived after its ``reply_by``; it is not handled. Override to
+        log it; answer the error (nobody waits for it)."""
+        return error
 
     def on_failure(
         self,

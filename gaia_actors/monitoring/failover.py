@@ -26,6 +26,11 @@ the process exited by itself:
 
 An incident ends ``failed`` when the supervisor parks the environment as FAILED.
 
+Incidents outlive the agent: a new generation (after a crash, or in the next daemon) takes
+over the newest ``open`` incident of each environment and closes it as above, at the first
+passing check of whatever process runs then. Older open incidents of the same environment
+are ``superseded`` by it, and those of an environment no longer configured are ``closed``.
+
 Flapping is damped: at most ``flap_max`` failovers per environment within ``flap_window``
 seconds. Beyond that the agent raises ``alert.flapping`` and leaves the environment to
 supervision until the window has room again. Alerts — ``alert.degraded``, ``alert.failed``,
@@ -41,6 +46,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+import peewee
 
 from gaia_actors.actor import GaiaActor
 from gaia_actors.messages import (
@@ -115,8 +122,41 @@ class FailoverAgent(GaiaActor):
         self.suppressed = 0
 
     def on_start(self) -> None:
+        self._take_over_open_incidents()
         self.tell("bus", Subscribe(self.name, EVENT_PATTERNS))
         self.tell("monitor", WatchHealth(self.name))
+
+    def _take_over_open_incidents(self) -> None:
+        """Track again the incidents a previous generation or daemon left open."""
+        try:
+            rows: list[Any] = list(
+                Incident.select().where(Incident.status == "open").order_by(Incident.started)
+            )
+        except peewee.PeeweeException as exc:
+            self.log.warning("failover.open_incidents_unread", error=str(exc))
+            return
+        newest = {row.env: row for row in rows}  # oldest first: the newest per environment wins
+        for row in rows:
+            if row.env not in self.envs:
+                status, note = "closed", "the environment is no longer configured"
+            elif newest[row.env] is not row:
+                status, note = "superseded", f"superseded by incident #{newest[row.env].id}"
+            else:
+                self.envs[row.env].incident = _Incident(
+                    row.cause,
+                    row.started,
+                    row.detected if row.detected is not None else row.started,
+                    None,
+                    row_id=row.id,
+                    failovers=row.failovers,
+                    notes=[*filter(None, [row.detail]), "taken over by a new failover agent"],
+                )
+                continue
+            detail = "; ".join(part for part in (row.detail, note) if part)[-2000:]
+            self.tell("store", Update("incidents", row.id, fields_of(status=status, detail=detail)))
+        taken = [row.id for row in newest.values() if row.env in self.envs]
+        if taken:
+            self.log.info("failover.incidents_taken_over", incidents=taken)
 
     def on_stop(self) -> None:
         super().on_stop()

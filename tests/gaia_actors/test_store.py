@@ -47,6 +47,32 @@ def test_insert_now_returns_the_id_and_update_applies_in_order(tree: tuple[Any, 
     assert Pipeline.get_by_id(row_id).status == "succeeded"
 
 
+def test_a_write_asked_of_a_hung_store_is_not_applied_after_the_ask_timed_out(
+    tree: tuple[Any, Any],
+) -> None:
+    """An asker told "no reply" must be able to trust it: the hung store, once awake, drops
+    the write instead of applying it behind the asker's back (a retry cannot write it twice)."""
+    from gaia_actors.messages import Hang
+    from supervisors import AskTimeout
+
+    registry, _ = tree
+    row_id = registry.ask("store", InsertNow("pipelines", pipeline_row("k")))
+    registry.tell("store", Hang(1.0))
+    with pytest.raises(AskTimeout):
+        registry.ask("store", InsertNow("pipelines", pipeline_row("late")), timeout=0.2)
+    with pytest.raises(AskTimeout):
+        registry.ask("store", Update("pipelines", row_id, fields_of(status="late")), timeout=0.2)
+    registry.tell("store", Update("pipelines", row_id, fields_of(error="told")))  # no asker
+    registry.ask("store", Flush(), timeout=10)  # after the hang and everything queued
+    assert Pipeline.select().where(Pipeline.kind == "late").count() == 0
+    row = Pipeline.get_by_id(row_id)
+    assert (row.status, row.error) == ("running", "told")
+
+
+def pipeline_row(kind: str) -> Any:
+    return fields_of(kind=kind, status="running", started=1.0)
+
+
 def test_unknown_table_is_refused_without_killing_the_store(tree: tuple[Any, Any]) -> None:
     registry, _ = tree
     with pytest.raises(InvalidMessage, match="unknown table 'nope'"):

@@ -103,6 +103,15 @@ class RaiseIt:
     error: Exception
 
 
+@dataclass(frozen=True)
+class Write:
+    """Journaled as ("write", name, key) and answered with ``key``; an ask fills
+    ``reply_by`` (dropped when it arrives after its asker gave up)."""
+
+    key: str
+    reply_by: float | None = None
+
+
 class Journal:
     """A thread-safe record of what the test actors did, in order."""
 
@@ -207,6 +216,9 @@ class Probe(Supervised):
                 return value
             case RaiseIt(error=error):
                 raise error
+            case Write(key=key):
+                self.journal.add("write", self.name, key)
+                return key
             case Defer():
                 return deferred(message)
         return ValueError(f"unknown message {message!r}")

@@ -8,6 +8,7 @@ import pathlib
 import supervisors
 
 PUBLIC = {
+    "AskExpired",
     "AskTimeout",
     "Backoff",
     "ChildAborted",
@@ -38,7 +39,7 @@ def test_exported_names() -> None:
 
 
 def test_errors_share_one_root() -> None:
-    for name in ("AskTimeout", "ChildAborted", "Escalation", "NotRunning"):
+    for name in ("AskExpired", "AskTimeout", "ChildAborted", "Escalation", "NotRunning"):
         assert issubclass(getattr(supervisors, name), supervisors.SupervisionError)
 
 

@@ -9,6 +9,7 @@ import pykka
 import pytest
 
 from supervisors import (
+    AskExpired,
     AskTimeout,
     Link,
     NodeInfo,
@@ -29,6 +30,7 @@ from tests.supervisors.support import (
     Script,
     Tree,
     Who,
+    Write,
     inbox_size,
     wait_until,
 )
@@ -104,6 +106,33 @@ def test_an_ask_that_gets_no_reply_raises_ask_timeout(tree: Tree) -> None:
         tree.registry.ask("a", Who(), timeout=0.1)
     assert 0.1 <= time.monotonic() - began < 1.0
     assert (caught.value.name, caught.value.timeout) == ("a", 0.1)
+
+
+def test_an_ask_with_reply_by_is_not_handled_after_its_asker_gave_up(tree: Tree) -> None:
+    tree.start([tree.spec("a")])
+    gate = tree.gate()
+    block = Block(gate)
+    tree.registry.tell("a", block)
+    assert block.entered.wait(5)
+    with pytest.raises(AskTimeout):
+        tree.registry.ask("a", Write("late"), timeout=0.2)
+    tree.registry.tell("a", Write("told"))  # a tell has no asker: always handled
+    gate.set()
+    assert tree.registry.ask("a", Who()) == ("a", 1)  # everything queued before it is done
+    assert tree.journal.kinds("write") == [("write", "a", "told")]
+    assert tree.registry.ask("a", Write("in time"), timeout=5) == "in time"
+    assert tree.node("a").restarts == 0
+
+
+def test_an_expired_ask_is_answered_with_ask_expired(tree: Tree) -> None:
+    tree.start([tree.spec("a")])
+    ref = tree.registry.lookup("a")
+    stale = Write("stale", reply_by=time.monotonic() - 1.0)  # as if queued past its deadline
+    answer = ref.ask(stale, timeout=5)
+    assert isinstance(answer, AskExpired)
+    assert "Write reached 'a' 1." in str(answer)
+    assert answer.late >= 1.0
+    assert tree.journal.kinds("write") == []
 
 
 def test_a_returned_exception_is_raised_by_ask_and_the_actor_lives(tree: Tree) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from gaia_actors import process
 from gaia_actors.actor import GaiaActor
-from gaia_actors.messages import Event, Fail, Flush, GetIncidents, fields_of
+from gaia_actors.messages import Crash, Event, Fail, Flush, GetIncidents, InsertNow, fields_of
 from gaia_actors.models import Incident
 from gaia_actors.settings import Settings
 from supervisors import ChildSpec, Link
@@ -207,6 +207,33 @@ def test_a_process_exit_is_an_incident_recovered_once_healthy_again(
     assert rows[0]["time_to_recover"] > 0
     assert "exited with code -9" in rows[0]["detail"]
     assert h.fails == []
+
+
+def test_a_new_agent_takes_over_the_incidents_left_open_and_closes_them(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness(Respond())
+    h.tree.events.wait_for("health.changed", "x", lambda e: e.get("new") == "healthy")
+
+    def left_open(env: str, started: float) -> int:
+        row = fields_of(env=env, cause="hung", started=started, detected=started + 3.0,
+                        status="open", detail="left by a crashed agent")  # fmt: skip
+        row_id: int = h.tree.ask("store", InsertNow("incidents", row))
+        return row_id
+
+    older, newer, gone = left_open("x", 100.0), left_open("x", 200.0), left_open("gone", 300.0)
+    h.tree.registry.tell("failover", Crash("as in the chaos soak"))
+    h.tree.events.wait_for("incident.recovered", "x")
+    h.tree.ask("store", Flush())
+    rows = {row.id: row for row in Incident.select()}
+    assert rows[newer].status == "recovered"
+    assert rows[newer].time_to_detect == 3.0
+    assert rows[newer].recovered > 203.0
+    assert "taken over by a new failover agent" in rows[newer].detail
+    assert rows[older].status == "superseded"
+    assert f"superseded by incident #{newer}" in rows[older].detail
+    assert rows[gone].status == "closed"
+    assert "no longer configured" in rows[gone].detail
 
 
 def test_degraded_is_an_alert(harness: Callable[..., Harness]) -> None:
