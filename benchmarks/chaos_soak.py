@@ -879,8 +879,17 @@ def _patterns(
 ) -> tuple[Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], bool]]:
     target = fault.target
     if fault.kind == "kill_process":
+        # Seen as its exit; or, when a failover was already stopping that process (the kill
+        # raced with it), as the start of its replacement.
         return (
-            lambda e: e["name"] == "environment.exited" and e.get("pid") == fault.pid,
+            lambda e: (
+                (e["name"] == "environment.exited" and e.get("pid") == fault.pid)
+                or (
+                    e["name"] == "environment.started"
+                    and e["env"] == target
+                    and e.get("pid") != fault.pid
+                )
+            ),
             lambda e: e["name"] == "environment.healthy" and e["env"] == target,
         )
     if fault.kind == "hang_health":

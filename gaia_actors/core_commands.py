@@ -1,14 +1,20 @@
-"""Commands about the daemon itself: the supervision tree, message types, fault injection."""
+"""Commands about the daemon itself: the supervision tree, message types, its resources,
+fault injection."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import threading
+from collections import Counter
 from typing import Any
 
 from gaia_actors.actor import MAX_HANG_SECONDS
 from gaia_actors.commands import CommandContext, UsageError, command
 from gaia_actors.errors import ControlError
 from gaia_actors.messages import Crash, Hang, describe, message_types
+from gaia_actors.process import proc_stats
 from supervisors import Registry
 
 
@@ -17,6 +23,33 @@ def actors(ctx: CommandContext) -> list[dict[str, Any]]:
     registry = _daemon(ctx, "actors")
     # In the order supervisors first reported them: start order within each supervisor.
     return [dataclasses.asdict(node) for node in registry.snapshot()]
+
+
+@command(
+    "resources",
+    help="the daemon process: RSS, CPU, open files and its threads by name (a leak shows here)",
+)
+def resources(ctx: CommandContext) -> dict[str, Any]:
+    _daemon(ctx, "resources")
+    stats = proc_stats(os.getpid())
+    assert stats is not None  # our own process
+    threads = threading.enumerate()
+    return {
+        "pid": stats.pid,
+        "rss_mib": round(stats.rss_bytes / 2**20, 1),
+        "cpu_seconds": round(stats.cpu_seconds, 2),
+        "cpu_percent": round(stats.cpu_percent, 1),  # over the daemon's whole life
+        "open_files": len(os.listdir("/proc/self/fd")),
+        "threads": stats.threads,
+        "threads_by_name": dict(Counter(thread_kind(t.name) for t in threads).most_common()),
+    }
+
+
+def thread_kind(name: str) -> str:
+    """A thread's name without what differs between instances: Pykka's actor URN, a numeric
+    suffix (``pipeline-run-3``, ``Thread-12``)."""
+    name = re.sub(r"\s*\(urn:uuid:[0-9a-f-]+\)", "", name)
+    return re.sub(r"-\d+(?=\s|$)", "", name)
 
 
 @command("messages", help="every message type with its fields", offline=True)

@@ -381,7 +381,8 @@ class EnvironmentActor(GaiaActor):
         if self.operation is not None:
             self._operation_verdict(ok, why)
         elif ok:
-            self.publish("environment.healthy", env=self.env, release=self.release)
+            pid = self.proc.pid if self.proc is not None else None
+            self.publish("environment.healthy", env=self.env, release=self.release, pid=pid)
         else:
             self.publish(
                 "environment.unhealthy",

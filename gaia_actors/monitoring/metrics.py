@@ -19,7 +19,10 @@ The daemon's own ``/metrics`` (``[metrics] listen``, loopback only; "" turns it 
 CollectorRegistry fed from health rounds (status gauges, probe latency histograms, checks) and
 bus events: actor restarts (``supervisor.restart``), failovers, recoveries and recovery
 actions, pipeline and stage durations (``pipeline.*``/``stage.*`` events with a duration).
-A busy port is logged as an error and the collector runs on without its endpoint.
+A busy port is logged as an error and the collector runs on without its endpoint, trying the
+port again with a capped backoff (1 s doubling to 30 s): a restarted collector whose hung
+predecessor still holds the port gets it back once that one lets go. A listen address that is
+not loopback or malformed is a configuration error and is not retried.
 """
 
 from __future__ import annotations
@@ -79,6 +82,12 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 _MAX_CONCURRENCY = 64
 _OVERDUE_SLACK_S = 20.0
+_LISTEN_RETRY_S = (1.0, 30.0)  # first and longest wait before trying a busy port again
+
+
+@dataclass(frozen=True, slots=True)
+class _RetryListen:
+    """Internal: try the daemon's /metrics port again."""
 
 
 # -- parsing (pure) ----------------------------------------------------------------------------
@@ -435,6 +444,7 @@ class MetricsCollector(GaiaActor):
         self.envs = {t.name: _EnvScrapes() for t in self.targets}
         self.prober: Prober | None = None
         self.exporter = Exporter()
+        self.listen_failures = 0
         waves = -(-len(self.targets) // _MAX_CONCURRENCY)
         self.rounds: Rounds[tuple[ScrapeResult, ...]] = Rounds(
             self,
@@ -476,6 +486,8 @@ class MetricsCollector(GaiaActor):
             case ScrapeNow():
                 if self.targets:
                     self.rounds.request()
+            case _RetryListen():
+                self._listen()
             case HealthRound():
                 self.exporter.observe_round(message)
             case Event():
@@ -491,6 +503,7 @@ class MetricsCollector(GaiaActor):
             **super().state(),
             **self.rounds.state(),
             "listen": self.exporter.address,
+            "listen_failures": self.listen_failures,
             "environments": {env: _scrape_state(s) for env, s in self.envs.items()},
         }
 
@@ -498,14 +511,23 @@ class MetricsCollector(GaiaActor):
         try:
             address = self.exporter.serve(self.cfg.listen)
         except (OSError, ValueError) as exc:
-            self.log.error(
-                "metrics.listen_failed",
-                listen=self.cfg.listen,
-                error=str(exc),
-                hint='set [metrics] listen to a free loopback host:port, or "" to turn it off',
-            )
+            retry = isinstance(exc, OSError)
+            first, longest = _LISTEN_RETRY_S
+            delay = min(longest, first * 2**self.listen_failures)
+            self.listen_failures += 1
+            if self.listen_failures == 1 or not retry:
+                self.log.error(
+                    "metrics.listen_failed",
+                    listen=self.cfg.listen,
+                    error=str(exc),
+                    retry_in=delay if retry else None,
+                    hint='set [metrics] listen to a free loopback host:port, or "" to turn it off',
+                )
+            if retry:
+                self.after(delay, _RetryListen())
             return
-        self.log.info("metrics.listening", address=address)
+        self.log.info("metrics.listening", address=address, failures=self.listen_failures)
+        self.listen_failures = 0
 
     # Scrapes
 

@@ -67,6 +67,20 @@ def test_json_flag_works_before_or_after_the_command(
     assert {"store", "bus", "control"} <= {n["name"] for n in json.loads(out)}
 
 
+def test_resources_reports_the_daemon_process_and_its_threads_by_name(
+    online: list[str], daemon: DaemonProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, *online, "resources", "--json")
+    assert code == cli.EXIT_OK
+    report = json.loads(out)
+    assert report["pid"] == daemon.process.pid
+    assert 5 < report["rss_mib"] < 500
+    assert report["open_files"] > 3
+    by_name = report["threads_by_name"]
+    assert by_name["ControlServer"] == 1  # an actor's thread, its URN stripped
+    assert sum(by_name.values()) <= report["threads"]  # the OS also counts non-Python threads
+
+
 def test_messages_lists_types_with_fields(
     online: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

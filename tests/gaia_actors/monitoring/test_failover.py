@@ -181,6 +181,25 @@ def test_a_process_younger_than_the_start_grace_is_not_failed_over(
             child.wait()
 
 
+def test_a_young_process_that_passed_its_start_up_check_is_failed_over_when_it_hangs(
+    harness: Callable[..., Harness],
+) -> None:
+    """Its environment actor saw it healthy (``environment.healthy`` with its pid): the start
+    grace is over, so a hang right after start is caught in N checks, not after the grace."""
+    children: list[subprocess.Popen[bytes]] = []
+    h = harness(
+        Hang(), pidfile=lambda s: children.append(young_process(s)), failover={"start_grace": 30.0}
+    )
+    try:
+        h.publish("environment.healthy", pid=children[0].pid, release="r1")
+        assert h.received.wait(10), "environment.x never got a Fail"
+        assert f"while process {children[0].pid} is alive" in h.fails[0].reason
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
 def test_flapping_is_damped_and_alerted_once(harness: Callable[..., Harness]) -> None:
     h = harness(Hang(), failover={"flap_max": 1, "flap_window": 60.0})
     assert h.received.wait(10)

@@ -262,11 +262,12 @@ def test_own_metrics_show_health_restarts_recoveries_and_durations(
     assert metrics[("gaia_metrics_scrapes_total", SCRAPED_OK)] >= 1
 
 
-def test_a_busy_port_is_a_logged_error_and_the_collector_runs_on(
+def test_a_busy_port_is_a_logged_error_the_collector_runs_on_and_takes_it_once_free(
     tmp_path: Path, start_tree: Callable[..., Tree]
 ) -> None:
+    busy = socket.create_server(("127.0.0.1", 0))
     with (
-        socket.create_server(("127.0.0.1", 0)) as busy,
+        busy,
         HostileServer({"/health": Respond(), "/metrics": text(GOOD)}) as server,
         capture_logs() as logs,
     ):
@@ -275,10 +276,17 @@ def test_a_busy_port_is_a_logged_error_and_the_collector_runs_on(
         tree = start_tree(settings, actors=("monitor", "metrics"))
         tree.wait_rounds(2, "metrics")
         state = tree.state("metrics")
+        busy.close()  # as a hung predecessor letting go of the port
+        wait_until(lambda: tree.state("metrics")["listen"] == listen, timeout=10)
+        assert ("gaia_metrics_scrapes_total", SCRAPED_OK) in scrape_own(tree)
     assert state["listen"] == ""
+    assert state["listen_failures"] >= 1
     assert state["environments"]["app"]["samples"] > 0
     failed = [entry for entry in logs if entry["event"] == "metrics.listen_failed"]
-    assert len(failed) == 1
+    assert len(failed) == 1  # retries are quiet; the success says how many failed
     assert failed[0]["log_level"] == "error"
     assert failed[0]["listen"] == listen
+    assert failed[0]["retry_in"] == 1.0
+    listening = [entry for entry in logs if entry["event"] == "metrics.listening"]
+    assert listening[-1]["failures"] >= 1
     assert tree.registry.node("metrics").generation == 1  # type: ignore[union-attr]
