@@ -19,6 +19,7 @@ import structlog
 
 from gaia_actors.errors import Rejected, UnknownMessage
 from gaia_actors.messages import Crash, Event, GetState, Hang, Insert, fields_of
+from gaia_actors.models import close_thread_connections
 from supervisors import AskExpired, Link, NotRunning, Supervised
 from supervisors.registry import DEFAULT_ASK_TIMEOUT
 
@@ -71,10 +72,24 @@ class GaiaActor(Supervised):
 
     def on_stop(self) -> None:
         self.stop_timers()
+        try:
+            self.on_terminate()
+        finally:
+            close_thread_connections()  # this generation's thread ends here
 
     def on_failure(self, *exc_info: Any) -> None:
         self.stop_timers()
-        super().on_failure(*exc_info)
+        try:
+            self.on_terminate()
+        finally:
+            close_thread_connections()
+            super().on_failure(*exc_info)
+
+    def on_terminate(self) -> None:
+        """Free what this generation holds (connections, threads, ports), however it ends:
+        Pykka calls ``on_stop`` after a stop and only ``on_failure`` after a crash (OTP's
+        ``terminate``). Override to close what ``on_start`` opened; runs in the actor's
+        thread, so keep it short."""
 
     # Sending by name
 

@@ -54,6 +54,7 @@ from gaia_actors.messages import (
     describe,
     message_types,
 )
+from gaia_actors.models import closing_connections
 from gaia_actors.settings import Settings
 from supervisors import AskTimeout, ChildSpec, Link, NotRunning, Registry
 
@@ -114,13 +115,8 @@ class ControlServer(GaiaActor):
         ).start()
         self.log.info("control.listening", socket=str(self.path))
 
-    def on_stop(self) -> None:
-        super().on_stop()
+    def on_terminate(self) -> None:
         self._close()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self._close()  # on_stop does not run after a crash
-        super().on_failure(*exc_info)
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "socket": str(self.path), **self.clients.stats()}
@@ -414,7 +410,10 @@ class Connection:
             self.requests[request_id] = request
             self.users += 1
         threading.Thread(
-            target=self._work, args=(request, work), name="control-worker", daemon=True
+            target=closing_connections(self._work),
+            args=(request, work),
+            name="control-worker",
+            daemon=True,
         ).start()
         return _ASYNC
 

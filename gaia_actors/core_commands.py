@@ -34,15 +34,32 @@ def resources(ctx: CommandContext) -> dict[str, Any]:
     stats = proc_stats(os.getpid())
     assert stats is not None  # our own process
     threads = threading.enumerate()
+    kinds = Counter(fd_kind(fd) for fd in os.listdir("/proc/self/fd"))
     return {
         "pid": stats.pid,
         "rss_mib": round(stats.rss_bytes / 2**20, 1),
         "cpu_seconds": round(stats.cpu_seconds, 2),
         "cpu_percent": round(stats.cpu_percent, 1),  # over the daemon's whole life
-        "open_files": len(os.listdir("/proc/self/fd")),
+        "open_files": sum(kinds.values()),
+        "open_files_by_kind": dict(kinds.most_common()),
         "threads": stats.threads,
         "threads_by_name": dict(Counter(thread_kind(t.name) for t in threads).most_common()),
     }
+
+
+def fd_kind(fd: str) -> str:
+    """What a descriptor of this process is: socket, pipe, pidfd, ..., or the file's suffix
+    (``.db``, ``.jsonl``) or name."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "closed"  # the one listdir itself used, or one closed since
+    kind = re.match(r"(?:anon_inode:\[?)?([a-z_]+)(?=[:\]\[])", target)
+    if kind is not None:
+        return kind.group(1)
+    name = target.rsplit("/", 1)[-1]
+    suffix = name.rpartition(".")[2] if "." in name else ""
+    return f".{suffix}" if suffix and not suffix.isdigit() else name
 
 
 def thread_kind(name: str) -> str:

@@ -3,16 +3,56 @@
 The models bind to ``database``, a proxy the Store initialises at start; readers in any
 thread use the same proxy (peewee keeps one connection per thread), and only the Store
 actor writes. Timestamps are Unix seconds (float) in UTC.
+
+A thread that read through the models must close its connections before it ends
+(``close_thread_connections``; ``closing_connections`` wraps a thread's target): a sqlite3
+connection sits in a reference cycle, so one left behind keeps its two file descriptors until
+a full garbage collection, and a daemon that restarts actors or runs a control request per
+thread would pile them up.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
-from typing import Any
+import weakref
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import peewee
 
 database = peewee.DatabaseProxy()
+_OPENED: weakref.WeakSet[peewee.Database] = weakref.WeakSet()  # every generation's database
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def track(db: peewee.Database) -> None:
+    """Remember ``db`` so threads can close their connections to it (``open_database``)."""
+    _OPENED.add(db)
+
+
+def close_thread_connections() -> None:
+    """Close the calling thread's connections to every database opened in this process
+    (the proxy's current one and those of earlier store generations)."""
+    for db in list(_OPENED):
+        with contextlib.suppress(peewee.PeeweeException):
+            if not db.is_closed() and not db.in_transaction():
+                db.close()
+
+
+def closing_connections(target: Callable[P, R]) -> Callable[P, R]:
+    """``target``, closing the thread's connections when it returns or raises."""
+
+    @functools.wraps(target)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return target(*args, **kwargs)
+        finally:
+            close_thread_connections()
+
+    return run
 
 
 class JSONField(peewee.TextField):

@@ -533,6 +533,11 @@ class _Handle(Generic[Code]):
         assert self._result is not None  # set before _exited
         return self._result[0]
 
+    def detach(self) -> None:
+        """Stop watching: the process runs on and its exit callbacks are never called (the
+        next environment generation adopts it). A child we started keeps the thread that
+        reaps it: nothing else would, and it would linger as a zombie."""
+
     def _finish(self, code: Code) -> None:
         # The leader is gone: kill what is left of its group (systemd KillMode=control-group).
         # The pgid cannot be reused while any member lives; once it is empty the kill is a no-op.
@@ -741,20 +746,39 @@ class AdoptedProcess(_Handle[int | None]):
         super().__init__(pid, start_time, pgid if pgid != os.getpgrp() else pid)
         self.log = log
         self.uses_pidfd = pidfd is not None
+        self._detached = threading.Event()
+        # detach() writes to this pipe to wake the watcher blocked on the pidfd, which then
+        # ends and closes its descriptors: an actor restart must leave nothing behind.
+        self._wake_lock = threading.Lock()
+        self._wake: tuple[int, int] | None = os.pipe() if pidfd is not None else None
         target = self._wait_pidfd if pidfd is not None else self._poll_proc
         threading.Thread(target=target, args=(pidfd,), name=f"adopted-{pid}", daemon=True).start()
 
+    def detach(self) -> None:
+        self._detached.set()
+        with self._wake_lock:  # never write to a descriptor the watcher closed (and reused)
+            if self._wake is not None:
+                os.write(self._wake[1], b"x")
+
     def _wait_pidfd(self, pidfd: int | None) -> None:
         assert pidfd is not None
+        assert self._wake is not None
         try:
-            select.select([pidfd], [], [])  # readable once the process has exited
+            # The pidfd turns readable once the process has exited.
+            readable, _, _ = select.select([pidfd, self._wake[0]], [], [])
         finally:
             os.close(pidfd)
-        self._finish(None)
+            with self._wake_lock:
+                wake, self._wake = self._wake, None
+                for fd in wake:
+                    os.close(fd)
+        if pidfd in readable:
+            self._finish(None)
 
     def _poll_proc(self, _pidfd: int | None) -> None:
         while is_same_process(self.pid, self.start_time):
-            time.sleep(POLL_INTERVAL)
+            if self._detached.wait(POLL_INTERVAL):
+                return
         self._finish(None)
 
     def tail(self, count: int) -> list[str]:

@@ -21,7 +21,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import InvalidMessage, StoreError
 from gaia_actors.messages import Fields, Flush, Insert, InsertNow, Prune, Update
-from gaia_actors.models import MODELS, TABLES, database
+from gaia_actors.models import MODELS, TABLES, database, track
 from gaia_actors.settings import Settings
 from supervisors import Link
 
@@ -42,6 +42,7 @@ def open_database(url: str) -> peewee.Database:
             connect(url, pragmas=SQLITE_PRAGMAS) if url.startswith("sqlite") else connect(url)
         )
         database.initialize(db)
+        track(db)
         with db.connection_context():
             db.create_tables(MODELS, safe=True)
             _add_missing_columns(db)
@@ -89,11 +90,14 @@ class Store(GaiaActor):
         self.every(self.settings.store.flush_interval, Flush())
         self.every(3600.0, Prune(), first=60.0)
 
-    def on_stop(self) -> None:
-        super().on_stop()
-        self._flush()
-        if self.db is not None:
-            self.db.close()
+    def on_terminate(self) -> None:
+        try:
+            self._flush()  # after a crash too: what was queued is not lost with the actor
+        except peewee.PeeweeException as exc:
+            self.log.error("store.final_flush_failed", rows=self.count, error=str(exc))
+        finally:
+            if self.db is not None:
+                self.db.close()
 
     @property
     def _db(self) -> peewee.Database:

@@ -149,6 +149,8 @@ class EnvironmentActor(GaiaActor):
         if not self.registry.stopping.is_set():
             # A restart of the actor (a group restart, a reset), not a shutdown: the service
             # keeps serving and the next generation adopts it through the pid file.
+            if self.proc is not None:
+                self.proc.detach()
             self.publish("environment.detached", env=self.env, pid=self.proc and self.proc.pid)
             return
         self._stop_process()
@@ -161,8 +163,10 @@ class EnvironmentActor(GaiaActor):
         if self.process_failed and self.proc is not None and not self.proc.exited:
             with contextlib.suppress(process.ProcessError):
                 self.proc.stop(self.config.stop_grace)
-        # Otherwise the actor itself crashed: the process is fine and the next
-        # generation adopts it through the pid file.
+        elif self.proc is not None:
+            # The actor itself crashed: the process is fine and the next generation adopts
+            # it through the pid file.
+            self.proc.detach()
         super().on_failure(*exc_info)
 
     def state(self) -> dict[str, Any]:

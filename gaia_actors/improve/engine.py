@@ -60,6 +60,7 @@ from gaia_actors.messages import (
     WorkerReady,
     fields_of,
 )
+from gaia_actors.models import closing_connections
 from gaia_actors.settings import Settings
 from supervisors import Link, Registry
 
@@ -195,7 +196,7 @@ class SelfImproveEngine(GaiaActor):
         self._notify(run, "cycle.started", target=str(path), apply=apply)
         self._on_phase_started(cycle_id, "analyse")
         threading.Thread(
-            target=_walk,
+            target=closing_connections(_walk),
             args=(self.actor_ref, run, self.improve.batch_size),
             name=f"{NAME}-walk-{cycle_id}",
             daemon=True,
@@ -346,7 +347,7 @@ class SelfImproveEngine(GaiaActor):
         )
         cycle = Cycle(run.plan, analysis, StoreRecorder(self.registry), started=run.started)
         threading.Thread(
-            target=run_phases,
+            target=closing_connections(run_phases),
             args=(self.actor_ref, cycle, run.cancel),
             name=f"{NAME}-cycle-{run.cycle_id}",
             daemon=True,

@@ -191,13 +191,8 @@ class AnalysisWorker(GaiaActor):
         ready = WorkerReady(self.name, self.link.generation, self.actor_urn)
         self.tell(self.engine, ready)
 
-    def on_stop(self) -> None:
-        super().on_stop()
+    def on_terminate(self) -> None:
         self.process.stop()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self.process.stop()
-        super().on_failure(*exc_info)
 
     def state(self) -> dict[str, Any]:
         return {

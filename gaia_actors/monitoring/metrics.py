@@ -468,14 +468,9 @@ class MetricsCollector(GaiaActor):
     def on_stop(self) -> None:
         super().on_stop()
         self.tell("bus", Unsubscribe(self.name))
-        self._close()
 
-    def on_failure(self, *exc_info: Any) -> None:
-        self._close()  # free the port for the next generation
-        super().on_failure(*exc_info)
-
-    def _close(self) -> None:
-        self.exporter.close()
+    def on_terminate(self) -> None:
+        self.exporter.close()  # free the port for the next generation
         if self.prober is not None:
             self.prober.close()
 

@@ -344,8 +344,7 @@ class HealthMonitor(GaiaActor):
         if self.targets:
             self.rounds.start()
 
-    def on_stop(self) -> None:
-        super().on_stop()
+    def on_terminate(self) -> None:
         if self.prober is not None:
             self.prober.close()  # a round in flight is cancelled and reports to nobody
 

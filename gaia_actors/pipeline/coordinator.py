@@ -39,6 +39,7 @@ from gaia_actors.messages import (
     fields_of,
     to_dict,
 )
+from gaia_actors.models import closing_connections
 from gaia_actors.pipeline import history, stages
 from gaia_actors.pipeline.errors import PromotionRefused
 from gaia_actors.pipeline.runner import (
@@ -143,13 +144,8 @@ class PipelineCoordinator(GaiaActor):
     def on_start(self) -> None:
         self._recover_unfinished()
 
-    def on_stop(self) -> None:
-        super().on_stop()
+    def on_terminate(self) -> None:
         self._interrupt_all()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self._interrupt_all()
-        super().on_failure(*exc_info)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -246,7 +242,10 @@ class PipelineCoordinator(GaiaActor):
             output=output,
         )
         thread = threading.Thread(
-            target=body, args=(runner,), name=f"pipeline-run-{run.handle.run_id}", daemon=True
+            target=closing_connections(body),
+            args=(runner,),
+            name=f"pipeline-run-{run.handle.run_id}",
+            daemon=True,
         )
         run.handle.thread = thread
         run.pipeline_ids.append(run.pipeline_id)

@@ -476,6 +476,39 @@ def test_adopted_exit_is_seen_promptly(
     assert at - killed_at < 0.5  # pidfd ~1 ms; polling every 50 ms
 
 
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def adopted_threads(pid: int) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"adopted-{pid}"]
+
+
+@pytest.mark.parametrize("pidfd", [True, False])
+def test_detach_ends_the_watch_and_leaves_the_process_running(
+    tmp_path: Path, children: list[process.Child], pidfd: bool
+) -> None:
+    """An environment actor's restart detaches its handle: the next generation adopts the
+    process anew, so the old watcher thread and its descriptors must go."""
+    child = spawn(SLEEPER, tmp_path)
+    children.append(child)
+    write_pidfile(tmp_path / "pid", child.pid, child.start_time)
+    before = open_fds()
+    adopted = adopt(tmp_path / "pid", pidfd=pidfd)
+    assert adopted is not None
+    recorder = ExitRecorder()
+    adopted.watch(recorder)
+    assert len(adopted_threads(child.pid)) == 1
+    adopted.detach()
+    adopted.detach()  # twice is harmless
+    wait_until(lambda: not adopted_threads(child.pid))
+    assert open_fds() == before
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait(10)
+    assert not recorder.called.wait(0.3)  # detached: its exit is the next generation's news
+    assert not adopted.exited
+
+
 def test_adopt_refuses_a_live_pid_with_another_start_time(
     tmp_path: Path, children: list[process.Child]
 ) -> None:

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import os
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gaia_actors.errors import InvalidMessage
-from gaia_actors.messages import Event, Flush, Insert, InsertNow, Subscribe, Update, fields_of
-from gaia_actors.models import EventRow, HealthCheck, Pipeline
+from gaia_actors.messages import (
+    Crash,
+    Event,
+    Flush,
+    Insert,
+    InsertNow,
+    Subscribe,
+    Update,
+    fields_of,
+)
+from gaia_actors.models import EventRow, HealthCheck, Pipeline, closing_connections
 from gaia_actors.settings import Settings
 from gaia_actors.store import open_database
 from tests.conftest import wait_until
@@ -71,6 +85,55 @@ def test_a_write_asked_of_a_hung_store_is_not_applied_after_the_ask_timed_out(
 
 def pipeline_row(kind: str) -> Any:
     return fields_of(kind=kind, status="running", started=1.0)
+
+
+def db_fds(settings: Settings) -> int:
+    """Descriptors this process holds on the store's database file."""
+    path = str(settings.state_dir / "gaia.db")
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}") == path
+    return count
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    """Nothing left to the cycle collector: what is not closed stays open."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.mark.usefixtures("no_gc")
+def test_reader_threads_and_crashed_store_generations_leave_no_connection_open(
+    tree: tuple[Any, Any], settings: Settings
+) -> None:
+    registry, _ = tree
+
+    @closing_connections
+    def read() -> None:
+        assert Pipeline.select().count() >= 0
+
+    def in_threads(count: int) -> None:
+        for _ in range(count):  # as control requests and pipeline runs do, one thread each
+            thread = threading.Thread(target=read)
+            thread.start()
+            thread.join(10)
+
+    # The store's own connection, plus at most one: SQLite keeps a closed connection's
+    # descriptor while another connection of the process holds a lock on the file, and
+    # reuses it for the next open. Left to the collector, there would be one per thread.
+    in_threads(20)
+    assert db_fds(settings) <= 2
+    for generation in (2, 3):
+        registry.tell("store", Crash("leak check"))
+        wait_until(lambda g=generation: registry.node("store").generation == g)
+        registry.ask("store", Flush())
+    assert db_fds(settings) <= 2
 
 
 def test_unknown_table_is_refused_without_killing_the_store(tree: tuple[Any, Any]) -> None:
