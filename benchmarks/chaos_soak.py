@@ -248,9 +248,11 @@ def http_json(port: int, method: str, path: str, body: Any, timeout: float = 2.0
 
 
 def proc_status(pid: int) -> dict[str, int]:
-    """RSS (bytes) and thread count of ``pid`` from /proc; {} when it is gone."""
+    """RSS (bytes), thread count and open descriptors of ``pid`` from /proc; {} when it is
+    gone."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return {}
     values = {}
@@ -260,6 +262,7 @@ def proc_status(pid: int) -> dict[str, int]:
             values["rss"] = int(rest.split()[0]) * 1024
         elif key == "Threads":
             values["threads"] = int(rest.strip())
+    values["fds"] = fds
     return values
 
 
@@ -1109,9 +1112,11 @@ class Report:
     daemon: dict[str, Any]
     daemon_exit: int | None
 
+    leaks: list[str] = field(default_factory=list)
+
     @property
     def ok(self) -> bool:
-        return not (self.stuck_actors or self.unhealthy_envs or self.lost_total)
+        return not (self.stuck_actors or self.unhealthy_envs or self.lost_total or self.leaks)
 
 
 @dataclass(frozen=True)
@@ -1222,6 +1227,7 @@ class Soak:
             ladder_steps=sum(1 for r in records if r.get("event") == "supervisor.ladder_step"),
             incidents=incident_stats(self.h.db_path, self.since),
             daemon={**self.samples, "each_minute": self.timeline},
+            leaks=leaks(self.samples, len(self.h.envs)),
             daemon_exit=self.exit_code,
         )
 
@@ -1277,6 +1283,21 @@ class Soak:
             "health_checks_by_env": missing,
             "health_check_tolerance_s": round(tolerance, 3),
         }
+
+
+def leaks(samples: Mapping[str, Mapping[str, int]], envs: int) -> list[str]:
+    """Threads and descriptors the daemon holds at the end beyond those at the start, past
+    what adoption explains: after a restart of the environments each adopted service has a
+    watcher thread and a pidfd with its wake pipe, while the reaper of the child it started
+    stays (1 thread and 3 descriptors per environment), plus a small margin for requests
+    in flight (the harness's own control connection, a backup finishing)."""
+    start, end = samples.get("start", {}), samples.get("end", {})
+    allowed = {"threads": envs + 4, "fds": 3 * envs + 6}
+    return [
+        f"{key}: {start[key]} at the start, {end[key]} at the end (allowed +{extra})"
+        for key, extra in allowed.items()
+        if key in start and key in end and end[key] - start[key] > extra
+    ]
 
 
 def settle(h: Harness, timeout: float) -> tuple[list[str], list[str]]:
@@ -1359,9 +1380,14 @@ def render(report: Report) -> str:
         f"incidents (failover agent): {json.dumps(report.incidents, sort_keys=True)}",
         f"daemon RSS MiB start {_mib(d['start'])} end {_mib(d['end'])} peak {_mib(d['peak'])}; "
         f"threads start {d['start'].get('threads')} end {d['end'].get('threads')} "
-        f"peak {d['peak'].get('threads')}",
-        "daemon RSS MiB / threads by minute of the storm: "
-        + " ".join(f"{m['rss'] / 2**20:.0f}/{m['threads']}" for m in d.get("each_minute", [])),
+        f"peak {d['peak'].get('threads')}; open files start {d['start'].get('fds')} "
+        f"end {d['end'].get('fds')} peak {d['peak'].get('fds')}",
+        "daemon RSS MiB / threads / open files by minute of the storm: "
+        + " ".join(
+            f"{m['rss'] / 2**20:.0f}/{m['threads']}/{m.get('fds', '?')}"
+            for m in d.get("each_minute", [])
+        ),
+        f"resource leaks: {report.leaks or 'none'}",
         f"daemon exit code after SIGTERM: {report.daemon_exit}",
     ]
     if report.unrecovered:
