@@ -26,11 +26,17 @@ from gaia_actors.settings import Settings
 from supervisors import Link
 
 SQLITE_PRAGMAS = {
+    # Before any table exists (so only a new database gets it): pruning can then give the
+    # freed pages back to the file system (``PRAGMA incremental_vacuum``) without a VACUUM
+    # that would rewrite the whole file and block the writer.
+    "auto_vacuum": "incremental",
     "journal_mode": "wal",
     "synchronous": "normal",
     "busy_timeout": 10_000,
     "foreign_keys": 1,
 }
+# Pages handed back after one prune (4 KiB each: 256 MiB); the next prune takes the rest.
+VACUUM_PAGES = 65_536
 
 
 def open_database(url: str) -> peewee.Database:
@@ -174,9 +180,22 @@ class Store(GaiaActor):
         for table, days in retention.items():
             model: Any = TABLES[table]
             removed += model.delete().where(model.ts < now - days * 86400).execute(self._db)
+        freed = self._vacuum() if removed else 0
         if removed:
-            self.log.info("store.pruned", rows=removed)
+            self.log.info("store.pruned", rows=removed, pages_freed=freed)
         return removed
+
+    def _vacuum(self) -> int:
+        """Give up to ``VACUUM_PAGES`` free pages back to the file system (SQLite databases
+        created with incremental auto-vacuum; for others it frees nothing). Answers how many."""
+        db: Any = self._db  # peewee is untyped
+        if not isinstance(db, peewee.SqliteDatabase):
+            return 0
+        before = int(db.execute_sql("PRAGMA freelist_count").fetchone()[0])
+        if before:
+            # executescript steps the pragma to the end; execute() frees a single page.
+            db.connection().executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
+        return before - int(db.execute_sql("PRAGMA freelist_count").fetchone()[0])
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:

@@ -2,7 +2,8 @@
 
 benchmarks/chaos_soak.py runs it for minutes; here a fixed seed and half a minute. The
 daemon must end with every actor running, every environment healthy, nothing lost and no
-threads or descriptors left over, and stop cleanly; the restore after each corrupted backup must have skipped the corrupt one.
+threads or descriptors left over, and stop cleanly; the restore after each corrupted backup
+must have skipped the corrupt one.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from gaia_actors.messages import (
     Flush,
     Insert,
     InsertNow,
+    Prune,
     Subscribe,
     Update,
     fields_of,
@@ -81,6 +82,31 @@ def test_a_write_asked_of_a_hung_store_is_not_applied_after_the_ask_timed_out(
     assert Pipeline.select().where(Pipeline.kind == "late").count() == 0
     row = Pipeline.get_by_id(row_id)
     assert (row.status, row.error) == ("running", "told")
+
+
+def test_pruning_gives_the_freed_pages_back_to_the_file_system(
+    tree: tuple[Any, Any], settings: Settings
+) -> None:
+    registry, _ = tree
+    old = time.time() - 400 * 86400  # beyond every retention
+    for i in range(6000):
+        row = fields_of(ts=old, env="e", name=f"m{i}", labels={"pad": "x" * 200}, value=1.0)
+        registry.tell("store", Insert("metric_samples", row))
+    registry.ask("store", Flush())
+    db = settings.state_dir / "gaia.db"
+
+    def pages() -> tuple[int, int]:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return (conn.execute("PRAGMA page_count").fetchone()[0],
+                    conn.execute("PRAGMA freelist_count").fetchone()[0])  # fmt: skip
+
+    full, _ = pages()
+    assert registry.ask("store", Prune()) == 6000
+    after, free = pages()
+    assert free == 0
+    assert after < full / 2  # the file shrank (once checkpointed); nothing left as free pages
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
 
 
 def pipeline_row(kind: str) -> Any:
