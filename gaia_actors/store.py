@@ -188,9 +188,9 @@ class Store(GaiaActor):
     def _vacuum(self) -> int:
         """Give up to ``VACUUM_PAGES`` free pages back to the file system (SQLite databases
         created with incremental auto-vacuum; for others it frees nothing). Answers how many."""
-        db: Any = self._db  # peewee is untyped
-        if not isinstance(db, peewee.SqliteDatabase):
+        if not isinstance(self._db, peewee.SqliteDatabase):
             return 0
+        db: Any = self._db  # peewee's methods are untyped
         before = int(db.execute_sql("PRAGMA freelist_count").fetchone()[0])
         if before:
             # executescript steps the pragma to the end; execute() frees a single page.
