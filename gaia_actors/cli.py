@@ -107,10 +107,11 @@ def build_parser() -> Parser:
             continue  # the built-ins keep their meaning; a clash is the registrant's to rename
         command_parser = sub.add_parser(name, help=cmd.help, description=cmd.help)
         add_command_arguments(command_parser, cmd)
-    for alias, (target, _words) in ALIASES.items():
+    for alias, (target, words) in ALIASES.items():
         if alias not in registered and target in registered:
-            alias_parser = sub.add_parser(alias, help=f"same as: {target} {' '.join(_words)}")
-            _add_json_flag(alias_parser)
+            alias_parser = sub.add_parser(alias, help=f"same as: {target} {' '.join(words)}")
+            # The target's arguments but those the alias fills in (promote-all --output).
+            add_command_arguments(alias_parser, registered[target], filled=len(words))
     return parser
 
 
@@ -156,9 +157,10 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_command_arguments(parser: argparse.ArgumentParser, cmd: Command) -> None:
-    """Positional args in order, options as ``-n N`` / ``--name VALUE`` / ``--flag``."""
-    for arg in cmd.args:
+def add_command_arguments(parser: argparse.ArgumentParser, cmd: Command, filled: int = 0) -> None:
+    """Positional args in order (but the first ``filled``, which an alias gives), options as
+    ``-n N`` / ``--name VALUE`` / ``--flag``."""
+    for arg in cmd.args[filled:]:
         extra: dict[str, Any] = {"nargs": "?", "default": None} if not arg.required else {}
         if arg.choices:
             extra["choices"] = arg.choices
@@ -391,11 +393,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, printer: Printer) ->
     if found is None:
         raise AssertionError(f"unhandled command {args.command!r}")  # argparse knows them all
     cmd, words = found
-    values = (
-        command_values(cmd, args)
-        if cmd.name == args.command
-        else dict(zip((a.name for a in cmd.args), words, strict=False))
-    )
+    # An alias's own words (promote-all: what=all), then whatever was given on the line.
+    values = dict(zip((a.name for a in cmd.args), words, strict=False))
+    values.update(command_values(cmd, args))
     printer.result(invoke(cmd, values, settings, printer), cmd)
     return EXIT_OK
 

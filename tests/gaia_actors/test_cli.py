@@ -291,10 +291,11 @@ def fake_commands(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "fake-promote",
         help="test: promote",
         args=(Arg("target", choices=("dev", "staging", "all")),),
+        options=("output",),
         offline=True,
     )
-    def promote(ctx: CommandContext, target: str) -> Any:
-        return {"promoted": target}
+    def promote(ctx: CommandContext, target: str, *, output: bool = False) -> Any:
+        return {"promoted": target, "output": output}
 
     @command(
         "fake-opts",
@@ -358,7 +359,10 @@ def test_aliases_map_onto_a_command_with_its_argument(
 ) -> None:
     code, out, _ = run(capsys, *offline, "--json", alias)
     assert code == cli.EXIT_OK
-    assert json.loads(out) == {"promoted": target}
+    assert json.loads(out) == {"promoted": target, "output": False}
+    code, out, _ = run(capsys, *offline, alias, "--output", "--json")  # the target's options
+    assert code == cli.EXIT_OK
+    assert json.loads(out) == {"promoted": target, "output": True}
 
 
 def test_positionals_options_and_flags_are_typed(
