@@ -172,6 +172,7 @@ class PipelineSettings:
     dev_to_staging: tuple[StageSettings, ...] = ()
     staging_to_prod: tuple[StageSettings, ...] = ()
     history_limit: int = 20  # promotions `history` lists
+    keep: int = 500  # promotions kept in the store with their stages and artifacts (JUnit)
     output_tail: int = 4000  # characters of a stage's output kept in its history
     rollback_timeout: float = 300.0
 
@@ -378,6 +379,8 @@ PROMOTIONS: dict[str, tuple[str, str]] = {
 
 
 def _check_pipeline(settings: Settings, where: str) -> None:
+    if settings.pipeline.keep < 1:
+        raise ConfigError(where, "pipeline.keep", "expected at least 1 promotion to keep")
     for kind, (source, target) in PROMOTIONS.items():
         stages: tuple[StageSettings, ...] = getattr(settings.pipeline, kind)
         for env in (source, target) if stages else ():

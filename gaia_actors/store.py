@@ -180,10 +180,32 @@ class Store(GaiaActor):
         for table, days in retention.items():
             model: Any = TABLES[table]
             removed += model.delete().where(model.ts < now - days * 86400).execute(self._db)
+        removed += self._prune_pipelines(self.settings.pipeline.keep)
         freed = self._vacuum() if removed else 0
         if removed:
             self.log.info("store.pruned", rows=removed, pages_freed=freed)
         return removed
+
+    def _prune_pipelines(self, keep: int) -> int:
+        """Promotions beyond the newest ``keep`` go, with their stages; one still running or
+        waiting for its recovery stays. (Their artifact folders are the coordinator's.)"""
+        pipeline: Any = TABLES["pipelines"]
+        stage: Any = TABLES["stages"]
+        newest = pipeline.select(peewee.fn.MAX(pipeline.id)).scalar(self._db)
+        if newest is None or newest <= keep:
+            return 0
+        old = pipeline.select(pipeline.id).where(
+            (pipeline.id <= newest - keep)
+            & (pipeline.status != "running")
+            & ((pipeline.recovery.is_null()) | (pipeline.recovery != "pending"))
+        )
+        ids = [row.id for row in old.execute(self._db)]
+        removed = 0
+        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+            with self._db.atomic():
+                removed += stage.delete().where(stage.pipeline_id << chunk).execute(self._db)
+                removed += pipeline.delete().where(pipeline.id << chunk).execute(self._db)
+        return int(removed)
 
     def _vacuum(self) -> int:
         """Give up to ``VACUUM_PAGES`` free pages back to the file system (SQLite databases

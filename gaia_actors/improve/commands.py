@@ -4,17 +4,23 @@
 the analysis needs a linter's whole stdout intact (ruff's JSON) and its stderr separately, so
 this small runner keeps both. On timeout the whole group (grandchildren included) is sent
 SIGTERM, then SIGKILL after a grace period (supervisord ``stopasgroup``/``killasgroup``).
+
+A cycle that is cancelled (its engine stopped, crashed or was told to) must not leave a test
+suite running to its timeout: inside ``cancelled_by(event)`` every command the thread runs is
+watched, and its group is killed the same way as soon as ``event`` is set.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +28,20 @@ from gaia_actors.improve.errors import CommandError
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL of a timed-out group
 TAIL_CHARS = 4000
+CANCEL_POLL = 0.1  # seconds between looks at the cancel event while a command runs
+_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "improve_cancel", default=None
+)
+
+
+@contextlib.contextmanager
+def cancelled_by(event: threading.Event) -> Iterator[None]:
+    """Commands run by this thread inside the block are killed once ``event`` is set."""
+    token = _CANCEL.set(event)
+    try:
+        yield
+    finally:
+        _CANCEL.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +55,12 @@ class CommandResult:
     stderr: str
     seconds: float
     timed_out: bool
+    cancelled: bool = False  # killed because its cycle was cancelled
 
     @property
     def ok(self) -> bool:
         """Exited 0 within its deadline."""
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.cancelled
 
     def tail(self, chars: int = TAIL_CHARS) -> str:
         """The end of stdout and stderr together, for reports."""
@@ -80,12 +101,22 @@ def run_command(
         )
     except OSError as exc:
         raise CommandError(argv, str(cwd), exc.strerror or str(exc)) from exc
-    timed_out = False
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        out, err = _kill_group(proc)
+    cancel = _CANCEL.get()
+    deadline = started + timeout
+    timed_out = cancelled = False
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            # Retrying communicate() after its timeout loses no output (subprocess docs).
+            wait = remaining if cancel is None else min(remaining, CANCEL_POLL)
+            out, err = proc.communicate(timeout=max(0.0, wait))
+            break
+        except subprocess.TimeoutExpired:
+            timed_out = time.monotonic() >= deadline
+            cancelled = cancel is not None and cancel.is_set()
+            if timed_out or cancelled:
+                out, err = _kill_group(proc)
+                break
     return CommandResult(
         argv=tuple(argv),
         cwd=str(cwd),
@@ -93,7 +124,8 @@ def run_command(
         stdout=out.decode("utf-8", "replace"),
         stderr=err.decode("utf-8", "replace"),
         seconds=time.monotonic() - started,
-        timed_out=timed_out,
+        timed_out=timed_out and not cancelled,
+        cancelled=cancelled,
     )
 
 

@@ -38,6 +38,7 @@ import pykka
 from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import Busy, InvalidMessage
 from gaia_actors.improve import history
+from gaia_actors.improve.commands import cancelled_by
 from gaia_actors.improve.cycle import AnalysisOutcome, Cycle, CyclePlan
 from gaia_actors.improve.detectors import FileResult, language_of
 from gaia_actors.improve.files import SkippedFile, SkipReason, iter_walk
@@ -548,13 +549,14 @@ def run_phases(ref: pykka.ActorRef[Any], cycle: Cycle, cancel: threading.Event) 
         target = str(cycle.plan.target)
         cycle.previous = history.previous_cycle(target, cycle_id)
         cycle.previous_ops = history.previous_ops(target, cycle_id)
-        for phase, step in cycle.steps():
-            if cancel.is_set():
-                return
-            tell(PhaseStarted(cycle_id, phase))
-            started = time.monotonic()
-            summary = step()
-            tell(PhaseFinished(cycle_id, phase, time.monotonic() - started, _fields(summary)))
+        with cancelled_by(cancel):  # a cancelled cycle kills the command it is running
+            for phase, step in cycle.steps():
+                if cancel.is_set():
+                    return
+                tell(PhaseStarted(cycle_id, phase))
+                started = time.monotonic()
+                summary = step()
+                tell(PhaseFinished(cycle_id, phase, time.monotonic() - started, _fields(summary)))
     except Exception as exc:  # noqa: BLE001 - the cycle's boundary: a failed cycle, not a lost thread
         tell(
             CycleEnded(cycle_id, "failed", time.monotonic() - clock, f"{type(exc).__name__}: {exc}")

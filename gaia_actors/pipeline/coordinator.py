@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -143,6 +145,7 @@ class PipelineCoordinator(GaiaActor):
 
     def on_start(self) -> None:
         self._recover_unfinished()
+        self._prune_artifacts()
 
     def on_terminate(self) -> None:
         self._interrupt_all()
@@ -328,6 +331,18 @@ class PipelineCoordinator(GaiaActor):
             status=ended.status,
             pipelines=list(ended.pipeline_ids),
         )
+        self._prune_artifacts()
+
+    def _prune_artifacts(self) -> None:
+        """The artifact folders (state/pipelines/ID: JUnit files) of all but the newest
+        ``[pipeline] keep`` promotions; the store prunes their rows the same way."""
+        removed = prune_artifacts(
+            self.settings.state_dir / "pipelines",
+            self.settings.pipeline.keep,
+            {i for run in self.runs.values() for i in run.pipeline_ids},
+        )
+        if removed:
+            self.log.info("pipeline.artifacts_pruned", folders=removed)
 
     # Interruptions: at stop, and what a previous daemon left behind
 
@@ -391,3 +406,22 @@ class PipelineCoordinator(GaiaActor):
 
     def _store(self, message: Update) -> None:
         self.ask("store", message, timeout=10.0)
+
+
+def prune_artifacts(root: Path, keep: int, running: set[int]) -> int:
+    """Delete the folders ``root/ID`` with ID at most the newest ID minus ``keep`` (never a
+    running promotion's); answers how many went. Unreadable leftovers are skipped, not fatal."""
+    try:
+        ids = sorted(int(entry.name) for entry in root.iterdir() if entry.name.isdigit())
+    except OSError:
+        return 0
+    if not ids:
+        return 0
+    removed = 0
+    for pipeline_id in ids:
+        if pipeline_id > ids[-1] - keep:
+            break
+        if pipeline_id not in running:
+            shutil.rmtree(root / str(pipeline_id), ignore_errors=True)
+            removed += 1
+    return removed

@@ -80,6 +80,12 @@ def test_duplicate_ports_name_both_environments(tmp_path: Path) -> None:
     assert "'a'" in str(error)
 
 
+def test_keeping_no_promotion_is_refused(tmp_path: Path) -> None:
+    error = _error(_write(tmp_path, "[pipeline]\nkeep = 0\n"))
+    assert error.key == "pipeline.keep"
+    assert "at least 1" in str(error)
+
+
 def test_bad_literal_lists_the_choices(tmp_path: Path) -> None:
     error = _error(_write(tmp_path, '[logging]\nlevel = "loud"\n'))
     assert error.key == "logging.level"

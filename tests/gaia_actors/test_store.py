@@ -109,6 +109,42 @@ def test_pruning_gives_the_freed_pages_back_to_the_file_system(
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
 
 
+def test_prune_keeps_the_newest_promotions_and_any_unfinished_one(tmp_path: Path) -> None:
+    from gaia_actors.app import build_children, make_listener, supervisor_config
+    from gaia_actors.models import Stage
+    from gaia_actors.settings import load
+    from supervisors import Registry, Strategy, Supervisor
+
+    config = tmp_path / "gaia.toml"
+    config.write_text("[pipeline]\nkeep = 3\n", encoding="utf-8")
+    settings = load(config, environ={"GAIA_STATE_DIR": str(tmp_path / "state")})
+    registry = Registry()
+    root = Supervisor.start_root(
+        "root",
+        build_children(settings, registry, capabilities=()),
+        registry,
+        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
+        listener=make_listener(registry),
+    )
+    try:
+        statuses = ["running", "interrupted", "failed", "succeeded", "succeeded", "succeeded",
+                    "succeeded", "succeeded"]  # fmt: skip
+        ids = []
+        for i, status in enumerate(statuses):
+            recovery = "pending" if status == "interrupted" else ""
+            row = fields_of(kind="k", status=status, started=float(i), recovery=recovery)
+            ids.append(registry.ask("store", InsertNow("pipelines", row)))
+            stage = fields_of(pipeline_id=ids[-1], position=1, name="s", kind="command",
+                              status="passed")  # fmt: skip
+            registry.ask("store", InsertNow("stages", stage))
+        assert registry.ask("store", Prune()) == 2 * 3  # #3, #4, #5 and their stages
+        kept = sorted(row.id for row in Pipeline.select())
+        assert kept == [ids[0], ids[1], *ids[5:]]  # unfinished ones, then the newest 3
+        assert sorted(row.pipeline_id for row in Stage.select()) == kept
+    finally:
+        root.stop(block=True, timeout=10)
+
+
 def pipeline_row(kind: str) -> Any:
     return fields_of(kind=kind, status="running", started=1.0)
 

@@ -144,6 +144,38 @@ def test_the_engine_answers_while_a_long_phase_runs(tmp_path: Path) -> None:
     ]
 
 
+def test_a_crashed_engine_kills_the_test_command_its_cycle_was_running(tmp_path: Path) -> None:
+    """Not left running to its timeout: the interrupted cycle's command group is killed."""
+    pid_file = tmp_path / "test.pid"
+    sleeper = (
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    write_files(tmp_path / "src", 3, "x = 1\n")
+    extra = (
+        'tests = "command"\n'
+        f"test_command = [{sys.executable!r}, '-c', {sleeper!r}]\n"
+        "linters = []\nfixers = []\nworkers = 1\n"
+    )
+    with improve_tree(config(tmp_path, tmp_path / "src", extra)) as tree:
+        tree.start_cycle()
+        wait_until(lambda: pid_file.exists() and pid_file.read_text(), timeout=30)
+        pid = int(pid_file.read_text())
+        assert alive(pid)
+        tree.registry.tell("improve", Crash("the engine crashes mid-cycle"))
+        wait_until(lambda: not alive(pid), timeout=10)  # within the kill grace, not 60 s
+        wait_until(lambda: ImproveCycle.get_or_none(ImproveCycle.status == "interrupted"))
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
 def test_a_target_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
     write_files(tmp_path / "src", 1, "x = 1\n")
     with improve_tree(config(tmp_path, tmp_path / "src", QUIET)) as tree:

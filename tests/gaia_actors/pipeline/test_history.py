@@ -11,6 +11,7 @@ from gaia_actors import commands
 from gaia_actors.cli import run_offline
 from gaia_actors.errors import Busy
 from gaia_actors.messages import GetPipelineHistory, GetPipelineStatus, Promote
+from gaia_actors.pipeline.coordinator import prune_artifacts
 from gaia_actors.render import Printer
 from tests.gaia_actors.pipeline.conftest import UNIT, StartPipe, release_source
 
@@ -133,3 +134,18 @@ def test_a_second_promotion_of_a_held_environment_is_refused_naming_the_first(
     second = tree.promote("staging")  # staging is free again
     assert second.wait()["status"] == "succeeded"
     assert tree.current("prod") == tree.current("staging")
+
+
+def test_artifact_folders_beyond_the_newest_kept_are_pruned_but_not_a_running_ones(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "pipelines"
+    for pipeline_id in range(1, 11):
+        folder = root / str(pipeline_id)
+        folder.mkdir(parents=True)
+        (folder / "01-unit.junit.xml").write_text("<testsuite/>", encoding="utf-8")
+    (root / "notes").mkdir()  # not a promotion's: left alone
+    assert prune_artifacts(root, keep=4, running={2}) == 5
+    assert sorted(p.name for p in root.iterdir()) == ["10", "2", "7", "8", "9", "notes"]
+    assert prune_artifacts(root, keep=4, running=set()) == 1
+    assert prune_artifacts(tmp_path / "missing", keep=4, running=set()) == 0
