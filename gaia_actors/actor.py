@@ -20,8 +20,10 @@ import structlog
 from gaia_actors.errors import Rejected, UnknownMessage
 from gaia_actors.messages import Crash, Event, GetState, Hang, Insert, fields_of
 from gaia_actors.models import close_thread_connections
+from gaia_actors.outbox import outbox_for
 from supervisors import AskExpired, Link, NotRunning, Supervised
 from supervisors.registry import DEFAULT_ASK_TIMEOUT
+from supervisors.supervised import Ping
 
 MAX_HANG_SECONDS = 300.0
 
@@ -71,19 +73,47 @@ class GaiaActor(Supervised):
         return {"actor": self.name, "generation": self.link.generation}
 
     def on_stop(self) -> None:
+        self._end()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        try:
+            self._end()
+        finally:
+            super().on_failure(*exc_info)
+
+    def _end(self) -> None:
         self.stop_timers()
         try:
+            self._salvage_inbox()
             self.on_terminate()
         finally:
             close_thread_connections()  # this generation's thread ends here
 
-    def on_failure(self, *exc_info: Any) -> None:
-        self.stop_timers()
-        try:
-            self.on_terminate()
-        finally:
-            close_thread_connections()
-            super().on_failure(*exc_info)
+    def _salvage_inbox(self) -> None:
+        """Told messages still queued when this generation ended (behind the one that
+        crashed it, or racing with its stop): Pykka would drop them; ``salvage`` gets each.
+        Asks go back to the inbox, and Pykka answers them ActorDeadError (their askers
+        retry or report)."""
+        if type(self).salvage is GaiaActor.salvage:
+            return  # nothing to salvage: leave them to Pykka
+        asks = []
+        while not self.actor_inbox.empty():  # this thread is the only reader
+            envelope = self.actor_inbox.get()
+            if envelope.reply_to is not None or isinstance(envelope.message, Ping):
+                asks.append(envelope)
+                continue
+            try:
+                self.salvage(envelope.message)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not cost the rest
+                self.log.error("actor.salvage_failed", message=type(envelope.message).__name__,
+                               error=repr(exc))  # fmt: skip
+        for envelope in asks:
+            self.actor_inbox.put(envelope)
+
+    def salvage(self, message: Any) -> None:
+        """A told message this generation will not handle (see ``_salvage_inbox``); override
+        to keep what must not be lost (the store writes its rows, the bus passes its events
+        on to its next generation)."""
 
     def on_terminate(self) -> None:
         """Free what this generation holds (connections, threads, ports), however it ends:
@@ -109,14 +139,14 @@ class GaiaActor(Supervised):
         return self.registry.ask(name, message, timeout=timeout)
 
     def publish(self, event: str, level: str = "info", env: str = "", **data: Any) -> None:
-        """Publish an event on the bus (which logs and stores it)."""
-        self.tell(
-            "bus", Event(event, level=level, actor=self.name, env=env, data=fields_of(**data))
-        )
+        """Publish an event on the bus (which logs and stores it); while the bus restarts the
+        event waits in the registry's outbox and goes out, in order, once it is back."""
+        message = Event(event, level=level, actor=self.name, env=env, data=fields_of(**data))
+        outbox_for(self.registry).tell("bus", message)
 
     def record(self, table: str, **values: Any) -> None:
-        """Queue a row for the store (batched)."""
-        self.tell("store", Insert(table, fields_of(**values)))
+        """Queue a row for the store (batched); held in the outbox while the store restarts."""
+        outbox_for(self.registry).tell("store", Insert(table, fields_of(**values)))
 
     # Timers: they send messages; nothing sleeps in a mailbox
 

@@ -16,6 +16,7 @@ so that one crash does not take down what does not depend on it (see ``build_chi
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import signal
@@ -32,6 +33,7 @@ from gaia_actors import logs
 from gaia_actors.bus import EventBus
 from gaia_actors.errors import LockHeld
 from gaia_actors.messages import Event, Insert, fields_of
+from gaia_actors.outbox import outbox_for
 from gaia_actors.settings import Settings
 from gaia_actors.store import Store
 from supervisors import (
@@ -40,7 +42,6 @@ from supervisors import (
     Escalation,
     Intensity,
     Link,
-    NotRunning,
     Registry,
     Strategy,
     Supervisor,
@@ -65,33 +66,35 @@ def supervisor_config(settings: Settings, strategy: Strategy) -> SupervisorConfi
 
 
 def make_listener(registry: Registry) -> Any:
-    """Supervision events go to the bus (so they are logged, stored and streamed)."""
+    """Supervision events go to the bus (so they are logged, stored and streamed). While the
+    bus or the store restarts they are held in the registry's outbox and sent once it is
+    back; one held for the bus is logged here at once, and marked so the bus does not log it
+    twice."""
+    outbox = outbox_for(registry)
 
     def listener(event: str, data: Mapping[str, Any]) -> None:
         fields = dict(data)
         level = str(fields.pop("level", "info"))
-        try:
-            registry.tell(
-                "bus",
-                Event(
-                    event,
-                    level=level,
-                    actor=str(fields.get("supervisor", "")),
-                    data=fields_of(**fields),
-                ),
-            )
-            if event in (
-                "supervisor.restart",
-                "supervisor.child_hung",
-                "supervisor.ladder_step",
-                "supervisor.escalate",
-                "supervisor.child_parked",
-            ):
-                registry.tell("store", Insert("actor_restarts", _restart_row(event, fields)))
-        except NotRunning:
-            getattr(log, level)(event, **fields)  # bus or store down: the log still gets it
+        message = Event(
+            event, level=level, actor=str(fields.get("supervisor", "")), data=fields_of(**fields)
+        )
+        if not outbox.tell("bus", message, held=lambda e: dataclasses.replace(e, logged=True)):
+            getattr(log, level)(event, **fields)
+        if event in RESTART_EVENTS:
+            outbox.tell("store", Insert("actor_restarts", _restart_row(event, fields)))
 
     return listener
+
+
+RESTART_EVENTS = frozenset(
+    {
+        "supervisor.restart",
+        "supervisor.child_hung",
+        "supervisor.ladder_step",
+        "supervisor.escalate",
+        "supervisor.child_parked",
+    }
+)
 
 
 def _restart_row(event: str, fields: Mapping[str, Any]) -> Any:

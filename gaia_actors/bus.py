@@ -1,4 +1,8 @@
-"""The event bus: fan-out of events to subscribers; every event is also logged and stored."""
+"""The event bus: fan-out of events to subscribers; every event is also logged and stored.
+
+Events reach the store through the registry's outbox: while the store is being restarted
+they are held and written, in order, once it is back (``gaia_actors/outbox.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 from gaia_actors.actor import GaiaActor
 from gaia_actors.messages import Event, Insert, Subscribe, SubscribeSink, Unsubscribe, fields_of
+from gaia_actors.outbox import outbox_for
 from supervisors import Link
 
 _LEVELS = {"debug", "info", "warning", "error", "critical"}
@@ -21,6 +26,14 @@ class EventBus(GaiaActor):
         self.actors: dict[str, tuple[str, ...]] = {}
         self.sinks: dict[str, tuple[tuple[str, ...], Callable[[Event], None]]] = {}
         self.published = 0
+        self.outbox = outbox_for(link.registry)
+
+    def salvage(self, message: Any) -> None:
+        if isinstance(message, Event):  # published, not yet handled: for the next generation
+            self.outbox.tell(self.name, message)
+
+    def on_terminate(self) -> None:
+        self.outbox.flush("store")  # at shutdown the store stops after the bus
 
     def receive(self, message: Any) -> Any:
         match message:
@@ -43,12 +56,14 @@ class EventBus(GaiaActor):
             "published": self.published,
             "subscribers": sorted(self.actors),
             "streams": len(self.sinks),
+            "held_for_store": self.outbox.held("store"),
         }
 
     def _publish(self, event: Event) -> None:
         self.published += 1
-        self._log(event)
-        self.tell(
+        if not event.logged:
+            self._log(event)
+        self.outbox.tell(
             "store",
             Insert(
                 "events",

@@ -306,6 +306,7 @@ class Event:
     env: str = ""
     data: Fields = ()
     ts: float = dataclasses.field(default_factory=_now)
+    logged: bool = False  # already in the log (sent late, after its sender logged it)
 
     def get(self, key: str, default: Any = None) -> Any:
         return next((v for k, v in self.data if k == key), default)
@@ -483,6 +484,7 @@ class HealthReport:
     pid: int | None = None
     alive: bool | None = None  # None: no pid file, so nobody knows
     uptime_s: float | None = None  # of the process, from /proc
+    verified: bool = False  # the process passed its environment's start-up health check
 
 
 @message

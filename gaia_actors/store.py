@@ -96,6 +96,14 @@ class Store(GaiaActor):
         self.every(self.settings.store.flush_interval, Flush())
         self.every(3600.0, Prune(), first=60.0)
 
+    def salvage(self, message: Any) -> None:
+        match message:  # rows told before this generation ended: written before it closes
+            case Insert(table=table, values=values):
+                self._queue(table, values)
+            case Update(table=table, row_id=row_id, values=values):
+                self._flush()
+                self._update(table, row_id, values)
+
     def on_terminate(self) -> None:
         try:
             self._flush()  # after a crash too: what was queued is not lost with the actor

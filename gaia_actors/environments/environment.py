@@ -382,6 +382,8 @@ class EnvironmentActor(GaiaActor):
             self.healthy = True
             if self.release:
                 releases.mark_healthy(self.layout.root, self.release)
+            if self.proc is not None:
+                process.write_pidfile(self.layout.verified, self.proc.pid, self.proc.start_time)
         if self.operation is not None:
             self._operation_verdict(ok, why)
         elif ok:

@@ -56,6 +56,12 @@ class Layout:
         return self.root / "pid"
 
     @property
+    def verified(self) -> Path:
+        """The process (pid file format) that last passed its start-up health check: the
+        failover agent's start grace ends there, whatever restarted in between."""
+        return self.root / "verified"
+
+    @property
     def current(self) -> Path:
         return self.root / "current"
 

@@ -62,6 +62,7 @@ from gaia_actors.messages import (
     fields_of,
 )
 from gaia_actors.models import closing_connections
+from gaia_actors.outbox import outbox_for
 from gaia_actors.settings import Settings
 from supervisors import Link, Registry
 
@@ -599,7 +600,7 @@ class StoreRecorder:
         self.registry = registry
 
     def insert(self, table: str, **values: Any) -> None:
-        self.registry.tell("store", Insert(table, fields_of(**values)))
+        outbox_for(self.registry).tell("store", Insert(table, fields_of(**values)))
 
     def update(self, table: str, row_id: int, **values: Any) -> None:
         self.registry.ask(

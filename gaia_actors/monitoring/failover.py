@@ -8,8 +8,9 @@ when an environment is *down* and its current process (pid file, start time) has
 ``[failover] down_checks`` consecutive checks while still alive, it tells
 ``environment.<env>`` ``Fail(cause="hung")``, and the same supervision path takes over.
 As with a Kubernetes startup probe, a new process's failures count only once it has answered
-a check (the monitor's, or its environment actor's start-up check: ``environment.healthy``
-names the pid), or once it is older than ``start_grace`` (a starting service refuses connections for
+a check (the monitor's, or its environment actor's start-up check, recorded in the
+environment's ``verified`` file, so an agent or monitor restarted since knows it too), or once
+it is older than ``start_grace`` (a starting service refuses connections for
 a moment, longer on a loaded machine; one that hangs before it ever answers is caught after
 the grace). Answers and failures of the process that was just failed over do not count
 either: a dying process may answer its stuck request as it shuts down.
@@ -211,6 +212,7 @@ class FailoverAgent(GaiaActor):
         # answered, or once it is older than the grace (it may hang before it ever answers).
         young = (
             report.pid != watch.answered_pid
+            and not report.verified
             and report.uptime_s is not None
             and report.uptime_s < self.cfg.start_grace
         )
@@ -318,10 +320,6 @@ class FailoverAgent(GaiaActor):
             self._on_exited(event)
         elif name == "environment.started":
             self._on_started(event)
-        elif name == "environment.healthy" and event.get("pid") is not None:
-            # Its environment actor's start-up check passed: it has answered, so the start
-            # grace is over (a process hung just after that is failed over in N checks).
-            self.envs.setdefault(event.env, _EnvWatch()).answered_pid = event.get("pid")
         elif name == "environment.failed":
             self._on_parked(event.env, str(event.get("error", "")))
 

@@ -110,6 +110,7 @@ class ProcessInfo:
     alive: bool | None = None  # None: no pid file (or an unreadable one)
     stats: process.ProcStats | None = None
     uptime_s: float | None = None
+    verified: bool = False  # this process passed its environment's start-up check
     db_bytes: int | None = None
     log_bytes: int | None = None
     release: str = ""
@@ -140,7 +141,18 @@ def _gather(layout: Layout, previous: process.ProcStats | None) -> ProcessInfo:
         return replace(base, pid=record.pid, alive=False)
     stats = process.proc_stats(record.pid, since=previous)
     uptime = None if stats is None else _uptime(stats)
-    return replace(base, pid=record.pid, alive=stats is not None, stats=stats, uptime_s=uptime)
+    try:
+        verified = process.read_pidfile(layout.verified) == record
+    except process.PidFileError:
+        verified = False
+    return replace(
+        base,
+        pid=record.pid,
+        alive=stats is not None,
+        stats=stats,
+        uptime_s=uptime,
+        verified=verified,
+    )
 
 
 def _release(layout: Layout) -> str:
@@ -247,6 +259,7 @@ class _EnvState:
             pid=self.proc.pid,
             alive=self.proc.alive,
             uptime_s=self.proc.uptime_s,
+            verified=self.proc.verified,
         )
 
     def snapshot(self) -> dict[str, Any]:

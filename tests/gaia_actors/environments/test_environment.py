@@ -322,6 +322,9 @@ def test_successful_deploy_then_rollback(tmp_path: Path, env_tree: StartTree) ->
 def test_actor_crash_adopts_the_live_process(tmp_path: Path, env_tree: StartTree) -> None:
     tree = env_tree(one_env(tmp_path))
     before = tree.wait_healthy("prod")
+    layout = tree.layout("prod")
+    # It passed its start-up check: recorded for the failover agent's start grace.
+    assert process.read_pidfile(layout.verified) == process.read_pidfile(layout.pidfile)
 
     tree.registry.tell(actor_name("prod"), Crash("test"))
 

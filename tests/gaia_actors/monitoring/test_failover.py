@@ -184,14 +184,20 @@ def test_a_process_younger_than_the_start_grace_is_not_failed_over(
 def test_a_young_process_that_passed_its_start_up_check_is_failed_over_when_it_hangs(
     harness: Callable[..., Harness],
 ) -> None:
-    """Its environment actor saw it healthy (``environment.healthy`` with its pid): the start
-    grace is over, so a hang right after start is caught in N checks, not after the grace."""
+    """Its environment actor saw it healthy (the ``verified`` file names it): the start grace
+    is over, so a hang right after start is caught in N checks, not after the grace, even by
+    an agent that started after that check."""
     children: list[subprocess.Popen[bytes]] = []
-    h = harness(
-        Hang(), pidfile=lambda s: children.append(young_process(s)), failover={"start_grace": 30.0}
-    )
+
+    def verified_young_process(settings: Settings) -> None:
+        child = young_process(settings)
+        children.append(child)
+        record = process.read_pidfile(settings.env_dir("x") / "pid")
+        assert record is not None
+        process.write_pidfile(settings.env_dir("x") / "verified", child.pid, record.start_time)
+
+    h = harness(Hang(), pidfile=verified_young_process, failover={"start_grace": 30.0})
     try:
-        h.publish("environment.healthy", pid=children[0].pid, release="r1")
         assert h.received.wait(10), "environment.x never got a Fail"
         assert f"while process {children[0].pid} is alive" in h.fails[0].reason
     finally:
