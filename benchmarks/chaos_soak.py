@@ -881,24 +881,27 @@ def _patterns(
     fault: Fault,
 ) -> tuple[Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], bool]]:
     target = fault.target
+
+    # A faulty process is also over when its environment replaces it for another reason (a
+    # failover already under way when it was killed, a promotion deploying over a hung one):
+    # then the start of the replacement is when it was dealt with.
+    def replaced(e: dict[str, Any]) -> bool:
+        return (
+            e["name"] == "environment.started" and e["env"] == target and e.get("pid") != fault.pid
+        )
+
     if fault.kind == "kill_process":
-        # Seen as its exit; or, when a failover was already stopping that process (the kill
-        # raced with it), as the start of its replacement.
         return (
             lambda e: (
-                (e["name"] == "environment.exited" and e.get("pid") == fault.pid)
-                or (
-                    e["name"] == "environment.started"
-                    and e["env"] == target
-                    and e.get("pid") != fault.pid
-                )
+                (e["name"] == "environment.exited" and e.get("pid") == fault.pid) or replaced(e)
             ),
             lambda e: e["name"] == "environment.healthy" and e["env"] == target,
         )
     if fault.kind == "hang_health":
         return (
             lambda e: (
-                e["name"] in ("failover.triggered", "environment.exited") and e["env"] == target
+                (e["name"] in ("failover.triggered", "environment.exited") and e["env"] == target)
+                or replaced(e)
             ),
             lambda e: e["name"] == "environment.healthy" and e["env"] == target,
         )
