@@ -837,7 +837,11 @@ def ping_timeouts(settings: Settings) -> dict[str, float]:
 
 def corrupt_backup(backup_dir: Path) -> Path:
     """Flip bytes in the middle of the first database of a backup (its sha256 changes)."""
-    db = sorted(backup_dir.glob("*.db"))[0]
+    found = sorted(backup_dir.glob("*.db"))
+    if not found:  # the daemon said it took this backup: a fault check, not a harness crash
+        entries = sorted(p.name for p in backup_dir.iterdir()) if backup_dir.is_dir() else None
+        raise FileNotFoundError(f"backup {backup_dir.name} has no database file: {entries}")
+    db = found[0]
     data = bytearray(db.read_bytes())
     middle = len(data) // 2
     for i in range(middle, min(middle + 64, len(data))):

@@ -17,7 +17,7 @@ from typing import Any
 import pykka
 import structlog
 
-from gaia_actors.errors import Rejected, UnknownMessage
+from gaia_actors.errors import Rejected, Superseded, UnknownMessage
 from gaia_actors.messages import Crash, Event, GetState, Hang, Insert, fields_of
 from gaia_actors.models import close_thread_connections
 from gaia_actors.outbox import outbox_for
@@ -51,11 +51,28 @@ class GaiaActor(Supervised):
                 return None
             case GetState():
                 return self.state()
+        if self._superseded():
+            return self._leftover(message)
         try:
             return self.receive(message)
         except Rejected as exc:
             self.log.warning("actor.rejected", message=type(message).__name__, error=str(exc))
             return exc
+
+    def _superseded(self) -> bool:
+        """Whether the supervisor already runs a newer generation under this name (this one
+        hung, was replaced, and has woken up)."""
+        current = self.registry.registered(self.name)  # a dict read, as every send does
+        return current is not None and current.actor_urn != self.actor_urn
+
+    def _leftover(self, message: Any) -> Any:
+        """A message a replaced generation got: salvaged as a dead one's inbox is (the store
+        writes its rows, the bus passes events on), never acted on; an asker gets the error."""
+        error = Superseded(self.name, self.link.generation, type(message).__name__)
+        if getattr(message, "reply_by", None) is None:  # an asked write's asker gets the error
+            self.salvage(message)
+        self.log.warning("actor.superseded", message=type(message).__name__)
+        return error
 
     def on_expired(self, error: AskExpired) -> AskExpired:
         self.log.warning("actor.ask_expired", error=str(error), late=round(error.late, 3))

@@ -7,7 +7,8 @@ GaiaError
 ├── Rejected             a message refused; the actor that refused it carries on
 │   ├── UnknownMessage   the actor does not handle this message type
 │   ├── InvalidMessage   a message name or field could not be converted
-│   └── Busy             the resource is taken (a promotion to the same target runs)
+│   ├── Busy             the resource is taken (a promotion to the same target runs)
+│   └── Superseded       the generation that got it was replaced (it woke from a hang)
 ├── StoreError           the database could not be written or read
 ├── EnvironmentFailure   an environment's process, release or data operation failed
 ├── PipelineError        a promotion could not run or failed
@@ -56,6 +57,19 @@ class UnknownMessage(Rejected):
         self.actor = actor
         self.message = message
         super().__init__(f"actor {actor!r} does not handle message {message!r}")
+
+
+class Superseded(Rejected):
+    """A message reached a generation its supervisor has already replaced (it was hung and
+    woke up): it is not acted on, so two generations never work on the same thing."""
+
+    def __init__(self, actor: str, generation: int, message: str) -> None:
+        self.actor = actor
+        self.generation = generation
+        super().__init__(
+            f"actor {actor!r} generation {generation} was replaced before it handled "
+            f"{message}; send it again"
+        )
 
 
 class InvalidMessage(Rejected):

@@ -67,6 +67,10 @@ class Registry:
             self._refs.pop(name, None)
             self._generations.pop(name, None)
 
+    def registered(self, name: str) -> pykka.ActorRef[Any] | None:
+        """The ref registered under ``name`` now, or None (never raises)."""
+        return self._refs.get(name)
+
     def lookup(self, name: str) -> pykka.ActorRef[Any]:
         ref = self._refs.get(name)
         if ref is None:

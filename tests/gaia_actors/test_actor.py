@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gaia_actors.actor import GaiaActor
-from gaia_actors.errors import UnknownMessage
+from gaia_actors.errors import Superseded, UnknownMessage
 from gaia_actors.messages import Crash, GetState, Hang, message
 from supervisors import ChildSpec, Link, Registry, Supervisor
 from supervisors.backoff import Backoff
@@ -33,6 +33,9 @@ class _Tick:
     """Test timer message."""
 
 
+ADDED: list[tuple[int, int]] = []  # (generation, amount) of every _Add acted on
+
+
 class Counter(GaiaActor):
     def __init__(self, link: Link) -> None:
         super().__init__(link)
@@ -43,6 +46,7 @@ class Counter(GaiaActor):
         match message:
             case _Add(amount=amount):
                 self.total += amount
+                ADDED.append((self.link.generation, amount))
             case _Total():
                 return self.total
             case _Tick():
@@ -103,6 +107,26 @@ def test_hang_is_caught_by_the_liveness_ping(registry: Registry) -> None:
         timeout=3,
     )
     assert registry.ask("counter", _Total(), timeout=1) == 0
+
+
+def test_a_replaced_generation_that_wakes_does_not_act_on_what_it_had_queued(
+    registry: Registry,
+) -> None:
+    """Two generations must never work on the same thing: the hung one, once awake, answers
+    its queued asks with Superseded and leaves its queued tells alone."""
+    ADDED.clear()
+    first = registry.lookup("counter")
+    registry.tell("counter", Hang(1.0))
+    registry.tell("counter", _Add(5))  # queued behind the hang, in the first generation
+    asked = first.ask(_Total(), block=False)
+    wait_until(lambda: registry.is_running("counter") and registry.lookup("counter") is not first)
+    assert isinstance(asked.get(timeout=5), Superseded)  # answered once it woke
+    assert "generation 1 was replaced" in str(asked.get())
+    wait_until(lambda: not first.is_alive())
+    assert ADDED == []  # the told _Add was not acted on by either generation
+    registry.tell("counter", _Add(2))
+    assert registry.ask("counter", _Total()) == 2
+    assert ADDED == [(2, 2)]
 
 
 def test_get_state_reports_name_and_generation(registry: Registry) -> None:
