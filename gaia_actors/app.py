@@ -16,6 +16,7 @@ so that one crash does not take down what does not depend on it (see ``build_chi
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import fcntl
 import os
@@ -52,6 +53,26 @@ log = structlog.get_logger("gaia.daemon")
 
 EXIT_OK = 0
 EXIT_ESCALATED = 1
+# glibc gives each thread that allocates an arena of its own (up to 8 per core); a daemon
+# that starts a thread per actor generation, control request and timer then grows its RSS
+# with every restart although its Python objects do not (tracemalloc: +1.7 MiB traced for
+# +28 MiB RSS over a crash storm). Two arenas halved that growth (3 rounds of 8 actor
+# crashes: +5.4 MiB -> +2.6 MiB); allocation is not this daemon's bottleneck.
+MALLOC_ARENAS = 2
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def limit_malloc_arenas(count: int) -> bool:
+    """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX`` for this process, set before the
+    actors' threads start); False where the C library is not glibc. Set ``MALLOC_ARENA_MAX``
+    in the environment to choose another value."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False  # the operator chose; glibc read it at start
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, count))
+    except (OSError, AttributeError):
+        return False
 
 
 def supervisor_config(settings: Settings, strategy: Strategy) -> SupervisorConfig:
@@ -177,6 +198,7 @@ class Daemon:
         self.acquire_lock()
         logs.configure(self.settings.logging, self.settings.log_path)
         self._install_signals()
+        limit_malloc_arenas(MALLOC_ARENAS)
         log.info(
             "daemon.starting",
             state_dir=str(self.settings.state_dir),

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import re
 import threading
+import tracemalloc
 from collections import Counter
 from typing import Any
 
@@ -27,14 +28,19 @@ def actors(ctx: CommandContext) -> list[dict[str, Any]]:
 
 @command(
     "resources",
-    help="the daemon process: RSS, CPU, open files and its threads by name (a leak shows here)",
+    help="the daemon process: RSS, CPU, open files and its threads by name (a leak shows "
+    "here); with the daemon started under PYTHONTRACEMALLOC=1, also where its memory went",
 )
 def resources(ctx: CommandContext) -> dict[str, Any]:
     _daemon(ctx, "resources")
+    return {**_own_process(), **_traced_memory()}
+
+
+def _own_process() -> dict[str, Any]:
     stats = proc_stats(os.getpid())
     assert stats is not None  # our own process
-    threads = threading.enumerate()
     kinds = Counter(fd_kind(fd) for fd in os.listdir("/proc/self/fd"))
+    names = Counter(thread_kind(t.name) for t in threading.enumerate())
     return {
         "pid": stats.pid,
         "rss_mib": round(stats.rss_bytes / 2**20, 1),
@@ -43,7 +49,23 @@ def resources(ctx: CommandContext) -> dict[str, Any]:
         "open_files": sum(kinds.values()),
         "open_files_by_kind": dict(kinds.most_common()),
         "threads": stats.threads,
-        "threads_by_name": dict(Counter(thread_kind(t.name) for t in threads).most_common()),
+        "threads_by_name": dict(names.most_common()),
+    }
+
+
+def _traced_memory(top: int = 10) -> dict[str, Any]:
+    """Python allocations by source file, when tracemalloc traces (it slows the daemon, so
+    only when asked for: PYTHONTRACEMALLOC=1)."""
+    if not tracemalloc.is_tracing():
+        return {}
+    current, peak = tracemalloc.get_traced_memory()
+    statistics = tracemalloc.take_snapshot().statistics("filename")[:top]
+    return {
+        "traced_mib": round(current / 2**20, 1),
+        "traced_peak_mib": round(peak / 2**20, 1),
+        "traced_by_file_kib": {
+            str(s.traceback[0].filename): round(s.size / 1024) for s in statistics
+        },
     }
 
 

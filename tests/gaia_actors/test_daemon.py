@@ -135,3 +135,18 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for name in ("run", "tail", "help"):
         assert name in result.stdout
+
+
+def test_malloc_arenas_are_capped_unless_the_operator_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gaia_actors.app import limit_malloc_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError):  # not glibc
+        glibc = None
+    assert limit_malloc_arenas(2) is bool(glibc)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas(2) is False
