@@ -46,12 +46,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gaia_actors import logs
-from gaia_actors.app import build_children, make_listener, supervisor_config
+from gaia_actors.app import build_children, start_root
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.messages import Event, GetEnvStatus, SubscribeSink
 from gaia_actors.settings import Settings, load
-from supervisors import Registry, Strategy, Supervisor
+from supervisors import Registry
 
 EXIT_OK = 0
 EXIT_GOAL_MISSED = 1
@@ -178,13 +178,7 @@ deploy_timeout = 10.0
 def start_tree(settings: Settings, events: Events) -> tuple[Registry, Any]:
     registry = Registry()
     children = build_children(settings, registry, capabilities=["gaia_actors.environments.tree"])
-    root = Supervisor.start_root(
-        "root",
-        children,
-        registry,
-        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-        listener=make_listener(registry),
-    )
+    root = start_root(settings, registry, children=children)
     registry.ask("bus", SubscribeSink("bench", events.sink, ("*",)))
     return registry, root
 

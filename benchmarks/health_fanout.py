@@ -201,10 +201,10 @@ class MonitorTree:
     """Store, bus and a HealthMonitor over one environment per port; rounds on demand."""
 
     def __init__(self, ports: Sequence[int], state_dir: Path) -> None:
-        from gaia_actors.app import build_children, make_listener, supervisor_config
+        from gaia_actors.app import build_children, start_root
         from gaia_actors.monitoring.monitor import HealthMonitor
         from gaia_actors.settings import load
-        from supervisors import ChildSpec, Registry, Strategy, Supervisor
+        from supervisors import ChildSpec, Registry
 
         settings = load(self._config(ports, state_dir), environ={"GAIA_STATE_DIR": str(state_dir)})
         self.registry = Registry()
@@ -215,12 +215,10 @@ class MonitorTree:
         monitor = ChildSpec(
             "monitor", lambda link: HealthMonitor.start(link, settings, on_round=self._on_round)
         )
-        self.root = Supervisor.start_root(
-            "root",
-            [*build_children(settings, self.registry, capabilities=()), monitor],
+        self.root = start_root(
+            settings,
             self.registry,
-            config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-            listener=make_listener(self.registry),
+            children=[*build_children(settings, self.registry, capabilities=()), monitor],
         )
         self.done.wait(30)  # the round the monitor starts with: its warm-up
 

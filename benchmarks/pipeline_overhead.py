@@ -40,13 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from gaia_actors import logs, process
-from gaia_actors.app import build_children, make_listener, supervisor_config
+from gaia_actors.app import start_root
 from gaia_actors.environments import backups, releases
 from gaia_actors.environments.layout import Layout, check_health, wait_healthy
 from gaia_actors.messages import GetEnvStatus, Promote
 from gaia_actors.pipeline.load import run_load
 from gaia_actors.settings import Settings, load
-from supervisors import Registry, Strategy, Supervisor
+from supervisors import Registry
 
 REPO = Path(__file__).resolve().parent.parent
 ENVS = ("dev", "staging", "prod")
@@ -115,13 +115,7 @@ class PipelineSide:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = Registry()
-        self.root = Supervisor.start_root(
-            "root",
-            build_children(settings, self.registry, capabilities=CAPABILITIES),
-            self.registry,
-            config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-            listener=make_listener(self.registry),
-        )
+        self.root = start_root(settings, self.registry, capabilities=CAPABILITIES)
         for env in ENVS:
             self._wait_healthy(env)
 

@@ -49,10 +49,10 @@ from benchmarks.chaos_soak import (  # noqa: E402 - needs the sys.path entry abo
     wait_for,
 )
 from gaia_actors import logs  # noqa: E402
-from gaia_actors.app import build_children, make_listener, supervisor_config  # noqa: E402
+from gaia_actors.app import start_root  # noqa: E402
 from gaia_actors.messages import Flush, Insert, Prune, fields_of  # noqa: E402
 from gaia_actors.settings import load  # noqa: E402
-from supervisors import Registry, Strategy, Supervisor  # noqa: E402
+from supervisors import Registry  # noqa: E402
 
 SETTLE_S = 10.0
 SAMPLE_S = 0.5
@@ -204,13 +204,7 @@ def simulate_hour(
             )
         logs.configure(replace(settings.logging, console="off"), None)  # quiet, no file
         registry = Registry()
-        root = Supervisor.start_root(
-            "root",
-            build_children(settings, registry, capabilities=()),
-            registry,
-            config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-            listener=make_listener(registry),
-        )
+        root = start_root(settings, registry, capabilities=())
         try:
             inserted, seconds = _insert_hour(registry, settings, envs, rates, rows)
             registry.ask("store", Prune(), timeout=600)

@@ -23,7 +23,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 import pykka
@@ -160,6 +160,29 @@ def build_children(
     return children
 
 
+def start_root(
+    settings: Settings,
+    registry: Registry,
+    *,
+    capabilities: Sequence[str] | None = None,
+    children: Sequence[ChildSpec] | None = None,
+    on_escalate: Callable[[Escalation], None] | None = None,
+) -> pykka.ActorRef[Supervisor]:
+    """The root supervisor (rest_for_one, supervision events to the bus) over ``children``,
+    by default ``build_children(settings, registry, capabilities)``: the daemon's tree, or a
+    part of it for an offline command, a benchmark or a test."""
+    if children is None:
+        children = build_children(settings, registry, capabilities)
+    return Supervisor.start_root(
+        "root",
+        children,
+        registry,
+        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
+        listener=make_listener(registry),
+        on_escalate=on_escalate,
+    )
+
+
 def _capabilities(
     modules: Sequence[str], settings: Settings, registry: Registry, listener: Any
 ) -> list[ChildSpec]:
@@ -218,15 +241,7 @@ class Daemon:
         return self.exit_code
 
     def start(self) -> None:
-        children = build_children(self.settings, self.registry)
-        self.root = Supervisor.start_root(
-            "root",
-            children,
-            self.registry,
-            config=supervisor_config(self.settings, Strategy.REST_FOR_ONE),
-            listener=make_listener(self.registry),
-            on_escalate=self._on_escalate,
-        )
+        self.root = start_root(self.settings, self.registry, on_escalate=self._on_escalate)
 
     def stop(self) -> None:
         root, self.root = self.root, None

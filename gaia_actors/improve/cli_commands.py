@@ -136,8 +136,7 @@ def run_offline(ctx: CommandContext, target: str, apply: bool) -> dict[str, Any]
     import structlog
 
     from gaia_actors import logs
-    from gaia_actors.app import build_children, make_listener, supervisor_config
-    from supervisors import Strategy, Supervisor
+    from gaia_actors.app import build_children, start_root
 
     settings = ctx.settings
     if not structlog.is_configured():  # the CLI's own process: events to the log file only
@@ -145,13 +144,7 @@ def run_offline(ctx: CommandContext, target: str, apply: bool) -> dict[str, Any]
         logs.configure(quiet, settings.log_path)
     registry = Registry()
     children = build_children(settings, registry, capabilities=("gaia_actors.improve.tree",))
-    root = Supervisor.start_root(
-        "root",
-        children,
-        registry,
-        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-        listener=make_listener(registry),
-    )
+    root = start_root(settings, registry, children=children)
     try:
         return follow_cycle(ctx, registry, target, apply)
     finally:

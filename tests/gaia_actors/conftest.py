@@ -10,9 +10,9 @@ from typing import Any
 import pykka
 import pytest
 
-from gaia_actors.app import build_children, make_listener, supervisor_config
+from gaia_actors.app import start_root
 from gaia_actors.settings import Settings, load
-from supervisors import Registry, Strategy, Supervisor
+from supervisors import Registry
 
 
 def write_config(tmp_path: Path, text: str = "") -> Path:
@@ -31,13 +31,7 @@ def settings(tmp_path: Path) -> Settings:
 def tree(settings: Settings) -> Iterator[tuple[Registry, Any]]:
     """A running root supervisor with the store and the bus (no capabilities)."""
     registry = Registry()
-    root = Supervisor.start_root(
-        "root",
-        build_children(settings, registry, capabilities=()),
-        registry,
-        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-        listener=make_listener(registry),
-    )
+    root = start_root(settings, registry, capabilities=())
     yield registry, root
     with contextlib.suppress(pykka.ActorDeadError):
         root.stop(block=True, timeout=10)

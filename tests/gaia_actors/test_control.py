@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gaia_actors import commands
-from gaia_actors.app import build_children, make_listener, supervisor_config
+from gaia_actors.app import start_root
 from gaia_actors.client import Client, Code, ConnectionLost, RemoteError, connect_socket, encode
 from gaia_actors.commands import CommandContext, command
 from gaia_actors.control import ControlServer
 from gaia_actors.errors import ControlError
 from gaia_actors.settings import Settings, load
-from supervisors import Link, Registry, Strategy, Supervisor
+from supervisors import Link, Registry
 from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -594,13 +594,7 @@ def progress_command() -> Iterator[threading.Event]:
 def control_tree(settings: Settings) -> Iterator[Registry]:
     """store, bus and control in this process (so a test can register its own command)."""
     registry = Registry()
-    root = Supervisor.start_root(
-        "root",
-        build_children(settings, registry, capabilities=("gaia_actors.control",)),
-        registry,
-        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-        listener=make_listener(registry),
-    )
+    root = start_root(settings, registry, capabilities=("gaia_actors.control",))
     yield registry
     with contextlib.suppress(pykka.ActorDeadError):
         root.stop(block=True, timeout=10)

@@ -110,22 +110,16 @@ def test_pruning_gives_the_freed_pages_back_to_the_file_system(
 
 
 def test_prune_keeps_the_newest_promotions_and_any_unfinished_one(tmp_path: Path) -> None:
-    from gaia_actors.app import build_children, make_listener, supervisor_config
+    from gaia_actors.app import start_root
     from gaia_actors.models import Stage
     from gaia_actors.settings import load
-    from supervisors import Registry, Strategy, Supervisor
+    from supervisors import Registry
 
     config = tmp_path / "gaia.toml"
     config.write_text("[pipeline]\nkeep = 3\n", encoding="utf-8")
     settings = load(config, environ={"GAIA_STATE_DIR": str(tmp_path / "state")})
     registry = Registry()
-    root = Supervisor.start_root(
-        "root",
-        build_children(settings, registry, capabilities=()),
-        registry,
-        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-        listener=make_listener(registry),
-    )
+    root = start_root(settings, registry, capabilities=())
     try:
         statuses = ["running", "interrupted", "failed", "succeeded", "succeeded", "succeeded",
                     "succeeded", "succeeded"]  # fmt: skip
@@ -255,10 +249,10 @@ def test_a_hung_store_replaced_and_waking_later_loses_no_row_and_leaves_no_lock(
 ) -> None:
     """A hung store is replaced; when the old one wakes, it writes what it had queued with its
     own connection and stops, and the new one keeps writing (no 'database is locked')."""
-    from gaia_actors.app import build_children, make_listener, supervisor_config
+    from gaia_actors.app import start_root
     from gaia_actors.messages import Hang
     from gaia_actors.settings import load
-    from supervisors import Registry, Strategy, Supervisor
+    from supervisors import Registry
 
     config = tmp_path / "gaia.toml"
     config.write_text(
@@ -267,13 +261,7 @@ def test_a_hung_store_replaced_and_waking_later_loses_no_row_and_leaves_no_lock(
     )
     settings = load(config, environ={"GAIA_STATE_DIR": str(tmp_path / "state")})
     registry = Registry()
-    root = Supervisor.start_root(
-        "root",
-        build_children(settings, registry, capabilities=()),
-        registry,
-        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-        listener=make_listener(registry),
-    )
+    root = start_root(settings, registry, capabilities=())
     try:
         old = registry.lookup("store")
         registry.tell("store", Hang(1.5))

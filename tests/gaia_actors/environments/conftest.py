@@ -25,12 +25,12 @@ from typing import Any
 import pykka
 import pytest
 
-from gaia_actors.app import build_children, make_listener, supervisor_config
+from gaia_actors.app import build_children, start_root
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.messages import Event, GetEnvStatus, SubscribeSink
 from gaia_actors.settings import Settings, load
-from supervisors import Registry, Strategy, Supervisor
+from supervisors import Registry
 from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -303,13 +303,7 @@ def start_traced_root(
 
     fields = {name: getattr(bus_spec, name) for name in bus_spec.__dataclass_fields__}
     children[1] = type(bus_spec)(**{**fields, "factory": bus_factory})
-    root = Supervisor.start_root(
-        "root",
-        children,
-        registry,
-        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-        listener=make_listener(registry),
-    )
+    root = start_root(settings, registry, children=children)
     return registry, root
 
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pykka
 
-from gaia_actors.app import build_children, make_listener, supervisor_config
+from gaia_actors.app import build_children, start_root
 from gaia_actors.messages import Flush, RunCycle
 from gaia_actors.models import EventRow
 from gaia_actors.settings import Settings, load
-from supervisors import Registry, Strategy, Supervisor
+from supervisors import Registry
 
 # Inner pytest runs of the small projects need no plugins (hypothesis alone costs ~1.3 s).
 BASE_CONFIG = """\
@@ -84,13 +84,7 @@ def improve_tree(settings: Settings) -> Iterator[ImproveTree]:
     """Store, bus and the improvement subtree, stopped afterwards."""
     registry = Registry()
     children = build_children(settings, registry, capabilities=("gaia_actors.improve.tree",))
-    root = Supervisor.start_root(
-        "root",
-        children,
-        registry,
-        config=supervisor_config(settings, Strategy.REST_FOR_ONE),
-        listener=make_listener(registry),
-    )
+    root = start_root(settings, registry, children=children)
     try:
         yield ImproveTree(registry, root, settings)
     finally:
