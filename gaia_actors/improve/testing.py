@@ -23,7 +23,8 @@ otherwise): per-test results from the JSON events, per-file coverage from the pr
 
 Benchmarks: ``run_benchmark`` accepts, on stdout or stderr, the last of either a line
 ``ops/sec: 12345.6`` (also ``ops_per_sec``, ``:`` or ``=``, any case, ``_`` or ``,`` digit
-separators, exponents allowed) or a line holding a JSON object with a numeric ``"ops_per_sec"``.
+separators, exponents allowed), a line holding a JSON object with a numeric ``"ops_per_sec"``,
+or a ``go test -bench`` result line (``BenchmarkAdd-2  1000000  312.5 ns/op``: 1e9 / ns per op).
 """
 
 from __future__ import annotations
@@ -625,6 +626,9 @@ _OPS_LINE = re.compile(
 )
 
 
+_GO_BENCH_LINE = re.compile(r"^Benchmark\S*\s+\d+\s+([0-9]+(?:\.[0-9]+)?) ns/op\b")
+
+
 def parse_ops_per_sec(output: str) -> float | None:
     """The last ops/sec figure in ``output`` (formats in the module docstring), or None."""
     found: float | None = None
@@ -632,6 +636,8 @@ def parse_ops_per_sec(output: str) -> float | None:
         value = _json_ops(line) if line.lstrip().startswith("{") else None
         if value is None and (match := _OPS_LINE.search(line)):
             value = float(match.group(1).replace("_", "").replace(",", ""))
+        if value is None and (match := _GO_BENCH_LINE.match(line)) and float(match.group(1)):
+            value = 1e9 / float(match.group(1))
         if value is not None:
             found = value
     return found

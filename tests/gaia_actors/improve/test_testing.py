@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -33,6 +32,7 @@ from gaia_actors.improve.testing import (
     run_python_tests,
 )
 from tests.conftest import wait_until
+from tests.gaia_actors.externals import go
 from tests.gaia_actors.improve.conftest import FAST_PYTEST_ENV, snapshot, write
 
 
@@ -196,6 +196,8 @@ def test_test_run_timeout_is_reported(tmp_path: Path) -> None:
         ("ops/sec: 1\nops/sec: 2\n", 2.0),  # the last figure wins
         ('{"ops_per_sec": true}\n', None),
         ("nothing here\n", None),
+        ("BenchmarkAdd-2   \t 2000000\t       250.0 ns/op\nPASS\n", 4e6),  # go test -bench
+        ("BenchmarkIdle-2  1  0 ns/op\n", None),
     ],
 )
 def test_ops_per_sec_formats(output: str, expected: float | None) -> None:
@@ -298,8 +300,8 @@ func TestAdd(t *testing.T) {
 """
 
 
-@pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed here")
 def test_real_go_project(tmp_path: Path) -> None:
+    go()
     write(tmp_path, "go.mod", "module example.com/m\n\ngo 1.21\n")
     write(tmp_path, "calc/calc.go", GO_CALC)
     write(tmp_path, "calc/calc_test.go", GO_CALC_TEST)
