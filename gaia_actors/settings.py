@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gaia_actors.errors import ConfigError
+from gaia_actors.health import DEFAULT_DEGRADED_VALUES, DEFAULT_DOWN_VALUES
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gaia.toml"
 
@@ -90,6 +91,12 @@ class EnvironmentSettings:
     startsecs: float = 1.0
     stop_grace: float = 5.0
     deploy_timeout: float = 30.0
+    # How a health answer's JSON body is read (gaia_actors/health.py): the field holding the
+    # service's own verdict ("" ignores bodies; "a.b" reads a nested object) and the values
+    # of it that mean down or degraded; any other value is healthy.
+    health_body_key: str = "status"
+    health_down: tuple[str, ...] = DEFAULT_DOWN_VALUES
+    health_degraded: tuple[str, ...] = DEFAULT_DEGRADED_VALUES
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +375,7 @@ def _check(settings: Settings, where: str) -> None:
                 where, f"environments.{name}.command", "expected a non-empty argv list"
             )
         _check_schedule(where, name, env.backup_schedule)
+        _check_health_rule(where, name, env)
     _check_pipeline(settings, where)
 
 
@@ -417,6 +425,22 @@ def _check_stage(settings: Settings, where: str, key: str, stage: StageSettings)
         raise ConfigError(where, key, "a load stage needs requests >= 1 and concurrency >= 1")
     if stage.timeout <= 0:
         raise ConfigError(where, f"{key}.timeout", "expected a positive number of seconds")
+
+
+def _check_health_rule(where: str, name: str, env: EnvironmentSettings) -> None:
+    both = sorted({v.lower() for v in env.health_down} & {v.lower() for v in env.health_degraded})
+    if both:
+        raise ConfigError(
+            where,
+            f"environments.{name}.health_degraded",
+            f"{both} also listed in health_down: a value means down or degraded, not both",
+        )
+    if not env.health_path.startswith("/"):
+        raise ConfigError(
+            where,
+            f"environments.{name}.health_path",
+            f"expected a path starting with /, got {env.health_path!r}",
+        )
 
 
 def _check_schedule(where: str, env: str, schedule: str) -> None:

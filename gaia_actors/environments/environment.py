@@ -28,6 +28,7 @@ from gaia_actors.actor import GaiaActor
 from gaia_actors.environments import backups, releases
 from gaia_actors.environments.layout import Layout, port_in_use, wait_healthy
 from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
+from gaia_actors.health import BodyRule
 from gaia_actors.messages import (
     BuildRelease,
     Deploy,
@@ -367,9 +368,10 @@ class EnvironmentActor(GaiaActor):
     def _wait_for_health(self, timeout: float) -> int:
         self.tokens += 1
         token, url, cancel, ref = self.tokens, self.layout.health_url, self.cancel, self.actor_ref
+        rule = BodyRule.of(self.config)
 
         def wait() -> None:
-            ok, why = wait_healthy(url, timeout, cancel)
+            ok, why = wait_healthy(url, timeout, cancel, rule=rule)
             _tell(ref, HealthWaited(token, ok, why))
 
         threading.Thread(target=wait, name=f"{self.name}-health", daemon=True).start()

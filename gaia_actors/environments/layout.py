@@ -7,7 +7,6 @@ and the commands, so all three agree on where things are.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import socket
 import threading
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 
 from gaia_actors import process
 from gaia_actors.environments import releases
+from gaia_actors.health import BodyRule, judge, read_json, unanswered
 from gaia_actors.settings import EnvironmentSettings, Settings, python_executable
 
 
@@ -155,28 +155,24 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def check_health(url: str, timeout: float = 1.0) -> tuple[bool, str]:
-    """One GET of a health URL: (healthy, why). Healthy = 2xx with an "ok"-like status."""
+def check_health(url: str, timeout: float = 1.0, rule: BodyRule | None = None) -> tuple[bool, str]:
+    """One GET of a health URL (its query string kept): (healthy, why), by the project's one
+    health verdict (gaia_actors/health.py)."""
     parsed = urlsplit(url)
     deadline = time.monotonic() + timeout
     conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=timeout)
+    target = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
     try:
-        conn.request("GET", parsed.path or "/")
+        conn.request("GET", target)
         response = conn.getresponse()
         body = _read_until(response, deadline, 65_536)
     except (OSError, http.client.HTTPException) as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+        return False, unanswered(f"{type(exc).__name__}: {exc}").reason
     finally:
         conn.close()
-    if not 200 <= response.status < 300:
-        return False, f"HTTP {response.status}"
-    try:
-        status = json.loads(body).get("status", "ok")
-    except (ValueError, AttributeError):
-        status = "ok"  # a health endpoint that answers 2xx without JSON is healthy
-    if str(status).lower() not in ("ok", "healthy", "up", "pass", "passing"):
-        return False, f"status {status!r}"
-    return True, "ok"
+    content, problem = read_json(response.getheader("Content-Type"), body)
+    verdict = judge(response.status, content, rule or BodyRule(), body_problem=problem)
+    return verdict.healthy, verdict.reason
 
 
 def _read_until(response: http.client.HTTPResponse, deadline: float, limit: int) -> bytes:
@@ -196,13 +192,17 @@ def _read_until(response: http.client.HTTPResponse, deadline: float, limit: int)
 
 
 def wait_healthy(
-    url: str, timeout: float, cancel: threading.Event | None = None, interval: float = 0.05
+    url: str,
+    timeout: float,
+    cancel: threading.Event | None = None,
+    interval: float = 0.05,
+    rule: BodyRule | None = None,
 ) -> tuple[bool, str]:
     """Poll ``url`` until it is healthy or ``timeout`` passes (or ``cancel`` is set)."""
     deadline = time.monotonic() + timeout
     why = "not checked"
     while time.monotonic() < deadline:
-        ok, why = check_health(url, timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+        ok, why = check_health(url, min(1.0, max(0.1, deadline - time.monotonic())), rule)
         if ok:
             return True, why
         if cancel is not None and cancel.wait(interval):

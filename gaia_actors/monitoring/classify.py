@@ -3,17 +3,18 @@
 In the spirit of Kubernetes probes (`failureThreshold` 3) and Gatus (`failure-threshold` 3,
 `success-threshold` 2): a single blip never changes the state; a run of them does.
 
-Step 1 — each result is *assessed* on its own (`assess`), first rule that matches:
+Step 1 — each result is *assessed* on its own (`assess`) by the project's one health verdict
+(`gaia_actors.health.judge`, with the environment's `BodyRule`), the same that deploys, the
+pipeline's health stage and rollbacks use:
 
 ==========  ==================================================================================
-``fail``    no connection (refused, connect timeout, DNS, ...); no complete answer (read
-            timeout, reset, closed, not HTTP, internal error); a status that is neither expected
-            nor in `degraded_statuses` (5xx, 404, an unexpected 3xx)
-``warn``    an unexpected status in `degraded_statuses` (default: 4xx except 404 — the service
-            answers but refuses: 429 rate limit, 401/403 auth); an expected status with a body
-            that is `too_large` or `bad_body`; a health JSON whose `status` field is not one of
-            `healthy_body_statuses`; an expected status slower than `latency_degraded_s`
-``pass``    everything else: expected status, clean body, fast enough
+``fail``    unhealthy: no connection (refused, connect timeout, DNS, ...); no complete answer
+            (read timeout, reset, closed, not HTTP, internal error); an error status (5xx,
+            404); a health body whose field reports a down value
+``warn``    degraded: a non-fatal 4xx (429, 401, ...); a body that is `too_large` or declares
+            JSON and is not an object; a health body reporting a degraded value; and, for the
+            monitor only, a healthy answer slower than `latency_degraded_s`
+``pass``    healthy, and fast enough
 ==========  ==================================================================================
 
 Step 2 — the state machine (`Classifier.observe`), starting at ``unknown``:
@@ -46,11 +47,10 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gaia_actors.health import BodyRule, Health, Judgement, judge
 from gaia_actors.monitoring.probes import ProbeErrorKind, ProbeResult
 
 __all__ = [
-    "DEFAULT_DEGRADED_STATUSES",
-    "DEFAULT_HEALTHY_BODY_STATUSES",
     "Assessment",
     "Classifier",
     "HealthStatus",
@@ -58,21 +58,8 @@ __all__ = [
     "Thresholds",
     "Verdict",
     "assess",
+    "judge_result",
 ]
-
-DEFAULT_DEGRADED_STATUSES = frozenset(range(400, 500)) - {404}
-DEFAULT_HEALTHY_BODY_STATUSES = frozenset({"ok", "healthy", "up", "pass", "passing"})
-
-# Errors after which the answer is incomplete or absent: the check failed whatever the status.
-_FATAL_ERRORS = frozenset(
-    {
-        ProbeErrorKind.TIMEOUT,
-        ProbeErrorKind.RESET,
-        ProbeErrorKind.CLOSED,
-        ProbeErrorKind.BAD_RESPONSE,
-        ProbeErrorKind.INTERNAL,
-    }
-)
 
 
 class HealthStatus(StrEnum):
@@ -101,9 +88,6 @@ class Thresholds:
     window: int = 10
     failure_threshold: int = 3
     success_threshold: int = 2
-    degraded_statuses: frozenset[int] = DEFAULT_DEGRADED_STATUSES
-    body_status_key: str | None = "status"  # None: ignore the health JSON's own verdict
-    healthy_body_statuses: frozenset[str] = DEFAULT_HEALTHY_BODY_STATUSES
 
     def __post_init__(self) -> None:
         if not self.latency_degraded_s > 0:
@@ -113,10 +97,6 @@ class Thresholds:
         for key in ("window", "failure_threshold", "success_threshold"):
             if getattr(self, key) < 1:
                 raise ValueError(f"thresholds: {key} must be >= 1")
-        # Configuration may hand over sets or lists; keep the dataclass hashable.
-        object.__setattr__(self, "degraded_statuses", frozenset(self.degraded_statuses))
-        healthy = frozenset(s.lower() for s in self.healthy_body_statuses)
-        object.__setattr__(self, "healthy_body_statuses", healthy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,50 +126,37 @@ class Verdict:
     checked_at: float
 
 
-def assess(result: ProbeResult, thresholds: Thresholds) -> Assessment:
-    """Judge one result on its own (step 1 of the module docstring)."""
-    failure = _connection_failure(result) or _status_failure(result, thresholds)
-    if failure is not None:
-        return failure
-    return _answer_warning(result, thresholds) or Assessment(Observation.PASS, "ok")
+_OBSERVATIONS = {
+    Health.HEALTHY: Observation.PASS,
+    Health.DEGRADED: Observation.WARN,
+    Health.UNHEALTHY: Observation.FAIL,
+}
+_BODY_ERRORS = frozenset({ProbeErrorKind.BAD_BODY, ProbeErrorKind.TOO_LARGE})
 
 
-def _connection_failure(result: ProbeResult) -> Assessment | None:
-    if not result.ok_connect or result.error in _FATAL_ERRORS:
-        kind = result.error or "no connection"
-        return Assessment(Observation.FAIL, f"{kind}: {result.detail}")
-    if result.status is None:
-        return Assessment(Observation.FAIL, f"no status: {result.detail}")
-    return None
-
-
-def _status_failure(result: ProbeResult, thresholds: Thresholds) -> Assessment | None:
-    if result.status_expected:
+def judge_result(result: ProbeResult, rule: BodyRule) -> Judgement | None:
+    """The project's health verdict on a probe's answer; None when there was no answer."""
+    if not result.ok_connect or result.status is None:
         return None
-    if result.status in thresholds.degraded_statuses:
-        return Assessment(Observation.WARN, f"status {result.status} (non-fatal)")
-    return Assessment(Observation.FAIL, f"status {result.status}")
+    if result.error is not None and result.error not in _BODY_ERRORS:
+        return None
+    problem = f"{result.error}: {result.detail}" if result.error is not None else None
+    return judge(result.status, result.body_json, rule, body_problem=problem)
 
 
-def _answer_warning(result: ProbeResult, thresholds: Thresholds) -> Assessment | None:
-    if result.error is not None:
-        return Assessment(Observation.WARN, f"{result.error}: {result.detail}")
-    body_status = _body_status(result, thresholds)
-    if body_status is not None and body_status not in thresholds.healthy_body_statuses:
-        return Assessment(Observation.WARN, f"health body reports {body_status!r}")
-    if result.latency_s > thresholds.latency_degraded_s:
+def assess(result: ProbeResult, thresholds: Thresholds, rule: BodyRule | None = None) -> Assessment:
+    """Judge one result on its own (step 1 of the module docstring)."""
+    judgement = judge_result(result, rule or BodyRule())
+    if judgement is None:
+        kind = result.error or ("no connection" if not result.ok_connect else "no status")
+        return Assessment(Observation.FAIL, f"{kind}: {result.detail}")
+    observation = _OBSERVATIONS[judgement.health]
+    if observation is Observation.PASS and result.latency_s > thresholds.latency_degraded_s:
         return Assessment(
             Observation.WARN,
             f"latency {result.latency_s:.3f} s > {thresholds.latency_degraded_s} s",
         )
-    return None
-
-
-def _body_status(result: ProbeResult, thresholds: Thresholds) -> str | None:
-    if thresholds.body_status_key is None or result.body_json is None:
-        return None
-    value = result.body_json.get(thresholds.body_status_key)
-    return value.lower() if isinstance(value, str) else None
+    return Assessment(observation, judgement.reason)
 
 
 class Classifier:
@@ -198,8 +165,9 @@ class Classifier:
     Not thread-safe: one owner (the HealthMonitor actor) feeds it results in order.
     """
 
-    def __init__(self, thresholds: Thresholds | None = None) -> None:
+    def __init__(self, thresholds: Thresholds | None = None, rule: BodyRule | None = None) -> None:
         self._t = thresholds or Thresholds()
+        self._rule = rule or BodyRule()
         self._status = HealthStatus.UNKNOWN
         self._fail_run = 0  # consecutive fail
         self._not_pass_run = 0  # consecutive warn or fail
@@ -219,7 +187,7 @@ class Classifier:
 
     def observe(self, result: ProbeResult) -> Verdict:
         """Feed one result; the verdict says the state, whether it changed and why."""
-        assessment = assess(result, self._t)
+        assessment = assess(result, self._t, self._rule)
         self._count(assessment.observation, error=not result.ok)
         previous = self._status
         status, reason = self._decide(assessment)

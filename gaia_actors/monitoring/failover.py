@@ -6,7 +6,9 @@ A process that exits is seen at once by its environment actor, which fails, and 
 that hangs — alive, not answering — is seen only by health checks. This agent closes that gap:
 when an environment is *down* and its current process (pid file, start time) has failed
 ``[failover] down_checks`` consecutive checks while still alive, it tells
-``environment.<env>`` ``Fail(cause="hung")``, and the same supervision path takes over.
+``environment.<env>`` ``Fail(cause=...)``, and the same supervision path takes over. The
+cause says what the checks saw: ``hung`` when the process gave no answer (timeouts, resets),
+``error`` when it answered with an error (a 5xx, a 404, a body reporting itself down).
 As with a Kubernetes startup probe, a new process's failures count only once it has answered
 a check (the monitor's, or its environment actor's start-up check, recorded in the
 environment's ``verified`` file, so an agent or monitor restarted since knows it too), or once
@@ -79,7 +81,7 @@ _ENV_PREFIX = "environment."
 
 @dataclass
 class _Incident:
-    cause: str  # hung | exited
+    cause: str  # hung | error | exited
     started: float
     detected: float
     pid: int | None
@@ -229,8 +231,9 @@ class FailoverAgent(GaiaActor):
     def _fail_over(self, env: str, watch: _EnvWatch, report: HealthReport) -> None:
         checks = watch.run
         watch.run = 0  # counting starts again; a still-hung process fails again after N more
+        cause = "hung" if report.http_status is None else "error"
         incident = watch.incident or self._open(
-            env, "hung", report.failing_since or report.checked_at, time.time(), report.pid
+            env, cause, report.failing_since or report.checked_at, time.time(), report.pid
         )
         watch.incident = incident
         if self._flapping(env, watch):
@@ -241,7 +244,7 @@ class FailoverAgent(GaiaActor):
             f"health down for {checks} consecutive checks while process {report.pid} is "
             f"alive ({report.reason})"
         )
-        delivered = self.tell(f"{_ENV_PREFIX}{env}", Fail(reason, cause="hung"))
+        delivered = self.tell(f"{_ENV_PREFIX}{env}", Fail(reason, cause=cause))
         watch.failovers.append(time.monotonic())
         incident.failovers += 1
         if delivered:
@@ -253,7 +256,7 @@ class FailoverAgent(GaiaActor):
             "failover.triggered",
             level="warning",
             env=env,
-            cause="hung",
+            cause=cause,
             reason=reason,
             pid=report.pid,
             delivered=delivered,

@@ -39,6 +39,7 @@ from gaia_actors import process
 from gaia_actors.actor import GaiaActor
 from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import InvalidMessage
+from gaia_actors.health import BodyRule
 from gaia_actors.messages import (
     CheckNow,
     Event,
@@ -339,7 +340,10 @@ class HealthMonitor(GaiaActor):
         self.cfg = settings.monitor
         self.targets = _targets(settings)
         limits = thresholds(self.cfg)
-        self.envs = {t.env: _EnvState(t.env, t.probe.url, Classifier(limits)) for t in self.targets}
+        self.envs = {
+            t.env: _EnvState(t.env, t.probe.url, Classifier(limits, BodyRule.of(t.layout.config)))
+            for t in self.targets
+        }
         self.on_round = on_round
         self.prober: Prober | None = None
         self.watchers: list[str] = []

@@ -44,7 +44,8 @@ Bounds and errors (every one reported in `ProbeResult.error`, never raised)
 - `max_body_bytes`: a longer body (declared, chunked or close-delimited) is cut off at the
   bound and reported `too_large`; `max_header_bytes` bounds the response head the same way.
 - A body is parsed as JSON when its Content-Type is JSON (`application/json`, `*/*+json`) or
-  absent; invalid JSON, invalid UTF-8, nesting too deep or a non-object is `bad_body`.
+  absent (`gaia_actors.health.read_json`); a body that declares JSON and is invalid JSON,
+  invalid UTF-8, nested too deep or not an object is `bad_body`.
 - A kept-alive connection that the server closed while idle is replaced once, transparently
   (as urllib3 does): only a reused connection that fails before any response byte is retried.
 
@@ -58,7 +59,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ipaddress
-import json
 import math
 import socket
 import ssl
@@ -70,6 +70,8 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from gaia_actors.health import DEFAULT_EXPECTED_STATUS, read_json
+
 __all__ = [
     "DEFAULT_EXPECTED_STATUS",
     "ProbeErrorKind",
@@ -78,7 +80,6 @@ __all__ = [
     "Prober",
 ]
 
-DEFAULT_EXPECTED_STATUS = range(200, 400)  # Kubernetes' HTTP probe success range
 DEFAULT_USER_AGENT = "gaia-actors-probe/0.1"
 _ROUND_SLACK_S = 10.0  # beyond the per-check deadlines: only a bug in the engine can use it
 _MAX_INFORMATIONAL = 5  # 1xx heads skipped before the real response
@@ -691,28 +692,6 @@ def _connect_failure(endpoint: _Endpoint, exc: OSError) -> _CheckFailed:
     )
 
 
-def _is_json(content_type: str | None) -> bool:
-    if content_type is None:
-        return True
-    media = content_type.partition(";")[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
-
-
-def _parse_json(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """The body as a JSON object, or None and why not."""
-    try:
-        value = json.loads(body)
-    except UnicodeDecodeError as exc:
-        return None, f"body is not UTF-8: {exc.reason} at byte {exc.start}"
-    except ValueError as exc:
-        return None, f"body is not JSON: {exc}"
-    except RecursionError:
-        return None, "body JSON nests too deeply"
-    if not isinstance(value, dict):
-        return None, f"body JSON is a {type(value).__name__}, expected an object"
-    return value, None
-
-
 # -- results --------------------------------------------------------------------------------
 
 
@@ -762,10 +741,7 @@ def _answered_result(
             target, checked_at, started, ok_connect=True, status=response.status,
             reused=reused, body=response.body,
         )  # fmt: skip
-    body_json: dict[str, Any] | None = None
-    problem: str | None = None
-    if response.body and _is_json(response.content_type):
-        body_json, problem = _parse_json(response.body)
+    body_json, problem = read_json(response.content_type, response.body)
     return _result(
         target, checked_at, started, ok_connect=True, status=response.status,
         error=ProbeErrorKind.BAD_BODY if problem else None, detail=problem,

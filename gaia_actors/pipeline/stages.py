@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 from gaia_actors import process
 from gaia_actors.environments.layout import Layout, check_health
 from gaia_actors.environments.tree import actor_name
+from gaia_actors.health import BodyRule
 from gaia_actors.messages import BuildRelease, Deploy, TakeBackup
 from gaia_actors.pipeline import junit
 from gaia_actors.pipeline.errors import StageCancelled, StageError, StageTimeout
@@ -272,11 +273,12 @@ class HealthStage(Stage):
     kind = "health"
 
     def run(self, ctx: StageContext) -> Outcome:
-        url = ctx.layout().health_url
+        layout = ctx.layout()
+        url, rule = layout.health_url, BodyRule.of(layout.config)
         soak, started = self.config.soak, time.monotonic()
         checks = 0
         while True:
-            ok, why = check_health(url, timeout=min(2.0, max(0.2, ctx.remaining())))
+            ok, why = check_health(url, min(2.0, max(0.2, ctx.remaining())), rule)
             checks += 1
             soaked = time.monotonic() - started
             if not ok:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gaia_actors.health import BodyRule
 from gaia_actors.monitoring.classify import (
     Classifier,
     HealthStatus,
@@ -85,11 +86,12 @@ def statuses(checks: str, thresholds: Thresholds | None = None) -> list[HealthSt
         (result(404), Observation.FAIL),
         (LIMITED_429, Observation.WARN),
         (result(401), Observation.WARN),
-        (result(503, expected=frozenset({503})), Observation.PASS),
         (result(200, error=ProbeErrorKind.BAD_BODY), Observation.WARN),
         (result(200, error=ProbeErrorKind.TOO_LARGE), Observation.WARN),
         (result(500, error=ProbeErrorKind.TOO_LARGE), Observation.FAIL),
         (result(body={"status": "degraded"}), Observation.WARN),
+        (result(body={"status": "down"}), Observation.FAIL),
+        (result(body={"status": "green"}), Observation.PASS),
         (result(body={"status": "UP"}), Observation.PASS),
         (result(body={"state": "whatever"}), Observation.PASS),
     ],
@@ -100,22 +102,33 @@ def test_assess_judges_one_result(probe: ProbeResult, observation: Observation) 
 
 def test_assess_explains_itself() -> None:
     assert assess(SLOW, Thresholds()).reason == "latency 5.000 s > 1.0 s"
-    assert assess(LIMITED_429, Thresholds()).reason == "status 429 (non-fatal)"
+    assert assess(LIMITED_429, Thresholds()).reason == "HTTP 429 (non-fatal)"
     assert assess(REFUSED, Thresholds()).reason == "refused: refused detail"
-    assert assess(result(body={"status": "Sick"}), Thresholds()).reason == (
-        "health body reports 'sick'"
+    assert assess(result(body={"status": "Down"}), Thresholds()).reason == (
+        "health body reports status='down'"
     )
 
 
 def test_body_status_can_be_ignored() -> None:
-    thresholds = Thresholds(body_status_key=None)
-    assert assess(result(body={"status": "down"}), thresholds).observation is Observation.PASS
+    rule = BodyRule(key="")
+    assert assess(result(body={"status": "down"}), Thresholds(), rule).observation is (
+        Observation.PASS
+    )
+
+
+def test_a_configured_value_and_field_change_the_verdict() -> None:
+    rule = BodyRule(key="checks.db", down=frozenset({"RED"}))
+    red = result(body={"checks": {"db": "red"}, "status": "down"})
+    assert assess(red, Thresholds(), rule).observation is Observation.FAIL
+    assert assess(result(body={"status": "down"}), Thresholds(), rule).observation is (
+        Observation.PASS
+    )
 
 
 def test_degraded_statuses_are_configurable() -> None:
-    thresholds = Thresholds(degraded_statuses=frozenset({503}))
-    assert assess(result(503), thresholds).observation is Observation.WARN
-    assert assess(LIMITED_429, thresholds).observation is Observation.FAIL
+    rule = BodyRule(degraded_statuses=frozenset({503}))
+    assert assess(result(503), Thresholds(), rule).observation is Observation.WARN
+    assert assess(LIMITED_429, Thresholds(), rule).observation is Observation.FAIL
 
 
 # -- step 2: the state machine -----------------------------------------------------------------
@@ -310,13 +323,11 @@ def test_invalid_thresholds_name_the_field(kwargs: dict[str, float], message: st
         Thresholds(**kwargs)  # type: ignore[arg-type]
 
 
-def test_thresholds_accept_plain_sets_and_stay_hashable() -> None:
-    thresholds = Thresholds(
+def test_a_body_rule_accepts_plain_sets_and_stays_hashable() -> None:
+    rule = BodyRule(
         degraded_statuses={429},  # type: ignore[arg-type]
-        healthy_body_statuses={"OK"},  # type: ignore[arg-type]
+        down={"RED"},  # type: ignore[arg-type]
     )
-    assert thresholds.degraded_statuses == frozenset({429})
-    assert thresholds.healthy_body_statuses == frozenset({"ok"})
-    assert hash(thresholds) == hash(
-        Thresholds(degraded_statuses=frozenset({429}), healthy_body_statuses=frozenset({"ok"}))
-    )
+    assert rule.degraded_statuses == frozenset({429})
+    assert rule.down == frozenset({"red"})
+    assert hash(rule) == hash(BodyRule(degraded_statuses=frozenset({429}), down=frozenset({"red"})))

@@ -122,6 +122,20 @@ def test_a_hung_environment_is_failed_over_and_recovery_verified_by_health(
     assert len(h.fails) == 1
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [Respond(503, b"{}"), Respond(200, b'{"status": "down"}')],
+    ids=["503", "down body"],
+)
+def test_an_environment_answering_errors_fails_over_as_an_error_not_hung(
+    harness: Callable[..., Harness], answer: Respond
+) -> None:
+    h = harness(answer)
+    assert h.received.wait(10), "environment.x never got a Fail"
+    assert h.fails[0].cause == "error"
+    assert h.tree.events.wait_for("failover.triggered", "x").get("cause") == "error"
+
+
 def test_answers_of_the_failed_process_are_no_recovery(harness: Callable[..., Harness]) -> None:
     h = harness(Hang(), restarts=False)
     assert h.received.wait(10)

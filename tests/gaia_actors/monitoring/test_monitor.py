@@ -49,7 +49,7 @@ ZOO: dict[str, tuple[Behaviour | None, str]] = {
     "reset": (Reset(), "down"),
     "garbage": (garbage_body(), "degraded"),  # 200 with a body that is not JSON
     "huge": (HugeBody(8 * 1024 * 1024, framing="chunked"), "degraded"),  # cut off at the bound
-    "says_error": (Respond(body=b'{"status": "error"}'), "degraded"),  # 200, body disagrees
+    "says_error": (Respond(body=b'{"status": "error"}'), "down"),  # 200, body says down
     "refused": (None, "down"),
 }
 
