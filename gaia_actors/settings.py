@@ -191,7 +191,8 @@ class ImproveSettings:
     The commands (tests, build, benchmark, fixers) are argv lists ("{python}" is the daemon's
     interpreter) that belong to the configured target: ``improve --target OTHER`` runs only
     what needs no configuration there (analysis, linters; pytest when OTHER has a pytest
-    configuration, ``go test`` with a go.mod). ``tests``: auto | pytest | go | command (run
+    configuration or test files pytest collects, ``go test`` with a go.mod). ``tests``:
+    auto | pytest | go | command (run
     ``test_command``, its exit code decides) | none. Inner pytest runs take ``test_env``
     (e.g. PYTEST_DISABLE_PLUGIN_AUTOLOAD = "1" for targets that need no plugins).
     """

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +46,7 @@ from gaia_actors.improve.compare import (
     is_regression,
 )
 from gaia_actors.improve.detectors import AnalysisSettings, FileResult
+from gaia_actors.improve.discover import TestPlan, find_tests, src_layout
 from gaia_actors.improve.errors import BenchmarkError, CommandError, PatchError
 from gaia_actors.improve.files import IgnoreFile, SkippedFile, WalkOptions
 from gaia_actors.improve.findings import Finding, sort_key
@@ -81,7 +82,6 @@ RANKING_NOTE = (
     "rule-based ranking: severity x priority, weighted by how many files depend on the file "
     "(import graph) and how much it changed recently (git); it does not judge what a finding means"
 )
-PYTEST_CONFIGS = ("pytest.ini", "conftest.py")
 _SYNTAX_CODES = frozenset({"syntax-error", "invalid-syntax", "E999"})
 # Linter rules that report what one of our detectors reports (ruff's codes).
 _SAME_AS = {
@@ -137,38 +137,14 @@ class CyclePlan:
         return tuple(words)
 
 
-def test_kind(plan: CyclePlan) -> tuple[str, str]:
-    """(pytest | go | command | none, why) for this target."""
+def test_kind(plan: CyclePlan, python_files: Iterable[str]) -> TestPlan:
+    """What runs this target's tests: as configured, else found as pytest finds them."""
     wanted = plan.settings.tests if plan.configured else "auto"
     if wanted == "command" and not plan.settings.test_command:
-        return "none", "tests = 'command' but test_command is empty"
+        return TestPlan("none", "tests = 'command' but test_command is empty")
     if wanted != "auto":
-        return wanted, "configured"
-    if has_pytest_config(plan.target):
-        return "pytest", "found a pytest configuration"
-    if (plan.target / "go.mod").is_file():
-        return "go", "found go.mod"
-    return "none", (
-        "no pytest configuration (pytest.ini, conftest.py, [tool.pytest.ini_options], "
-        "[tool:pytest], [pytest]) and no go.mod in the target"
-    )
-
-
-def has_pytest_config(root: Path) -> bool:
-    if any((root / name).is_file() for name in PYTEST_CONFIGS):
-        return True
-    sections = {
-        "pyproject.toml": "[tool.pytest.ini_options]",
-        "setup.cfg": "[tool:pytest]",
-        "tox.ini": "[pytest]",
-    }
-    for name, section in sections.items():
-        try:
-            if section in (root / name).read_text(encoding="utf-8", errors="replace"):
-                return True
-        except OSError:
-            continue
-    return False
+        return TestPlan(wanted, "configured")
+    return find_tests(plan.target, python_files)
 
 
 # --- what the analysis phase hands over -------------------------------------------------
@@ -305,7 +281,9 @@ class Cycle:
             with tempfile.TemporaryDirectory(prefix="gaia-build-") as tmp:
                 argv = self.plan.command(settings.build_command, Path(tmp))
                 self.build = run_build(argv, self.plan.target, settings.timeout)
-        self.test_kind, self.test_reason = test_kind(self.plan)
+        python_files = (r.path for r in self.analysis.analysed if r.language == "python")
+        found = test_kind(self.plan, python_files)
+        self.test_kind, self.test_reason = found.kind, found.reason
         self.tests = self._run_tests()
         gaps = self._gaps(self.tests.gaps)
         if gaps:
@@ -325,6 +303,16 @@ class Cycle:
         omit = IgnoreFile.from_lines("", self.plan.settings.coverage_omit)
         return [g for g in gaps if not omit.patterns or not _omitted(g.file, omit)]
 
+    def test_env(self) -> dict[str, str]:
+        """The tests' environment: the configured one, with ``src`` first on PYTHONPATH for a
+        src layout (relative, so it holds in the scratch copy the fixes are verified in)."""
+        env = dict(self.plan.settings.test_env)
+        src = src_layout(self.plan.target) if self.test_kind == "pytest" else ""
+        if src:
+            inherited = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (src, inherited) if p)
+        return env
+
     def _run_tests(self) -> TestRun:
         settings, target = self.plan.settings, self.plan.target
         if self.test_kind == "pytest":
@@ -334,7 +322,7 @@ class Cycle:
                 pytest_args=settings.pytest_args,
                 threshold=settings.coverage_threshold,
                 only=only,
-                env=settings.test_env,
+                env=self.test_env(),
             )
             return run_python_tests(target, settings.timeout, options)
         if self.test_kind == "go":
@@ -404,7 +392,7 @@ class Cycle:
                 test_argv,
                 timeout=self.plan.settings.timeout,
                 walk_options=self.plan.walk_options,
-                test_env=self.plan.settings.test_env,
+                test_env=self.test_env(),
             )
         return self._fix_report(outcome)
 
@@ -636,6 +624,10 @@ class Cycle:
                     if c.outcome in (Outcome.FAILED, Outcome.ERROR)
                 ][:TOP],
             }
+        if run.problems:
+            report["problems"] = [{"file": p.file, "reason": p.reason} for p in run.problems]
+        if "PYTHONPATH" in self.test_env() and src_layout(self.plan.target):
+            report["src_layout"] = "src/ first on the tests' PYTHONPATH (nothing is installed)"
         if run.status in (RunStatus.ERROR, RunStatus.TIMED_OUT, RunStatus.FAILED):
             report["output_tail"] = run.output_tail[-1500:]
         return report

@@ -37,8 +37,9 @@ import re
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ from gaia_actors.improve.files import IgnoreFile
 from gaia_actors.improve.findings import Finding, Severity
 
 DEFAULT_THRESHOLD = 50.0
+COLLECTION_FAILURE = "collection failure"  # pytest's JUnit message for a module that broke
+DETAIL_CHARS = 4000
 DEFAULT_TEST_OMIT = ("test_*.py", "*_test.py", "conftest.py", "tests/", "test/", "*_test.go")
 GAP_TYPE = "coverage_gap"
 
@@ -74,6 +77,7 @@ class TestCaseResult:
     outcome: Outcome
     seconds: float
     message: str = ""
+    detail: str = ""  # the failure's text, kept for collection errors (what broke, where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +165,21 @@ class TestRun:
     gaps: tuple[Finding, ...] = ()
     output_tail: str = ""
     reason: str = ""
+    problems: tuple[TestProblem, ...] = ()
 
     @property
     def pass_rate(self) -> float | None:
         return self.junit.pass_rate if self.junit is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class TestProblem:
+    """Why the tests of one file (or the whole run, ``file`` "") could not run."""
+
+    __test__ = False
+
+    file: str
+    reason: str
 
 
 # --- JUnit XML ------------------------------------------------------------------------
@@ -177,13 +192,15 @@ def parse_junit(xml_text: str) -> JUnitReport:
 
 
 def _case(node: ET.Element) -> TestCaseResult:
-    outcome, message = Outcome.PASSED, ""
+    outcome, message, detail = Outcome.PASSED, "", ""
     for child, kind in (
         (node.find("failure"), Outcome.FAILED),
         (node.find("error"), Outcome.ERROR),
     ):
         if child is not None:
             outcome, message = kind, child.get("message", "")
+            if message == COLLECTION_FAILURE:
+                detail = (child.text or "")[-DETAIL_CHARS:]
             break
     else:
         skipped = node.find("skipped")
@@ -195,6 +212,7 @@ def _case(node: ET.Element) -> TestCaseResult:
         outcome=outcome,
         seconds=float(node.get("time", "0") or 0),
         message=message,
+        detail=detail,
     )
 
 
@@ -415,8 +433,12 @@ def run_python_tests(
         junit = _read_junit(work / "junit.xml")
         coverage = None if missing else _coverage_report(opts.python, top, work, env, timeout)
     gaps = coverage_gaps(coverage, opts.threshold, only=opts.only) if coverage else []
+    problems = find_problems(junit, result, top)
     reason = "coverage is not importable: no coverage measured" if missing else ""
-    return _test_run("pytest", result, junit=junit, coverage=coverage, gaps=gaps, reason=reason)
+    run = _test_run("pytest", result, junit=junit, coverage=coverage, gaps=gaps, reason=reason)
+    if not problems:
+        return run
+    return replace(run, problems=problems, reason=reason or summarise(problems))
 
 
 def _pytest_argv(opts: PythonTestOptions, junit: Path, *, with_coverage: bool) -> list[str]:
@@ -490,6 +512,70 @@ def _test_run(
         output_tail=result.tail(),
         reason=reason,
     )
+
+
+# --- why tests could not run ---------------------------------------------------------
+
+_MODULE_FILE = re.compile(r"(?:test module|conftest) '([^']+)'")
+_CONFTEST = re.compile(r"ImportError while loading conftest '([^']+)'")
+_PYTEST_ERROR = re.compile(r"\berror: (?!usage:)", re.I)  # not the usage line argparse adds
+_EXIT_REASONS = {
+    2: "pytest was interrupted",
+    3: "pytest hit an internal error",
+    4: "pytest usage error",
+    5: "pytest collected no tests",
+}
+
+
+def find_problems(
+    junit: JUnitReport | None, result: CommandResult, root: Path
+) -> tuple[TestProblem, ...]:
+    """Why tests could not run: each test module that failed to import (pytest's collection
+    errors), a conftest.py that failed to import, or why pytest stopped before any test."""
+    found = [
+        TestProblem(_problem_file(case, root), _error_line(case.detail) or case.detail[-300:])
+        for case in (junit.cases if junit is not None else ())
+        if case.outcome is Outcome.ERROR and case.message == COLLECTION_FAILURE
+    ]
+    output = result.stdout + "\n" + result.stderr
+    for match in _CONFTEST.finditer(output):
+        file = _relative(match.group(1), root) or match.group(1)
+        found.append(TestProblem(file, _error_line(output[match.end() :]) or "import failed"))
+    if not found and result.returncode in _EXIT_REASONS and not result.timed_out:
+        said = [line.strip() for line in output.splitlines() if _PYTEST_ERROR.search(line)]
+        detail = f": {_PYTEST_ERROR.split(said[-1], 1)[-1].strip()}" if said else ""
+        found.append(TestProblem("", _EXIT_REASONS[result.returncode] + detail))
+    return tuple(found)
+
+
+def _problem_file(case: TestCaseResult, root: Path) -> str:
+    match = _MODULE_FILE.search(case.detail)
+    if match is not None:
+        return _relative(match.group(1), root) or match.group(1)
+    return case.name.replace(".", "/") + ".py"  # pytest names a broken module by its dotted path
+
+
+_EXCEPTION = re.compile(r"^E\s+((?:[A-Za-z_][\w.]*)?(?:Error|Exception|Exit)\b.*)$")
+
+
+def _error_line(text: str) -> str:
+    """The exception pytest reports under ``E``: the first ``SomeError: message`` line (a
+    SyntaxError's source lines come before it), else the first ``E`` line."""
+    lines = [line for line in text.splitlines() if line.startswith("E ")]
+    for line in lines:
+        if match := _EXCEPTION.match(line):
+            return match.group(1).strip()
+    return lines[0][1:].strip() if lines else ""
+
+
+def summarise(problems: Sequence[TestProblem]) -> str:
+    """One line for a run's problems: the most common reasons and how many files each."""
+    files = [p for p in problems if p.file]
+    if not files:
+        return "; ".join(p.reason for p in problems)
+    counts = Counter(p.reason for p in files)
+    top = ", ".join(f"{reason} ({n})" for reason, n in counts.most_common(3))
+    return f"{len(files)} file(s) could not be imported: {top}"
 
 
 # --- Go -------------------------------------------------------------------------------
