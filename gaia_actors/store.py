@@ -35,6 +35,10 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 10_000,
     "foreign_keys": 1,
 }
+# Timestamps are Unix seconds and sizes are bytes. SQLite's REAL and INTEGER hold them (8
+# bytes); elsewhere FLOAT may be 4 bytes (PostgreSQL's REAL: a Unix time to ~2 minutes) and
+# INTEGER 32 bits, so other databases get the wide types.
+WIDE_FIELD_TYPES = {"FLOAT": "DOUBLE PRECISION", "INT": "BIGINT"}
 # Pages handed back after one prune (4 KiB each: 256 MiB); the next prune takes the rest.
 VACUUM_PAGES = 65_536
 
@@ -45,7 +49,9 @@ def open_database(url: str) -> peewee.Database:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     try:
         db: peewee.Database = (
-            connect(url, pragmas=SQLITE_PRAGMAS) if url.startswith("sqlite") else connect(url)
+            connect(url, pragmas=SQLITE_PRAGMAS)
+            if url.startswith("sqlite")
+            else connect(url, field_types=WIDE_FIELD_TYPES)
         )
         database.initialize(db)
         track(db)
