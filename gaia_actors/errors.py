@@ -2,6 +2,7 @@
 
 GaiaError
 ├── ConfigError          bad config file, key, type or value (exit code 2)
+├── TemplateError        a command template with an unknown placeholder or a lone brace
 ├── DaemonError          the daemon cannot run (state directory locked, port busy)
 │   └── LockHeld
 ├── Rejected             a message refused; the actor that refused it carries on
@@ -118,3 +119,7 @@ class DaemonUnreachable(ControlError):
         super().__init__(
             f"no gaia daemon answers on {socket_path}{extra}; start one with: python run.py"
         )
+
+
+class TemplateError(GaiaError):
+    """A ``{name}`` template that cannot be expanded: an unknown name or a lone brace."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import tomllib
 import types
@@ -18,79 +19,114 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from gaia_actors.errors import ConfigError
+from gaia_actors.errors import ConfigError, TemplateError
 from gaia_actors.health import DEFAULT_DEGRADED_VALUES, DEFAULT_DOWN_VALUES
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gaia.toml"
+
+# A number setting's accepted values, declared beside the field (``bounded``) and enforced by
+# the generic loader: a zero interval or threshold would burn a core, flood the store or stop
+# the daemon, so every number has a range (NaN and infinity are never accepted).
+RANGE = "range"
+Number = TypeVar("Number", int, float)
+
+
+def bounded(default: Number, low: float, high: float) -> Number:
+    """A setting with ``default`` that accepts numbers from ``low`` to ``high`` inclusive."""
+    return field(default=default, metadata={RANGE: (low, high)})
+
+
+# Without a declared range a number must still be finite and non-negative.
+DEFAULT_RANGE = (0, 1e12)
+SCHEDULE_SECONDS = (0.1, 31_536_000)  # a numeric backup_schedule: up to a year
+
+# Command templates: a field whose metadata names its placeholders is checked at load, and
+# expanded at run time by ``expand`` with the same rules: ``{name}`` is a placeholder, ``{{``
+# and ``}}`` are literal braces (a shell's ``${{VAR}}``, JSON in an argument).
+PLACEHOLDERS = "placeholders"
+# What an environment's command and env values may use (Layout.substitutions fills them).
+ENV_PLACEHOLDERS = ("python", "port", "host", "data_dir", "release_id", "name", "env_dir")
+BUILD_PLACEHOLDERS = ("python",)
+# What a promotion stage's command, environ values and junit path may use.
+STAGE_PLACEHOLDERS = (
+    "python", "release_dir", "release", "url", "env", "port", "junit", "pipeline_id"
+)  # fmt: skip
+IMPROVE_PLACEHOLDERS = ("python",)
+IMPROVE_BUILD_PLACEHOLDERS = ("python", "tmp")  # "{tmp}": the cycle's scratch directory
 
 
 @dataclass(frozen=True, slots=True)
 class DaemonSettings:
     state_dir: str = ""  # default: var/ beside the config's folder
-    shutdown_timeout: float = 30.0
+    shutdown_timeout: float = bounded(30.0, 0.1, 3600)
 
 
 @dataclass(frozen=True, slots=True)
 class SupervisionSettings:
-    max_restarts: int = 3
-    max_seconds: float = 5.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    backoff_jitter: float = 0.2
-    stable_after: float = 10.0
-    ping_interval: float = 1.0
-    ping_timeout: float = 3.0
+    max_restarts: int = bounded(3, 0, 1000)
+    max_seconds: float = bounded(5.0, 0.1, 86400)
+    backoff_initial: float = bounded(0.5, 0, 3600)
+    backoff_max: float = bounded(30.0, 0, 86400)
+    backoff_jitter: float = bounded(0.2, 0, 1)
+    stable_after: float = bounded(10.0, 0, 86400)
+    ping_interval: float = bounded(1.0, 0.05, 3600)
+    ping_timeout: float = bounded(3.0, 0.05, 3600)
 
 
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: Literal["debug", "info", "warning", "error"] = "info"
     console: Literal["auto", "pretty", "json", "off"] = "auto"
-    file_max_bytes: int = 10_000_000
-    file_backups: int = 5
+    file_max_bytes: int = bounded(10_000_000, 256, 2**40)
+    file_backups: int = bounded(5, 0, 1000)
 
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     url: str = ""  # default: sqlite at <state_dir>/gaia.db; or GAIA_DATABASE_URL
-    batch_size: int = 500
-    flush_interval: float = 0.2
-    retention_days: float = 30.0
+    batch_size: int = bounded(500, 1, 100_000)
+    flush_interval: float = bounded(0.2, 0.01, 60)
+    retention_days: float = bounded(30.0, 0.01, 36500)
 
 
 @dataclass(frozen=True, slots=True)
 class ControlSettings:
     socket: str = ""  # default: <state_dir>/control.sock
-    max_line_bytes: int = 1_048_576
+    max_line_bytes: int = bounded(1_048_576, 4096, 2**30)
 
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentSettings:
     """One environment of the managed service (DESIGN.md, Environments on disk)."""
 
-    port: int
+    port: int = field(metadata={RANGE: (1, 65535)})
     source: str = "demo"  # the source tree releases are built from (relative to the config)
-    command: tuple[str, ...] = ("{python}", "server.py")
-    env: dict[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = field(
+        default=("{python}", "server.py"), metadata={PLACEHOLDERS: ENV_PLACEHOLDERS}
+    )
+    env: dict[str, str] = field(default_factory=dict, metadata={PLACEHOLDERS: ENV_PLACEHOLDERS})
     host: str = "127.0.0.1"
     health_path: str = "/health"
     metrics_path: str = "/metrics"
-    build: tuple[str, ...] = ("{python}", "-m", "compileall", "-q", ".")
-    build_timeout: float = 120.0
+    build: tuple[str, ...] = field(
+        default=("{python}", "-m", "compileall", "-q", "."),
+        metadata={PLACEHOLDERS: BUILD_PLACEHOLDERS},
+    )
+    build_timeout: float = bounded(120.0, 0.1, 86400)
     ignore: tuple[str, ...] = ("__pycache__", "*.pyc", ".pytest_cache", ".git", "var")
-    keep_releases: int = 5
-    backup_schedule: str = "none"  # none | hourly | daily | <seconds>
-    backup_keep: int = 10
-    backup_max_age_days: float = 30.0
-    log_retention_days: float = 7.0
-    log_max_bytes: int = 5_000_000
-    log_backups: int = 5
+    keep_releases: int = bounded(5, 1, 1000)
+    backup_schedule: str | float = field(default="none", metadata={RANGE: SCHEDULE_SECONDS})
+    backup_keep: int = bounded(10, 1, 100_000)
+    backup_max_age_days: float = bounded(30.0, 0.01, 36500)
+    log_retention_days: float = bounded(7.0, 0.01, 36500)
+    log_max_bytes: int = bounded(5_000_000, 256, 2**40)
+    log_backups: int = bounded(5, 0, 1000)
     reset_on_error: bool = False
-    startsecs: float = 1.0
-    stop_grace: float = 5.0
-    deploy_timeout: float = 30.0
+    startsecs: float = bounded(1.0, 0, 3600)
+    stop_grace: float = bounded(5.0, 0, 3600)
+    deploy_timeout: float = bounded(30.0, 0.1, 86400)
     # How a health answer's JSON body is read (gaia_actors/health.py): the field holding the
     # service's own verdict ("" ignores bodies; "a.b" reads a nested object) and the values
     # of it that mean down or degraded; any other value is healthy.
@@ -101,30 +137,33 @@ class EnvironmentSettings:
 
 @dataclass(frozen=True, slots=True)
 class MonitorSettings:
-    interval: float = 30.0
-    connect_timeout: float = 1.0
-    read_timeout: float = 2.0
-    max_body_bytes: int = 65_536
-    latency_degraded: float = 0.5
-    error_rate_degraded: float = 0.2
-    window: int = 10
-    failure_threshold: int = 3
-    success_threshold: int = 2
-    retention_days: float = 7.0
-    max_concurrency: int = 512  # checks (and sockets) in flight during one round
+    interval: float = bounded(30.0, 0.02, 86400)
+    connect_timeout: float = bounded(1.0, 0.01, 600)
+    read_timeout: float = bounded(2.0, 0.01, 600)
+    max_body_bytes: int = bounded(65_536, 16, 2**30)
+    latency_degraded: float = bounded(0.5, 0.001, 600)
+    error_rate_degraded: float = bounded(0.2, 0, 1)
+    window: int = bounded(10, 1, 10_000)
+    failure_threshold: int = bounded(3, 1, 1000)
+    success_threshold: int = bounded(2, 1, 1000)
+    retention_days: float = bounded(7.0, 0.01, 36500)
+    # checks (and sockets) in flight during one round
+    max_concurrency: int = bounded(512, 1, 100_000)
 
 
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
-    interval: float = 60.0
-    retention_days: float = 7.0
+    interval: float = bounded(60.0, 0.05, 86400)
+    retention_days: float = bounded(7.0, 0.01, 36500)
     listen: str = "127.0.0.1:9464"  # the daemon's own /metrics; "" turns it off
-    connect_timeout: float = 1.0
-    read_timeout: float = 5.0  # a deadline for the whole scrape, not per read
-    max_body_bytes: int = 4_194_304
-    max_samples: int = 10_000  # per environment and scrape; the rest is dropped and counted
-    max_labels: int = 32  # a sample with more labels (or more label bytes) is dropped
-    max_label_bytes: int = 4096
+    connect_timeout: float = bounded(1.0, 0.01, 600)
+    read_timeout: float = bounded(5.0, 0.01, 600)  # a deadline for the whole scrape, not per read
+    max_body_bytes: int = bounded(4_194_304, 1024, 2**30)
+    # per environment and scrape; the rest is dropped and counted
+    max_samples: int = bounded(10_000, 1, 10_000_000)
+    # a sample with more labels (or more label bytes) is dropped
+    max_labels: int = bounded(32, 1, 10_000)
+    max_label_bytes: int = bounded(4096, 1, 2**20)
     # Sample-name globs summed into an environment's request and error totals (status, load).
     requests_metric: str = "*requests_total"
     errors_metric: str = "*errors_total"
@@ -132,17 +171,18 @@ class MetricsSettings:
 
 @dataclass(frozen=True, slots=True)
 class FailoverSettings:
-    down_checks: int = 3
-    flap_window: float = 300.0
-    flap_max: int = 5
+    down_checks: int = bounded(3, 1, 10_000_000)
+    flap_window: float = bounded(300.0, 1, 604_800)
+    flap_max: int = bounded(5, 1, 10_000)
     # A process's failed checks count once it has answered one, or is older than this.
-    start_grace: float = 30.0
+    start_grace: float = bounded(30.0, 0, 86400)
 
 
 @dataclass(frozen=True, slots=True)
 class BalancerSettings:
     pool: tuple[str, ...] = ()  # default: every environment
-    window: float = 10.0  # seconds of routed requests that count as an environment's load
+    # seconds of routed requests that count as an environment's load
+    window: float = bounded(10.0, 0.1, 86400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,35 +193,42 @@ class StageSettings:
     the target for a backup or deploy, and for the other kinds the source before the
     promotion's deploy stage and the target from it on. Command placeholders: {python},
     {release_dir}, {release}, {url} (the env's base URL), {env}, {port}, {junit},
-    {pipeline_id}.
+    {pipeline_id}; ``{{`` and ``}}`` are literal braces.
     """
 
     kind: Literal["build", "command", "health", "load", "backup", "deploy"]
     name: str = ""  # default: the kind; unique within its promotion
     env: str = ""
-    command: tuple[str, ...] = ()  # command: the argv, run in the release directory
-    environ: dict[str, str] = field(default_factory=dict)  # command: extra variables
-    timeout: float = 300.0
+    # command: the argv, run in the release directory, and extra variables for it
+    command: tuple[str, ...] = field(default=(), metadata={PLACEHOLDERS: STAGE_PLACEHOLDERS})
+    environ: dict[str, str] = field(
+        default_factory=dict, metadata={PLACEHOLDERS: STAGE_PLACEHOLDERS}
+    )
+    timeout: float = bounded(300.0, 0.1, 604_800)
     blocking: bool = True  # False: a failure only warns
-    junit: str = ""  # command: JUnit XML it writes (relative to the release); "" = {junit}
+    # command: JUnit XML it writes (relative to the release); "" = {junit}
+    junit: str = field(default="", metadata={PLACEHOLDERS: STAGE_PLACEHOLDERS})
     deploy: bool = True  # build: also deploy the new release to the source environment
-    soak: float = 0.0  # health: seconds the environment must stay healthy
-    interval: float = 0.5  # health: seconds between checks while soaking
+    soak: float = bounded(0.0, 0, 86400)  # health: seconds the environment must stay healthy
+    interval: float = bounded(0.5, 0.05, 3600)  # health: seconds between checks while soaking
     path: str = "/health"  # load: the request path
-    requests: int = 200  # load: requests in total ...
-    concurrency: int = 4  # ... over this many connections
-    max_error_rate: float = 0.01  # load: errors / requests above this fails
-    max_p95_ms: float = 250.0  # load: a 95th percentile latency above this fails
+    requests: int = bounded(200, 1, 10_000_000)  # load: requests in total ...
+    concurrency: int = bounded(4, 1, 1024)  # ... over this many connections
+    max_error_rate: float = bounded(0.01, 0, 1)  # load: errors / requests above this fails
+    # load: a 95th percentile latency above this fails
+    max_p95_ms: float = bounded(250.0, 0.001, 10_000_000)
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     dev_to_staging: tuple[StageSettings, ...] = ()
     staging_to_prod: tuple[StageSettings, ...] = ()
-    history_limit: int = 20  # promotions `history` lists
-    keep: int = 500  # promotions kept in the store with their stages and artifacts (JUnit)
-    output_tail: int = 4000  # characters of a stage's output kept in its history
-    rollback_timeout: float = 300.0
+    history_limit: int = bounded(20, 1, 10_000)  # promotions `history` lists
+    # promotions kept in the store with their stages and artifacts (JUnit)
+    keep: int = bounded(500, 1, 10_000_000)
+    # characters of a stage's output kept in its history
+    output_tail: int = bounded(4000, 0, 100_000_000)
+    rollback_timeout: float = bounded(300.0, 0.1, 86400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,31 +245,41 @@ class ImproveSettings:
     """
 
     target: str = "."
-    workers: int = 4
-    batch_size: int = 32
-    batch_timeout: float = 300.0  # a worker still on one batch after this is restarted
+    workers: int = bounded(4, 1, 256)
+    batch_size: int = bounded(32, 1, 100_000)
+    # a worker still on one batch after this is restarted
+    batch_timeout: float = bounded(300.0, 0.1, 86400)
     exclude: tuple[str, ...] = ()  # gitignore-style patterns on top of the target's own
     markers: tuple[str, ...] = ("TODO", "FIXME", "XXX", "HACK")
     tests: Literal["auto", "pytest", "go", "command", "none"] = "auto"
     pytest_args: tuple[str, ...] = ("-q",)
-    test_command: tuple[str, ...] = ()
+    test_command: tuple[str, ...] = field(default=(), metadata={PLACEHOLDERS: IMPROVE_PLACEHOLDERS})
     test_env: dict[str, str] = field(default_factory=dict)
-    build_command: tuple[str, ...] = ()
-    benchmark_command: tuple[str, ...] = ()  # must print "ops/sec: N"
-    linters: tuple[str, ...] = ("ruff", "go vet")
-    fixers: tuple[tuple[str, ...], ...] = (
-        ("ruff", "format", "--no-cache", "."),
-        ("ruff", "check", "--fix", "--no-cache", "--exit-zero", "."),
-        ("gofmt", "-w", "."),
+    build_command: tuple[str, ...] = field(
+        default=(), metadata={PLACEHOLDERS: IMPROVE_BUILD_PLACEHOLDERS}
     )
-    coverage_threshold: float = 50.0
+    # must print "ops/sec: N"
+    benchmark_command: tuple[str, ...] = field(
+        default=(), metadata={PLACEHOLDERS: IMPROVE_PLACEHOLDERS}
+    )
+    linters: tuple[str, ...] = ("ruff", "go vet")
+    fixers: tuple[tuple[str, ...], ...] = field(
+        default=(
+            ("ruff", "format", "--no-cache", "."),
+            ("ruff", "check", "--fix", "--no-cache", "--exit-zero", "."),
+            ("gofmt", "-w", "."),
+        ),
+        metadata={PLACEHOLDERS: IMPROVE_PLACEHOLDERS},
+    )
+    coverage_threshold: float = bounded(50.0, 0, 100)
     coverage_omit: tuple[str, ...] = ()  # gitignore-style: no coverage_gap findings there
-    long_function_lines: int = 60
-    max_file_bytes: int = 2_097_152
-    regression_threshold: float = 0.1
-    timeout: float = 900.0  # per command: each linter, build, test run, fixer, benchmark
-    churn_commits: int = 200
-    history_limit: int = 10
+    long_function_lines: int = bounded(60, 1, 100_000)
+    max_file_bytes: int = bounded(2_097_152, 1, 2**31)
+    regression_threshold: float = bounded(0.1, 0, 100)
+    # per command: each linter, build, test run, fixer, benchmark
+    timeout: float = bounded(900.0, 0.1, 604_800)
+    churn_commits: int = bounded(200, 0, 10_000_000)
+    history_limit: int = bounded(10, 1, 10_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,10 +417,6 @@ def _check(settings: Settings, where: str) -> None:
             raise ConfigError(
                 where, f"environments.{name}", "environment names must be identifiers"
             )
-        if not 0 < env.port < 65536:
-            raise ConfigError(
-                where, f"environments.{name}.port", f"expected 1..65535, got {env.port}"
-            )
         if env.port in ports:
             raise ConfigError(
                 where,
@@ -377,7 +430,9 @@ def _check(settings: Settings, where: str) -> None:
             )
         _check_schedule(where, name, env.backup_schedule)
         _check_health_rule(where, name, env)
+        _check_templates(where, f"environments.{name}", env)
     _check_pipeline(settings, where)
+    _check_templates(where, "improve", settings.improve)
 
 
 # The promotions and the environments they move a release between (issue 4).
@@ -388,8 +443,6 @@ PROMOTIONS: dict[str, tuple[str, str]] = {
 
 
 def _check_pipeline(settings: Settings, where: str) -> None:
-    if settings.pipeline.keep < 1:
-        raise ConfigError(where, "pipeline.keep", "expected at least 1 promotion to keep")
     for kind, (source, target) in PROMOTIONS.items():
         stages: tuple[StageSettings, ...] = getattr(settings.pipeline, kind)
         for env in (source, target) if stages else ():
@@ -422,10 +475,7 @@ def _check_stage(settings: Settings, where: str, key: str, stage: StageSettings)
         )
     if stage.kind == "command" and not stage.command:
         raise ConfigError(where, f"{key}.command", "a command stage needs a non-empty argv")
-    if stage.kind == "load" and (stage.requests < 1 or stage.concurrency < 1):
-        raise ConfigError(where, key, "a load stage needs requests >= 1 and concurrency >= 1")
-    if stage.timeout <= 0:
-        raise ConfigError(where, f"{key}.timeout", "expected a positive number of seconds")
+    _check_templates(where, key, stage)
 
 
 def _check_health_rule(where: str, name: str, env: EnvironmentSettings) -> None:
@@ -444,35 +494,97 @@ def _check_health_rule(where: str, name: str, env: EnvironmentSettings) -> None:
         )
 
 
-def _check_schedule(where: str, env: str, schedule: str) -> None:
+def _check_schedule(where: str, env: str, schedule: str | float) -> None:
     if schedule in ("none", "hourly", "daily"):
         return
+    low, high = SCHEDULE_SECONDS
     try:
-        if float(schedule) > 0:
+        if low <= float(schedule) <= high:
             return
     except ValueError:
         pass
     raise ConfigError(
         where,
         f"environments.{env}.backup_schedule",
-        f"expected none, hourly, daily or a number of seconds, got {schedule!r}",
+        f"expected none, hourly, daily or a number of seconds from {_number(low)} to "
+        f"{_number(high)}, "
+        f"got {schedule!r}",
     )
 
 
-def backup_interval(schedule: str) -> float | None:
+def backup_interval(schedule: str | float) -> float | None:
     """Seconds between scheduled backups, or None for ``none``."""
     named = {"none": None, "hourly": 3600.0, "daily": 86400.0}
     return named[schedule] if schedule in named else float(schedule)
 
 
+# --- command templates ---------------------------------------------------------------------
+
+_TEMPLATE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+def expand(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with each ``{name}`` replaced by ``values[name]`` and ``{{``/``}}`` by one
+    brace. TemplateError names an unknown placeholder (and those that exist) or a lone brace."""
+
+    def one(match: re.Match[str]) -> str:
+        text, name = match[0], match[1]
+        if text in ("{{", "}}"):
+            return text[0]
+        if name is None:
+            raise TemplateError(f"a lone {text!r} (write {text * 2!r} for a literal brace)")
+        if name not in values:
+            known = ", ".join(f"{{{k}}}" for k in values) or "none"
+            raise TemplateError(
+                f"unknown placeholder {text!r}; placeholders: {known} "
+                "(write {{ and }} for literal braces)"
+            )
+        return values[name]
+
+    return _TEMPLATE.sub(one, template)
+
+
+def _check_templates(where: str, key: str, section: Any) -> None:
+    """Every template field of ``section`` (metadata PLACEHOLDERS) expands with its names."""
+    for f in dataclasses.fields(section):
+        names = f.metadata.get(PLACEHOLDERS)
+        if names is None:
+            continue
+        values = dict.fromkeys(names, "")
+        for path, text in _strings(getattr(section, f.name), f"{key}.{f.name}"):
+            try:
+                expand(text, values)
+            except TemplateError as exc:
+                raise ConfigError(where, path, f"{exc}, in {text!r}") from None
+
+
+def _strings(value: Any, key: str) -> list[tuple[str, str]]:
+    """The strings in a template setting (a string, an argv, argvs, a table's values)."""
+    if isinstance(value, str):
+        return [(key, value)]
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in _strings(v, f"{key}.{k}")]
+    return [pair for i, v in enumerate(value) for pair in _strings(v, f"{key}[{i}]")]
+
+
 # --- the generic validator: TOML values into typed dataclasses ---------------------------
 
 
-def _build(target: Any, value: Any, where: str, key: str) -> Any:
+Bounds = tuple[float, float]
+
+
+def _build(target: Any, value: Any, where: str, key: str, bounds: Bounds | None = None) -> Any:
     if dataclasses.is_dataclass(target):
         return _build_dataclass(target, value, where, key)  # type: ignore[arg-type]
     origin = typing.get_origin(target)
     args = typing.get_args(target)
+    if origin in (types.UnionType, typing.Union):
+        member = next((a for a in args if _accepts(a, value)), None)
+        if member is None:
+            raise ConfigError(
+                where, key, f"expected {_describe(target)}, got {_kind(value)} {value!r}"
+            )
+        return _build(member, value, where, key, bounds)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(where, key, f"expected a table, got {_kind(value)}")
@@ -486,7 +598,7 @@ def _build(target: Any, value: Any, where: str, key: str) -> Any:
             choices = ", ".join(repr(a) for a in args)
             raise ConfigError(where, key, f"expected one of {choices}, got {value!r}")
         return value
-    return _scalar(target, value, where, key)
+    return _scalar(target, value, where, key, bounds)
 
 
 def _build_dataclass(cls: type[Any], value: Any, where: str, key: str) -> Any:
@@ -504,29 +616,43 @@ def _build_dataclass(cls: type[Any], value: Any, where: str, key: str) -> Any:
             raise ConfigError(
                 where, f"{key}.{name}", f"required key is missing ({_describe(hints[name])})"
             )
-    built = {name: _build(hints[name], v, where, f"{key}.{name}") for name, v in value.items()}
+    built = {
+        name: _build(hints[name], v, where, f"{key}.{name}", fields[name].metadata.get(RANGE))
+        for name, v in value.items()
+    }
     return cls(**built)
 
 
-def _scalar(target: Any, value: Any, where: str, key: str) -> Any:
-    ok = {
+def _accepts(target: Any, value: Any) -> bool | None:
+    """Whether ``value`` has the scalar type ``target`` (None: not a scalar type)."""
+    return {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
         float: isinstance(value, int | float) and not isinstance(value, bool),
         str: isinstance(value, str),
     }.get(target)
+
+
+def _scalar(target: Any, value: Any, where: str, key: str, bounds: Bounds | None) -> Any:
+    ok = _accepts(target, value)
     if ok is None:
         raise ConfigError(where, key, f"unsupported setting type {target!r}")
     if not ok:
         raise ConfigError(where, key, f"expected {_describe(target)}, got {_kind(value)} {value!r}")
-    if target is float:
-        number = float(value)
-        if number < 0:
-            raise ConfigError(where, key, f"expected a non-negative number, got {value!r}")
-        return number
-    if target is int and value < 0:
-        raise ConfigError(where, key, f"expected a non-negative integer, got {value!r}")
-    return value
+    if target in (int, float):
+        low, high = bounds or DEFAULT_RANGE
+        if not low <= value <= high:  # NaN compares false: refused here too
+            raise ConfigError(
+                where,
+                key,
+                f"expected {_describe(target)} from {_number(low)} to {_number(high)}, "
+                f"got {value!r}",
+            )
+    return float(value) if target is float else value
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _describe(target: Any) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from gaia_actors import process
 from gaia_actors.environments import releases
 from gaia_actors.health import BodyRule, judge, read_json, unanswered
-from gaia_actors.settings import EnvironmentSettings, Settings, python_executable
+from gaia_actors.settings import EnvironmentSettings, Settings, expand, python_executable
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +92,15 @@ class Layout:
 
     def argv(self, release_id: str) -> list[str]:
         values = self.substitutions(release_id)
-        return [part.format(**values) for part in self.config.command]
+        return [expand(part, values) for part in self.config.command]
 
     def build_argv(self) -> list[str] | None:
         values = {"python": python_executable()}
-        return [part.format(**values) for part in self.config.build] or None
+        return [expand(part, values) for part in self.config.build] or None
 
     def process_env(self, release_id: str) -> dict[str, str]:
         values = self.substitutions(release_id)
-        extra = {key: value.format(**values) for key, value in self.config.env.items()}
+        extra = {key: expand(value, values) for key, value in self.config.env.items()}
         return {**os.environ, **extra}
 
     def current_release(self) -> str | None:

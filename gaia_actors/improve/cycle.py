@@ -66,7 +66,7 @@ from gaia_actors.improve.testing import (
     run_go_tests,
     run_python_tests,
 )
-from gaia_actors.settings import ImproveSettings
+from gaia_actors.settings import ImproveSettings, expand
 
 PHASES = (
     "analyse",
@@ -127,9 +127,8 @@ class CyclePlan:
         """``argv`` with "{python}" (and "{tmp}", a scratch directory) filled in, and a bare
         executable found beside the interpreter when it is not on PATH (a venv's ``ruff``
         while the venv is not active)."""
-        words = [word.replace("{python}", self.python) for word in argv]
-        if tmp is not None:
-            words = [word.replace("{tmp}", str(tmp)) for word in words]
+        values = {"python": self.python, **({"tmp": str(tmp)} if tmp is not None else {})}
+        words = [expand(word, values) for word in argv]
         if words and os.sep not in words[0] and which(words[0]) is None:
             beside = Path(self.python).parent / words[0]
             if which(str(beside)) is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -34,13 +33,18 @@ from gaia_actors.messages import BuildRelease, Deploy, TakeBackup
 from gaia_actors.pipeline import junit
 from gaia_actors.pipeline.errors import StageCancelled, StageError, StageTimeout
 from gaia_actors.pipeline.load import run_load
-from gaia_actors.settings import PROMOTIONS, Settings, StageSettings, python_executable
+from gaia_actors.settings import (
+    PROMOTIONS,
+    Settings,
+    StageSettings,
+    expand,
+    python_executable,
+)
 from supervisors import AskTimeout, Registry
 
 # Set in a stage command's environment so that a restarted daemon can find (and kill) the
 # processes of a stage its predecessor left running when it was SIGKILLed.
 STAGE_TOKEN = "GAIA_STAGE"
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _CANCEL_CHECK = 0.05  # seconds between looks at the cancel event while an ask runs
 
 
@@ -399,8 +403,3 @@ def substitutions(ctx: StageContext, junit_path: Path) -> dict[str, str]:
         "junit": str(junit_path),
         "pipeline_id": str(ctx.promotion.pipeline_id),
     }
-
-
-def expand(template: str, values: dict[str, str]) -> str:
-    """Replace the known ``{name}`` placeholders; other braces (``python -c`` code) stay."""
-    return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), template)

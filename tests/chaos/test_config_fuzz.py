@@ -17,6 +17,7 @@ import math
 import subprocess
 import sys
 import tempfile
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from gaia_actors import cli
 from gaia_actors.errors import ConfigError
 from gaia_actors.settings import (
     DEFAULT_CONFIG,
+    RANGE,
     EnvironmentSettings,
+    PipelineSettings,
     Settings,
     StageSettings,
     load,
@@ -103,6 +106,8 @@ def typed(hint: Any, name: str = "") -> st.SearchStrategy[Any]:
         return st.dictionaries(texts, typed(args[1]), max_size=3)
     if origin is typing.Literal:
         return st.sampled_from(args)
+    if origin is types.UnionType:
+        return st.one_of([typed(a) for a in args])
     return {
         bool: st.booleans(),
         int: st.integers(0, 70_000),
@@ -333,6 +338,77 @@ def test_the_real_cli_exits_2_on_a_bad_file(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "monitor.interval" in proc.stderr
     assert not (tmp_path / "state").exists()
+
+
+# --------------------------------------------------------------------------- number ranges
+
+
+def _bounded_fields() -> list[tuple[str, str, type, tuple[float, float]]]:
+    """(where, key, type, range) of every number setting: a section's, an environment's and
+    a stage's."""
+    classes = [*SECTIONS.items(), ("pipeline", PipelineSettings)]
+    classes += [("env", EnvironmentSettings), ("stage", StageSettings)]
+    found = []
+    for where, cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if RANGE in f.metadata:
+                kind = int if hints[f.name] is int else float
+                found.append((where, f.name, kind, f.metadata[RANGE]))
+    return found
+
+
+BOUNDED = _bounded_fields()
+
+
+def _document_with(where: str, name: str, value: Any) -> tuple[dict[str, Any], str]:
+    """A document setting only ``name`` (plus what it needs to load) and that key's name."""
+    envs: dict[str, Any] = {"dev": {"port": 9001}, "staging": {"port": 9002}}
+    if where == "env":
+        envs["dev"][name] = value
+        return {"environments": envs}, f"environments.dev.{name}"
+    if where == "stage":
+        stage = {"kind": "health", name: value}
+        pipeline = {"dev_to_staging": [stage]}
+        return {"environments": envs, "pipeline": pipeline}, f"pipeline.dev_to_staging[0].{name}"
+    return {where: {name: value}}, f"{where}.{name}"
+
+
+def _outside(bounds: tuple[float, float]) -> st.SearchStrategy[float]:
+    low, high = bounds
+    beyond = [math.nan, math.inf, -math.inf, -1, high * 2 + 1]
+    below = [st.floats(max_value=low, exclude_max=True, allow_nan=False)] if low > -math.inf else []
+    return st.one_of(st.sampled_from(beyond), st.floats(min_value=high, exclude_min=True), *below)
+
+
+@FUZZ
+@given(st.data())
+def test_a_number_outside_its_range_is_refused_naming_the_key(data: st.DataObject) -> None:
+    where, name, _kind, bounds = data.draw(st.sampled_from(BOUNDED))
+    doc, key = _document_with(where, name, data.draw(_outside(bounds)))
+    error = _load_document(doc)
+    assert error is not None, doc
+    assert error.key == key, error
+    assert "expected" in str(error)
+
+
+@FUZZ
+@given(st.data())
+def test_a_number_inside_its_range_is_accepted(data: st.DataObject) -> None:
+    where, name, kind, (low, high) = data.draw(st.sampled_from(BOUNDED))
+    if kind is int:
+        value: float = data.draw(st.integers(int(low), int(high)))
+    else:
+        value = data.draw(st.sampled_from([low, high]) | st.floats(low, high))
+    doc, _key = _document_with(where, name, value)
+    assert _load_document(doc) is None
+
+
+def _load_document(doc: dict[str, Any]) -> ConfigError | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gaia.toml"
+        path.write_text(toml_document(doc), encoding="utf-8")
+        return loads_or_names_the_file(path, {"GAIA_STATE_DIR": str(Path(tmp) / "s")})
 
 
 # Bugs found by this fuzzing, fixed in settings.py.

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 
-from gaia_actors.errors import ConfigError
-from gaia_actors.settings import DEFAULT_CONFIG, load
+from gaia_actors import settings as settings_module
+from gaia_actors.environments.layout import Layout
+from gaia_actors.errors import ConfigError, TemplateError
+from gaia_actors.settings import (
+    DEFAULT_CONFIG,
+    ENV_PLACEHOLDERS,
+    RANGE,
+    EnvironmentSettings,
+    Settings,
+    StageSettings,
+    backup_interval,
+    expand,
+    load,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,7 +98,7 @@ def test_duplicate_ports_name_both_environments(tmp_path: Path) -> None:
 def test_keeping_no_promotion_is_refused(tmp_path: Path) -> None:
     error = _error(_write(tmp_path, "[pipeline]\nkeep = 0\n"))
     assert error.key == "pipeline.keep"
-    assert "at least 1" in str(error)
+    assert "from 1 to" in str(error)
 
 
 def test_bad_literal_lists_the_choices(tmp_path: Path) -> None:
@@ -130,6 +145,8 @@ def test_state_dir_defaults_beside_the_config_folder(tmp_path: Path) -> None:
         ("[monitor\n", "not valid TOML"),
         ('[monitor]\ninterval = "x"\n', "monitor.interval"),
         ("[nope]\n", "unknown section"),
+        ("[monitor]\ninterval = nan\n", "monitor.interval: expected a number from 0.02"),
+        ('[environments.a]\nport = 9001\ncommand = ["{pyhton}"]\n', "{python}, {port}"),
     ],
 )
 def test_cli_exits_2_with_the_message(tmp_path: Path, text: str, fragment: str) -> None:
@@ -146,3 +163,132 @@ def test_cli_exits_2_with_the_message(tmp_path: Path, text: str, fragment: str) 
     assert fragment in result.stderr
     assert str(path) in result.stderr
     assert not (tmp_path / "state").exists()  # nothing touched
+
+
+# --- placeholders -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "known"),
+    [
+        ('command = ["{python}", "{pyhton}"]', "environments.dev.command[1]", "{python}"),
+        ('env = { HOME_DIR = "{home}" }', "environments.dev.env.HOME_DIR", "{data_dir}"),
+        ('build = ["{python}", "{port}"]', "environments.dev.build[1]", "{python}"),
+        ('command = ["sh", "-c", "echo ${HOME}"]', "environments.dev.command[2]", "{port}"),
+    ],
+)
+def test_an_unknown_placeholder_names_the_key_and_the_known_ones(
+    tmp_path: Path, text: str, key: str, known: str
+) -> None:
+    error = _error(_write(tmp_path, f"[environments.dev]\nport = 9001\n{text}\n"))
+    assert error.key == key
+    assert "unknown placeholder" in str(error)
+    assert known in str(error)
+    assert "{{" in str(error)  # how to write a literal brace
+
+
+def test_a_stage_argument_with_an_unknown_placeholder_names_the_stage(tmp_path: Path) -> None:
+    text = (
+        "[environments.dev]\nport = 9001\n[environments.staging]\nport = 9002\n"
+        "[[pipeline.dev_to_staging]]\nkind = 'command'\ncommand = ['true', '{pipeline}']\n"
+        "[[pipeline.dev_to_staging]]\nkind = 'command'\nname = 'b'\ncommand = ['true']\n"
+        "environ = { URL = '{url}/x', BAD = '{URL}' }\n"
+    )
+    error = _error(_write(tmp_path, text))
+    assert error.key == "pipeline.dev_to_staging[0].command[1]"
+    assert "{pipeline_id}" in str(error)
+    error = _error(_write(tmp_path, text.replace("'{pipeline}'", "'{pipeline_id}'")))
+    assert error.key == "pipeline.dev_to_staging[1].environ.BAD"
+
+
+def test_a_lone_brace_is_refused(tmp_path: Path) -> None:
+    error = _error(_write(tmp_path, '[environments.dev]\nport = 9001\ncommand = ["x", "a}"]\n'))
+    assert error.key == "environments.dev.command[1]"
+    assert "lone '}'" in str(error)
+    assert "'}}'" in str(error)
+
+
+def test_doubled_braces_are_literal_when_the_command_runs(tmp_path: Path) -> None:
+    text = (
+        "[environments.dev]\nport = 9001\n"
+        'command = ["sh", "-c", "echo ${{HOME}} {port}", \'{{"a": {{"b": 1}}}}\']\n'
+        "env = { JSON = '{{\"port\": {port}}}' }\n"
+    )
+    settings = load(_write(tmp_path, text), environ={"GAIA_STATE_DIR": str(tmp_path / "s")})
+    layout = Layout.of(settings, "dev")
+    assert layout.argv("r1") == ["sh", "-c", "echo ${HOME} 9001", '{"a": {"b": 1}}']
+    assert layout.process_env("r1")["JSON"] == '{"port": 9001}'
+
+
+def test_expand_uses_the_same_rules_at_run_time() -> None:
+    assert expand("{a}-{{a}}-}}", {"a": "1"}) == "1-{a}-}"
+    with pytest.raises(TemplateError, match=r"unknown placeholder '\{b\}'; placeholders: \{a\}"):
+        expand("{b}", {"a": "1"})
+    with pytest.raises(TemplateError, match="lone"):
+        expand("x{", {})
+
+
+def test_the_environment_placeholders_are_those_the_layout_fills(tmp_path: Path) -> None:
+    settings = load(_write(tmp_path, "[environments.dev]\nport = 9001\n"), environ={})
+    assert set(Layout.of(settings, "dev").substitutions("r1")) == set(ENV_PLACEHOLDERS)
+
+
+# --- numbers ------------------------------------------------------------------------------
+
+
+def test_a_number_is_a_backup_schedule(tmp_path: Path) -> None:
+    text = "[environments.a]\nport = 9001\nbackup_schedule = 3600\n"
+    settings = load(_write(tmp_path, text), environ={})
+    assert backup_interval(settings.environments["a"].backup_schedule) == 3600.0
+    error = _error(_write(tmp_path, text.replace("3600", "0")))
+    assert error.key == "environments.a.backup_schedule"
+    assert "from 0.1 to" in str(error)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "monitor.interval = 0",
+        "monitor.interval = nan",
+        "monitor.interval = inf",
+        "supervision.ping_interval = 0",
+        "store.flush_interval = 0",
+        "metrics.interval = 0",
+        "monitor.failure_threshold = 0",
+        "control.max_line_bytes = 0",
+        "monitor.window = 9223372036854775807",
+        "supervision.backoff_jitter = 1.5",
+    ],
+)
+def test_values_that_would_burn_the_machine_are_refused(tmp_path: Path, setting: str) -> None:
+    key, value = setting.split(" = ")
+    section, name = key.split(".")
+    error = _error(_write(tmp_path, f"[{section}]\n{name} = {value}\n"))
+    assert error.key == key
+    assert "from " in str(error)
+    assert f"got {value}" in str(error)
+
+
+def _numeric_fields() -> list[tuple[str, str]]:
+    classes = [
+        typing.get_type_hints(Settings)[f.name]
+        for f in dataclasses.fields(Settings)
+        if f.name not in ("config_path", "state_dir", "environments")
+    ]
+    found = []
+    for cls in [*classes, EnvironmentSettings, StageSettings]:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            members = typing.get_args(hints[f.name]) or (hints[f.name],)
+            if int in members or float in members:
+                found.append((cls.__name__, f.name))
+    return found
+
+
+@pytest.mark.parametrize(("section", "name"), _numeric_fields())
+def test_every_number_in_the_settings_declares_its_range(section: str, name: str) -> None:
+    cls = getattr(settings_module, section)
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    assert RANGE in field.metadata, f"{section}.{name}: declare it with bounded(default, lo, hi)"
+    low, high = field.metadata[RANGE]
+    assert 0 <= low <= high < math.inf

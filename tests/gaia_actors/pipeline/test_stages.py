@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors.errors import ConfigError
+from gaia_actors.errors import ConfigError, TemplateError
 from gaia_actors.pipeline import junit
 from gaia_actors.pipeline.commands import progress_of
 from gaia_actors.pipeline.errors import StageError
 from gaia_actors.pipeline.load import run_load
 from gaia_actors.pipeline.runner import kill_leftover_stages
-from gaia_actors.pipeline.stages import STAGE_TOKEN, expand, plan
-from gaia_actors.settings import Settings, load
+from gaia_actors.pipeline.stages import STAGE_TOKEN, plan
+from gaia_actors.settings import Settings, expand, load
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import free_port
 from tests.gaia_actors.pipeline.conftest import pid_alive, pipeline_toml
@@ -75,7 +75,7 @@ def test_stage_environments_default_by_kind_and_position(tmp_path: Path) -> None
         ([{"kind": "deploy"}, {"kind": "deploy", "name": "again"}], "", "at most one deploy"),
         ([{"kind": "deploy", "env": "source"}], "[0].env", "acts on 'target'"),
         ([{"kind": "command"}], "[0].command", "non-empty argv"),
-        ([{"kind": "load", "concurrency": 0}], "[0]", "concurrency >= 1"),
+        ([{"kind": "load", "concurrency": 0}], "[0].concurrency", "an integer from 1 to"),
         ([{"kind": "cook"}], "[0].kind", "expected one of"),
     ],
 )
@@ -97,11 +97,13 @@ def test_a_promotion_between_unconfigured_environments_is_a_config_error(tmp_pat
         load(config, environ={"GAIA_STATE_DIR": str(tmp_path / "state")})
 
 
-def test_placeholders_are_replaced_and_other_braces_kept() -> None:
+def test_placeholders_are_replaced_and_doubled_braces_are_literal() -> None:
     values = {"python": "/venv/python", "url": "http://127.0.0.1:8082"}
     assert expand("{python}", values) == "/venv/python"
     assert expand("DEMO_URL={url}/health", values) == "DEMO_URL=http://127.0.0.1:8082/health"
-    assert expand("print({'a': 1}); {unknown}", values) == "print({'a': 1}); {unknown}"
+    assert expand("print({{'a': 1}}); {{url}}", values) == "print({'a': 1}); {url}"
+    with pytest.raises(TemplateError, match="unknown placeholder"):
+        expand("{unknown}", values)
 
 
 # --------------------------------------------------------------------------- JUnit XML
