@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from gaia_actors.client import Client
 from gaia_actors.environments.layout import Layout
 from gaia_actors.settings import Settings, load
 from tests.conftest import wait_until
@@ -95,9 +96,9 @@ class Notes:
         return bool(status and status["healthy"]) and self.monitor_says(env) == "healthy"
 
     def monitor_says(self, env: str) -> str:
-        shown = self.cli("status")
-        verdict: str = next(e["status"] for e in shown["environments"] if e["env"] == env)
-        return verdict
+        with Client.connect(self.settings.socket_path) as client:
+            snapshot: dict[str, Any] = client.ask("monitor", "GetHealth", {"env": env}, timeout=5)
+        return str(snapshot["status"])
 
     def close(self) -> None:
         self.daemon.close()
