@@ -232,6 +232,23 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ImproveTargetSettings:
+    """Another codebase the engine improves (``[improve.targets.NAME]``), with what the
+    operator configured for it; ``path`` is relative to the config's folder."""
+
+    path: str
+    tests: Literal["auto", "pytest", "go", "command", "none"] = "auto"
+    pytest_args: tuple[str, ...] = ("-q",)
+    test_command: tuple[str, ...] = field(default=(), metadata={PLACEHOLDERS: IMPROVE_PLACEHOLDERS})
+    test_env: dict[str, str] = field(default_factory=dict)
+    fixers: tuple[tuple[str, ...], ...] = field(
+        default=(), metadata={PLACEHOLDERS: IMPROVE_PLACEHOLDERS}
+    )
+    schedule: str | float = ""
+    branch: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ImproveSettings:
     """The self-improvement engine (issue 5). ``target`` is relative to the config's folder.
 
@@ -263,14 +280,13 @@ class ImproveSettings:
         default=(), metadata={PLACEHOLDERS: IMPROVE_PLACEHOLDERS}
     )
     linters: tuple[str, ...] = ("ruff", "go vet")
+    # Empty: the fixers the target's own configuration chooses (its ruff, black, isort
+    # configuration; gofmt for a go.mod). A target that chooses none gets no fixes.
     fixers: tuple[tuple[str, ...], ...] = field(
-        default=(
-            ("ruff", "format", "--no-cache", "."),
-            ("ruff", "check", "--fix", "--no-cache", "--exit-zero", "."),
-            ("gofmt", "-w", "."),
-        ),
-        metadata={PLACEHOLDERS: IMPROVE_PLACEHOLDERS},
+        default=(), metadata={PLACEHOLDERS: IMPROVE_PLACEHOLDERS}
     )
+    fix_suffixes: tuple[str, ...] = (".py", ".pyi", ".go")  # fixes touch only these files ...
+    fix_exclude: tuple[str, ...] = ("docs/", "doc/", "documentation/")  # ... outside these
     coverage_threshold: float = bounded(50.0, 0, 100)
     coverage_omit: tuple[str, ...] = ()  # gitignore-style: no coverage_gap findings there
     long_function_lines: int = bounded(60, 1, 100_000)
@@ -280,6 +296,21 @@ class ImproveSettings:
     timeout: float = bounded(900.0, 0.1, 604_800)
     churn_commits: int = bounded(200, 0, 10_000_000)
     history_limit: int = bounded(10, 1, 10_000)
+    # Cycles on their own: "" (only on request), "hourly", "daily", a number of seconds, or
+    # "on-commit" (a new commit on ``branch``, "" = the checked-out one, polled every
+    # ``commit_poll`` seconds). ``schedule_apply``: scheduled cycles apply their verified fix
+    # (a new branch on a git target, never the checked-out one).
+    schedule: str | float = ""
+    branch: str = ""
+    commit_poll: float = bounded(30.0, 0.1, 86400)
+    schedule_apply: bool = False
+    # A cycle that regresses past these (against the previous one) publishes
+    # alert.improve_regressed: coverage down by more than ``alert_coverage_drop`` points, the
+    # pass rate down by more than ``alert_pass_rate_drop``, the benchmark past
+    # ``regression_threshold``, or a new critical finding.
+    alert_coverage_drop: float = bounded(1.0, 0, 100)
+    alert_pass_rate_drop: float = bounded(0.0, 0, 1)
+    targets: dict[str, ImproveTargetSettings] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,46 +13,46 @@ Issue 5's cycle has seven phases, each timed and logged by the engine::
 ``Cycle`` holds one cycle's results from ``detect`` on; one thread (the engine's cycle thread)
 calls its steps in order, and each returns a small summary for the phase's event.
 
-What applies where. The commands in the configuration (tests, build, benchmark) belong to the
-configured target; another target (``improve --target``) gets what needs no configuration: the
-analysis, the linters, pytest when it has a pytest configuration, ``go test`` with a go.mod.
-
-A fix is kept when the tests in the scratch copy pass *as well as before the fix*: with pytest,
-every test that passed in the test phase must pass again (a test that already failed may still
-fail; ``verify_main`` below checks that in the scratch copy); with any other test command the
-tests must pass outright. A target whose tests did not run gets no fixes: nothing verifies them.
+What applies where is the plan's (plan.py); how tests are found, discover.py's; which fixes
+are tried and kept, improvements.py's.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import gaia_actors
-from gaia_actors.improve.commands import run_command, which
+from gaia_actors.improve.commands import run_command
 from gaia_actors.improve.compare import (
     Comparison,
     CycleSnapshot,
     compare_cycles,
     is_regression,
 )
-from gaia_actors.improve.detectors import AnalysisSettings, FileResult
-from gaia_actors.improve.discover import TestPlan, find_tests, src_layout
+from gaia_actors.improve.detectors import FileResult
+from gaia_actors.improve.discover import src_layout
 from gaia_actors.improve.errors import BenchmarkError, CommandError, PatchError
-from gaia_actors.improve.files import IgnoreFile, SkippedFile, WalkOptions
+from gaia_actors.improve.files import IgnoreFile, SkippedFile
 from gaia_actors.improve.findings import Finding, sort_key
-from gaia_actors.improve.fixes import FixerSpec, FixOutcome, FixStatus, apply_patch, run_fixers
+from gaia_actors.improve.fixes import FixOutcome, apply_patch
 from gaia_actors.improve.graph import ImportGraph, build_graph, cycle_findings
-from gaia_actors.improve.linters import GO_VET, RUFF, LinterSpec, LintResult, run_linters
+from gaia_actors.improve.improvements import FixPhase, check_specs, fix_tools
+from gaia_actors.improve.linters import (
+    GO_VET,
+    RUFF,
+    LinterSpec,
+    LintResult,
+    run_linters,
+    without_duplicates,
+)
+from gaia_actors.improve.plan import CyclePlan, test_kind
+from gaia_actors.improve.style import StyleTool
 from gaia_actors.improve.tasks import Task, build_tasks, git_churn
 from gaia_actors.improve.testing import (
     BuildRun,
@@ -60,13 +60,13 @@ from gaia_actors.improve.testing import (
     PythonTestOptions,
     RunStatus,
     TestRun,
-    parse_junit,
     run_benchmark,
     run_build,
     run_go_tests,
     run_python_tests,
 )
-from gaia_actors.settings import ImproveSettings, expand
+
+__all__ = ["PHASES", "AnalysisOutcome", "Cycle", "CyclePlan", "PreviousCycle", "Recorder"]
 
 PHASES = (
     "analyse",
@@ -82,68 +82,7 @@ RANKING_NOTE = (
     "rule-based ranking: severity x priority, weighted by how many files depend on the file "
     "(import graph) and how much it changed recently (git); it does not judge what a finding means"
 )
-_SYNTAX_CODES = frozenset({"syntax-error", "invalid-syntax", "E999"})
-# Linter rules that report what one of our detectors reports (ruff's codes).
-_SAME_AS = {
-    "E722": "bare_except",
-    "T100": "debugger",
-    "FIX001": "fixme",
-    "FIX002": "todo",
-    "FIX003": "xxx",
-    "FIX004": "hack",
-}
 TOP = 10  # examples kept in the stored report
-
-
-# --- the plan: what one cycle runs, decided once at its start -----------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CyclePlan:
-    """One cycle's target and the settings that apply to it."""
-
-    cycle_id: int
-    target: Path
-    configured: bool  # the configured target: its own commands apply
-    apply: bool
-    settings: ImproveSettings
-    python: str = sys.executable
-
-    @property
-    def analysis_settings(self) -> AnalysisSettings:
-        return AnalysisSettings(
-            markers=self.settings.markers,
-            max_function_lines=self.settings.long_function_lines,
-            max_bytes=self.settings.max_file_bytes,
-        )
-
-    @property
-    def walk_options(self) -> WalkOptions:
-        return WalkOptions(
-            extra_patterns=self.settings.exclude, max_bytes=self.settings.max_file_bytes
-        )
-
-    def command(self, argv: Sequence[str], tmp: Path | None = None) -> tuple[str, ...]:
-        """``argv`` with "{python}" (and "{tmp}", a scratch directory) filled in, and a bare
-        executable found beside the interpreter when it is not on PATH (a venv's ``ruff``
-        while the venv is not active)."""
-        values = {"python": self.python, **({"tmp": str(tmp)} if tmp is not None else {})}
-        words = [expand(word, values) for word in argv]
-        if words and os.sep not in words[0] and which(words[0]) is None:
-            beside = Path(self.python).parent / words[0]
-            if which(str(beside)) is not None:
-                words[0] = str(beside)
-        return tuple(words)
-
-
-def test_kind(plan: CyclePlan, python_files: Iterable[str]) -> TestPlan:
-    """What runs this target's tests: as configured, else found as pytest finds them."""
-    wanted = plan.settings.tests if plan.configured else "auto"
-    if wanted == "command" and not plan.settings.test_command:
-        return TestPlan("none", "tests = 'command' but test_command is empty")
-    if wanted != "auto":
-        return TestPlan(wanted, "configured")
-    return find_tests(plan.target, python_files)
 
 
 # --- what the analysis phase hands over -------------------------------------------------
@@ -226,6 +165,8 @@ class Cycle:
     started: float = field(default_factory=time.time)
     findings: tuple[Finding, ...] = ()
     lint: LintResult | None = None
+    lint_specs: tuple[LinterSpec, ...] = ()
+    tools: tuple[StyleTool, ...] = ()
     graph: ImportGraph | None = None
     build: BuildRun | None = None
     tests: TestRun | None = None
@@ -257,8 +198,10 @@ class Cycle:
             LinterSpec(s.name, self.plan.command(s.argv), s.parser, s.ok_returncodes)
             for s in linters
         ]
-        self.lint = run_linters(self.plan.target, specs, timeout=self.plan.settings.timeout)
-        found.extend(_without_duplicates(self.lint.findings, found))
+        self.tools = fix_tools(self.plan)
+        self.lint_specs = (*specs, *check_specs(self.plan, self.tools))
+        self.lint = run_linters(self.plan.target, self.lint_specs, self.plan.settings.timeout)
+        found.extend(without_duplicates(self.lint.findings, found))
         self.graph = build_graph({r.path: r.imports for r in analysed if r.language == "python"})
         found.extend(cycle_findings(self.graph))
         self.findings = tuple(sorted(found, key=sort_key))
@@ -368,7 +311,18 @@ class Cycle:
     # Phase 5: execute improvements
 
     def execute_improvements(self) -> dict[str, Any]:
-        self.fix = self._fix()
+        phase = FixPhase(
+            self.plan,
+            self.findings,
+            self.tests,
+            self.test_kind,
+            self.test_env(),
+            self.lint_specs,
+            self.tools,
+        )
+        self.fix, outcome = phase.run()
+        if outcome is not None and outcome.patch is not None and self.plan.apply:
+            self.fix |= self._apply(outcome)
         return {
             "status": self.fix["status"],
             "files": len(self.fix.get("files", [])),
@@ -376,86 +330,15 @@ class Cycle:
             "reason": self.fix.get("reason", ""),
         }
 
-    def _fix(self) -> dict[str, Any]:
-        specs = [FixerSpec(fixer_name(a), self.plan.command(a)) for a in self.plan.settings.fixers]
-        if not specs:
-            return {"status": "skipped", "reason": "no fixers configured"}
-        problem = self._unverifiable()
-        if problem:
-            return {"status": "skipped", "reason": problem}
-        with tempfile.TemporaryDirectory(prefix="gaia-improve-") as tmp:
-            test_argv = self._verify_argv(Path(tmp))
-            outcome = run_fixers(
-                self.plan.target,
-                specs,
-                test_argv,
-                timeout=self.plan.settings.timeout,
-                walk_options=self.plan.walk_options,
-                test_env=self.test_env(),
-            )
-        return self._fix_report(outcome)
-
-    def _unverifiable(self) -> str:
-        """Why a fix could not be verified here, or ""."""
-        run = self.tests
-        if run is None or run.status in (RunStatus.SKIPPED, RunStatus.ERROR, RunStatus.TIMED_OUT):
-            status = run.status if run is not None else "not run"
-            return f"no fix without tests to verify it (tests: {self.test_kind}, {status})"
-        if self.test_kind == "pytest":
-            if run.junit is None:
-                return "the test run left no JUnit results to compare a fixed tree with"
-            return ""
-        if run.status is not RunStatus.PASSED:
-            return "the tests fail before any fix, and their exit code is all that is known"
-        return ""
-
-    def _verify_argv(self, tmp: Path) -> tuple[str, ...]:
-        settings = self.plan.settings
-        if self.test_kind == "pytest":
-            assert self.tests is not None
-            assert self.tests.junit is not None
-            baseline = tmp / "baseline.json"
-            passed = [
-                [c.classname, c.name] for c in self.tests.junit.cases if c.outcome is Outcome.PASSED
-            ]
-            baseline.write_text(json.dumps({"passed": passed}), encoding="utf-8")
-            pytest = (self.plan.python, "-m", "pytest", "-p", "no:cacheprovider")
-            return (*verifier_argv(self.plan.python, baseline), *pytest, *settings.pytest_args)
-        if self.test_kind == "go":
-            return (self.plan.command(("go",))[0], "test", "./...")
-        return self.plan.command(settings.test_command)
-
-    def _fix_report(self, outcome: FixOutcome) -> dict[str, Any]:
-        report: dict[str, Any] = {
-            "status": str(outcome.status),
-            "reason": outcome.reason,
-            "seconds": round(outcome.seconds, 3),
-            "fixers": [
-                {
-                    "name": r.name,
-                    "status": r.status,
-                    "seconds": round(r.seconds, 3),
-                    "reason": r.reason,
-                }
-                for r in outcome.fixers
-            ],
-            "files": list(outcome.changed_files),
-            "applied": False,
-        }
-        if outcome.tests is not None and outcome.status is FixStatus.TESTS_FAILED:
-            report["tests_tail"] = outcome.tests.tail(1500)
-        patch = outcome.patch
-        if patch is None:
-            return report
-        report["diff_lines"] = patch.diff.count("\n")
-        report["diff"] = patch.diff if len(patch.diff) <= 20_000 else patch.diff[:20_000] + "\n..."
-        if self.plan.apply:
-            try:
-                report["applied_files"] = list(apply_patch(self.plan.target, patch))
-                report["applied"] = True
-            except PatchError as exc:
-                report["apply_error"] = f"{exc}; the tree is as it was"
-        return report
+    def _apply(self, outcome: FixOutcome) -> dict[str, Any]:
+        assert outcome.patch is not None
+        try:
+            return {
+                "applied_files": list(apply_patch(self.plan.target, outcome.patch)),
+                "applied": True,
+            }
+        except PatchError as exc:
+            return {"apply_error": f"{exc}; the tree is as it was"}
 
     # Phase 6: verify
 
@@ -493,7 +376,7 @@ class Cycle:
 
     def metrics(self) -> dict[str, float | None]:
         run = self.tests
-        fixed = len(self.comparison.fixed) if self.comparison is not None else 0
+        fixed = self.fix.get("issues_fixed", 0)
         return {
             "coverage": run.coverage.percent if run and run.coverage else None,
             "pass_rate": run.pass_rate if run else None,
@@ -641,32 +524,6 @@ def _omitted(path: str, omit: IgnoreFile) -> bool:
     )
 
 
-def fixer_name(argv: Sequence[str]) -> str:
-    """``ruff check --fix`` for ``ruff check --fix --no-cache --exit-zero .``: the command
-    without its path arguments and cache/exit flags, shortened."""
-    noise = {".", "./...", "--no-cache", "--exit-zero", "-w"}
-    words = [Path(argv[0]).name if argv else "?", *(w for w in argv[1:] if w not in noise)]
-    name = " ".join(words)
-    return name if len(name) <= 40 else name[:37] + "..."
-
-
-def _without_duplicates(lint: Sequence[Finding], ours: Sequence[Finding]) -> list[Finding]:
-    """Lint findings minus those that say what one of our detectors already says: a linter's
-    syntax error in a file we report as a syntax error, its bare-except, debugger or marker
-    rule on a line where we report the same."""
-    broken = {f.file for f in ours if f.type == "syntax_error"}
-    reported = {(f.file, f.line, f.type) for f in ours}
-    kept = []
-    for finding in lint:
-        code = finding.text.split(" ", 1)[0]
-        if code in _SYNTAX_CODES and finding.file in broken:
-            continue
-        if (finding.file, finding.line, _SAME_AS.get(code, "")) in reported:
-            continue
-        kept.append(finding)
-    return kept
-
-
 def _most_depended(graph: ImportGraph | None) -> list[dict[str, Any]]:
     if graph is None:
         return []
@@ -757,46 +614,3 @@ def comparison_view(
             for m in comparison.metrics
         ],
     }
-
-
-# --- verifying a fix with pytest: no test that passed before may fail now ----------------
-
-
-def verifier_argv(python: str, baseline: Path) -> tuple[str, ...]:
-    """The command prefix that runs ``verify_main`` with this package, whatever the cwd (the
-    scratch copy of this very project holds its own, possibly fixed, ``gaia_actors``)."""
-    package_root = str(Path(gaia_actors.__file__).resolve().parent.parent)
-    boot = (
-        f"import sys; sys.path.insert(0, {package_root!r}); "
-        "from gaia_actors.improve.cycle import verify_main; sys.exit(verify_main(sys.argv[1:]))"
-    )
-    return (python, "-c", boot, "--baseline", str(baseline), "--")
-
-
-def verify_main(argv: Sequence[str]) -> int:
-    """``--baseline FILE -- PYTEST ARGV``: run pytest (adding ``--junitxml``) in the current
-    directory; exit 0 when every test the baseline lists as passed passes again."""
-    if len(argv) < 4 or argv[0] != "--baseline" or argv[2] != "--":
-        print("usage: --baseline FILE -- PYTEST ARGV...", file=sys.stderr)
-        return 2
-    baseline = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    before = {(c, n) for c, n in baseline["passed"]}
-    with tempfile.TemporaryDirectory(prefix="gaia-verify-") as tmp:
-        junit = Path(tmp) / "junit.xml"
-        code = subprocess.call([*argv[3:], f"--junitxml={junit}"])  # output goes to our caller
-        try:
-            report = parse_junit(junit.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            print(f"pytest exited {code} and wrote no JUnit results", file=sys.stderr)
-            return code or 1
-    passed = {(c.classname, c.name) for c in report.cases if c.outcome is Outcome.PASSED}
-    lost = sorted(before - passed)
-    if lost:
-        names = ", ".join(f"{c}.{n}" for c, n in lost[:20])
-        print(f"{len(lost)} test(s) that passed before the fix do not pass: {names}")
-        return 1
-    if code not in (0, 1):  # 1: some tests failed, all of which failed before as well
-        return code
-    failing = report.failures + report.errors
-    print(f"every test that passed before passes ({len(passed)}); failing as before: {failing}")
-    return 0

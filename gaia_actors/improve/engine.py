@@ -42,6 +42,7 @@ from gaia_actors.improve.commands import cancelled_by
 from gaia_actors.improve.cycle import AnalysisOutcome, Cycle, CyclePlan
 from gaia_actors.improve.detectors import FileResult, language_of
 from gaia_actors.improve.files import SkippedFile, SkipReason, iter_walk
+from gaia_actors.improve.plan import settings_for
 from gaia_actors.improve.worker import worker_name
 from gaia_actors.messages import (
     AnalyseBatch,
@@ -192,7 +193,8 @@ class SelfImproveEngine(GaiaActor):
             raise InvalidMessage("RunCycle", f"target {path} is not a directory", "target")
         row = fields_of(started=time.time(), target=str(path), status="running", apply=apply)
         cycle_id = int(self.ask("store", InsertNow("improve_cycles", row), timeout=STORE_TIMEOUT))
-        plan = CyclePlan(cycle_id, path, path == self.configured_target, apply, self.improve)
+        settings, configured, _table = settings_for(self.improve, path, self.settings.resolve)
+        plan = CyclePlan(cycle_id, path, configured, apply, settings)
         run = self.run = CycleRun(plan, watcher)
         self.publish("improve.cycle.started", cycle_id=cycle_id, target=str(path), apply=apply)
         self._notify(run, "cycle.started", target=str(path), apply=apply)

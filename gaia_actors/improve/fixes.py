@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import Any
 from gaia_actors.improve.commands import CommandResult, run_command, which
 from gaia_actors.improve.errors import CommandError, PatchApplyError, PatchConflict, PatchError
 from gaia_actors.improve.files import SkipReason, WalkOptions, walk
+from gaia_actors.improve.findings import Finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,22 @@ class FixOutcome:
     seconds: float = 0.0
     reason: str = ""
     changed_files: tuple[str, ...] = field(default=())
+    fixed: tuple[Finding, ...] = ()  # the findings the kept changes remove
+    left_out: tuple[tuple[str, str], ...] = ()  # (path, why) of changes not kept
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which of the fixers' changed files a fix keeps, the findings their changes remove, and
+    why the others are left out."""
+
+    keep: frozenset[str]
+    fixed: tuple[Finding, ...] = ()
+    left_out: tuple[tuple[str, str], ...] = ()
+
+
+# Given the scratch copy and the paths the fixers changed there, decides what the fix keeps.
+Selector = Callable[[Path, tuple[str, ...]], Selection]
 
 
 def sha256(data: bytes) -> str:
@@ -132,11 +149,13 @@ def run_fixers(
     timeout: float,
     walk_options: WalkOptions | None = None,
     test_env: Mapping[str, str] | None = None,
+    select: Selector | None = None,
 ) -> FixOutcome:
     """Run ``fixers`` on a scratch copy of ``target``, then ``test_argv`` there (see above).
 
     ``timeout`` applies to each fixer and to the test run separately; ``test_env`` is added to
-    the tests' environment.
+    the tests' environment. ``select`` decides which changed files the fix keeps; the others
+    are put back as they were before the tests run.
     """
     started = time.monotonic()
     top = Path(target).resolve()
@@ -150,6 +169,7 @@ def run_fixers(
             timeout=timeout,
             walk_options=walk_options,
             test_env=test_env or {},
+            select=select,
         )
     return replace(outcome, seconds=time.monotonic() - started)
 
@@ -163,6 +183,7 @@ def _fix_in_scratch(
     timeout: float,
     walk_options: WalkOptions | None,
     test_env: Mapping[str, str],
+    select: Selector | None,
 ) -> FixOutcome:
     options = _copy_options(walk_options)
     before = copy_tree(top, scratch, options)
@@ -171,24 +192,56 @@ def _fix_in_scratch(
         return FixOutcome(FixStatus.FIXER_FAILED, fixers=runs, reason=failure)
     if not any(run.status == "ran" for run in runs):
         return FixOutcome(FixStatus.NO_FIXERS, fixers=runs, reason="no configured fixer installed")
+    selection = _select(before, scratch, options, select)
     try:
         patch = make_patch(before, scratch, options)
     except PatchError as exc:
         return FixOutcome(FixStatus.FIXER_FAILED, fixers=runs, reason=str(exc))
+    found = FixOutcome(
+        FixStatus.NO_CHANGES, fixers=runs, fixed=selection.fixed, left_out=selection.left_out
+    )
     if not patch.changes:
-        return FixOutcome(FixStatus.NO_CHANGES, fixers=runs)
+        return found
     tests = _run_tests(test_argv, scratch, timeout, test_env)
     if not tests.ok:
         reason = "tests timed out" if tests.timed_out else f"tests exit code {tests.returncode}"
-        return FixOutcome(
-            FixStatus.TESTS_FAILED,
-            fixers=runs,
+        return replace(
+            found,
+            status=FixStatus.TESTS_FAILED,
             tests=tests,
             reason=reason,
             changed_files=patch.files,
         )
-    return FixOutcome(
-        FixStatus.VERIFIED, patch=patch, fixers=runs, tests=tests, changed_files=patch.files
+    return replace(
+        found, status=FixStatus.VERIFIED, patch=patch, tests=tests, changed_files=patch.files
+    )
+
+
+def _select(
+    before: Mapping[str, bytes], scratch: Path, options: WalkOptions, select: Selector | None
+) -> Selection:
+    """Ask ``select`` which changes to keep and put every other changed file back."""
+    changed = changed_paths(before, scratch, options)
+    if select is None:
+        return Selection(frozenset(changed))
+    selection = select(scratch, changed)
+    for path in changed:
+        if path in selection.keep:
+            continue
+        if path in before:
+            (scratch / path).write_bytes(before[path])
+        else:
+            (scratch / path).unlink()
+    return selection
+
+
+def changed_paths(before: Mapping[str, bytes], root: Path, options: WalkOptions) -> tuple[str, ...]:
+    """The files under ``root`` that differ from ``before`` (changed, added or removed)."""
+    now = set(walk(root, options).files)
+    return tuple(
+        path
+        for path in sorted(now | set(before))
+        if path not in now or path not in before or (root / path).read_bytes() != before[path]
     )
 
 

@@ -28,6 +28,7 @@ from gaia_actors.improve.errors import CommandError
 from gaia_actors.improve.findings import Finding, Severity
 
 LINT_TYPE = "lint"
+FORMAT_TYPE = "format"  # a file the target's formatter would change
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +185,77 @@ def parse_go_vet(stdout: str, stderr: str, root: Path) -> list[Finding]:
     return findings
 
 
+# "Would reformat: a.py" (ruff format --check before 0.9), "--> a.py:1:2" under "unformatted:"
+# (later ruff), "would reformat a.py" (black --check), "ERROR: /abs/a.py Imports are incorrectly
+# sorted and/or formatted." (isort --check-only).
+_REFORMAT_LINE = re.compile(
+    r"^(?:(?:would reformat:?|error:)\s+(?P<file>.+?)(?:\s+Imports are incorrectly sorted.*)?"
+    r"|-->\s+(?P<located>.+?):\d+:\d+)$",
+    re.I,
+)
+
+
+def parse_reformat(stdout: str, stderr: str, root: Path) -> list[Finding]:
+    """A formatter's check mode (ruff format, black, isort): one ``format`` finding per file
+    it would change."""
+    lines = (stdout + "\n" + stderr).splitlines()
+    matches = [m for line in lines if (m := _REFORMAT_LINE.match(line.strip()))]
+    files = dict.fromkeys(m["file"] or m["located"] for m in matches)  # once each, in order
+    return [_format_finding(_relative(name, root)) for name in files]
+
+
+def parse_file_list(stdout: str, stderr: str, root: Path) -> list[Finding]:
+    """A formatter that lists the files it would change, one per line (``gofmt -l``)."""
+    names = [line.strip() for line in stdout.splitlines() if line.strip()]
+    return [_format_finding(_relative(name, root)) for name in names]
+
+
+def _format_finding(path: str) -> Finding:
+    return Finding(
+        type=FORMAT_TYPE,
+        file=path,
+        line=1,
+        text="not formatted as the target's formatter formats it",
+        severity=Severity.LOW,
+        priority=1,
+        detector="format",
+    )
+
+
 PARSERS: dict[str, Callable[[str, str, Path], list[Finding]]] = {
     "ruff-json": parse_ruff_json,
     "go-vet": parse_go_vet,
+    "reformat": parse_reformat,
+    "file-list": parse_file_list,
 }
+
+
+# --- lint findings our own detectors already report ------------------------------------
+
+_SYNTAX_CODES = frozenset({"syntax-error", "invalid-syntax", "E999"})
+# Linter rules that report what one of our detectors reports (ruff's codes).
+_SAME_AS = {
+    "E722": "bare_except",
+    "T100": "debugger",
+    "FIX001": "fixme",
+    "FIX002": "todo",
+    "FIX003": "xxx",
+    "FIX004": "hack",
+}
+
+
+def without_duplicates(lint: Sequence[Finding], ours: Sequence[Finding]) -> list[Finding]:
+    """Lint findings minus those that say what one of our detectors already says: a linter's
+    syntax error in a file we report as a syntax error, its bare-except, debugger or marker
+    rule on a line where we report the same."""
+    broken = {f.file for f in ours if f.type == "syntax_error"}
+    reported = {(f.file, f.line, f.type) for f in ours}
+    kept = []
+    for finding in lint:
+        code = finding.text.split(" ", 1)[0]
+        if code in _SYNTAX_CODES and finding.file in broken:
+            continue
+        if (finding.file, finding.line, _SAME_AS.get(code, "")) in reported:
+            continue
+        kept.append(finding)
+    return kept

@@ -151,6 +151,10 @@ def _tests(t: Mapping[str, Any]) -> list[str]:
         lines.append(f"  {failure['outcome']}: {failure['test']} {message}".rstrip())
     if t.get("reason"):
         lines.append(f"note: {t['reason']}")
+    for problem in (t.get("problems") or [])[:SHOWN]:
+        lines.append(f"  cannot run {problem['file'] or 'the suite'}: {problem['reason']}")
+    if t.get("src_layout"):
+        lines.append(f"note: {t['src_layout']}")
     if status in ("error", "timed_out") and t.get("output_tail"):
         lines.extend(f"  | {line}" for line in t["output_tail"].splitlines()[-8:])
     return lines
@@ -162,15 +166,23 @@ def _fixes(f: Mapping[str, Any], apply: bool) -> list[str]:
     status = f.get("status")
     ran = ", ".join(x["name"] for x in f.get("fixers", []) if x["status"] == "ran")
     files = f.get("files") or []
+    tools = [f"{t['name']} ({t['evidence']})" for t in f.get("tools") or []]
+    chosen = [f"tools: {', '.join(tools)}"] if tools else []
     if status == "verified":
-        line = f"verified patch ({len(files)} files, {f.get('diff_lines', 0)} diff lines) by {ran}"
+        line = (
+            f"verified patch fixing {f.get('issues_fixed', 0)} findings ({len(files)} files, "
+            f"{f.get('diff_lines', 0)} diff lines) by {ran}"
+        )
         if f.get("applied"):
             line += f"; APPLIED to {len(f.get('applied_files', []))} files"
         elif f.get("apply_error"):
             line += f"; NOT applied: {f['apply_error']}"
         elif not apply:
             line += "; not applied (improve --apply writes it)"
-        return [line, *[f"  {path}" for path in files[:10]]]
+        fixed = [f"  fixed {x['type']} {x['where']}: {x['text']}" for x in f.get("fixed", [])]
+        left = f.get("left_out", 0)
+        kept_out = [f"  left out {left} changed files (docs, other files, no finding removed)"]
+        return [line, *chosen, *fixed[:10], *(kept_out if left else [])]
     if status == "tests_failed":
         return [
             f"rolled back: the tests fail with the changes of {ran} ({f.get('reason')}); "
@@ -179,7 +191,7 @@ def _fixes(f: Mapping[str, Any], apply: bool) -> list[str]:
         ]
     if status == "no_changes":
         return [f"nothing to fix ({ran} changed nothing)"]
-    return [f"{status}: {f.get('reason', '')}".rstrip(": ")]
+    return [f"{status}: {f.get('reason', '')}".rstrip(": "), *chosen]
 
 
 def _benchmark(v: Mapping[str, Any]) -> list[str]:

@@ -54,9 +54,10 @@ def test_add_wrong():
     assert add(2, 2) == 5
 """
 
+# Removes the to-do comment (a finding gone, so the change is kept) and breaks add().
 BREAK_ADD = (
     "import pathlib; p = pathlib.Path('mod.py'); "
-    "p.write_text(p.read_text().replace('a + b', 'a - b'))"
+    "p.write_text(p.read_text().replace('a + b', 'a - b').replace('# TODO: handle overflow', ''))"
 )
 
 
@@ -102,7 +103,9 @@ def test_a_cycle_finds_exactly_the_issues_and_reads_pass_rate_and_coverage(
     assert tests["failures"][0]["test"] == "test_mod.test_add_wrong"
     assert 50 < result["coverage"] < 90, result["coverage"]  # mod.py's and the tests' lines
     assert result["status"] == "succeeded"
-    assert result["fixes"] == {"status": "skipped", "reason": "no fixers configured"}
+    # No ruff, black or isort configuration in the project, none configured for it: no fixes.
+    assert result["fixes"]["status"] == "skipped"
+    assert result["fixes"]["reason"].startswith("the target has chosen no formatter or fixer")
     assert result["phases"].keys() == {
         "analyse",
         "detect",
@@ -184,7 +187,6 @@ def test_history_shows_fixed_and_new_findings_across_two_cycles(
     assert [(f["type"], f["where"]) for f in latest["new_examples"]] == [("fixme", "mod.py:7")]
     assert [(f["type"], f["where"]) for f in latest["fixed_examples"]] == [("todo", "mod.py:2")]
     assert latest["unchanged"] >= 1  # the bare except, now on line 14
-    assert "issues_fixed" in latest["better"]
 
 
 def test_another_target_gets_no_configured_commands(tmp_path: Path, project: Path) -> None:
@@ -198,7 +200,8 @@ def test_another_target_gets_no_configured_commands(tmp_path: Path, project: Pat
     assert found(result) == {("xxx", "lib.py:1")}
     assert result["tests"]["kind"] == "none"
     assert result["fixes"]["status"] == "skipped"
-    assert "no fix without tests" in result["fixes"]["reason"]
+    # The configured target's ruff format is not this target's choice.
+    assert result["fixes"]["reason"].startswith("the target has chosen no formatter or fixer")
     assert result["verify"]["reason"] == "the benchmark belongs to the configured target"
 
 

@@ -30,6 +30,11 @@ def test_idna_tests_are_found_without_any_pytest_configuration(tmp_path: Path) -
     assert result["pass_rate"] == 1.0
     assert result["coverage"] is not None
     assert result["coverage"] > 50
+    # idna configures no formatter or fixer: findings and tasks, no reformatting.
+    assert result["fixes"]["status"] == "skipped"
+    assert result["fixes"]["reason"].startswith("the target has chosen no formatter or fixer")
+    assert result["detect"]["findings"] > 0
+    assert result["tasks"]["count"] > 0
     assert snapshot(target) == before
 
 
