@@ -244,7 +244,7 @@ class ImproveTargetSettings:
     fixers: tuple[tuple[str, ...], ...] = field(
         default=(), metadata={PLACEHOLDERS: IMPROVE_PLACEHOLDERS}
     )
-    schedule: str | float = ""
+    schedule: str | float = field(default="none", metadata={RANGE: SCHEDULE_SECONDS})
     branch: str = ""
 
 
@@ -296,11 +296,11 @@ class ImproveSettings:
     timeout: float = bounded(900.0, 0.1, 604_800)
     churn_commits: int = bounded(200, 0, 10_000_000)
     history_limit: int = bounded(10, 1, 10_000)
-    # Cycles on their own: "" (only on request), "hourly", "daily", a number of seconds, or
+    # Cycles on their own: "none" (only on request), "hourly", "daily", a number of seconds, or
     # "on-commit" (a new commit on ``branch``, "" = the checked-out one, polled every
     # ``commit_poll`` seconds). ``schedule_apply``: scheduled cycles apply their verified fix
     # (a new branch on a git target, never the checked-out one).
-    schedule: str | float = ""
+    schedule: str | float = field(default="none", metadata={RANGE: SCHEDULE_SECONDS})
     branch: str = ""
     commit_poll: float = bounded(30.0, 0.1, 86400)
     schedule_apply: bool = False
@@ -459,10 +459,11 @@ def _check(settings: Settings, where: str) -> None:
             raise ConfigError(
                 where, f"environments.{name}.command", "expected a non-empty argv list"
             )
-        _check_schedule(where, name, env.backup_schedule)
+        _check_schedule(where, f"environments.{name}.backup_schedule", env.backup_schedule)
         _check_health_rule(where, name, env)
         _check_templates(where, f"environments.{name}", env)
     _check_pipeline(settings, where)
+    _check_improve(settings.improve, where)
     _check_templates(where, "improve", settings.improve)
 
 
@@ -525,8 +526,13 @@ def _check_health_rule(where: str, name: str, env: EnvironmentSettings) -> None:
         )
 
 
-def _check_schedule(where: str, env: str, schedule: str | float) -> None:
-    if schedule in ("none", "hourly", "daily"):
+def _check_schedule(
+    where: str,
+    key: str,
+    schedule: str | float,
+    named: tuple[str, ...] = ("none", "hourly", "daily"),
+) -> None:
+    if schedule in named:
         return
     low, high = SCHEDULE_SECONDS
     try:
@@ -536,11 +542,23 @@ def _check_schedule(where: str, env: str, schedule: str | float) -> None:
         pass
     raise ConfigError(
         where,
-        f"environments.{env}.backup_schedule",
-        f"expected none, hourly, daily or a number of seconds from {_number(low)} to "
+        key,
+        f"expected {', '.join(named)} or a number of seconds from {_number(low)} to "
         f"{_number(high)}, "
         f"got {schedule!r}",
     )
+
+
+IMPROVE_SCHEDULES = ("none", "hourly", "daily", "on-commit")
+
+
+def _check_improve(improve: ImproveSettings, where: str) -> None:
+    _check_schedule(where, "improve.schedule", improve.schedule, IMPROVE_SCHEDULES)
+    for name, target in improve.targets.items():
+        if not target.path:
+            raise ConfigError(where, f"improve.targets.{name}.path", "expected a non-empty path")
+        key = f"improve.targets.{name}.schedule"
+        _check_schedule(where, key, target.schedule, IMPROVE_SCHEDULES)
 
 
 def backup_interval(schedule: str | float) -> float | None:
