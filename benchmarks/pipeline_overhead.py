@@ -42,7 +42,8 @@ from typing import Any
 from gaia_actors import logs, process
 from gaia_actors.app import start_root
 from gaia_actors.environments import backups, releases
-from gaia_actors.environments.layout import Layout, check_health, wait_healthy
+from gaia_actors.environments.layout import Layout
+from gaia_actors.httpclient import check_health, wait_healthy
 from gaia_actors.messages import GetEnvStatus, Promote
 from gaia_actors.pipeline.load import run_load
 from gaia_actors.settings import Settings, load
@@ -180,9 +181,9 @@ class BaselineSide:
         )
         process.write_pidfile(layout.pidfile, child.pid, child.start_time)
         self.procs[layout.name] = child
-        ok, why = wait_healthy(layout.health_url, layout.config.deploy_timeout)
-        if not ok:
-            raise RuntimeError(f"{layout.name}: {why}")
+        verdict = wait_healthy(layout.health_url, layout.config.deploy_timeout)
+        if not verdict.healthy:
+            raise RuntimeError(f"{layout.name}: {verdict.reason}")
         releases.mark_healthy(layout.root, release)
 
     def _deploy(self, env: str, release_dir: Path) -> None:
@@ -199,9 +200,9 @@ class BaselineSide:
             raise RuntimeError(f"true failed: {result}")
 
     def _health(self, env: str) -> None:
-        ok, why = check_health(self.layouts[env].health_url)
-        if not ok:
-            raise RuntimeError(f"{env}: {why}")
+        verdict = check_health(self.layouts[env].health_url)
+        if not verdict.healthy:
+            raise RuntimeError(f"{env}: {verdict.reason}")
 
     def promote_all(self) -> float:
         started = time.perf_counter()

@@ -167,6 +167,7 @@ class MetricsSettings:
     # Sample-name globs summed into an environment's request and error totals (status, load).
     requests_metric: str = "*requests_total"
     errors_metric: str = "*errors_total"
+    max_parse_cpu: float = 0.5  # seconds of CPU one body may cost; the rest is dropped, counted
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,10 @@ import pykka
 from gaia_actors import process
 from gaia_actors.actor import GaiaActor
 from gaia_actors.environments import backups, releases
-from gaia_actors.environments.layout import Layout, port_in_use, wait_healthy
+from gaia_actors.environments.layout import Layout, port_in_use
 from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
 from gaia_actors.health import BodyRule
+from gaia_actors.httpclient import wait_healthy
 from gaia_actors.messages import (
     BuildRelease,
     Deploy,
@@ -371,7 +372,8 @@ class EnvironmentActor(GaiaActor):
         rule = BodyRule.of(self.config)
 
         def wait() -> None:
-            ok, why = wait_healthy(url, timeout, cancel, rule=rule)
+            verdict = wait_healthy(url, timeout, rule, cancel=cancel)
+            ok, why = verdict.healthy, verdict.reason
             _tell(ref, HealthWaited(token, ok, why))
 
         threading.Thread(target=wait, name=f"{self.name}-health", daemon=True).start()

@@ -6,18 +6,13 @@ and the commands, so all three agree on where things are.
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from gaia_actors import process
 from gaia_actors.environments import releases
-from gaia_actors.health import BodyRule, judge, read_json, unanswered
 from gaia_actors.settings import EnvironmentSettings, Settings, expand, python_executable
 
 
@@ -153,60 +148,3 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def check_health(url: str, timeout: float = 1.0, rule: BodyRule | None = None) -> tuple[bool, str]:
-    """One GET of a health URL (its query string kept): (healthy, why), by the project's one
-    health verdict (gaia_actors/health.py)."""
-    parsed = urlsplit(url)
-    deadline = time.monotonic() + timeout
-    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=timeout)
-    target = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
-    try:
-        conn.request("GET", target)
-        response = conn.getresponse()
-        body = _read_until(response, deadline, 65_536)
-    except (OSError, http.client.HTTPException) as exc:
-        return False, unanswered(f"{type(exc).__name__}: {exc}").reason
-    finally:
-        conn.close()
-    content, problem = read_json(response.getheader("Content-Type"), body)
-    verdict = judge(response.status, content, rule or BodyRule(), body_problem=problem)
-    return verdict.healthy, verdict.reason
-
-
-def _read_until(response: http.client.HTTPResponse, deadline: float, limit: int) -> bytes:
-    # The socket timeout bounds each read, not the body: a server trickling a byte at a time
-    # would hold a single read() for ever. Read in pieces against one deadline.
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the health body did not arrive in time")
-        chunk = response.read1(min(4096, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def wait_healthy(
-    url: str,
-    timeout: float,
-    cancel: threading.Event | None = None,
-    interval: float = 0.05,
-    rule: BodyRule | None = None,
-) -> tuple[bool, str]:
-    """Poll ``url`` until it is healthy or ``timeout`` passes (or ``cancel`` is set)."""
-    deadline = time.monotonic() + timeout
-    why = "not checked"
-    while time.monotonic() < deadline:
-        ok, why = check_health(url, min(1.0, max(0.1, deadline - time.monotonic())), rule)
-        if ok:
-            return True, why
-        if cancel is not None and cancel.wait(interval):
-            return False, "cancelled"
-        if cancel is None:
-            time.sleep(interval)  # polling a child's port; not a test synchronisation
-    return False, f"not healthy within {timeout:g}s (last: {why})"

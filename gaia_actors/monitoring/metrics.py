@@ -1,19 +1,27 @@
-"""MetricsCollector (``metrics``): environments' Prometheus metrics in, the daemon's out (issue 8,
-part 2).
+"""MetricsCollector (``metrics``): environments' Prometheus metrics in, the daemon's out.
 
-Scraping: every ``[metrics] interval`` seconds a worker thread fetches every environment's
-metrics path at once with the probe engine (kept-alive connections, a connect timeout, a
-deadline for the whole response that a trickling server cannot stretch, a bound on the body),
-parses each body with prometheus-client's parser, and reports back. The
+Scraping: every ``[metrics] interval`` seconds a worker thread fetches the metrics path of
+every environment that has one (``metrics_path = ""`` has none) at once, each through
+`gaia_actors.httpclient` (a connect timeout, a deadline for the whole response that a
+trickling server cannot stretch, a bound on the body), parses each body, and reports back. The
 actor stores the samples (``metric_samples``, batched by the store) and tells the monitor the
 service's request and error totals (``ServiceCounters``). Retention: the store prunes
 ``metric_samples`` older than ``[metrics] retention_days`` with its hourly ``Prune``.
 
-Hostile exposition text never stops a scrape: a malformed line is counted and skipped (the
-rest of the body is still read, line by line), a sample with too many or too long labels is
-dropped and counted, NaN and infinite values are counted and kept out of the store (SQLite
-cannot hold NaN in a NOT NULL column), and samples beyond ``max_samples`` are cut off. Parse
-problems are logged when they start and when they stop, not on every scrape.
+A scrape's outcome is ``ok``, ``not Prometheus text`` (a 200 whose body has no sample and
+malformed lines: an HTML page, a JSON document), ``HTTP <status>`` or why there was no answer
+(``refused``, ``timeout``, ...). It is logged when it changes, with the HTTP status, not on
+every scrape: a service without a metrics endpoint is one warning, not one per interval. A
+failed scrape is the collector's problem, never an error of the service: nothing of it reaches
+the monitor's error rate or the service's error totals.
+
+Hostile exposition text never stops a scrape, and its cost is bounded: the body is read line
+by line with a linear-time pattern for the text format; a malformed line is counted and
+skipped, a sample with too many or too long labels is dropped and counted, NaN and infinite
+values are counted and kept out of the store (SQLite cannot hold NaN in a NOT NULL column).
+Reading stops at ``max_samples`` kept samples (``truncated``) or after ``max_parse_cpu``
+seconds of CPU (``over_budget``), the lines left counted, so neither a huge valid body nor a
+huge malformed one costs more than the budget and the samples kept.
 
 The daemon's own ``/metrics`` (``[metrics] listen``, loopback only; "" turns it off) serves a
 CollectorRegistry fed from health rounds (status gauges, probe latency histograms, checks) and
@@ -27,17 +35,20 @@ not loopback or malformed is a configuration error and is not retried.
 
 from __future__ import annotations
 
+import concurrent.futures
 import fnmatch
 import ipaddress
 import math
+import re
+import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.parser import text_string_to_metric_families
 
+from gaia_actors import httpclient
 from gaia_actors.actor import GaiaActor
 from gaia_actors.messages import (
     Event,
@@ -49,8 +60,7 @@ from gaia_actors.messages import (
     WatchHealth,
 )
 from gaia_actors.monitoring.monitor import monitor_restarted
-from gaia_actors.monitoring.probes import Prober, ProbeResult, ProbeTarget
-from gaia_actors.monitoring.rounds import Finished, Rounds, close_in_background
+from gaia_actors.monitoring.rounds import Finished, Rounds
 from gaia_actors.settings import MetricsSettings, Settings
 from supervisors import Link
 
@@ -61,7 +71,9 @@ __all__ = [
     "ParseReport",
     "Sample",
     "ScrapeResult",
+    "ScrapeTarget",
     "parse_exposition",
+    "scrape",
     "scrape_all",
     "scrape_targets",
 ]
@@ -92,18 +104,36 @@ class _RetryListen:
 
 # -- parsing (pure) ----------------------------------------------------------------------------
 
+# The Prometheus text exposition format, one sample line: name, optional labels, value,
+# optional timestamp. Every alternative is disjoint from its neighbour, so a hostile line
+# costs linear time.
+_SAMPLE_LINE = re.compile(
+    rb"[ \t]*([a-zA-Z_:][a-zA-Z0-9_:]*)"
+    rb'(\{(?:[^"}]|"(?:[^"\\\n]|\\.)*")*\})?'
+    rb"[ \t]+([^ \t]+)(?:[ \t]+-?[0-9]+)?[ \t]*\r?"
+)
+_LABEL = re.compile(rb'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|\\.)*)"[ \t]*,?')
+_ESCAPES = {b"\\\\": "\\", b'\\"': '"', b"\\n": "\n"}
+_ESCAPE = re.compile(rb'\\[\\"n]')
+_VALUE = re.compile(
+    rb"[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?|Inf|inf|NaN|nan)"
+)
+_MAX_LINE = 64 * 1024  # longer lines are errors without a parse
+_BUDGET_EVERY = 256  # lines between looks at the CPU clock
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds on what one scrape may store."""
+    """Bounds on what one scrape may store and cost."""
 
     max_samples: int = 10_000
     max_labels: int = 32
     max_label_bytes: int = 4096
+    max_parse_cpu: float = 0.5  # seconds of this thread's CPU for one body
 
     @classmethod
     def of(cls, cfg: MetricsSettings) -> Limits:
-        return cls(cfg.max_samples, cfg.max_labels, cfg.max_label_bytes)
+        return cls(cfg.max_samples, cfg.max_labels, cfg.max_label_bytes, cfg.max_parse_cpu)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,18 +145,27 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class ParseReport:
-    """The samples of one body and what was wrong with the rest of it."""
+    """The samples of one body and what was dropped of the rest of it."""
 
     samples: tuple[Sample, ...]
     parse_errors: int = 0  # malformed lines
     dropped_labels: int = 0  # label sets over the bounds
     nonfinite: int = 0  # NaN or infinite values
-    truncated: int = 0  # samples beyond max_samples
+    truncated: int = 0  # lines not read: the sample limit was reached
+    over_budget: int = 0  # lines not read: the CPU budget ran out
     first_error: str = ""
 
     @property
     def problems(self) -> int:
-        return self.parse_errors + self.dropped_labels + self.nonfinite + self.truncated
+        return (
+            self.parse_errors + self.dropped_labels + self.nonfinite + self.truncated
+            + self.over_budget
+        )  # fmt: skip
+
+    @property
+    def prometheus(self) -> bool:
+        """Whether the body read as Prometheus text at all (some sample, or nothing wrong)."""
+        return bool(self.samples) or self.parse_errors == 0
 
 
 @dataclass
@@ -136,11 +175,15 @@ class _Tally:
     dropped_labels: int = 0
     nonfinite: int = 0
     truncated: int = 0
+    over_budget: int = 0
     first_error: str = ""
 
-    def error(self, problem: str) -> None:
+    def error(self, problem: str | Callable[[], str]) -> None:
+        """Count a malformed line; ``problem`` (or a callable making it, so that a body of
+        bad lines formats one message, not one per line) describes the first."""
         self.parse_errors += 1
-        self.first_error = self.first_error or problem[:200]
+        if not self.first_error:
+            self.first_error = (problem if isinstance(problem, str) else problem())[:200]
 
     def report(self) -> ParseReport:
         return ParseReport(
@@ -149,56 +192,84 @@ class _Tally:
             self.dropped_labels,
             self.nonfinite,
             self.truncated,
+            self.over_budget,
             self.first_error,
         )
 
 
-def parse_exposition(text: str, limits: Limits) -> ParseReport:
-    """Samples of a Prometheus text body; malformed lines are counted, never raised.
+def parse_exposition(body: bytes | str, limits: Limits) -> ParseReport:
+    """Samples of a Prometheus text body, read line by line; never raises.
 
-    The whole body is parsed first (so TYPE and HELP lines are checked); when the parser
-    gives up on a line, the body is parsed again line by line, skipping the bad ones.
+    A malformed line is counted and skipped. Reading stops, and the lines left are counted,
+    when ``max_samples`` samples are kept (``truncated``) or when this thread has spent
+    ``max_parse_cpu`` seconds on the body (``over_budget``), so a hostile body costs bounded
+    CPU and no more memory than its samples.
     """
+    data = body.encode() if isinstance(body, str) else body
     tally = _Tally()
-    try:
-        families = list(text_string_to_metric_families(text))
-    except Exception as exc:  # noqa: BLE001 - the parser raises assorted errors on bad input
-        tally.error(f"{type(exc).__name__}: {exc}")
-        _parse_lines(text, limits, tally)
-        return tally.report()
-    for family in families:
-        _keep(family.samples, limits, tally)
+    budget_end = time.thread_time() + limits.max_parse_cpu
+    pos, lines = 0, 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        if len(tally.samples) >= limits.max_samples:
+            tally.truncated = _sample_lines(data, pos)
+            break
+        lines += 1
+        if lines % _BUDGET_EVERY == 0 and time.thread_time() > budget_end:
+            tally.over_budget = _sample_lines(data, pos)
+            break
+        _parse_line(data[pos:end], limits, tally)
+        pos = end + 1
     return tally.report()
 
 
-def _parse_lines(text: str, limits: Limits, tally: _Tally) -> None:
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        try:
-            families = list(text_string_to_metric_families(line + "\n"))
-        except Exception as exc:  # noqa: BLE001 - as above, one line at a time
-            tally.error(f"{type(exc).__name__}: {exc}")
-            continue
-        for family in families:
-            _keep(family.samples, limits, tally)
-    tally.parse_errors = max(1, tally.parse_errors - 1)  # the first error was the same line
+def _sample_lines(data: bytes, pos: int) -> int:
+    """About how many sample lines are left from ``pos`` (blank lines and comments that
+    start their line are not counted), without splitting the rest."""
+    newlines = data.count(b"\n", pos)
+    skipped = data.count(b"\n#", pos - 1) + data.count(b"\n\n", pos - 1)
+    return max(0, newlines + 1 - skipped - data.endswith(b"\n"))
 
 
-def _keep(samples: Iterable[Any], limits: Limits, tally: _Tally) -> None:
-    for sample in samples:
-        labels = tuple(sorted((str(k), str(v)) for k, v in sample.labels.items()))
-        value = float(sample.value)
-        if len(labels) > limits.max_labels or sum(len(k) + len(v) for k, v in labels) > (
-            limits.max_label_bytes
-        ):
-            tally.dropped_labels += 1
-        elif not math.isfinite(value):
-            tally.nonfinite += 1
-        elif len(tally.samples) >= limits.max_samples:
-            tally.truncated += 1
-        else:
-            tally.samples.append(Sample(str(sample.name), labels, value))
+def _parse_line(line: bytes, limits: Limits, tally: _Tally) -> None:
+    stripped = line.strip()
+    if not stripped or stripped.startswith(b"#"):
+        return
+    if len(line) > _MAX_LINE:
+        tally.error(f"line of {len(line)} bytes exceeds {_MAX_LINE}")
+        return
+    match = _SAMPLE_LINE.fullmatch(line)
+    if match is None or _VALUE.fullmatch(match[3]) is None:
+        tally.error(lambda: f"not a sample line: {stripped[:80]!r}")
+        return
+    labels = _labels(match[2], limits) if match[2] else ()
+    if labels is None:
+        tally.dropped_labels += 1
+        return
+    value = float(match[3])
+    if not math.isfinite(value):
+        tally.nonfinite += 1
+        return
+    tally.samples.append(Sample(match[1].decode("ascii"), labels, value))
+
+
+def _labels(text: bytes, limits: Limits) -> tuple[tuple[str, str], ...] | None:
+    """The label pairs of ``{...}``, sorted; None when over the bounds."""
+    inner, pos = text[1:-1], 0
+    pairs: list[tuple[str, str]] = []
+    if len(inner) > 2 * limits.max_label_bytes + 4 * limits.max_labels:
+        return None
+    while pos < len(inner) and inner[pos:].strip():
+        match = _LABEL.match(inner, pos)
+        if match is None or len(pairs) >= limits.max_labels:
+            return None
+        value = _ESCAPE.sub(lambda m: _ESCAPES[m[0]].encode(), match[2])
+        pairs.append((match[1].decode("ascii"), value.decode("utf-8", "replace")))
+        pos = match.end()
+    if sum(len(k) + len(v) for k, v in pairs) > limits.max_label_bytes:
+        return None
+    return tuple(sorted(pairs))
 
 
 def total(samples: Iterable[Sample], pattern: str) -> float | None:
@@ -211,6 +282,14 @@ def total(samples: Iterable[Sample], pattern: str) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
+class ScrapeTarget:
+    """One environment's metrics URL."""
+
+    env: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class ScrapeResult:
     """One environment's scrape: its samples, or why there are none."""
 
@@ -218,41 +297,48 @@ class ScrapeResult:
     scraped_at: float
     duration: float
     size: int = 0
+    http_status: int | None = None
     error: str = ""
     report: ParseReport | None = None
 
+    @property
+    def outcome(self) -> str:
+        """The scrape's state in one word or two; a change of it is logged, once."""
+        if self.report is not None:
+            return "ok" if self.report.prometheus else "not Prometheus text"
+        return self.error.partition(":")[0] if self.http_status is None else self.error
 
-def scrape_targets(settings: Settings) -> tuple[ProbeTarget, ...]:
-    """One raw-body probe target per environment's metrics path (only a 200 is a scrape)."""
-    cfg = settings.metrics
+
+def scrape_targets(settings: Settings) -> tuple[ScrapeTarget, ...]:
+    """The metrics URL of every environment that has one (``metrics_path = ""``: none)."""
     return tuple(
-        ProbeTarget(
-            env,
-            f"http://{e.host}:{e.port}{e.metrics_path}",
-            expected_status=frozenset({200}),
-            connect_timeout=cfg.connect_timeout,
-            read_timeout=cfg.read_timeout,
-            max_body_bytes=cfg.max_body_bytes,
-            raw_body=True,
-        )
+        ScrapeTarget(env, f"http://{e.host}:{e.port}{e.metrics_path}")
         for env, e in settings.environments.items()
+        if e.metrics_path
     )
 
 
 def scrape_all(
-    prober: Prober, targets: Sequence[ProbeTarget], limits: Limits
+    targets: Sequence[ScrapeTarget], fetch: httpclient.Limits, limits: Limits
 ) -> tuple[ScrapeResult, ...]:
-    """Fetch every target at once (the prober's deadlines and body bound), then parse each."""
-    return tuple(_scraped(result, limits) for result in prober.round(targets))
+    """Fetch every target at once, each within the ``fetch`` bounds, and parse each body."""
+    workers = min(_MAX_CONCURRENCY, len(targets))
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="scrape") as pool:
+        return tuple(pool.map(lambda target: scrape(target, fetch, limits), targets))
 
 
-def _scraped(result: ProbeResult, limits: Limits) -> ScrapeResult:
-    if not result.ok:
-        error = f"{result.error}: {result.detail}" if result.error else f"status {result.status}"
-        return ScrapeResult(result.name, result.checked_at, result.latency_s, error=error)
-    body = result.body or b""
-    report = parse_exposition(body.decode("utf-8", errors="replace"), limits)
-    return ScrapeResult(result.name, result.checked_at, result.latency_s, len(body), report=report)
+def scrape(target: ScrapeTarget, fetch: httpclient.Limits, limits: Limits) -> ScrapeResult:
+    """One environment's scrape: only a complete 200 is parsed."""
+    scraped_at = time.time()
+    answer = httpclient.get(target.url, fetch)
+    result = ScrapeResult(
+        target.env, scraped_at, answer.elapsed, len(answer.body), http_status=answer.status
+    )
+    if answer.error is not None:
+        return replace(result, error=answer.describe())
+    if answer.status != 200:
+        return replace(result, error=f"HTTP {answer.status}")
+    return replace(result, report=parse_exposition(answer.body, limits))
 
 
 # -- the daemon's own /metrics -----------------------------------------------------------------
@@ -359,11 +445,11 @@ class Exporter:
             self.stages.labels(str(stage), status).observe(duration)
 
     def observe_scrape(self, result: ScrapeResult) -> None:
-        self.scrapes.labels(result.env, "error" if result.error else "ok").inc()
+        self.scrapes.labels(result.env, "ok" if result.outcome == "ok" else "error").inc()
         report = result.report
         if report is None:
             return
-        for kind in ("parse_errors", "dropped_labels", "nonfinite", "truncated"):
+        for kind in ("parse_errors", "dropped_labels", "nonfinite", "truncated", "over_budget"):
             count = getattr(report, kind)
             if count:
                 self.parse_problems.labels(result.env, kind).inc(count)
@@ -429,7 +515,8 @@ class _EnvScrapes:
     samples: int = 0
     problems: int = 0
     last: ScrapeResult | None = None
-    troubled: bool = False  # the last scrape had an error or parse problems (logged once)
+    # The last scrape's outcome and whether its body had problems: logged when it changes.
+    state: tuple[str, bool] | None = None
 
 
 class MetricsCollector(GaiaActor):
@@ -440,9 +527,11 @@ class MetricsCollector(GaiaActor):
         self.settings = settings
         self.cfg = settings.metrics
         self.limits = Limits.of(self.cfg)
+        self.fetch = httpclient.Limits(
+            self.cfg.connect_timeout, self.cfg.read_timeout, self.cfg.max_body_bytes
+        )
         self.targets = scrape_targets(settings)
-        self.envs = {t.name: _EnvScrapes() for t in self.targets}
-        self.prober: Prober | None = None
+        self.envs = {t.env: _EnvScrapes() for t in self.targets}
         self.exporter = Exporter()
         self.listen_failures = 0
         waves = -(-len(self.targets) // _MAX_CONCURRENCY)
@@ -459,7 +548,6 @@ class MetricsCollector(GaiaActor):
     def on_start(self) -> None:
         self.tell("bus", Subscribe(self.name, EVENT_PATTERNS))
         self.tell("monitor", WatchHealth(self.name))
-        self.prober = Prober(max_concurrency=_MAX_CONCURRENCY)
         if self.cfg.listen:
             self._listen()
         if self.targets:
@@ -471,8 +559,6 @@ class MetricsCollector(GaiaActor):
 
     def on_terminate(self) -> None:
         self.exporter.close()  # free the port for the next generation
-        if self.prober is not None:
-            self.prober.close()
 
     def receive(self, message: Any) -> Any:
         if self.rounds.handle(message):
@@ -527,14 +613,11 @@ class MetricsCollector(GaiaActor):
     # Scrapes
 
     def _prepare(self) -> Callable[[], tuple[ScrapeResult, ...]]:
-        prober, targets, limits = self.prober, self.targets, self.limits
-        assert prober is not None  # rounds start after on_start made it
-        return lambda: scrape_all(prober, targets, limits)
+        targets, fetch, limits = self.targets, self.fetch, self.limits
+        return lambda: scrape_all(targets, fetch, limits)
 
     def _round_failed(self, error: str) -> None:
         self.log.error("metrics.round_failed", error=error)
-        old, self.prober = self.prober, Prober(max_concurrency=_MAX_CONCURRENCY)
-        close_in_background(old, f"{self.name}-close")
 
     def _on_scrapes(
         self, results: tuple[ScrapeResult, ...], _finished: Finished[tuple[ScrapeResult, ...]]
@@ -542,23 +625,31 @@ class MetricsCollector(GaiaActor):
         for result in results:
             self.exporter.observe_scrape(result)
             self._remember(result)
-            if result.report is not None:
+            if result.report is not None and result.report.prometheus:
                 self._store(result)
 
     def _remember(self, result: ScrapeResult) -> None:
         state = self.envs[result.env]
         state.scrapes += 1
         state.last = result
-        state.failures += bool(result.error)
+        state.failures += result.outcome != "ok"
         report = result.report
         problems = report.problems if report is not None else 0
         state.problems += problems
-        troubled = bool(result.error or problems)
-        if troubled and not state.troubled:
-            self.log.warning("metrics.scrape_problems", env=result.env, **_problem_fields(result))
-        elif state.troubled and not troubled:
+        # Once per change of state, not per scrape: a service without a metrics endpoint
+        # answers 404 every interval, and that is one fact.
+        new = (result.outcome, bool(problems))
+        if new not in (state.state, ("ok", False)):
+            self.log.warning(
+                "metrics.scrape_problems",
+                env=result.env,
+                outcome=result.outcome,
+                http_status=result.http_status,
+                **_problem_fields(result),
+            )
+        elif new != state.state and state.state is not None:
             self.log.info("metrics.scrape_recovered", env=result.env)
-        state.troubled = troubled
+        state.state = new
 
     def _store(self, result: ScrapeResult) -> None:
         report = result.report
@@ -593,6 +684,7 @@ def _problem_fields(result: ScrapeResult) -> dict[str, Any]:
         "dropped_labels": report.dropped_labels,
         "nonfinite": report.nonfinite,
         "truncated": report.truncated,
+        "over_budget": report.over_budget,
         "first_error": report.first_error,
     }
 

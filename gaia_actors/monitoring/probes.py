@@ -1,39 +1,16 @@
 """HTTP health probes: one round checks many targets at once over kept-alive connections.
 
-The engine under the HealthMonitor actor (issue 8, part 1). It knows nothing of actors,
+The engine under the HealthMonitor actor. It knows nothing of actors,
 environments or thresholds: it takes `ProbeTarget`s, returns one `ProbeResult` per target,
 and never raises because a target misbehaved.
 
-Why asyncio streams and not `requests`
---------------------------------------
-The issue asks for a round over 300 endpoints that each answer after 50 ms to take at most
-0.6x a plain `ThreadPoolExecutor(64)` + `requests.get` loop, at no more than 1 ms of client
-CPU per check. Candidates measured in one run here (2 cores, 300 loopback endpoints, 50 ms
-each, median round; the asyncio row is the prototype this module grew from):
-
-=============================================  =========  ===============
-client                                         round      CPU per check
-=============================================  =========  ===============
-ThreadPoolExecutor(64) + requests.get          431 ms     1.40 ms
-64 threads, http.client keep-alive             274 ms     0.28 ms
-256 threads, http.client keep-alive            125 ms     0.25 ms
-one asyncio loop, streams, keep-alive          66 ms      0.07 ms
-=============================================  =========  ===============
-
-This module, in `benchmarks/health_fanout.py` (interleaved with the threadpool in the same
-runs): 86-115 ms per round against 455-619 ms (0.19x), 0.09-0.11 ms of CPU per check. Most
-of what remains is the kernel's loopback send and epoll, not Python.
-
-`requests` (and a pool of `requests.Session`s, as the issue first suggested) spends ~1.4-2 ms
-of Python per check in its adapters, urllib3 pool bookkeeping and header handling; a fan-out
-to hundreds of endpoints is CPU-bound on the GIL, not wait-bound, so more threads do not help.
-Threads over `http.client` cut the CPU but a bounded pool serialises the 50 ms waits into
-waves, and one thread per endpoint costs memory and switching. A single event loop waits on
-every socket at once and parses only what a health check needs (status line, four headers,
-a bounded body), so a round of 300 takes ~1.7-2.3x the ideal 50 ms. The loop runs in one thread
-owned by the `Prober`, so the calling actor stays a plain blocking caller, idle keep-alive
-connections notice a server's close while nobody is probing, and the DNS look-ups it needs
-run in the loop's own small executor.
+Why asyncio streams here, when every other request goes through `requests`: see
+`gaia_actors/httpclient.py`, which records the measurements. In short, a fan-out to hundreds
+of endpoints is CPU-bound on the GIL, and a single event loop waits on every socket at once
+and parses only what a health check needs (status line, four headers, a bounded body). The
+loop runs in one thread owned by the `Prober`, so the calling actor stays a plain blocking
+caller, idle keep-alive connections notice a server's close while nobody is probing, and the
+DNS look-ups it needs run in the loop's own small executor.
 
 Bounds and errors (every one reported in `ProbeResult.error`, never raised)
 ---------------------------------------------------------------------------

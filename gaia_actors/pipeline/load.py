@@ -1,21 +1,23 @@
 """A bounded built-in HTTP load: ``requests`` GETs over ``concurrency`` keep-alive connections.
 
-What the ``load`` stage measures an environment with: the error rate (a connection error or
-an HTTP status of 400 and above counts) and the latency percentiles. Each worker thread keeps
-one ``http.client`` connection (REFERENCE.md: ~0.4 ms a request, against ~2 ms with
-requests), so the load generator itself stays small beside the service it measures.
+What the ``load`` stage measures an environment with: the error rate (no complete answer, or
+an HTTP status of 400 and above) and the latency percentiles. Each worker thread has its own
+`gaia_actors.httpclient.Client` (one kept-alive connection), so every request has the
+project's bounds: a deadline for the whole request and a bound on the body.
 """
 
 from __future__ import annotations
 
-import http.client
 import math
 import threading
 import time
 from dataclasses import dataclass, field
 
+from gaia_actors.httpclient import Client, Limits
+
 ERROR_STATUS = 400
 MAX_REQUEST_TIMEOUT = 5.0
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a larger answer is counted as an error, not read on
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,34 +130,20 @@ def _work(
     stop: threading.Event,
 ) -> None:
     host, port, path = where
-    conn: http.client.HTTPConnection | None = None
-    try:
+    url = f"http://{host}:{port}{path}"
+    with Client() as client:
         while not stop.is_set() and time.monotonic() < deadline and tickets.take():
             timeout = min(MAX_REQUEST_TIMEOUT, max(0.1, deadline - time.monotonic()))
-            if conn is None:
-                conn = http.client.HTTPConnection(host, port, timeout=timeout)
-            conn.timeout = timeout
-            error = _one_request(conn, path, worker)
+            error = _one_request(client, url, Limits(timeout, timeout, MAX_BODY_BYTES), worker)
             if error:
                 worker.errors += 1
                 worker.first_error = worker.first_error or error
-                if error.startswith("connection"):
-                    conn.close()  # a fresh connection for the next request
-                    conn = None
-    finally:
-        if conn is not None:
-            conn.close()
 
 
-def _one_request(conn: http.client.HTTPConnection, path: str, worker: _Worker) -> str:
+def _one_request(client: Client, url: str, limits: Limits, worker: _Worker) -> str:
     """One GET, its latency recorded; answers the error ('' when it succeeded)."""
-    sent = time.perf_counter()
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        worker.latencies_ms.append((time.perf_counter() - sent) * 1000)
-        return f"connection: {type(exc).__name__}: {exc}"
-    worker.latencies_ms.append((time.perf_counter() - sent) * 1000)
-    return f"HTTP {response.status}" if response.status >= ERROR_STATUS else ""
+    answer = client.get(url, limits)
+    worker.latencies_ms.append(answer.elapsed * 1000)
+    if answer.status is None or answer.error is not None:
+        return f"connection: {answer.describe()}"
+    return f"HTTP {answer.status}" if answer.status >= ERROR_STATUS else ""

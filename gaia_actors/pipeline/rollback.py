@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gaia_actors.environments.layout import Layout, wait_healthy
+from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.errors import Busy, EnvironmentFailure
 from gaia_actors.health import BodyRule
+from gaia_actors.httpclient import wait_healthy
 from gaia_actors.messages import GetEnvStatus, RestoreBackup, Rollback
 from gaia_actors.pipeline.stages import Outcome
 from gaia_actors.settings import Settings
@@ -104,7 +105,8 @@ def _verify(plan: RollbackPlan, layout: Layout) -> tuple[bool, str]:
         return False, f"on {layout.current_release()}, not on {plan.previous}"
     # A restarted environment first starts its process: give it its own deploy timeout.
     timeout = min(layout.config.deploy_timeout, max(0.5, plan.deadline - time.monotonic()))
-    return wait_healthy(layout.health_url, timeout, rule=BodyRule.of(layout.config))
+    verdict = wait_healthy(layout.health_url, timeout, BodyRule.of(layout.config))
+    return verdict.healthy, verdict.reason
 
 
 def _wait_idle(plan: RollbackPlan) -> None:

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from gaia_actors import process
-from gaia_actors.environments.layout import Layout, check_health
+from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.health import BodyRule
+from gaia_actors.httpclient import Limits, check_health
 from gaia_actors.messages import BuildRelease, Deploy, TakeBackup
 from gaia_actors.pipeline import junit
 from gaia_actors.pipeline.errors import StageCancelled, StageError, StageTimeout
@@ -282,7 +283,9 @@ class HealthStage(Stage):
         soak, started = self.config.soak, time.monotonic()
         checks = 0
         while True:
-            ok, why = check_health(url, min(2.0, max(0.2, ctx.remaining())), rule)
+            bound = min(2.0, max(0.2, ctx.remaining()))
+            verdict = check_health(url, rule, limits=Limits(bound, bound))
+            ok, why = verdict.healthy, verdict.reason
             checks += 1
             soaked = time.monotonic() - started
             if not ok:

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors.environments.layout import Layout, check_health
+from gaia_actors.environments import releases
+from gaia_actors.environments.layout import Layout
+from gaia_actors.errors import EnvironmentFailure
 from gaia_actors.health import BodyRule, Health, judge, read_json
+from gaia_actors.httpclient import check_health
+from gaia_actors.messages import Deploy
 from gaia_actors.monitoring.classify import Observation, Thresholds, assess
 from gaia_actors.monitoring.monitor import _targets
 from gaia_actors.monitoring.probes import Prober
@@ -17,6 +21,14 @@ from gaia_actors.pipeline.rollback import RollbackPlan, _verify
 from gaia_actors.pipeline.stages import HealthStage, Promotion, StageContext
 from gaia_actors.settings import Settings, StageSettings, load
 from supervisors import Registry
+from tests.gaia_actors.environments.conftest import (
+    demo_source,
+    free_port,
+    kill_services,
+    load_settings,
+    start_tree,
+    write_config,
+)
 from tests.gaia_actors.monitoring.hostile import Behaviour, HostileServer, Respond
 
 HEALTH_PATH = "/health?full=1&probe=gaia"
@@ -89,7 +101,7 @@ def test_every_caller_gives_the_same_answer_the_same_verdict(tmp_path: Path, ans
         settings = settings_for(tmp_path, server.port)
         layout = Layout.of(settings, "prod")
         rule = BodyRule.of(layout.config)
-        deploy_ok, _why = check_health(layout.health_url, 1.0, rule)
+        deploy_ok = check_health(layout.health_url, rule).healthy
         verdicts = {
             "monitor": monitor_observation(settings),
             "deploy": deploy_ok,
@@ -110,7 +122,7 @@ def test_every_caller_keeps_the_health_path_query_string(tmp_path: Path) -> None
         settings = settings_for(tmp_path, server.port)
         layout = Layout.of(settings, "prod")
         monitor_observation(settings)
-        check_health(layout.health_url, 1.0)
+        check_health(layout.health_url)
         health_stage_ok(settings)
         rollback_ok(settings)
         targets = {request.target for request in server.requests}
@@ -146,3 +158,45 @@ def test_a_body_without_content_type_is_json_only_when_it_parses() -> None:
     assert body is None
     assert problem is not None
     assert "expected an object" in problem
+
+
+TRICKLING_SERVICE = """
+import os, socket, threading
+
+def serve(conn):
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\\r\\nX-Slow: ")
+    stop = threading.Event()
+    while not stop.wait(0.2):  # a header byte every 0.2 s: every socket read succeeds
+        conn.sendall(b"a")
+
+listener = socket.create_server(("127.0.0.1", int(os.environ["PORT"])))
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+
+def test_a_deploy_to_a_trickling_health_endpoint_ends_at_its_deploy_timeout(
+    tmp_path: Path,
+) -> None:
+    source = demo_source(tmp_path / "src")
+    trickling = tmp_path / "trickling"
+    trickling.mkdir()
+    (trickling / "server.py").write_text(TRICKLING_SERVICE)
+    envs = {"prod": {"port": free_port(), "source": str(source), "deploy_timeout": 1.5}}
+    settings = load_settings(tmp_path, write_config(tmp_path, envs))
+    tree = start_tree(settings)
+    try:
+        tree.wait_healthy("prod")
+        bad = releases.build_release(trickling, tmp_path / "elsewhere")
+        started = time.monotonic()
+        with pytest.raises(EnvironmentFailure, match=r"not healthy within 1\.5s"):
+            tree.ask("prod", Deploy(str(bad.path)))
+        elapsed = time.monotonic() - started
+    finally:
+        tree.stop()
+        kill_services([Layout.of(settings, "prod").data])
+    # The deploy's wait ends at deploy_timeout; the rest is stopping the new process and
+    # starting the old release again (stop_grace 2 s at most, the demo's start).
+    assert elapsed < 1.5 + 2.0 + 1.5

@@ -205,6 +205,19 @@ class Trickle(Behaviour):
 
 
 @dataclass(frozen=True, slots=True)
+class TrickleHead(Behaviour):
+    """A status line, then the response head one byte every `interval` seconds, never ending."""
+
+    interval: float = 0.1
+
+    def serve(self, conn: socket.socket, request: Request, stop: threading.Event) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while not stop.wait(self.interval):
+            conn.sendall(b"a")
+        return False
+
+
+@dataclass(frozen=True, slots=True)
 class HugeHeaders(Behaviour):
     """A response head with one header of `size` bytes."""
 

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from gaia_actors.messages import Event, Flush, GetHealth, Insert, Prune, ScrapeNow, fields_of
 from gaia_actors.models import MetricSample
-from gaia_actors.monitoring.metrics import Limits, parse_exposition, parse_listen, total
+from gaia_actors.monitoring.metrics import Limits, Sample, parse_exposition, parse_listen, total
 from tests.conftest import wait_until
 from tests.gaia_actors.monitoring.conftest import Tree, make_settings
 from tests.gaia_actors.monitoring.hostile import (
@@ -27,6 +27,7 @@ from tests.gaia_actors.monitoring.hostile import (
     HostileServer,
     HugeBody,
     Respond,
+    Switch,
     Trickle,
     refused_port,
 )
@@ -159,9 +160,9 @@ class TestScraping:
     @pytest.mark.parametrize(
         ("env", "error"),
         [
-            ("huge", "too_large: chunked body exceeds 1000000 bytes"),
-            ("hang", "timeout: no complete response within 0.3 s"),
-            ("trickle", "timeout: no complete response within 0.3 s"),
+            ("huge", "too_large: body exceeds 1000000 bytes"),
+            ("hang", "timeout: no complete answer within 0.3 s"),
+            ("trickle", "timeout: no complete answer within 0.3 s"),
             ("refused", "refused: connection refused"),
         ],
     )
@@ -290,3 +291,93 @@ def test_a_busy_port_is_a_logged_error_the_collector_runs_on_and_takes_it_once_f
     listening = [entry for entry in logs if entry["event"] == "metrics.listening"]
     assert listening[-1]["failures"] >= 1
     assert tree.registry.node("metrics").generation == 1  # type: ignore[union-attr]
+
+
+# -- one report per change of state; optional per environment ------------------------------------
+
+
+def scrape_logs(logs: list[dict[str, Any]], env: str) -> list[tuple[str, Any]]:
+    """The scrape state changes logged for ``env``: (event, outcome)."""
+    return [
+        (entry["event"], entry.get("outcome"))
+        for entry in logs
+        if entry["event"].startswith("metrics.scrape_") and entry.get("env") == env
+    ]
+
+
+def test_a_missing_or_foreign_metrics_endpoint_is_reported_once_per_change(
+    tmp_path: Path, start_tree: Callable[..., Tree]
+) -> None:
+    html = Respond(200, b"<html><body>hello</body></html>", content_type="text/html")
+    metrics = Switch(Respond(404, b"not found", content_type="text/plain"))
+    with (
+        HostileServer({"/health": Respond(), "/metrics": metrics}) as server,
+        capture_logs() as logs,
+    ):
+        tree = start_tree(
+            make_settings(tmp_path, {"app": server.port}), actors=("monitor", "metrics")
+        )
+        tree.wait_rounds(3, "metrics")
+        metrics.set(html)
+        tree.wait_rounds(3, "metrics")
+        metrics.set(text(GOOD))
+        tree.wait_rounds(3, "metrics")
+        state = tree.state("metrics")["environments"]["app"]
+        health = tree.ask("monitor", GetHealth("app"))
+    assert scrape_logs(logs, "app") == [
+        ("metrics.scrape_problems", "HTTP 404"),
+        ("metrics.scrape_problems", "not Prometheus text"),
+        ("metrics.scrape_recovered", None),
+    ]
+    first = next(e for e in logs if e["event"] == "metrics.scrape_problems")
+    assert first["http_status"] == 404
+    assert state["failures"] >= 6
+    assert state["samples"] > 0  # only the Prometheus body was stored
+    # A scrape that failed is no service error: the health checks' error rate stays 0.
+    assert (health["status"], health["error_rate"], health["check_errors"]) == ("healthy", 0.0, 0)
+
+
+def test_an_empty_metrics_path_turns_scraping_off_for_that_environment(
+    tmp_path: Path, start_tree: Callable[..., Tree]
+) -> None:
+    routes = {"/health": Respond(), "/metrics": text(GOOD)}
+    with HostileServer(routes) as app, HostileServer(routes) as quiet:
+        overrides = {"env.quiet": {"metrics_path": ""}}
+        settings = make_settings(tmp_path, {"app": app.port, "quiet": quiet.port}, overrides)
+        tree = start_tree(settings, actors=("monitor", "metrics"))
+        tree.wait_rounds(2, "metrics")
+        environments = tree.state("metrics")["environments"]
+        quiet_paths = {r.path for r in quiet.requests}
+    assert set(environments) == {"app"}
+    assert environments["app"]["scrapes"] >= 2
+    assert quiet_paths == {"/health"}
+
+
+def test_a_body_of_malformed_lines_costs_bounded_cpu_and_says_what_was_dropped() -> None:
+    body = b"".join(
+        b'x{a="%d" garbage line that is not a sample %d\n' % (i, i) for i in range(80_000)
+    )
+    assert len(body) > 4_000_000
+    started = time.thread_time()
+    report = parse_exposition(body, Limits(max_parse_cpu=0.05))
+    spent = time.thread_time() - started
+    assert report.samples == ()
+    assert report.parse_errors > 0
+    assert report.over_budget > 0
+    assert report.parse_errors + report.over_budget == pytest.approx(80_000, abs=1)
+    assert spent < 0.5
+
+
+def test_a_sample_limit_stops_reading_and_counts_the_lines_left() -> None:
+    body = b"# TYPE app_series gauge\n" + b"".join(
+        b'app_series{i="%d"} %d\n' % (i, i) for i in range(5000)
+    )
+    report = parse_exposition(body, Limits(max_samples=100))
+    assert (len(report.samples), report.truncated) == (100, 4900)
+    assert report.samples[-1] == Sample("app_series", (("i", "99"),), 99.0)
+
+
+def test_label_values_are_unescaped_and_timestamps_accepted() -> None:
+    body = b'app_x{path="/a\\"b\\\\c\\nd",code="200"} 1.5e3 1700000000000\n'
+    (sample,) = parse_exposition(body, Limits()).samples
+    assert sample == Sample("app_x", (("code", "200"), ("path", '/a"b\\c\nd')), 1500.0)
