@@ -167,7 +167,8 @@ class MetricsSettings:
     # Sample-name globs summed into an environment's request and error totals (status, load).
     requests_metric: str = "*requests_total"
     errors_metric: str = "*errors_total"
-    max_parse_cpu: float = 0.5  # seconds of CPU one body may cost; the rest is dropped, counted
+    # Seconds of CPU one body may cost; the lines left are dropped and counted.
+    max_parse_cpu: float = bounded(0.5, 0.01, 60)
 
 
 @dataclass(frozen=True, slots=True)
