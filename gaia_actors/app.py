@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import fcntl
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any
+from typing import Any
 
 import pykka
 import pykka.debug
@@ -32,7 +31,8 @@ import structlog
 
 from gaia_actors import logs
 from gaia_actors.bus import EventBus
-from gaia_actors.errors import LockHeld
+from gaia_actors.errors import DaemonError
+from gaia_actors.lock import StateLock
 from gaia_actors.messages import Event, Insert, fields_of
 from gaia_actors.outbox import outbox_for
 from gaia_actors.settings import Settings
@@ -53,6 +53,7 @@ log = structlog.get_logger("gaia.daemon")
 
 EXIT_OK = 0
 EXIT_ESCALATED = 1
+LOCK_CHECK_INTERVAL = 1.0  # seconds between checks that daemon.lock is still this daemon's
 # glibc gives each thread that allocates an arena of its own (up to 8 per core); a daemon
 # that starts a thread per actor generation, control request and timer then grows its RSS
 # with every restart although its Python objects do not (tracemalloc: +1.7 MiB traced for
@@ -215,7 +216,7 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.exit_code = EXIT_OK
         self.root: pykka.ActorRef[Any] | None = None
-        self._lock_file: IO[str] | None = None
+        self._lock: StateLock | None = None
 
     def run(self) -> int:
         self.acquire_lock()
@@ -231,8 +232,8 @@ class Daemon:
         try:
             self.start()
             log.info("daemon.started", actors=self.registry.names())
-            while not self.stop_requested.wait(0.5):
-                pass
+            while not self.stop_requested.wait(LOCK_CHECK_INTERVAL):
+                self.check_lock()
         finally:
             self.stop()
             log.info("daemon.stopped", exit_code=self.exit_code)
@@ -273,32 +274,26 @@ class Daemon:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
 
-    # The state directory lock: one daemon per state directory
+    # The state directory lock: one daemon per state directory (gaia_actors/lock.py)
 
     def acquire_lock(self) -> None:
-        state_dir = self.settings.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(state_dir, 0o700)
-        path = state_dir / "daemon.lock"
-        handle = path.open("a+", encoding="utf-8")
+        self._lock = StateLock(self.settings.state_dir, self.settings.socket_path)
+        self._lock.acquire()
+
+    def check_lock(self) -> None:
+        """Put ``daemon.lock`` back if it was deleted or replaced (clients read the pid)."""
+        if self._lock is None:
+            return
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            pid = handle.read().strip()
-            handle.close()
-            raise LockHeld(str(state_dir), pid) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock_file = handle
+            if self._lock.check():
+                log.warning("daemon.lock_file_restored", path=str(self._lock.path))
+        except (OSError, DaemonError) as exc:
+            log.error("daemon.lock_file_unwritable", path=str(self._lock.path), error=str(exc))
 
     def release_lock(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.truncate(0)  # no pid left behind for clients to wait on
-            self._lock_file.close()
-            self._lock_file = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 __all__ = ["CAPABILITIES", "Daemon", "Link", "build_children", "supervisor_config"]

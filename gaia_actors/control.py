@@ -41,10 +41,11 @@ import structlog
 
 from gaia_actors import __version__, commands, core_commands
 from gaia_actors.actor import GaiaActor
-from gaia_actors.client import PROTOCOL_VERSION, Code, LineReader, connect_socket, encode
+from gaia_actors.client import PROTOCOL_VERSION, Code, LineReader, encode
 from gaia_actors.client import unix_address as _unix_address
 from gaia_actors.commands import CommandContext, UsageError
 from gaia_actors.errors import Busy, DaemonError, GaiaError, InvalidMessage, Rejected
+from gaia_actors.lock import make_state_dir, probe_socket
 from gaia_actors.messages import (
     Event,
     Flush,
@@ -52,6 +53,7 @@ from gaia_actors.messages import (
     Unsubscribe,
     build,
     describe,
+    message,
     message_types,
 )
 from gaia_actors.models import closing_connections
@@ -65,9 +67,14 @@ MAX_ASK_TIMEOUT = 60.0
 STREAM_QUEUE = 1000  # events buffered per stream before they are dropped
 REPLAY_LIMIT = 1000  # stored events sent to a stream that asks for `since`
 SEND_TIMEOUT = 10.0  # a client that reads nothing for this long is disconnected
-ACCEPT_BACKLOG = 16
+ACCEPT_BACKLOG = 128  # a burst of connections waits for the accept thread, not refused
 DRAIN_SECONDS = 1.0  # on stop, how long running requests get to send their replies
-PROBE_TIMEOUT = 0.5  # a server that does not answer a ping this fast is not ours
+SOCKET_CHECK_INTERVAL = 1.0  # seconds between checks that the socket file is still ours
+# A connection with nothing in flight that sent no request for this long may be closed to
+# admit a new client when all MAX_CLIENTS places are taken (the newest is never the one).
+EVICT_AFTER = 0.5
+TELL_RATE = 200.0  # tells per second one connection may send, on average
+TELL_BURST = 400  # tells one connection may send at once
 
 log = structlog.get_logger("gaia.control")
 
@@ -96,6 +103,11 @@ class FrameError(Exception):
         return body
 
 
+@message
+class CheckSocket:
+    """Timer: bind the control socket again if its file was deleted or replaced."""
+
+
 class ControlServer(GaiaActor):
     """Owns the socket's life cycle; connections are served by threads outside the mailbox."""
 
@@ -109,19 +121,51 @@ class ControlServer(GaiaActor):
         self.closing = threading.Event()
 
     def on_start(self) -> None:
-        self.listener = self._bind()
-        threading.Thread(
-            target=self._accept_loop, args=(self.listener,), name="control-accept", daemon=True
-        ).start()
+        self._listen(self._bind())
+        self.every(SOCKET_CHECK_INTERVAL, CheckSocket())
         self.log.info("control.listening", socket=str(self.path))
 
     def on_terminate(self) -> None:
         self._close()
 
+    def receive(self, message: Any) -> Any:
+        match message:
+            case CheckSocket():
+                self._check_socket()
+            case _:
+                return self.unhandled(message)
+        return None
+
     def state(self) -> dict[str, Any]:
         return {**super().state(), "socket": str(self.path), **self.clients.stats()}
 
     # The listening socket
+
+    def _listen(self, listener: socket.socket) -> None:
+        self.listener = listener
+        threading.Thread(
+            target=self._accept_loop, args=(listener,), name="control-accept", daemon=True
+        ).start()
+
+    def _check_socket(self) -> None:
+        """Clients find the daemon by the socket's path: when the file is gone (or another
+        took its place), listen on a new one and close the old listener."""
+        old = self.listener
+        if old is None or self.closing.is_set() or self._socket_is_ours():
+            return
+        try:
+            self._listen(self._bind())
+        except DaemonError as exc:
+            self.log.error("control.socket_lost", socket=str(self.path), error=str(exc))
+            return
+        _shut(old)
+        self.log.warning("control.socket_restored", socket=str(self.path))
+
+    def _socket_is_ours(self) -> bool:
+        try:
+            return self.path.lstat().st_ino == self.inode
+        except FileNotFoundError:
+            return False
 
     def _bind(self) -> socket.socket:
         _prepare_directory(self.path.parent, self.settings.state_dir)
@@ -130,8 +174,8 @@ class ControlServer(GaiaActor):
         try:
             with _unix_address(self.path) as address:
                 sock.bind(address)
-            # The state directory is 0700 already; 0600 keeps the socket private even when
-            # control.socket points elsewhere. Nothing can connect before listen().
+            # 0600 whatever the directory's mode (an existing state directory keeps its
+            # own). Nothing can connect before listen().
             os.chmod(self.path, 0o600)
             sock.listen(ACCEPT_BACKLOG)
         except OSError as exc:
@@ -148,7 +192,7 @@ class ControlServer(GaiaActor):
             return
         if not stat.S_ISSOCK(mode):
             raise DaemonError(f"control socket path {self.path} exists and is not a socket")
-        owner = _probe(self.path)
+        owner = probe_socket(self.path)
         if owner is not None and owner != os.getpid():
             raise DaemonError(
                 f"another process (pid {owner or 'unknown'}) answers on control socket "
@@ -163,9 +207,7 @@ class ControlServer(GaiaActor):
         self.closing.set()
         listener, self.listener = self.listener, None
         if listener is not None:
-            with contextlib.suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread
-            listener.close()
+            _shut(listener)
             with contextlib.suppress(OSError):
                 if self.inode is not None and self.path.stat().st_ino == self.inode:
                     self.path.unlink()
@@ -176,15 +218,13 @@ class ControlServer(GaiaActor):
             try:
                 sock, _ = listener.accept()
             except OSError as exc:
-                if self.closing.is_set():
-                    return  # the listener was shut down: the server is stopping
+                if self.closing.is_set() or listener is not self.listener:
+                    return  # the listener was shut down: stopping, or replaced by a new one
                 # Out of file descriptors or similar: keep serving once it clears.
                 log.warning("control.accept_failed", error=str(exc))
                 self.closing.wait(0.1)
                 continue
-            sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(SEND_TIMEOUT), 0)
-            )
+            _set_timeouts(sock, SEND_TIMEOUT, self.settings.control.idle_timeout)
             connection = Connection(sock, self.settings, self.registry, self.clients)
             refused = self.clients.add(connection)
             if refused is Code.TOO_MANY_CLIENTS:
@@ -197,26 +237,24 @@ class ControlServer(GaiaActor):
 
 
 def _prepare_directory(directory: Path, state_dir: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
     if directory == state_dir:
-        os.chmod(directory, 0o700)  # nobody else on the machine may reach the socket
+        make_state_dir(directory)  # an existing one keeps its mode; the socket is 0600
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
 
 
-def _probe(path: Path) -> int | None:
-    """The pid of the server answering on ``path``; None if nothing does, 0 if unknown."""
-    try:
-        sock = connect_socket(path, timeout=PROBE_TIMEOUT)
-    except OSError:
-        return None
-    try:
-        sock.settimeout(PROBE_TIMEOUT)
-        sock.sendall(encode({"id": "probe", "op": "ping"}))
-        reply = json.loads(sock.makefile("rb").readline() or b"{}")
-        return int(reply.get("result", {}).get("pid", 0))
-    except (OSError, ValueError, AttributeError, TypeError):
-        return 0
-    finally:
-        sock.close()
+def _set_timeouts(sock: socket.socket, send: float, receive: float) -> None:
+    for option, seconds in ((socket.SO_SNDTIMEO, send), (socket.SO_RCVTIMEO, receive)):
+        whole = int(seconds)
+        sock.setsockopt(
+            socket.SOL_SOCKET, option, struct.pack("ll", whole, int((seconds - whole) * 1e6))
+        )
+
+
+def _shut(listener: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)  # wakes its accept thread
+    listener.close()
 
 
 class _Clients:
@@ -226,18 +264,35 @@ class _Clients:
         self.lock = threading.Lock()
         self.live: set[Connection] = set()
         self.closed = False
-        self.counters = {"connections": 0, "frames": 0, "errors": 0, "dropped_events": 0}
+        self.counters = {
+            "connections": 0,
+            "frames": 0,
+            "errors": 0,
+            "dropped_events": 0,
+            "evicted": 0,
+            "idle_closed": 0,
+            "tells_refused": 0,
+        }
 
     def add(self, connection: Connection) -> Code | None:
-        """Admit ``connection``, or say why not (None: admitted)."""
+        """Admit ``connection``, or say why not (None: admitted). When every place is
+        taken, the connection idle the longest gives its place up: idle peers cannot lock
+        the operator out."""
+        evicted = None
         with self.lock:
             if self.closed:
                 return Code.CANCELLED  # the server is stopping
             if len(self.live) >= MAX_CLIENTS:
-                return Code.TOO_MANY_CLIENTS
+                evicted = max(self.live, key=Connection.idle_for)
+                if evicted.idle_for() < EVICT_AFTER:
+                    return Code.TOO_MANY_CLIENTS
+                self.live.discard(evicted)
+                self.counters["evicted"] += 1
             self.live.add(connection)
             self.counters["connections"] += 1
-            return None
+        if evicted is not None:
+            evicted.close_idle(f"{MAX_CLIENTS} clients were connected and a new one came")
+        return None
 
     def remove(self, connection: Connection) -> None:
         with self.lock:
@@ -305,6 +360,8 @@ class Connection:
         self.broken = False
         self.users = 1  # the reader; each worker adds one
         self.requests: dict[Any, _Request] = {}
+        self.last_active = time.monotonic()  # a request arrived or ended
+        self.tells = _TokenBucket(TELL_RATE, TELL_BURST)
 
     # Life cycle
 
@@ -314,12 +371,19 @@ class Connection:
             while True:
                 try:
                     chunk = self.sock.recv(65536)
+                except BlockingIOError:
+                    chunk = None  # SO_RCVTIMEO: nothing for idle_timeout seconds
                 except OSError:
                     break
-                if not chunk:
+                if chunk == b"":
                     break  # the client left; a partial last line is dropped with it
-                for line in reader.feed(chunk):
+                for line in reader.feed(chunk or b""):
                     self._handle_line(line)
+                # Measured in requests, not bytes: a trickle of bytes is no request.
+                if self.idle_for() >= self.settings.control.idle_timeout:
+                    self.clients.count("idle_closed")
+                    self.close_idle(f"idle for {self.settings.control.idle_timeout:g} s")
+                    break
         finally:
             self._cancel_all()
             self.hang_up()
@@ -330,6 +394,19 @@ class Connection:
         """Wake every thread blocked on this socket; the last one closes it."""
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+
+    def idle_for(self) -> float:
+        """Seconds since the last request arrived or ended; 0 while one is in flight."""
+        with self.state_lock:
+            return 0.0 if self.requests else time.monotonic() - self.last_active
+
+    def close_idle(self, why: str) -> None:
+        """Say why (if the client's buffer has room: an idle peer may read nothing), then
+        hang up; the reader thread finishes the connection."""
+        error = {"code": str(Code.CANCELLED), "message": f"connection closed: {why}"}
+        with self.write_lock, contextlib.suppress(OSError):
+            self.sock.send(encode({"id": None, "ok": False, "error": error}), socket.MSG_DONTWAIT)
+        self.hang_up()
 
     def reject(self, code: Code, message: str) -> None:
         self.send({"id": None, "ok": False, "error": {"code": str(code), "message": message}})
@@ -379,6 +456,8 @@ class Connection:
 
     def _handle_line(self, line: bytes | None) -> None:
         self.clients.count("frames")
+        with self.state_lock:
+            self.last_active = time.monotonic()
         request_id: Any = None
         try:
             frame = _decode(line, self.settings.control.max_line_bytes)
@@ -428,6 +507,7 @@ class Connection:
         finally:
             with self.state_lock:
                 self.requests.pop(request.id, None)
+                self.last_active = time.monotonic()
                 self.idle.notify_all()
             self._release()
 
@@ -451,6 +531,27 @@ class Connection:
 
 
 _ASYNC = object()  # an op that answers later, from a worker
+
+
+class _TokenBucket:
+    """``rate`` per second on average, ``burst`` at once: a tell costs a mailbox no reply
+    bounds, so one client must not be able to fill the actors' inboxes."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """Take a token: 0.0 when there was one, else the seconds until there will be."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
 
 
 # --- decoding and validation ----------------------------------------------------------------
@@ -638,6 +739,13 @@ def describe_command(cmd: commands.Command) -> dict[str, Any]:
 def op_tell(conn: Connection, request_id: Any, frame: Mapping[str, Any]) -> Any:
     actor = _actor(conn.registry, frame)
     message = _message(frame)
+    wait = conn.tells.take()
+    if wait:
+        conn.clients.count("tells_refused")
+        raise FrameError(
+            Code.BUSY,
+            f"more than {TELL_RATE:g} tells per second on this connection; retry in {wait:.2f} s",
+        )
     try:
         conn.registry.tell(actor, message)
     except NotRunning as exc:

@@ -95,6 +95,8 @@ class StoreSettings:
 class ControlSettings:
     socket: str = ""  # default: <state_dir>/control.sock
     max_line_bytes: int = bounded(1_048_576, 4096, 2**30)
+    # Seconds a connection with nothing in flight may stay silent before it is closed.
+    idle_timeout: float = bounded(300.0, 0.5, 86400)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ buffered, and written with ``insert_many`` in one transaction per flush (REFEREN
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -46,7 +48,7 @@ VACUUM_PAGES = 65_536
 def open_database(url: str) -> peewee.Database:
     """Connect ``database`` to ``url`` and migrate the schema forward."""
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(url[len("sqlite:///") :]))
     try:
         db: peewee.Database = (
             connect(url, pragmas=SQLITE_PRAGMAS)
@@ -61,6 +63,18 @@ def open_database(url: str) -> peewee.Database:
     except peewee.PeeweeException as exc:
         raise StoreError(f"cannot open the store at {url}: {exc}") from exc
     return db
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file 0600 (SQLite gives its journal the same mode), or make an
+    existing one 0600: what the daemon stores is nobody else's, whatever the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # unwritable: opening it says so, with the reason
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
 
 
 def _add_missing_columns(db: peewee.Database) -> None:

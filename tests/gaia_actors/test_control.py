@@ -26,7 +26,7 @@ from gaia_actors import commands
 from gaia_actors.app import start_root
 from gaia_actors.client import Client, Code, ConnectionLost, RemoteError, connect_socket, encode
 from gaia_actors.commands import CommandContext, command
-from gaia_actors.control import ControlServer
+from gaia_actors.control import TELL_BURST, ControlServer
 from gaia_actors.errors import ControlError
 from gaia_actors.settings import Settings, load
 from supervisors import Link, Registry
@@ -339,7 +339,7 @@ def test_slow_subscriber_loses_events_counted_and_never_blocks_the_bus(
 ) -> None:
     payload = "x" * 1000
     before = client.ask("bus", "GetState")["published"]
-    flood = b"".join(
+    frames = [
         encode(
             {
                 "id": i,
@@ -350,14 +350,19 @@ def test_slow_subscriber_loses_events_counted_and_never_blocks_the_bus(
             }
         )
         for i in range(2500)  # far more than the socket buffer and the stream's queue hold
-    )
-    with daemon.client() as slow, raw(daemon) as sender:
+    ]
+    # Several senders, each within its connection's tell burst.
+    floods = [b"".join(frames[i : i + TELL_BURST]) for i in range(0, len(frames), TELL_BURST)]
+    with daemon.client() as slow:
         stream = slow.subscribe(["test.flood"])
         assert "subscribed" in next(stream)
-        writer = threading.Thread(target=sender.sendall, args=(flood,))
-        writer.start()  # replies are read meanwhile, or both sides block on full buffers
-        replies = read_frames(sender, 2500)
-        writer.join()
+        replies = []
+        for flood in floods:
+            with raw(daemon) as sender:
+                writer = threading.Thread(target=sender.sendall, args=(flood,))
+                writer.start()  # replies are read meanwhile, or both sides block on full buffers
+                replies += read_frames(sender, flood.count(b"\n"))
+                writer.join()
         # The subscriber has read nothing, yet the bus got through every event: its sink
         # never waits on the client.
         published = client.ask("bus", "GetState", timeout=30)["published"]
