@@ -638,6 +638,7 @@ class FilesFound:
     skipped: tuple[Any, ...] = ()  # SkippedFile: left out by the walk, with the reason
     done: bool = False
     error: str = ""
+    tree: Any = None  # with ``done``: the tree's state (TreeState) when the walk began
 
 
 @message

@@ -35,12 +35,13 @@ from gaia_actors.improve.compare import (
     compare_cycles,
     is_regression,
 )
+from gaia_actors.improve.delivery import Delivery, TreeState
 from gaia_actors.improve.detectors import FileResult
 from gaia_actors.improve.discover import src_layout
 from gaia_actors.improve.errors import BenchmarkError, CommandError, PatchError
 from gaia_actors.improve.files import IgnoreFile, SkippedFile
 from gaia_actors.improve.findings import Finding, sort_key
-from gaia_actors.improve.fixes import FixOutcome, apply_patch
+from gaia_actors.improve.fixes import FixOutcome, Patch
 from gaia_actors.improve.graph import ImportGraph, build_graph, cycle_findings
 from gaia_actors.improve.improvements import FixPhase, check_specs, fix_tools
 from gaia_actors.improve.linters import (
@@ -176,6 +177,7 @@ class Cycle:
     fix: dict[str, Any] = field(default_factory=dict)
     bench: dict[str, Any] = field(default_factory=dict)
     comparison: Comparison | None = None
+    tree: TreeState | None = None  # the tree as the cycle read it (for applying a fix)
 
     def steps(self) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
         return [
@@ -321,8 +323,8 @@ class Cycle:
             self.tools,
         )
         self.fix, outcome = phase.run()
-        if outcome is not None and outcome.patch is not None and self.plan.apply:
-            self.fix |= self._apply(outcome)
+        if outcome is not None and outcome.patch is not None:
+            self.fix |= self._deliver(outcome.patch, outcome)
         return {
             "status": self.fix["status"],
             "files": len(self.fix.get("files", [])),
@@ -330,15 +332,40 @@ class Cycle:
             "reason": self.fix.get("reason", ""),
         }
 
-    def _apply(self, outcome: FixOutcome) -> dict[str, Any]:
-        assert outcome.patch is not None
+    def _deliver(self, patch: Patch, outcome: FixOutcome) -> dict[str, Any]:
+        """The patch file, and with ``apply`` a branch commit (git) or the patched tree."""
+        delivery = Delivery(
+            self.plan.cycle_id,
+            self.plan.target,
+            patch,
+            self.tree or TreeState({}),
+            fixed=self.fix.get("fixed", ()),
+            tools=[t.name for t in self.tools],
+            test_result=self._test_result(outcome),
+            options=self.plan.walk_options,
+        )
+        report: dict[str, Any] = {}
+        if self.plan.patch_dir is not None:
+            report["patch_file"] = str(delivery.write_patch(self.plan.patch_dir))
+        if not self.plan.apply:
+            return report
+        if self.tree is None:
+            return report | {"apply_error": "the cycle has no record of the tree it read"}
         try:
-            return {
-                "applied_files": list(apply_patch(self.plan.target, outcome.patch)),
-                "applied": True,
-            }
+            return report | delivery.apply() | {"applied": True}
         except PatchError as exc:
-            return {"apply_error": f"{exc}; the tree is as it was"}
+            return report | {"apply_error": f"{exc}; nothing was applied"}
+
+    def _test_result(self, outcome: FixOutcome) -> str:
+        run = self.tests
+        if run is None:
+            return ""
+        before = f"{self.test_kind} {run.status}"
+        if run.junit is not None:
+            junit = run.junit
+            before += f", {junit.passed} passed, {junit.failures} failed, {junit.errors} errors"
+        after = outcome.tests.tail(300).strip().splitlines() if outcome.tests else []
+        return f"{before} before the fix; with it: {after[-1] if after else 'passed'}"
 
     # Phase 6: verify
 

@@ -40,6 +40,7 @@ from gaia_actors.errors import Busy, InvalidMessage
 from gaia_actors.improve import history
 from gaia_actors.improve.commands import cancelled_by
 from gaia_actors.improve.cycle import AnalysisOutcome, Cycle, CyclePlan
+from gaia_actors.improve.delivery import TreeState, read_state
 from gaia_actors.improve.detectors import FileResult, language_of
 from gaia_actors.improve.files import SkippedFile, SkipReason, iter_walk
 from gaia_actors.improve.plan import settings_for
@@ -116,6 +117,7 @@ class CycleRun:
     requeued: int = 0
     analysing: bool = True
     cancel: threading.Event = field(default_factory=threading.Event)
+    tree: TreeState | None = None  # the tree as the walk found it, for applying a fix
 
     @property
     def cycle_id(self) -> int:
@@ -194,7 +196,8 @@ class SelfImproveEngine(GaiaActor):
         row = fields_of(started=time.time(), target=str(path), status="running", apply=apply)
         cycle_id = int(self.ask("store", InsertNow("improve_cycles", row), timeout=STORE_TIMEOUT))
         settings, configured, _table = settings_for(self.improve, path, self.settings.resolve)
-        plan = CyclePlan(cycle_id, path, configured, apply, settings)
+        patches = self.settings.state_dir / "improve" / "patches"
+        plan = CyclePlan(cycle_id, path, configured, apply, settings, patch_dir=patches)
         run = self.run = CycleRun(plan, watcher)
         self.publish("improve.cycle.started", cycle_id=cycle_id, target=str(path), apply=apply)
         self._notify(run, "cycle.started", target=str(path), apply=apply)
@@ -222,6 +225,7 @@ class SelfImproveEngine(GaiaActor):
         if found.done:
             run.walk_done = True
             run.walk_skipped = tuple(found.skipped)
+            run.tree = found.tree
         if found.error:
             self._fail(run, f"walking {run.plan.target} failed: {found.error}")
             return
@@ -349,7 +353,8 @@ class SelfImproveEngine(GaiaActor):
                 fields_of(**brief, skipped=sum(summary["skipped"].values())),
             )
         )
-        cycle = Cycle(run.plan, analysis, StoreRecorder(self.registry), started=run.started)
+        recorder = StoreRecorder(self.registry)
+        cycle = Cycle(run.plan, analysis, recorder, started=run.started, tree=run.tree)
         threading.Thread(
             target=closing_connections(run_phases),
             args=(self.actor_ref, cycle, run.cancel),
@@ -522,6 +527,7 @@ def _walk(ref: pykka.ActorRef[Any], run: CycleRun, size: int) -> None:
             ref.tell(message)
 
     try:
+        tree = read_state(run.plan.target, run.plan.walk_options)
         for item in iter_walk(run.plan.target, run.plan.walk_options):
             if run.cancel.is_set():
                 return
@@ -536,7 +542,7 @@ def _walk(ref: pykka.ActorRef[Any], run: CycleRun, size: int) -> None:
     except Exception as exc:  # noqa: BLE001 - reported to the engine, which fails the cycle
         tell(FilesFound(cycle_id, done=True, error=repr(exc)))
         return
-    tell(FilesFound(cycle_id, tuple(paths), tuple(sizes), tuple(skipped), done=True))
+    tell(FilesFound(cycle_id, tuple(paths), tuple(sizes), tuple(skipped), done=True, tree=tree))
 
 
 def run_phases(ref: pykka.ActorRef[Any], cycle: Cycle, cancel: threading.Event) -> None:

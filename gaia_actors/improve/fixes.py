@@ -476,6 +476,14 @@ def apply_patch(target: str | Path, patch: Patch) -> tuple[str, ...]:
 def _plan(top: Path, change: FileChange, hunks: Sequence[_Hunk]) -> _Planned:
     path = _safe_path(top, change.path)
     original = path.read_bytes() if path.exists() else None
+    result = post_image(change, hunks, original)
+    mode = path.stat().st_mode if original is not None else None
+    return _Planned(path, change.path, original, mode, result)
+
+
+def post_image(change: FileChange, hunks: Sequence[_Hunk], original: bytes | None) -> bytes | None:
+    """The verified content of ``change.path`` made from ``original`` (None: absent), which
+    must be the patch's pre-image (``PatchConflict``) and give its post-image (``PatchError``)."""
     actual = _hash(original)
     if actual != change.before_sha256:
         raise PatchConflict(change.path, change.before_sha256, actual)
@@ -486,8 +494,7 @@ def _plan(top: Path, change: FileChange, hunks: Sequence[_Hunk]) -> _Planned:
     result = None if change.after_sha256 is None else new_text.encode("utf-8")
     if _hash(result) != change.after_sha256:
         raise PatchError(change.path, "the diff does not reproduce the verified result")
-    mode = path.stat().st_mode if original is not None else None
-    return _Planned(path, change.path, original, mode, result)
+    return result
 
 
 def _safe_path(top: Path, relpath: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -23,6 +24,17 @@ def write(root: Path, relpath: str, text: str | bytes) -> Path:
     else:
         path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in ``root`` as a developer would (an identity of its own); its stdout."""
+    return subprocess.run(
+        ["git", "-c", "user.name=dev", "-c", "user.email=dev@example.com", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def snapshot(root: Path) -> dict[str, str]:
