@@ -401,9 +401,11 @@ class TakeBackup:
 
 @message
 class RestoreBackup:
-    """Query: restore ``backup`` (default: the newest that verifies), keeping the replaced data."""
+    """Query: restore ``backup`` (default: the newest that verifies), keeping the replaced data;
+    ``undo`` puts back the data the last restore or reset replaced instead."""
 
     backup: str = ""
+    undo: bool = False
 
 
 @message

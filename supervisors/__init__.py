@@ -25,7 +25,15 @@ from supervisors.errors import (
     SupervisionError,
 )
 from supervisors.registry import NodeInfo, Registry
-from supervisors.spec import ChildSpec, Exhausted, Intensity, Restart, Strategy
+from supervisors.spec import (
+    ChildSpec,
+    Exhausted,
+    Intensity,
+    ParkNow,
+    Restart,
+    StepSkipped,
+    Strategy,
+)
 from supervisors.supervised import Link, Supervised
 from supervisors.supervisor import (
     Listener,
@@ -49,10 +57,12 @@ __all__ = [
     "Listener",
     "NodeInfo",
     "NotRunning",
+    "ParkNow",
     "Registry",
     "ResetChild",
     "Restart",
     "RestartChild",
+    "StepSkipped",
     "Strategy",
     "Supervised",
     "SupervisionError",

@@ -50,6 +50,18 @@ class Intensity:
 
 Factory = Callable[["Link"], "pykka.ActorRef[Any]"]
 LadderStep = Callable[[], object]
+# Given a child's last failure, the reason it cannot recover by restarting, or None.
+BlockedCheck = Callable[[str], "str | None"]
+
+
+class StepSkipped(Exception):
+    """Raised by a ladder step that does not apply: the next step runs at once, with no
+    restart in between, and the reason is reported (not as a failure)."""
+
+
+class ParkNow(Exception):
+    """Raised by a ladder step that finds nothing safe left to try: the child parks as
+    ``failed`` at once, whatever steps remain, with this reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +77,15 @@ class ChildSpec:
     ``Backoff.stable_after`` seconds, the next step runs; a step that raises moves on to the
     next step at once. With the ladder spent, ``exhausted`` decides: escalate, or park the
     child as ``failed`` until ``ResetChild`` (DESIGN.md, Supervision). A ladder step runs in
-    its own thread, never in the supervisor's mailbox.
+    its own thread, never in the supervisor's mailbox. A step raising ``StepSkipped`` moves
+    on at once without counting as a failure; one raising ``ParkNow`` parks the child now.
+
+    ``blocked`` is asked after every failure, before any restart, with the failure's text:
+    a reason means a cause the child cannot fix by restarting (a resource another program
+    holds, a missing command). The child then waits as ``blocked``, its restart budget and
+    ladder untouched, and ``blocked`` is asked again every ``blocked_poll`` seconds (from a
+    thread of its own) until it answers None, when the child starts again. It runs in the
+    supervisor's mailbox after a failure, so it must answer within milliseconds.
     """
 
     name: str
@@ -75,6 +95,8 @@ class ChildSpec:
     start_timeout: float = 10.0
     ladder: Sequence[tuple[str, LadderStep]] = ()
     exhausted: Exhausted = Exhausted.ESCALATE
+    blocked: BlockedCheck | None = None
+    blocked_poll: float = 1.0
     ping: bool = True
     supervisor: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
@@ -82,5 +104,5 @@ class ChildSpec:
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("a child spec needs a name")
-        if self.shutdown_timeout <= 0 or self.start_timeout <= 0:
-            raise ValueError(f"child {self.name!r}: timeouts must be positive")
+        if self.shutdown_timeout <= 0 or self.start_timeout <= 0 or self.blocked_poll <= 0:
+            raise ValueError(f"child {self.name!r}: timeouts and blocked_poll must be positive")

@@ -25,7 +25,15 @@ import structlog
 from supervisors.backoff import Backoff
 from supervisors.errors import Escalation, SupervisionError
 from supervisors.registry import NodeInfo, Registry
-from supervisors.spec import ChildSpec, Exhausted, Intensity, Restart, Strategy
+from supervisors.spec import (
+    ChildSpec,
+    Exhausted,
+    Intensity,
+    ParkNow,
+    Restart,
+    StepSkipped,
+    Strategy,
+)
 from supervisors.supervised import ChildDown, Link, Ping, Pong, Supervised
 
 Listener = Callable[[str, Mapping[str, Any]], None]
@@ -52,12 +60,24 @@ class RestartDue:
 
 @dataclass(frozen=True, slots=True)
 class LadderDone:
-    """A ladder step's thread finished (``error`` empty on success)."""
+    """A ladder step's thread finished (``error`` empty on success).
+
+    ``outcome`` is "done", "failed", "skipped" (StepSkipped) or "park" (ParkNow); ``error``
+    holds the reason for any but "done"."""
 
     name: str
     epoch: int
     step: str
     error: str = ""
+    outcome: str = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Unblocked:
+    """A blocked child's cause is gone (from its poll thread, armed at ``epoch``)."""
+
+    name: str
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +128,7 @@ class _Child:
     ping: tuple[int, float] | None = None  # (seq, sent_at) of the unanswered ping
     last_error: str = ""
     timer: threading.Timer | None = field(default=None, repr=False)
+    poll_stop: threading.Event | None = field(default=None, repr=False)  # a blocked child's poll
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +287,8 @@ class Supervisor(Supervised):
                 self._on_restart_due(name, epoch)
             case LadderDone():
                 self._on_ladder_done(message)
+            case Unblocked(name=name, epoch=epoch):
+                self._on_unblocked(name, epoch)
             case ResetChild(name=name):
                 return self._reset(name)
             case RestartChild(name=name, reason=reason):
@@ -357,6 +380,8 @@ class Supervisor(Supervised):
         if child.spec.restart is Restart.TEMPORARY:
             self._stop_child(child)
             return
+        if self._block_if_stuck(child):
+            return
         now = time.monotonic()
         if child.started_at and now - child.started_at >= self.config.backoff.stable_after:
             child.failures = 0
@@ -381,11 +406,54 @@ class Supervisor(Supervised):
         if child.ladder_step < len(child.spec.ladder):
             self._run_ladder_step(child)
         elif child.spec.exhausted is Exhausted.PARK:
-            self._stop_child(child, state="failed")
-            self.restart_times.clear()
-            self._emit("supervisor.child_parked", child, level="error")
+            self._park(child)
         else:
             self._escalate(child)
+
+    def _park(self, child: _Child, reason: str = "") -> None:
+        self._stop_child(child, state="failed")
+        self.restart_times.clear()
+        self._emit("supervisor.child_parked", child, level="error", reason=reason)
+
+    # Blocked: a cause the child cannot fix by restarting
+
+    def _block_if_stuck(self, child: _Child) -> bool:
+        """Ask the spec's ``blocked`` check; on a reason, park the child as ``blocked`` and
+        poll the check until the cause is gone. True when the child is now blocked."""
+        reason = _blocked_reason(child.spec, child.last_error)
+        if reason is None:
+            return False
+        group = self._stop_group(child)
+        child.state = "blocked"
+        self._emit("supervisor.child_blocked", child, level="error", reason=reason)
+        for sibling in group:  # the strategy's group starts again without the blocked child
+            if sibling is not child:
+                sibling.restarts += 1
+                self._start_child(sibling)
+        stop = threading.Event()
+        child.poll_stop = stop
+        check = functools.partial(_blocked_reason, child.spec, child.last_error)
+        cleared = Unblocked(child.spec.name, child.epoch)
+
+        def poll() -> None:
+            while not stop.wait(child.spec.blocked_poll):
+                if check() is None:
+                    self._tell_quietly(cleared)
+                    return
+
+        threading.Thread(
+            target=poll, name=f"{self.name}-blocked-{child.spec.name}", daemon=True
+        ).start()
+        return True
+
+    def _on_unblocked(self, name: str, epoch: int) -> None:
+        child = self._find(name)
+        if child is None or child.epoch != epoch or child.state != "blocked":
+            return
+        self._cancel_timer(child)
+        child.failures = child.ladder_step = 0
+        self._emit("supervisor.child_unblocked", child, previous_error=child.last_error)
+        self._restart_group(child)
 
     def _schedule_restart(self, child: _Child) -> None:
         group = self._stop_group(child)
@@ -412,7 +480,7 @@ class Supervisor(Supervised):
         """Stop the children the strategy restarts with ``failed``, in reverse start order.
 
         Returns those that will start again: temporary siblings stop for good (OTP: never
-        restarted, not even in a group restart) and parked siblings stay parked.
+        restarted, not even in a group restart) and parked or blocked siblings stay so.
         """
         group = self._affected(failed)
         for child in reversed(group):
@@ -420,7 +488,7 @@ class Supervisor(Supervised):
                 self._stop_child(child, state="restarting")
             elif child.spec.restart is Restart.TEMPORARY:
                 self._stop_child(child)
-            elif child.state != "failed":
+            elif child.state not in ("failed", "blocked"):
                 self._stop_child(child, state="restarting")
         return [c for c in group if c.state == "restarting"]
 
@@ -432,6 +500,8 @@ class Supervisor(Supervised):
         self._restart_group(child)
 
     def _restart_group(self, failed: _Child) -> None:
+        if failed.state == "blocked":
+            failed.state = "restarting"
         for child in self._affected(failed):
             if child.state == "restarting":
                 child.restarts += 1
@@ -457,18 +527,29 @@ class Supervisor(Supervised):
         message = functools.partial(LadderDone, child.spec.name, child.epoch, label)
 
         def run() -> None:
-            error = ""
             try:
                 action()
+            except StepSkipped as skipped:
+                self._tell_quietly(message(str(skipped), "skipped"))
+            except ParkNow as park:
+                self._tell_quietly(message(str(park), "park"))
             except Exception as exc:  # noqa: BLE001 - reported back and shown as an event
-                error = repr(exc)
-            self._tell_quietly(message(error))
+                self._tell_quietly(message(repr(exc), "failed"))
+            else:
+                self._tell_quietly(message())
 
         threading.Thread(target=run, name=f"{self.name}-ladder-{label}", daemon=True).start()
 
     def _on_ladder_done(self, done: LadderDone) -> None:
         child = self._find(done.name)
         if child is None or child.epoch != done.epoch or child.state != "restarting":
+            return
+        if done.outcome == "skipped":
+            self._emit("supervisor.ladder_step_skipped", child, step=done.step, reason=done.error)
+            self._on_budget_spent(child)
+            return
+        if done.outcome == "park":
+            self._park(child, reason=f"{done.step}: {done.error}")
             return
         if done.error:
             self._emit(
@@ -580,6 +661,9 @@ class Supervisor(Supervised):
         if child.timer is not None:
             child.timer.cancel()
             child.timer = None
+        if child.poll_stop is not None:
+            child.poll_stop.set()
+            child.poll_stop = None
 
     def _tell_quietly(self, message: object) -> bool:
         try:
@@ -619,6 +703,16 @@ class Supervisor(Supervised):
             self.listener(event, data)
         except Exception:  # a broken listener must not break supervision
             log.exception("supervisor.listener_failed", supervisor=self.name, event_name=event)
+
+
+def _blocked_reason(spec: ChildSpec, error: str) -> str | None:
+    if spec.blocked is None:
+        return None
+    try:
+        return spec.blocked(error)
+    except Exception:  # a broken check must not break supervision: treat as not blocked
+        log.exception("supervisor.blocked_check_failed", child=spec.name)
+        return None
 
 
 def _log_listener(event: str, data: Mapping[str, Any]) -> None:

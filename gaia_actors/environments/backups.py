@@ -2,7 +2,8 @@
 
 On disk (DESIGN.md "Environments on disk"; one layout for one database or several)::
 
-    <env_dir>/backups/<backup_id>/<name>.db      online-backup copy of data/<name>.db
+    <env_dir>/backups/<backup_id>/<name>         online-backup copy of data/<name> (a
+                                                 path under data/, e.g. app.db, sub/x.sqlite)
     <env_dir>/backups/<backup_id>/MANIFEST.json  written last: sizes, sha256, integrity_check
     <env_dir>/data.replaced-<stamp>/             what a restore or reset moved aside
 
@@ -19,7 +20,7 @@ Nothing here locks: one caller per environment at a time (the environment actor)
 Errors (to be re-rooted under ``gaia_actors.errors`` later)::
 
     BackupError           root; carries the path concerned
-    ├── NothingToBackUp   the data directory holds no ``*.db``
+    ├── NothingToBackUp   the data directory holds no database
     └── NoVerifiedBackup  a restore found no backup that verifies (carries what was skipped)
 """
 
@@ -47,8 +48,10 @@ __all__ = [
     "NothingToBackUp",
     "RestoreResult",
     "backup_problem",
+    "choose",
     "list_backups",
     "load_backup",
+    "move_aside",
     "prune_backups",
     "repair_data",
     "reset_data",
@@ -58,7 +61,7 @@ __all__ = [
 ]
 
 MANIFEST = "MANIFEST.json"
-_TMP = ".tmp"
+TMP = ".tmp"
 _BUSY_TIMEOUT = 30.0  # seconds to wait for a lock on a database in rollback-journal mode
 
 
@@ -93,7 +96,7 @@ class NoVerifiedBackup(BackupError):
 class DatabaseCopy:
     """One database inside a backup."""
 
-    name: str  # file name, e.g. "app.db"
+    name: str  # path under the data directory, e.g. "app.db" or "sub/app.sqlite"
     path: Path
     size: int
     sha256: str
@@ -198,16 +201,17 @@ def _unique_name(parent: Path, name: str) -> Path:
 # --------------------------------------------------------------------------- take
 
 
-def _copy_database(source: Path, backup_dir: Path) -> DatabaseCopy:
-    final = backup_dir / source.name
-    tmp = backup_dir / f"{source.name}{_TMP}"
+def _copy_database(source: Path, name: str, backup_dir: Path) -> DatabaseCopy:
+    final = backup_dir / name
+    tmp = backup_dir / f"{name}{TMP}"
+    final.parent.mkdir(parents=True, exist_ok=True)
     try:
         _online_copy(source, tmp)
         os.replace(tmp, final)
     except sqlite3.Error as exc:
         tmp.unlink(missing_ok=True)
         raise BackupError(source, f"online backup failed: {exc}") from exc
-    return DatabaseCopy(source.name, final, final.stat().st_size, _sha256(final), _integrity(final))
+    return DatabaseCopy(name, final, final.stat().st_size, _sha256(final), _integrity(final))
 
 
 def _manifest(backup_id: str, created: datetime, copies: Sequence[DatabaseCopy]) -> dict[str, Any]:
@@ -222,21 +226,32 @@ def _manifest(backup_id: str, created: datetime, copies: Sequence[DatabaseCopy])
     }
 
 
-def take_backup(data_dir: Path, backups_dir: Path, now: datetime | None = None) -> BackupRecord:
-    """Back up every ``*.db`` in ``data_dir`` into a new ``backups_dir/<id>/``.
+def take_backup(
+    data_dir: Path,
+    backups_dir: Path,
+    now: datetime | None = None,
+    *,
+    sources: Sequence[Path] | None = None,
+) -> BackupRecord:
+    """Back up ``sources`` (databases under ``data_dir``; default: every ``*.db`` in it)
+    into a new ``backups_dir/<id>/``, each under its path relative to ``data_dir``.
 
     Each copy goes to a temp file renamed into place, then is integrity-checked and hashed;
     the manifest is written last, atomically. Safe while the service writes. A copy that
     fails ``integrity_check`` (the live database is damaged) is still recorded, with
     ``verified`` False, so the failure is on record; restore never uses it.
     """
-    sources = sorted(p for p in data_dir.glob("*.db") if p.is_file())
+    if sources is None:
+        sources = sorted(p for p in data_dir.glob("*.db") if p.is_file())
     if not sources:
-        raise NothingToBackUp(data_dir, "no *.db to back up")
+        raise NothingToBackUp(data_dir, "no database to back up")
     created = now or datetime.now(UTC)
     backup_dir = _unique_dir(backups_dir, _stamp(created))
     try:
-        copies = [_copy_database(source, backup_dir) for source in sources]
+        copies = [
+            _copy_database(source, source.relative_to(data_dir).as_posix(), backup_dir)
+            for source in sources
+        ]
         manifest = _manifest(backup_dir.name, created, copies)
         process.write_atomic(backup_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     except BaseException:
@@ -254,7 +269,9 @@ def load_backup(path: Path) -> BackupRecord:
     try:
         raw = json.loads((path / MANIFEST).read_text())
         copies = tuple(
-            DatabaseCopy(d["name"], path / d["name"], d["size"], d["sha256"], d["integrity"])
+            DatabaseCopy(
+                d["name"], path / _inside(d["name"]), d["size"], d["sha256"], d["integrity"]
+            )
             for d in raw["databases"]
         )
         created = datetime.fromisoformat(raw["created"])
@@ -274,6 +291,13 @@ def load_backup(path: Path) -> BackupRecord:
         verified=not failures and bool(copies),
         databases=copies,
     )
+
+
+def _inside(name: object) -> str:
+    """A manifest's database name, refused (ValueError) unless it stays inside the backup."""
+    if not isinstance(name, str) or any(p in ("", ".", "..") for p in name.split("/")):
+        raise ValueError(f"database name {name!r} is not a path inside the backup")
+    return name
 
 
 def _check_copy(copy: DatabaseCopy) -> str | None:
@@ -310,7 +334,7 @@ def _backup_dirs(backups_dir: Path) -> list[Path]:
     """Every backup directory, complete or not, newest first (ids sort by time)."""
     if not backups_dir.is_dir():
         return []
-    found = [p for p in backups_dir.iterdir() if p.is_dir() and not p.name.endswith(_TMP)]
+    found = [p for p in backups_dir.iterdir() if p.is_dir() and not p.name.endswith(TMP)]
     return sorted(found, key=lambda p: p.name, reverse=True)
 
 
@@ -360,7 +384,7 @@ def prune_backups(
 # --------------------------------------------------------------------------- restore, reset
 
 
-def _choose(backups_dir: Path, backup: str | None) -> tuple[BackupRecord, list[tuple[str, str]]]:
+def choose(backups_dir: Path, backup: str | None) -> tuple[BackupRecord, list[tuple[str, str]]]:
     """The newest backup that verifies (or the named one), and the refused ones."""
     if backup is not None and (Path(backup).name != backup or backup in ("", ".", "..")):
         raise NoVerifiedBackup(backups_dir, [(backup, "not a backup id")])
@@ -375,7 +399,7 @@ def _choose(backups_dir: Path, backup: str | None) -> tuple[BackupRecord, list[t
 
 
 def _staging_dir(data_dir: Path) -> Path:
-    return data_dir.with_name(f"{data_dir.name}.restoring{_TMP}")
+    return data_dir.with_name(f"{data_dir.name}.restoring{TMP}")
 
 
 def _stage(record: BackupRecord, data_dir: Path) -> Path:
@@ -385,14 +409,17 @@ def _stage(record: BackupRecord, data_dir: Path) -> Path:
         shutil.rmtree(staging)  # left by a crash during an earlier restore
     staging.mkdir(parents=True)
     for copy in record.databases:
-        shutil.copyfile(copy.path, staging / copy.name)
-        with open(staging / copy.name, "rb") as done:
+        target = staging / copy.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(copy.path, target)
+        with open(target, "rb") as done:
             os.fsync(done.fileno())
+        process.fsync_dir(target.parent)
     process.fsync_dir(staging)
     return staging
 
 
-def _move_aside(data_dir: Path, now: datetime | None) -> Path | None:
+def move_aside(data_dir: Path, now: datetime | None) -> Path | None:
     """Rename ``data_dir`` to ``data.replaced-<stamp>``; None if there is no data dir."""
     if not data_dir.exists():
         return None
@@ -416,9 +443,9 @@ def restore(
     be replayed onto the restored files), and the restored databases arrive as a new
     directory renamed into place. Raises NoVerifiedBackup when nothing verifies.
     """
-    record, skipped = _choose(backups_dir, backup)
+    record, skipped = choose(backups_dir, backup)
     staging = _stage(record, data_dir)
-    saved = _move_aside(data_dir, now)
+    saved = move_aside(data_dir, now)
     os.rename(staging, data_dir)
     process.fsync_dir(data_dir.parent)
     return RestoreResult(record, tuple(skipped), saved)
@@ -448,7 +475,7 @@ def reset_data(data_dir: Path, now: datetime | None = None) -> Path | None:
     """Start over with an empty ``data_dir`` (for ``reset_on_error`` environments such as
     dev), keeping the old one as ``data.replaced-<stamp>/``, which is returned. The caller
     stops the process first, as for :func:`restore`."""
-    saved = _move_aside(data_dir, now)
+    saved = move_aside(data_dir, now)
     data_dir.mkdir(parents=True)
     process.fsync_dir(data_dir.parent)
     return saved

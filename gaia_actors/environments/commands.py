@@ -1,11 +1,17 @@
-"""Operator commands for environments: backup, restore, rollback, deploy, logs, reset, kill."""
+"""Operator commands for environments: backup, restore, rollback, deploy, logs, reset, kill.
+
+Commands that stop or replace something validate first, from the files on disk: an unknown
+environment, release or backup is a usage error (exit 2) naming what exists, and the running
+process is not touched.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
-from gaia_actors.environments import backups
+from gaia_actors.environments import backups, data, releases
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import SUPERVISOR, actor_name
 from gaia_actors.errors import ControlError, EnvironmentFailure
@@ -31,12 +37,50 @@ def _ask(ctx: CommandContext, env: str, message: Any, timeout: float) -> Any:
 
 
 def _registry(ctx: CommandContext, env: str) -> Registry:
-    if env not in ctx.settings.environments:
-        known = ", ".join(ctx.settings.environments) or "none configured"
-        raise UsageError("env", f"no environment {env!r}; environments: {known}", "env")
+    _require_env(ctx, "env", env)
     if ctx.registry is None:
         raise ControlError("this command needs a running daemon")
     return ctx.registry
+
+
+def _require_env(ctx: CommandContext, name: str, env: str) -> Layout:
+    if env not in ctx.settings.environments:
+        known = ", ".join(ctx.settings.environments) or "none configured"
+        raise UsageError(name, f"no environment {env!r}; environments: {known}", "env")
+    return Layout.of(ctx.settings, env)
+
+
+def _release_ids(layout: Layout) -> str:
+    return ", ".join(r.id for r in releases.list_releases(layout.root)) or "none"
+
+
+def _require_release(ctx: CommandContext, name: str, env: str, release: str) -> None:
+    """``release`` is a complete release of ``env`` or, for deploy, a release directory."""
+    layout = _require_env(ctx, name, env)
+    if name == "deploy" and "/" in release:
+        try:
+            releases.load_release(Path(release))
+        except releases.ReleaseError as exc:
+            problem = f"{release!r} is not a release directory: {exc}"
+            raise UsageError(name, problem, "release") from None
+        return
+    if release not in {r.id for r in releases.list_releases(layout.root)}:
+        raise UsageError(
+            name,
+            f"environment {env!r} has no release {release!r}; releases: {_release_ids(layout)}",
+            "release",
+        )
+
+
+def _require_backup(ctx: CommandContext, env: str, backup: str) -> None:
+    """A restore would find ``backup`` (or, without one, some backup) that verifies now."""
+    layout = _require_env(ctx, "restore", env)
+    try:
+        backups.choose(layout.backups, backup or None)
+    except backups.NoVerifiedBackup as exc:
+        known = ", ".join(r.id for r in backups.list_backups(layout.backups)) or "none"
+        problem = str(exc).removeprefix(f"{exc.path}: ")
+        raise UsageError("restore", f"{problem}; backups of {env!r}: {known}", "backup") from None
 
 
 def _op_timeout(ctx: CommandContext, env: str) -> float:
@@ -51,11 +95,20 @@ def backup(ctx: CommandContext, env: str) -> Any:
 
 @command(
     "restore",
-    help="restore ENV's data from BACKUP (default: the newest that verifies), keeping a copy",
+    help="restore ENV's data from BACKUP (default: the newest that verifies), keeping a copy; "
+    "--undo puts back the data the last restore or reset replaced",
     args=(ENV, Arg("backup", required=False, default="", help="backup id (see backups ENV)")),
+    options=(Option("undo", bool, False, help="put back the data the last restore replaced"),),
 )
-def restore(ctx: CommandContext, env: str, backup: str = "") -> Any:
-    return _ask(ctx, env, RestoreBackup(backup), timeout=_op_timeout(ctx, env))
+def restore(ctx: CommandContext, env: str, backup: str = "", undo: bool = False) -> Any:
+    layout = _require_env(ctx, "restore", env)
+    if undo and backup:
+        raise UsageError("restore", "give a backup or --undo, not both", "backup")
+    if undo and not data.replaced_copies(layout.data):
+        raise UsageError("restore", f"environment {env!r} has no replaced data to put back")
+    if not undo:
+        _require_backup(ctx, env, backup)
+    return _ask(ctx, env, RestoreBackup(backup, undo=undo), timeout=_op_timeout(ctx, env))
 
 
 @command(
@@ -64,6 +117,8 @@ def restore(ctx: CommandContext, env: str, backup: str = "") -> Any:
     args=(ENV, Arg("release", required=False, default="", help="release id")),
 )
 def rollback(ctx: CommandContext, env: str, release: str = "") -> Any:
+    if release:
+        _require_release(ctx, "rollback", env, release)
     return _ask(ctx, env, Rollback(release), timeout=_op_timeout(ctx, env))
 
 
@@ -73,11 +128,13 @@ def rollback(ctx: CommandContext, env: str, release: str = "") -> Any:
     args=(ENV, Arg("release", help="release id or path")),
 )
 def deploy(ctx: CommandContext, env: str, release: str) -> Any:
+    _require_release(ctx, "deploy", env, release)
     return _ask(ctx, env, Deploy(release), timeout=_op_timeout(ctx, env))
 
 
 @command("build", help="build a new release of ENV from its source tree", args=(ENV,))
 def build(ctx: CommandContext, env: str) -> Any:
+    _require_env(ctx, "build", env)
     return _ask(ctx, env, BuildRelease(), timeout=ctx.settings.environments[env].build_timeout + 30)
 
 
@@ -100,25 +157,28 @@ def logs(ctx: CommandContext, env: str, n: int = 50) -> Any:
 
 @command(
     "backups",
-    help="ENV's backups, newest first, with their verification",
+    help="ENV's backups, newest first, each verified again now (sha256 and integrity_check)",
     args=(ENV,),
     offline=True,
 )
 def list_backups(ctx: CommandContext, env: str) -> Any:
-    if env not in ctx.settings.environments:
-        raise UsageError("backups", f"no environment {env!r}", "env")
-    layout = Layout.of(ctx.settings, env)
-    return [
-        {
-            "backup": r.id,
-            "created": r.created.isoformat(),
-            "size": r.size,
-            "verified": r.verified,
-            "integrity": r.integrity,
-            "sha256": r.sha256[:16],
-        }
-        for r in backups.list_backups(layout.backups)
-    ]
+    layout = _require_env(ctx, "backups", env)
+    rows = []
+    for r in backups.list_backups(layout.backups):
+        problem = backups.backup_problem(r)
+        rows.append(
+            {
+                "backup": r.id,
+                "created": r.created.isoformat(),
+                "size": r.size,
+                "databases": [c.name for c in r.databases],
+                "verified": r.verified,  # when it was taken
+                "verifies_now": problem is None,
+                "problem": problem or "",
+                "sha256": r.sha256[:16],
+            }
+        )
+    return rows
 
 
 @command("kill", help="fault injection: SIGKILL ENV's process and watch it recover", args=(ENV,))

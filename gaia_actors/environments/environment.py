@@ -13,9 +13,11 @@ liveness pings keep being answered while a new release warms up.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +27,7 @@ import pykka
 
 from gaia_actors import process
 from gaia_actors.actor import GaiaActor
-from gaia_actors.environments import backups, releases
+from gaia_actors.environments import alerts, backups, data, evidence, releases
 from gaia_actors.environments.layout import Layout, port_in_use
 from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
 from gaia_actors.health import BodyRule
@@ -82,6 +84,11 @@ class Housekeeping:
     """Timer: prune old logs, backups and releases."""
 
 
+@message
+class CheckData:
+    """Timer: look for databases lost while the process runs."""
+
+
 @dataclass
 class _Operation:
     """A deploy, rollback, restore or reset waiting for its health verdict."""
@@ -117,6 +124,9 @@ class EnvironmentActor(GaiaActor):
         self.startup_token = 0
         self.healthy = False
         self.cancel = threading.Event()
+        self.data_stamps: dict[str, data.FileStamp] | None = None  # None: take a new baseline
+        self.data_loss: dict[str, Any] | None = None  # the last loss noticed, for status
+        self.backup_note = ""  # why scheduled backups have nothing to back up
 
     # Life cycle
 
@@ -143,6 +153,7 @@ class EnvironmentActor(GaiaActor):
         if interval:
             self.every(interval, ScheduledBackup())
         self.every(3600.0, Housekeeping(), first=30.0)
+        self.every(self.config.data_check_interval, CheckData())
 
     def on_stop(self) -> None:
         super().on_stop()
@@ -196,8 +207,8 @@ class EnvironmentActor(GaiaActor):
                 return self._rollback(release, pipeline_id)
             case TakeBackup(reason=reason, pipeline_id=pipeline_id):
                 return self._backup(reason, pipeline_id)
-            case RestoreBackup(backup=backup):
-                return self._restore(backup or None)
+            case RestoreBackup(backup=backup, undo=undo):
+                return self._undo() if undo else self._restore(backup or None)
             case ResetData():
                 return self._reset()
             case GetLogs(lines=lines):
@@ -206,6 +217,8 @@ class EnvironmentActor(GaiaActor):
                 return self._scheduled_backup()
             case Housekeeping():
                 return self._housekeeping()
+            case CheckData():
+                return self._check_data()
             case _:
                 return self.unhandled(message)
 
@@ -239,7 +252,7 @@ class EnvironmentActor(GaiaActor):
         self.release = self.layout.current_release()
         if self.release is None:
             raise EnvironmentFailure(self.env, "no current release to run")
-        adopted = process.adopt(self.layout.pidfile, self.layout.log_sink)
+        adopted = self._adoptable(process.adopt(self.layout.pidfile, self.layout.log_sink))
         if adopted is not None and _release_of(adopted.pid) not in (None, self.release):
             # The daemon died between switching `current` and restarting the process: the
             # survivor runs another release, so it is replaced rather than adopted.
@@ -272,6 +285,26 @@ class EnvironmentActor(GaiaActor):
         )
         self.startup_token = self._wait_for_health(self.config.deploy_timeout)
 
+    def _adoptable(self, adopted: process.AdoptedProcess | None) -> process.AdoptedProcess | None:
+        """``adopted``, unless it was started with another command or environment values
+        than the configuration now gives: then it is stopped, to start under the new one."""
+        if adopted is None or self.release is None:
+            return adopted
+        wanted = self.layout.command_record(self.release)
+        was = _started_with(self.layout, adopted.pid)
+        if was is None or was == wanted:
+            return adopted
+        self.publish(
+            "environment.config_changed",
+            level="warning",
+            env=self.env,
+            pid=adopted.pid,
+            was=json.dumps(was, sort_keys=True),
+            now=json.dumps(wanted, sort_keys=True),
+        )
+        adopted.stop(self.config.stop_grace)
+        return None
+
     def _stop_strays(self) -> None:
         """Stop service processes of this environment that no pid file names.
 
@@ -301,10 +334,9 @@ class EnvironmentActor(GaiaActor):
 
     def _spawn(self, release: str) -> process.Child:
         if port_in_use(self.config.host, self.config.port):
+            held = evidence.port_reason(self.layout) or f"port {self.config.port} is in use"
             raise EnvironmentFailure(
-                self.env,
-                f"port {self.config.port} on {self.config.host} is already in use by another "
-                "process; stop it or change the port in the configuration",
+                self.env, f"{held}; stop it or change the port in the configuration"
             )
         child = process.spawn(
             self.layout.argv(release),
@@ -312,6 +344,8 @@ class EnvironmentActor(GaiaActor):
             env=self.layout.process_env(release),
             log=self.layout.log_sink,
         )
+        record = self.layout.command_record(release)
+        process.write_atomic(self.layout.started_with, json.dumps(record) + "\n")
         process.write_pidfile(self.layout.pidfile, child.pid, child.start_time)
         return child
 
@@ -393,6 +427,7 @@ class EnvironmentActor(GaiaActor):
         elif ok:
             pid = self.proc.pid if self.proc is not None else None
             self.publish("environment.healthy", env=self.env, release=self.release, pid=pid)
+            self._report_nothing_to_back_up()
         else:
             self.publish(
                 "environment.unhealthy",
@@ -491,7 +526,7 @@ class EnvironmentActor(GaiaActor):
     def _require_release(self, release: str) -> str:
         """``release`` if this environment has it complete; Rejected (nothing touched) if not."""
         missing = Rejected(f"environment {self.env!r} has no release {release!r}")
-        if not release or "/" in release or release.startswith("."):
+        if not releases.valid_id(release):
             raise missing
         try:
             releases.load_release(self.layout.releases / release)
@@ -597,9 +632,11 @@ class EnvironmentActor(GaiaActor):
 
     def _backup(self, reason: str, pipeline_id: int | None) -> dict[str, Any]:
         try:
-            record = backups.take_backup(self.layout.data, self.layout.backups)
+            record = data.back_up(self.layout.data, self.layout.backups, self.config.databases)
         except backups.NothingToBackUp as exc:
             raise Rejected(f"environment {self.env!r}: nothing to back up ({exc})") from None
+        except data.NotADatabase as exc:
+            raise Rejected(f"environment {self.env!r}: {exc}") from None
         self.record(
             "backups",
             ts=time.time(),
@@ -635,6 +672,14 @@ class EnvironmentActor(GaiaActor):
             "integrity": record.integrity,
         }
 
+    def _report_nothing_to_back_up(self) -> None:
+        """Once per generation, when the service has started: a backup schedule with no
+        database to back up is said out loud, not left a silent no-op."""
+        note = self._backup_note(data.find_databases(self.layout.data, self.config.databases))
+        if note and note != self.backup_note:
+            self.publish("environment.nothing_to_back_up", level="warning", env=self.env, note=note)
+        self.backup_note = note
+
     def _scheduled_backup(self) -> None:
         try:
             self._backup("scheduled", None)
@@ -643,7 +688,29 @@ class EnvironmentActor(GaiaActor):
 
     def _restore(self, backup: str | None) -> Any:
         self._refuse_if_busy()
-        return self._replace_data("restore", lambda: _restore_data(self.layout, backup))
+        chosen, skipped = self._require_backup(backup)
+        return self._replace_data(
+            "restore", lambda: _restore_data(self.layout, chosen, skipped), "operator restore"
+        )
+
+    def _require_backup(self, backup: str | None) -> tuple[str, list[tuple[str, str]]]:
+        """The backup a restore will use, checked before anything stops (and the newer ones
+        it passes over, with why); Rejected if none verifies."""
+        try:
+            record, skipped = backups.choose(self.layout.backups, backup)
+        except backups.NoVerifiedBackup as exc:
+            known = [r.id for r in backups.list_backups(self.layout.backups)]
+            raise Rejected(
+                f"environment {self.env!r}: {str(exc).removeprefix(f'{exc.path}: ')}; "
+                f"backups: {', '.join(known) or 'none'}"
+            ) from None
+        return record.id, skipped
+
+    def _undo(self) -> Any:
+        self._refuse_if_busy()
+        if not data.replaced_copies(self.layout.data):
+            raise Rejected(f"environment {self.env!r} has no replaced data to put back")
+        return self._replace_data("undo", lambda: _undo_data(self.layout), "operator undo")
 
     def _reset(self) -> Any:
         self._refuse_if_busy()
@@ -652,9 +719,9 @@ class EnvironmentActor(GaiaActor):
                 f"environment {self.env!r} has reset_on_error = false: its data is never reset "
                 "(use restore to go back to a backup)"
             )
-        return self._replace_data("reset", lambda: _reset_data(self.layout))
+        return self._replace_data("reset", lambda: _reset_data(self.layout), "operator reset")
 
-    def _replace_data(self, kind: str, replace: Any) -> Any:
+    def _replace_data(self, kind: str, replace: Any, why: str) -> Any:
         current = self.layout.current_release() or ""
         self._stop_process()
         process.remove_pidfile(self.layout.pidfile)
@@ -663,14 +730,13 @@ class EnvironmentActor(GaiaActor):
         except (backups.BackupError, OSError) as exc:
             self._start_or_fail(kind)  # back on the data it had
             raise EnvironmentFailure(self.env, f"{kind} failed: {exc}") from exc
+        self.data_stamps = None  # the files changed on purpose: not a loss
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
         op = _Operation(kind, current, current, future, detail=detail)
         self.operation = op
-        self.publish(
-            "environment.restored" if kind == "restore" else "environment.reset",
-            env=self.env,
-            **detail,
-        )
+        event = {"restore": "restored", "reset": "reset", "undo": "undone"}[kind]
+        self.publish(f"environment.{event}", env=self.env, **detail)
+        alerts.data_replaced(self.registry, self.name, self.env, kind=kind, why=why, detail=detail)
         if not self._start_or_fail(kind):
             self._finish_operation(op, "failed", 0.0, f"{kind}: the process could not start")
         return future
@@ -683,6 +749,32 @@ class EnvironmentActor(GaiaActor):
             self._fail_soon(f"cannot start after {kind}: {exc}")
             return False
         return True
+
+    # Data loss
+
+    def _check_data(self) -> None:
+        if self.operation is not None or self.proc is None or self.proc.exited:
+            return
+        before = self.data_stamps
+        self.data_stamps = data.stamps(self.layout.data, self.config.databases, before)
+        lost = data.losses(before, self.data_stamps) if before is not None else []
+        if lost:
+            self._on_data_loss(lost)
+
+    def _on_data_loss(self, lost: list[str]) -> None:
+        restoring = self.config.restore_on_data_loss
+        self.data_loss = {"at": time.time(), "lost": lost, "restored": False}
+        alerts.data_loss(self.registry, self.name, self.env, lost, restoring)
+        if not restoring:
+            return
+        try:
+            chosen, skipped = self._require_backup(None)
+        except Rejected as exc:
+            self.publish("environment.restore_failed", level="error", env=self.env, error=str(exc))
+            return
+        self.data_loss["restored"] = chosen
+        why = "data loss: " + "; ".join(lost)
+        self._replace_data("restore", lambda: _restore_data(self.layout, chosen, skipped), why)
 
     # Housekeeping
 
@@ -716,9 +808,31 @@ class EnvironmentActor(GaiaActor):
             "restarts": node.restarts if (node := self.registry.node(self.name)) else 0,
             "operation": self.operation.kind if self.operation else None,
             "data_bytes": self.layout.data_bytes(),
+            **self._data_status(),
             "log_bytes": self.layout.log_bytes(),
             "releases": [r.id for r in releases.list_releases(self.layout.root)],
         }
+
+    def _data_status(self) -> dict[str, Any]:
+        found = data.find_databases(self.layout.data, self.config.databases)
+        replaced = data.replaced_copies(self.layout.data)
+        return {
+            "databases": [data.relative_name(self.layout.data, p) for p in found],
+            "watched": sorted(self.data_stamps or {}),  # what the data-loss watch has seen
+            "backup_note": self._backup_note(found),
+            "data_loss": self.data_loss,
+            "replaced_data": [str(p) for p in replaced[:5]],
+            "undo": alerts.undo_command(self.env) if replaced else None,
+        }
+
+    def _backup_note(self, found: list[Path]) -> str:
+        """Why scheduled backups would back up nothing, or "" (no schedule, or databases)."""
+        if found or backup_interval(self.config.backup_schedule) is None:
+            return ""
+        return (
+            f"backup_schedule = {self.config.backup_schedule!r} but nothing under "
+            f"{self.layout.data} matches databases = {list(self.config.databases)}"
+        )
 
 
 # Recovery steps: run by the supervisor's ladder while the actor is down (no mailbox).
@@ -732,18 +846,44 @@ def stop_leftover(layout: Layout) -> None:
     process.remove_pidfile(layout.pidfile)
 
 
-def _restore_data(layout: Layout, backup: str | None = None) -> dict[str, Any]:
+def _restore_data(
+    layout: Layout, backup: str | None = None, passed_over: Sequence[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """Restore ``backup`` (default: the newest that verifies); ``passed_over`` lists the
+    newer backups that were refused when ``backup`` was chosen."""
     result = backups.restore(layout.data, layout.backups, backup)
     return {
         "backup": result.used.id,
-        "skipped": [f"{name}: {why}" for name, why in result.skipped],
+        "skipped": [f"{name}: {why}" for name, why in (*passed_over, *result.skipped)],
         "saved_copy": str(result.saved_copy_path or ""),
     }
+
+
+def _undo_data(layout: Layout) -> dict[str, Any]:
+    put_back, saved = data.undo_replace(layout.data)
+    return {"put_back": str(put_back), "saved_copy": str(saved or "")}
 
 
 def _reset_data(layout: Layout) -> dict[str, Any]:
     saved = backups.reset_data(layout.data, datetime.now(UTC))
     return {"saved_copy": str(saved or "")}
+
+
+def _started_with(layout: Layout, pid: int) -> dict[str, Any] | None:
+    """What ``pid`` was started with: the record beside the pid file, else its argv from
+    /proc (environment values unknown: taken as unchanged); None when neither is readable."""
+    try:
+        record = json.loads(layout.started_with.read_text())
+        if isinstance(record, dict) and {"argv", "env"} <= record.keys():
+            return record
+    except (OSError, ValueError):
+        pass
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    argv = [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+    return {"argv": argv, "env": layout.configured_env(_release_of(pid) or "")}
 
 
 def _release_of(pid: int) -> str | None:

@@ -51,6 +51,12 @@ class Layout:
         return self.root / "pid"
 
     @property
+    def started_with(self) -> Path:
+        """What the process the pid file names was started with (argv and the configured
+        environment values), to tell a changed configuration at adoption."""
+        return self.root / "pid.command"
+
+    @property
     def verified(self) -> Path:
         """The process (pid file format) that last passed its start-up health check: the
         failover agent's start grace ends there, whatever restarted in between."""
@@ -93,10 +99,16 @@ class Layout:
         values = {"python": python_executable()}
         return [expand(part, values) for part in self.config.build] or None
 
-    def process_env(self, release_id: str) -> dict[str, str]:
+    def configured_env(self, release_id: str) -> dict[str, str]:
+        """The environment values the configuration sets (on top of the daemon's own)."""
         values = self.substitutions(release_id)
-        extra = {key: expand(value, values) for key, value in self.config.env.items()}
-        return {**os.environ, **extra}
+        return {key: expand(value, values) for key, value in self.config.env.items()}
+
+    def process_env(self, release_id: str) -> dict[str, str]:
+        return {**os.environ, **self.configured_env(release_id)}
+
+    def command_record(self, release_id: str) -> dict[str, object]:
+        return {"argv": self.argv(release_id), "env": self.configured_env(release_id)}
 
     def current_release(self) -> str | None:
         return releases.current_release(self.root)

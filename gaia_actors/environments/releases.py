@@ -28,6 +28,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -57,6 +58,7 @@ __all__ = [
     "prune_releases",
     "repair",
     "switch_current",
+    "valid_id",
 ]
 
 MANIFEST = "RELEASE.json"
@@ -64,6 +66,10 @@ CURRENT = "current"
 LAST_HEALTHY = "last_healthy"
 _TMP = ".tmp"
 _OUTPUT_KEPT = 8000  # characters of build output recorded in the manifest
+MAX_ID_LENGTH = 128
+# A release id is a file name: letters, digits, ".", "_" and "-", starting with a letter or
+# digit (so never "..", a hidden name or a path), whatever a RELEASE.json claims.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 # --------------------------------------------------------------------------- errors
@@ -160,12 +166,31 @@ def _manifest_dict(release: Release, skipped: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def id_problem(release_id: object) -> str | None:
+    """Why ``release_id`` cannot name a release directory, or None when it can."""
+    if not isinstance(release_id, str) or not _ID.fullmatch(release_id):
+        return (
+            f"release id {release_id!r} is not a name (letters, digits, '.', '_', '-', "
+            "starting with a letter or digit)"
+        )
+    if ".." in release_id or release_id.endswith(_TMP):
+        return f"release id {release_id!r} may not contain '..' or end with {_TMP!r}"
+    if len(release_id) > MAX_ID_LENGTH:
+        return f"release id is {len(release_id)} characters long (at most {MAX_ID_LENGTH})"
+    return None
+
+
+def valid_id(release_id: object) -> bool:
+    return id_problem(release_id) is None
+
+
 def load_release(path: Path) -> Release:
-    """The release in directory ``path``; ReleaseError when it has no readable manifest."""
+    """The release in directory ``path``; ReleaseError when it has no readable manifest or
+    its id is not a valid name."""
     try:
         raw = json.loads((path / MANIFEST).read_text())
         build = raw["build"]
-        return Release(
+        release = Release(
             id=raw["id"],
             path=path,
             created=datetime.fromisoformat(raw["created"]),
@@ -181,6 +206,10 @@ def load_release(path: Path) -> Release:
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ReleaseError(path, f"not a complete release ({type(exc).__name__}: {exc})") from exc
+    problem = id_problem(release.id)
+    if problem is not None:
+        raise ReleaseError(path, problem)
+    return release
 
 
 def _is_complete(path: Path) -> bool:
@@ -365,7 +394,7 @@ def import_release(release_dir: Path, releases_dir: Path) -> Release:
 
 
 def _release_dir(env_dir: Path, release_id: str) -> Path:
-    if not release_id or "/" in release_id or release_id.startswith("."):
+    if not valid_id(release_id):
         raise ReleaseNotFound(env_dir, release_id)
     return env_dir / "releases" / release_id
 

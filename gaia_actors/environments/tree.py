@@ -1,20 +1,27 @@
 """The ``environments`` supervisor: one EnvironmentActor per configured environment.
 
-Each child carries the recovery ladder of DESIGN.md (Supervision): when its restart budget
-is spent, restore the newest verified backup (or, for ``reset_on_error`` environments such
-as dev, reset the data) and restart; then roll back to the last release that was healthy
-and restart; then park it as FAILED with an alert until an operator resets it.
+Each child carries the recovery ladder of DESIGN.md (Supervision), which reads the evidence
+before it touches data:
+
+- after any failure, a cause the environment cannot fix by itself (its port held by another
+  program, a command that is not installed, an unknown placeholder) blocks it at once, with
+  that reason in an alert; it starts again by itself once the cause is gone;
+- when the restart budget is spent, the live data is checked (``quick_check`` of every
+  database, every database of the newest backup present). Only data that fails is replaced:
+  restored from the newest verified backup (or, for ``reset_on_error`` environments such as
+  dev, reset), the replaced data kept and named in the alert, the incident and ``status``;
+- then roll back, if the last release that was healthy is older than the current one;
+- else park as FAILED with an alert that says why, until an operator resets it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from gaia_actors import process
-from gaia_actors.environments import releases
+from gaia_actors.environments import alerts, data, evidence, releases
 from gaia_actors.environments.environment import (
     EnvironmentActor,
     _reset_data,
@@ -22,14 +29,13 @@ from gaia_actors.environments.environment import (
     stop_leftover,
 )
 from gaia_actors.environments.layout import Layout
-from gaia_actors.errors import EnvironmentFailure
-from gaia_actors.messages import Event, fields_of
 from gaia_actors.settings import Settings
-from supervisors import ChildSpec, Link, NotRunning, Registry, Strategy, Supervisor
-from supervisors.spec import Exhausted, LadderStep
+from supervisors import ChildSpec, Link, Registry, Strategy, Supervisor
+from supervisors.spec import Exhausted, LadderStep, ParkNow, StepSkipped
 from supervisors.supervisor import SupervisorConfig
 
 SUPERVISOR = "environments"
+BLOCKED_POLL = 0.5  # seconds between looks at a blocked environment's cause (a bind probe)
 
 
 def actor_name(env: str) -> str:
@@ -69,6 +75,7 @@ def ping_timeout(settings: Settings, config: SupervisorConfig) -> float:
 
 def environment_spec(settings: Settings, env: str, registry: Registry) -> ChildSpec:
     config = settings.environments[env]
+    layout = Layout.of(settings, env)
 
     def factory(link: Link) -> Any:
         return EnvironmentActor.start(link, settings, env)
@@ -81,6 +88,8 @@ def environment_spec(settings: Settings, env: str, registry: Registry) -> ChildS
         start_timeout=config.build_timeout + config.stop_grace + 30,
         ladder=ladder(settings, env, registry),
         exhausted=Exhausted.PARK,
+        blocked=lambda _error: evidence.blocked_reason(layout),
+        blocked_poll=BLOCKED_POLL,
     )
 
 
@@ -88,15 +97,22 @@ def ladder(settings: Settings, env: str, registry: Registry) -> tuple[tuple[str,
     layout = Layout.of(settings, env)
     publish = _publisher(registry, env)
 
-    def restore() -> None:
+    def replace_data() -> None:
         stop_leftover(layout)
-        detail = _restore_data(layout)
-        publish("environment.restored", "warning", reason="recovery ladder", **detail)
-
-    def reset() -> None:
-        stop_leftover(layout)
-        detail = _reset_data(layout)
-        publish("environment.reset", "warning", reason="recovery ladder", **detail)
+        problems = data.live_problems(layout.data, layout.config.databases, layout.backups)
+        if not problems:
+            raise StepSkipped(f"{_data_verdict(layout, problems)}: it is not replaced")
+        kind = "reset" if layout.config.reset_on_error else "restore"
+        detail = _reset_data(layout) if kind == "reset" else _restore_data(layout)
+        why = "; ".join(problems)
+        publish(
+            f"environment.{'restored' if kind == 'restore' else 'reset'}",
+            "warning",
+            reason="recovery ladder",
+            problems=problems,
+            **detail,
+        )
+        alerts.data_replaced(registry, SUPERVISOR, env, kind=kind, why=why, detail=detail)
 
     def rollback() -> None:
         stop_leftover(layout)
@@ -111,46 +127,75 @@ def ladder(settings: Settings, env: str, registry: Registry) -> tuple[tuple[str,
             previous=current,
         )
 
-    first = ("reset", reset) if layout.config.reset_on_error else ("restore", restore)
-    return (first, ("rollback", rollback))
+    first = "reset" if layout.config.reset_on_error else "restore"
+    return ((first, replace_data), ("rollback", rollback))
+
+
+def _data_verdict(layout: Layout, problems: list[str]) -> str:
+    if problems:
+        return "the live data does not verify (" + "; ".join(problems) + ")"
+    found = data.find_databases(layout.data, layout.config.databases)
+    return f"the live data verifies ({len(found)} database(s) pass quick_check)"
 
 
 def rollback_target(layout: Layout) -> str:
-    """The last release that was healthy, unless that is the current one; else the one before."""
+    """The last release that was healthy, when the current one is newer; else ParkNow, saying
+    why there is nothing safe left to try."""
     current = layout.current_release()
     healthy = releases.last_healthy(layout.root)
-    if healthy and healthy != current and (layout.releases / healthy).is_dir():
-        return healthy
-    ids = [r.id for r in releases.list_releases(layout.root)]
-    older = ids[ids.index(current) + 1 :] if current in ids else []
-    if not older:
-        raise EnvironmentFailure(layout.name, f"no release to roll back to (current {current})")
-    return older[0]
+    ids = [r.id for r in releases.list_releases(layout.root)]  # newest first
+    problems = data.live_problems(layout.data, layout.config.databases, layout.backups)
+    verdict = _data_verdict(layout, problems)
+    if healthy is None or healthy not in ids:
+        why = "no release has been healthy" if healthy is None else f"{healthy} is gone"
+        raise ParkNow(f"no release to roll back to ({why}); {verdict}")
+    if healthy == current:
+        raise ParkNow(
+            f"the current release {current} is the last that was healthy, so a rollback "
+            f"cannot help; {verdict}"
+        )
+    if current in ids and ids.index(current) > ids.index(healthy):
+        raise ParkNow(
+            f"the current release {current} is older than the last healthy {healthy}; {verdict}"
+        )
+    return healthy
 
 
 def _publisher(registry: Registry, env: str) -> Callable[..., None]:
-    def publish(name: str, level: str = "info", **data: Any) -> None:
-        with contextlib.suppress(NotRunning):
-            registry.tell(
-                "bus", Event(name, level=level, actor=SUPERVISOR, env=env, data=fields_of(**data))
-            )
+    def publish(name: str, level: str = "info", **fields: Any) -> None:
+        alerts.publish(registry, SUPERVISOR, env, name, level, **fields)
 
     return publish
 
 
 def _alerting(listener: Callable[[str, Mapping[str, Any]], None], registry: Registry) -> Any:
-    """Pass supervision events on; a parked environment is also an ``environment.failed`` alert."""
+    """Pass supervision events on; a parked or blocked environment is also an alert."""
 
-    def alerting(event: str, data: Mapping[str, Any]) -> None:
-        listener(event, data)
-        child = str(data.get("child", ""))
-        if event == "supervisor.child_parked" and child.startswith("environment."):
-            env = child.removeprefix("environment.")
-            _publisher(registry, env)(
+    def alerting(event: str, fields: Mapping[str, Any]) -> None:
+        listener(event, fields)
+        child = str(fields.get("child", ""))
+        if not child.startswith("environment."):
+            return
+        env = child.removeprefix("environment.")
+        publish = _publisher(registry, env)
+        error, reason = str(fields.get("error", "")), str(fields.get("reason") or "")
+        if event == "supervisor.child_parked":
+            publish(
                 "environment.failed",
                 "critical",
-                error=str(data.get("error", "")),
+                error=error,
+                reason=reason or error,
                 action=f"fix the cause, then: python run.py reset {env}",
             )
+        elif event == "supervisor.child_blocked":
+            publish(
+                "environment.blocked",
+                "critical",
+                error=error,
+                reason=reason,
+                action="it starts again by itself once the cause is gone",
+            )
+        elif event == "supervisor.child_unblocked":
+            publish("environment.unblocked", "info", previous_error=error)
 
     return alerting

@@ -31,7 +31,7 @@ from supervisors import (
     Supervised,
     Supervisor,
 )
-from supervisors.spec import Exhausted, LadderStep
+from supervisors.spec import BlockedCheck, Exhausted, LadderStep
 from supervisors.supervisor import SupervisorConfig
 
 # Tiny timings keep the suite fast; liveness and backoff tests pick their own.
@@ -284,6 +284,8 @@ class Tree:
         shutdown_timeout: float = 2.0,
         start_timeout: float = 5.0,
         ping: bool = True,
+        blocked: BlockedCheck | None = None,
+        blocked_poll: float = 1.0,
     ) -> ChildSpec:
         journal, script = self.journal, self.script
 
@@ -301,6 +303,8 @@ class Tree:
             shutdown_timeout=shutdown_timeout,
             start_timeout=start_timeout,
             ping=ping,
+            blocked=blocked,
+            blocked_poll=blocked_poll,
         )
 
     def gate(self) -> threading.Event:

@@ -315,14 +315,17 @@ def start_tree(settings: Settings) -> EnvTree:
 
 @pytest.fixture
 def env_tree(tmp_path: Path) -> Iterator[Callable[..., EnvTree]]:
-    """A factory: ``env_tree(envs, supervision=None)`` starts a tree; all are stopped after."""
+    """A factory: ``env_tree(envs, supervision=None, adjust=...)`` starts a tree (``adjust``
+    changes the loaded settings, for what a config file cannot say); all are stopped after."""
     trees: list[EnvTree] = []
     data_dirs: list[Path] = []
 
     def start(
-        envs: dict[str, dict[str, Any]], supervision: dict[str, Any] | None = None
+        envs: dict[str, dict[str, Any]],
+        supervision: dict[str, Any] | None = None,
+        adjust: Callable[[Settings], Settings] = lambda settings: settings,
     ) -> EnvTree:
-        settings = load_settings(tmp_path, write_config(tmp_path, envs, supervision))
+        settings = adjust(load_settings(tmp_path, write_config(tmp_path, envs, supervision)))
         data_dirs.extend(Layout.of(settings, env).data for env in settings.environments)
         tree = start_tree(settings)
         trees.append(tree)

@@ -103,7 +103,9 @@ def test_build_deploy_rollback_kill(two_envs: tuple[EnvTree, Path]) -> None:
     rolled = env.rollback(ctx, "prod")
     assert rolled["release"] == first
     assert serving(tree.port("prod"), first)
-    with pytest.raises(Rejected, match="no release 'nope'"):
+    with pytest.raises(
+        UsageError, match=f"no release 'nope'; releases: {built['release']}, {first}"
+    ):
         env.rollback(ctx, "prod", "nope")
 
     before = tree.status("prod")["pid"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -103,15 +102,15 @@ def ladder_steps(tree: EnvTree) -> list[str]:
     return [str(e.get("step")) for e in tree.events.matching("supervisor.ladder_step")]
 
 
-def test_crashing_current_release_recovers_through_restore_then_rollback(
+def test_a_crashing_release_is_rolled_back_and_data_that_verifies_is_kept(
     tmp_path: Path, env_tree: StartTree
 ) -> None:
     tree = env_tree(one_env(tmp_path))
     layout = tree.layout("prod")
     good = tree.wait_healthy("prod")
-    add_items(tree.port("prod"), 3, "kept")
+    add_items(tree.port("prod"), 3, "backed-up")
     tree.ask("prod", TakeBackup("before the bad release"))
-    add_items(tree.port("prod"), 2, "lost")
+    add_items(tree.port("prod"), 2, "after-the-backup")
     # The current release becomes one that crashes on start, as if switched by a deploy
     # whose verdict never came: every restart now fails until the ladder rolls back.
     bad = releases.build_release(
@@ -126,7 +125,7 @@ def test_crashing_current_release_recovers_through_restore_then_rollback(
     recovered = tree.wait_healthy("prod", pid_not=good["pid"])
     assert recovered["release"] == good["release"]
     assert layout.current_release() == good["release"]
-    assert item_count(tree.port("prod")) == 3  # the backup's data, not the lost writes
+    assert item_count(tree.port("prod")) == 5  # nothing written after the backup is lost
     names = tree.events.names()[mark:]
     assert in_order(
         names,
@@ -136,10 +135,8 @@ def test_crashing_current_release_recovers_through_restore_then_rollback(
             "environment.exited",  # the bad release, twice: the budget is spent
             "supervisor.restart",
             "environment.exited",
-            "supervisor.ladder_step",  # restore
-            "environment.restored",
-            "supervisor.ladder_step_done",
-            "environment.exited",  # still the bad release
+            "supervisor.ladder_step",  # restore: the live data verifies, so it is skipped
+            "supervisor.ladder_step_skipped",
             "supervisor.ladder_step",  # rollback
             "environment.rolled_back",
             "supervisor.ladder_step_done",
@@ -148,12 +145,14 @@ def test_crashing_current_release_recovers_through_restore_then_rollback(
         ],
     ), names
     assert ladder_steps(tree) == ["restore", "rollback"]
+    skipped = tree.events.matching("supervisor.ladder_step_skipped")[0]
+    assert "the live data verifies (1 database(s) pass quick_check)" in str(skipped.get("reason"))
+    assert tree.events.matching("environment.restored") == []
+    assert tree.events.matching("alert.data_replaced") == []
+    assert list(layout.root.glob("data.replaced-*")) == []
     crashes = [e for e in tree.events.matching("environment.exited") if e.get("pid") != good["pid"]]
-    assert len(crashes) == 3
+    assert len(crashes) == 2  # the skipped restore costs no restart
     assert all(e.get("failed_start") and e.get("release") == bad.id for e in crashes)
-    restored = tree.events.matching("environment.restored")[0]
-    assert restored.get("saved_copy")
-    assert Path(str(restored.get("saved_copy"))).is_dir()
     assert tree.events.matching("environment.rolled_back")[0].get("release") == good["release"]
 
 
@@ -168,19 +167,21 @@ def test_everything_failing_parks_failed_until_reset(tmp_path: Path, env_tree: S
     assert failed.level == "critical"
     assert "reset dev" in str(failed.get("action"))
     assert "exited during start" in str(failed.get("error"))
-    assert ladder_steps(tree) == ["reset", "rollback"]  # reset_on_error: reset, not restore
+    assert ladder_steps(tree) == ["reset", "rollback"]
+    assert "no release to roll back to (no release has been healthy)" in str(failed.get("reason"))
+    assert "the live data verifies" in str(failed.get("reason"))
     names = tree.events.names()
     assert in_order(
         names,
         [
-            "supervisor.ladder_step",
-            "environment.reset",
-            "supervisor.ladder_step",
-            "supervisor.ladder_step_failed",  # no release to roll back to
+            "supervisor.ladder_step",  # reset: nothing fails its check, so nothing is reset
+            "supervisor.ladder_step_skipped",
+            "supervisor.ladder_step",  # rollback: no release was ever healthy
             "supervisor.child_parked",
             "environment.failed",
         ],
     ), names
+    assert tree.events.matching("environment.reset") == []
     assert pids_with_data_dir(layout.data) == []
     with pytest.raises(NotRunning):
         tree.status("dev")
@@ -361,26 +362,6 @@ def test_a_reused_pid_is_not_adopted(tmp_path: Path, env_tree: StartTree) -> Non
     finally:
         stranger.kill()
         stranger.wait()
-
-
-def test_busy_port_is_an_error_naming_environment_and_port(
-    tmp_path: Path, env_tree: StartTree
-) -> None:
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        port = squatter.getsockname()[1]
-        tree = env_tree(one_env(tmp_path, port=port))
-
-        failed = tree.events.wait_for("environment.failed", timeout=20)
-
-    error = str(failed.get("error"))
-    assert "environment 'prod'" in error
-    assert f"port {port}" in error
-    assert "already in use" in error
-    node = tree.registry.node(actor_name("prod"))
-    assert node is not None
-    assert node.state == "failed"
 
 
 def test_a_stray_process_without_pid_file_is_stopped_not_fought(
