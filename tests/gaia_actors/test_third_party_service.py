@@ -1,6 +1,8 @@
 """A real third-party server from PyPI (sqlite-web: Flask, a SQLite database named app.sqlite,
 health on its table's page, no metrics endpoint) run as dev, staging and prod from the README's
-"Running your own service" configuration alone, through the real daemon and its CLI."""
+"Running your own service" configuration alone, through the real daemon and its CLI: healthy,
+a SIGKILL recovered with the data intact, backup and restore, no scrape noise, and a broken
+release rolled back."""
 
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class Notes:
         self.config.write_text(readme_block("toml"), encoding="utf-8")
         overrides = {f"GAIA_ENVIRONMENTS__{env.upper()}__PORT": str(free_port()) for env in ENVS}
         overrides |= {"GAIA_MONITOR__INTERVAL": "0.5", "GAIA_LOGGING__CONSOLE": "json"}
+        overrides["GAIA_METRICS__LISTEN"] = ""  # the daemon's own /metrics: a fixed port
         overrides["GAIA_STATE_DIR"] = str(tmp_path / "state")
         self.settings: Settings = load(self.config, environ=overrides)
         self.daemon = Daemon(tmp_path, self.config, self.settings)
@@ -100,6 +103,10 @@ class Notes:
             snapshot: dict[str, Any] = client.ask("monitor", "GetHealth", {"env": env}, timeout=5)
         return str(snapshot["status"])
 
+    def log_records(self) -> list[dict[str, Any]]:
+        lines = self.settings.log_path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
     def close(self) -> None:
         self.daemon.close()
         # Last resort: whatever still serves one of these databases (named on its command line).
@@ -139,11 +146,33 @@ def test_the_notes_service_runs_as_three_environments_from_its_config_alone(
     # SIGKILL: the supervisor replaces the process, and the data is still there.
     old_pid = notes.status("prod")["pid"]
     os.kill(old_pid, signal.SIGKILL)
-    wait_until(lambda: notes.status("prod")["pid"] not in (None, old_pid), timeout=20)
+
+    def replaced() -> bool:
+        status = notes.daemon.status_or_none("prod")  # None while its actor restarts
+        return status is not None and status["pid"] not in (None, old_pid)
+
+    wait_until(replaced, timeout=20)
     wait_until(lambda: notes.has_note("prod", note), timeout=20, interval=0.1)
     wait_until(lambda: notes.healthy("prod"), timeout=20, interval=0.2)
-
     assert notes.status("prod")["restarts"] == 1
+
+    # A backup of app.sqlite, a note written after it, a restore: that note is gone, the
+    # earlier one is back.
+    backup = notes.cli("backup", "prod")
+    assert (backup["verified"], backup["integrity"]) == (True, "ok")
+    assert (Path(backup["path"]) / "app.sqlite").is_file()
+    later = f"later-{uuid.uuid4().hex[:8]}"
+    notes.add_note("prod", later)
+    restored = notes.cli("restore", "prod")
+    assert (restored["outcome"], restored["backup"]) == ("succeeded", backup["backup"])
+    wait_until(lambda: notes.has_note("prod", note), timeout=20, interval=0.1)
+    assert not notes.has_note("prod", later)
+    wait_until(lambda: notes.healthy("prod"), timeout=20, interval=0.2)
+
+    # No metrics endpoint (metrics_path = ""): nothing scraped, so nothing said about scrapes.
+    scrapes = [r for r in notes.log_records() if "metrics" in r["event"] and r.get("env")]
+    assert scrapes == []
+    assert all(e["requests"] is None for e in notes.cli("status")["environments"])
 
 
 BROKEN_HOOK = 'def setup(db):\n    raise RuntimeError("this release cannot open its database")\n'
