@@ -10,13 +10,15 @@ editing this file. Built in: ``run``, ``repl``, ``tail``, ``help``, ``send``, ``
 A command goes to the running daemon over the control socket; with no daemon, an
 ``offline=True`` command runs here against the store, and any other says how to start one.
 Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration error, 3 the daemon is
-not reachable.
+not reachable (141 when the reader of the output left early, as for any command in a pipe).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +37,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for `cmd | head`
 
 BUILTINS = ("run", "repl", "tail", "help", "send", "ask", "watch", "monitor")
 # The commands people expect (issue 6): when none of the capabilities registered one, say so
@@ -207,7 +210,8 @@ def _converter(cmd: Command, param: commands.Arg | commands.Option) -> Any:
         try:
             return commands.coerce(cmd.name, param, text)
         except UsageError as exc:
-            raise ValueError(str(exc)) from None
+            # argparse prints this message as it is (a ValueError became "invalid str value")
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     convert.__name__ = param.type.__name__  # argparse names it: "invalid int value: 'x'"
     return convert
@@ -290,7 +294,7 @@ def run_offline(
     """A command without a daemon: the store opened here, no registry (``ctx.registry`` None)."""
     from gaia_actors.store import open_database
 
-    kwargs = commands.bind(cmd, values)
+    kwargs = commands.bind(cmd, values, settings)
     db = open_database(settings.database_url)
     try:
         return cmd.handler(CommandContext(settings, None, progress=printer.progress), **kwargs)
@@ -299,6 +303,23 @@ def run_offline(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _reader_left()
+
+
+def _reader_left() -> int:
+    """The reader of our output went away (``status --json | head -c 100``): end quietly,
+    with the exit code of a process a SIGPIPE ended, and keep the interpreter's final
+    flush of stdout from failing again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -322,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args, settings, printer)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message and an exit code
         return report(exc, printer)
 

@@ -31,8 +31,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gaia_actors.errors import ControlError
-from gaia_actors.messages import SCALAR_CONVERTERS
+from gaia_actors.errors import ControlError, DaemonError
+from gaia_actors.messages import ENV_FIELD, SCALAR_CONVERTERS, unknown_environment
 from gaia_actors.settings import Settings
 from supervisors import Registry
 
@@ -55,6 +55,8 @@ class CommandContext:
     registry: Registry | None  # None when run offline, without a daemon
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: Callable[[dict[str, Any]], None] = lambda _update: None
+    # True once the daemon stops: ``cancel`` was set by the shutdown, not by the client.
+    stopping: Callable[[], bool] = lambda: False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +158,9 @@ def get(name: str) -> Command | None:
     return _COMMANDS.get(name)
 
 
-def bind(cmd: Command, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Check and convert ``values`` (strings or JSON) into the handler's keyword arguments."""
+def bind(cmd: Command, values: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """Check and convert ``values`` (strings or JSON) into the handler's keyword arguments;
+    an ``env`` argument must name a configured environment."""
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         param = cmd.param(key)
@@ -170,6 +173,9 @@ def bind(cmd: Command, values: Mapping[str, Any]) -> dict[str, Any]:
     missing = [a.name for a in cmd.args if a.required and a.name not in kwargs]
     if missing:
         raise UsageError(cmd.name, f"missing required argument ({cmd.usage()})", missing[0])
+    problem = unknown_environment(kwargs.get(ENV_FIELD), settings.environments)
+    if problem is not None:
+        raise UsageError(cmd.name, problem, ENV_FIELD)
     return kwargs
 
 
@@ -177,9 +183,9 @@ def coerce(command_name: str, param: Arg | Option, value: Any) -> Any:
     """Convert one argument value to its declared type; UsageError names it and the type."""
     try:
         converted = SCALAR_CONVERTERS[param.type](value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as exc:
         raise UsageError(
-            command_name, f"expected {param.type.__name__}, got {value!r}", param.name
+            command_name, f"expected {param.type.__name__}, got {value!r} ({exc})", param.name
         ) from None
     if param.choices and converted not in param.choices:
         raise UsageError(
@@ -238,11 +244,14 @@ def follow_updates(
     still_running: Callable[[], bool],
     ended: Callable[[], dict[str, Any] | None],
     alive_check: float = 2.0,
+    job: str = "the job",
 ) -> dict[str, Any] | None:
     """Stream a long job's updates (from an actor's watcher queue) to ``show`` until the
     update whose ``event`` is ``final``, which is returned; None if the client left. A job
     whose actor went away meanwhile (restarted, its watcher lost) is noticed every
-    ``alive_check`` seconds, and ``ended()`` then reads its outcome from the store."""
+    ``alive_check`` seconds, and ``ended()`` then reads its outcome from the store. A daemon
+    that stops meanwhile is an error (DaemonError naming ``job``): the client that waited
+    must not read it as a success."""
     checked = time.monotonic()
     while not ctx.cancel.is_set():
         try:
@@ -256,6 +265,8 @@ def follow_updates(
         if update.get("event") == final:
             return update
         show(update)
+    if ctx.stopping():
+        raise DaemonError(f"the daemon stopped before {job} ended")
     return None
 
 

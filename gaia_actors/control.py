@@ -653,7 +653,7 @@ def _actor(registry: Registry, frame: Mapping[str, Any]) -> str:
     return name
 
 
-def _message(frame: Mapping[str, Any]) -> Any:
+def _message(frame: Mapping[str, Any], settings: Settings) -> Any:
     """Build the frame's message, with a code for each way its name or fields can be wrong."""
     name: str = _get(frame, "message", str)
     fields: dict[str, Any] = _get(frame, "fields", dict, {})
@@ -676,7 +676,7 @@ def _message(frame: Mapping[str, Any]) -> Any:
                 Code.MISSING_FIELD, f"{name}.{info.name} is required (type {info.type})", info.name
             )
     try:
-        return build(name, fields)
+        return build(name, fields, settings.environments)
     except InvalidMessage as exc:
         raise FrameError(Code.BAD_FIELD, str(exc), exc.field) from None
 
@@ -738,7 +738,7 @@ def describe_command(cmd: commands.Command) -> dict[str, Any]:
 
 def op_tell(conn: Connection, request_id: Any, frame: Mapping[str, Any]) -> Any:
     actor = _actor(conn.registry, frame)
-    message = _message(frame)
+    message = _message(frame, conn.settings)
     wait = conn.tells.take()
     if wait:
         conn.clients.count("tells_refused")
@@ -755,7 +755,7 @@ def op_tell(conn: Connection, request_id: Any, frame: Mapping[str, Any]) -> Any:
 
 def op_ask(conn: Connection, request_id: Any, frame: Mapping[str, Any]) -> Any:
     actor = _actor(conn.registry, frame)
-    message = _message(frame)
+    message = _message(frame, conn.settings)
     timeout = float(_get(frame, "timeout", (int, float), DEFAULT_ASK_TIMEOUT))
     if not 0 < timeout <= MAX_ASK_TIMEOUT:
         raise FrameError(
@@ -783,7 +783,7 @@ def op_command(conn: Connection, request_id: Any, frame: Mapping[str, Any]) -> A
             Code.UNKNOWN_COMMAND, f"unknown command {name!r}; commands: {known}", "name"
         )
     try:
-        kwargs = commands.bind(cmd, values)
+        kwargs = commands.bind(cmd, values, conn.settings)
     except UsageError as exc:
         raise FrameError(Code.BAD_ARGUMENT, str(exc), exc.param) from None
 
@@ -791,7 +791,9 @@ def op_command(conn: Connection, request_id: Any, frame: Mapping[str, Any]) -> A
         def progress(update: dict[str, Any]) -> None:
             conn.send({"id": request_id, "progress": to_json(update)})
 
-        ctx = CommandContext(conn.settings, conn.registry, request.cancel, progress)
+        ctx = CommandContext(
+            conn.settings, conn.registry, request.cancel, progress, lambda: conn.draining
+        )
         return cmd.handler(ctx, **kwargs)
 
     return conn.start_worker(request_id, work)

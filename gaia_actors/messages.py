@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 import types
 import typing
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar, dataclass_transform
+from collections.abc import Callable, Collection, Mapping
+from typing import Annotated, Any, Literal, TypeVar, dataclass_transform
 
 from gaia_actors.errors import InvalidMessage
 
@@ -56,8 +57,25 @@ def describe(cls: type[Any]) -> list[FieldInfo]:
     return infos
 
 
-def build(name: str, fields: Mapping[str, Any]) -> Any:
-    """Build message ``name`` from JSON values or strings, converting to the field types."""
+# A command argument with this name holds an environment's name, as does a message field
+# declared ``EnvName``: given the configured environments, binding a command or building a
+# message checks it ('' means all or none).
+ENV_FIELD = "env"
+_ENVIRONMENT = "environment"
+EnvName = Annotated[str, _ENVIRONMENT]
+
+
+def unknown_environment(name: Any, environments: Collection[str]) -> str | None:
+    """Why ``name`` is not one of ``environments``, or None when it is (or is empty)."""
+    if not isinstance(name, str) or name == "" or name in environments:
+        return None
+    known = ", ".join(environments) or "none configured"
+    return f"no environment {name!r}; environments: {known}"
+
+
+def build(name: str, fields: Mapping[str, Any], environments: Collection[str] | None = None) -> Any:
+    """Build message ``name`` from JSON values or strings, converting to the field types;
+    with ``environments``, an ``EnvName`` field must name one of them."""
     cls = _REGISTRY.get(name)
     if cls is None:
         raise InvalidMessage(name, f"unknown message; known: {', '.join(sorted(_REGISTRY))}")
@@ -69,6 +87,8 @@ def build(name: str, fields: Mapping[str, Any]) -> Any:
                 name, f"unknown field; fields are: {', '.join(known) or 'none'}", key
             )
     values = {key: convert(name, key, value, hints[key]) for key, value in fields.items()}
+    if environments is not None:
+        _check_environments(cls, values, environments)
     missing = [
         k
         for k, f in known.items()
@@ -81,6 +101,16 @@ def build(name: str, fields: Mapping[str, Any]) -> Any:
             name, f"missing required field (type {_type_name(hints[missing[0]])})", missing[0]
         )
     return cls(**values)
+
+
+def _check_environments(
+    cls: type[Any], values: Mapping[str, Any], environments: Collection[str]
+) -> None:
+    for key, hint in typing.get_type_hints(cls, include_extras=True).items():
+        if _ENVIRONMENT in getattr(hint, "__metadata__", ()):
+            problem = unknown_environment(values.get(key), environments)
+            if problem is not None:
+                raise InvalidMessage(cls.__name__, problem, key)
 
 
 def to_dict(msg: Any) -> dict[str, Any]:
@@ -149,7 +179,7 @@ def _convert_tuple(value: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
     if isinstance(value, str):
         stripped = value.strip()
         value = (
-            json.loads(stripped)
+            _json_list(stripped)
             if stripped.startswith("[")
             else [v for v in stripped.split(",") if v]
         )
@@ -157,6 +187,13 @@ def _convert_tuple(value: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         raise TypeError("expected a list")
     item = args[0] if args else Any
     return tuple(_convert(v, item) for v in value)
+
+
+def _json_list(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("a list nested too deeply") from None
 
 
 # One strict conversion per scalar type, shared by messages and command arguments.
@@ -173,18 +210,28 @@ def _to_bool(value: Any) -> bool:
     raise ValueError("expected true/false")
 
 
+# What every store and peer takes as an integer (SQLite's INTEGER, a C long).
+INT_RANGE = (-(2**63), 2**63 - 1)
+
+
 def _to_int(value: Any) -> int:
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError("not an integer")
     if not isinstance(value, int | float | str):
         raise TypeError("not an integer")
-    return int(value)
+    number = int(value)
+    if not INT_RANGE[0] <= number <= INT_RANGE[1]:
+        raise ValueError("out of range: at most 19 digits")
+    return number
 
 
 def _to_float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise TypeError("not a number")
-    return float(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
 
 
 def _to_str(value: Any) -> str:
@@ -427,7 +474,7 @@ class GetLogs:
 class GetHealth:
     """Query: health snapshots (one environment, or all when ``env`` is empty)."""
 
-    env: str = ""
+    env: EnvName = ""
 
 
 @message
@@ -444,7 +491,7 @@ class ScrapeNow:
 class GetIncidents:
     """Query: recent incidents with time to detect and time to recover."""
 
-    env: str = ""
+    env: EnvName = ""
     limit: int = 20
 
 

@@ -62,10 +62,12 @@ def mapping(data: Mapping[str, Any], indent: str = "") -> str:
 
 
 def table(rows: Sequence[Mapping[str, Any]], indent: str = "") -> str:
-    """Rows as aligned columns; columns in first-seen order, nested values as compact JSON."""
+    """Rows as aligned columns; columns in first-seen order, nested values as compact JSON.
+    A column empty in every row is left out."""
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
+    columns = [c for c in columns if any(row.get(c) not in (None, "") for row in rows)]
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = [_row([c.upper() for c in columns], widths, indent)]
@@ -92,6 +94,45 @@ def scalar(item: Any) -> str:
     if item is None:
         return "-"
     return json.dumps(item, separators=(",", ":"), default=str)
+
+
+# Units people read: durations and ages, ISO times, MiB.
+
+
+def duration(seconds: Any) -> str:
+    """``4.3s``, ``1m26s``, ``2h05m``, ``3d4h``; ``-`` for no number."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return "-"
+    seconds = max(0.0, float(seconds))
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def ago(ts: Any, now: float | None = None) -> str:
+    """How long ago Unix time ``ts`` was (never negative: a clock that stepped back reads 0)."""
+    if not isinstance(ts, int | float) or isinstance(ts, bool):
+        return "-"
+    return f"{duration((time.time() if now is None else now) - ts)} ago"
+
+
+def iso(ts: Any) -> str:
+    """Unix time ``ts`` as a local ISO 8601 date and time, to the second."""
+    if not isinstance(ts, int | float) or isinstance(ts, bool):
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts))
+
+
+def mib(size: Any) -> str:
+    if not isinstance(size, int | float) or isinstance(size, bool):
+        return "-"
+    return f"{size / 2**20:.1f} MiB"
 
 
 def tree(nodes: Sequence[Mapping[str, Any]]) -> str:
@@ -148,10 +189,16 @@ def event_line(event: Mapping[str, Any], color: bool = False) -> str:
     return f"\x1b[{code}m{line}\x1b[0m" if color and code else line
 
 
+# Progress keys meant for scripts (``--json``), not for the person reading the line.
+_MACHINE_KEYS = frozenset({"event"})
+
+
 def progress_line(update: Any) -> str:
     if isinstance(update, Mapping):
         message = update.get("message") or update.get("stage") or update.get("phase")
-        rest = " ".join(f"{k}={_cell(v)}" for k, v in update.items() if v != message)
+        rest = " ".join(
+            f"{k}={_cell(v)}" for k, v in update.items() if v != message and k not in _MACHINE_KEYS
+        )
         return f"... {message or ''} {rest}".rstrip()
     return f"... {scalar(update)}"
 

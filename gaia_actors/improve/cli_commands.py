@@ -98,6 +98,7 @@ def follow_cycle(
         still_running=lambda: _running(registry, cycle_id),
         ended=lambda: _ended_from_store(cycle_id),
         alive_check=ALIVE_CHECK,
+        job=f"improvement cycle #{cycle_id}",
     )
     if ended is None:
         return {

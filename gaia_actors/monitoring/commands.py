@@ -14,11 +14,13 @@ from typing import Any
 
 from gaia_actors import render
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
+from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ControlError
 from gaia_actors.messages import GetHealth, Route, RouteDone
 from gaia_actors.models import ActorRestart, HealthCheck
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
 from gaia_actors.monitoring.failover import incident_rows
+from gaia_actors.process import PidFileError, is_same_process, read_pidfile
 from supervisors import Registry, SupervisionError
 
 ASK_TIMEOUT = 5.0
@@ -33,12 +35,31 @@ def render_status(result: Any) -> str:
     """Environments as a table with readable units, then the actors."""
     if not isinstance(result, dict) or "environments" not in result:
         return render.value(result)
+    if result.get("daemon") is False:
+        return _render_last_known(result["environments"])
     rows = [_readable(env) for env in result["environments"]]
     parts = [f"environments (from {result.get('source', '?')}):"]
     parts.append(render.table(rows, "  ") if rows else "  (none configured)")
     actors = result.get("actors") or []
     if actors:
         parts += ["", "actors:", render.table(actors, "  ")]
+    return "\n".join(parts)
+
+
+def _render_last_known(environments: list[dict[str, Any]]) -> str:
+    rows = [
+        {
+            "env": env["env"],
+            "last known": env.get("last_status", "unknown"),
+            "as of": render.ago(env.get("last_check")),
+            "release": env.get("release") or "-",
+            "process now": f"{env['running_pid']} (running)" if env.get("running_pid") else "-",
+        }
+        for env in environments
+    ]
+    head = "no daemon running (start one with: python run.py): nobody watches the services."
+    parts = [head, "Last known states, from the store:"]
+    parts.append(render.table(rows, "  ") if rows else "  (none configured)")
     return "\n".join(parts)
 
 
@@ -70,7 +91,8 @@ def status(ctx: CommandContext) -> dict[str, Any]:
     if registry is None:
         return {
             "source": "store (no daemon running)",
-            "environments": [_with_restarts_from_store(s) for s in _stored_snapshots(ctx)],
+            "daemon": False,
+            "environments": [_last_known(ctx, s) for s in _stored_snapshots(ctx)],
             "actors": [],
         }
     snapshots, source = _live_snapshots(ctx, registry)
@@ -139,6 +161,30 @@ def _with_restarts_from_store(snapshot: dict[str, Any]) -> dict[str, Any]:
         (ActorRestart.child == child) & (ActorRestart.event == "supervisor.restart")
     )
     return {**snapshot, "restarts": query.count()}
+
+
+def _last_known(ctx: CommandContext, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A stored snapshot while no daemon runs: nobody watches the service, so its status is
+    "unwatched"; what the monitor last saw is ``last_status``, ``age_s`` seconds ago, and
+    ``running_pid`` is its process if that still runs (a daemon that was killed leaves it)."""
+    last = _with_restarts_from_store(snapshot)
+    checked = last.get("last_check")
+    return {
+        **last,
+        "status": "unwatched",
+        "last_status": snapshot["status"],
+        "age_s": max(0.0, time.time() - checked) if isinstance(checked, int | float) else None,
+        "running_pid": _running_pid(ctx, snapshot["env"]),
+    }
+
+
+def _running_pid(ctx: CommandContext, env: str) -> int | None:
+    try:
+        record = read_pidfile(Layout.of(ctx.settings, env).pidfile)
+    except PidFileError:
+        return None
+    alive = record is not None and is_same_process(record.pid, record.start_time)
+    return record.pid if alive and record is not None else None
 
 
 # -- health ENV ----------------------------------------------------------------------------------
@@ -298,22 +344,8 @@ def _daemon(ctx: CommandContext, name: str) -> Registry:
     return ctx.registry
 
 
-def _duration(seconds: Any) -> str:
-    if not isinstance(seconds, int | float):
-        return "-"
-    total = int(seconds)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
-
-
-def _ago(ts: Any) -> str:
-    return "-" if not isinstance(ts, int | float) else f"{_duration(time.time() - ts)} ago"
+_duration = render.duration
+_ago = render.ago
 
 
 def _ms(value: Any) -> str:
@@ -324,15 +356,7 @@ def _percent(value: Any, scale: float = 100.0) -> str:
     return "-" if not isinstance(value, int | float) else f"{value * scale:.1f}%"
 
 
-def _bytes(value: Any) -> str:
-    if not isinstance(value, int | float):
-        return "-"
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
+_bytes = render.mib
 
 
 __all__ = [

@@ -186,6 +186,7 @@ def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
         still_running=lambda: _running(registry, run_id),
         ended=lambda: _ended_from_history(run_id),
         alive_check=ALIVE_CHECK,
+        job=f"promotion #{run_id}",
     )
     if ended is None:
         return {

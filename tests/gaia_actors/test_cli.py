@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from gaia_actors import cli, commands
+from gaia_actors.client import RemoteError
 from gaia_actors.commands import Arg, CommandContext, command
 from gaia_actors.errors import ControlError, EnvironmentFailure
 from tests.conftest import wait_until
-from tests.gaia_actors.test_control import REPO, DaemonProcess
+from tests.gaia_actors.environments.conftest import DEMO, PROCESS_ENV, free_port
+from tests.gaia_actors.test_control import CONFIG, REPO, DaemonProcess
 
 
 @pytest.fixture(scope="module")
@@ -300,20 +302,20 @@ def fake_commands(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     @command(
         "fake-opts",
         help="test: options",
-        args=("env", "id"),
+        args=("where", "id"),
         options=("n", "apply", "label"),
         offline=True,
     )
     def fake_opts(
         ctx: CommandContext,
-        env: str,
+        where: str,
         id: int | None = None,
         *,
         n: int = 50,
         apply: bool = False,
         label: str = "",
     ) -> Any:
-        return {"env": env, "id": id, "n": n, "apply": apply, "label": label}
+        return {"where": where, "id": id, "n": n, "apply": apply, "label": label}
 
     @command("fake-fail", help="test: fails", offline=True)
     def fake_fail(ctx: CommandContext) -> Any:
@@ -372,9 +374,9 @@ def test_positionals_options_and_flags_are_typed(
         capsys, *offline, "fake-opts", "prod", "7", "-n", "5", "--apply", "--label", "x", "--json"
     )
     assert code == cli.EXIT_OK
-    assert json.loads(out) == {"env": "prod", "id": 7, "n": 5, "apply": True, "label": "x"}
+    assert json.loads(out) == {"where": "prod", "id": 7, "n": 5, "apply": True, "label": "x"}
     code, out, _ = run(capsys, *offline, "--json", "fake-opts", "dev")
-    assert json.loads(out) == {"env": "dev", "id": None, "n": 50, "apply": False, "label": ""}
+    assert json.loads(out) == {"where": "dev", "id": None, "n": 50, "apply": False, "label": ""}
 
 
 @pytest.mark.parametrize(
@@ -400,3 +402,150 @@ def test_failing_command_exits_1_with_its_message(
     code, _, err = run(capsys, *offline, "fake-fail")
     assert code == cli.EXIT_FAILED
     assert "environment 'prod': the release did not start" in err
+
+
+# --- errors and exit codes that agree, against a daemon with environments ---------------------
+
+NOPE = "no environment 'nope'; environments: dev, staging"
+
+
+def environments_config(started: Path, names: tuple[str, ...] = ("dev", "staging")) -> str:
+    """Demo environments and a dev -> staging promotion whose one stage touches ``started``
+    and then runs for a minute (and with prod, a staging -> prod one)."""
+    envs = "".join(
+        f'[environments.{name}]\nport = {free_port()}\nsource = "{DEMO}"\nbuild = []\n'
+        f"env = {PROCESS_ENV}\n"
+        for name in names
+    )
+    stages = (
+        '[[pipeline.dev_to_staging]]\nkind = "command"\nname = "slow"\n'
+        f'command = ["sh", "-c", "touch {started} && sleep 60"]\n'
+    )
+    if "prod" in names:
+        stages += '[[pipeline.staging_to_prod]]\nkind = "health"\n'
+    return CONFIG + envs + stages
+
+
+@pytest.fixture(scope="module")
+def env_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    root = tmp_path_factory.mktemp("envs")
+    process = DaemonProcess(root, environments_config(root / "started")).start()
+    yield process
+    assert process.stop() == 0, process.output()
+
+
+@pytest.fixture
+def with_envs(env_daemon: DaemonProcess, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setenv("GAIA_STATE_DIR", str(env_daemon.state_dir))
+    return ["--config", str(env_daemon.config)]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["deploy", "nope", "r1"],
+        ["rollback", "nope"],
+        ["restore", "nope"],
+        ["build", "nope"],
+        ["kill", "nope"],
+        ["reset", "nope"],
+        ["backup", "nope"],
+        ["health", "nope"],
+        ["logs", "nope"],
+        ["incidents", "nope"],
+        ["ask", "monitor", "GetHealth", "env=nope"],
+        ["send", "monitor", "GetHealth", "env=nope"],
+    ],
+)
+def test_an_unknown_environment_is_one_usage_error_everywhere(
+    with_envs: list[str], capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, _, err = run(capsys, *with_envs, *argv)
+    assert code == cli.EXIT_USAGE, err
+    assert NOPE in err
+    assert "internal" not in err
+
+
+def test_an_unknown_environment_offline_is_the_same_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "gaia.toml"
+    config.write_text(environments_config(tmp_path / "started"), encoding="utf-8")
+    monkeypatch.setenv("GAIA_STATE_DIR", str(tmp_path / "state"))
+    for name in ("health", "logs", "backups", "incidents"):
+        code, _, err = run(capsys, "--config", str(config), name, "nope")
+        assert code == cli.EXIT_USAGE, (name, err)
+        assert NOPE in err
+
+
+@pytest.mark.parametrize("where", ["online", "offline"])
+def test_a_huge_number_is_a_usage_error(
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    argv = request.getfixturevalue(where)
+    code, _, err = run(capsys, *argv, "history", str(10**40))
+    assert code == cli.EXIT_USAGE, err
+    assert "out of range" in err
+
+
+def test_the_socket_refuses_huge_numbers_and_deep_nesting_as_usage_errors(
+    daemon: DaemonProcess,
+) -> None:
+    deep = "[" * 1900 + "]" * 1900  # past the recursion limit, within the line limit
+    with daemon.client() as client:
+        with pytest.raises(RemoteError) as huge:
+            client.command("history", {"id": 10**40})
+        with pytest.raises(RemoteError) as nested:
+            client.ask("bus", "Subscribe", {"subscriber": "x", "patterns": deep})
+        assert client.ping()["pong"]  # the connection and the daemon carry on
+    assert huge.value.usage
+    assert "out of range" in str(huge.value)
+    assert nested.value.usage
+    assert "nested too deeply" in str(nested.value)
+
+
+def test_promote_with_a_bad_target_lists_the_choices(
+    offline: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, *offline, "promote", "foo")
+    assert code == cli.EXIT_USAGE
+    assert "expected one of dev, staging, all, got 'foo'" in err
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(daemon: DaemonProcess) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "run.py", "--config", str(daemon.config), "actors", "--json"],
+        cwd=REPO,
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the command writes a byte
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == cli.EXIT_BROKEN_PIPE, stderr
+    assert stderr == ""
+
+
+def test_promote_all_fails_when_the_daemon_stops_mid_promotion(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    config = environments_config(started, ("dev", "staging", "prod"))
+    daemon = DaemonProcess(tmp_path, config).start()
+    try:
+        promote = subprocess.Popen(
+            [sys.executable, "run.py", "--config", str(daemon.config), "promote-all"],
+            cwd=REPO,
+            env=daemon.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(started.exists, timeout=60)
+    finally:
+        daemon.stop()
+    out, err = promote.communicate(timeout=60)
+    assert promote.returncode == cli.EXIT_FAILED, (out, err)
+    assert "the daemon stopped before promotion #1 ended" in err
+    assert "still running" not in out + err
+    assert "#1 [1] slow (command on dev) started\n" in err  # progress without event= noise

@@ -115,3 +115,28 @@ def test_event_fields_round_trip_to_dict() -> None:
     assert event.get("new") == "down"
     assert event.as_dict()["env"] == "prod"
     assert to_dict(event)["data"] == [["new", "down"], ["old", "healthy"]]
+
+
+def test_an_environment_field_must_name_a_configured_environment() -> None:
+    assert build("GetHealth", {"env": "dev"}, ("dev", "prod")).env == "dev"
+    assert build("GetHealth", {}, ("dev",)).env == ""  # all of them
+    with pytest.raises(InvalidMessage) as error:
+        build("GetHealth", {"env": "nope"}, ("dev", "prod"))
+    assert str(error.value) == "GetHealth.env: no environment 'nope'; environments: dev, prod"
+    # An event only records what happened: its env is not checked.
+    assert build("Event", {"name": "x", "env": "gone"}, ("dev",)).env == "gone"
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "problem"),
+    [
+        ("GetIncidents", {"limit": str(10**40)}, "out of range"),
+        ("Hang", {"seconds": "nan"}, "not a finite number"),
+        ("Subscribe", {"subscriber": "x", "patterns": "[" * 1900}, "nested too deeply"),
+    ],
+)
+def test_values_beyond_what_peers_take_are_invalid(
+    name: str, fields: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(InvalidMessage, match=problem):
+        build(name, fields)

@@ -79,10 +79,19 @@ def test_status_without_a_daemon_reads_the_newest_stored_checks(
         db.close()
     assert result["source"].startswith("store")
     envs = {e["env"]: e for e in result["environments"]}
-    assert (envs["blue"]["status"], envs["green"]["status"]) == ("healthy", "down")
+    # Nobody watches the services: what the monitor last saw is only the last known state.
+    assert {e["status"] for e in envs.values()} == {"unwatched"}
+    assert (envs["blue"]["last_status"], envs["green"]["last_status"]) == ("healthy", "down")
+    assert all(0 <= e["age_s"] < 60 for e in envs.values())
     assert (envs["blue"]["restarts"], envs["green"]["restarts"]) == (0, 1)
     assert envs["green"]["http_status"] == 500
     assert result["actors"] == []
+    text = monitoring_commands.render_status(result)
+    assert text.startswith("no daemon running")
+    assert "STATUS" not in text  # a status needs somebody watching
+    blue = next(line for line in text.splitlines() if line.strip().startswith("blue"))
+    assert "healthy" in blue
+    assert " ago" in blue
 
 
 def test_health_shows_one_environment_with_its_recent_checks(running: Tree) -> None:
