@@ -12,7 +12,10 @@ reset moved aside, moving the data it replaces aside in turn, so an undo can be 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -172,6 +175,47 @@ def losses(before: Mapping[str, FileStamp], now: Mapping[str, FileStamp]) -> lis
         elif new.inode != old.inode and (emptied := sorted(old.filled - new.filled)):
             lost.append(f"{name} was replaced by a database without rows in {', '.join(emptied)}")
     return lost
+
+
+def rescue_deleted(pid: int, data_dir: Path, into: Path) -> list[str]:
+    """Copy the files under ``data_dir`` that were deleted while process ``pid`` still holds
+    them open (a database and its ``-wal``), from /proc/<pid>/fd, into ``into``: the rows
+    of a database deleted under a running service are still there until it stops. The
+    process is paused (SIGSTOP) meanwhile so the copies agree. Returns the names copied."""
+    prefix, suffix = f"{data_dir}{os.sep}", " (deleted)"
+    held: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith(prefix) and target.endswith(suffix):
+                    held.setdefault(target[len(prefix) : -len(suffix)], f"/proc/{pid}/fd/{fd}")
+    if not held:
+        return []
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for name, source in held.items():
+            copy = into / name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return sorted(held)
+
+
+def merge_into(rescued: Path, saved: Path) -> list[str]:
+    """Move the files of ``rescued`` into ``saved`` (where none of that name is), then
+    remove ``rescued``. Returns the names moved."""
+    moved = []
+    for path in sorted(p for p in rescued.rglob("*") if p.is_file()):
+        name = path.relative_to(rescued).as_posix()
+        target = saved / name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(path, target)
+            moved.append(name)
+    shutil.rmtree(rescued, ignore_errors=True)
+    return moved
 
 
 # --------------------------------------------------------------------------- replaced data

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -774,7 +775,28 @@ class EnvironmentActor(GaiaActor):
             return
         self.data_loss["restored"] = chosen
         why = "data loss: " + "; ".join(lost)
-        self._replace_data("restore", lambda: _restore_data(self.layout, chosen, skipped), why)
+        rescued = self._rescue_deleted()
+
+        def restore() -> dict[str, Any]:
+            detail = _restore_data(self.layout, chosen, skipped)
+            if rescued is not None and detail["saved_copy"]:
+                detail["rescued"] = data.merge_into(rescued, Path(detail["saved_copy"]))
+            return detail
+
+        self._replace_data("restore", restore, why)
+
+    def _rescue_deleted(self) -> Path | None:
+        """Copy databases deleted under the running process out of it, before it stops."""
+        if self.proc is None or self.proc.exited:
+            return None
+        into = self.layout.root / f"data.rescuing{backups.TMP}"
+        shutil.rmtree(into, ignore_errors=True)
+        try:
+            names = data.rescue_deleted(self.proc.pid, self.layout.data, into)
+        except OSError as exc:
+            self.publish("environment.rescue_failed", level="error", env=self.env, error=str(exc))
+            return None
+        return into if names else None
 
     # Housekeeping
 

@@ -3,14 +3,18 @@ control server runs them: backup, backups, restore, build, deploy, rollback, log
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from gaia_actors import cli
 from gaia_actors.commands import CommandContext, UsageError
 from gaia_actors.environments import commands as env
+from gaia_actors.environments import releases
 from gaia_actors.errors import ControlError, EnvironmentFailure, Rejected
+from gaia_actors.messages import Deploy
 from supervisors import Registry
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
@@ -140,3 +144,71 @@ def test_unknown_environment_and_no_daemon(tmp_path: Path) -> None:
         env.backup(CommandContext(settings, Registry()), "qa")
     with pytest.raises(ControlError, match="needs a running daemon"):
         env.backup(CommandContext(settings, None), "prod")
+
+
+def forged_release(tmp_path: Path, source: Path, release_id: str) -> Path:
+    """A complete release directory whose RELEASE.json claims ``release_id``."""
+    built = releases.build_release(source, tmp_path / "forge")
+    manifest = json.loads((built.path / releases.MANIFEST).read_text())
+    (built.path / releases.MANIFEST).write_text(json.dumps({**manifest, "id": release_id}))
+    return built.path
+
+
+@pytest.mark.parametrize(
+    "release_id", ["../../../../escaped", "/tmp/escaped-abs", "a/b", "..", ".hidden", "x" * 200]
+)
+def test_a_release_id_that_is_not_a_name_is_refused_and_nothing_is_written(
+    two_envs: tuple[EnvTree, Path], tmp_path: Path, release_id: str
+) -> None:
+    tree, source = two_envs
+    ctx = CommandContext(tree.settings, tree.registry)
+    before = tree.status("prod")
+    forged = forged_release(tmp_path, source, release_id)
+    outside = set(tmp_path.rglob("*escaped*"))
+    state = tree.settings.state_dir
+
+    with pytest.raises(UsageError, match="is not a release directory") as refused:
+        env.deploy(ctx, "prod", str(forged))
+
+    assert "not a name" in str(refused.value) or "characters long" in str(refused.value)
+    # The actor refuses it too, whoever asks.
+    with pytest.raises(Rejected, match="cannot deploy"):
+        tree.ask("prod", Deploy(str(forged)))
+    assert set(tmp_path.rglob("*escaped*")) == outside == set()
+    assert not Path("/tmp/escaped-abs").exists()
+    assert sorted(p.name for p in (state / "environments" / "prod" / "releases").iterdir()) == [
+        before["release"]
+    ]
+    after = tree.status("prod")
+    assert (after["pid"], after["release"]) == (before["pid"], before["release"])
+
+
+def test_unknown_backup_or_release_fails_before_the_process_is_touched(
+    two_envs: tuple[EnvTree, Path],
+) -> None:
+    tree, _ = two_envs
+    ctx = CommandContext(tree.settings, tree.registry)
+    taken = env.backup(ctx, "prod")
+    before = tree.status("prod")
+    mark = tree.events.mark()
+
+    with pytest.raises(UsageError, match=f"typo.*backups of 'prod': {taken['backup']}"):
+        env.restore(ctx, "prod", "typo")
+    with pytest.raises(UsageError, match=f"no release 'typo'; releases: {before['release']}"):
+        env.deploy(ctx, "prod", "typo")
+    with pytest.raises(UsageError, match="no environment 'nope'; environments: prod, dev"):
+        env.build(ctx, "nope")
+    with pytest.raises(UsageError, match="give a backup or --undo, not both"):
+        env.restore(ctx, "prod", taken["backup"], undo=True)
+
+    after = tree.status("prod")
+    assert (after["pid"], after["uptime"] > before["uptime"]) == (before["pid"], True)
+    assert not [e for e in tree.events.names()[mark:] if e.startswith("environment.")]
+
+
+def test_exit_code_2_for_an_unknown_backup(two_envs: tuple[EnvTree, Path]) -> None:
+    tree, _ = two_envs
+    ctx = CommandContext(tree.settings, tree.registry)
+    with pytest.raises(UsageError) as refused:
+        env.restore(ctx, "prod", "../../etc")
+    assert cli.exit_code(refused.value) == cli.EXIT_USAGE

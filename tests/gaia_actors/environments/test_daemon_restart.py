@@ -198,6 +198,38 @@ def test_restarted_daemon_adopts_the_live_process(daemon: Daemon) -> None:
     assert pids_with_data_dir(layout.data) == [third["pid"]]
 
 
+def test_a_daemon_restarted_with_another_command_restarts_the_adopted_process(
+    daemon: Daemon,
+) -> None:
+    layout = Layout.of(daemon.settings, "prod")
+    daemon.start()
+    first = wait_serving_current(daemon, layout)
+    recorded = json.loads(layout.started_with.read_text())
+    assert recorded["argv"][-1] == "server.py"
+    assert recorded["env"]["LOG_LEVEL"] == "info"
+
+    daemon.kill()
+    text = daemon.config.read_text()
+    daemon.config.write_text(text.replace('LOG_LEVEL = "info"', 'LOG_LEVEL = "debug"', 1))
+    daemon.start()
+
+    def replaced() -> dict[str, Any] | None:
+        status = daemon.status_or_none("prod")
+        if status is None or not status["healthy"] or status["pid"] in (None, first["pid"]):
+            return None
+        return status
+
+    second = wait_until(replaced, timeout=30)
+    assert isinstance(second, dict)
+    assert not second["adopted"]
+    [changed] = daemon.log_events("environment.config_changed")
+    assert changed["pid"] == first["pid"]
+    assert '"LOG_LEVEL": "info"' in changed["was"]
+    assert '"LOG_LEVEL": "debug"' in changed["now"]
+    assert b"LOG_LEVEL=debug" in Path(f"/proc/{second['pid']}/environ").read_bytes().split(b"\0")
+    assert pids_with_data_dir(layout.data) == [second["pid"]]
+
+
 class CurrentWatcher:
     """Reads ``current`` in a loop; records every moment it is missing or dangling."""
 

@@ -312,6 +312,32 @@ def test_a_deleted_database_is_data_loss_shown_in_status(
     assert "app.db disappeared" in incident.detail
 
 
+def test_a_database_deleted_under_the_service_is_restored_and_its_rows_rescued(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    keys = env(tmp_path, data_check_interval=0.1, restore_on_data_loss=True)
+    tree = env_tree({"prod": keys})
+    layout = tree.layout("prod")
+    port = tree.port("prod")
+    tree.wait_healthy("prod")
+    add_items(port, 2, "backed-up")
+    tree.ask("prod", TakeBackup("before"))
+    add_items(port, 3, "after-the-backup")
+    wait_until(lambda: tree.status("prod")["watched"] == ["app.db"])
+
+    for name in ("app.db", "app.db-wal", "app.db-shm"):
+        (layout.data / name).unlink(missing_ok=True)
+
+    replaced = tree.events.wait_for("alert.data_replaced", timeout=15)
+    tree.wait_healthy("prod")
+    assert item_count(port) == 2  # the backup
+    assert "app.db" in list(replaced.get("rescued"))
+    saved = Path(str(replaced.get("saved_copy")))
+    with sqlite3.connect(saved / "app.db") as kept:  # the deleted file, copied from the process
+        assert kept.execute("SELECT count(*) FROM items").fetchone()[0] == 5
+    kept.close()
+
+
 def test_a_database_replaced_by_an_empty_one_is_restored_when_configured(
     tmp_path: Path, env_tree: StartTree
 ) -> None:
