@@ -29,7 +29,7 @@ from gaia_actors.client import Client, RemoteError, parse_fields
 from gaia_actors.commands import Command, CommandContext, UsageError
 from gaia_actors.errors import ConfigError, DaemonUnreachable, GaiaError, LockHeld
 from gaia_actors.messages import describe, message_types
-from gaia_actors.render import Printer, message_help
+from gaia_actors.render import Printer, default_note, listing, message_help, plain
 from gaia_actors.settings import Settings, load
 from supervisors import SupervisionError
 
@@ -39,7 +39,24 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for `cmd | head`
 
-BUILTINS = ("run", "repl", "tail", "help", "send", "ask", "watch", "monitor")
+# The built-in commands: synopsis and help, for the parser and the grouped --help.
+BUILTIN_HELP: dict[str, tuple[str, str]] = {
+    "run": ("run", "run the daemon in the foreground (the default)"),
+    "repl": ("repl [--json]", "an interactive shell on the running daemon"),
+    "tail": (
+        "tail [-f] [--level L] [--env ENV] ...",
+        "read and follow the daemon's structured log",
+    ),
+    "watch": ("watch [--env ENV] [--event GLOB]", "stream the daemon's events until Ctrl-C"),
+    "monitor": (
+        "monitor [--interval S] [--count N]",
+        "a live view of status, refreshed until Ctrl-C",
+    ),
+    "help": ("help [COMMAND|MESSAGE]", "show help, or one command's or message's help"),
+    "send": ("send ACTOR MESSAGE [FIELD=VALUE ...]", "tell ACTOR a typed message (no reply)"),
+    "ask": ("ask ACTOR MESSAGE [FIELD=VALUE ...]", "ask ACTOR a typed message and print the reply"),
+}
+BUILTINS = tuple(BUILTIN_HELP)
 # The commands people expect (issue 6): when none of the capabilities registered one, say so
 # rather than "invalid choice".
 EXPECTED = frozenset(
@@ -88,12 +105,16 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
+    registered = commands.commands()
     parser = Parser(
         prog="gaia-env",
-        description="Keeps a service's dev, staging and prod environments alive and promotes "
+        description="Keeps a service's dev, staging and prod environments alive and promotes\n"
         "releases between them. With no command, runs the daemon in the foreground.",
-        epilog="Exit codes: 0 ok, 1 operation failed, 2 usage or configuration error, "
+        epilog=command_listing(registered)
+        + "\n\nhelp COMMAND (or COMMAND --help) shows one command.\n"
+        "Exit codes: 0 ok, 1 operation failed, 2 usage or configuration error, "
         "3 daemon not reachable.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config", help="configuration file (default: config/gaia.toml or $GAIA_CONFIG)"
@@ -102,52 +123,71 @@ def build_parser() -> Parser:
         "--json", dest="json_output", action="store_true", help="machine-readable output"
     )
     parser.add_argument("--version", action="version", version=f"gaia-env {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    registered = commands.commands()
+    # The commands are listed, grouped, in the epilog: no help= here, so argparse does not
+    # list them a second time.
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=Parser, help="one of the commands below"
+    )
     _add_builtins(sub, registered)
     for name, cmd in sorted(registered.items()):
         if name in BUILTINS and name != "monitor":
             continue  # the built-ins keep their meaning; a clash is the registrant's to rename
-        command_parser = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        command_parser = sub.add_parser(name, description=plain(cmd.help))
         add_command_arguments(command_parser, cmd)
-    for alias, (target, words) in ALIASES.items():
-        if alias not in registered and target in registered:
-            alias_parser = sub.add_parser(alias, help=f"same as: {target} {' '.join(words)}")
-            # The target's arguments but those the alias fills in (promote-all --output).
-            add_command_arguments(alias_parser, registered[target], filled=len(words))
+    for alias, (target, words) in _aliases(registered).items():
+        alias_parser = sub.add_parser(alias, description=f"same as: {target} {' '.join(words)}")
+        # The target's arguments but those the alias fills in (promote-all --output).
+        add_command_arguments(alias_parser, registered[target], filled=len(words))
     return parser
 
 
+def _aliases(registered: Mapping[str, Command]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {
+        alias: (target, words)
+        for alias, (target, words) in ALIASES.items()
+        if alias not in registered and target in registered
+    }
+
+
+def command_listing(registered: Mapping[str, Command]) -> str:
+    """Every command, grouped, one aligned line each (--help's list)."""
+    builtins = [BUILTIN_HELP[name] for name in BUILTINS if name not in registered or name == "help"]
+    groups = [(title, [(c.usage(), c.help) for c in group]) for title, group in commands.grouped()]
+    aliases = [(a, f"same as: {t} {' '.join(w)}") for a, (t, w) in _aliases(registered).items()]
+    if aliases:
+        groups.append(("The original tool's names", aliases))
+    return listing([("The daemon, the shell and raw access", builtins), *groups])
+
+
 def _add_builtins(sub: Any, registered: Mapping[str, Command]) -> None:
-    sub.add_parser("run", help="run the daemon in the foreground (the default)")
-    sub.add_parser("repl", help="an interactive shell on the running daemon").add_argument(
+    about = {name: text for name, (_synopsis, text) in BUILTIN_HELP.items()}
+    sub.add_parser("run", description=about["run"])
+    sub.add_parser("repl", description=about["repl"]).add_argument(
         "--json",
         dest="json_output",
         action="store_true",
         default=argparse.SUPPRESS,
         help="print results and events as JSON lines (for scripts)",
     )
-    tail = sub.add_parser("tail", help="read and follow the daemon's structured log")
+    tail = sub.add_parser("tail", description=about["tail"])
     from gaia_actors import tail as tail_module
 
     tail_module.add_arguments(tail)
-    help_parser = sub.add_parser("help", help="show help, or one command's help")
+    help_parser = sub.add_parser("help", description=about["help"])
     help_parser.add_argument("topic", nargs="?", metavar="COMMAND")
-    for verb, what in (("send", "tell"), ("ask", "ask")):
-        inject = sub.add_parser(
-            verb, help=f"{what} ACTOR a typed message built from FIELD=VALUE words"
-        )
+    for verb in ("send", "ask"):
+        inject = sub.add_parser(verb, description=about[verb])
         inject.add_argument("actor", metavar="ACTOR")
         inject.add_argument("message", metavar="MESSAGE")
         inject.add_argument("fields", nargs="*", metavar="FIELD=VALUE")
         if verb == "ask":
             inject.add_argument("--timeout", type=float, help="seconds to wait (default 5)")
         _add_json_flag(inject)
-    watch = sub.add_parser("watch", help="stream the daemon's events until Ctrl-C")
+    watch = sub.add_parser("watch", description=about["watch"])
     add_watch_arguments(watch)
     _add_json_flag(watch)
     if "monitor" not in registered:
-        monitor = sub.add_parser("monitor", help="a live view of `status`, refreshed until Ctrl-C")
+        monitor = sub.add_parser("monitor", description=about["monitor"])
         monitor.add_argument("--interval", type=float, default=2.0, help="seconds between views")
         monitor.add_argument("--count", type=int, help="stop after this many views")
         _add_json_flag(monitor)
@@ -188,7 +228,7 @@ def add_command_arguments(parser: argparse.ArgumentParser, cmd: Command, filled:
             default=None,
             metavar=opt.name.upper(),
             choices=opt.choices or None,
-            help=f"{opt.help} (default: {opt.default})".strip(),
+            help=f"{opt.help}{default_note(opt.default, ' (', ')')}".strip(),
         )
     if cmd.param("json") is None:
         _add_json_flag(parser)

@@ -270,6 +270,26 @@ def follow_updates(
     return None
 
 
+# How --help and the REPL's help group the commands: by the module that registers them, in
+# this order, under these titles (another module's commands come last, under its name).
+GROUP_TITLES: dict[str, str] = {
+    "gaia_actors.monitoring.commands": "Health and traffic",
+    "gaia_actors.pipeline.commands": "Promotions",
+    "gaia_actors.environments.commands": "Releases, data and processes",
+    "gaia_actors.improve.cli_commands": "Self-improvement",
+    "gaia_actors.core_commands": "The daemon, its actors and fault injection",
+}
+
+
+def grouped() -> list[tuple[str, list[Command]]]:
+    """The registered commands as (title, commands by name), groups in GROUP_TITLES order."""
+    groups: dict[str, list[Command]] = {title: [] for title in GROUP_TITLES.values()}
+    for cmd in sorted(commands().values(), key=lambda c: c.name):
+        module = getattr(cmd.handler, "__module__", "") or "other"
+        groups.setdefault(GROUP_TITLES.get(module, module), []).append(cmd)
+    return [(title, group) for title, group in groups.items() if group]
+
+
 # Modules that define commands; imported on first use so the registry is complete.
 COMMAND_MODULES: list[str] = [
     "gaia_actors.core_commands",

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
@@ -203,21 +205,54 @@ def progress_line(update: Any) -> str:
     return f"... {scalar(update)}"
 
 
+def plain(text: str) -> str:
+    """Help text without its reStructuredText quoting (```x``` and ``x`` read as x)."""
+    return re.sub(r"`+([^`]*)`+", r"\1", text)
+
+
+Listing = Sequence[tuple[str, Sequence[tuple[str, str]]]]
+
+
+def listing(groups: Listing, width: int = 100, column: int = 34) -> str:
+    """Titled groups of (synopsis, help) lines: help aligned in one column and wrapped at
+    ``width``; a synopsis wider than the column gets a line of its own."""
+    widest = max((len(s) for _, entries in groups for s, _ in entries), default=0)
+    indent = min(widest, column) + 4
+    lines: list[str] = []
+    for title, entries in groups:
+        lines += ["", f"{title}:"] if lines else [f"{title}:"]
+        for synopsis, text in entries:
+            wrapped = textwrap.wrap(plain(text), max(20, width - indent)) or [""]
+            if len(synopsis) + 4 > indent:
+                lines.append(f"  {synopsis}")
+            else:
+                lines.append(f"  {synopsis.ljust(indent - 4)}  {wrapped.pop(0)}")
+            lines.extend(" " * indent + rest for rest in wrapped)
+    return "\n".join(lines)
+
+
 def command_help(cmd: Command) -> str:
-    lines = [f"usage: {cmd.usage()}", "", cmd.help]
+    lines = [f"usage: {cmd.usage()}", "", *textwrap.wrap(plain(cmd.help), 100)]
     params = [*cmd.args, *cmd.options]
     if params:
         lines.append("")
     for arg in cmd.args:
-        extra = "" if arg.required else f" (optional, default {arg.default!r})"
+        extra = "" if arg.required else " (optional" + default_note(arg.default, ", ") + ")"
         lines.append(f"  {arg.name.upper():<16} {arg.type.__name__}{extra}  {arg.help}".rstrip())
     for opt in cmd.options:
-        lines.append(
-            f"  {opt.flag:<16} {opt.type.__name__} (default {opt.default!r})  {opt.help}".rstrip()
-        )
+        note = default_note(opt.default, " (", ")")
+        lines.append(f"  {opt.flag:<16} {opt.type.__name__}{note}  {opt.help}".rstrip())
     if cmd.offline:
         lines += ["", "works without a daemon (reads the store)"]
     return "\n".join(lines)
+
+
+def default_note(default: Any, before: str = "", after: str = "") -> str:
+    """``default X`` for help, or nothing when there is no meaningful default (None, '',
+    False: an option left out does nothing)."""
+    if default is None or default == "" or default is False:
+        return ""
+    return f"{before}default {default!r}{after}"
 
 
 def message_help(name: str, doc: str, fields: Sequence[Mapping[str, Any]]) -> str:

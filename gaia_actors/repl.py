@@ -16,6 +16,7 @@ import contextlib
 import shlex
 import socket
 import sys
+import textwrap
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -41,10 +42,10 @@ from gaia_actors.cli import (
     unavailable,
 )
 from gaia_actors.client import Client, ConnectionLost, parse_fields
-from gaia_actors.commands import Command, UsageError
+from gaia_actors.commands import Command, UsageError, grouped
 from gaia_actors.errors import DaemonUnreachable
 from gaia_actors.messages import describe, message_types
-from gaia_actors.render import Printer, command_help
+from gaia_actors.render import Printer, command_help, listing
 from gaia_actors.settings import Settings
 
 PROMPT = "gaia> "
@@ -53,14 +54,13 @@ HISTORY_LENGTH = 1000
 ACTORS_TTL = 2.0  # seconds the actor names used for completion stay cached
 RECONNECT_PAUSE = 0.2
 
-SHELL_HELP = {
-    "send": "send ACTOR MESSAGE [FIELD=VALUE ...]  tell ACTOR a typed message (no reply)",
-    "ask": "ask ACTOR MESSAGE [FIELD=VALUE ...] [--timeout S]  ask ACTOR and print the reply",
-    "watch": "watch [--env ENV] [--event GLOB]...  stream events until Ctrl-C",
-    "kill": "kill ENV  SIGKILL the environment's process (needs the `kill` command)",
-    "promote": "promote dev|staging|all  promote a release (the `promote` commands)",
-    "help": "help [COMMAND|MESSAGE]  this list, or one command's or message's details",
-    "quit": "quit  leave the shell (or Ctrl-D)",
+# The shell's own words: synopsis and help.
+SHELL_HELP: dict[str, tuple[str, str]] = {
+    "send": ("send ACTOR MESSAGE [FIELD=VALUE ...]", "tell ACTOR a typed message (no reply)"),
+    "ask": ("ask ACTOR MESSAGE [FIELD=VALUE ...] [--timeout S]", "ask ACTOR, print the reply"),
+    "watch": ("watch [--env ENV] [--event GLOB]...", "stream events until Ctrl-C"),
+    "help": ("help [COMMAND|MESSAGE]", "this list, or one command's or message's details"),
+    "quit": ("quit", "leave the shell (or Ctrl-D)"),
 }
 
 
@@ -213,7 +213,7 @@ class Repl:
         self.printer.result(self.connect().ask(actor, message, fields, timeout))
 
     def do_watch(self, words: list[str]) -> None:
-        parser = Parser(prog="watch", description=SHELL_HELP["watch"])
+        parser = Parser(prog="watch", description=SHELL_HELP["watch"][1])
         add_watch_arguments(parser)
         args = parser.parse_args(words)
         try:
@@ -237,7 +237,8 @@ class Repl:
         topic = words[0]
         found = resolve(topic, words[1:])
         if topic in SHELL_HELP:
-            self.printer.note(SHELL_HELP[topic])
+            synopsis, text = SHELL_HELP[topic]
+            self.printer.note(f"usage: {synopsis}\n\n{text}")
         elif found is not None:
             self.printer.note(command_help(found[0]))
         elif topic in message_types():
@@ -246,13 +247,16 @@ class Repl:
             raise UsageError("help", f"no command or message named {topic!r}")
 
     def overview(self) -> str:
-        lines = ["Commands:"]
-        for cmd in sorted(commands.commands().values(), key=lambda c: c.name):
-            lines.append(f"  {cmd.usage():<36} {cmd.help}")
-        lines.append("Shell:")
-        lines.extend(f"  {text}" for text in SHELL_HELP.values())
-        lines.append("Messages (help MESSAGE for fields): " + " ".join(sorted(message_types())))
-        return "\n".join(lines)
+        groups = [(title, [(c.usage(), c.help) for c in group]) for title, group in grouped()]
+        messages = " ".join(sorted(message_types()))
+        return "\n".join(
+            [
+                listing([*groups, ("The shell", list(SHELL_HELP.values()))]),
+                "",
+                "Messages (help MESSAGE shows its fields):",
+                *textwrap.wrap(messages, 98, initial_indent="  ", subsequent_indent="  "),
+            ]
+        )
 
     # History and completion
 
@@ -362,7 +366,7 @@ def _words(names: Any, text: str) -> list[str]:
 
 def _injection(verb: str, words: list[str]) -> tuple[str, str, dict[str, str]]:
     if len(words) < 2:
-        raise UsageError(verb, f"usage: {SHELL_HELP[verb].split('  ')[0]}")
+        raise UsageError(verb, f"usage: {SHELL_HELP[verb][0]}")
     return words[0], words[1], parse_fields(words[2:], verb)
 
 

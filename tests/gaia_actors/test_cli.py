@@ -549,3 +549,28 @@ def test_promote_all_fails_when_the_daemon_stops_mid_promotion(tmp_path: Path) -
     assert "the daemon stopped before promotion #1 ended" in err
     assert "still running" not in out + err
     assert "#1 [1] slow (command on dev) started\n" in err  # progress without event= noise
+
+
+# --- output that reads well ---------------------------------------------------------------------
+
+
+def test_help_groups_the_commands_and_lists_each_once(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == cli.EXIT_OK
+    titles = [title for title, _ in commands.grouped()]
+    positions = [out.index(f"\n{title}:\n") for title in titles]
+    assert positions == sorted(positions)
+    for name, cmd in commands.commands().items():
+        assert out.count(f"\n  {cmd.usage()}") == 1, name
+    assert "`" not in out
+
+
+def test_no_help_says_default_none(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in commands.commands():
+        if name in cli.BUILTINS:
+            continue
+        code, out, _ = run(capsys, name, "--help")
+        assert code == cli.EXIT_OK
+        assert "None" not in out, name
+        code, out, _ = run(capsys, "help", name)
+        assert "None" not in out, name

@@ -113,6 +113,22 @@ def test_help_shows_commands_and_message_fields(shared: pexpect.spawn) -> None:
     shared.expect_exact(PROMPT)
 
 
+def test_help_is_aligned_grouped_and_plain(shared: pexpect.spawn) -> None:
+    shared.sendline("help")
+    shared.expect_exact(PROMPT)
+    text = shared.before.replace("\r\n", "\n")
+    assert "Messages (help MESSAGE shows its fields):" in text
+    assert "`" not in text  # no reStructuredText quoting
+    assert "Health and traffic:" in text
+    assert "The shell:" in text
+    columns = set()
+    for cmd in commands.commands().values():
+        line = next(line for line in text.splitlines() if line.startswith(f"  {cmd.usage()}"))
+        if line.strip() != cmd.usage():  # a long synopsis has its help on the next line
+            columns.add(len(line) - len(line[len(cmd.usage()) + 2 :].lstrip()))
+    assert len(columns) == 1, columns  # every command's help starts in the same column
+
+
 def test_unknown_command_and_unavailable_kill_are_explained(shared: pexpect.spawn) -> None:
     shared.sendline("frobnicate")
     shared.expect_exact("unknown command")
