@@ -162,6 +162,9 @@ class MonitorSettings:
     retention_days: float = bounded(7.0, 0.01, 36500)
     # checks (and sockets) in flight during one round
     max_concurrency: int = bounded(512, 1, 100_000)
+    # Seconds between rounds while an environment's process has just started and has not
+    # answered yet (up to its deploy_timeout): status shows it healthy soon after it listens.
+    start_interval: float = bounded(0.25, 0.02, 60)
 
 
 @dataclass(frozen=True, slots=True)

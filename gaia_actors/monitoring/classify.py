@@ -39,6 +39,10 @@ cannot trip on one blip — and "too high" is strictly above `error_rate_degrade
 intermittent failures that never form a consecutive run (fail, pass, fail, pass, ...). The
 window counts only checks made while the environment is up: it is cleared on going down, so an
 outage already reported as down does not keep the environment degraded once it recovers.
+
+A process that has just started refuses connections until it listens. While the monitor knows
+an environment to be starting (`observe(..., starting=True)`), a refused connection is
+reported but counts nowhere: no threshold, no error rate, no change of state.
 """
 
 from __future__ import annotations
@@ -185,12 +189,21 @@ class Classifier:
     def thresholds(self) -> Thresholds:
         return self._t
 
-    def observe(self, result: ProbeResult) -> Verdict:
-        """Feed one result; the verdict says the state, whether it changed and why."""
+    def observe(self, result: ProbeResult, *, starting: bool = False) -> Verdict:
+        """Feed one result; the verdict says the state, whether it changed and why.
+
+        ``starting``: the environment's process has just been started and has not answered
+        yet. A refused connection then is no service error: nothing listens *yet*. It is
+        reported (observation ``fail``) but counts towards no threshold and no error rate,
+        and leaves the state as it was.
+        """
         assessment = assess(result, self._t, self._rule)
-        self._count(assessment.observation, error=not result.ok)
         previous = self._status
-        status, reason = self._decide(assessment)
+        if starting and result.error is ProbeErrorKind.REFUSED:
+            status, reason = previous, f"starting: {assessment.reason}"
+        else:
+            self._count(assessment.observation, error=not result.ok)
+            status, reason = self._decide(assessment)
         if status is HealthStatus.DOWN:
             self._window.clear()
         self._status = status

@@ -1,4 +1,4 @@
-"""HealthMonitor (``monitor``): every environment's health, checked in rounds (issue 8, part 1).
+"""HealthMonitor (``monitor``): every environment's health, checked in rounds.
 
 The actor is a scheduler over the probe engine (`probes.Prober`) and the classifier
 (`classify.Classifier`); it holds no HTTP or threshold logic of its own. A round checks every
@@ -7,6 +7,15 @@ liveness pings) while a round waits on a hung endpoint. One round runs at a time
 due ``interval`` seconds after the previous one *started*, and a round that overruns the
 interval delays the next instead of piling rounds up. ``CheckNow`` during a round asks for one
 more round right after it, however many times it is sent.
+
+The first minute: an environment whose process has just started (its environment actor
+published ``environment.started``, or its pid file names a live process younger than the
+environment's ``deploy_timeout`` that has not passed its start-up check) is *starting* until it
+first answers. Meanwhile rounds come every ``[monitor] start_interval`` instead of
+``interval``, and its refused connections are no errors (nothing listens yet); an
+``environment.healthy`` (its own start-up check passed) asks for a round at once. So ``status``
+shows a started environment healthy within a fraction of a second of its answering, with no
+error from its start. The start ends early when the process exits, fails or is stopped.
 
 What a round produces:
 
@@ -47,6 +56,8 @@ from gaia_actors.messages import (
     HealthReport,
     HealthRound,
     ServiceCounters,
+    Subscribe,
+    Unsubscribe,
     WatchHealth,
 )
 from gaia_actors.monitoring.classify import (
@@ -79,6 +90,16 @@ TRANSITION_LEVELS = {
 }
 # Beyond the prober's own bound (every check's connect + read timeout): the file work.
 _OVERDUE_SLACK_S = 20.0
+# An environment's process started (a start window opens), passed its own start-up check (check
+# it now), or is gone (the window closes: from now on a refused connection is an outage).
+EVENT_PATTERNS = (
+    "environment.started",
+    "environment.healthy",
+    "environment.exited",
+    "environment.failed",
+    "environment.stopped",
+)
+_WINDOW_CLOSERS = frozenset(EVENT_PATTERNS[2:])
 
 RoundHook = Callable[[HealthRound], None]
 
@@ -174,6 +195,11 @@ class _Target:
     probe: ProbeTarget
     layout: Layout
 
+    @property
+    def start_window(self) -> float:
+        """How long a just-started process may refuse connections before that counts."""
+        return self.layout.config.deploy_timeout
+
 
 def _targets(settings: Settings) -> tuple[_Target, ...]:
     cfg = settings.monitor
@@ -222,9 +248,24 @@ class _EnvState:
     requests: float | None = None
     errors: float | None = None
     counters_at: float | None = None
+    start_window: float = 30.0  # how long a just-started process may refuse connections
+    window_until: float | None = None  # monotonic end of a start window an event opened
+    answered_pid: int | None = None  # the process that last answered a check
+
+    def starting(self) -> bool:
+        """Whether the process has just started and not answered yet: told so by its
+        environment actor, or seen so (alive, younger than the window, not verified)."""
+        if self.window_until is not None and time.monotonic() < self.window_until:
+            return True
+        proc = self.proc
+        young = proc.uptime_s is not None and proc.uptime_s < self.start_window
+        return bool(proc.alive and young and not proc.verified and proc.pid != self.answered_pid)
 
     def observe(self, result: ProbeResult, proc: ProcessInfo) -> Verdict:
-        verdict = self.classifier.observe(result)
+        self.proc = proc
+        verdict = self.classifier.observe(result, starting=self.starting())
+        if verdict.observation is not Observation.FAIL:
+            self.window_until, self.answered_pid = None, proc.pid  # it answers: started
         if verdict.changed:
             self.since = result.checked_at
         if verdict.observation is Observation.FAIL:
@@ -341,7 +382,12 @@ class HealthMonitor(GaiaActor):
         self.targets = _targets(settings)
         limits = thresholds(self.cfg)
         self.envs = {
-            t.env: _EnvState(t.env, t.probe.url, Classifier(limits, BodyRule.of(t.layout.config)))
+            t.env: _EnvState(
+                t.env,
+                t.probe.url,
+                Classifier(limits, BodyRule.of(t.layout.config)),
+                start_window=t.start_window,
+            )
             for t in self.targets
         }
         self.on_round = on_round
@@ -357,9 +403,14 @@ class HealthMonitor(GaiaActor):
         )
 
     def on_start(self) -> None:
+        self.tell("bus", Subscribe(self.name, EVENT_PATTERNS))
         self.prober = Prober(max_concurrency=self.cfg.max_concurrency)
         if self.targets:
             self.rounds.start()
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        self.tell("bus", Unsubscribe(self.name))
 
     def on_terminate(self) -> None:
         if self.prober is not None:
@@ -379,6 +430,8 @@ class HealthMonitor(GaiaActor):
                     self.watchers.append(name)
             case ServiceCounters():
                 self._counters(message)
+            case Event():
+                self._on_event(message)
             case _:
                 return self.unhandled(message)
         return None
@@ -409,6 +462,30 @@ class HealthMonitor(GaiaActor):
             state.requests, state.errors = message.requests, message.errors
             state.counters_at = message.scraped_at
 
+    # Start windows: check a starting environment often, until it first answers
+
+    def _on_event(self, event: Event) -> None:
+        if event.env not in self.envs:
+            return
+        if event.name == "environment.started":
+            self._open_window(event.env)
+            self.rounds.request()
+        elif event.name == "environment.healthy":
+            self.rounds.request()  # its own start-up check passed: show it now
+        elif event.name in _WINDOW_CLOSERS:
+            self.envs[event.env].window_until = None
+
+    def _open_window(self, env: str) -> None:
+        state = self.envs[env]
+        state.window_until = time.monotonic() + state.start_window
+        self._pace()
+
+    def _pace(self) -> None:
+        """Rounds come every ``start_interval`` while an environment is starting."""
+        starting = any(state.starting() for state in self.envs.values())
+        fast = min(self.cfg.start_interval, self.cfg.interval)
+        self.rounds.interval = fast if starting else self.cfg.interval
+
     # Rounds
 
     def _overdue_after(self) -> float:
@@ -437,6 +514,7 @@ class HealthMonitor(GaiaActor):
                 self._publish_change(state, verdict)
             self.record("health_checks", **state.row())
             reports.append(state.report())
+        self._pace()
         health_round = HealthRound(tuple(reports), finished.started, finished.elapsed)
         for watcher in self.watchers:
             self.tell(watcher, health_round)

@@ -331,3 +331,17 @@ def test_a_body_rule_accepts_plain_sets_and_stays_hashable() -> None:
     assert rule.degraded_statuses == frozenset({429})
     assert rule.down == frozenset({"red"})
     assert hash(rule) == hash(BodyRule(degraded_statuses=frozenset({429}), down=frozenset({"red"})))
+
+
+def test_a_refusal_while_starting_changes_nothing_and_counts_nowhere() -> None:
+    classifier = Classifier(Thresholds(failure_threshold=1))
+    for _ in range(5):
+        verdict = classifier.observe(REFUSED, starting=True)
+        assert (verdict.status, verdict.changed, verdict.errors, verdict.checks) == (
+            UNKNOWN,
+            False,
+            0,
+            0,
+        )
+    assert classifier.observe(OK, starting=True).status is HEALTHY
+    assert classifier.observe(TIMEOUT, starting=True).status is DOWN  # only refusals wait

@@ -19,7 +19,7 @@ import pytest
 
 from gaia_actors import process
 from gaia_actors.errors import InvalidMessage
-from gaia_actors.messages import CheckNow, Crash, Flush, GetHealth
+from gaia_actors.messages import CheckNow, Crash, Event, Flush, GetHealth, fields_of
 from gaia_actors.models import HealthCheck
 from gaia_actors.monitoring.monitor import snapshot_fields
 from tests.conftest import wait_until
@@ -332,3 +332,93 @@ def test_every_snapshot_field_is_filled_from_a_real_process(
     assert snapshot["checks"] >= 1
     assert snapshot["response_ms"] > 0
     assert snapshot["http_status"] == 200
+
+
+# -- the first minute: a starting process --------------------------------------------------------
+
+
+@pytest.fixture
+def young_process(tmp_path: Path) -> Iterator[Callable[[Any, str], int]]:
+    """``young_process(settings, env)``: a just-spawned child recorded as ``env``'s process."""
+    children: list[subprocess.Popen[bytes]] = []
+
+    def spawn(settings: Any, env: str) -> int:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        children.append(child)
+        start_time = process.proc_start_time(child.pid)
+        assert start_time is not None
+        path = settings.env_dir(env) / "pid"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        process.write_pidfile(path, child.pid, start_time)
+        return child.pid
+
+    yield spawn
+    for child in children:
+        child.kill()
+        child.wait(5)
+
+
+def test_a_starting_process_refusing_is_no_error_and_healthy_as_soon_as_it_listens(
+    tmp_path: Path, start_tree: Callable[..., Tree], young_process: Callable[[Any, str], int]
+) -> None:
+    overrides = {
+        "monitor": {"interval": 30.0, "start_interval": 0.05},
+        "env.app": {"deploy_timeout": 30.0},
+    }
+    with refused_port() as port:
+        settings = make_settings(tmp_path, {"app": port}, overrides)
+        young_process(settings, "app")
+        tree = start_tree(settings, actors=("monitor",))
+        tree.wait_rounds(6)  # fast rounds while it starts: the interval is 30 s
+        refusing = tree.ask("monitor", GetHealth("app"))
+        starting_pace = tree.state("monitor")["interval"]
+    with HostileServer({"/health": OK}, port=port):
+        listening = time.monotonic()
+        wait_until(lambda: tree.ask("monitor", GetHealth("app"))["status"] == "healthy")
+        shown_after = time.monotonic() - listening
+        healthy = tree.ask("monitor", GetHealth("app"))
+        paced = tree.state("monitor")["interval"]
+    assert (refusing["status"], refusing["check_errors"], refusing["error_rate"]) == (
+        "unknown",
+        0,
+        0.0,
+    )
+    assert refusing["reason"].startswith("starting: refused")
+    assert shown_after < 1.5
+    assert (healthy["check_errors"], healthy["error_rate"]) == (0, 0.0)
+    assert (starting_pace, paced) == (0.05, 30.0)  # fast only until it answered
+
+
+def test_refusals_count_again_once_the_process_is_gone(
+    tmp_path: Path, start_tree: Callable[..., Tree], young_process: Callable[[Any, str], int]
+) -> None:
+    overrides = {"monitor": {"interval": 30.0, "start_interval": 0.05}}
+    with refused_port() as port:
+        settings = make_settings(tmp_path, {"app": port}, overrides)
+        young_process(settings, "app")
+        tree = start_tree(settings, actors=("monitor",))
+        tree.wait_rounds(2)
+        tree.registry.tell("bus", Event("environment.exited", env="app"))
+        tree.registry.tell("bus", Event("environment.started", env="app"))  # a fresh window
+        tree.wait_rounds(2)
+        assert tree.ask("monitor", GetHealth("app"))["check_errors"] == 0
+        tree.registry.tell("bus", Event("environment.failed", env="app"))
+        (settings.env_dir("app") / "pid").unlink()  # nothing runs any more
+        for _ in range(2):  # failure_threshold: 2 refusals that count
+            tree.wait_rounds(1)  # the one in flight, which may have started before the events
+            tree.registry.tell("monitor", CheckNow())
+        tree.wait_rounds(1)
+        gone = tree.ask("monitor", GetHealth("app"))
+    assert (gone["status"], gone["check_errors"]) == ("down", gone["consecutive_failures"])
+
+
+def test_an_environment_reported_healthy_is_checked_at_once(
+    tmp_path: Path, start_tree: Callable[..., Tree]
+) -> None:
+    with HostileServer({"/health": OK}) as server:
+        settings = make_settings(tmp_path, {"app": server.port}, {"monitor": {"interval": 30.0}})
+        tree = start_tree(settings, actors=("monitor",))
+        wait_until(lambda: tree.state("monitor")["rounds"] >= 1)  # the first, at start
+        rounds = tree.state("monitor")["rounds"]
+        tree.registry.tell("bus", Event("environment.healthy", env="app", data=fields_of(pid=1)))
+        wait_until(lambda: tree.state("monitor")["rounds"] > rounds, timeout=2.0)
