@@ -14,7 +14,12 @@ with free loopback ports, short intervals and its state in a temp directory
   same process still runs;
 - ``corrupt_backup``: two fresh backups, then bytes flipped in the newest one's database,
   then ``restore ENV``: the restore must skip the corrupt backup and use the other;
-- ``promote``: ``promote dev`` / ``promote staging`` when the daemon has a pipeline.
+- ``promote``: ``promote dev`` / ``promote staging`` when the daemon has a pipeline;
+- ``port_squatter``, ``corrupt_db``, ``deleted_db``: data faults (soak_data.py): another
+  program takes a killed service's port for a few seconds; the database overwritten with
+  garbage under a paused, then killed service; the database deleted under a running one.
+  A marker row is written before each: none may be lost unless a backup restore was the
+  only way back, and then the replaced data must be kept.
 
 Kinds, targets and pauses come from the seed; whether a target is eligible at a given moment
 depends on the daemon (a target must be running and healthy, and no supervisor's restart
@@ -27,9 +32,10 @@ health checks, incidents, pipelines, stages) and the daemon's log:
 
 - faults injected by kind, recoveries, time to detect and to recover (median, p95, max);
 - stuck actors (any actor not ``running``; must be 0), environments unhealthy at the end
-  (must be 0), lost records (must be 0): events the bus logged but the store lacks, health
-  checks missing from the schedule (gaps beyond the monitor's tolerance, outside the
-  monitor's own restarts), pipelines/stages rows vs promotions started;
+  (must be 0), marker rows lost (must be 0), lost records (must be 0): events the bus
+  logged but the store lacks, health checks missing from the schedule (gaps beyond the
+  monitor's tolerance, outside the monitor's own restarts), pipelines/stages rows vs
+  promotions started;
 - the daemon's RSS and thread count at start, end and peak (``/proc/<pid>/status``).
 
 Exit status: 0 when every must-be-0 is 0, 1 otherwise, 2 when the daemon did not come up.
@@ -69,7 +75,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from gaia_actors.app import supervisor_config  # noqa: E402 - needs the sys.path entry above
+from benchmarks.soak_data import DataFaults  # noqa: E402 - needs the sys.path entry above
+from gaia_actors.app import supervisor_config  # noqa: E402
 from gaia_actors.client import Client, RemoteError  # noqa: E402
 from gaia_actors.environments import tree as environments_tree  # noqa: E402
 from gaia_actors.errors import ControlError  # noqa: E402
@@ -92,6 +99,8 @@ PROMOTION_TIMEOUT = 900.0  # seconds a promotion may take before the harness giv
 # The monitor and the actors it depends on (started before it under rest_for_one).
 MONITOR_DEPENDS = ("store", "bus", "environments", "monitor")
 CORRUPTION_SPACING = 15.0  # seconds between corrupt-backup faults (each takes two backups)
+DATA_SPACING = 15.0  # seconds between data faults that restore (each restarts its service)
+DATA_CHECK_INTERVAL = 1.0  # seconds between the environments' looks for lost databases
 
 
 # --------------------------------------------------------------------------- configuration
@@ -157,6 +166,8 @@ def soak_config(
     for env in config["environments"].values():
         if env.get("backup_schedule", "none") != "none":
             env["backup_schedule"] = str(backup_every)
+            env["restore_on_data_loss"] = True
+            env["data_check_interval"] = DATA_CHECK_INTERVAL
     config["monitor"] = {**config.get("monitor", {}), "interval": monitor_interval}
     config["monitor"]["read_timeout"] = 1.0
     config["metrics"]["interval"] = metrics_interval
@@ -589,7 +600,15 @@ class Injector:
             "hang_health": 1,
             "corrupt_backup": 1 if self.backup_envs else 0,
             "promote": 1 if promotions else 0,
+            "port_squatter": 1,
+            "corrupt_db": 1 if self.backup_envs else 0,
+            "deleted_db": 1 if self.backup_envs else 0,
         }
+        self.data = DataFaults(
+            {env: harness.env_dir(env) for env in harness.envs},
+            {env: harness.port(env) for env in harness.envs},
+        )
+        self.last_data_fault = 0.0
         self.skipped: Counter[str] = Counter()
         self.errors: list[str] = []
         self.exclude: set[str] = set()  # "kind:target" pairs never injected
@@ -626,6 +645,7 @@ class Injector:
     def housekeeping(self, clear_after: float) -> None:
         """Clear a hung health endpoint whose process is still the same after a while."""
         now = time.time()
+        self.data.release()
         for fault in list(self.hung_health):
             if now - fault.at < clear_after:
                 continue
@@ -643,6 +663,7 @@ class Injector:
         for env in self.h.envs:
             http_json(self.h.port(env), "DELETE", "/admin/fault", {})
         self.hung_health.clear()
+        self.data.release(everything=True)
 
     # Targets
 
@@ -772,6 +793,54 @@ class Injector:
             fault.problem = f"restore used {used!r}, skipped {skipped!r} (corrupted {bad!r})"
         return fault
 
+    def _port_squatter(self, view: View, pick: float) -> Fault | None:
+        env = self._choose(self._env_targets(view, "port_squatter"), pick)
+        pid = None if env is None else self.h.service_pid(env)
+        if env is None or pid is None or not self.data.mark(env):
+            return None
+        now = time.time()
+        problem = self.data.port_squatter(env, pid)
+        self.budget.take(ENV_SUPERVISOR, now)
+        if problem:  # the environment was quicker: an ordinary kill
+            return Fault("kill_process", env, now, pid, detail={"squat": problem})
+        return Fault("port_squatter", env, now, pid)
+
+    def _data_target(self, view: View, kind: str, pick: float) -> tuple[str, int] | None:
+        """A backed-up environment to damage, paced so that restores do not pile up."""
+        if time.time() - self.last_data_fault < DATA_SPACING:
+            return None
+        targets = [e for e in self._env_targets(view, kind) if e in self.backup_envs]
+        env = self._choose(targets, pick)
+        pid = None if env is None else self.h.service_pid(env)
+        if env is None or pid is None:
+            return None
+        try:  # the restore needs a verified backup; the marker after it is not in it
+            self.h.command("backup", timeout=60, env=env)
+        except (ControlError, OSError) as exc:
+            self.errors.append(f"{kind} {env}: backup failed: {exc}")
+            return None
+        if not self.data.mark(env):
+            return None
+        self.last_data_fault = time.time()
+        self.budget.take(ENV_SUPERVISOR, self.last_data_fault)
+        return env, pid
+
+    def _corrupt_db(self, view: View, pick: float) -> Fault | None:
+        target = self._data_target(view, "corrupt_db", pick)
+        if target is None:
+            return None
+        env, pid = target
+        now = time.time()
+        return Fault("corrupt_db", env, now, pid, problem=self.data.corrupt_db(env, pid))
+
+    def _deleted_db(self, view: View, pick: float) -> Fault | None:
+        target = self._data_target(view, "deleted_db", pick)
+        if target is None:
+            return None
+        env, pid = target
+        now = time.time()
+        return Fault("deleted_db", env, now, pid, problem=self.data.deleted_db(env))
+
     def _promote(self, view: View, pick: float) -> Fault | None:
         if not view.calm or self.promoter.busy():
             return None
@@ -900,6 +969,18 @@ def _patterns(
                 (e["name"] == "environment.exited" and e.get("pid") == fault.pid) or replaced(e)
             ),
             lambda e: e["name"] == "environment.healthy" and e["env"] == target,
+        )
+    if fault.kind in ("port_squatter", "corrupt_db", "deleted_db"):
+        first = {
+            "port_squatter": "environment.blocked",
+            "corrupt_db": "alert.data_replaced",
+            "deleted_db": "alert.data_loss",
+        }[fault.kind]
+        # A restore the environment ran itself ends with its own verdict, not a new start.
+        back = ("environment.healthy", "environment.restore")
+        return (
+            lambda e: e["name"] == first and e["env"] == target,
+            lambda e: e["name"] in back and e["env"] == target,
         )
     if fault.kind == "hang_health":
         return (
@@ -1122,10 +1203,14 @@ class Report:
     daemon_exit: int | None
 
     leaks: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # the data faults' marker rows
 
     @property
     def ok(self) -> bool:
-        return not (self.stuck_actors or self.unhealthy_envs or self.lost_total or self.leaks)
+        rows_lost = self.data.get("rows_lost", 0)
+        return not (
+            self.stuck_actors or self.unhealthy_envs or self.lost_total or self.leaks or rows_lost
+        )
 
 
 @dataclass(frozen=True)
@@ -1240,6 +1325,7 @@ class Soak:
             daemon={**self.samples, "each_minute": self.timeline},
             leaks=leaks(self.samples, len(self.h.envs)),
             daemon_exit=self.exit_code,
+            data=injector.data.check(events),
         )
 
     def lost_records(
@@ -1388,6 +1474,8 @@ def render(report: Report) -> str:
         f"environments unhealthy at the end: {len(report.unhealthy_envs)} "
         f"{report.unhealthy_envs or ''}".rstrip(),
         f"lost records: {report.lost_total} " + json.dumps(report.lost_records, sort_keys=True),
+        f"marker rows lost: {report.data.get('rows_lost', 0)} "
+        + json.dumps(report.data, sort_keys=True),
         f"ladder steps taken: {report.ladder_steps}",
         f"incidents (failover agent): {json.dumps(report.incidents, sort_keys=True)}",
         f"daemon RSS MiB start {_mib(d['start'])} end {_mib(d['end'])} peak {_mib(d['peak'])}; "

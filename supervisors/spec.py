@@ -52,6 +52,8 @@ Factory = Callable[["Link"], "pykka.ActorRef[Any]"]
 LadderStep = Callable[[], object]
 # Given a child's last failure, the reason it cannot recover by restarting, or None.
 BlockedCheck = Callable[[str], "str | None"]
+# Given a child's last failure, whether only the ladder can help (restarts would not).
+LadderCheck = Callable[[str], bool]
 
 
 class StepSkipped(Exception):
@@ -86,6 +88,10 @@ class ChildSpec:
     ladder untouched, and ``blocked`` is asked again every ``blocked_poll`` seconds (from a
     thread of its own) until it answers None, when the child starts again. It runs in the
     supervisor's mailbox after a failure, so it must answer within milliseconds.
+
+    ``needs_ladder`` is asked after every failure too: True means the failure itself says a
+    restart cannot help (the child's own evidence), so the next ladder step runs at once,
+    without spending the restart budget first. It must be as quick as ``blocked``.
     """
 
     name: str
@@ -97,6 +103,7 @@ class ChildSpec:
     exhausted: Exhausted = Exhausted.ESCALATE
     blocked: BlockedCheck | None = None
     blocked_poll: float = 1.0
+    needs_ladder: LadderCheck | None = None
     ping: bool = True
     supervisor: bool = False
     meta: dict[str, Any] = field(default_factory=dict)

@@ -386,8 +386,9 @@ class Supervisor(Supervised):
         if child.started_at and now - child.started_at >= self.config.backoff.stable_after:
             child.failures = 0
             child.ladder_step = 0
-        if child.ladder_step:
-            # The one restart that followed a ladder step failed too: take the next step.
+        if child.ladder_step or _needs_ladder(child.spec, child.last_error):
+            # The one restart that followed a ladder step failed too, or the failure says a
+            # restart cannot help: take the next step.
             self._on_budget_spent(child)
             return
         if self._intensity_exceeded(now):
@@ -414,6 +415,9 @@ class Supervisor(Supervised):
         self._stop_child(child, state="failed")
         self.restart_times.clear()
         self._emit("supervisor.child_parked", child, level="error", reason=reason)
+        if reason:  # the tree view says why it is parked, not only what failed last
+            child.last_error = f"{reason} (last failure: {child.last_error})"
+            self._report(child)
 
     # Blocked: a cause the child cannot fix by restarting
 
@@ -423,16 +427,24 @@ class Supervisor(Supervised):
         reason = _blocked_reason(child.spec, child.last_error)
         if reason is None:
             return False
+        check = functools.partial(_blocked_reason, child.spec, child.last_error)
         group = self._stop_group(child)
         child.state = "blocked"
         self._emit("supervisor.child_blocked", child, level="error", reason=reason)
+        child.last_error = f"blocked: {reason}"
+        self._report(child)
         for sibling in group:  # the strategy's group starts again without the blocked child
             if sibling is not child:
                 sibling.restarts += 1
                 self._start_child(sibling)
+        self._poll_until_clear(child, check)
+        return True
+
+    def _poll_until_clear(self, child: _Child, check: Callable[[], str | None]) -> None:
+        """Ask ``check`` every ``blocked_poll`` seconds, in a thread, until it finds the cause
+        gone; then tell this supervisor (stopped early when the child is reset or stopped)."""
         stop = threading.Event()
         child.poll_stop = stop
-        check = functools.partial(_blocked_reason, child.spec, child.last_error)
         cleared = Unblocked(child.spec.name, child.epoch)
 
         def poll() -> None:
@@ -444,7 +456,6 @@ class Supervisor(Supervised):
         threading.Thread(
             target=poll, name=f"{self.name}-blocked-{child.spec.name}", daemon=True
         ).start()
-        return True
 
     def _on_unblocked(self, name: str, epoch: int) -> None:
         child = self._find(name)
@@ -713,6 +724,16 @@ def _blocked_reason(spec: ChildSpec, error: str) -> str | None:
     except Exception:  # a broken check must not break supervision: treat as not blocked
         log.exception("supervisor.blocked_check_failed", child=spec.name)
         return None
+
+
+def _needs_ladder(spec: ChildSpec, error: str) -> bool:
+    if spec.needs_ladder is None:
+        return False
+    try:
+        return spec.needs_ladder(error)
+    except Exception:  # a broken check must not break supervision: restart as usual
+        log.exception("supervisor.ladder_check_failed", child=spec.name)
+        return False
 
 
 def _log_listener(event: str, data: Mapping[str, Any]) -> None:

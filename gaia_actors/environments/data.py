@@ -25,6 +25,8 @@ from pathlib import Path
 from gaia_actors import process
 from gaia_actors.environments import backups
 
+# How a failure says the live data fails its check (the ladder then acts on it at once).
+DATA_FAILS = "the live data fails its check"
 SQLITE_HEADER = b"SQLite format 3\x00"  # https://www.sqlite.org/fileformat.html, section 1.3
 # Files SQLite keeps beside a database: never databases themselves.
 _SIDE_SUFFIXES = ("-wal", "-shm", "-journal", backups.TMP)

@@ -385,12 +385,18 @@ class EnvironmentActor(GaiaActor):
             return
         self.process_failed = True
         what = "exited during start" if early else "exited"
-        raise EnvironmentFailure(self.env, f"process {pid} {what} with code {code}")
+        raise EnvironmentFailure(self.env, f"process {pid} {what} with code {code}{self._data()}")
 
     def _fail(self, reason: str, cause: str) -> None:
         self.publish("environment.failing", level="error", env=self.env, reason=reason, cause=cause)
         self.process_failed = True
-        raise EnvironmentFailure(self.env, f"{cause}: {reason}")
+        raise EnvironmentFailure(self.env, f"{cause}: {reason}{self._data()}")
+
+    def _data(self) -> str:
+        """ "; the live data fails its check (why)" when it does, else "": read on a failure,
+        so that the recovery ladder knows at once whether restarts can help."""
+        problems = data.live_problems(self.layout.data, self.config.databases, self.layout.backups)
+        return f"; {data.DATA_FAILS} ({'; '.join(problems)})" if problems else ""
 
     def _kill(self) -> dict[str, Any]:
         if self.proc is None or self.proc.exited:
@@ -437,6 +443,9 @@ class EnvironmentActor(GaiaActor):
                 release=self.release,
                 reason=why,
             )
+            if damaged := self._data():  # never healthy on damaged data: restarts cannot help
+                self.process_failed = True
+                raise EnvironmentFailure(self.env, f"not healthy after its start{damaged}")
 
     # Releases: deploy and rollback
 

@@ -6,7 +6,10 @@ before it touches data:
 - after any failure, a cause the environment cannot fix by itself (its port held by another
   program, a command that is not installed, an unknown placeholder) blocks it at once, with
   that reason in an alert; it starts again by itself once the cause is gone;
-- when the restart budget is spent, the live data is checked (``quick_check`` of every
+- when the restart budget is spent, or the failure itself says the data fails its check
+  (the environment looks when its process exits, is declared down or never gets healthy,
+  so a service that stays up on a broken database is not restarted for ever), the live
+  data is checked (``quick_check`` of every
   database, every database of the newest backup present). Only data that fails is replaced:
   restored from the newest verified backup (or, for ``reset_on_error`` environments such as
   dev, reset), the replaced data kept and named in the alert, the incident and ``status``;
@@ -90,6 +93,7 @@ def environment_spec(settings: Settings, env: str, registry: Registry) -> ChildS
         exhausted=Exhausted.PARK,
         blocked=lambda _error: evidence.blocked_reason(layout),
         blocked_poll=BLOCKED_POLL,
+        needs_ladder=lambda error: data.DATA_FAILS in error,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from gaia_actors import render
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
+from gaia_actors.environments.commands import data_lines, data_notes
 from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ControlError
 from gaia_actors.messages import GetHealth, Route, RouteDone
@@ -40,6 +41,7 @@ def render_status(result: Any) -> str:
     rows = [_readable(env) for env in result["environments"]]
     parts = [f"environments (from {result.get('source', '?')}):"]
     parts.append(render.table(rows, "  ") if rows else "  (none configured)")
+    parts += data_lines(result["environments"])
     actors = result.get("actors") or []
     if actors:
         parts += ["", "actors:", render.table(actors, "  ")]
@@ -99,6 +101,7 @@ def status(ctx: CommandContext) -> dict[str, Any]:
     restarts = {node.name: node.restarts for node in registry.snapshot()}
     for snap in snapshots:
         snap["restarts"] = restarts.get(_ENV_PREFIX + snap["env"], 0)
+        snap.update(data_notes(registry, snap["env"]))
     return {"source": source, "environments": snapshots, "actors": _actors(registry)}
 
 

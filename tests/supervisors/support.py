@@ -31,7 +31,7 @@ from supervisors import (
     Supervised,
     Supervisor,
 )
-from supervisors.spec import BlockedCheck, Exhausted, LadderStep
+from supervisors.spec import BlockedCheck, Exhausted, LadderCheck, LadderStep
 from supervisors.supervisor import SupervisorConfig
 
 # Tiny timings keep the suite fast; liveness and backoff tests pick their own.
@@ -286,6 +286,7 @@ class Tree:
         ping: bool = True,
         blocked: BlockedCheck | None = None,
         blocked_poll: float = 1.0,
+        needs_ladder: LadderCheck | None = None,
     ) -> ChildSpec:
         journal, script = self.journal, self.script
 
@@ -305,6 +306,7 @@ class Tree:
             ping=ping,
             blocked=blocked,
             blocked_poll=blocked_poll,
+            needs_ladder=needs_ladder,
         )
 
     def gate(self) -> threading.Event:

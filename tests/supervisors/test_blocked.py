@@ -8,7 +8,7 @@ import pytest
 
 from supervisors import Exhausted, Intensity, NotRunning, ResetChild, Strategy
 from supervisors.spec import LadderStep, ParkNow, StepSkipped
-from tests.supervisors.support import Tree, Who, config
+from tests.supervisors.support import Crash, Tree, Who, config
 from tests.supervisors.test_ladder import BUDGET_ONE, crash, env_journal, step
 
 
@@ -123,3 +123,21 @@ def test_a_blocked_sibling_stays_blocked_through_a_group_restart(tree: Tree) -> 
     tree.journal.wait_for("start", "a", 3)
     assert tree.journal.since(mark) == [("crash", "a", 2), ("start", "a", 3)]
     assert tree.node("p").state == "blocked"
+
+
+def test_a_failure_that_needs_the_ladder_takes_the_next_step_at_once(tree: Tree) -> None:
+    ladder = [step(tree, "restore"), step(tree, "rollback")]
+    spec = tree.spec("env", ladder=ladder, needs_ladder=lambda error: "data fails" in error)
+    tree.start([spec], config(intensity=Intensity(5, 30.0)))  # budget to spare
+    crash(tree, "env", 1)  # an ordinary failure: a plain restart
+    tree.journal.wait_for("start", "env", 2)
+
+    tree.registry.tell("env", Crash("the data fails its check"))
+
+    tree.journal.wait_for("start", "env", 3)
+    assert env_journal(tree)[2:] == [
+        ("start", "env", 2),
+        ("crash", "env", 2),
+        ("step", "restore"),  # at once, the budget unspent
+        ("start", "env", 3),
+    ]

@@ -8,14 +8,12 @@ check, and then the replaced data is kept, named, and put back with ``restore --
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,10 +23,10 @@ from gaia_actors.commands import CommandContext, UsageError
 from gaia_actors.environments import commands as env_commands
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
-from gaia_actors.messages import Fail, TakeBackup
+from gaia_actors.messages import TakeBackup
 from gaia_actors.models import Incident
+from gaia_actors.monitoring import commands as monitoring_commands
 from gaia_actors.settings import Settings
-from supervisors import NotRunning
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import EnvTree, demo_source, free_port
 from tests.gaia_actors.environments.test_environment import add_items, item_count
@@ -124,6 +122,9 @@ def test_a_port_squatter_blocks_the_environment_which_resumes_with_its_data_once
     reason = str(blocked.get("reason"))
     assert f"port {port} on 127.0.0.1 is held by pid {other.pid} (python" in reason
     assert tree.node_state("prod") == "blocked"
+    node = tree.registry.node(actor_name("prod"))
+    assert node is not None
+    assert node.last_error == f"blocked: {reason}"  # what `status` shows in its actors table
     assert tree.events.matching("supervisor.ladder_step") == []  # no budget burnt, no ladder
     assert list(tree.layout("prod").root.glob("data.replaced-*")) == []
 
@@ -195,34 +196,15 @@ def corrupt(layout: Layout) -> None:
     (layout.data / "app.db").write_bytes(b"this is not a database " * 200)
 
 
-def fail_when_unhealthy(tree: EnvTree, env_name: str) -> None:
-    """Do what the failover agent does (not part of this tree): an environment that stays
-    unhealthy after a start is declared down, which fails its actor."""
-
-    def watch() -> None:
-        seen = 0
-        while not tree.registry.stopping.is_set():
-            try:
-                tree.events.wait_for("environment.unhealthy", timeout=0.5, after=seen)
-            except AssertionError:
-                continue
-            seen = len(tree.events.events)
-            with contextlib.suppress(NotRunning):
-                tree.registry.tell(actor_name(env_name), Fail("health checks fail", "down"))
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def test_a_corrupt_database_is_restored_and_the_replaced_data_kept_named_and_undoable(
     tmp_path: Path, env_tree: StartTree
 ) -> None:
-    tree = env_tree({"prod": env(tmp_path, deploy_timeout=1.0)})
+    tree = env_tree({"prod": env(tmp_path)})
     layout = tree.layout("prod")
     port = tree.port("prod")
     before = tree.wait_healthy("prod")
     add_items(port, 3)
     backup = tree.ask("prod", TakeBackup("before"))
-    fail_when_unhealthy(tree, "prod")
 
     os.kill(before["pid"], signal.SIGSTOP)  # no write may land between the damage and the kill
     corrupt(layout)
@@ -239,8 +221,19 @@ def test_a_corrupt_database_is_restored_and_the_replaced_data_kept_named_and_und
     assert saved.is_dir()
     assert (saved / "app.db").read_bytes().startswith(b"this is not a database")
     assert replaced.get("undo") == "python run.py restore prod --undo"
+    # The exit showed the data fails its check: the ladder restored at once, instead of
+    # restarting the service on the broken file (where it stays up, answering 503).
+    assert tree.events.matching("supervisor.restart") == []
+    assert [str(e.get("step")) for e in tree.events.matching("supervisor.ladder_step")] == [
+        "restore"
+    ]
     assert status["replaced_data"] == [str(saved)]
     assert status["undo"] == "python run.py restore prod --undo"
+    shown = monitoring_commands.status(CommandContext(tree.settings, tree.registry))
+    assert [e["replaced_data"] for e in shown["environments"]] == [[str(saved)]]
+    assert f"prod: replaced data kept in {saved} (undo: python run.py restore prod --undo)" in (
+        monitoring_commands.render_status(shown)
+    )
     incident = wait_until(
         lambda: Incident.get_or_none(Incident.env == "prod", Incident.cause == "data_replaced")
     )
