@@ -195,6 +195,54 @@ def event_line(event: Mapping[str, Any], color: bool = False) -> str:
 _MACHINE_KEYS = frozenset({"event"})
 
 
+_LOG_HEAD = ("ts", "time", "timestamp", "level", "event", "message", "msg")
+
+
+def log_lines(result: Any) -> str:
+    """A service's output for people: JSON log lines as ``time level event key=value``, with
+    the fields every line shares (its environment, its release) said once above them; other
+    lines as they are."""
+    if not isinstance(result, list) or not all(isinstance(line, str) for line in result):
+        return value(result)
+    parsed = [_json_object(line) for line in result]
+    records = [r for r in parsed if r is not None]
+    shared = _shared_fields(records) if len(records) > 1 else {}
+    lines = [" ".join(f"{k}={_cell(v)}" for k, v in shared.items())] if shared else []
+    for line, record in zip(result, parsed, strict=True):
+        lines.append(line if record is None else _log_line(record, shared))
+    return "\n".join(lines) or "(no output yet)"
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _shared_fields(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    first = records[0]
+    return {
+        k: v
+        for k, v in first.items()
+        if k not in _LOG_HEAD and all(k in r and r[k] == v for r in records[1:])
+    }
+
+
+def _log_line(record: Mapping[str, Any], shared: Mapping[str, Any]) -> str:
+    stamp = record.get("ts", record.get("time", record.get("timestamp")))
+    if isinstance(stamp, int | float):
+        clock = time.strftime("%H:%M:%S", time.localtime(stamp))
+    else:  # an ISO 8601 text: its time of day
+        clock = str(stamp or "").partition("T")[2].rstrip("Z")[:12] or "--:--:--"
+    what = record.get("event", record.get("message", record.get("msg", "")))
+    rest = " ".join(
+        f"{k}={_cell(v)}" for k, v in record.items() if k not in _LOG_HEAD and k not in shared
+    )
+    return f"{clock} {record.get('level', '')!s:<7} {what} {rest}".rstrip()
+
+
 def progress_line(update: Any) -> str:
     if isinstance(update, Mapping):
         message = update.get("message") or update.get("stage") or update.get("phase")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gaia_actors import render
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.environments import backups, data, releases
 from gaia_actors.environments.layout import Layout
@@ -141,10 +142,11 @@ def build(ctx: CommandContext, env: str) -> Any:
 
 @command(
     "logs",
-    help="the last lines of ENV's process output",
+    help="the last lines of ENV's process output (--json: the raw lines)",
     args=(ENV,),
     options=(Option("n", int, 50, help="number of lines"),),
     offline=True,
+    render=render.log_lines,
 )
 def logs(ctx: CommandContext, env: str, n: int = 50) -> Any:
     if ctx.registry is None:  # the files are on disk: no daemon needed

@@ -193,12 +193,85 @@ def _running_pid(ctx: CommandContext, env: str) -> int | None:
 # -- health ENV ----------------------------------------------------------------------------------
 
 
+def render_health(result: Any) -> str:
+    """One environment: its verdict, then what was measured, in readable units; fields
+    that were not measured are left out."""
+    if not isinstance(result, dict) or "env" not in result:
+        return render.value(result)
+    verdict = result["status"]
+    if result.get("last_status"):
+        verdict += f", last known {result['last_status']} {render.ago(result.get('last_check'))}"
+    head = f"{result['env']}: {verdict} ({result.get('reason') or '-'}), from {result['source']}"
+    facts = {
+        "last check": _when(result.get("last_check")),
+        "response": _response(result),
+        "error": result.get("error") or None,
+        "error rate": _error_rate(result),
+        "process": _process(result),
+        "release": result.get("release"),
+        "database": _size(result.get("db_bytes")),
+        "logs": _size(result.get("log_bytes")),
+    }
+    parts = [head, render.mapping({k: v for k, v in facts.items() if v}, "  ")]
+    checks = [
+        {
+            "when": render.ago(c.get("ts")),
+            "status": c["status"],
+            "http": c.get("http"),
+            "ms": c.get("ms"),
+            "reason": c.get("reason"),
+            "error": c.get("error"),
+        }
+        for c in result.get("recent_checks") or []
+    ]
+    if checks:
+        parts += ["", "recent checks:", render.table(checks, "  ")]
+    return "\n".join(parts)
+
+
+def _when(ts: Any) -> str | None:
+    return None if ts is None else f"{render.ago(ts)} ({render.iso(ts)})"
+
+
+def _size(size: Any) -> str | None:
+    return None if size is None else render.mib(size)
+
+
+def _response(result: dict[str, Any]) -> str | None:
+    if result.get("response_ms") is None:
+        return None
+    http = result.get("http_status")
+    return _ms(result["response_ms"]) + (f", HTTP {http}" if http else "")
+
+
+def _error_rate(result: dict[str, Any]) -> str | None:
+    if result.get("error_rate") is None:
+        return None
+    requests = result.get("requests")
+    of = f" of {requests:g} requests" if isinstance(requests, int | float) else ""
+    return _percent(result["error_rate"]) + of
+
+
+def _process(result: dict[str, Any]) -> str | None:
+    if result.get("pid") is None:
+        return None
+    now = ""
+    if "running_pid" in result:  # no daemon: what the last check saw, and whether it still runs
+        now = " (still running)" if result["running_pid"] == result["pid"] else " (not running now)"
+    return (
+        f"pid {result['pid']}{now}, up {_duration(result.get('uptime_s'))}, "
+        f"CPU {_percent(result.get('cpu_percent'), scale=1.0)}, "
+        f"memory {render.mib(result.get('rss_bytes'))}"
+    )
+
+
 @command(
     "health",
     help="one environment in detail, with its recent checks",
     args=(Arg("env", help="environment name"),),
     options=(Option("n", int, 10, help="how many recent checks to show"),),
     offline=True,
+    render=render_health,
 )
 def health(ctx: CommandContext, env: str, n: int = 10) -> dict[str, Any]:
     _check_env(ctx, "health", env)
@@ -211,7 +284,8 @@ def health(ctx: CommandContext, env: str, n: int = 10) -> dict[str, Any]:
         except SupervisionError as exc:
             source = f"store (monitor: {exc})"
     if snapshot is None:
-        snapshot = _stored_snapshot(env)
+        stored = _stored_snapshot(env)
+        snapshot = stored if ctx.registry is not None else _last_known(ctx, stored)
     return {**snapshot, "source": source, "recent_checks": recent_checks(env, max(1, n))}
 
 
@@ -225,7 +299,7 @@ def recent_checks(env: str, limit: int) -> list[dict[str, Any]]:
     )
     return [
         {
-            "time": time.strftime("%H:%M:%S", time.localtime(row.ts)),
+            "ts": row.ts,
             "status": row.status,
             "http": row.http_status,
             "ms": row.latency_ms,

@@ -38,7 +38,7 @@ are ``superseded`` by it, and those of an environment no longer configured are `
 Flapping is damped: at most ``flap_max`` failovers per environment within ``flap_window``
 seconds. Beyond that the agent raises ``alert.flapping`` and leaves the environment to
 supervision until the window has room again. Alerts — ``alert.degraded``, ``alert.failed``,
-``alert.flapping`` — are bus events (logged, stored, streamed) plus a warning log line here.
+``alert.flapping`` — are bus events (logged once by the bus, stored, streamed).
 
 The agent's inputs: ``HealthRound`` from the monitor after every round (``WatchHealth``), and
 bus events ``health.*``, ``environment.*`` and ``supervisor.*``.
@@ -410,8 +410,7 @@ class FailoverAgent(GaiaActor):
             self.tell("store", Update("incidents", incident.row_id, fields_of(**values)))
 
     def _alert(self, event: str, level: str, env: str, **data: Any) -> None:
-        """An alert: a bus event (logged at ``level``, stored, streamed) and a warning here."""
-        self.log.warning(event, env=env, **data)
+        """An alert: a bus event, which the bus logs once (at ``level``), stores and streams."""
         self.publish(event, level=level, env=env, **data)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from gaia_actors import cli, commands
 from gaia_actors.client import RemoteError
 from gaia_actors.commands import Arg, CommandContext, command
 from gaia_actors.errors import ControlError, EnvironmentFailure
+from gaia_actors.settings import load
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import DEMO, PROCESS_ENV, free_port
 from tests.gaia_actors.test_control import CONFIG, REPO, DaemonProcess
@@ -412,18 +415,21 @@ NOPE = "no environment 'nope'; environments: dev, staging"
 def environments_config(started: Path, names: tuple[str, ...] = ("dev", "staging")) -> str:
     """Demo environments and a dev -> staging promotion whose one stage touches ``started``
     and then runs for a minute (and with prod, a staging -> prod one)."""
-    envs = "".join(
-        f'[environments.{name}]\nport = {free_port()}\nsource = "{DEMO}"\nbuild = []\n'
-        f"env = {PROCESS_ENV}\n"
-        for name in names
-    )
     stages = (
         '[[pipeline.dev_to_staging]]\nkind = "command"\nname = "slow"\n'
         f'command = ["sh", "-c", "touch {started} && sleep 60"]\n'
     )
     if "prod" in names:
         stages += '[[pipeline.staging_to_prod]]\nkind = "health"\n'
-    return CONFIG + envs + stages
+    return CONFIG + environments_toml(names) + stages
+
+
+def environments_toml(names: tuple[str, ...]) -> str:
+    return "".join(
+        f'[environments.{name}]\nport = {free_port()}\nsource = "{DEMO}"\nbuild = []\n'
+        f"env = {PROCESS_ENV}\n"
+        for name in names
+    )
 
 
 @pytest.fixture(scope="module")
@@ -574,3 +580,49 @@ def test_no_help_says_default_none(capsys: pytest.CaptureFixture[str]) -> None:
         assert "None" not in out, name
         code, out, _ = run(capsys, "help", name)
         assert "None" not in out, name
+
+
+def _log_events(daemon: DaemonProcess, name: str) -> list[dict[str, Any]]:
+    path = daemon.state_dir / "logs" / "gaia.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if name in line]
+    return [r for r in records if r.get("event") == name]
+
+
+def test_health_logs_and_a_degraded_alert_read_well(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slow environment under a fast monitor: ``alert.degraded`` is logged once, and
+    ``health``/``logs`` show ages, ISO times, MiB and readable lines."""
+    fast = "[monitor]\ninterval = 0.2\nlatency_degraded = 0.1\nsuccess_threshold = 1\n"
+    daemon = DaemonProcess(tmp_path, CONFIG + fast + environments_toml(("dev",))).start()
+    try:
+        settings = load(daemon.config, environ=daemon.env)
+        port = settings.environments["dev"].port
+        with daemon.client() as client:
+
+            def checks(status: str) -> int:
+                result = client.command("health", {"env": "dev", "n": 10})
+                return sum(c["status"] == status for c in result["recent_checks"])
+
+            wait_until(lambda: checks("healthy"), timeout=30)
+            fault = urllib.request.Request(
+                f"http://127.0.0.1:{port}/admin/fault", data=b'{"slow": 0.3}', method="POST"
+            )
+            urllib.request.urlopen(fault, timeout=5).close()
+            wait_until(lambda: checks("degraded") >= 4, timeout=30)  # rounds after the change
+        assert len(_log_events(daemon, "alert.degraded")) == 1
+        monkeypatch.setenv("GAIA_STATE_DIR", str(daemon.state_dir))
+        argv = ("--config", str(daemon.config))
+        _, rounds, _ = run(capsys, *argv, "health", "dev", "-n", "3")
+        code, logs, _ = run(capsys, *argv, "logs", "dev", "-n", "5")
+        _, raw, _ = run(capsys, *argv, "logs", "dev", "-n", "5", "--json")
+    finally:
+        daemon.stop()
+    assert re.search(r"last check\s+\d+(\.\d)?s ago \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", rounds)
+    assert re.search(r"memory \d+\.\d MiB", rounds)
+    assert "WHEN" in rounds
+    assert "ERROR  " not in rounds  # no always-empty column
+    assert code == cli.EXIT_OK
+    assert logs.splitlines()[0].startswith("release=")  # shared fields said once
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} info +http.request duration_ms=", logs, re.M)
+    assert all(json.loads(line)["env"] == "dev" for line in json.loads(raw))
