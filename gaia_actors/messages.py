@@ -722,3 +722,8 @@ class CycleEnded:
 class ReleaseProcess:
     """Command: the analysis is over for now; a worker stops its analysis process (a later
     batch starts a new one)."""
+
+
+@message
+class ScheduleTick:
+    """Command (the engine's own timer): start the scheduled cycles that are due."""

@@ -252,6 +252,8 @@ class ImproveCycle(BaseModel):
     analysis_time = peewee.FloatField(null=True)
     regression = peewee.BooleanField(default=False)
     error = peewee.TextField(default="")
+    trigger = peewee.CharField(null=True)  # manual | schedule | commit (NULL: manual)
+    commit = peewee.CharField(null=True)  # the target's git HEAD when the cycle read it
 
     class Meta:
         table_name = "improve_cycles"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gaia_actors.improve.findings import Finding, sort_key
+from gaia_actors.improve.findings import Finding, Severity, sort_key
 
 
 class Direction(StrEnum):
@@ -160,3 +160,36 @@ def is_regression(
         return False
     change = (after - before) / abs(before)
     return change < -threshold if direction is Direction.HIGHER else change > threshold
+
+
+@dataclass(frozen=True, slots=True)
+class AlertThresholds:
+    """How far a cycle may fall behind the one before it before that is an alert."""
+
+    coverage_drop: float = 1.0  # percentage points
+    pass_rate_drop: float = 0.0  # fraction of the tests (0.0: any drop)
+    benchmark_drop: float = 0.10  # relative ops/sec
+
+
+def alert_reasons(comparison: Comparison, thresholds: AlertThresholds) -> list[str]:
+    """What regressed past the thresholds: coverage, pass rate, benchmark, critical findings."""
+    deltas = {m.name: m for m in comparison.metrics}
+    reasons = []
+    coverage, rate = deltas.get("coverage"), deltas.get("pass_rate")
+    if coverage is not None and _drop(coverage) > thresholds.coverage_drop:
+        reasons.append(f"coverage {coverage.before:.1f}% -> {coverage.after:.1f}%")
+    if rate is not None and _drop(rate) > thresholds.pass_rate_drop:
+        reasons.append(f"pass rate {rate.before:.1%} -> {rate.after:.1%}")
+    ops = deltas.get("ops_per_sec")
+    if ops is not None and is_regression(ops.before, ops.after, thresholds.benchmark_drop):
+        reasons.append(f"benchmark {ops.before:,.0f} -> {ops.after:,.0f} ops/s")
+    critical = [f for f in comparison.new if f.severity is Severity.CRITICAL]
+    if critical:
+        where = ", ".join(f"{f.file}:{f.line}" for f in critical[:3])
+        reasons.append(f"{len(critical)} new critical finding(s): {where}")
+    return reasons
+
+
+def _drop(delta: MetricDelta) -> float:
+    """How far a metric fell (0 when it rose or one side is missing)."""
+    return -delta.delta if delta.delta is not None and delta.delta < 0 else 0.0

@@ -30,8 +30,10 @@ from typing import Any, Protocol
 
 from gaia_actors.improve.commands import run_command
 from gaia_actors.improve.compare import (
+    AlertThresholds,
     Comparison,
     CycleSnapshot,
+    alert_reasons,
     compare_cycles,
     is_regression,
 )
@@ -416,12 +418,20 @@ class Cycle:
         }
 
     def persist(self) -> dict[str, Any]:
+        settings = self.plan.settings
+        alerts: list[str] = []
         if self.previous is not None:
             before = CycleSnapshot(self.previous.metrics, self.previous.findings)
             after = CycleSnapshot(self.metrics(), self.findings)
             self.comparison = compare_cycles(
-                before, after, regression_threshold=self.plan.settings.regression_threshold
+                before, after, regression_threshold=settings.regression_threshold
             )
+            thresholds = AlertThresholds(
+                settings.alert_coverage_drop,
+                settings.alert_pass_rate_drop,
+                settings.regression_threshold,
+            )
+            alerts = alert_reasons(self.comparison, thresholds)
         cycle_id = self.plan.cycle_id
         for finding in self.findings:
             self.recorder.insert("findings", cycle_id=cycle_id, **finding_row(finding))
@@ -444,10 +454,14 @@ class Cycle:
             build_time=metrics["build_seconds"],
             test_time=metrics["test_seconds"],
             analysis_time=self.analysis.seconds,
-            regression=bool(self.bench.get("regression")),
+            regression=bool(self.bench.get("regression")) or bool(alerts),
             report=self.report(),
+            commit=self.tree.head if self.tree is not None and self.tree.head else None,
         )
-        return {"findings": len(self.findings), "tasks": len(self.tasks)}
+        summary: dict[str, Any] = {"findings": len(self.findings), "tasks": len(self.tasks)}
+        if alerts and self.previous is not None:
+            summary |= {"regressed": "; ".join(alerts), "against": self.previous.cycle_id}
+        return summary
 
     # The stored report
 
@@ -455,6 +469,7 @@ class Cycle:
         return {
             "cycle_id": self.plan.cycle_id,
             "target": str(self.plan.target),
+            "trigger": self.plan.trigger,
             "configured_target": self.plan.configured,
             "apply": self.plan.apply,
             "analysis": self.analysis.summary(),

@@ -36,7 +36,7 @@ from typing import Any
 import pykka
 
 from gaia_actors.actor import GaiaActor
-from gaia_actors.errors import Busy, InvalidMessage
+from gaia_actors.errors import Busy, GaiaError, InvalidMessage
 from gaia_actors.improve import history
 from gaia_actors.improve.commands import cancelled_by
 from gaia_actors.improve.cycle import AnalysisOutcome, Cycle, CyclePlan
@@ -44,6 +44,7 @@ from gaia_actors.improve.delivery import TreeState, read_state
 from gaia_actors.improve.detectors import FileResult, language_of
 from gaia_actors.improve.files import SkippedFile, SkipReason, iter_walk
 from gaia_actors.improve.plan import settings_for
+from gaia_actors.improve.schedule import Scheduled, due, scheduled_targets, tick
 from gaia_actors.improve.worker import worker_name
 from gaia_actors.messages import (
     AnalyseBatch,
@@ -59,6 +60,7 @@ from gaia_actors.messages import (
     PhaseStarted,
     ReleaseProcess,
     RunCycle,
+    ScheduleTick,
     Update,
     WorkerReady,
     fields_of,
@@ -69,6 +71,8 @@ from gaia_actors.settings import Settings
 from supervisors import Link, Registry
 
 NAME = "improve"
+REGRESSED = "alert.improve_regressed"  # a cycle fell behind the one before it
+FIRST_TICK = 1.0  # seconds from the engine's start to its first look at the schedule
 MAX_ATTEMPTS = 2  # failures before a batch is split, and then before a lone file is given up
 STORE_TIMEOUT = 30.0
 _RESERVED = frozenset({"cycle_id", "phase", "seconds", "level", "env", "event"})  # event fields
@@ -139,6 +143,9 @@ class SelfImproveEngine(GaiaActor):
         self.slots = {worker_name(i): Slot(worker_name(i)) for i in range(count)}
         self.run: CycleRun | None = None
         self.last: dict[str, Any] | None = None
+        self.scheduled = scheduled_targets(settings)
+        self.pending: deque[tuple[Scheduled, str]] = deque()  # due, waiting for the engine
+        self.seen: dict[str, str] = {}  # on-commit targets: the last commit a cycle was for
 
     # Life cycle
 
@@ -146,6 +153,9 @@ class SelfImproveEngine(GaiaActor):
         for cycle_id in history.running():
             # A cycle a previous engine left running (daemon killed, engine crashed).
             self.tell("store", Update("improve_cycles", cycle_id, _interrupted("engine restart")))
+        if self.scheduled:
+            period = tick(self.scheduled, self.improve.commit_poll)
+            self.every(period, ScheduleTick(), first=min(period, FIRST_TICK))
 
     def on_stop(self) -> None:
         super().on_stop()
@@ -164,6 +174,8 @@ class SelfImproveEngine(GaiaActor):
         match message:
             case RunCycle(target=target, apply=apply, watcher=watcher):
                 return self._start(target, apply, watcher)
+            case ScheduleTick():
+                self._on_tick()
             case GetCycleStatus():
                 return self._status()
             case FilesFound():
@@ -184,7 +196,14 @@ class SelfImproveEngine(GaiaActor):
 
     # Starting a cycle
 
-    def _start(self, target: str, apply: bool, watcher: Watcher | None) -> dict[str, Any]:
+    def _start(
+        self,
+        target: str,
+        apply: bool,
+        watcher: Watcher | None,
+        trigger: str = "manual",
+        commit: str = "",
+    ) -> dict[str, Any]:
         if self.run is not None:
             raise Busy(
                 "the improvement engine",
@@ -193,13 +212,28 @@ class SelfImproveEngine(GaiaActor):
         path = Path(target).expanduser().resolve() if target else self.configured_target
         if not path.is_dir():
             raise InvalidMessage("RunCycle", f"target {path} is not a directory", "target")
-        row = fields_of(started=time.time(), target=str(path), status="running", apply=apply)
+        row = fields_of(
+            started=time.time(),
+            target=str(path),
+            status="running",
+            apply=apply,
+            trigger=trigger,
+            commit=commit or None,
+        )
         cycle_id = int(self.ask("store", InsertNow("improve_cycles", row), timeout=STORE_TIMEOUT))
         settings, configured, _table = settings_for(self.improve, path, self.settings.resolve)
         patches = self.settings.state_dir / "improve" / "patches"
-        plan = CyclePlan(cycle_id, path, configured, apply, settings, patch_dir=patches)
+        plan = CyclePlan(
+            cycle_id, path, configured, apply, settings, trigger=trigger, patch_dir=patches
+        )
         run = self.run = CycleRun(plan, watcher)
-        self.publish("improve.cycle.started", cycle_id=cycle_id, target=str(path), apply=apply)
+        self.publish(
+            "improve.cycle.started",
+            cycle_id=cycle_id,
+            target=str(path),
+            apply=apply,
+            trigger=trigger,
+        )
         self._notify(run, "cycle.started", target=str(path), apply=apply)
         self._on_phase_started(cycle_id, "analyse")
         threading.Thread(
@@ -209,6 +243,37 @@ class SelfImproveEngine(GaiaActor):
             daemon=True,
         ).start()
         return {"cycle_id": cycle_id, "target": str(path)}
+
+    # Cycles on a schedule
+
+    def _on_tick(self) -> None:
+        for entry in self.scheduled:
+            if any(waiting is entry for waiting, _ in self.pending):
+                continue
+            if entry.name not in self.seen:
+                self.seen[entry.name] = history.last_commit(str(entry.target))
+            is_due, commit = due(entry, self.seen[entry.name])
+            if is_due:
+                self.pending.append((entry, commit))
+        self._start_pending()
+
+    def _start_pending(self) -> None:
+        """Start the next due cycle, if the engine is free (one cycle at a time)."""
+        while self.run is None and self.pending:
+            entry, commit = self.pending.popleft()
+            if commit:
+                self.seen[entry.name] = commit  # started or not, this commit has had its turn
+            try:
+                apply = self.improve.schedule_apply
+                self._start(str(entry.target), apply, None, trigger=entry.trigger, commit=commit)
+            except GaiaError as exc:
+                self.publish(
+                    "improve.schedule.failed",
+                    level="error",
+                    target=str(entry.target),
+                    trigger=entry.trigger,
+                    error=str(exc),
+                )
 
     # Phase 1: the walk's files, to the workers in batches
 
@@ -390,6 +455,16 @@ class SelfImproveEngine(GaiaActor):
         self._phase_alerts(run, done.phase, summary)
 
     def _phase_alerts(self, run: CycleRun, phase: str, summary: dict[str, Any]) -> None:
+        if phase == "persist" and summary.get("regressed"):
+            self.publish(
+                REGRESSED,
+                level="warning",
+                cycle_id=run.cycle_id,
+                target=str(run.plan.target),
+                trigger=run.plan.trigger,
+                against=summary.get("against"),
+                reasons=summary["regressed"],
+            )
         if phase == "verify" and summary.get("regression"):
             self.publish(
                 "improve.benchmark.regression",
@@ -442,6 +517,7 @@ class SelfImproveEngine(GaiaActor):
         for slot in self.slots.values():
             if slot.batch is not None and slot.batch.batch_id in run.batches:
                 slot.batch = None  # an answer still on its way is for a finished cycle
+        self._start_pending()
 
     def _interrupt(self, reason: str) -> None:
         run, self.run = self.run, None

@@ -106,6 +106,28 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def last_started(target: str, trigger: str) -> float | None:
+    """When the latest cycle of ``target`` started by ``trigger`` began (None: never)."""
+    row = (
+        Cycle.select(Cycle.started)
+        .where((Cycle.target == target) & (Cycle.trigger == trigger))
+        .order_by(Cycle.started.desc())
+        .first()
+    )
+    return None if row is None else float(row.started)
+
+
+def last_commit(target: str) -> str:
+    """The commit the latest cycle of ``target`` read ("" when none recorded one)."""
+    row = (
+        Cycle.select(Cycle.commit)
+        .where((Cycle.target == target) & Cycle.commit.is_null(False))
+        .order_by(Cycle.id.desc())
+        .first()
+    )
+    return "" if row is None else str(row.commit)
+
+
 def running() -> list[int]:
     """Cycles a previous engine left ``running`` (it stopped or crashed mid-cycle)."""
     return [row.id for row in Cycle.select(Cycle.id).where(Cycle.status == "running")]
@@ -169,6 +191,8 @@ def cycle_summary(row: Any) -> dict[str, Any]:
     return {
         "cycle_id": row.id,
         "target": row.target,
+        "trigger": row.trigger or "manual",
+        "commit": row.commit,
         "status": row.status,
         "apply": bool(row.apply),
         "started": _iso(row.started),

@@ -289,6 +289,7 @@ def _history_row(c: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "cycle": c["cycle_id"],
         "started": (c.get("started") or "").replace("T", " ").replace("+00:00", "Z"),
+        "by": c.get("trigger") or "manual",
         "status": c["status"],
         "files": c.get("files"),
         "findings": c.get("issues_detected"),
@@ -297,6 +298,8 @@ def _history_row(c: Mapping[str, Any]) -> dict[str, Any]:
         "coverage": _pct(c.get("coverage")),
         "pass": _percent(c.get("pass_rate")),
         "ops/sec": f"{c['ops_per_sec']:,.0f}" if c.get("ops_per_sec") else "-",
+        "fixes": c.get("issues_fixed") or "-",
+        "alert": "REGRESSED" if c.get("regression") else "",
         "tests": _secs(c["test_time"]) if c.get("test_time") else "-",
         "took": _secs(c["seconds"]) if c.get("seconds") else "-",
     }
