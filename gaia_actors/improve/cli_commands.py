@@ -23,6 +23,7 @@ from gaia_actors.improve import history
 from gaia_actors.improve.engine import NAME
 from gaia_actors.improve.errors import ImproveError
 from gaia_actors.improve.report import Progress, render_improve
+from gaia_actors.improve.schedule import without_schedules
 from gaia_actors.messages import GetCycleStatus, RunCycle
 from gaia_actors.settings import Settings
 from supervisors import AskTimeout, NotRunning, Registry
@@ -139,7 +140,7 @@ def run_offline(ctx: CommandContext, target: str, apply: bool) -> dict[str, Any]
     from gaia_actors import logs
     from gaia_actors.app import build_children, start_root
 
-    settings = ctx.settings
+    settings = without_schedules(ctx.settings)  # one cycle here; schedules are the daemon's
     if not structlog.is_configured():  # the CLI's own process: events to the log file only
         quiet = dataclasses.replace(settings.logging, console="off")
         logs.configure(quiet, settings.log_path)

@@ -331,6 +331,8 @@ class Cycle:
             "status": self.fix["status"],
             "files": len(self.fix.get("files", [])),
             "applied": self.fix.get("applied", False),
+            "branch": self.fix.get("branch"),
+            "issues_fixed": self.fix.get("issues_fixed", 0),
             "reason": self.fix.get("reason", ""),
         }
 
@@ -342,7 +344,7 @@ class Cycle:
             patch,
             self.tree or TreeState({}),
             fixed=self.fix.get("fixed", ()),
-            tools=[t.name for t in self.tools],
+            tools=[run.name for run in outcome.fixers if run.status == "ran"],
             test_result=self._test_result(outcome),
             options=self.plan.walk_options,
         )

@@ -474,7 +474,12 @@ class SelfImproveEngine(GaiaActor):
             )
         if phase == "execute_improvements":
             if summary.get("applied"):
-                self.publish("improve.patch.applied", cycle_id=run.cycle_id, files=summary["files"])
+                self.publish(
+                    "improve.patch.applied",
+                    cycle_id=run.cycle_id,
+                    files=summary["files"],
+                    branch=summary.get("branch", ""),
+                )
             elif summary.get("status") == "tests_failed":
                 self.publish(
                     "improve.fix.rolled_back",

@@ -16,6 +16,7 @@ the schedule up where the store says it is.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,6 +56,14 @@ def scheduled_targets(settings: Settings) -> list[Scheduled]:
         for name, path, schedule, branch in entries
         if schedule != "none"
     ]
+
+
+def without_schedules(settings: Settings) -> Settings:
+    """``settings`` with every schedule off: for a process that runs one cycle and exits."""
+    improve = settings.improve
+    targets = {n: dataclasses.replace(t, schedule="none") for n, t in improve.targets.items()}
+    quiet = dataclasses.replace(improve, schedule="none", targets=targets)
+    return dataclasses.replace(settings, improve=quiet)
 
 
 def _every(schedule: str | float) -> float | None:

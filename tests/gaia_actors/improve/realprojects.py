@@ -34,22 +34,29 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "gaia-test-targets"
 
 
-def sdist_tree(name: str) -> Path:
-    """The extracted sdist of ``name`` at its pinned version (downloaded on first use)."""
+def fetch_sdist(name: str) -> Path:
+    """The extracted sdist of ``name`` at its pinned version, downloaded on first use; raises
+    OSError, subprocess.SubprocessError or tarfile.TarError when it cannot be fetched."""
     version = PINNED[name]
     tree = cache_dir() / f"{name}-{version}"
-    if tree.is_dir():
-        return tree
+    if not tree.is_dir():
+        try:
+            _download_and_extract(name, version, tree)
+        except OSError:
+            if not tree.is_dir():  # else another run put it there first
+                raise
+    return tree
+
+
+def sdist_tree(name: str) -> Path:
+    """``fetch_sdist`` for a test: skipped without the network, failed under ``CI=true``."""
     try:
-        _download_and_extract(name, version, tree)
+        return fetch_sdist(name)
     except (OSError, subprocess.SubprocessError, tarfile.TarError) as exc:
-        if tree.is_dir():  # another run put it there first
-            return tree
-        message = f"cannot fetch {name}=={version} from PyPI: {exc}"
+        message = f"cannot fetch {name}=={PINNED[name]} from PyPI: {exc}"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    return tree
 
 
 def _download_and_extract(name: str, version: str, tree: Path) -> None:

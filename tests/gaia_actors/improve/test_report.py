@@ -141,7 +141,11 @@ def test_the_history_lists_cycles_with_new_and_fixed_findings() -> None:
     text = render_history(
         {
             "target": "/src/app",
-            "cycles": [row, {**row, "cycle_id": 2, "issues_detected": 3, "new": 1, "fixed": 2}],
+            "cycles": [
+                row,
+                {**row, "cycle_id": 2, "issues_detected": 3, "new": 1, "fixed": 2}
+                | {"trigger": "schedule", "regression": True, "issues_fixed": 4},
+            ],
             "latest": latest,
             "other_targets": [{"target": "/usr/lib", "cycles": 2}],
         }
@@ -149,19 +153,22 @@ def test_the_history_lists_cycles_with_new_and_fixed_findings() -> None:
     lines = text.splitlines()
     assert lines[0] == "improvement cycles of /src/app (oldest first):"
     assert lines[1].split() == [
-        "CYCLE", "STARTED", "STATUS", "FILES", "FINDINGS", "NEW", "FIXED", "COVERAGE", "PASS",
-        "OPS/SEC", "TESTS", "TOOK",
+        "CYCLE", "STARTED", "BY", "STATUS", "FILES", "FINDINGS", "NEW", "FIXED", "COVERAGE",
+        "PASS", "OPS/SEC", "FIXES", "ALERT", "TESTS", "TOOK",
     ]  # fmt: skip
-    assert lines[3].split()[:8] == [
+    assert lines[3].split()[:9] == [
         "2",
         "2026-01-01",
         "10:00:00Z",
+        "schedule",
         "succeeded",
         "10",
         "3",
         "1",
         "2",
     ]
+    assert lines[2].split()[3] == "manual"  # a row without a trigger: run by hand
+    assert lines[3].split()[-4:-2] == ["4", "REGRESSED"]
     assert "cycle #2 against #1: 1 new, 2 fixed, 3 unchanged findings (matched by identity)" in text
     assert "  new: high fixme a.py:1 x" in lines
     assert lines[-1] == "other targets (improve --history --target PATH): /usr/lib (2)"

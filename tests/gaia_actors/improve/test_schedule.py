@@ -11,6 +11,7 @@ import pytest
 
 from gaia_actors.errors import ConfigError
 from gaia_actors.improve import history
+from gaia_actors.improve.schedule import scheduled_targets, without_schedules
 from gaia_actors.messages import Crash
 from gaia_actors.models import ImproveCycle
 from tests.conftest import wait_until
@@ -122,3 +123,10 @@ def test_a_schedule_that_is_not_one_is_a_config_error(tmp_path: Path, project: P
     with pytest.raises(ConfigError) as caught:
         config(tmp_path, project, '[improve.targets.lib]\npath = "x"\nschedule = 0\n')
     assert caught.value.key == "improve.targets.lib.schedule"
+
+
+def test_a_one_cycle_process_runs_no_schedule(tmp_path: Path, project: Path) -> None:
+    extra = 'schedule = "daily"\n[improve.targets.lib]\npath = "lib"\nschedule = "on-commit"\n'
+    settings = config(tmp_path, project, extra)
+    assert [s.trigger for s in scheduled_targets(settings)] == ["schedule", "commit"]
+    assert scheduled_targets(without_schedules(settings)) == []
