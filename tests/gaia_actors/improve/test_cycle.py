@@ -213,3 +213,25 @@ def test_coverage_omit_keeps_gaps_out_of_the_findings(tmp_path: Path, project: P
     assert found(result) == {("todo", "mod.py:2"), ("bare_except", "mod.py:13")}
     assert result["tests"]["coverage_gaps"] == 0
     assert result["coverage"] is not None  # still measured, only not reported as gaps
+
+
+def test_a_target_named_in_the_config_runs_its_own_test_command_and_fixers(
+    tmp_path: Path, project: Path
+) -> None:
+    other = tmp_path / "other"
+    write(other, "calc.py", "def double(x):\n    return x*2\n")
+    write(other, "check.py", "import calc\nassert calc.double(2) == 4\nprint('checked')\n")
+    table = (
+        f'[improve.targets.other]\npath = "{other}"\ntests = "command"\n'
+        f'test_command = ["{{python}}", "check.py"]\nfixers = [["ruff", "format", "."]]\n'
+    )
+    with improve_tree(config(tmp_path, project, "linters = []\n" + table)) as tree:
+        result = history.show(tree.cycle(str(other)))
+
+    tests = result["tests"]
+    assert (tests["kind"], tests["why"], tests["status"]) == ("command", "configured", "passed")
+    fixes = result["fixes"]
+    assert [(t["name"], t["evidence"]) for t in fixes["tools"]] == [("ruff format", "configured")]
+    assert (fixes["status"], fixes["issues_fixed"]) == ("verified", len(fixes["files"]))
+    assert "calc.py" in fixes["files"]
+    assert "+    return x * 2" in fixes["diff"]
