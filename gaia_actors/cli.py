@@ -28,7 +28,7 @@ from gaia_actors import __version__, commands
 from gaia_actors.client import Client, RemoteError, parse_fields
 from gaia_actors.commands import Command, CommandContext, UsageError
 from gaia_actors.errors import ConfigError, DaemonUnreachable, GaiaError, LockHeld
-from gaia_actors.messages import describe, message_types
+from gaia_actors.messages import describe, message_types, unknown_environment
 from gaia_actors.render import Printer, default_note, listing, message_help, plain
 from gaia_actors.settings import Settings, load
 from supervisors import SupervisionError
@@ -437,6 +437,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, printer: Printer) ->
             from gaia_actors import tail
 
             args.json = args.json or args.json_output
+            for env in args.env or ():
+                check_environment("tail", env, settings)
             return tail.run(args, settings.log_path)
         case "repl":
             from gaia_actors.repl import Repl
@@ -447,6 +449,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, printer: Printer) ->
         case "watch":
             from gaia_actors.repl import watch
 
+            check_environment("watch", args.env, settings)
             with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
                 watch(settings.socket_path, printer, tuple(args.event or ("*",)), args.env)
             return EXIT_OK
@@ -461,6 +464,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings, printer: Printer) ->
     values.update(command_values(cmd, args))
     printer.result(invoke(cmd, values, settings, printer), cmd)
     return EXIT_OK
+
+
+def check_environment(command: str, env: str | None, settings: Settings) -> None:
+    """An --env filter (watch, tail) must name an environment, as a command argument must:
+    a typo would otherwise show nothing, for ever."""
+    problem = unknown_environment(env, settings.environments)
+    if problem is not None:
+        raise UsageError(command, problem, "env")
 
 
 def _inject(args: argparse.Namespace, settings: Settings, printer: Printer) -> int:

@@ -304,11 +304,13 @@ def default_note(default: Any, before: str = "", after: str = "") -> str:
 
 
 def message_help(name: str, doc: str, fields: Sequence[Mapping[str, Any]]) -> str:
-    lines = [f"{name}: {doc}" if doc else name]
+    lines = [f"{name}: {plain(doc)}" if doc else name]
     if not fields:
         lines.append("  (no fields)")
     for f in fields:
-        need = "required" if f.get("required") else f"default {f.get('default')}"
+        default = f.get("default")
+        nothing = default in ("None", "''", "()", "")  # left out, the field means nothing
+        need = "required" if f.get("required") else "optional" if nothing else f"default {default}"
         lines.append(f"  {f.get('name')}: {f.get('type')}  ({need})")
     return "\n".join(lines)
 
@@ -323,7 +325,7 @@ def message_list(result: Any) -> str:
             f"{f.get('name')}: {f.get('type')}" + ("" if f.get("required") else "?")
             for f in item.get("fields", [])
         )
-        lines.append(f"{item.get('name')}({fields})\n    {item.get('doc', '')}")
+        lines.append(f"{item.get('name')}({fields})\n    {plain(str(item.get('doc', '')))}")
     return "\n".join(lines)
 
 

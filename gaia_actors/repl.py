@@ -33,6 +33,7 @@ from gaia_actors.cli import (
     ParserExit,
     add_command_arguments,
     add_watch_arguments,
+    check_environment,
     command_values,
     exit_code,
     invoke,
@@ -216,6 +217,7 @@ class Repl:
         parser = Parser(prog="watch", description=SHELL_HELP["watch"][1])
         add_watch_arguments(parser)
         args = parser.parse_args(words)
+        check_environment("watch", args.env, self.settings)
         try:
             watch(self.settings.socket_path, self.printer, tuple(args.event or ("*",)), args.env)
         except KeyboardInterrupt:

@@ -626,3 +626,20 @@ def test_health_logs_and_a_degraded_alert_read_well(
     assert logs.splitlines()[0].startswith("release=")  # shared fields said once
     assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} info +http.request duration_ms=", logs, re.M)
     assert all(json.loads(line)["env"] == "dev" for line in json.loads(raw))
+
+
+def test_watch_and_tail_refuse_an_unknown_environment_too(
+    with_envs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["watch", "--env", "nope"], ["tail", "--env", "nope"]):
+        code, _, err = run(capsys, *with_envs, *argv)
+        assert code == cli.EXIT_USAGE, (argv, err)
+        assert NOPE in err
+
+
+def test_message_help_is_plain_and_says_optional(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "help", "Rollback")
+    assert code == cli.EXIT_OK
+    assert "switch back to release (default: the previous one)" in out
+    assert "pipeline_id: int | none  (optional)" in out
+    assert "None" not in out
