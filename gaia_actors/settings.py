@@ -136,14 +136,8 @@ class EnvironmentSettings:
     health_down: tuple[str, ...] = DEFAULT_DOWN_VALUES
     health_degraded: tuple[str, ...] = DEFAULT_DEGRADED_VALUES
     # Which files under the data directory are the databases (backed up, verified, watched).
-    databases: tuple[str, ...] = (
-        "*.db",
-        "*.sqlite",
-        "*.sqlite3",
-        "**/*.db",
-        "**/*.sqlite",
-        "**/*.sqlite3",
-    )
+    # "**/" matches the data directory itself too: these cover every depth.
+    databases: tuple[str, ...] = ("**/*.db", "**/*.sqlite", "**/*.sqlite3")
     restore_on_data_loss: bool = False  # a database lost while running: restore the newest backup
     data_check_interval: float = bounded(5.0, 0.05, 86400)  # seconds between looks for lost data
 

@@ -18,9 +18,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ import pykka
 
 from gaia_actors import process
 from gaia_actors.actor import GaiaActor
-from gaia_actors.environments import alerts, backups, data, evidence, releases
+from gaia_actors.environments import alerts, backups, data, evidence, recovery, releases
 from gaia_actors.environments.layout import Layout, port_in_use
 from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
 from gaia_actors.health import BodyRule
@@ -445,7 +443,7 @@ class EnvironmentActor(GaiaActor):
             )
             if damaged := self._data():  # never healthy on damaged data: restarts cannot help
                 self.process_failed = True
-                raise EnvironmentFailure(self.env, f"not healthy after its start{damaged}")
+                raise EnvironmentFailure(self.env, f"not healthy after its start ({why}){damaged}")
 
     # Releases: deploy and rollback
 
@@ -700,7 +698,9 @@ class EnvironmentActor(GaiaActor):
         self._refuse_if_busy()
         chosen, skipped = self._require_backup(backup)
         return self._replace_data(
-            "restore", lambda: _restore_data(self.layout, chosen, skipped), "operator restore"
+            "restore",
+            lambda: recovery.restore_data(self.layout, chosen, skipped),
+            "operator restore",
         )
 
     def _require_backup(self, backup: str | None) -> tuple[str, list[tuple[str, str]]]:
@@ -720,7 +720,7 @@ class EnvironmentActor(GaiaActor):
         self._refuse_if_busy()
         if not data.replaced_copies(self.layout.data):
             raise Rejected(f"environment {self.env!r} has no replaced data to put back")
-        return self._replace_data("undo", lambda: _undo_data(self.layout), "operator undo")
+        return self._replace_data("undo", lambda: recovery.undo_data(self.layout), "operator undo")
 
     def _reset(self) -> Any:
         self._refuse_if_busy()
@@ -729,7 +729,9 @@ class EnvironmentActor(GaiaActor):
                 f"environment {self.env!r} has reset_on_error = false: its data is never reset "
                 "(use restore to go back to a backup)"
             )
-        return self._replace_data("reset", lambda: _reset_data(self.layout), "operator reset")
+        return self._replace_data(
+            "reset", lambda: recovery.reset_data(self.layout), "operator reset"
+        )
 
     def _replace_data(self, kind: str, replace: Any, why: str) -> Any:
         current = self.layout.current_release() or ""
@@ -787,7 +789,7 @@ class EnvironmentActor(GaiaActor):
         rescued = self._rescue_deleted()
 
         def restore() -> dict[str, Any]:
-            detail = _restore_data(self.layout, chosen, skipped)
+            detail = recovery.restore_data(self.layout, chosen, skipped)
             if rescued is not None and detail["saved_copy"]:
                 detail["rescued"] = data.merge_into(rescued, Path(detail["saved_copy"]))
             return detail
@@ -864,40 +866,6 @@ class EnvironmentActor(GaiaActor):
             f"backup_schedule = {self.config.backup_schedule!r} but nothing under "
             f"{self.layout.data} matches databases = {list(self.config.databases)}"
         )
-
-
-# Recovery steps: run by the supervisor's ladder while the actor is down (no mailbox).
-
-
-def stop_leftover(layout: Layout) -> None:
-    """Stop a process the pid file still names (the data must not be open while replaced)."""
-    leftover = process.adopt(layout.pidfile)
-    if leftover is not None:
-        leftover.stop(layout.config.stop_grace)
-    process.remove_pidfile(layout.pidfile)
-
-
-def _restore_data(
-    layout: Layout, backup: str | None = None, passed_over: Sequence[tuple[str, str]] = ()
-) -> dict[str, Any]:
-    """Restore ``backup`` (default: the newest that verifies); ``passed_over`` lists the
-    newer backups that were refused when ``backup`` was chosen."""
-    result = backups.restore(layout.data, layout.backups, backup)
-    return {
-        "backup": result.used.id,
-        "skipped": [f"{name}: {why}" for name, why in (*passed_over, *result.skipped)],
-        "saved_copy": str(result.saved_copy_path or ""),
-    }
-
-
-def _undo_data(layout: Layout) -> dict[str, Any]:
-    put_back, saved = data.undo_replace(layout.data)
-    return {"put_back": str(put_back), "saved_copy": str(saved or "")}
-
-
-def _reset_data(layout: Layout) -> dict[str, Any]:
-    saved = backups.reset_data(layout.data, datetime.now(UTC))
-    return {"saved_copy": str(saved or "")}
 
 
 def _started_with(layout: Layout, pid: int) -> dict[str, Any] | None:

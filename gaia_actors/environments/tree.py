@@ -25,13 +25,9 @@ from typing import Any
 
 from gaia_actors import process
 from gaia_actors.environments import alerts, data, evidence, releases
-from gaia_actors.environments.environment import (
-    EnvironmentActor,
-    _reset_data,
-    _restore_data,
-    stop_leftover,
-)
+from gaia_actors.environments.environment import EnvironmentActor
 from gaia_actors.environments.layout import Layout
+from gaia_actors.environments.recovery import reset_data, restore_data, stop_leftover
 from gaia_actors.settings import Settings
 from supervisors import ChildSpec, Link, Registry, Strategy, Supervisor
 from supervisors.spec import Exhausted, LadderStep, ParkNow, StepSkipped
@@ -107,7 +103,7 @@ def ladder(settings: Settings, env: str, registry: Registry) -> tuple[tuple[str,
         if not problems:
             raise StepSkipped(f"{_data_verdict(layout, problems)}: it is not replaced")
         kind = "reset" if layout.config.reset_on_error else "restore"
-        detail = _reset_data(layout) if kind == "reset" else _restore_data(layout)
+        detail = reset_data(layout) if kind == "reset" else restore_data(layout)
         why = "; ".join(problems)
         publish(
             f"environment.{'restored' if kind == 'restore' else 'reset'}",
