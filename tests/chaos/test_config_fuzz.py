@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gaia_actors import cli
+from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ConfigError
 from gaia_actors.settings import (
     DEFAULT_CONFIG,
@@ -409,6 +410,38 @@ def _load_document(doc: dict[str, Any]) -> ConfigError | None:
         path = Path(tmp) / "gaia.toml"
         path.write_text(toml_document(doc), encoding="utf-8")
         return loads_or_names_the_file(path, {"GAIA_STATE_DIR": str(Path(tmp) / "s")})
+
+
+# --------------------------------------------------------------------------- templates
+
+# Text made of the pieces a template is made of: placeholders known and unknown, doubled and
+# lone braces, shell and JSON braces.
+template_parts = st.sampled_from(
+    ["{python}", "{port}", "{data_dir}", "{nope}", "{", "}", "{{", "}}", "${HOME}", "{}", "x", " "]
+)
+templates = st.lists(st.one_of(template_parts, texts), max_size=6).map("".join)
+
+
+@FUZZ
+@given(templates, st.sampled_from(["command", "env"]))
+def test_a_template_that_loads_expands_when_the_process_starts(text: str, where: str) -> None:
+    """The rules at load and at run time are the same: what load accepts, the environment's
+    process start expands, and with the same braces halved."""
+    value = [text] if where == "command" else {"X": text}
+    doc = {"environments": {"dev": {"port": 9001, where: value}}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gaia.toml"
+        path.write_text(toml_document(doc), encoding="utf-8")
+        environ = {"GAIA_STATE_DIR": str(Path(tmp) / "s")}
+        error = loads_or_names_the_file(path, environ)
+        if error is not None:
+            assert error.key.startswith(f"environments.dev.{where}"), error
+            return
+        layout = Layout.of(load(path, environ=environ), "dev")
+        expanded = layout.argv("r1")[0] if where == "command" else layout.process_env("r1")["X"]
+    # The values filled in hold no braces: every brace left is a doubled one, halved.
+    assert expanded.count("{") == text.count("{{")
+    assert expanded.count("}") == text.count("}}")
 
 
 # Bugs found by this fuzzing, fixed in settings.py.
