@@ -230,6 +230,26 @@ def test_a_daemon_restarted_with_another_command_restarts_the_adopted_process(
     assert pids_with_data_dir(layout.data) == [second["pid"]]
 
 
+def test_the_cli_refuses_unknown_backups_and_releases_with_exit_2_and_prod_keeps_running(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    layout = Layout.of(daemon.settings, "prod")
+    daemon.start()
+    first = wait_serving_current(daemon, layout)
+    forged = releases.build_release(demo_source(tmp_path / "forged-src"), tmp_path / "forge")
+    manifest = json.loads((forged.path / releases.MANIFEST).read_text())
+    (forged.path / releases.MANIFEST).write_text(json.dumps({**manifest, "id": "../../../x"}))
+
+    # (Every other refusal is checked on the command functions, in test_commands.py.)
+    for args in (("restore", "prod", "typo"), ("deploy", "prod", str(forged.path))):
+        assert daemon.cli(*args).wait(timeout=30) == 2, args
+
+    status = daemon.status("prod")
+    assert (status["pid"], status["release"]) == (first["pid"], first["release"])
+    assert not (tmp_path / "x").exists()
+    assert daemon.log_events("environment.stopped") == []
+
+
 class CurrentWatcher:
     """Reads ``current`` in a loop; records every moment it is missing or dangling."""
 

@@ -403,3 +403,29 @@ def test_a_backup_schedule_with_nothing_to_back_up_is_reported(
 
     assert "matches databases = ['*.nomatch']" in str(event.get("note"))
     assert tree.status("prod")["backup_note"] == event.get("note")
+
+
+def test_a_healthy_release_that_now_crashes_parks_with_its_data_untouched(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    tree = env_tree({"prod": env(tmp_path)})
+    layout = tree.layout("prod")
+    port = tree.port("prod")
+    before = tree.wait_healthy("prod")
+    add_items(port, 5)
+    tree.ask("prod", TakeBackup("before"))
+    add_items(port, 2, "after-the-backup")
+    # The release that was healthy now fails on start (as if something it needs went away).
+    (layout.current / "FAULT").write_text("crash_on_start\n")
+
+    os.kill(before["pid"], signal.SIGKILL)
+
+    failed = tree.events.wait_for("environment.failed", timeout=30)
+    reason = str(failed.get("reason"))
+    assert f"the current release {before['release']} is the last that was healthy" in reason
+    assert "the live data verifies (1 database(s) pass quick_check)" in reason
+    assert tree.events.matching("alert.data_replaced") == []
+    assert list(layout.root.glob("data.replaced-*")) == []
+    with sqlite3.connect(f"{(layout.data / 'app.db').as_uri()}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT count(*) FROM items").fetchone()[0] == 7
+    db.close()
