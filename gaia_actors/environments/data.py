@@ -31,6 +31,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"  # https://www.sqlite.org/fileformat.html
 # Files SQLite keeps beside a database: never databases themselves.
 _SIDE_SUFFIXES = ("-wal", "-shm", "-journal", backups.TMP)
 _BUSY_TIMEOUT = 5.0
+_WATCH_TIMEOUT = 0.5  # the data-loss watch runs in the actor's mailbox: never wait long there
 
 
 class NotADatabase(backups.BackupError):
@@ -142,15 +143,20 @@ def stamps(
         old = (before or {}).get(name)
         if old is not None and (old.inode, old.size) == (info.st_ino, info.st_size):
             seen[name] = old
+            continue
+        filled = filled_tables(path)
+        if filled is None and old is not None:
+            seen[name] = old  # busy or unreadable now: look again next time, claim nothing
         else:
-            seen[name] = FileStamp(info.st_ino, info.st_size, filled_tables(path))
+            seen[name] = FileStamp(info.st_ino, info.st_size, filled or frozenset())
     return seen
 
 
-def filled_tables(path: Path) -> frozenset[str]:
-    """The tables of a database that hold at least one row (one indexed probe per table)."""
+def filled_tables(path: Path) -> frozenset[str] | None:
+    """The tables of a database that hold at least one row (one indexed probe per table);
+    None when it cannot be read now (locked, or not SQLite)."""
     try:
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT)
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=_WATCH_TIMEOUT)
         try:
             tables = connection.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
@@ -163,7 +169,7 @@ def filled_tables(path: Path) -> frozenset[str]:
         finally:
             connection.close()
     except (sqlite3.Error, OSError):
-        return frozenset()  # unreadable or not SQLite: quick_check reports that
+        return None  # quick_check reports a database that stays unreadable
 
 
 def losses(before: Mapping[str, FileStamp], now: Mapping[str, FileStamp]) -> list[str]:

@@ -117,3 +117,22 @@ def test_undo_puts_the_replaced_data_back_and_keeps_what_it_replaces(
     assert saved is not None
     assert sorted(p.name for p in saved.iterdir()) == ["app.db"]
     assert data.replaced_copies(data_dir) == [saved]
+
+
+def test_the_watch_tells_a_lost_database_from_a_replaced_one_that_kept_its_rows(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    before = data.stamps(data_dir, DEFAULT)
+    make_db(tmp_path / "copy.db", 3)  # the same rows in a new file (as a VACUUM INTO would)
+    (tmp_path / "copy.db").replace(data_dir / "app.db")
+    make_db(tmp_path / "empty.db", 0)
+    (tmp_path / "empty.db").replace(data_dir / "app.sqlite")
+    (data_dir / "legacy.sqlite3").unlink()
+
+    now = data.stamps(data_dir, DEFAULT, before)
+
+    assert data.losses(before, now) == [
+        "app.sqlite was replaced by a database without rows in t",
+        "legacy.sqlite3 disappeared",
+    ]
+    assert data.losses(now, data.stamps(data_dir, DEFAULT, now)) == []  # said once
