@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from gaia_actors import process
 from gaia_actors.environments.layout import Layout, port_in_use
 from gaia_actors.errors import TemplateError
 from gaia_actors.settings import expand
@@ -72,9 +73,26 @@ def process_name(pid: int) -> str:
         return "?"
 
 
-def own_pids(layout: Layout) -> set[int]:
-    """The environment's own processes: those running from its releases."""
-    return set(layout.service_pids())
+def own_pids(layout: Layout, candidates: list[int]) -> set[int]:
+    """Which of ``candidates`` are the environment's own: running from one of its releases,
+    or in the session of the process its pid file names (a worker the service forked that
+    moved elsewhere still belongs to it, and goes when it does)."""
+    own = set(layout.service_pids())
+    try:
+        record = process.read_pidfile(layout.pidfile)
+    except process.PidFileError:
+        record = None
+    if record is not None:
+        own |= {pid for pid in candidates if _session(pid) == record.pid}
+    return own & set(candidates)
+
+
+def _session(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[3])  # fields after the name: state ppid pgrp sid
 
 
 def port_reason(layout: Layout) -> str | None:
@@ -84,7 +102,8 @@ def port_reason(layout: Layout) -> str | None:
     if not port_in_use(host, port):
         return None
     holders = port_holders(port)
-    foreign = [pid for pid in holders if pid not in own_pids(layout)]
+    own = own_pids(layout, holders)
+    foreign = [pid for pid in holders if pid not in own]
     if holders and not foreign:
         return None
     if not holders:
