@@ -1,4 +1,4 @@
-"""Monitoring: health checks, metrics, failover and load balancing (issue 8).
+"""Monitoring: health checks, metrics, failover and load balancing.
 
 `probes` checks many health URLs at once; `classify` turns each environment's stream of probe
 results into healthy / degraded / down with thresholds. The actors build on these two and hold

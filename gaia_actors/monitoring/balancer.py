@@ -1,5 +1,4 @@
-"""LoadBalancer (``balancer``): which environment of a pool serves the next request (issue 8,
-part 4).
+"""LoadBalancer (``balancer``): which environment of a pool serves the next request.
 
 ``Route(pool)`` answers the healthiest environment of the pool (default: ``[balancer] pool``,
 or every environment) with the lowest load, round-robin among equals:
@@ -83,7 +82,7 @@ class _Backend:
 
 
 class LoadBalancer(GaiaActor):
-    """Routes requests to the healthiest, least-loaded environment (DESIGN.md, LoadBalancer)."""
+    """Routes requests to the healthiest, least-loaded environment."""
 
     def __init__(self, link: Link, settings: Settings) -> None:
         super().__init__(link)

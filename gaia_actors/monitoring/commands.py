@@ -1,4 +1,4 @@
-"""Operator commands for monitoring: status, health, load-balance, incidents (issue 8, part 5).
+"""Operator commands for monitoring: status, health, load-balance, incidents.
 
 ``status`` and ``health`` ask the monitor when a daemon runs and read the newest
 ``health_checks`` rows when none does (or when the monitor does not answer), saying which.

@@ -1,5 +1,4 @@
-"""FailoverAgent (``failover``): hung environments into supervision, incidents on record (issue 8,
-part 3).
+"""FailoverAgent (``failover``): failing environments into supervision, incidents on record.
 
 A process that exits is seen at once by its environment actor, which fails, and the
 ``environments`` supervisor restarts it (restart → restore → rollback → FAILED). A process

@@ -520,7 +520,7 @@ class _EnvScrapes:
 
 
 class MetricsCollector(GaiaActor):
-    """Scrapes every environment's /metrics on its own schedule (DESIGN.md, MetricsCollector)."""
+    """Scrapes every environment's metrics path on its own schedule."""
 
     def __init__(self, link: Link, settings: Settings) -> None:
         super().__init__(link)

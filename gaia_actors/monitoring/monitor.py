@@ -369,7 +369,7 @@ def snapshot_fields() -> tuple[str, ...]:
 
 
 class HealthMonitor(GaiaActor):
-    """Checks every environment's health URL on a schedule (DESIGN.md, HealthMonitor).
+    """Checks every environment's health URL on a schedule.
 
     ``on_round`` (optional) is called in the actor's thread after each round has been
     classified, stored and reported; the benchmark times rounds with it.

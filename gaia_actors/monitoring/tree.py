@@ -1,4 +1,4 @@
-"""The monitoring actors as children of the root supervisor (DESIGN.md, Supervision).
+"""The monitoring actors as children of the root supervisor.
 
 In start order: ``monitor`` first (the others watch it or ask it), then ``metrics``,
 ``failover`` and ``balancer``. They do not need to restart together: a watcher renews its
