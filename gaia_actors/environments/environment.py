@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from gaia_actors import process
 from gaia_actors.actor import GaiaActor
 from gaia_actors.environments import alerts, backups, data, evidence, recovery, releases
 from gaia_actors.environments.layout import Layout, port_in_use
+from gaia_actors.environments.watch import DataWatch
 from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
 from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import wait_healthy
@@ -123,9 +123,7 @@ class EnvironmentActor(GaiaActor):
         self.startup_token = 0
         self.healthy = False
         self.cancel = threading.Event()
-        self.data_stamps: dict[str, data.FileStamp] | None = None  # None: take a new baseline
-        self.data_loss: dict[str, Any] | None = None  # the last loss noticed, for status
-        self.backup_note = ""  # why scheduled backups have nothing to back up
+        self.watch = DataWatch(self.layout)
 
     # Life cycle
 
@@ -681,12 +679,10 @@ class EnvironmentActor(GaiaActor):
         }
 
     def _report_nothing_to_back_up(self) -> None:
-        """Once per generation, when the service has started: a backup schedule with no
-        database to back up is said out loud, not left a silent no-op."""
-        note = self._backup_note(data.find_databases(self.layout.data, self.config.databases))
-        if note and note != self.backup_note:
+        """When the service has started: a backup schedule with no database to back up is
+        said out loud (once), not left a silent no-op."""
+        if note := self.watch.new_backup_note():
             self.publish("environment.nothing_to_back_up", level="warning", env=self.env, note=note)
-        self.backup_note = note
 
     def _scheduled_backup(self) -> None:
         try:
@@ -742,7 +738,7 @@ class EnvironmentActor(GaiaActor):
         except (backups.BackupError, OSError) as exc:
             self._start_or_fail(kind)  # back on the data it had
             raise EnvironmentFailure(self.env, f"{kind} failed: {exc}") from exc
-        self.data_stamps = None  # the files changed on purpose: not a loss
+        self.watch.rebaseline()
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
         op = _Operation(kind, current, current, future, detail=detail)
         self.operation = op
@@ -767,15 +763,12 @@ class EnvironmentActor(GaiaActor):
     def _check_data(self) -> None:
         if self.operation is not None or self.proc is None or self.proc.exited:
             return
-        before = self.data_stamps
-        self.data_stamps = data.stamps(self.layout.data, self.config.databases, before)
-        lost = data.losses(before, self.data_stamps) if before is not None else []
-        if lost:
+        if lost := self.watch.look():
             self._on_data_loss(lost)
 
     def _on_data_loss(self, lost: list[str]) -> None:
         restoring = self.config.restore_on_data_loss
-        self.data_loss = {"at": time.time(), "lost": lost, "restored": False}
+        noticed = self.watch.noticed(lost)
         alerts.data_loss(self.registry, self.name, self.env, lost, restoring)
         if not restoring:
             return
@@ -784,7 +777,7 @@ class EnvironmentActor(GaiaActor):
         except Rejected as exc:
             self.publish("environment.restore_failed", level="error", env=self.env, error=str(exc))
             return
-        self.data_loss["restored"] = chosen
+        noticed["restored"] = chosen
         why = "data loss: " + "; ".join(lost)
         rescued = self._rescue_deleted()
 
@@ -800,14 +793,11 @@ class EnvironmentActor(GaiaActor):
         """Copy databases deleted under the running process out of it, before it stops."""
         if self.proc is None or self.proc.exited:
             return None
-        into = self.layout.root / f"data.rescuing{backups.TMP}"
-        shutil.rmtree(into, ignore_errors=True)
         try:
-            names = data.rescue_deleted(self.proc.pid, self.layout.data, into)
+            return self.watch.rescue(self.proc.pid)
         except OSError as exc:
             self.publish("environment.rescue_failed", level="error", env=self.env, error=str(exc))
             return None
-        return into if names else None
 
     # Housekeeping
 
@@ -841,31 +831,10 @@ class EnvironmentActor(GaiaActor):
             "restarts": node.restarts if (node := self.registry.node(self.name)) else 0,
             "operation": self.operation.kind if self.operation else None,
             "data_bytes": self.layout.data_bytes(),
-            **self._data_status(),
+            **self.watch.status(),
             "log_bytes": self.layout.log_bytes(),
             "releases": [r.id for r in releases.list_releases(self.layout.root)],
         }
-
-    def _data_status(self) -> dict[str, Any]:
-        found = data.find_databases(self.layout.data, self.config.databases)
-        replaced = data.replaced_copies(self.layout.data)
-        return {
-            "databases": [data.relative_name(self.layout.data, p) for p in found],
-            "watched": sorted(self.data_stamps or {}),  # what the data-loss watch has seen
-            "backup_note": self._backup_note(found),
-            "data_loss": self.data_loss,
-            "replaced_data": [str(p) for p in replaced[:5]],
-            "undo": alerts.undo_command(self.env) if replaced else None,
-        }
-
-    def _backup_note(self, found: list[Path]) -> str:
-        """Why scheduled backups would back up nothing, or "" (no schedule, or databases)."""
-        if found or backup_interval(self.config.backup_schedule) is None:
-            return ""
-        return (
-            f"backup_schedule = {self.config.backup_schedule!r} but nothing under "
-            f"{self.layout.data} matches databases = {list(self.config.databases)}"
-        )
 
 
 def _started_with(layout: Layout, pid: int) -> dict[str, Any] | None:

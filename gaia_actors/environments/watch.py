@@ -1,0 +1,78 @@
+"""DataWatch: what an environment actor knows of its live data between two messages.
+
+The actor owns one and asks it, in its mailbox: whether databases were lost since the last
+look (cheap ``stat`` snapshots, see data.py), what ``status`` says about the data, whether a
+backup schedule has anything to back up, and, before a restore after a loss, to copy the
+deleted databases out of the still-running process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from gaia_actors.environments import alerts, backups, data
+from gaia_actors.environments.layout import Layout
+from gaia_actors.settings import backup_interval
+
+
+class DataWatch:
+    """The data-loss watch and the data part of an environment's status."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.patterns = layout.config.databases
+        self.stamps: dict[str, data.FileStamp] | None = None  # None: take a new baseline
+        self.loss: dict[str, Any] | None = None  # the last loss noticed, for status
+        self.backup_note = ""
+
+    def look(self) -> list[str]:
+        """What was lost since the last look (nothing on the first look after a rebaseline)."""
+        before = self.stamps
+        self.stamps = data.stamps(self.layout.data, self.patterns, before)
+        return data.losses(before, self.stamps) if before is not None else []
+
+    def rebaseline(self) -> None:
+        """The files changed on purpose (a restore, reset or undo): not a loss."""
+        self.stamps = None
+
+    def noticed(self, lost: list[str]) -> dict[str, Any]:
+        self.loss = {"at": time.time(), "lost": lost, "restored": False}
+        return self.loss
+
+    def rescue(self, pid: int) -> Path | None:
+        """Copy the databases deleted under process ``pid`` out of it (OSError if it cannot);
+        the directory they went to, or None when there were none."""
+        into = self.layout.root / f"data.rescuing{backups.TMP}"
+        shutil.rmtree(into, ignore_errors=True)
+        return into if data.rescue_deleted(pid, self.layout.data, into) else None
+
+    def new_backup_note(self) -> str:
+        """The backup note if it is new since the last call (to be said once), else ""."""
+        note = self.note(data.find_databases(self.layout.data, self.patterns))
+        new, self.backup_note = note != self.backup_note, note
+        return note if new else ""
+
+    def note(self, found: list[Path]) -> str:
+        """Why scheduled backups would back up nothing, or "" (no schedule, or databases)."""
+        config = self.layout.config
+        if found or backup_interval(config.backup_schedule) is None:
+            return ""
+        return (
+            f"backup_schedule = {config.backup_schedule!r} but nothing under "
+            f"{self.layout.data} matches databases = {list(self.patterns)}"
+        )
+
+    def status(self) -> dict[str, Any]:
+        found = data.find_databases(self.layout.data, self.patterns)
+        replaced = data.replaced_copies(self.layout.data)
+        return {
+            "databases": [data.relative_name(self.layout.data, p) for p in found],
+            "watched": sorted(self.stamps or {}),  # what the data-loss watch has seen
+            "backup_note": self.note(found),
+            "data_loss": self.loss,
+            "replaced_data": [str(p) for p in replaced[:5]],
+            "undo": alerts.undo_command(self.layout.name) if replaced else None,
+        }
