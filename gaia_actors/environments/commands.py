@@ -12,7 +12,7 @@ from typing import Any
 
 from gaia_actors import render
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
-from gaia_actors.environments import backups, data, releases
+from gaia_actors.environments import alerts, backups, data, recovery, releases
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import SUPERVISOR, actor_name
 from gaia_actors.errors import ControlError, EnvironmentFailure
@@ -191,19 +191,25 @@ def kill(ctx: CommandContext, env: str) -> Any:
 
 @command(
     "reset",
-    help="clear ENV's FAILED state and start it again; for reset_on_error environments "
-    "(dev) also start over with empty data",
+    help="clear ENV's FAILED (or blocked) state and start it again; for reset_on_error "
+    "environments (dev) also start over with empty data, keeping the old (restore --undo)",
     args=(ENV,),
 )
 def reset(ctx: CommandContext, env: str) -> Any:
     registry = _registry(ctx, env)
     config = ctx.settings.environments[env]
     node = registry.node(actor_name(env))
-    if node is not None and node.state == "failed":
-        if config.reset_on_error:
-            backups.reset_data(Layout.of(ctx.settings, env).data)
+    if node is not None and node.state in ("failed", "blocked"):
+        # A blocked environment's cause is outside its data: starting it now leaves the data.
+        data_reset = config.reset_on_error and node.state == "failed"
+        detail: dict[str, Any] = {}
+        if data_reset:
+            detail = recovery.reset_data(Layout.of(ctx.settings, env))
+            why = "operator reset of a FAILED environment"
+            alerts.data_replaced(registry, "control", env, kind="reset", why=why, detail=detail)
         registry.ask(SUPERVISOR, ResetChild(actor_name(env)), timeout=60)
-        return {"env": env, "reset": "restarted from FAILED", "data_reset": config.reset_on_error}
+        started = f"restarted from {node.state.upper()}"
+        return {"env": env, "reset": started, "data_reset": data_reset, **detail}
     if not config.reset_on_error:
         raise EnvironmentFailure(
             env,

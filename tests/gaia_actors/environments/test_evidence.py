@@ -154,6 +154,12 @@ def test_an_unknown_placeholder_blocks_dev_without_resetting_its_data(
     assert tree.node_state("dev") == "blocked"
     assert tree.events.matching("supervisor.ladder_step") == []
     assert tree.events.matching("environment.reset") == []
+    # An operator reset starts it again (blocked again: the typo is still there), data kept.
+    mark = tree.events.mark()
+    result = env_commands.reset(CommandContext(tree.settings, tree.registry), "dev")
+    assert (result["reset"], result["data_reset"]) == ("restarted from BLOCKED", False)
+    tree.events.wait_for("environment.blocked", after=mark)
+    assert tree.events.matching("alert.data_replaced") == []
 
 
 def test_data_is_untouched_when_a_typo_blocks_a_restarted_daemon(
