@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import peewee
 import structlog
 
 from gaia_actors import __version__, commands, core_commands
@@ -683,6 +684,8 @@ def _message(frame: Mapping[str, Any], settings: Settings) -> Any:
 
 def _classify(exc: Exception) -> FrameError:
     """An exception from an ask or a command as an error reply with its code."""
+    if isinstance(exc, peewee.PeeweeException):  # a read of a store that is faulty
+        return FrameError(Code.FAILED, f"the store cannot be read now: {exc}")
     kinds: list[tuple[type[Exception], Code]] = [
         (UsageError, Code.BAD_ARGUMENT),
         (Busy, Code.BUSY),

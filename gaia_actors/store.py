@@ -1,94 +1,50 @@
 """The store: one database, one writer (DESIGN.md, Persistence).
 
-``open_database`` connects (SQLite in WAL mode by default, any peewee URL otherwise) and
-brings the schema up to date: missing tables are created and missing columns added, never
-dropped. The ``Store`` actor is the single writer: rows arrive as ``Insert`` tells, are
-buffered, and written with ``insert_many`` in one transaction per flush (REFERENCE.md:
-~40k rows/s against ~2k/s for a transaction per row).
+``open_database`` (gaia_actors/storage.py) connects and brings the schema up to date. The
+``Store`` actor is the single writer: rows arrive as ``Insert`` tells, are buffered, and
+written with ``insert_many`` in one transaction per flush (REFERENCE.md: ~40k rows/s against
+~2k/s for a transaction per row).
+
+A storage fault (disk full, a read-only or unwritable file, a deleted or corrupt database)
+never stops the store, so it never takes supervision down with it: the store reports it
+(``store.degraded``, its state, ``status``), holds what it could not write (up to
+``MAX_HELD``, then counts what it drops as lost), retries with backoff, opens a new file when
+the old one was deleted, sets a corrupt one aside, and reports ``store.recovered``. Only
+``InsertNow``, which must answer an id, fails meanwhile (``StoreError``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections import defaultdict
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import peewee
-from playhouse.db_url import connect
-from playhouse.migrate import SchemaMigrator, migrate
 
 from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import InvalidMessage, StoreError
 from gaia_actors.messages import Fields, Flush, Insert, InsertNow, Prune, Update
-from gaia_actors.models import MODELS, TABLES, database, track
+from gaia_actors.models import TABLES
 from gaia_actors.settings import Settings
+from gaia_actors.storage import (
+    corruption,
+    is_corrupt,
+    leave_wal,
+    open_database,
+    point_readers,
+    set_aside,
+    sqlite_path,
+)
 from supervisors import Link
 
-SQLITE_PRAGMAS = {
-    # Before any table exists (so only a new database gets it): pruning can then give the
-    # freed pages back to the file system (``PRAGMA incremental_vacuum``) without a VACUUM
-    # that would rewrite the whole file and block the writer.
-    "auto_vacuum": "incremental",
-    "journal_mode": "wal",
-    "synchronous": "normal",
-    "busy_timeout": 10_000,
-    "foreign_keys": 1,
-}
-# Timestamps are Unix seconds and sizes are bytes. SQLite's REAL and INTEGER hold them (8
-# bytes); elsewhere FLOAT may be 4 bytes (PostgreSQL's REAL: a Unix time to ~2 minutes) and
-# INTEGER 32 bits, so other databases get the wide types.
-WIDE_FIELD_TYPES = {"FLOAT": "DOUBLE PRECISION", "INT": "BIGINT"}
-# Pages handed back after one prune (4 KiB each: 256 MiB); the next prune takes the rest.
-VACUUM_PAGES = 65_536
+T = TypeVar("T")
 
-
-def open_database(url: str) -> peewee.Database:
-    """Connect ``database`` to ``url`` and migrate the schema forward."""
-    if url.startswith("sqlite:///"):
-        _private_file(Path(url[len("sqlite:///") :]))
-    try:
-        db: peewee.Database = (
-            connect(url, pragmas=SQLITE_PRAGMAS)
-            if url.startswith("sqlite")
-            else connect(url, field_types=WIDE_FIELD_TYPES)
-        )
-        database.initialize(db)
-        track(db)
-        with db.connection_context():
-            db.create_tables(MODELS, safe=True)
-            _add_missing_columns(db)
-    except peewee.PeeweeException as exc:
-        raise StoreError(f"cannot open the store at {url}: {exc}") from exc
-    return db
-
-
-def _private_file(path: Path) -> None:
-    """Create the database file 0600 (SQLite gives its journal the same mode), or make an
-    existing one 0600: what the daemon stores is nobody else's, whatever the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):  # unwritable: opening it says so, with the reason
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
-
-
-def _add_missing_columns(db: peewee.Database) -> None:
-    migrator = SchemaMigrator.from_database(db)
-    operations = []
-    for model in MODELS:
-        table = model._meta.table_name
-        present = {column.name for column in db.get_columns(table)}
-        for field in model._meta.sorted_fields:
-            if field.column_name not in present:
-                field.null = True  # a column added later cannot be NOT NULL on existing rows
-                operations.append(migrator.add_column(table, field.column_name, field))
-    if operations:
-        migrate(*operations)
+VACUUM_PAGES = 65_536  # pages handed back after one prune (4 KiB each: 256 MiB)
+MAX_HELD = 100_000  # rows and updates held while the store cannot write; beyond, lost (counted)
+RETRY_MIN = 0.5  # seconds before the first new attempt after a storage fault; doubles
+RETRY_MAX = 10.0
 
 
 def model_for(table: str) -> Any:
@@ -106,13 +62,22 @@ class Store(GaiaActor):
     def __init__(self, link: Link, settings: Settings) -> None:
         super().__init__(link)
         self.settings = settings
+        self.path = sqlite_path(settings.database_url)
         self.pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.updates: list[tuple[str, int, dict[str, Any]]] = []  # held while faulty
         self.count = 0
         self.written = 0
+        self.lost = 0
         self.db: peewee.Database | None = None
+        self.inode: int | None = None
+        self.fault = ""  # why the store cannot write now ("" when it can)
+        self.fault_since: float | None = None
+        self.retry_at = 0.0
+        self.retry_delay = RETRY_MIN
+        self.set_aside: list[str] = []  # corrupt files moved out of the way
 
     def on_start(self) -> None:
-        self.db = open_database(self.settings.database_url)
+        self._open()  # a storage fault does not stop the start: the store runs degraded
         self.every(self.settings.store.flush_interval, Flush())
         self.every(3600.0, Prune(), first=60.0)
 
@@ -121,24 +86,22 @@ class Store(GaiaActor):
             case Insert(table=table, values=values):
                 self._queue(table, values)
             case Update(table=table, row_id=row_id, values=values):
-                self._flush()
                 self._update(table, row_id, values)
 
     def on_terminate(self) -> None:
-        try:
-            self._flush()  # after a crash too: what was queued is not lost with the actor
-        except peewee.PeeweeException as exc:
-            self.log.error("store.final_flush_failed", rows=self.count, error=str(exc))
-        finally:
-            if self.db is not None:
-                self.db.close()
+        self._flush(force=True)  # after a crash too: what was queued is not lost with the actor
+        if self.count or self.updates:
+            self.log.error(
+                "store.final_flush_failed", rows=self.count + len(self.updates), error=self.fault
+            )
+        self._close()
 
     @property
     def _db(self) -> peewee.Database:
         # Writes go through this generation's own connection, never the shared proxy: a hung
         # older generation that wakes while its successor re-points the proxy must not end a
         # transaction on the wrong database (which left a write lock held for good).
-        assert self.db is not None, "the store writes only after on_start"
+        assert self.db is not None, "the store writes only once open"
         return self.db
 
     def receive(self, message: Any) -> Any:
@@ -146,15 +109,13 @@ class Store(GaiaActor):
             case Insert(table=table, values=values):
                 self._queue(table, values)
             case InsertNow(table=table, values=values):
-                self._flush()
                 return self._insert_now(table, values)
             case Update(table=table, row_id=row_id, values=values):
-                self._flush()
                 return self._update(table, row_id, values)
             case Flush():
                 return self._flush()
             case Prune():
-                return self._prune()
+                return self._attempt(self._prune) if not self.fault else 0
             case _:
                 return self.unhandled(message)
         return None
@@ -165,36 +126,182 @@ class Store(GaiaActor):
             "pending": self.count,
             "written": self.written,
             "url": self.settings.database_url,
+            "fault": self.fault,
+            "faulty_since": self.fault_since,
+            "held": self.count + len(self.updates) if self.fault else 0,  # kept for a retry
+            "lost": self.lost,
+            "set_aside": list(self.set_aside),
         }
+
+    # Writing
 
     def _queue(self, table: str, values: Fields) -> None:
         model_for(table)
+        if self.count + len(self.updates) >= MAX_HELD:
+            self._lose(f"{table} row")
+            return
         self.pending[table].append(dict(values))
         self.count += 1
         if self.count >= self.settings.store.batch_size:
             self._flush()
 
-    def _flush(self) -> int:
-        if not self.count:
+    def _flush(self, force: bool = False) -> int:
+        """Write what is held; False-y (0) when there was nothing or the store is faulty
+        (then it tries again once ``retry_at`` has passed, or at once when ``force``d)."""
+        if not self.count and not self.updates:
             return 0
-        batches, self.pending, written = self.pending, defaultdict(list), self.count
-        self.count = 0
+        if self.fault and not force and time.monotonic() < self.retry_at:
+            return 0
+        try:
+            return self._attempt(self._write_held)
+        except StoreError:
+            return 0
+
+    def _write_held(self) -> int:
         with self._db.atomic():
-            for table, rows in batches.items():
+            for table, rows in self.pending.items():
                 for chunk in _chunks(rows, 200):  # SQLite caps the variables per statement
                     model_for(table).insert_many(chunk).execute(self._db)
+            for table, row_id, values in self.updates:
+                self._write_update(table, row_id, values)
+        written = self.count
+        self.pending, self.count, self.updates = defaultdict(list), 0, []
         self.written += written
         return written
 
     def _insert_now(self, table: str, values: Fields) -> int:
-        row_id: int = model_for(table).insert(dict(values)).execute(self._db)
+        model = model_for(table)
+        self._flush(force=True)
+        if self.fault:
+            raise StoreError(f"the store cannot write a {table} row now: {self.fault}")
+        row_id: int = self._attempt(lambda: model.insert(dict(values)).execute(self._db))
         self.written += 1
         return row_id
 
     def _update(self, table: str, row_id: int, values: Fields) -> int:
+        """Apply an update after everything queued; while the store cannot write it is held
+        (in order, after the rows queued before it) and 0 rows are answered."""
+        model_for(table)
+        self._flush(force=True)
+        if not self.fault:
+            try:
+                return self._attempt(lambda: self._write_update(table, row_id, dict(values)))
+            except StoreError:
+                pass
+        if self.count + len(self.updates) >= MAX_HELD:
+            self._lose(f"{table} update")
+        else:
+            self.updates.append((table, row_id, dict(values)))
+        return 0
+
+    def _write_update(self, table: str, row_id: int, values: dict[str, Any]) -> int:
         model = model_for(table)
-        changed: int = model.update(dict(values)).where(model.id == row_id).execute(self._db)
+        changed: int = model.update(values).where(model.id == row_id).execute(self._db)
         return changed
+
+    # Storage faults
+
+    def _attempt(self, write: Callable[[], T]) -> T:
+        """Run ``write`` on an open, current database. A storage fault marks the store
+        faulty and raises ``StoreError``; success after a fault reports the recovery."""
+        if not self._ready():
+            raise StoreError(f"the store cannot write: {self.fault}")
+        try:
+            result = write()
+        except peewee.DatabaseError as exc:
+            if not (isinstance(exc, peewee.OperationalError) or is_corrupt(exc)):
+                raise  # a bad row, not a bad store: the caller's error
+            self._fail(exc)
+            raise StoreError(f"the store cannot write: {self.fault}") from exc
+        self._recovered()
+        return result
+
+    def _ready(self) -> bool:
+        """Open the database if it is not, or again if its file was deleted or replaced."""
+        if self.db is not None and self.path is not None and self._inode() != self.inode:
+            self.publish(
+                "store.file_replaced",
+                level="error",
+                path=str(self.path),
+                consequence="a new store file is created; what the old one held is not in it",
+            )
+            self._close()
+        return self.db is not None or self._open()
+
+    def _open(self) -> bool:
+        try:
+            if self.path is not None:
+                point_readers(self.settings.database_url)
+            self._set_aside_if_unusable()
+            self.db = open_database(self.settings.database_url)
+            self.inode = self._inode()
+        except (StoreError, OSError, peewee.PeeweeException) as exc:
+            self._fail(exc)
+            return False
+        return True
+
+    def _set_aside_if_unusable(self) -> None:
+        """A database file that fails SQLite's ``quick_check``, or a WAL one that cannot leave
+        WAL mode (its ``-shm`` unwritable: every reader would map it), is renamed and a new
+        one made: supervision needs a store it can write more than the history it held."""
+        if self.path is None:
+            return
+        problem = corruption(self.path) or leave_wal(self.path)
+        if not problem:
+            return
+        moved = set_aside(self.path)
+        self.set_aside.append(str(moved))
+        # Published (the bus logs it once it runs, and stores it in the new file).
+        self.publish(
+            "store.set_aside",
+            level="error",
+            path=str(self.path),
+            moved_to=str(moved),
+            problem=problem,
+            fix="a new store was created; the old history is in the moved file "
+            "(sqlite3 FILE .recover can salvage rows from it)",
+        )
+
+    def _fail(self, exc: BaseException) -> None:
+        reason = f"{exc}" or type(exc).__name__
+        corrupt = is_corrupt(exc)
+        self._close()  # the next attempt opens again: new pragmas, a new file if it was lost
+        if self.fault:
+            self.retry_delay = min(self.retry_delay * 2, RETRY_MAX)
+        else:
+            self.fault_since, self.retry_delay = time.time(), RETRY_MIN
+            self.publish("store.degraded", level="error", error=reason, path=str(self.path))
+        self.fault = reason
+        # A corrupt file is set aside and a new one written at the very next attempt.
+        self.retry_at = 0.0 if corrupt else time.monotonic() + self.retry_delay
+
+    def _recovered(self) -> None:
+        if not self.fault:
+            return
+        seconds = round(time.time() - (self.fault_since or time.time()), 3)
+        self.fault, self.fault_since = "", None
+        self.publish("store.recovered", level="warning", seconds=seconds, lost=self.lost)
+
+    def _lose(self, what: str) -> None:
+        self.lost += 1
+        if self.lost == 1 or self.lost % 1000 == 0:
+            self.log.error("store.records_lost", lost=self.lost, last=what, held=MAX_HELD)
+
+    def _inode(self) -> int | None:
+        if self.path is None:
+            return None
+        try:
+            return os.stat(self.path).st_ino
+        except OSError:
+            return None
+
+    def _close(self) -> None:
+        db, self.db = self.db, None
+        if db is not None:
+            try:
+                db.close()
+            except peewee.PeeweeException as exc:
+                self.log.warning("store.close_failed", error=str(exc))
 
     def _prune(self) -> int:
         retention = {
@@ -254,3 +361,6 @@ def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]
     for row in rows:
         groups[tuple(sorted(row))].append(row)
     return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
+
+
+__all__ = ["MAX_HELD", "Store", "model_for", "open_database"]

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import peewee
 import pykka
 
 from gaia_actors.actor import GaiaActor
@@ -150,7 +151,12 @@ class SelfImproveEngine(GaiaActor):
     # Life cycle
 
     def on_start(self) -> None:
-        for cycle_id in history.running():
+        try:
+            running = history.running()
+        except peewee.PeeweeException as exc:  # a store that cannot be read is no reason to fail
+            self.log.warning("improve.running_cycles_unread", error=str(exc))
+            running = []
+        for cycle_id in running:
             # A cycle a previous engine left running (daemon killed, engine crashed).
             self.tell("store", Update("improve_cycles", cycle_id, _interrupted("engine restart")))
         if self.scheduled:

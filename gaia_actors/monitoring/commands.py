@@ -17,7 +17,7 @@ from gaia_actors.commands import Arg, CommandContext, Option, UsageError, comman
 from gaia_actors.environments.commands import data_lines, data_notes
 from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ControlError
-from gaia_actors.messages import GetHealth, Route, RouteDone
+from gaia_actors.messages import GetHealth, GetState, Route, RouteDone
 from gaia_actors.models import ActorRestart, HealthCheck
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
 from gaia_actors.monitoring.failover import incident_rows
@@ -42,6 +42,8 @@ def render_status(result: Any) -> str:
     parts = [f"environments (from {result.get('source', '?')}):"]
     parts.append(render.table(rows, "  ") if rows else "  (none configured)")
     parts += data_lines(result["environments"])
+    if result.get("store"):
+        parts.append(_store_line(result["store"]))
     actors = result.get("actors") or []
     if actors:
         parts += ["", "actors:", render.table(actors, "  ")]
@@ -63,6 +65,23 @@ def _render_last_known(environments: list[dict[str, Any]]) -> str:
     parts = [head, "Last known states, from the store:"]
     parts.append(render.table(rows, "  ") if rows else "  (none configured)")
     return "\n".join(parts)
+
+
+def _store_line(store: dict[str, Any]) -> str:
+    if store["status"] == "unreachable":
+        return f"store: UNREACHABLE ({store.get('error')})"
+    line = "store: ok"
+    if store["status"] == "degraded":
+        since = store.get("faulty_since")
+        line = (
+            f"store: DEGRADED for {_duration(time.time() - since if since else None)}, "
+            f"retrying ({store.get('fault')}); {store.get('held', 0)} records held"
+        )
+    if store.get("lost"):
+        line += f"; {store['lost']} records lost"
+    for moved in store.get("set_aside") or ():
+        line += f"; an unusable store was moved to {moved}"
+    return line
 
 
 def _readable(env: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +121,24 @@ def status(ctx: CommandContext) -> dict[str, Any]:
     for snap in snapshots:
         snap["restarts"] = restarts.get(_ENV_PREFIX + snap["env"], 0)
         snap.update(data_notes(registry, snap["env"]))
-    return {"source": source, "environments": snapshots, "actors": _actors(registry)}
+    return {
+        "source": source,
+        "environments": snapshots,
+        "store": _store_state(registry),
+        "actors": _actors(registry),
+    }
+
+
+def _store_state(registry: Registry) -> dict[str, Any]:
+    """Whether the store writes, and what it holds or lost when it cannot."""
+    try:
+        state = registry.ask("store", GetState(), timeout=ASK_TIMEOUT)
+    except SupervisionError as exc:
+        return {"status": "unreachable", "error": str(exc)}
+    keys = ("fault", "faulty_since", "held", "lost", "set_aside")
+    return {"status": "degraded" if state.get("fault") else "ok"} | {
+        key: state.get(key) for key in keys
+    }
 
 
 def _live_snapshots(ctx: CommandContext, registry: Registry) -> tuple[list[dict[str, Any]], str]:

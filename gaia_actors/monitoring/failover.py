@@ -53,6 +53,7 @@ from typing import Any
 import peewee
 
 from gaia_actors.actor import GaiaActor
+from gaia_actors.errors import StoreError
 from gaia_actors.messages import (
     Event,
     Fail,
@@ -399,7 +400,7 @@ class FailoverAgent(GaiaActor):
         )
         try:
             incident.row_id = self.ask("store", InsertNow("incidents", row), _STORE_TIMEOUT)
-        except SupervisionError as exc:  # the store is down or slow: the log still has it
+        except (SupervisionError, StoreError) as exc:  # store down, slow or faulty: logged
             self.log.error("failover.incident_not_stored", env=env, error=str(exc))
         self.publish("incident.opened", level="warning", env=env, cause=cause, pid=pid)
         return incident

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import peewee
 import pykka
 
 from gaia_actors.actor import GaiaActor
-from gaia_actors.errors import Busy
+from gaia_actors.errors import Busy, GaiaError
 from gaia_actors.messages import (
     CancelPipeline,
     GetPipelineHistory,
@@ -39,6 +40,7 @@ from gaia_actors.messages import (
     Promote,
     Update,
     fields_of,
+    message,
     to_dict,
 )
 from gaia_actors.models import closing_connections
@@ -57,7 +59,7 @@ from gaia_actors.pipeline.runner import (
     stage_token,
 )
 from gaia_actors.settings import PROMOTIONS, Settings
-from supervisors import Link
+from supervisors import Link, SupervisionError
 
 NAME = "pipeline"
 LEGS: dict[str, tuple[str, ...]] = {
@@ -66,6 +68,7 @@ LEGS: dict[str, tuple[str, ...]] = {
     "all": ("dev_to_staging", "staging_to_prod"),
 }
 JOIN_TIMEOUT = 10.0  # seconds a stopping coordinator waits for its runners to wind down
+RECOVERY_RETRY = 5.0  # seconds before looking again for unfinished promotions
 RECOVERY = "recovery"
 # Event levels by status; anything else (failed, timed_out) is an error.
 _LEVELS = {
@@ -77,6 +80,11 @@ _LEVELS = {
     "cancelled": "warning",
     "interrupted": "warning",
 }
+
+
+@message
+class RecoverUnfinished:
+    """Timer: look again for promotions a previous daemon left unfinished."""
 
 
 @dataclass
@@ -144,7 +152,7 @@ class PipelineCoordinator(GaiaActor):
     # Life cycle
 
     def on_start(self) -> None:
-        self._recover_unfinished()
+        self._recover_or_retry()
         self._prune_artifacts()
 
     def on_terminate(self) -> None:
@@ -175,6 +183,8 @@ class PipelineCoordinator(GaiaActor):
                 return self._on_stage(message)
             case RunEnded():
                 return self._on_run_ended(message)
+            case RecoverUnfinished():
+                return self._recover_or_retry()
             case _:
                 return self.unhandled(message)
 
@@ -356,8 +366,18 @@ class PipelineCoordinator(GaiaActor):
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
+    def _recover_or_retry(self) -> None:
+        """Recover what a previous daemon left; while the store cannot be read or written,
+        try again later rather than fail (a coordinator that cannot start takes its
+        supervisor's restart budget with it)."""
+        try:
+            self._recover_unfinished()
+        except (peewee.PeeweeException, GaiaError, SupervisionError) as exc:
+            self.log.warning("pipeline.recovery_deferred", error=str(exc), retry_in=RECOVERY_RETRY)
+            self.after(RECOVERY_RETRY, RecoverUnfinished())
+
     def _recover_unfinished(self) -> None:
-        rows = history.unfinished()
+        rows = [row for row in history.unfinished() if row.target not in self.locks]
         if not rows:
             return
         self._kill_leftovers(rows)

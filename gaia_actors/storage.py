@@ -1,0 +1,190 @@
+"""The store's database file: open it, migrate it forward, check it, set a corrupt one aside.
+
+SQLite keeps a rollback journal here, not a write-ahead log: WAL maps its ``-shm`` index into
+every connection's memory, and a write to that mapping once the file cannot take it (made
+immutable, or its disk gone) is a SIGBUS that kills the daemon with no log line; it cannot
+be caught. With a rollback journal and ``mmap_size=0`` SQLite maps no file, so every storage
+fault is an error the store can report and retry. ``synchronous=off`` keeps a commit at
+~0.2 ms (NORMAL costs ~8 ms a commit here): a crash of the daemon loses nothing, a power
+cut may corrupt the file, which the next start detects (``quick_check``) and sets aside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import peewee
+from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator, migrate
+
+from gaia_actors.errors import StoreError
+from gaia_actors.models import MODELS, database, track
+
+SQLITE_PRAGMAS = {
+    # Before any table exists (so only a new database gets it): pruning can then give the
+    # freed pages back to the file system (``PRAGMA incremental_vacuum``) without a VACUUM
+    # that would rewrite the whole file and block the writer.
+    "auto_vacuum": "incremental",
+    "journal_mode": "truncate",
+    "synchronous": "off",
+    "mmap_size": 0,
+    "busy_timeout": 10_000,
+    "foreign_keys": 1,
+}
+# Timestamps are Unix seconds and sizes are bytes. SQLite's REAL and INTEGER hold them (8
+# bytes); elsewhere FLOAT may be 4 bytes (PostgreSQL's REAL: a Unix time to ~2 minutes) and
+# INTEGER 32 bits, so other databases get the wide types.
+WIDE_FIELD_TYPES = {"FLOAT": "DOUBLE PRECISION", "INT": "BIGINT"}
+# Readers (any thread, through ``models.database``) set nothing that writes: a store that
+# cannot be written can still be read.
+READER_PRAGMAS = {"mmap_size": 0, "busy_timeout": 10_000, "foreign_keys": 1}
+# SQLite's primary result codes for a file that is not a sound database (sqlite.org/rescode).
+SQLITE_CORRUPT = 11
+SQLITE_NOTADB = 26
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL; None for another database."""
+    return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
+
+
+def open_database(url: str) -> peewee.Database:
+    """Point ``models.database`` (the readers') at ``url``, migrate the schema forward, and
+    answer the writer's own connection."""
+    path = sqlite_path(url)
+    if path is not None:
+        _private_file(path)
+    if url.startswith("sqlite"):
+        db: peewee.Database = connect(url, pragmas=SQLITE_PRAGMAS)
+        point_readers(url)
+    else:
+        db = connect(url, field_types=WIDE_FIELD_TYPES)
+        database.initialize(db)
+    track(db)
+    try:
+        with db.connection_context():
+            db.create_tables(MODELS, safe=True)
+            _add_missing_columns(db)
+    except peewee.PeeweeException as exc:
+        raise StoreError(f"cannot open the store at {url}: {exc}") from exc
+    return db
+
+
+def point_readers(url: str) -> None:
+    """Point ``models.database`` at ``url`` for the readers (connecting lazily, per thread):
+    done before anything else, so a store that cannot be opened makes reads fail with its
+    reason, not with "uninitialized proxy"."""
+    reader: peewee.Database = connect(url, pragmas=READER_PRAGMAS)
+    database.initialize(reader)
+    track(reader)
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file 0600 (SQLite gives its journal the same mode), or make an
+    existing one 0600: what the daemon stores is nobody else's, whatever the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # unwritable: opening it says so, with the reason
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+
+
+def _add_missing_columns(db: peewee.Database) -> None:
+    migrator = SchemaMigrator.from_database(db)
+    operations = []
+    for model in MODELS:
+        table = model._meta.table_name
+        present = {column.name for column in db.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if field.column_name not in present:
+                field.null = True  # a column added later cannot be NOT NULL on existing rows
+                operations.append(migrator.add_column(table, field.column_name, field))
+    if operations:
+        migrate(*operations)
+
+
+def corruption(path: Path) -> str:
+    """Why the SQLite file at ``path`` is not a sound database ("" when it is, or when it
+    cannot be told: missing, unreadable or locked is not corrupt)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return ""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return ""
+    try:
+        conn.execute("PRAGMA mmap_size=0")
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        return str(exc) if is_corrupt(exc) else ""
+    finally:
+        conn.close()
+    problems = [str(row[0]) for row in rows if row[0] != "ok"]
+    return "; ".join(problems[:3])
+
+
+def leave_wal(path: Path) -> str:
+    """Switch a database left in WAL mode (by an older daemon) to the rollback journal before
+    anything else opens it; answers why that cannot be done ("" when done or not needed).
+    "Database is locked" is not an answer: another process reads it, try again later."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return ""
+    if header[18:20] != b"\x02\x02":  # the file format bytes of a WAL database
+        return ""
+    try:
+        conn = sqlite3.connect(path, timeout=5.0)
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode=truncate").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return "" if "locked" in str(exc) else f"it cannot leave WAL mode: {exc}"
+    return "" if mode == "truncate" else f"it cannot leave WAL mode (still {mode})"
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` (a sqlite3 or peewee error) says the file is not a sound database."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        code = getattr(seen, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
+            return True
+        text = str(seen)
+        if "malformed" in text or "not a database" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def set_aside(path: Path) -> Path:
+    """Rename the database file with its journals to ``<name>.unusable-<time>``; answers the
+    new name of the database file. When a journal cannot follow, the file goes back and
+    OSError is raised (SQLite would replay that journal onto a new file). A ``-shm`` that
+    cannot be moved stays: a database without WAL never reads it."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = path.with_name(f"{path.name}.unusable-{stamp}")
+    os.replace(path, target)
+    try:
+        for suffix in ("-journal", "-wal"):
+            _move_if_present(path, target, suffix)
+    except OSError:
+        os.replace(target, path)
+        raise
+    with contextlib.suppress(OSError):
+        _move_if_present(path, target, "-shm")
+    return target
+
+
+def _move_if_present(path: Path, target: Path, suffix: str) -> None:
+    source = path.with_name(path.name + suffix)
+    if source.exists():
+        os.replace(source, target.with_name(target.name + suffix))
