@@ -1,6 +1,6 @@
 """Crash consistency: SIGKILL the daemon mid-promotion and mid-backup (issue 7, part 2).
 
-    python benchmarks/crash_consistency.py [--points 20] [--seed N] [--quick] [--json]
+    python benchmarks/crash_consistency.py [--points 20] [--seed N] [--stages] [--quick] [--json]
 
 One daemon state directory (the shipped config with free ports and short intervals, as in
 chaos_soak.py) is used for every point. Each point starts an operation over the control
@@ -21,7 +21,13 @@ a real crash), starts a new daemon on the same state and checks:
 - ``backups``: every backup directory with a manifest verifies (sha256 and integrity) and
   every ``backups`` row recorded as verified whose directory still exists verifies (rows of
   pruned backups are counted);
-- ``processes``: exactly one service process per environment, no stage process left over.
+- ``processes``: exactly one service process per environment, no stage process left over;
+- ``resolved``: staging and prod each run the release they ran before the point, or one a
+  promotion of this point confirmed (succeeded): a promotion interrupted after its deploy is
+  rolled back at the next start, never left on a release that did not pass every stage.
+
+``--stages`` adds the interrupted-promotion points: one per stage of ``promote all``, each
+killing the daemon as soon as that stage is recorded running.
 
 It prints each point and ``passed n/N``; the exit status is 0 only when all pass.
 ``--quick`` uses trivial stages (build, deploy; backup, deploy) and a small database, for
@@ -69,14 +75,20 @@ ROW_NAME = "x" * 190
 
 QUICK_PIPELINE = {
     "dev_to_staging": [{"kind": "build"}, {"kind": "deploy"}],
-    "staging_to_prod": [{"kind": "backup"}, {"kind": "deploy"}],
+    "staging_to_prod": [
+        {"kind": "backup"},
+        {"kind": "deploy"},
+        {"kind": "health", "name": "prod-health", "soak": 1.0},
+    ],
 }
+TARGETS = ("staging", "prod")  # where promotions deploy (dev takes every build)
+STAGE_POLL = 0.01  # seconds between looks for the stage a stage point waits for
 
 
 @dataclass
 class Point:
     index: int
-    scenario: str  # promote-all | backup
+    scenario: str  # promote-all | backup | stage <promotion>:<position> <name> <when>
     delay: float  # seconds from the request to the SIGKILL
     running_at_kill: list[int] = field(default_factory=list)  # pipelines left running
     stage_at_kill: str = ""
@@ -218,6 +230,66 @@ def check_pipelines(h: Harness, left_running: Sequence[int]) -> tuple[str, dict[
     return "; ".join(problems), {"recovery": recovery}
 
 
+def current_releases(h: Harness) -> dict[str, str]:
+    return {env: os.path.basename(os.readlink(h.env_dir(env) / "current")) for env in TARGETS}
+
+
+def check_resolved(h: Harness, before: dict[str, str], first_id: int) -> str:
+    """Each target runs what it ran before, or a release a promotion of this point confirmed."""
+    rows = read_rows(
+        h.db_path,
+        "SELECT target, release_id FROM pipelines WHERE id >= ? AND status = 'succeeded'",
+        (first_id,),
+    )
+    confirmed = {(target, release) for target, release in rows}
+    problems = []
+    for env, release in current_releases(h).items():
+        if release != before.get(env) and (env, release) not in confirmed:
+            problems.append(
+                f"{env} runs {release}, neither its release before ({before.get(env)}) "
+                "nor one a finished promotion confirmed"
+            )
+    return "; ".join(problems)
+
+
+def _next_pipeline_id(h: Harness) -> int:
+    rows = read_rows(h.db_path, "SELECT COALESCE(MAX(id), 0) FROM pipelines")
+    return int(rows[0][0]) + 1
+
+
+@dataclass(frozen=True)
+class StagePoint:
+    kind: str  # the promotion: dev_to_staging | staging_to_prod
+    position: int
+    name: str
+    when: str  # running: as soon as it starts | passed: as soon as it is done
+
+
+def _stage_reached(h: Harness, first_id: int, stage: StagePoint) -> str:
+    rows = read_rows(
+        h.db_path,
+        "SELECT s.name, s.status FROM stages s JOIN pipelines p ON p.id = s.pipeline_id "
+        "WHERE p.id >= ? AND p.kind = ? AND s.position = ?",
+        (first_id, stage.kind, stage.position),
+    )
+    if not rows or (stage.when == "passed" and rows[0][1] != "passed"):
+        return ""
+    return f"{rows[0][0]} {rows[0][1]} at the kill"
+
+
+def promote_all_stages(config: dict[str, Any]) -> list[StagePoint]:
+    """A kill point as every stage of ``promote all`` starts, and as each deploy is done
+    (the promotion not yet finished: the case its recovery must roll back)."""
+    points = []
+    for kind in ("dev_to_staging", "staging_to_prod"):
+        for position, stage in enumerate(config["pipeline"][kind], start=1):
+            name = str(stage.get("name") or stage["kind"])
+            points.append(StagePoint(kind, position, name, "running"))
+            if stage["kind"] == "deploy":
+                points.append(StagePoint(kind, position, name, "passed"))
+    return points
+
+
 def check_backups(h: Harness) -> tuple[str, dict[str, Any]]:
     problems = []
     dirs = incomplete = 0
@@ -284,6 +356,7 @@ class CrashConsistency:
         self.rng = random.Random(seed)
         self.quick = quick
         self.log = log
+        self.before: dict[str, str] = {}  # each target's release before the next point
 
     def calibrate(self) -> Calibration:
         self.up()
@@ -291,6 +364,7 @@ class CrashConsistency:
         size = grow_database(self.h, "prod", rows)
         promote = run_to_end(self.h, "promote", {"what": "all"})
         backup = run_to_end(self.h, "backup", {"env": "prod"})
+        self.before = current_releases(self.h)
         self.log(
             f"calibration: promote-all {promote:.1f}s, backup of prod ({size / 2**20:.1f} MiB) "
             f"{backup:.2f}s"
@@ -303,6 +377,22 @@ class CrashConsistency:
         if not self.h.wait_up(UP_TIMEOUT):
             raise RuntimeError(f"the daemon did not come up: {self.h.tail()}")
 
+    def stage_point(self, index: int, stage: StagePoint) -> Point:
+        """Start ``promote all`` and kill the daemon once the stage is recorded running (or,
+        if it came and went unseen, right after it), or recorded passed."""
+        point = Point(index, f"stage {stage.kind}:{stage.position} {stage.name} {stage.when}", 0.0)
+        first_id = _next_pipeline_id(self.h)
+        op = Operation(self.h, "promote", {"what": "all"})
+        started = op.start()
+        seen = wait_for(lambda: _stage_reached(self.h, first_id, stage) or op.join(0),
+                        OPERATION_TIMEOUT, interval=STAGE_POLL)  # fmt: skip
+        point.delay = round(time.monotonic() - started, 3)
+        self.h.kill()
+        op.join(30)
+        point.notes["stage"] = str(seen) if seen is not True else "ended before it was seen"
+        self._after_kill(point, first_id)
+        return point
+
     def point(self, index: int, cal: Calibration) -> Point:
         scenario = "promote-all" if self.rng.random() < 2 / 3 else "backup"
         span = cal.promote_all if scenario == "promote-all" else cal.backup
@@ -310,16 +400,23 @@ class CrashConsistency:
         point = Point(index, scenario, delay)
         name, args = ("promote", {"what": "all"}) if scenario == "promote-all" else (
             "backup", {"env": "prod"})  # fmt: skip
+        first_id = _next_pipeline_id(self.h)
         op = Operation(self.h, name, args)
         started = op.start()
         time.sleep(max(0.0, started + delay - time.monotonic()))  # the kill point itself
         self.h.kill()
         op.join(30)
         point.stage_at_kill = op.progress[-1] if op.progress else ""
+        self._after_kill(point, first_id)
+        return point
+
+    def _after_kill(self, point: Point, first_id: int) -> None:
         running = read_rows(self.h.db_path, "SELECT id FROM pipelines WHERE status = 'running'")
         point.running_at_kill = [r[0] for r in running]
         self.restart_and_check(point)
-        return point
+        if problem := check_resolved(self.h, self.before, first_id):
+            point.problems["resolved"] = problem
+        self.before = current_releases(self.h)
 
     def restart_and_check(self, point: Point) -> None:
         self.h.start()
@@ -331,15 +428,18 @@ class CrashConsistency:
         if not up:
             unhealthy = [env for env in self.h.envs if not self.h.healthy(env)]
             point.problems["up"] = f"not healthy within {UP_TIMEOUT:g}s: {unhealthy}"
+        # The recovery of an interrupted promotion may switch a target back: what each
+        # environment serves is compared with `current` once it has settled.
+        problem, notes = check_pipelines(self.h, point.running_at_kill)
+        point.notes.update(notes)
+        if problem:
+            point.problems["pipeline"] = problem
+        wait_for(self.h.all_healthy, 30, interval=0.2)
         for env in self.h.envs:
             if problem := check_release(self.h, env):
                 point.problems.setdefault("release", problem)
         if problem := check_store(self.h):
             point.problems["store"] = problem
-        problem, notes = check_pipelines(self.h, point.running_at_kill)
-        point.notes.update(notes)
-        if problem:
-            point.problems["pipeline"] = problem
         problem, notes = check_backups(self.h)
         point.notes.update(notes)
         if problem:
@@ -352,7 +452,7 @@ class CrashConsistency:
 
 def describe(point: Point) -> str:
     verdict = "ok" if point.passed else f"FAILED {point.problems}"
-    where = point.stage_at_kill.strip()[:60] or "-"
+    where = (point.notes.get("stage") or point.stage_at_kill).strip()[:60] or "-"
     recovery = ", ".join(f"{k} {v}" for k, v in point.notes.get("recovery", {}).items())
     return (
         f"point {point.index:>2}: kill {point.delay:6.2f}s into {point.scenario:<11} "
@@ -361,15 +461,25 @@ def describe(point: Point) -> str:
     )
 
 
-def run(points: int, seed: int, quick: bool, log: Callable[[str], None] = print) -> list[Point]:
+def run(
+    points: int,
+    seed: int,
+    quick: bool,
+    log: Callable[[str], None] = print,
+    stages: bool = False,
+) -> list[Point]:
+    """``points`` random kill points, then (``stages``) one at each stage of promote-all."""
     results = []
-    with running_daemon(crash_config(quick)) as h:
+    config = crash_config(quick)
+    with running_daemon(config) as h:
         crash = CrashConsistency(h, seed, quick, log)
         cal = crash.calibrate()
         for index in range(1, points + 1):
-            point = crash.point(index, cal)
-            results.append(point)
-            log(describe(point))
+            results.append(crash.point(index, cal))
+            log(describe(results[-1]))
+        for stage in promote_all_stages(config) if stages else ():
+            results.append(crash.stage_point(len(results) + 1, stage))
+            log(describe(results[-1]))
     return results
 
 
@@ -377,12 +487,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--points", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stages", action="store_true", help="also kill at every stage")
     parser.add_argument("--quick", action="store_true", help="trivial stages, small database")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        results = run(args.points, args.seed, args.quick, lambda s: print(s, flush=True))
+        results = run(
+            args.points, args.seed, args.quick, lambda s: print(s, flush=True), args.stages
+        )
     except RuntimeError as exc:
         print(f"crash consistency: {exc}", file=sys.stderr)
         return EXIT_NOT_UP
