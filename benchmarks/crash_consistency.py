@@ -174,7 +174,9 @@ def grow_database(harness: Harness, env: str, rows: int) -> int:
 
 
 def read_rows(db_path: Path, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
+    # Not read-only: after a SIGKILL mid-write the store has a hot journal, which the first
+    # reader must roll back (a read-only connection is refused).
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
         conn.execute("PRAGMA busy_timeout = 10000")
         return conn.execute(query, args).fetchall()
 

@@ -115,7 +115,9 @@ def corruption(path: Path) -> str:
     if not path.exists() or path.stat().st_size == 0:
         return ""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        # Read-write, so that the journal a killed writer left (a hot journal) is rolled
+        # back first, as any opener must; a read-only connection could not check the file.
+        conn = sqlite3.connect(path, timeout=5.0)
     except sqlite3.Error:
         return ""
     try:

@@ -49,7 +49,7 @@ log = structlog.get_logger("gaia.pipeline.runner")
 
 FAILED = ("failed", "timed_out", "cancelled", "interrupted")  # statuses that stop a promotion
 LIVE_LINES = 1000
-_STORE_ATTEMPTS = 5
+STORE_PATIENCE = 30.0  # seconds a runner waits for a store that cannot write
 
 
 # Runner -> coordinator.
@@ -557,15 +557,20 @@ class Runner:
         self._store(Update(table, row_id, fields_of(**values)))
 
     def _store(self, request: InsertNow | Update) -> Any:
-        for attempt in range(_STORE_ATTEMPTS):
+        """Ask the store, waiting out a restart of it or a storage fault it retries itself
+        (up to ``STORE_PATIENCE`` seconds): a promotion whose deploy has begun must not be
+        abandoned half-way because its history could not be written for a moment."""
+        deadline = time.monotonic() + STORE_PATIENCE
+        attempt = 0
+        while True:
             try:
                 return self.registry.ask("store", request, timeout=10.0)
-            except (NotRunning, AskTimeout) as exc:
-                if attempt == _STORE_ATTEMPTS - 1:
+            except (NotRunning, AskTimeout, StoreError) as exc:
+                if time.monotonic() >= deadline:
                     raise StoreError(f"cannot write {request.table}: {exc}") from exc
-                # The store is being restarted by its supervisor: nothing to wait on.
-                time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+                attempt += 1
+                # Restarting, or retrying its file: nothing to wait on but time.
+                time.sleep(min(0.2 * attempt, 2.0))
 
 
 def _fields(report: Any) -> dict[str, Any]:
