@@ -113,9 +113,11 @@ class Store(GaiaActor):
             case Update(table=table, row_id=row_id, values=values):
                 return self._update(table, row_id, values)
             case Flush():
+                if self.db is not None and self._inode() != self.inode:
+                    self._ready()  # deleted or replaced: noticed even when nothing is written
                 return self._flush()
             case Prune():
-                return self._attempt(self._prune) if not self.fault else 0
+                return self._prune_if_writable()
             case _:
                 return self.unhandled(message)
         return None
@@ -146,8 +148,8 @@ class Store(GaiaActor):
             self._flush()
 
     def _flush(self, force: bool = False) -> int:
-        """Write what is held; False-y (0) when there was nothing or the store is faulty
-        (then it tries again once ``retry_at`` has passed, or at once when ``force``d)."""
+        """Write what is held; answers how many rows, 0 when there was nothing or the store
+        is faulty (it tries again once ``retry_at`` has passed, or at once when ``force``d)."""
         if not self.count and not self.updates:
             return 0
         if self.fault and not force and time.monotonic() < self.retry_at:
@@ -302,6 +304,16 @@ class Store(GaiaActor):
                 db.close()
             except peewee.PeeweeException as exc:
                 self.log.warning("store.close_failed", error=str(exc))
+
+    def _prune_if_writable(self) -> int:
+        """Prune by retention; a faulty store prunes at the next hour (told by a timer: a
+        storage fault here must not end the actor and what it holds)."""
+        if self.fault:
+            return 0
+        try:
+            return self._attempt(self._prune)
+        except StoreError:
+            return 0
 
     def _prune(self) -> int:
         retention = {

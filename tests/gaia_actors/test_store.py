@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from gaia_actors.errors import InvalidMessage
+from gaia_actors.errors import InvalidMessage, StoreError
 from gaia_actors.messages import (
     Crash,
     Event,
     Flush,
+    GetState,
     Insert,
     InsertNow,
     Prune,
@@ -303,3 +304,40 @@ def test_store_writes_through_its_own_connection_not_the_shared_proxy(
         )
     with sqlite3.connect(other) as conn:
         assert conn.execute("SELECT count(*) FROM health_checks").fetchone() == (0,)
+
+
+def _check(at: float, env: str = "held") -> Insert:
+    return Insert("health_checks", fields_of(ts=at, env=env, status="healthy"))
+
+
+def test_a_store_that_cannot_write_holds_a_bounded_backlog_then_writes_it(
+    tree: tuple[Any, Any], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry, _ = tree
+    monkeypatch.setattr("gaia_actors.store.MAX_HELD", 50)
+    registry.ask("store", InsertNow("pipelines", pipeline_row("dev_to_staging")))
+    journal = settings.state_dir / "gaia.db-journal"
+    journal.unlink(missing_ok=True)
+    journal.mkdir()  # SQLite cannot open its journal: no write transaction can start
+    with pytest.raises(StoreError, match="cannot write"):
+        registry.ask("store", InsertNow("pipelines", pipeline_row("dev_to_staging")))
+    changed = registry.ask("store", Update("pipelines", 1, fields_of(status="failed")))
+    assert changed == 0  # held, in order, for when the store can write
+    for i in range(60):
+        registry.tell("store", _check(float(i)))
+    state = registry.ask("store", GetState())
+    assert state["fault"]
+    assert state["held"] == 50
+    assert state["lost"] >= 10  # the rows beyond the bound (and the events about the fault)
+
+    journal.rmdir()
+
+    wait_until(lambda: not registry.ask("store", GetState())["fault"], timeout=10)
+    registry.ask("store", Flush())
+    assert HealthCheck.select().where(HealthCheck.env == "held").count() >= 40
+    assert Pipeline.get_by_id(1).status == "failed"
+    lost = registry.ask("store", GetState())["lost"]
+    registry.tell("store", _check(99.0, "after"))
+    registry.ask("store", Flush())
+    assert HealthCheck.select().where(HealthCheck.env == "after").count() == 1
+    assert registry.ask("store", GetState())["lost"] == lost  # nothing lost once it writes
