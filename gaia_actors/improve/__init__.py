@@ -14,7 +14,14 @@ Modules, bottom up (each imports only the ones above it):
 - ``testing``    tests under coverage, JUnit XML and coverage JSON, benchmarks
 - ``tasks``      rule-based ranking of findings into improvement tasks, git churn
 - ``fixes``      mechanical fixers in a scratch copy, verified patches, transactional apply
-- ``compare``    two cycles compared: new / fixed / unchanged findings, metric deltas
+- ``compare``    two cycles compared: new / fixed / unchanged findings, metric deltas, alerts
+- ``discover``   how a target's tests are found (as pytest finds them), src layouts
+- ``style``      the formatters and fixers a target's own configuration chooses
+- ``plan``       what one cycle runs on its target (the configured one, a named one, any other)
+- ``verifier``   a fix's tests: every test that passed before passes again
+- ``improvements`` phase 5: the target's fixers, the smallest diff that removes findings
+- ``delivery``   a verified fix as a patch file, a branch commit (git), or the patched tree
+- ``schedule``   which targets run on a schedule and when one is due
 
 The actors (``engine.py``, ``worker.py``) call these; nothing here talks to actors.
 """

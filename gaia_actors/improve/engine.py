@@ -20,6 +20,10 @@ phase's start and end by message, so ``GetCycleStatus`` answers at any time. Eve
 ``improve.phase.started``/``improve.phase.finished`` event with its duration; a cycle is
 ``improve.cycle.started`` and ``improve.cycle.finished`` (or ``.failed``/``.interrupted``).
 One cycle runs at a time: ``RunCycle`` during one is refused with ``Busy``.
+
+Cycles also start on their own (schedule.py): a timer tells the engine ``ScheduleTick``, due
+targets queue, and the next starts when the engine is free. A cycle that falls behind the one
+before it publishes ``alert.improve_regressed``.
 """
 
 from __future__ import annotations

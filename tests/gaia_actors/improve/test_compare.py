@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from gaia_actors.improve.compare import (
+    AlertThresholds,
     CycleSnapshot,
     Direction,
     Verdict,
+    alert_reasons,
     compare_cycles,
     diff_findings,
     is_regression,
@@ -95,3 +97,26 @@ def test_ops_per_sec_regression_beyond_the_threshold_is_flagged() -> None:
     assert compare_cycles(before, CycleSnapshot({"ops_per_sec": 950.0}, ())).regressions == ()
     assert not is_regression(1000.0, 2000.0)
     assert is_regression(10.0, 12.0, threshold=0.1, direction=Direction.LOWER)
+
+
+def test_alert_reasons_name_each_regression_past_its_threshold() -> None:
+    critical = Finding("syntax_error", "app.py", 3, "invalid syntax", Severity.CRITICAL, 9, "ast")
+    low = Finding("todo", "app.py", 1, "TODO: later", Severity.LOW, 1, "markers")
+    before = CycleSnapshot({"coverage": 80.0, "pass_rate": 1.0, "ops_per_sec": 1000.0}, (low,))
+    after = CycleSnapshot(
+        {"coverage": 79.5, "pass_rate": 0.9, "ops_per_sec": 850.0}, (low, critical)
+    )
+    comparison = compare_cycles(before, after)
+
+    reasons = alert_reasons(comparison, AlertThresholds(coverage_drop=1.0, benchmark_drop=0.1))
+    assert reasons == [
+        "pass rate 100.0% -> 90.0%",
+        "benchmark 1,000 -> 850 ops/s",
+        "1 new critical finding(s): app.py:3",
+    ]  # coverage fell 0.5 points: within its threshold
+    strict = AlertThresholds(coverage_drop=0.1, pass_rate_drop=0.2, benchmark_drop=0.2)
+    assert alert_reasons(comparison, strict) == [
+        "coverage 80.0% -> 79.5%",
+        "1 new critical finding(s): app.py:3",
+    ]
+    assert alert_reasons(compare_cycles(after, before), AlertThresholds()) == []
