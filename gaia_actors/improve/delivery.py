@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from gaia_actors.improve.commands import run_command, which
@@ -80,7 +81,7 @@ def read_state(root: Path, options: WalkOptions) -> TreeState:
     for path in walk(root, every_file).files:
         info = (root / path).stat()
         files[path] = (info.st_size, info.st_mtime_ns)
-    return TreeState(files, **_git_state(root))
+    return TreeState(MappingProxyType(files), **_git_state(root))  # read-only: it crosses actors
 
 
 def _git_state(root: Path) -> dict[str, str]:
