@@ -79,7 +79,10 @@ def read_state(root: Path, options: WalkOptions) -> TreeState:
     )
     files: dict[str, tuple[int, int]] = {}
     for path in walk(root, every_file).files:
-        info = (root / path).stat()
+        try:
+            info = (root / path).stat()
+        except OSError:
+            continue  # gone since the walk listed it: absent from this state
         files[path] = (info.st_size, info.st_mtime_ns)
     return TreeState(MappingProxyType(files), **_git_state(root))  # read-only: it crosses actors
 
