@@ -542,7 +542,7 @@ class Cycle:
                 "skipped": junit.skipped,
                 "failures": [
                     {
-                        "test": f"{c.classname}.{c.name}",
+                        "test": ".".join(part for part in (c.classname, c.name) if part),
                         "outcome": str(c.outcome),
                         "message": c.message[:300],
                     }

@@ -31,7 +31,7 @@ from gaia_actors.improve.fixes import FixerSpec, FixOutcome, FixStatus, Selectio
 from gaia_actors.improve.linters import LinterSpec, run_linters, without_duplicates
 from gaia_actors.improve.plan import CyclePlan
 from gaia_actors.improve.style import StyleTool, chosen_tools, configured_tools
-from gaia_actors.improve.testing import GAP_TYPE, Outcome, RunStatus, TestRun
+from gaia_actors.improve.testing import GAP_TYPE, PYTEST_FLAGS, Outcome, RunStatus, TestRun
 from gaia_actors.improve.verifier import verifier_argv
 
 NOT_RECHECKED = frozenset({GAP_TYPE, "import_cycle"})  # need the tests or the whole graph
@@ -116,7 +116,7 @@ class FixPhase:
                 [c.classname, c.name] for c in self.tests.junit.cases if c.outcome is Outcome.PASSED
             ]
             baseline.write_text(json.dumps({"passed": passed}), encoding="utf-8")
-            pytest = (self.plan.python, "-m", "pytest", "-p", "no:cacheprovider")
+            pytest = (self.plan.python, "-m", "pytest", *PYTEST_FLAGS)
             return (*verifier_argv(self.plan.python, baseline), *pytest, *settings.pytest_args)
         if self.test_kind == "go":
             return (self.plan.command(("go",))[0], "test", "./...")

@@ -51,6 +51,9 @@ from gaia_actors.improve.findings import Finding, Severity
 
 DEFAULT_THRESHOLD = 50.0
 COLLECTION_FAILURE = "collection failure"  # pytest's JUnit message for a module that broke
+# No cache written into the target; a test module that cannot be imported is reported while
+# the rest of the suite runs (pytest stops before any test by default).
+PYTEST_FLAGS = ("-p", "no:cacheprovider", "--continue-on-collection-errors")
 DETAIL_CHARS = 4000
 DEFAULT_TEST_OMIT = ("test_*.py", "*_test.py", "conftest.py", "tests/", "test/", "*_test.go")
 GAP_TYPE = "coverage_gap"
@@ -442,7 +445,7 @@ def run_python_tests(
 
 
 def _pytest_argv(opts: PythonTestOptions, junit: Path, *, with_coverage: bool) -> list[str]:
-    pytest = ["-m", "pytest", f"--junitxml={junit}", "-p", "no:cacheprovider", *opts.pytest_args]
+    pytest = ["-m", "pytest", f"--junitxml={junit}", *PYTEST_FLAGS, *opts.pytest_args]
     if not with_coverage:
         return [opts.python, *pytest]
     branch = ["--branch"] if opts.branch else []

@@ -84,6 +84,8 @@ def test_each_test_module_that_cannot_import_is_named_with_its_error(tmp_path: P
     )
     assert "SyntaxError" in problems["tests/test_syntax.py"]
     assert run.status is RunStatus.FAILED  # collection errors are errors, not a broken run
+    assert run.junit is not None
+    assert run.junit.passed == 1  # the rest of the suite still ran
     assert run.reason.startswith("2 file(s) could not be imported: ")
     assert snapshot(tmp_path) == before
 
