@@ -9,6 +9,7 @@ import pytest
 
 from gaia_actors.health import Health
 from gaia_actors.httpclient import Client, ErrorKind, Limits, check_health, get, wait_healthy
+from gaia_actors.pipeline.load import run_load
 from tests.gaia_actors.monitoring.hostile import (
     EndlessChunked,
     Hang,
@@ -116,3 +117,17 @@ def test_an_ok_json_status_is_healthy_and_a_down_one_is_not() -> None:
         verdict = check_health(server.url("/bad"))
     assert not verdict.healthy
     assert "down" in verdict.reason
+
+
+def test_the_load_stage_cannot_be_stretched_past_its_deadline() -> None:
+    with HostileServer({"/items": Trickle(interval=0.1)}) as server:
+        started = time.monotonic()
+        result = run_load(
+            "127.0.0.1", server.port, "/items", requests=50, concurrency=2,
+            deadline=started + 1.0,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.6
+    assert not result.complete
+    assert result.errors == result.sent
+    assert result.first_error.startswith("connection: timeout")
