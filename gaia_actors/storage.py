@@ -86,7 +86,9 @@ def point_readers(url: str) -> None:
 def _private_file(path: Path) -> None:
     """Create the database file 0600 (SQLite gives its journal the same mode), or make an
     existing one 0600: what the daemon stores is nobody else's, whatever the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A folder made here (an offline command before any daemon ran) is as private as the
+    # state directory a daemon makes; an existing one keeps its mode.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(OSError):  # unwritable: opening it says so, with the reason
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:

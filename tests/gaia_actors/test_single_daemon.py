@@ -83,3 +83,13 @@ def test_an_existing_state_directory_keeps_its_mode(tmp_path: Path) -> None:
 def test_a_new_state_directory_is_private(daemon: DaemonProcess) -> None:
     assert stat.S_IMODE(daemon.state_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((daemon.state_dir / "gaia.db").stat().st_mode) == 0o600
+
+
+def test_an_offline_command_makes_the_state_directory_private_too(tmp_path: Path) -> None:
+    process = DaemonProcess(tmp_path, CONFIG)  # not started: the command runs offline
+
+    result = process.cli("status")
+
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(process.state_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((process.state_dir / "gaia.db").stat().st_mode) == 0o600
