@@ -44,6 +44,7 @@ once and its tree walked once, whatever the number of AST detectors.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import warnings
@@ -56,6 +57,7 @@ from typing import ClassVar
 
 from gaia_actors.improve import gosource, pysource
 from gaia_actors.improve.files import (
+    BINARY_PROBE,
     DEFAULT_MAX_BYTES,
     SkippedFile,
     SkipReason,
@@ -492,23 +494,73 @@ def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings)
     """Read one file (relative to ``root``, or absolute inside it) and run the detectors."""
     relpath = _relative(path, root)
     language = language_of(relpath)
-    data = read_bytes(os.path.join(root, relpath), settings.max_bytes, relpath)
+    data = read_bytes(f"{root}/{relpath}", settings.max_bytes, relpath)
     if isinstance(data, SkippedFile):
         return FileResult(relpath, language, skipped=data)
     lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-    # The bytes prefilter: a file without any marker is never lexed or tokenized for markers.
-    has_markers = any(data.find(marker.encode()) >= 0 for marker in settings.markers)
+    encoding = _declared_encoding(data, relpath) if language == "python" else None
+    if isinstance(encoding, SkippedFile):
+        return FileResult(relpath, language, bytes=len(data), skipped=encoding)
+    # The bytes prefilter: a file without any marker is never decoded, lexed or tokenized
+    # for markers (only checked to be text, so both modes skip the same files).
+    has_markers = _has_markers(data, settings.markers, encoding)
     if settings.markers_only and not has_markers:
-        problem = check_text(data, relpath)  # skip what the full path would skip
+        problem = check_text(data, relpath) if encoding is None else None
+        if problem is None and encoding is not None:
+            problem = _as_skip(_decode(data, relpath, encoding))
         if problem is not None:
             return FileResult(relpath, language, bytes=len(data), skipped=problem)
         return FileResult(relpath, language, lines, len(data))
-    text = decode(data, relpath)
+    text = _decode(data, relpath, encoding)
     if isinstance(text, SkippedFile):
         return FileResult(relpath, language, bytes=len(data), skipped=text)
     findings, imports = _run_detectors(relpath, language, text, settings, has_markers)
     markers = sum(1 for f in findings if f.detector in MARKER_DETECTORS)
     return FileResult(relpath, language, lines, len(data), markers, findings, imports)
+
+
+def _declared_encoding(data: bytes, relpath: str) -> str | SkippedFile | None:
+    """A Python file's PEP 263 encoding (None: UTF-8), or why it cannot be decoded."""
+    try:
+        return pysource.declared_encoding(data)
+    except SyntaxError as exc:  # an unknown encoding, or a BOM contradicting the declaration
+        return SkippedFile(relpath, SkipReason.UNDECODABLE, exc.msg)
+
+
+def _decode(data: bytes, relpath: str, encoding: str | None) -> str | SkippedFile:
+    """The text of ``data``: UTF-8 (``decode``), or the declared ``encoding``."""
+    if encoding is None:
+        return decode(data, relpath)
+    if data.find(b"\0", 0, BINARY_PROBE) >= 0:
+        return SkippedFile(relpath, SkipReason.BINARY, "NUL byte in the first 8 KiB")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        detail = f"invalid {encoding} (declared) at byte {exc.start}"
+        return SkippedFile(relpath, SkipReason.UNDECODABLE, detail)
+
+
+def _as_skip(text: str | SkippedFile) -> SkippedFile | None:
+    return text if isinstance(text, SkippedFile) else None
+
+
+def _has_markers(data: bytes, markers: Sequence[str], encoding: str | None) -> bool:
+    """Could the text hold a marker? Searched in the raw bytes when the encoding writes the
+    markers as their ASCII bytes (UTF-8 and every ASCII-compatible encoding); bytes that
+    decode to something else (a multi-byte character's trail bytes) only cost a lex that
+    finds nothing. Other encodings (UTF-16, EBCDIC) are decoded first."""
+    if encoding is None or _ascii_markers(encoding, tuple(markers)):
+        return any(data.find(marker.encode()) >= 0 for marker in markers)
+    text = _decode(data, "", encoding)
+    return isinstance(text, SkippedFile) or any(marker in text for marker in markers)
+
+
+@functools.cache
+def _ascii_markers(encoding: str, markers: tuple[str, ...]) -> bool:
+    try:
+        return all(m.encode(encoding) == m.encode("ascii") for m in (*markers, "#", "\n"))
+    except (UnicodeError, LookupError):
+        return False
 
 
 def _relative(path: str | Path, root: str | Path) -> str:
@@ -552,9 +604,9 @@ def _selected(detector: Detector, settings: AnalysisSettings) -> bool:
 
 def _walk_ast(source: PythonSource, detectors: Sequence[AstDetector]) -> list[Finding]:
     """One walk of the tree, each node handed to the detectors that asked for its type."""
-    tree = source.tree
     active = [d for d in detectors if not d.keywords or any(k in source.text for k in d.keywords)]
-    if tree is None or not active:
+    tree = source.tree if active else None  # no detector wants it: the file is not parsed
+    if tree is None:
         return []
     wanted: dict[type[ast.AST], list[AstDetector]] = {}
     for detector in active:

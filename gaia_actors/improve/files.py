@@ -54,6 +54,7 @@ class SkipReason(StrEnum):
     NON_UTF8 = "non_utf8"
     OUTSIDE_TREE = "outside_tree"
     SYMLINK = "symlink"
+    UNDECODABLE = "undecodable"  # a Python file not valid in its declared (PEP 263) encoding
 
 
 @dataclass(frozen=True, slots=True)

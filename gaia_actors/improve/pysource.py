@@ -25,6 +25,7 @@ code lines (a rare misattribution, harmless for an identity that only has to be 
 from __future__ import annotations
 
 import bisect
+import codecs
 import io
 import itertools
 import re
@@ -131,6 +132,24 @@ def last_hash_marker(text: str, markers: Sequence[str]) -> int:
                 break
             pos = text.rfind(marker, 0, pos)
     return best
+
+
+def declared_encoding(data: bytes) -> str | None:
+    """The PEP 263 coding declaration (or UTF-8 BOM) of a Python file's bytes, normalised as
+    ``tokenize.detect_encoding`` does ("utf-8-sig" for a BOM), or None when there is neither.
+
+    Only the first two lines can declare an encoding, so a file whose head has no ``coding``
+    and no BOM costs two ``find`` calls. Raises SyntaxError for an unknown or contradictory
+    declaration, as the tokenizer does.
+    """
+    if data.startswith(codecs.BOM_UTF8):
+        return tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    second = data.find(b"\n", data.find(b"\n") + 1)
+    head = data if second < 0 else data[:second]
+    if b"coding" not in head:
+        return None
+    encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    return None if encoding == "utf-8" else encoding
 
 
 def line_starts(text: str) -> list[int]:

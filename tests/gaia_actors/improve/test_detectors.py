@@ -318,3 +318,56 @@ def test_summary_counts_findings_and_skips(tmp_path: Path) -> None:
     assert (summary.files, summary.lines, summary.markers) == (1, 2, 2)
     assert summary.findings_by_type == {"todo": 1, "fixme": 1}
     assert summary.skipped_by_reason == {"binary": 1}
+
+
+# encoding -> (text, the marker's line, its comment)
+DECLARED = {
+    "latin-1": (
+        "# -*- coding: latin-1 -*-\ns = 'caf\xe9 # TODO in a string'\n# TODO caf\xe9\n",
+        3,
+        "# TODO caf\xe9",
+    ),
+    "koi8-r": (
+        "#!/usr/bin/env python\n# coding: koi8-r\nx = 1  # FIXME \u043f\u0440\u0438\n",
+        3,
+        "# FIXME \u043f\u0440\u0438",
+    ),
+}
+
+
+@pytest.mark.parametrize("settings", [FULL, MARKERS_ONLY], ids=["full", "markers_only"])
+@pytest.mark.parametrize("encoding", sorted(DECLARED))
+def test_a_declared_encoding_is_read_in_that_encoding(
+    tmp_path: Path, settings: AnalysisSettings, encoding: str
+) -> None:
+    text, line, comment = DECLARED[encoding]
+    write(tmp_path, "declared.py", text.encode(encoding))
+    result = analyse_file("declared.py", tmp_path, settings)
+    assert result.skipped is None
+    markers = [(f.line, f.text) for f in result.findings if f.detector == "markers"]
+    assert markers == [(line, comment)]
+
+
+def test_a_marker_made_of_trail_bytes_is_not_a_marker(tmp_path: Path) -> None:
+    # In Shift JIS, b"\x83T" is one character: the bytes hold "TODO", the text does not.
+    data = b"# coding: shift_jis\n# \x83TODO not a marker\n# TODO a marker\n"
+    assert "TODO not" not in data.decode("shift_jis")
+    write(tmp_path, "sjis.py", data)
+    for settings in (FULL, MARKERS_ONLY):
+        result = analyse_file("sjis.py", tmp_path, settings)
+        assert [(f.line, f.type) for f in result.findings] == [(3, "todo")]
+
+
+def test_an_undecodable_or_unknown_declared_encoding_is_skipped_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "bad.py", b"# coding: ascii\n# TODO caf\xc3\xa9\n")
+    write(tmp_path, "unknown.py", b"# coding: no-such-codec\n# TODO\n")
+    write(tmp_path, "quiet.py", b"# coding: ascii\nx = 'caf\xc3\xa9'\n")
+    for settings in (FULL, MARKERS_ONLY):
+        results = analyse_batch(["bad.py", "unknown.py", "quiet.py"], tmp_path, settings)
+        details = [(r.path, r.skipped and r.skipped.reason) for r in results]
+        assert details == [
+            (p, SkipReason.UNDECODABLE) for p in ("bad.py", "unknown.py", "quiet.py")
+        ]
+        assert "ascii" in str(results[0].skipped and results[0].skipped.detail)
