@@ -152,7 +152,10 @@ def test_a_crashing_release_is_rolled_back_and_data_that_verifies_is_kept(
     assert list(layout.root.glob("data.replaced-*")) == []
     crashes = [e for e in tree.events.matching("environment.exited") if e.get("pid") != good["pid"]]
     assert len(crashes) == 2  # the skipped restore costs no restart
-    assert all(e.get("failed_start") and e.get("release") == bad.id for e in crashes)
+    assert all(e.get("release") == bad.id for e in crashes)
+    # A crash is a failed start when it came within startsecs (0.5 s here); a loaded machine
+    # can take longer than that to reach the crash, so the flag is checked against the uptime.
+    assert all(e.get("failed_start") == (e.get("uptime") < 0.5) for e in crashes)
     assert tree.events.matching("environment.rolled_back")[0].get("release") == good["release"]
 
 
