@@ -33,7 +33,7 @@ class InjectedCrash(RuntimeError):
 
 
 class GaiaActor(Supervised):
-    """Base of every gaia actor (DESIGN.md, Actors and messages)."""
+    """Base of every gaia actor."""
 
     def __init__(self, link: Link) -> None:
         super().__init__(link)
@@ -152,7 +152,7 @@ class GaiaActor(Supervised):
         return True
 
     def ask(self, name: str, message: Any, timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
-        """Ask ``name``. Never ask an actor that may ask you back (deadlock, REFERENCE.md)."""
+        """Ask ``name``. Never ask an actor that may ask you back (a deadlock)."""
         return self.registry.ask(name, message, timeout=timeout)
 
     def publish(self, event: str, level: str = "info", env: str = "", **data: Any) -> None:

@@ -57,7 +57,7 @@ BUILTIN_HELP: dict[str, tuple[str, str]] = {
     "ask": ("ask ACTOR MESSAGE [FIELD=VALUE ...]", "ask ACTOR a typed message and print the reply"),
 }
 BUILTINS = tuple(BUILTIN_HELP)
-# The commands people expect (issue 6): when none of the capabilities registered one, say so
+# The commands people expect: when none of the capabilities registered one, say so
 # rather than "invalid choice".
 EXPECTED = frozenset(
     {

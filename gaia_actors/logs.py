@@ -1,9 +1,10 @@
 """structlog configuration: a JSON-lines file sink with rotation, and the console.
 
-Configured once, at daemon start (STYLE.md 6). The file sink is what ``tail`` reads: one
+Configured once, at daemon start. The file sink is what ``tail`` reads: one
 JSON object per line with ``timestamp`` (ISO 8601, UTC), ``level``, ``event`` and the bound
 ``actor``/``env``/``pipeline_id``. Pykka and other stdlib loggers are routed through the
-same handlers, so an actor crash is never invisible (REFERENCE.md, Pykka).
+same handlers, so an actor crash is never invisible (Pykka logs crashes
+through a NullHandler otherwise).
 """
 
 from __future__ import annotations

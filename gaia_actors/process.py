@@ -4,7 +4,7 @@ Shared by the environments (long-running services), the pipeline stages and the 
 cycle (commands with a deadline). Everything here is synchronous and thread-based; the actors
 turn the callbacks into messages.
 
-Why the pieces look the way they do (REFERENCE.md "Processes"):
+Why the pieces look the way they do:
 
 - Every child starts with ``start_new_session=True`` and is signalled through its process
   group, so grandchildren die with it (supervisord ``stopasgroup``/``killasgroup``). When the
@@ -75,7 +75,7 @@ __all__ = [
     "write_pidfile",
 ]
 
-# Log retention the environment actor uses unless configured otherwise (issue 3).
+# Log retention the environment actor uses unless configured otherwise.
 DEFAULT_LOG_RETENTION_DAYS: Mapping[str, int] = MappingProxyType(
     {"dev": 7, "staging": 30, "prod": 90}
 )

@@ -1,4 +1,4 @@
-"""``python run.py repl``: an interactive shell on the running daemon (issue 6, part 2).
+"""``python run.py repl``: an interactive shell on the running daemon.
 
 Every registered command works here with the CLI's syntax (``health prod -n 5``), plus
 ``promote dev|staging|all``, raw injection (``send ACTOR MESSAGE key=value ...``, ``ask ...``),

@@ -1,4 +1,4 @@
-"""Structured log tailing: ``python run.py tail`` (issue 6, part 4).
+"""Structured log tailing: ``python run.py tail``.
 
 Reads the daemon's JSON-lines log (``<state_dir>/logs/gaia.jsonl``, rotated by a stdlib
 ``RotatingFileHandler`` into ``gaia.jsonl.1``, ``gaia.jsonl.2`` ...), keeps the records that pass

@@ -1,4 +1,4 @@
-"""Exponential restart backoff with jitter (Akka's formula, REFERENCE.md "Backoff")."""
+"""Exponential restart backoff with jitter (Akka's formula)."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ class ChildSpec:
     followed by exactly one restart: if that restarted child fails before running
     ``Backoff.stable_after`` seconds, the next step runs; a step that raises moves on to the
     next step at once. With the ladder spent, ``exhausted`` decides: escalate, or park the
-    child as ``failed`` until ``ResetChild`` (DESIGN.md, Supervision). A ladder step runs in
+    child as ``failed`` until ``ResetChild``. A ladder step runs in
     its own thread, never in the supervisor's mailbox. A step raising ``StepSkipped`` moves
     on at once without counting as a failure; one raising ``ParkNow`` parks the child now.
 

@@ -1,6 +1,6 @@
 """The child side of supervision: a Pykka actor that reports its own failures.
 
-Pykka has no links or monitors (REFERENCE.md): a child must tell its supervisor when it
+Pykka has no links or monitors: a child must tell its supervisor when it
 crashes (``on_failure``), when its ``on_start`` fails (Pykka reports that through neither
 hook), and when it stops. It answers liveness pings, and turns a ``SystemExit`` or
 ``KeyboardInterrupt`` raised by a handler into an ordinary failure, because Pykka's default
@@ -129,7 +129,7 @@ class Supervised(pykka.ThreadingActor):
         """Fail this actor as a crash would, whether the message was told or asked.
 
         Pykka answers a BaseException from a handler with ``ActorRegistry.stop_all()``, taking
-        down every actor in the process (REFERENCE.md). Here the actor stops alone, its
+        down every actor in the process. Here the actor stops alone, its
         supervisor hears of it once, and an asker gets the ChildAborted as its reply (which
         ``Registry.ask`` raises).
         """

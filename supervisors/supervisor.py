@@ -147,7 +147,7 @@ class SupervisorConfig:
 
 
 class Supervisor(Supervised):
-    """An OTP-style supervisor for Pykka actors (DESIGN.md, Supervision).
+    """An OTP-style supervisor for Pykka actors.
 
     A child's ``generation`` counts its starts (1 for the first). Events go to ``listener``
     (default: the structlog logger ``supervisors``); it runs in this actor's thread, so it

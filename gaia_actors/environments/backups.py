@@ -1,6 +1,6 @@
 """Backups of an environment's SQLite databases: take, verify, list, prune, restore, reset.
 
-On disk (DESIGN.md "Environments on disk"; one layout for one database or several)::
+On disk::
 
     <env_dir>/backups/<backup_id>/<name>         online-backup copy of data/<name> (a
                                                  path under data/, e.g. app.db, sub/x.sqlite)
@@ -12,8 +12,8 @@ suffix only if two backups share a microsecond), so ids sort oldest to newest. A
 directory without a manifest is incomplete and never used.
 
 Copies are made with SQLite's online backup API in one step, which reads one consistent
-snapshot even while the service writes (REFERENCE.md: never copy the file of a live WAL
-database), then checked with ``PRAGMA integrity_check`` and hashed.
+snapshot even while the service writes (the file of a live WAL database is never copied:
+https://www.sqlite.org/backup.html), then checked with ``PRAGMA integrity_check`` and hashed.
 
 Nothing here locks: one caller per environment at a time (the environment actor).
 

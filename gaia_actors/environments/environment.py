@@ -1,6 +1,6 @@
 """EnvironmentActor (``environment.<env>``): one environment's process, releases and data.
 
-An environment is its actor and its process together (DESIGN.md, Supervision): when the
+An environment is its actor and its process together: when the
 process exits, or the failover agent declares it down, the actor fails, and its supervisor
 restarts it, which starts the process again. A restarted actor first adopts a process that
 is still alive (pid file with start time), so an actor crash costs the service nothing.
@@ -103,7 +103,7 @@ class _Operation:
 
 
 class EnvironmentActor(GaiaActor):
-    """Owns one environment (DESIGN.md, Environments on disk)."""
+    """Owns one environment."""
 
     def __init__(self, link: Link, settings: Settings, env: str) -> None:
         super().__init__(link)

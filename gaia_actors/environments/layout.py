@@ -18,7 +18,7 @@ from gaia_actors.settings import EnvironmentSettings, Settings, expand, python_e
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """Where one environment lives (DESIGN.md, Environments on disk)."""
+    """Where one environment lives."""
 
     name: str
     config: EnvironmentSettings

@@ -1,6 +1,6 @@
 """Releases of an environment: build, import, switch ``current`` atomically, repair, prune.
 
-On disk (DESIGN.md "Environments on disk")::
+On disk::
 
     <env_dir>/releases/<id>/           complete and immutable; its RELEASE.json marks it complete
     <env_dir>/releases/<id>.<x>.tmp/   being built, imported or deleted (repair() removes it)

@@ -1,6 +1,6 @@
 """The ``environments`` supervisor: one EnvironmentActor per configured environment.
 
-Each child carries the recovery ladder of DESIGN.md (Supervision), which reads the evidence
+Each child carries the recovery ladder, which reads the evidence
 before it touches data:
 
 - after any failure, a cause the environment cannot fix by itself (its port held by another

@@ -1,4 +1,4 @@
-"""The ``improve`` command (issue 5, part 8): ``improve [--apply] [--target PATH] [--history]``.
+"""The ``improve`` command: ``improve [--apply] [--target PATH] [--history]``.
 
 With a daemon it asks the ``improve`` actor for a cycle and follows it: phase starts and ends
 and a progress bar over the analysis stream to the client, then the readable report (``--json``

@@ -137,7 +137,7 @@ class CycleRun:
 
 
 class SelfImproveEngine(GaiaActor):
-    """The ``improve`` actor (DESIGN.md: SelfImproveEngine)."""
+    """The ``improve`` actor."""
 
     def __init__(self, link: Link, settings: Settings) -> None:
         super().__init__(link)

@@ -1,5 +1,5 @@
 """Improvement cycles in the store: the previous cycle to compare with, one cycle's report, and
-the trend across cycles for ``improve --history`` (issue 5, part 7).
+the trend across cycles for ``improve --history``.
 
 Reads go straight to the peewee models from any thread (the Store initialised the database
 proxy; offline commands open it themselves); writes go through the Store actor.

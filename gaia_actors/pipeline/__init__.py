@@ -1,4 +1,4 @@
-"""The promotion pipeline (issue 4): the ``pipeline`` actor and its stages.
+"""The promotion pipeline: the ``pipeline`` actor and its stages.
 
 coordinator.py  PipelineCoordinator: locks, status, cancel, recovery at start
 runner.py       the per-promotion worker thread that runs the stages and reports back

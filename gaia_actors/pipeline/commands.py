@@ -1,4 +1,4 @@
-"""Operator commands for promotions (issue 4, parts 2, 4 and 5).
+"""Operator commands for promotions.
 
 ``promote dev|staging|all`` (the CLI's ``promote-dev``, ``promote-staging`` and
 ``promote-all`` aliases) starts a promotion and follows it:

@@ -1,5 +1,5 @@
 """The promotion history in the store: reads for ``history``, ``pipeline-status`` and the
-coordinator's recovery at start (issue 4, part 4).
+coordinator's recovery at start.
 
 Reads go straight to the peewee models from any thread (the Store initialised the database
 proxy; offline commands open it themselves); writes go through the Store actor.

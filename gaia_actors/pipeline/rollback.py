@@ -1,4 +1,4 @@
-"""Rollback of a promotion's target (issue 4, part 3): the release it had before, and the
+"""Rollback of a promotion's target: the release it had before, and the
 data from the promotion's own backup when the data is what broke.
 
 The environment actor already switches back by itself when a deploy does not come up

@@ -1,4 +1,4 @@
-"""Stage kinds: what one step of a promotion does (issue 4, part 1).
+"""Stage kinds: what one step of a promotion does.
 
 A stage is built from its ``StageSettings`` by :func:`plan` and run by the promotion's
 runner thread with a :class:`StageContext`; it answers an :class:`Outcome` or raises
