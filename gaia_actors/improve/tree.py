@@ -9,8 +9,8 @@ Why not one_for_all over the engine and the workers: a worker's crash would rest
 too and throw away the running cycle, where a worker crash mid-batch must lose no file. So the
 engine, which owns the state, comes first under rest_for_one (its crash restarts the workers
 after it: their batches belong to a cycle that is gone), and the workers sit under their own
-one_for_one supervisor: a crashed worker restarts alone, announces itself, and the engine re-
-queues the batch it held. Too many worker crashes spend that supervisor's budget, and
+one_for_one supervisor: a crashed worker restarts alone, announces itself, and the engine
+re-queues the batch it held. Too many worker crashes spend that supervisor's budget, and
 ``improvement`` restarts the pool as a whole, still without touching the engine. (The supervisor
 cannot itself be named ``improve``: that is the engine's registered name.)
 """
