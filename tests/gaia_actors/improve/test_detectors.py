@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -371,3 +372,32 @@ def test_an_undecodable_or_unknown_declared_encoding_is_skipped_with_its_reason(
             (p, SkipReason.UNDECODABLE) for p in ("bad.py", "unknown.py", "quiet.py")
         ]
         assert "ascii" in str(results[0].skipped and results[0].skipped.detail)
+
+
+TRICKY_MARKERS = '''\
+s = f"{x!r} # TODO in an f-string {'# FIXME'}"  # FIXME after an f-string
+t = """
+# TODO in a multi-line string
+"""; u = 1  # TODO after code on the string's last line
+v = 'it\\'s # TODO' + "# FIXME"  # XXX: after two strings
+w = ("a"  # HACK between the parts of a concatenation
+     "b # TODO")
+'''
+
+
+def test_fast_path_and_tokenizer_agree_on_tricky_markers(tmp_path: Path) -> None:
+    write(tmp_path, "t.py", TRICKY_MARKERS)
+    full = analyse_file("t.py", tmp_path, FULL)
+    fast = analyse_file("t.py", tmp_path, MARKERS_ONLY)
+    expected = [(1, "fixme", ""), (4, "todo", ""), (5, "xxx", ""), (6, "hack", "")]
+    assert found(fast.findings) == expected
+    assert [f for f in full.findings if f.detector == "markers"] == list(fast.findings)
+
+
+@pytest.mark.parametrize("name", ["email/_header_value_parser.py", "pydoc.py", "http/client.py"])
+def test_fast_path_and_tokenizer_agree_on_real_modules(name: str) -> None:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    full = analyse_file(name, stdlib, FULL)
+    fast = analyse_file(name, stdlib, MARKERS_ONLY)
+    assert fast.findings
+    assert [f for f in full.findings if f.detector == "markers"] == list(fast.findings)

@@ -138,3 +138,51 @@ def test_scope_finder_names_the_enclosing_def_or_class() -> None:
         "# module-level block": "",
         "# header comment": "coro",
     }
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"# coding: latin-1\n", "iso-8859-1"),
+        (b"#!/usr/bin/env python\n# -*- coding: koi8-r -*-\nx = 1\n", "koi8-r"),
+        (b"x = 1\ny = 2\n# coding: latin-1\n", None),  # only the first two lines declare
+        (b"# coding: utf-8\n", None),
+        (b"\xef\xbb\xbfx = 1\n", "utf-8-sig"),
+        (b"x = 'no declaration'", None),
+    ],
+)
+def test_declared_encoding_reads_only_the_first_two_lines(
+    data: bytes, expected: str | None
+) -> None:
+    assert pysource.declared_encoding(data) == expected
+
+
+def test_an_unknown_declared_encoding_is_a_syntax_error() -> None:
+    with pytest.raises(SyntaxError, match="unknown encoding"):
+        pysource.declared_encoding(b"# coding: no-such-codec\n")
+
+
+ESCAPES = (
+    's = """a\\""""  # one\n'
+    "t = '''x\\\\\\\\'''  # two\n"
+    'u = """\\\\\\""" still inside """  # three\n'
+    "v = '''''' ; w = ''  # four\r\n"
+    "# five\r\n"
+    "x = 1\n"
+)
+
+
+def test_byte_lexer_and_text_lexer_agree_with_tokenize_on_escapes_and_line_ends() -> None:
+    assert [c.text for c in reference(ESCAPES)] == [
+        "# one", "# two", "# three", "# four", "# five",
+    ]  # fmt: skip
+    assert pysource.lex(ESCAPES) == pysource.lex(ESCAPES + "\N{PILCROW SIGN}")  # bytes vs text
+    assert fast(ESCAPES) == reference(ESCAPES)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['x = """never closed\n# a\n', "y = 'open # b\nz = 1 # c\n", "'''\\\\'''' # d\n"],
+)
+def test_byte_lexer_and_text_lexer_agree_on_unterminated_strings(text: str) -> None:
+    assert pysource.lex(text) == pysource.lex(text + "\N{PILCROW SIGN}")
