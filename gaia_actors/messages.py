@@ -538,7 +538,8 @@ class HealthReport:
 
 @message
 class HealthRound:
-    """Event: one health round's reports, told to the monitor's watchers (not the bus)."""
+    """Event: one health round's reports, told to the monitor's watchers (not the bus): one
+    per check, in the order the checks started (an environment re-checked has several)."""
 
     reports: tuple[HealthReport, ...]
     started: float

@@ -159,6 +159,10 @@ class MonitorSettings:
     # Seconds between rounds while an environment's process has just started and has not
     # answered yet (up to its deploy_timeout): status shows it healthy soon after it listens.
     start_interval: float = bounded(0.25, 0.02, 60)
+    # Seconds between re-checks of an environment whose check failed, or has not answered
+    # within this long, until enough consecutive failures to call it down (and fail it over)
+    # have been seen: a hung service is re-checked without waiting for its read timeout.
+    recheck_interval: float = bounded(0.25, 0.02, 60)
 
 
 @dataclass(frozen=True, slots=True)

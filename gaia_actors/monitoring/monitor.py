@@ -8,6 +8,15 @@ due ``interval`` seconds after the previous one *started*, and a round that over
 interval delays the next instead of piling rounds up. ``CheckNow`` during a round asks for one
 more round right after it, however many times it is sent.
 
+Failures: a check that fails, or has not answered within ``[monitor] recheck_interval``, is
+followed by re-checks every ``recheck_interval`` until the environment has failed enough checks
+in a row to be called down and failed over (``failure_threshold``, ``[failover] down_checks``),
+instead of one check per ``interval``. A hung service (it accepts, never answers) is re-checked
+within the same round without waiting for its read timeout, so its consecutive failures all
+end within one read timeout plus a few ``recheck_interval``; a quick failure (an error status)
+paces the next rounds at ``recheck_interval``. A single blip is still smoothed: the first
+answer resets the run. A round's report has one entry per check, in the order they started.
+
 The first minute: an environment whose process has just started (its environment actor
 published ``environment.started``, or its pid file names a live process younger than the
 environment's ``deploy_timeout`` that has not passed its start-up check) is *starting* until it
@@ -19,7 +28,7 @@ error from its start. The start ends early when the process exits, fails or is s
 
 What a round produces:
 
-- one ``health_checks`` row per environment (every check is stored);
+- one ``health_checks`` row per check (every check is stored);
 - a ``health.changed`` event on the bus, only when an environment's state changes (warning
   for degraded, error for down, info for a recovery);
 - a ``HealthRound`` told to every watcher (``WatchHealth``): the failover agent counts
@@ -217,17 +226,31 @@ def _targets(settings: Settings) -> tuple[_Target, ...]:
     return tuple(targets)
 
 
-RoundValue = tuple[tuple[ProbeResult, ...], tuple[ProcessInfo, ...]]
+RoundValue = tuple[tuple[tuple[ProbeResult, ...], ...], tuple[ProcessInfo, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """How a round re-checks an environment slow to answer (`Prober.checks`)."""
+
+    after: float  # seconds without an answer before the next check starts
+    checks: int  # at most this many checks of one environment in one round
 
 
 def run_round(
-    prober: Prober, targets: Sequence[_Target], previous: Sequence[process.ProcStats | None]
+    prober: Prober,
+    targets: Sequence[_Target],
+    previous: Sequence[process.ProcStats | None],
+    recheck: Recheck,
 ) -> RoundValue:
     """One round's I/O: every check at once, then every environment's process facts.
 
-    Raises only when the prober itself fails (a closed prober, its own overall bound).
+    An environment that has not answered within ``recheck.after`` is checked again meanwhile
+    (its results come in the order the checks started). Raises only when the prober itself
+    fails (a closed prober, its own overall bound).
     """
-    results = tuple(prober.round([t.probe for t in targets]))
+    probes = [t.probe for t in targets]
+    results = tuple(prober.checks(probes, recheck_after=recheck.after, max_checks=recheck.checks))
     procs = tuple(gather_process(t.layout, p) for t, p in zip(targets, previous, strict=True))
     return results, procs
 
@@ -251,6 +274,12 @@ class _EnvState:
     start_window: float = 30.0  # how long a just-started process may refuse connections
     window_until: float | None = None  # monotonic end of a start window an event opened
     answered_pid: int | None = None  # the process that last answered a check
+
+    def rechecking(self, needed: int) -> bool:
+        """Whether its last check failed and fewer than ``needed`` in a row have (re-check it
+        soon: it is about to be called down, or it was a blip)."""
+        verdict = self.verdict
+        return verdict is not None and 0 < verdict.consecutive_failures < needed
 
     def starting(self) -> bool:
         """Whether the process has just started and not answered yet: told so by its
@@ -393,6 +422,9 @@ class HealthMonitor(GaiaActor):
         self.on_round = on_round
         self.prober: Prober | None = None
         self.watchers: list[str] = []
+        # Enough checks in a row to call an environment down and to fail it over.
+        needed = max(self.cfg.failure_threshold, settings.failover.down_checks)
+        self.recheck = Recheck(self.cfg.recheck_interval, needed)
         self.rounds: Rounds[RoundValue] = Rounds(
             self,
             interval=self.cfg.interval,
@@ -462,7 +494,8 @@ class HealthMonitor(GaiaActor):
             state.requests, state.errors = message.requests, message.errors
             state.counters_at = message.scraped_at
 
-    # Start windows: check a starting environment often, until it first answers
+    # Start windows and failures: check an environment often while it starts (until it first
+    # answers) and while it fails (until it is down)
 
     def _on_event(self, event: Event) -> None:
         if event.env not in self.envs:
@@ -481,22 +514,31 @@ class HealthMonitor(GaiaActor):
         self._pace()
 
     def _pace(self) -> None:
-        """Rounds come every ``start_interval`` while an environment is starting."""
-        starting = any(state.starting() for state in self.envs.values())
-        fast = min(self.cfg.start_interval, self.cfg.interval)
-        self.rounds.interval = fast if starting else self.cfg.interval
+        """Rounds come every ``start_interval`` while an environment is starting, and every
+        ``recheck_interval`` while one has failed checks and is not yet down and failed over."""
+        cfg, states = self.cfg, self.envs.values()
+        paces = [cfg.interval]
+        if any(state.starting() for state in states):
+            paces.append(cfg.start_interval)
+        if any(state.rechecking(self.recheck.checks) for state in states):
+            paces.append(cfg.recheck_interval)
+        self.rounds.interval = min(paces)
 
     # Rounds
 
     def _overdue_after(self) -> float:
-        waves = -(-len(self.targets) // self.cfg.max_concurrency)
-        return waves * (self.cfg.connect_timeout + self.cfg.read_timeout) + _OVERDUE_SLACK_S
+        # Re-checks take slots too: a hung environment holds up to `checks` of them.
+        checks = len(self.targets) * self.recheck.checks
+        waves = -(-checks // self.cfg.max_concurrency)
+        rechecks = (self.recheck.checks - 1) * self.cfg.recheck_interval
+        per_check = self.cfg.connect_timeout + self.cfg.read_timeout
+        return waves * per_check + rechecks + _OVERDUE_SLACK_S
 
     def _prepare(self) -> Callable[[], RoundValue]:
-        prober, targets = self.prober, self.targets
+        prober, targets, recheck = self.prober, self.targets, self.recheck
         assert prober is not None  # rounds start after on_start made it
         previous = [self.envs[t.env].proc.stats for t in targets]
-        return lambda: run_round(prober, targets, previous)
+        return lambda: run_round(prober, targets, previous, recheck)
 
     def _round_failed(self, error: str) -> None:
         self.log.error("health.round_failed", error=error)
@@ -507,13 +549,14 @@ class HealthMonitor(GaiaActor):
     def _classify(self, value: RoundValue, finished: Finished[RoundValue]) -> None:
         results, procs = value
         reports = []
-        for target, result, proc in zip(self.targets, results, procs, strict=True):
+        for target, checks, proc in zip(self.targets, results, procs, strict=True):
             state = self.envs[target.env]
-            verdict = state.observe(result, proc)
-            if verdict.changed:
-                self._publish_change(state, verdict)
-            self.record("health_checks", **state.row())
-            reports.append(state.report())
+            for result in checks:
+                verdict = state.observe(result, proc)
+                if verdict.changed:
+                    self._publish_change(state, verdict)
+                self.record("health_checks", **state.row())
+                reports.append(state.report())
         self._pace()
         health_round = HealthRound(tuple(reports), finished.started, finished.elapsed)
         for watcher in self.watchers:

@@ -300,6 +300,36 @@ class Prober:
                 f"probe round over {len(targets)} targets overran every per-check deadline"
             ) from None
 
+    def checks(
+        self, targets: Sequence[ProbeTarget], *, recheck_after: float, max_checks: int
+    ) -> list[tuple[ProbeResult, ...]]:
+        """Check every target at once, re-checking one that is slow to answer.
+
+        A target none of whose checks has finished within ``recheck_after`` seconds is
+        checked again on a new connection, without waiting for the first check to time out,
+        and again every ``recheck_after`` seconds, up to ``max_checks`` checks in flight. A
+        hung target thus fails ``max_checks`` checks within one read timeout plus
+        ``(max_checks - 1) * recheck_after``, instead of ``max_checks`` read timeouts. Once any
+        check of the target finishes, no more are started. Results per target, in the order
+        the checks started; the round waits for every check.
+        """
+        if recheck_after <= 0 or max_checks < 1:
+            raise ValueError(
+                f"Prober.checks: recheck_after must be > 0 and max_checks >= 1 "
+                f"(got {recheck_after}, {max_checks})"
+            )
+        if not targets:
+            return []
+        future = self._submit(self._checks(tuple(targets), recheck_after, max_checks))
+        bound = self._round_bound(targets) + (max_checks - 1) * recheck_after
+        try:
+            return future.result(timeout=bound)
+        except TimeoutError:
+            future.cancel()
+            raise TimeoutError(
+                f"probe round over {len(targets)} targets overran every per-check deadline"
+            ) from None
+
     def check(self, target: ProbeTarget) -> ProbeResult:
         """Check one target (a round of one)."""
         return self.round([target])[0]
@@ -349,6 +379,30 @@ class Prober:
     async def _round(self, targets: tuple[ProbeTarget, ...]) -> list[ProbeResult]:
         self._prune_idle()
         return list(await asyncio.gather(*(self._guarded_check(t) for t in targets)))
+
+    async def _checks(
+        self, targets: tuple[ProbeTarget, ...], recheck_after: float, max_checks: int
+    ) -> list[tuple[ProbeResult, ...]]:
+        self._prune_idle()
+        runs = (self._rechecked(t, recheck_after, max_checks) for t in targets)
+        return list(await asyncio.gather(*runs))
+
+    async def _rechecked(
+        self, target: ProbeTarget, recheck_after: float, max_checks: int
+    ) -> tuple[ProbeResult, ...]:
+        tasks = [asyncio.ensure_future(self._guarded_check(target))]
+        try:
+            while len(tasks) < max_checks:
+                done, _ = await asyncio.wait(
+                    tasks, timeout=recheck_after, return_when=asyncio.FIRST_COMPLETED
+                )
+                if done:
+                    break
+                tasks.append(asyncio.ensure_future(self._guarded_check(target)))
+            return tuple(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()  # only a cancelled round leaves any running
 
     async def _guarded_check(self, target: ProbeTarget) -> ProbeResult:
         async with self._slots:

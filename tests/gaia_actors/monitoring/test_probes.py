@@ -480,3 +480,32 @@ def test_https_with_an_untrusted_certificate_is_a_connect_error(
         result = prober.check(ProbeTarget("tls", server.url("/ok", scheme="https")))
     assert (result.ok_connect, result.error) == (False, ProbeErrorKind.CONNECT_ERROR)
     assert "CERTIFICATE_VERIFY_FAILED" in (result.detail or "")
+
+
+class TestRechecks:
+    """`Prober.checks`: a target slow to answer is re-checked without waiting for its timeout."""
+
+    def test_a_hung_target_fails_every_recheck_within_one_timeout(
+        self, prober: Prober, hostile: HostileServer
+    ) -> None:
+        started = time.perf_counter()
+        [results] = prober.checks([target(hostile, "/hang")], recheck_after=0.05, max_checks=3)
+        elapsed = time.perf_counter() - started
+        assert [r.error for r in results] == [ProbeErrorKind.TIMEOUT] * 3
+        assert results[0].checked_at < results[1].checked_at < results[2].checked_at
+        assert results[2].checked_at - results[0].checked_at >= 0.1  # one recheck_after apart
+        assert elapsed < 2 * TIMEOUT  # not three timeouts one after another
+
+    def test_a_prompt_answer_is_checked_once_and_a_slow_one_rechecked(
+        self, prober: Prober, hostile: HostileServer
+    ) -> None:
+        probes = [target(hostile, "/ok"), target(hostile, "/500"), target(hostile, "/slow")]
+        ok, error, slow = prober.checks(probes, recheck_after=0.1, max_checks=3)
+        assert [r.status for r in ok] == [200]
+        assert [r.status for r in error] == [500]  # a quick failure: paced by the monitor
+        assert len(slow) >= 2  # 0.3 s to answer: re-checked at 0.1 s (and 0.2 s)
+        assert all(r.status == 200 for r in slow)
+
+    def test_bad_recheck_arguments_are_refused(self, prober: Prober) -> None:
+        with pytest.raises(ValueError, match="recheck_after"):
+            prober.checks([], recheck_after=0, max_checks=3)
