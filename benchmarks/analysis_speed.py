@@ -60,7 +60,7 @@ WALK = WalkOptions(suffixes=(".py",), use_gitignore=False, always_skip=frozenset
 SETTINGS = AnalysisSettings(markers=MARKERS, markers_only=True)
 # The reference: the full analysis' marker detector (comments from tokenize), nothing else.
 REFERENCE = AnalysisSettings(
-    markers=MARKERS, detectors=frozenset({"markers"}), collect_imports=False
+    markers=MARKERS, detectors=frozenset({"markers"}), collect_imports=False, tokenize_comments=True
 )
 BATCH_FILES = 200
 

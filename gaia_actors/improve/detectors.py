@@ -32,9 +32,11 @@ The comment-markers-only mode (``AnalysisSettings(markers_only=True)``, what the
 times) runs only the marker detectors, and cheaply: a file whose bytes contain none of the
 markers is counted and checked to be UTF-8 text but never lexed; in the others, lexing stops
 at the last marker that has a ``#`` before it on its line (a marker without one cannot be in a
-comment), and a file with no such marker is not lexed at all. The full mode takes comments
-from ``tokenize`` (the reference) for files that contain a marker; both modes give the same
-findings and identities (``pysource``).
+comment), and a file with no such marker is not lexed at all. The full mode lexes the same
+way the files that parse, and takes comments from ``tokenize`` for the files that do not (where
+it stops is part of the ``syntax_error`` finding), or for every file with
+``tokenize_comments=True`` (the reference the benchmark checks the lexer against); all give
+the same findings and identities (``pysource``).
 
 Detectors are small classes on two bases: ``Detector`` (``detect(source)``) and
 ``AstDetector`` (``check(node, scope, source)`` for the node types it names), so a file is parsed
@@ -93,6 +95,9 @@ class AnalysisSettings:
     max_bytes: int = DEFAULT_MAX_BYTES
     detectors: frozenset[str] | None = None  # detector names to run; None runs all
     collect_imports: bool = True
+    # Comments from tokenize in the full mode (the reference, ~100x slower than the lexer;
+    # for checking the lexer). Otherwise tokenize only reads files that do not parse.
+    tokenize_comments: bool = False
 
     def wants(self, name: str) -> bool:
         return self.detectors is None or name in self.detectors
@@ -273,7 +278,7 @@ class PythonMarkerDetector(Detector):
         if not source.has_markers:
             return []
         pattern = _marker_pattern(markers)
-        if source.settings.markers_only:
+        if _lexer_is_exact(source):
             last = pysource.last_hash_marker(text, markers)
             if last < 0:
                 return []  # no marker has a "#" before it on its line: none is in a comment
@@ -290,6 +295,17 @@ class PythonMarkerDetector(Detector):
             where = (comment.line, comment.text, scopes.scope(comment.offset, comment.col))
             findings.extend(_marker_findings(self, source, where, pattern))
         return findings
+
+
+def _lexer_is_exact(source: PythonSource) -> bool:
+    """May the lexer stand in for tokenize? In the markers-only mode, always (a file that does
+    not tokenize is not looked at further there); in the full mode, for a file that parses:
+    the lexer gives tokenize's comments for any file that tokenizes, and only a file that
+    does not parse needs tokenize's own account of where it stops."""
+    settings = source.settings
+    if settings.markers_only:
+        return True
+    return not settings.tokenize_comments and source.tree is not None
 
 
 class DebuggerDetector(AstDetector):

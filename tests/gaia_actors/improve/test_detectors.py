@@ -14,6 +14,7 @@ from tests.gaia_actors.improve.conftest import write
 
 FULL = AnalysisSettings()
 MARKERS_ONLY = AnalysisSettings(markers_only=True)
+TOKENIZED = AnalysisSettings(tokenize_comments=True)  # the reference: comments from tokenize
 
 MARKERS_PY = '''\
 """Module docstring: TODO in a docstring is not a finding, nor FIXME."""
@@ -41,7 +42,9 @@ def found(result_findings: tuple[Finding, ...]) -> list[tuple[int, str, str]]:
     return [(f.line, f.type, f.scope) for f in result_findings]
 
 
-@pytest.mark.parametrize("settings", [FULL, MARKERS_ONLY], ids=["full", "markers_only"])
+@pytest.mark.parametrize(
+    "settings", [FULL, MARKERS_ONLY, TOKENIZED], ids=["full", "markers_only", "tokenized"]
+)
 def test_markers_only_in_comments_never_in_strings_or_identifiers(
     tmp_path: Path, settings: AnalysisSettings
 ) -> None:
@@ -60,7 +63,7 @@ def test_markers_only_in_comments_never_in_strings_or_identifiers(
 
 def test_both_modes_give_identical_marker_findings(tmp_path: Path) -> None:
     write(tmp_path, "m.py", MARKERS_PY)
-    full = analyse_file("m.py", tmp_path, FULL)
+    full = analyse_file("m.py", tmp_path, TOKENIZED)
     fast = analyse_file("m.py", tmp_path, MARKERS_ONLY)
     assert [f for f in full.findings if f.detector == "markers"] == list(fast.findings)
     assert [f.identity for f in full.findings if f.detector == "markers"] == [
@@ -387,7 +390,7 @@ w = ("a"  # HACK between the parts of a concatenation
 
 def test_fast_path_and_tokenizer_agree_on_tricky_markers(tmp_path: Path) -> None:
     write(tmp_path, "t.py", TRICKY_MARKERS)
-    full = analyse_file("t.py", tmp_path, FULL)
+    full = analyse_file("t.py", tmp_path, TOKENIZED)
     fast = analyse_file("t.py", tmp_path, MARKERS_ONLY)
     expected = [(1, "fixme", ""), (4, "todo", ""), (5, "xxx", ""), (6, "hack", "")]
     assert found(fast.findings) == expected
@@ -397,7 +400,14 @@ def test_fast_path_and_tokenizer_agree_on_tricky_markers(tmp_path: Path) -> None
 @pytest.mark.parametrize("name", ["email/_header_value_parser.py", "pydoc.py", "http/client.py"])
 def test_fast_path_and_tokenizer_agree_on_real_modules(name: str) -> None:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    full = analyse_file(name, stdlib, FULL)
+    full = analyse_file(name, stdlib, TOKENIZED)
     fast = analyse_file(name, stdlib, MARKERS_ONLY)
     assert fast.findings
     assert [f for f in full.findings if f.detector == "markers"] == list(fast.findings)
+
+
+def test_a_file_that_does_not_parse_takes_its_comments_from_tokenize(tmp_path: Path) -> None:
+    # The lexer would carry on past the unterminated string; tokenize stops there.
+    write(tmp_path, "broken.py", '# TODO before\nx = """never closed\n# FIXME inside\n')
+    result = analyse_file("broken.py", tmp_path, FULL)
+    assert [(f.line, f.type) for f in result.findings] == [(1, "todo"), (2, "syntax_error")]
