@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sysconfig
 import textwrap
 from pathlib import Path
@@ -162,6 +163,11 @@ def test_an_unknown_declared_encoding_is_a_syntax_error() -> None:
         pysource.declared_encoding(b"# coding: no-such-codec\n")
 
 
+def by_regex(text: str) -> pysource.LexResult:
+    """The lexer that runs one regular expression over the text (any text)."""
+    return pysource._lex_text(text, len(text), None)
+
+
 ESCAPES = (
     's = """a\\""""  # one\n'
     "t = '''x\\\\\\\\'''  # two\n"
@@ -176,7 +182,7 @@ def test_byte_lexer_and_text_lexer_agree_with_tokenize_on_escapes_and_line_ends(
     assert [c.text for c in reference(ESCAPES)] == [
         "# one", "# two", "# three", "# four", "# five",
     ]  # fmt: skip
-    assert pysource.lex(ESCAPES) == pysource.lex(ESCAPES + "\N{PILCROW SIGN}")  # bytes vs text
+    assert pysource.lex(ESCAPES) == by_regex(ESCAPES)
     assert fast(ESCAPES) == reference(ESCAPES)
 
 
@@ -185,4 +191,30 @@ def test_byte_lexer_and_text_lexer_agree_with_tokenize_on_escapes_and_line_ends(
     ['x = """never closed\n# a\n', "y = 'open # b\nz = 1 # c\n", "'''\\\\'''' # d\n"],
 )
 def test_byte_lexer_and_text_lexer_agree_on_unterminated_strings(text: str) -> None:
-    assert pysource.lex(text) == pysource.lex(text + "\N{PILCROW SIGN}")
+    assert pysource.lex(text) == by_regex(text)
+    assert pysource.lex(text + "\N{PILCROW SIGN}") == by_regex(text + "\N{PILCROW SIGN}")
+
+
+NON_ASCII = (
+    "caf\u00e9 = '\u00e9\u00e9 # not'  # \u00e9t\u00e9 TODO\n"
+    "def f\u00fcr():\n"
+    '    """\u043f\u0440\u0438 # no"""\n'
+    "    x = 1  # \u00e9TODO is no marker, \u2014TODO is one\n"
+    "# \U0001f600 FIXME\n"
+)
+
+
+def test_non_ascii_text_is_lexed_in_character_offsets() -> None:
+    want = re.compile(r"\b(TODO|FIXME)\b")
+    lexed = pysource.lex(NON_ASCII, want=want)
+    expected = [c for c in reference(NON_ASCII) if want.search(c.text)]
+    assert [c.text for c in expected] == [
+        "# \u00e9t\u00e9 TODO",
+        "# \u00e9TODO is no marker, \u2014TODO is one",
+        "# \U0001f600 FIXME",
+    ]
+    assert list(lexed.comments) == expected
+    whole = pysource.lex(NON_ASCII)
+    assert whole == by_regex(NON_ASCII)
+    finder = pysource.scope_finder(NON_ASCII, whole)
+    assert [finder.scope(c.offset, c.col) for c in lexed.comments] == ["", "f\u00fcr", ""]
