@@ -7,7 +7,7 @@ best of ``--repeat`` runs each, so machine noise hits both alike.
     python benchmarks/actor_overhead.py [--tells 200000] [--asks 20000] [--repeat 5]
     python benchmarks/actor_overhead.py --ops   # "ops/sec: N": our tell rate, for `improve`
 
-Goal (issue 2): ours >= 0.8x bare Pykka for both.
+Goal: ours >= 0.8x bare Pykka for both.
 """
 
 from __future__ import annotations

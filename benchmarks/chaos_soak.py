@@ -1,4 +1,4 @@
-"""Chaos soak: the real daemon under a seeded storm of faults (issue 7, part 1).
+"""Chaos soak: the real daemon under a seeded storm of faults.
 
     python benchmarks/chaos_soak.py [--seed N] [--duration S] [--settle S] [--json]
 

@@ -1,4 +1,4 @@
-"""Crash consistency: SIGKILL the daemon mid-promotion and mid-backup (issue 7, part 2).
+"""Crash consistency: SIGKILL the daemon mid-promotion and mid-backup.
 
     python benchmarks/crash_consistency.py [--points 20] [--seed N] [--stages] [--quick] [--json]
 

@@ -1,4 +1,4 @@
-"""Health-check fan-out: time per round and client CPU per check (issue 8, Benchmark).
+"""Health-check fan-out: time per round and client CPU per check.
 
     python benchmarks/health_fanout.py [--rounds N] [--quick]
 

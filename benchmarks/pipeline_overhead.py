@@ -25,7 +25,7 @@ release); the medians are compared.
 
     python benchmarks/pipeline_overhead.py [--rounds 3]
 
-Goal (issue 4): pipeline <= 1.5x the baseline.
+Goal: pipeline <= 1.5x the baseline.
 """
 
 from __future__ import annotations

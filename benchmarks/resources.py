@@ -1,4 +1,4 @@
-"""Resource bounds of the daemon (issue 7, part 4).
+"""Resource bounds of the daemon.
 
     python benchmarks/resources.py [--envs 50] [--window 30] [--json]
 

@@ -1,4 +1,4 @@
-"""The supervision tree and the daemon that runs it (DESIGN.md, Supervision).
+"""The supervision tree and the daemon that runs it.
 
     root (rest_for_one)
     ├── store
@@ -9,8 +9,8 @@
         ├── improvement (rest_for_one): improve, improve.workers (one_for_one)
         └── control
 
-DESIGN.md draws a flat rest_for_one root and a one_for_all improve group; both were changed
-so that one crash does not take down what does not depend on it (see ``build_children`` and
+The root is not a flat rest_for_one over every actor, nor the improve group one_for_all, so
+that one crash does not take down what does not depend on it (see ``build_children`` and
 ``gaia_actors/improve/tree.py``).
 """
 
@@ -204,7 +204,7 @@ CAPABILITIES: list[str] = [
     "gaia_actors.pipeline",
     "gaia_actors.improve.tree",
     "gaia_actors.control",
-]  # control stays last (DESIGN.md)
+]  # control stays last
 
 
 class Daemon:

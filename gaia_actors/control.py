@@ -83,7 +83,7 @@ log = structlog.get_logger("gaia.control")
 def child_specs(
     settings: Settings, registry: Registry, listener: Any, supervisor_config: Any
 ) -> list[ChildSpec]:
-    """The control server is a plain child of the root, started last (DESIGN.md)."""
+    """The control server is a plain child of the root, started last."""
     return [
         ChildSpec("control", lambda link: ControlServer.start(link, settings), shutdown_timeout=5.0)
     ]

@@ -1,4 +1,4 @@
-"""peewee models: every table of the store in one module (DESIGN.md, Persistence).
+"""peewee models: every table of the store in one module.
 
 The models bind to ``database``, a proxy the Store initialises at start; readers in any
 thread use the same proxy (peewee keeps one connection per thread), and only the Store

@@ -2,7 +2,7 @@
 
 The coordinator owns the promotion locks and the status; the stages run in a runner thread
 per promotion (``runner.py``) that reports back by messages, so ``GetPipelineStatus``,
-``GetPipelineHistory`` and ``CancelPipeline`` answer while a stage runs (issue 4, part 2).
+``GetPipelineHistory`` and ``CancelPipeline`` answer while a stage runs.
 
 A promotion holds every environment it touches (its source, its target, any other a stage acts
 promote-all): another promotion to any of them gets ``Busy`` naming the holder. Testing a

@@ -1,11 +1,11 @@
 """The per-promotion runner: a worker thread that runs the stages and reports back by messages.
 
-The coordinator's mailbox never waits for a stage (DESIGN.md: a long blocking job runs in a
-worker that reports back with a message). A run is one promotion, or both legs of a
-promote-all, stopping at the first failure. The runner owns its ``Promotion`` state; it
-writes the history through the Store (asks, so a reported stage is already in the store),
-tells the coordinator a ``PipelineReport``/``StageReport`` at every transition (the
-coordinator keeps the status and publishes the events) and ends with ``RunEnded``.
+The coordinator's mailbox never waits for a stage: it runs in a worker that reports back with a
+message. A run is one promotion, or both legs of a promote-all, stopping at the first failure.
+The runner owns its ``Promotion`` state; it writes the history through the Store (asks, so a
+reported stage is already in the store), tells the coordinator a
+``PipelineReport``/``StageReport`` at every transition (the coordinator keeps the status and
+publishes the events) and ends with ``RunEnded``.
 
 Shared with the coordinator, thread-safe: the ``RunHandle`` (a stop event with its reason,
 and the live output of the running stage).

@@ -1,4 +1,4 @@
-"""A hostile "service" the daemon manages like any environment (issue 7, part 3).
+"""A hostile "service" the daemon manages like any environment.
 
     PORT=8081 python hostile_service.py trickle|slowloris|endless|utf8|headers
 

@@ -1,4 +1,4 @@
-"""Bad input: Hypothesis against the configuration loader (issue 7, part 3).
+"""Bad input: Hypothesis against the configuration loader.
 
 Random TOML documents built from the real section and key names (and strangers), random
 values of every TOML type, random text edits of the shipped file, and random ``GAIA_*``

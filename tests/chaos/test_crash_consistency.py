@@ -1,4 +1,4 @@
-"""Crash consistency at three kill points (issue 7, part 2).
+"""Crash consistency at three kill points.
 
 The daemon is SIGKILLed mid promote-all or mid backup (trivial stages, so each point takes
 seconds); after each restart every environment serves a complete release, ``current`` is

@@ -1,4 +1,4 @@
-"""Hostile HTTP peers meet the real daemon's monitor and metrics collector (issue 7, part 3).
+"""Hostile HTTP peers meet the real daemon's monitor and metrics collector.
 
 Five environments run ``hostile_service.py`` (behaviours from the monitoring tests'
 ``hostile.py``): a trickled body, slowloris headers, an endless chunked body, invalid UTF-8

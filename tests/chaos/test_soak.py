@@ -1,4 +1,4 @@
-"""A shortened chaos soak of the real daemon (issue 7, part 1): ~30 s of seeded faults.
+"""A shortened chaos soak of the real daemon: ~30 s of seeded faults.
 
 benchmarks/chaos_soak.py runs it for minutes; here a fixed seed and half a minute. The
 daemon must end with every actor running, every environment healthy, nothing lost and no

@@ -1,6 +1,6 @@
 """The real daemon, SIGKILLed in the middle of a promotion: at the next start the promotion is
 ``interrupted``, its stage's leftover processes are killed, and the target that already ran
-the unconfirmed release is back on the one it had before (issue 4, part 4)."""
+the unconfirmed release is back on the one it had before."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The promotion history: complete, answered while a stage runs, and kept across a daemon
-restart (issue 4, part 4); one promotion per environment at a time (part 2)."""
+restart; one promotion per environment at a time."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Promotions on real releases of the demo service: the happy path, gates, warnings,
-timeouts, rollback of code and of data (issue 4, parts 1-3 and 5)."""
+timeouts, rollback of code and of data."""
 
 from __future__ import annotations
 
