@@ -77,12 +77,18 @@ def _require_release(ctx: CommandContext, name: str, env: str, release: str) -> 
 def _require_backup(ctx: CommandContext, env: str, backup: str) -> None:
     """A restore would find ``backup`` (or, without one, some backup) that verifies now."""
     layout = _require_env(ctx, "restore", env)
+    known = [r.id for r in backups.list_backups(layout.backups)]
+    listed = ", ".join(known) or "none"
+    if backup and (
+        backup in {"", ".", ".."} or "/" in backup or not (layout.backups / backup).is_dir()
+    ):
+        problem = f"environment {env!r} has no backup {backup!r}; backups: {listed}"
+        raise UsageError("restore", problem, "backup")
     try:
         backups.choose(layout.backups, backup or None)
     except backups.NoVerifiedBackup as exc:
-        known = ", ".join(r.id for r in backups.list_backups(layout.backups)) or "none"
         problem = str(exc).removeprefix(f"{exc.path}: ")
-        raise UsageError("restore", f"{problem}; backups of {env!r}: {known}", "backup") from None
+        raise UsageError("restore", f"{problem}; backups of {env!r}: {listed}", "backup") from None
 
 
 def _op_timeout(ctx: CommandContext, env: str) -> float:

@@ -192,8 +192,10 @@ def test_unknown_backup_or_release_fails_before_the_process_is_touched(
     before = tree.status("prod")
     mark = tree.events.mark()
 
-    with pytest.raises(UsageError, match=f"typo.*backups of 'prod': {taken['backup']}"):
+    with pytest.raises(UsageError, match=f"no backup 'typo'; backups: {taken['backup']}"):
         env.restore(ctx, "prod", "typo")
+    with pytest.raises(UsageError, match=r"no backup '\.\./backups'"):
+        env.restore(ctx, "prod", "../backups")
     with pytest.raises(UsageError, match=f"no release 'typo'; releases: {before['release']}"):
         env.deploy(ctx, "prod", "typo")
     with pytest.raises(UsageError, match="no environment 'nope'; environments: prod, dev"):
