@@ -59,7 +59,6 @@ from gaia_actors.improve.style import StyleTool
 from gaia_actors.improve.tasks import Task, build_tasks, git_churn
 from gaia_actors.improve.testing import (
     BuildRun,
-    Outcome,
     PythonTestOptions,
     RunStatus,
     TestRun,
@@ -68,6 +67,7 @@ from gaia_actors.improve.testing import (
     run_go_tests,
     run_python_tests,
 )
+from gaia_actors.junit import Outcome
 
 __all__ = ["PHASES", "AnalysisOutcome", "Cycle", "CyclePlan", "PreviousCycle", "Recorder"]
 

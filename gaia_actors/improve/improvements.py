@@ -31,8 +31,9 @@ from gaia_actors.improve.fixes import FixerSpec, FixOutcome, FixStatus, Selectio
 from gaia_actors.improve.linters import LinterSpec, run_linters, without_duplicates
 from gaia_actors.improve.plan import CyclePlan
 from gaia_actors.improve.style import StyleTool, chosen_tools, configured_tools
-from gaia_actors.improve.testing import GAP_TYPE, PYTEST_FLAGS, Outcome, RunStatus, TestRun
+from gaia_actors.improve.testing import GAP_TYPE, PYTEST_FLAGS, RunStatus, TestRun
 from gaia_actors.improve.verifier import verifier_argv
+from gaia_actors.junit import Outcome
 
 NOT_RECHECKED = frozenset({GAP_TYPE, "import_cycle"})  # need the tests or the whole graph
 SHOWN_FIXED = 100

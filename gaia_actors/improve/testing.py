@@ -48,6 +48,8 @@ from gaia_actors.improve.commands import CommandResult, run_command, which
 from gaia_actors.improve.errors import BenchmarkError, CommandError
 from gaia_actors.improve.files import IgnoreFile
 from gaia_actors.improve.findings import Finding, Severity
+from gaia_actors.junit import JUnitReport, Outcome, TestCaseResult
+from gaia_actors.junit import parse as parse_junit
 
 DEFAULT_THRESHOLD = 50.0
 COLLECTION_FAILURE = "collection failure"  # pytest's JUnit message for a module that broke
@@ -60,63 +62,6 @@ GAP_TYPE = "coverage_gap"
 
 
 # --- results --------------------------------------------------------------------------
-
-
-class Outcome(StrEnum):
-    PASSED = "passed"
-    FAILED = "failed"
-    ERROR = "error"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True, slots=True)
-class TestCaseResult:
-    """One test as JUnit XML (or ``go test -json``) reports it."""
-
-    __test__ = False  # not a pytest class, whatever its name says
-
-    name: str
-    classname: str
-    outcome: Outcome
-    seconds: float
-    message: str = ""
-    detail: str = ""  # the failure's text, kept for collection errors (what broke, where)
-
-
-@dataclass(frozen=True, slots=True)
-class JUnitReport:
-    """Counts and per-test results of one test run."""
-
-    cases: tuple[TestCaseResult, ...]
-
-    def count(self, outcome: Outcome) -> int:
-        return sum(1 for case in self.cases if case.outcome is outcome)
-
-    @property
-    def tests(self) -> int:
-        return len(self.cases)
-
-    @property
-    def passed(self) -> int:
-        return self.count(Outcome.PASSED)
-
-    @property
-    def failures(self) -> int:
-        return self.count(Outcome.FAILED)
-
-    @property
-    def errors(self) -> int:
-        return self.count(Outcome.ERROR)
-
-    @property
-    def skipped(self) -> int:
-        return self.count(Outcome.SKIPPED)
-
-    @property
-    def pass_rate(self) -> float | None:
-        """passed / (tests - skipped); None when nothing ran."""
-        ran = self.tests - self.skipped
-        return self.passed / ran if ran else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,40 +128,6 @@ class TestProblem:
 
     file: str
     reason: str
-
-
-# --- JUnit XML ------------------------------------------------------------------------
-
-
-def parse_junit(xml_text: str) -> JUnitReport:
-    """Every ``testcase`` of a JUnit XML document (``testsuites`` or a single ``testsuite``)."""
-    root = ET.fromstring(xml_text)  # our own pytest run wrote it, into our tmp dir
-    return JUnitReport(tuple(_case(node) for node in root.iter("testcase")))
-
-
-def _case(node: ET.Element) -> TestCaseResult:
-    outcome, message, detail = Outcome.PASSED, "", ""
-    for child, kind in (
-        (node.find("failure"), Outcome.FAILED),
-        (node.find("error"), Outcome.ERROR),
-    ):
-        if child is not None:
-            outcome, message = kind, child.get("message", "")
-            if message == COLLECTION_FAILURE:
-                detail = (child.text or "")[-DETAIL_CHARS:]
-            break
-    else:
-        skipped = node.find("skipped")
-        if skipped is not None:
-            outcome, message = Outcome.SKIPPED, skipped.get("message", "")
-    return TestCaseResult(
-        name=node.get("name", ""),
-        classname=node.get("classname", ""),
-        outcome=outcome,
-        seconds=float(node.get("time", "0") or 0),
-        message=message,
-        detail=detail,
-    )
 
 
 # --- coverage JSON --------------------------------------------------------------------
@@ -536,7 +447,7 @@ def find_problems(
     """Why tests could not run: each test module that failed to import (pytest's collection
     errors), a conftest.py that failed to import, or why pytest stopped before any test."""
     found = [
-        TestProblem(_problem_file(case, root), _error_line(case.detail) or case.detail[-300:])
+        _collection_problem(case, root)
         for case in (junit.cases if junit is not None else ())
         if case.outcome is Outcome.ERROR and case.message == COLLECTION_FAILURE
     ]
@@ -551,8 +462,13 @@ def find_problems(
     return tuple(found)
 
 
-def _problem_file(case: TestCaseResult, root: Path) -> str:
-    match = _MODULE_FILE.search(case.detail)
+def _collection_problem(case: TestCaseResult, root: Path) -> TestProblem:
+    detail = case.detail[-DETAIL_CHARS:]  # the end of pytest's report names what broke
+    return TestProblem(_problem_file(case, detail, root), _error_line(detail) or detail[-300:])
+
+
+def _problem_file(case: TestCaseResult, detail: str, root: Path) -> str:
+    match = _MODULE_FILE.search(detail)
     if match is not None:
         return _relative(match.group(1), root) or match.group(1)
     return case.name.replace(".", "/") + ".py"  # pytest names a broken module by its dotted path

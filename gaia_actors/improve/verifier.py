@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import gaia_actors
-from gaia_actors.improve.testing import Outcome, parse_junit
+from gaia_actors.junit import Outcome
+from gaia_actors.junit import parse as parse_junit
 
 
 def verifier_argv(python: str, baseline: Path) -> tuple[str, ...]:

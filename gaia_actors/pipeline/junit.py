@@ -1,10 +1,7 @@
 """JUnit XML results: what a test command wrote, as per-test results for the history.
 
-Reads the common shape (pytest ``--junitxml``, Maven Surefire, Go's go-junit-report): a
-``<testsuites>`` or ``<testsuite>`` root with ``<testcase name classname time>`` elements,
-each with an optional ``<failure>``, ``<error>`` or ``<skipped>`` child. The file comes from
-the release's own test command, so it is trusted as much as the release; expat's built-in
-entity-expansion limits guard against the classic XML bombs.
+The file comes from the release's own test command, so it is trusted as much as the release;
+:mod:`gaia_actors.junit` parses it, this module shapes it into the history's records.
 """
 
 from __future__ import annotations
@@ -13,12 +10,11 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+from gaia_actors import junit
 from gaia_actors.pipeline.errors import StageError
 
 MAX_CASES = 1000  # cases kept per stage; the counts always cover every case
 MAX_MESSAGE = 500
-_OUTCOMES = ("failure", "error", "skipped")
-_STATUS = {"failure": "failed", "error": "error", "skipped": "skipped"}
 
 
 def parse(path: Path) -> dict[str, Any]:
@@ -29,44 +25,32 @@ def parse(path: Path) -> dict[str, Any]:
     ``MAX_CASES`` of them. Raises StageError for a file that is not JUnit XML.
     """
     try:
-        root = ElementTree.parse(path).getroot()
+        tag, report = junit.read(path)
     except (ElementTree.ParseError, OSError) as exc:
         raise StageError(f"cannot read the JUnit XML results {path}: {exc}") from exc
-    if root.tag not in ("testsuites", "testsuite"):
-        raise StageError(f"{path} is not JUnit XML (root element <{root.tag}>)")
-    cases = [_case(element) for element in root.iter("testcase")]
-    counts = {status: sum(c["status"] == status for c in cases) for status in _STATUS.values()}
+    if tag not in junit.ROOT_TAGS:
+        raise StageError(f"{path} is not JUnit XML (root element <{tag}>)")
+    cases = [_case(case) for case in report.cases]
     cases.sort(key=lambda c: c["status"] not in ("failed", "error"))
     return {
-        "total": len(cases),
-        "passed": sum(c["status"] == "passed" for c in cases),
-        "failed": counts["failed"],
-        "errors": counts["error"],
-        "skipped": counts["skipped"],
+        "total": report.tests,
+        "passed": report.passed,
+        "failed": report.failures,
+        "errors": report.errors,
+        "skipped": report.skipped,
         "time": round(sum(c["time"] for c in cases), 3),
         "cases": cases[:MAX_CASES],
     }
 
 
-def _case(element: ElementTree.Element) -> dict[str, Any]:
-    outcome = next((child for child in element if child.tag in _OUTCOMES), None)
-    message = ""
-    if outcome is not None:
-        message = (outcome.get("message") or outcome.text or "").strip()[:MAX_MESSAGE]
+def _case(case: junit.TestCaseResult) -> dict[str, Any]:
     return {
-        "name": element.get("name", ""),
-        "classname": element.get("classname", ""),
-        "status": "passed" if outcome is None else _STATUS[outcome.tag],
-        "time": _seconds(element.get("time")),
-        "message": message,
+        "name": case.name,
+        "classname": case.classname,
+        "status": str(case.outcome),
+        "time": round(case.seconds, 3),
+        "message": (case.message or case.detail).strip()[:MAX_MESSAGE],
     }
-
-
-def _seconds(text: str | None) -> float:
-    try:
-        return round(float(text or 0), 3)
-    except ValueError:
-        return 0.0  # a malformed time is not worth failing a test report over
 
 
 def describe(results: dict[str, Any]) -> str:

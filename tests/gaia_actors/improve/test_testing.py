@@ -16,7 +16,6 @@ from gaia_actors.improve.testing import (
     CoverageReport,
     FileCoverage,
     FunctionCoverage,
-    Outcome,
     PythonTestOptions,
     RunStatus,
     coverage_gaps,
@@ -24,13 +23,14 @@ from gaia_actors.improve.testing import (
     parse_coverage_json,
     parse_go_coverprofile,
     parse_go_test_json,
-    parse_junit,
     parse_ops_per_sec,
     run_benchmark,
     run_build,
     run_go_tests,
     run_python_tests,
 )
+from gaia_actors.junit import Outcome
+from gaia_actors.junit import parse as parse_junit
 from tests.conftest import wait_until
 from tests.gaia_actors.externals import go
 from tests.gaia_actors.improve.conftest import FAST_PYTEST_ENV, snapshot, write
