@@ -161,7 +161,8 @@ class MonitorSettings:
     start_interval: float = bounded(0.25, 0.02, 60)
     # Seconds between re-checks of an environment whose check failed, or has not answered
     # within this long, until enough consecutive failures to call it down (and fail it over)
-    # have been seen: a hung service is re-checked without waiting for its read timeout.
+    # have been seen (a hung service is re-checked without waiting for its read timeout); and
+    # of a down environment that answers again, until it is up.
     recheck_interval: float = bounded(0.25, 0.02, 60)
 
 

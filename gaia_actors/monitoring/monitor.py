@@ -15,7 +15,8 @@ instead of one check per ``interval``. A hung service (it accepts, never answers
 within the same round without waiting for its read timeout, so its consecutive failures all
 end within one read timeout plus a few ``recheck_interval``; a quick failure (an error status)
 paces the next rounds at ``recheck_interval``. A single blip is still smoothed: the first
-answer resets the run. A round's report has one entry per check, in the order they started.
+answer resets the run. A down environment that answers again is re-checked as often until it
+is up (``success_threshold``). A round's report has one entry per check, in the order they started.
 
 The first minute: an environment whose process has just started (its environment actor
 published ``environment.started``, or its pid file names a live process younger than the
@@ -276,10 +277,15 @@ class _EnvState:
     answered_pid: int | None = None  # the process that last answered a check
 
     def rechecking(self, needed: int) -> bool:
-        """Whether its last check failed and fewer than ``needed`` in a row have (re-check it
-        soon: it is about to be called down, or it was a blip)."""
+        """Whether its state is about to change: its last check failed and fewer than
+        ``needed`` in a row have (down, or a blip), or it is down and answers again (up once
+        ``success_threshold`` checks answer)."""
         verdict = self.verdict
-        return verdict is not None and 0 < verdict.consecutive_failures < needed
+        if verdict is None:
+            return False
+        failing = 0 < verdict.consecutive_failures < needed
+        answering = verdict.observation is not Observation.FAIL
+        return failing or (verdict.status is HealthStatus.DOWN and answering)
 
     def starting(self) -> bool:
         """Whether the process has just started and not answered yet: told so by its
@@ -515,7 +521,8 @@ class HealthMonitor(GaiaActor):
 
     def _pace(self) -> None:
         """Rounds come every ``start_interval`` while an environment is starting, and every
-        ``recheck_interval`` while one has failed checks and is not yet down and failed over."""
+        ``recheck_interval`` while one has failed checks and is not yet down and failed over,
+        or is down and answers again."""
         cfg, states = self.cfg, self.envs.values()
         paces = [cfg.interval]
         if any(state.starting() for state in states):

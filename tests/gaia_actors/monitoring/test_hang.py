@@ -195,3 +195,35 @@ def test_an_error_answer_is_rechecked_at_the_recheck_interval(
         assert rows[0]["time_to_detect"] <= 2 * RECHECK + 0.5
     finally:
         server.stop()
+
+
+def test_a_down_environment_answering_again_is_rechecked_until_up(
+    tmp_path: Path, start_tree: Callable[..., Tree]
+) -> None:
+    health = Switch(Respond())
+    server = HostileServer({"/health": health})
+    server.start()
+    try:
+        overrides = {**TIMING, "monitor": {**TIMING["monitor"], "interval": 30.0}}
+        settings = make_settings(tmp_path, {"x": server.port}, overrides)
+        write_own_pidfile(settings, "x")
+        fails: list[Fail] = []
+        received = threading.Event()
+        # Told Fail, it reports a start, as a restarted environment actor does.
+        fake = ChildSpec(
+            "environment.x", lambda link: FakeEnvironment.start(link, fails, received, True)
+        )
+        tree = start_tree(settings, actors=("monitor", "failover"), extra=[fake])
+        w = Watched(tree, fails, received)
+        wait_until(lambda: w.status() == "healthy", 10.0)
+        health.set(Respond(503, b"{}"))
+        tree.ask("monitor", CheckNow())
+        assert received.wait(10), "environment.x never got a Fail"
+        health.set(Respond())  # the restarted service answers
+        tree.events.wait_for("incident.recovered", "x")
+        rows = wait_until(lambda: [r for r in w.incidents() if r["recovered"] is not None], 5.0)
+        assert isinstance(rows, list)
+        # Two answering checks to be up: the second one a re-check away, not an interval.
+        assert rows[0]["time_to_recover"] < 2.0
+    finally:
+        server.stop()
