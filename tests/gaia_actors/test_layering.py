@@ -1,0 +1,298 @@
+"""The import layering, read from the source with ``ast``.
+
+Imports flow one way: console -> app -> capabilities -> core -> ``supervisors``. Every import
+counts: module level, inside functions, under ``TYPE_CHECKING``, and a string literal that
+names one of the project's modules (a module loaded from a string list, such as a registry of
+module names handed to ``importlib``). The rules:
+
+- ``supervisors/`` imports nothing from ``gaia_actors``;
+- the core imports no capability and no console module;
+- a capability imports no other capability, not the app and not the console;
+- there is no import cycle anywhere in the module graph.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("gaia_actors", "supervisors")
+CAPABILITIES = ("environments", "monitoring", "pipeline", "improve")
+CONSOLE = frozenset({"cli", "repl", "tail", "render", "client"})
+# The app: the tree, the control server it starts last, and the commands about the daemon
+# itself. Everything else directly under gaia_actors/ is the core.
+APP = frozenset({"app", "control"})
+CORE = frozenset(
+    {
+        "__init__",
+        "actor",
+        "bus",
+        "commands",
+        "core_commands",
+        "errors",
+        "health",
+        "httpclient",
+        "layout",
+        "lock",
+        "logs",
+        "messages",
+        "models",
+        "outbox",
+        "process",
+        "protocol",
+        "settings",
+        "storage",
+        "store",
+    }
+)
+
+Edge = tuple[str, str]
+
+# Edges allowed for now, each with its reason; a new violation fails the test.
+_COMMANDS = "the command registry loads the capabilities' command modules by name"
+_RENDER = "a capability's commands render their results with the console's helpers"
+_CLIENT = "the wire protocol lives in the console's client"
+_LAYOUT = "an environment's on-disk layout is read from the environments package"
+KNOWN_EXCEPTIONS: dict[Edge, str] = {
+    ("gaia_actors.commands", "gaia_actors.environments.commands"): _COMMANDS,
+    ("gaia_actors.commands", "gaia_actors.improve.cli_commands"): _COMMANDS,
+    ("gaia_actors.commands", "gaia_actors.monitoring.commands"): _COMMANDS,
+    ("gaia_actors.commands", "gaia_actors.pipeline.commands"): _COMMANDS,
+    ("gaia_actors.commands", "gaia_actors.core_commands"): _COMMANDS,
+    ("gaia_actors.control", "gaia_actors.client"): _CLIENT,
+    ("gaia_actors.lock", "gaia_actors.client"): _CLIENT,
+    ("gaia_actors.environments.commands", "gaia_actors.render"): _RENDER,
+    ("gaia_actors.improve.report", "gaia_actors.render"): _RENDER,
+    ("gaia_actors.monitoring.commands", "gaia_actors.render"): _RENDER,
+    ("gaia_actors.pipeline.commands", "gaia_actors.render"): _RENDER,
+    ("gaia_actors.improve.cli_commands", "gaia_actors.app"): (
+        "the improve commands start the improve subtree offline through the app"
+    ),
+    ("gaia_actors.monitoring.commands", "gaia_actors.environments.commands"): (
+        "the monitor's commands reuse the environments' command helpers"
+    ),
+    ("gaia_actors.monitoring.commands", "gaia_actors.environments.layout"): _LAYOUT,
+    ("gaia_actors.monitoring.monitor", "gaia_actors.environments.layout"): _LAYOUT,
+    ("gaia_actors.pipeline.rollback", "gaia_actors.environments.layout"): _LAYOUT,
+    ("gaia_actors.pipeline.rollback", "gaia_actors.environments.tree"): _LAYOUT,
+    ("gaia_actors.pipeline.runner", "gaia_actors.environments.layout"): _LAYOUT,
+    ("gaia_actors.pipeline.runner", "gaia_actors.environments.releases"): _LAYOUT,
+    ("gaia_actors.pipeline.stages", "gaia_actors.environments.layout"): _LAYOUT,
+    ("gaia_actors.pipeline.stages", "gaia_actors.environments.tree"): _LAYOUT,
+    ("gaia_actors.repl", "gaia_actors.cli"): "the REPL reuses the CLI's helpers",
+    ("gaia_actors.health", "gaia_actors.settings"): (
+        "a type-only import: the health rule is built from an environment's settings"
+    ),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {
+        module_name(path): path
+        for package in PACKAGES
+        for path in sorted((REPO / package).rglob("*.py"))
+    }
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str | None:
+    """The project module ``name`` is or lives in (``a.b.func`` -> ``a.b``), or None."""
+    while name:
+        if name in modules:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def _from_base(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    anchor = module.split(".")
+    anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+    return ".".join([*anchor, node.module] if node.module else anchor)
+
+
+def _import_names(
+    node: ast.AST, module: str, is_package: bool, modules: dict[str, Path]
+) -> Iterator[str]:
+    if isinstance(node, ast.Import):
+        yield from (alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom):
+        base = _from_base(node, module, is_package)
+        for alias in node.names:  # ``from pkg import sub`` imports the submodule
+            submodule = f"{base}.{alias.name}"
+            yield submodule if submodule in modules else base
+    elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        # A dotted name of one of the project's modules: loaded from a string list.
+        name = node.value
+        if name.startswith(PACKAGES) and "." in name and name.replace(".", "").isidentifier():
+            yield name
+
+
+def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for name in _import_names(node, module, is_package, modules):
+            target = _resolve(name, modules)
+            if target is not None and target != module:
+                found.add(target)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "supervisors":
+        return "supervisors"
+    if len(parts) == 1:
+        return "core"  # the package's __init__
+    if parts[1] in CAPABILITIES:
+        return f"capability:{parts[1]}"
+    if parts[1] in CONSOLE:
+        return "console"
+    if parts[1] in APP:
+        return "app"
+    if parts[1] in CORE:
+        return "core"
+    raise AssertionError(f"{module}: not placed in a layer; add it to CORE, APP or CONSOLE")
+
+
+def forbidden(source: str, target: str) -> bool:
+    src, dst = layer(source), layer(target)
+    if src == "supervisors":
+        return dst != "supervisors"
+    if src == "core":
+        return dst.startswith("capability:") or dst in ("app", "console")
+    if src.startswith("capability:"):
+        return dst != src and (dst.startswith("capability:") or dst in ("app", "console"))
+    if src == "app":
+        return dst == "console"
+    return False
+
+
+def layering_violations(graph: dict[str, set[str]]) -> list[Edge]:
+    return sorted(
+        (source, target)
+        for source, targets in graph.items()
+        for target in targets
+        if forbidden(source, target)
+    )
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The graph's strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def without_known(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    return {
+        source: {t for t in targets if (source, t) not in KNOWN_EXCEPTIONS}
+        for source, targets in graph.items()
+    }
+
+
+def _describe(edges: list[Edge]) -> str:
+    return "\n".join(
+        f"  {source} -> {target}  ({layer(source)} -> {layer(target)})" for source, target in edges
+    )
+
+
+def test_every_module_has_a_layer() -> None:
+    for module in project_modules():
+        layer(module)
+
+
+def test_imports_flow_one_way() -> None:
+    violations = [e for e in layering_violations(import_graph()) if e not in KNOWN_EXCEPTIONS]
+    assert not violations, "imports against the layering:\n" + _describe(violations)
+
+
+def test_no_import_cycle() -> None:
+    graph = without_known(import_graph())
+    found = cycles(graph)
+    lines = []
+    for component in found:
+        members = set(component)
+        edges = sorted((s, t) for s in component for t in graph[s] if t in members)
+        lines.append(f"cycle among {', '.join(component)}:\n{_describe(edges)}")
+    assert not found, "import cycles:\n" + "\n".join(lines)
+
+
+def test_known_exceptions_are_still_needed() -> None:
+    graph = import_graph()
+    stale = sorted(edge for edge in KNOWN_EXCEPTIONS if edge[1] not in graph.get(edge[0], ()))
+    assert not stale, "known exceptions no longer imported; remove them:\n" + _describe(stale)
+
+
+def test_the_reader_sees_every_kind_of_import(tmp_path: Path) -> None:
+    source = tmp_path / "sample.py"
+    source.write_text(
+        "import gaia_actors.bus\n"
+        "from gaia_actors import settings\n"
+        "def f():\n"
+        "    from gaia_actors.store import Store\n"
+        "MODULES = ['gaia_actors.pipeline.commands']\n"
+    )
+    modules = project_modules()
+    assert imports_of("gaia_actors.sample", source, modules) == {
+        "gaia_actors.bus",
+        "gaia_actors.settings",
+        "gaia_actors.store",
+        "gaia_actors.pipeline.commands",
+    }
+
+
+def test_a_cycle_and_a_forbidden_edge_are_reported() -> None:
+    graph = {
+        "gaia_actors.commands": {"gaia_actors.improve.cli_commands"},
+        "gaia_actors.improve.cli_commands": {"gaia_actors.app"},
+        "gaia_actors.app": {"gaia_actors.commands"},
+    }
+    assert cycles(graph) == [sorted(graph)]
+    assert layering_violations(graph) == [
+        ("gaia_actors.commands", "gaia_actors.improve.cli_commands"),
+        ("gaia_actors.improve.cli_commands", "gaia_actors.app"),
+    ]
