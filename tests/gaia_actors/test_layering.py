@@ -34,6 +34,7 @@ CORE = frozenset(
         "errors",
         "health",
         "httpclient",
+        "junit",
         "layout",
         "lock",
         "logs",
