@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,19 +32,11 @@ from gaia_actors.process import (
     spawn,
     write_pidfile,
 )
+from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 SLEEPER = [PY, "-c", "import time; time.sleep(60)"]
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    """Re-check ``predicate`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(0.005)
 
 
 class ExitRecorder:

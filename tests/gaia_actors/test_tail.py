@@ -31,6 +31,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gaia_actors import tail
+from tests.conftest import wait_until
 
 WRITER_PATH = Path(__file__).with_name("tail_writer.py")
 NOW = datetime(2026, 11, 28, 7, 55, 1, 123456, tzinfo=UTC)
@@ -49,15 +50,6 @@ writer = _load_writer()
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Re-check ``predicate`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.005)
 
 
 class Sink(io.TextIOBase):

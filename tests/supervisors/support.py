@@ -33,6 +33,7 @@ from supervisors import (
 )
 from supervisors.spec import BlockedCheck, Exhausted, LadderCheck, LadderStep
 from supervisors.supervisor import SupervisorConfig
+from tests.conftest import wait_until
 
 # Tiny timings keep the suite fast; liveness and backoff tests pick their own.
 FAST = SupervisorConfig(
@@ -41,18 +42,6 @@ FAST = SupervisorConfig(
     ping_interval=0.02,
     ping_timeout=2.0,
 )
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    """Re-check ``predicate`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout}s: {what or predicate}")
-        time.sleep(0.002)  # polling interval of a bounded re-check, not synchronisation
 
 
 def let_time_pass(seconds: float) -> None:

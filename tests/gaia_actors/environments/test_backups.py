@@ -6,8 +6,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,17 +25,10 @@ from gaia_actors.environments.backups import (
     take_backup,
     verify_backup,
 )
+from tests.conftest import wait_until
 
 NOW = datetime(2026, 11, 28, 7, 55, 1, tzinfo=UTC)
 BATCH = 10  # rows per writer transaction: a consistent copy holds whole batches only
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(0.002)
 
 
 def make_db(path: Path, rows: int) -> None:
