@@ -16,6 +16,7 @@ recovery (restore from backup, roll back) reaches it as callables in a child spe
 from __future__ import annotations
 
 from supervisors.backoff import Backoff
+from supervisors.clock import Clock, ManualClock, RealClock
 from supervisors.errors import (
     AskExpired,
     AskTimeout,
@@ -50,14 +51,17 @@ __all__ = [
     "Backoff",
     "ChildAborted",
     "ChildSpec",
+    "Clock",
     "Escalation",
     "Exhausted",
     "Intensity",
     "Link",
     "Listener",
+    "ManualClock",
     "NodeInfo",
     "NotRunning",
     "ParkNow",
+    "RealClock",
     "Registry",
     "ResetChild",
     "Restart",

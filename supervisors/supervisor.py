@@ -13,7 +13,6 @@ import functools
 import itertools
 import random
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import pykka
 import structlog
 
 from supervisors.backoff import Backoff
+from supervisors.clock import Cancellable, Clock, RealClock
 from supervisors.errors import Escalation, SupervisionError
 from supervisors.registry import NodeInfo, Registry
 from supervisors.spec import (
@@ -45,9 +45,9 @@ log = structlog.get_logger("supervisors")
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Time to check liveness: sent by the supervisor's ticker thread at ``sent_at``."""
+    """Time to check liveness: sent by the supervisor's ticker at ``sent_at`` (clock time)."""
 
-    sent_at: float = 0.0
+    sent_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +127,8 @@ class _Child:
     ladder_step: int = 0  # steps taken since the last stable run
     ping: tuple[int, float] | None = None  # (seq, sent_at) of the unanswered ping
     last_error: str = ""
-    timer: threading.Timer | None = field(default=None, repr=False)
-    poll_stop: threading.Event | None = field(default=None, repr=False)  # a blocked child's poll
+    timer: Cancellable | None = field(default=None, repr=False)  # a pending restart
+    poll: Cancellable | None = field(default=None, repr=False)  # a blocked child's poll
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +163,7 @@ class Supervisor(Supervised):
         listener: Listener | None = None,
         on_escalate: Callable[[Escalation], None] | None = None,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(link)
         names = [spec.name for spec in children]
@@ -173,10 +174,10 @@ class Supervisor(Supervised):
         self.listener = listener or _log_listener
         self.on_escalate = on_escalate
         self.rng = rng or random.Random()
+        self.clock: Clock = clock or RealClock()
         self.restart_times: deque[float] = deque()
         self.ping_seq = itertools.count(1)
-        self.ticker_stop = threading.Event()
-        self.ticker: threading.Thread | None = None
+        self.ticker: Cancellable | None = None
         self.escalated = False
 
     @classmethod
@@ -190,6 +191,7 @@ class Supervisor(Supervised):
         listener: Listener | None = None,
         on_escalate: Callable[[Escalation], None] | None = None,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
     ) -> pykka.ActorRef[Supervisor]:
         """Start a supervisor with no parent, registered as ``name``; returns once its
         children have started.
@@ -201,7 +203,13 @@ class Supervisor(Supervised):
         registered = threading.Event()
         link = Link(supervisor=None, registry=registry, name=name, registered=registered)
         ref = cls.start(
-            link, children, config=config, listener=listener, on_escalate=on_escalate, rng=rng
+            link,
+            children,
+            config=config,
+            listener=listener,
+            on_escalate=on_escalate,
+            rng=rng,
+            clock=clock,
         )
         registry.register(name, ref)
         registered.set()
@@ -219,11 +227,12 @@ class Supervisor(Supervised):
         shutdown_timeout: float = 30.0,
         restart: Restart = Restart.PERMANENT,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
     ) -> ChildSpec:
         """A spec that runs a nested supervisor as a child of another."""
 
         def factory(link: Link) -> pykka.ActorRef[Any]:
-            return cls.start(link, children, config=config, listener=listener, rng=rng)
+            return cls.start(link, children, config=config, listener=listener, rng=rng, clock=clock)
 
         start_timeout = sum(c.start_timeout for c in children) + 5
         return ChildSpec(
@@ -242,13 +251,12 @@ class Supervisor(Supervised):
         for child in self.children:
             self._start_child(child)
         if any(c.spec.ping for c in self.children):
-            self.ticker = threading.Thread(
-                target=self._tick_loop, name=f"{self.name}-ticker", daemon=True
+            self.ticker = self.clock.call_every(
+                self.config.ping_interval, self._tick, f"{self.name}-ticker"
             )
-            self.ticker.start()
 
     def on_stop(self) -> None:
-        self.ticker_stop.set()
+        self._stop_ticker()
         if self.link.supervisor is None:
             self.registry.stopping.set()
         self._stop_children(self.children)
@@ -257,7 +265,7 @@ class Supervisor(Supervised):
     def on_failure(self, *exc_info: Any) -> None:
         # OTP: a supervisor's children never outlive it. Pykka skips on_stop after a crash,
         # so without this a restarted supervisor would start a second copy of every child.
-        self.ticker_stop.set()
+        self._stop_ticker()
         self._stop_children(self.children)
         self._unregister_root()
         if self.link.supervisor is None and not self.escalated:
@@ -282,7 +290,7 @@ class Supervisor(Supervised):
             case Pong(name=name, generation=generation, seq=seq):
                 self._on_pong(name, generation, seq)
             case Tick(sent_at=sent_at):
-                self._check_liveness(sent_at or time.monotonic())
+                self._check_liveness(sent_at)
             case RestartDue(name=name, epoch=epoch):
                 self._on_restart_due(name, epoch)
             case LadderDone():
@@ -324,7 +332,7 @@ class Supervisor(Supervised):
             return
         if child.ref.is_alive():  # else its on_start failed and its ChildDown is queued
             child.state = "running"
-            child.started_at = time.monotonic()
+            child.started_at = self.clock.now()
             self._emit("supervisor.child_started", child)
 
     def _stop_children(self, children: Sequence[_Child]) -> None:
@@ -382,7 +390,7 @@ class Supervisor(Supervised):
             return
         if self._block_if_stuck(child):
             return
-        now = time.monotonic()
+        now = self.clock.now()
         if child.started_at and now - child.started_at >= self.config.backoff.stable_after:
             child.failures = 0
             child.ladder_step = 0
@@ -443,19 +451,17 @@ class Supervisor(Supervised):
     def _poll_until_clear(self, child: _Child, check: Callable[[], str | None]) -> None:
         """Ask ``check`` every ``blocked_poll`` seconds, in a thread, until it finds the cause
         gone; then tell this supervisor (stopped early when the child is reset or stopped)."""
-        stop = threading.Event()
-        child.poll_stop = stop
         cleared = Unblocked(child.spec.name, child.epoch)
 
-        def poll() -> None:
-            while not stop.wait(child.spec.blocked_poll):
-                if check() is None:
-                    self._tell_quietly(cleared)
-                    return
+        def poll() -> bool:
+            if check() is None:
+                self._tell_quietly(cleared)
+                return False
+            return True
 
-        threading.Thread(
-            target=poll, name=f"{self.name}-blocked-{child.spec.name}", daemon=True
-        ).start()
+        child.poll = self.clock.call_every(
+            child.spec.blocked_poll, poll, f"{self.name}-blocked-{child.spec.name}"
+        )
 
     def _on_unblocked(self, name: str, epoch: int) -> None:
         child = self._find(name)
@@ -470,6 +476,13 @@ class Supervisor(Supervised):
         group = self._stop_group(child)
         delay = self.config.backoff.delay(child.failures, self.rng)
         child.failures += 1
+        if delay > 0:
+            # Armed before the event is emitted: whoever sees the event sees the timer pending.
+            child.timer = self.clock.call_later(
+                delay,
+                functools.partial(self._tell_quietly, RestartDue(child.spec.name, child.epoch)),
+                f"{self.name}-restart-{child.spec.name}",
+            )
         self._emit(
             "supervisor.restart",
             child,
@@ -478,14 +491,6 @@ class Supervisor(Supervised):
         )
         if delay <= 0:
             self._restart_group(child)
-            return
-        timer = threading.Timer(
-            delay, self._tell_quietly, (RestartDue(child.spec.name, child.epoch),)
-        )
-        timer.name = f"{self.name}-restart-{child.spec.name}"
-        timer.daemon = True
-        child.timer = timer
-        timer.start()
 
     def _stop_group(self, failed: _Child) -> list[_Child]:
         """Stop the children the strategy restarts with ``failed``, in reverse start order.
@@ -580,7 +585,7 @@ class Supervisor(Supervised):
         escalation = Escalation(self.name, child.spec.name, child.last_error)
         self._emit("supervisor.escalate", child, level="error", reason=child.last_error)
         self.escalated = True
-        self.ticker_stop.set()
+        self._stop_ticker()
         self._stop_children(self.children)
         if self.link.supervisor is None:
             self._call_on_escalate(escalation)
@@ -628,10 +633,13 @@ class Supervisor(Supervised):
 
     # Liveness
 
-    def _tick_loop(self) -> None:
-        while not self.ticker_stop.wait(self.config.ping_interval):
-            if not self._tell_quietly(Tick(time.monotonic())):
-                return
+    def _tick(self) -> bool:
+        """Send a Tick; False (no more ticks) once this actor is gone."""
+        return self._tell_quietly(Tick(self.clock.now()))
+
+    def _stop_ticker(self) -> None:
+        if self.ticker is not None:
+            self.ticker.cancel()
 
     def _check_liveness(self, sent_at: float) -> None:
         # Overdue is judged at the tick's send time: a Pong that reached this mailbox before
@@ -642,7 +650,7 @@ class Supervisor(Supervised):
                 continue
             if child.ping is None:
                 seq = next(self.ping_seq)
-                child.ping = (seq, time.monotonic())
+                child.ping = (seq, self.clock.now())
                 with contextlib.suppress(pykka.ActorDeadError):  # its ChildDown is on the way
                     child.ref.tell(Ping(seq))
             elif sent_at - child.ping[1] > self.config.ping_timeout:
@@ -672,9 +680,9 @@ class Supervisor(Supervised):
         if child.timer is not None:
             child.timer.cancel()
             child.timer = None
-        if child.poll_stop is not None:
-            child.poll_stop.set()
-            child.poll_stop = None
+        if child.poll is not None:
+            child.poll.cancel()
+            child.poll = None
 
     def _tell_quietly(self, message: object) -> bool:
         try:
