@@ -247,7 +247,7 @@ class Cycle:
     def _gaps(self, gaps: Sequence[Finding]) -> list[Finding]:
         """The coverage gaps outside ``coverage_omit`` (code no test is meant to run)."""
         omit = IgnoreFile.from_lines("", self.plan.settings.coverage_omit)
-        return [g for g in gaps if not omit.patterns or not _omitted(g.file, omit)]
+        return [g for g in gaps if omit.empty or not omit.covers(g.file)]
 
     def test_env(self) -> dict[str, str]:
         """The tests' environment: the configured one, with ``src`` first on PYTHONPATH for a
@@ -557,15 +557,6 @@ class Cycle:
         if run.status in (RunStatus.ERROR, RunStatus.TIMED_OUT, RunStatus.FAILED):
             report["output_tail"] = run.output_tail[-1500:]
         return report
-
-
-def _omitted(path: str, omit: IgnoreFile) -> bool:
-    """Is ``path``, or a directory above it, matched by ``omit``?"""
-    parts = path.split("/")
-    prefixes = ("/".join(parts[:depth]) for depth in range(1, len(parts)))
-    return any(omit.decide(p, is_dir=True) for p in prefixes) or bool(
-        omit.decide(path, is_dir=False)
-    )
 
 
 def _most_depended(graph: ImportGraph | None) -> list[dict[str, Any]]:

@@ -1,17 +1,10 @@
 """Walk a target tree into candidate files, and read a candidate's text or say why not.
 
-Exclusions follow ``gitignore(5)``:
-
-- blank lines and ``#`` comments are ignored; ``\\#`` and ``\\!`` escape a leading ``#``/``!``;
-  trailing unescaped spaces are dropped;
-- ``*`` matches anything but ``/``, ``?`` one character but ``/``, ``[...]`` a class
-  (``[!...]``/``[^...]`` negated); ``**/`` matches zero or more directories, a trailing ``/**``
-  everything inside; other ``**`` act like ``*``;
-- a trailing ``/`` matches directories only; a ``/`` at the start or in the middle anchors the
-  pattern to the directory of its ``.gitignore``, otherwise it matches a name at any depth;
-- ``!`` re-includes; the last matching pattern wins, deeper ``.gitignore`` files win over
-  shallower ones, and (as in git) nothing inside an excluded directory can be re-included,
-  because the walk never enters it.
+Exclusions follow ``gitignore(5)``; pathspec's ``GitIgnoreSpec`` matches the patterns (syntax,
+anchoring, ``**``, ``!`` with the last matching pattern winning). The walk adds what a single
+spec cannot know: deeper ``.gitignore`` files win over shallower ones, and (as in git) nothing
+inside an excluded directory can be re-included, because the walk never enters it. A directory
+is asked about as ``dir/``, so ``dir/**`` excludes the directory itself as well.
 
 The configured extra patterns sit under every ``.gitignore`` (like ``.git/info/exclude``), so a
 target's own ``!`` rules can re-include what they exclude. ``ALWAYS_SKIP`` names are never
@@ -29,13 +22,14 @@ both places (the file may grow in between).
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
+
+import pathspec
 
 ALWAYS_SKIP = frozenset({".git", "__pycache__", ".venv", "venv", "node_modules", "var"})
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
@@ -84,112 +78,19 @@ class WalkResult:
 
 
 @dataclass(frozen=True, slots=True)
-class IgnorePattern:
-    """One compiled gitignore line."""
-
-    source: str
-    regex: re.Pattern[str]
-    negate: bool
-    dir_only: bool
-
-    def matches(self, relpath: str, is_dir: bool) -> bool:
-        """Does this pattern match ``relpath`` (relative to the pattern's directory)?"""
-        if self.dir_only and not is_dir:
-            return False
-        return self.regex.match(relpath) is not None
-
-
-def parse_pattern(line: str) -> IgnorePattern | None:
-    """Compile one gitignore line; None for blanks and comments."""
-    text = _strip_trailing_spaces(line.rstrip("\n").rstrip("\r"))
-    if not text or text.startswith("#"):
-        return None
-    negate = text.startswith("!")
-    if negate or text.startswith(("\\!", "\\#")):
-        text = text[1:]
-    dir_only = text.endswith("/")
-    text = text.rstrip("/")
-    if not text:
-        return None
-    anchored = "/" in text
-    body = _translate(text.lstrip("/"))
-    prefix = "" if anchored else "(?:.*/)?"
-    return IgnorePattern(line.strip(), re.compile(f"{prefix}{body}\\Z", re.S), negate, dir_only)
-
-
-def _strip_trailing_spaces(text: str) -> str:
-    stripped = text.rstrip(" ")
-    if stripped.endswith("\\") and len(stripped) < len(text):
-        return stripped + " "  # "\ " keeps one escaped space
-    return stripped
-
-
-def _translate(pattern: str) -> str:
-    """The regex body for a gitignore glob (no anchors)."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        char = pattern[i]
-        if char == "*":
-            piece, i = _translate_stars(pattern, i)
-            out.append(piece)
-            continue
-        if char == "?":
-            out.append("[^/]")
-        elif char == "[":
-            piece, i = _translate_class(pattern, i)
-            out.append(piece)
-            continue
-        elif char == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(pattern[i]))
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return "".join(out)
-
-
-def _translate_stars(pattern: str, i: int) -> tuple[str, int]:
-    j = i
-    while j < len(pattern) and pattern[j] == "*":
-        j += 1
-    whole_component = (i == 0 or pattern[i - 1] == "/") and (j == len(pattern) or pattern[j] == "/")
-    if j - i >= 2 and whole_component:
-        if j == len(pattern):
-            return ".*", j  # "dir/**": everything inside
-        return "(?:.*/)?", j + 1  # "**/": zero or more directories
-    return "[^/]*", j
-
-
-def _translate_class(pattern: str, i: int) -> tuple[str, int]:
-    j = i + 1
-    if j < len(pattern) and pattern[j] in "!^":
-        j += 1
-    if j < len(pattern) and pattern[j] == "]":
-        j += 1
-    while j < len(pattern) and pattern[j] != "]":
-        j += 1
-    if j >= len(pattern):
-        return re.escape("["), i + 1  # no closing bracket: a literal "["
-    inner = pattern[i + 1 : j]
-    negated = inner[:1] in ("!", "^")
-    if negated:
-        inner = inner[1:]
-    inner = inner.replace("\\", "\\\\")
-    return ("[^/" if negated else "[") + inner + "]", j + 1
-
-
-@dataclass(frozen=True, slots=True)
 class IgnoreFile:
     """The patterns of one ``.gitignore`` (or the configured extras), and where they apply."""
 
     base: str  # directory relative to the root, "" for the root itself
-    patterns: tuple[IgnorePattern, ...]
+    spec: pathspec.GitIgnoreSpec
 
     @classmethod
     def from_lines(cls, base: str, lines: Iterable[str]) -> IgnoreFile:
-        compiled = (parse_pattern(line) for line in lines)
-        return cls(base, tuple(p for p in compiled if p is not None))
+        return cls(base, pathspec.GitIgnoreSpec.from_lines(lines))
+
+    @property
+    def empty(self) -> bool:
+        return not any(pattern.include is not None for pattern in self.spec.patterns)
 
     def decide(self, relpath: str, is_dir: bool) -> bool | None:
         """True (ignored), False (re-included) or None (no pattern here matches)."""
@@ -197,10 +98,16 @@ class IgnoreFile:
             if not relpath.startswith(self.base + "/"):
                 return None
             relpath = relpath[len(self.base) + 1 :]
-        for pattern in reversed(self.patterns):
-            if pattern.matches(relpath, is_dir):
-                return not pattern.negate
-        return None
+        # pathspec tells a directory from a file by a trailing "/".
+        return self.spec.check_file(relpath + "/" if is_dir else relpath).include
+
+    def covers(self, relpath: str) -> bool:
+        """Is the file ``relpath``, or a directory above it, ignored?"""
+        parts = relpath.split("/")
+        dirs = ("/".join(parts[:depth]) for depth in range(1, len(parts)))
+        return any(self.decide(d, is_dir=True) for d in dirs) or bool(
+            self.decide(relpath, is_dir=False)
+        )
 
 
 def is_ignored(relpath: str, is_dir: bool, stack: Sequence[IgnoreFile]) -> bool:
@@ -255,7 +162,7 @@ def iter_walk(
     opts = options or WalkOptions()
     extras = IgnoreFile.from_lines("", opts.extra_patterns)
     pending: list[tuple[str, str, list[IgnoreFile]]] = [
-        (str(top), "", [extras] if extras.patterns else [])
+        (str(top), "", [] if extras.empty else [extras])
     ]
     while pending:
         directory, rel, stack = pending.pop()

@@ -158,12 +158,7 @@ class FixScope:
     def allows(self, path: str) -> bool:
         if not path.endswith(self.suffixes):
             return False
-        skip = IgnoreFile.from_lines("", self.exclude)
-        parts = path.split("/")
-        dirs = ("/".join(parts[:depth]) for depth in range(1, len(parts)))
-        return not any(skip.decide(d, is_dir=True) for d in dirs) and not skip.decide(
-            path, is_dir=False
-        )
+        return not IgnoreFile.from_lines("", self.exclude).covers(path)
 
 
 def removed(before: Sequence[Finding], after: Sequence[Finding]) -> list[Finding]:

@@ -263,7 +263,7 @@ def coverage_gaps(
     skip = IgnoreFile.from_lines("", omit)
     findings: list[Finding] = []
     for path, cov in sorted(report.files.items()):
-        if (only is not None and path not in only) or _omitted(path, skip):
+        if (only is not None and path not in only) or skip.covers(path):
             continue
         if cov.statements and cov.percent < threshold:
             text = f"{path} is {cov.percent:.0f}% covered (threshold {threshold:.0f}%)"
@@ -282,14 +282,6 @@ def coverage_gaps(
                     )
                 )
     return findings
-
-
-def _omitted(path: str, skip: IgnoreFile) -> bool:
-    parts = path.split("/")
-    for depth in range(1, len(parts)):
-        if skip.decide("/".join(parts[:depth]), is_dir=True):
-            return True
-    return bool(skip.decide(path, is_dir=False))
 
 
 def _gap(

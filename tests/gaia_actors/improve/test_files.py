@@ -15,16 +15,13 @@ from gaia_actors.improve.files import (
     WalkOptions,
     batches,
     load_text,
-    parse_pattern,
     walk,
 )
 from tests.gaia_actors.improve.conftest import write
 
 
 def matches(pattern: str, path: str, is_dir: bool = False) -> bool:
-    compiled = parse_pattern(pattern)
-    assert compiled is not None
-    return compiled.matches(path, is_dir)
+    return IgnoreFile.from_lines("", [pattern]).decide(path, is_dir) is True
 
 
 @pytest.mark.parametrize(
@@ -63,9 +60,9 @@ def test_trailing_slash_matches_directories_only() -> None:
 
 
 def test_blank_lines_and_comments_are_not_patterns() -> None:
-    assert parse_pattern("") is None
-    assert parse_pattern("   ") is None
-    assert parse_pattern("# comment") is None
+    rules = IgnoreFile.from_lines("", ["", "   ", "# comment"])
+    assert rules.empty
+    assert rules.decide("# comment", False) is None
 
 
 def test_last_matching_pattern_wins_and_negation_reincludes() -> None:
