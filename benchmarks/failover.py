@@ -58,12 +58,14 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gaia_actors import logs
+from gaia_actors import logs, monitoring
 from gaia_actors.app import build_children, start_root
+from gaia_actors.environments import tree as environment_tree
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.messages import Event, Flush, GetEnvStatus, GetHealth, GetIncidents, SubscribeSink
@@ -208,12 +210,12 @@ deploy_timeout = 10.0
     return load(config, environ={"GAIA_STATE_DIR": str(tmp / "state")})
 
 
-ENVIRONMENTS = ["gaia_actors.environments.tree"]
-MONITORED = [*ENVIRONMENTS, "gaia_actors.monitoring"]
+ENVIRONMENTS = [environment_tree]
+MONITORED = [*ENVIRONMENTS, monitoring]
 
 
 def start_tree(
-    settings: Settings, events: Events, capabilities: Sequence[str] = ENVIRONMENTS
+    settings: Settings, events: Events, capabilities: Sequence[ModuleType] = ENVIRONMENTS
 ) -> tuple[Registry, Any]:
     registry = Registry()
     children = build_children(settings, registry, capabilities=capabilities)

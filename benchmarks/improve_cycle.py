@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gaia_actors.app import build_children, start_root
-from gaia_actors.improve import history
+from gaia_actors.improve import history, tree
 from gaia_actors.improve.cycle import PHASES
 from gaia_actors.improve.discover import src_layout
 from gaia_actors.improve.testing import PythonTestOptions, RunStatus, run_python_tests
@@ -98,7 +98,7 @@ def one_cycle(target: Path, work: Path) -> dict[str, Any]:
     config.write_text(CONFIG.format(target=target), encoding="utf-8")
     settings: Settings = load(config, environ={"GAIA_STATE_DIR": str(work / "state")})
     registry = Registry()
-    children = build_children(settings, registry, capabilities=("gaia_actors.improve.tree",))
+    children = build_children(settings, registry, capabilities=(tree,))
     root = start_root(settings, registry, children=children)
     try:
         answer = registry.ask("improve", RunCycle(str(target)), timeout=30)

@@ -39,9 +39,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gaia_actors import logs, process
+from gaia_actors import logs, pipeline, process
 from gaia_actors.app import start_root
 from gaia_actors.environments import backups, releases
+from gaia_actors.environments import tree as environment_tree
 from gaia_actors.environments.layout import Layout
 from gaia_actors.httpclient import check_health, wait_healthy
 from gaia_actors.messages import GetEnvStatus, Promote
@@ -53,7 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 ENVS = ("dev", "staging", "prod")
 TRUE = ["true"]
 LOAD = {"path": "/items?limit=10", "requests": 100, "concurrency": 4}
-CAPABILITIES = ["gaia_actors.environments.tree", "gaia_actors.pipeline"]
+CAPABILITIES = [environment_tree, pipeline]
 
 
 def free_port() -> int:

@@ -22,6 +22,7 @@ import os
 import signal
 import threading
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -29,12 +30,18 @@ import pykka
 import pykka.debug
 import structlog
 
-from gaia_actors import logs
+from gaia_actors import commands, control, core_commands, logs, monitoring, pipeline
 from gaia_actors.bus import EventBus
+from gaia_actors.environments import commands as environment_commands
+from gaia_actors.environments import tree as environment_tree
 from gaia_actors.errors import DaemonError
+from gaia_actors.improve import cli_commands as improve_commands
+from gaia_actors.improve import tree as improve_tree
 from gaia_actors.lock import StateLock
 from gaia_actors.messages import Event, Insert, fields_of
+from gaia_actors.monitoring import commands as monitoring_commands
 from gaia_actors.outbox import outbox_for
+from gaia_actors.pipeline import commands as pipeline_commands
 from gaia_actors.settings import Settings
 from gaia_actors.store import Store
 from supervisors import (
@@ -132,7 +139,9 @@ def _restart_row(event: str, fields: Mapping[str, Any]) -> Any:
 
 
 def build_children(
-    settings: Settings, registry: Registry, capabilities: Sequence[str] | None = None
+    settings: Settings,
+    registry: Registry,
+    capabilities: Sequence[types.ModuleType] | None = None,
 ) -> list[ChildSpec]:
     """The root's children in start order: store, bus, then ``services`` with each capability.
 
@@ -165,7 +174,7 @@ def start_root(
     settings: Settings,
     registry: Registry,
     *,
-    capabilities: Sequence[str] | None = None,
+    capabilities: Sequence[types.ModuleType] | None = None,
     children: Sequence[ChildSpec] | None = None,
     on_escalate: Callable[[Escalation], None] | None = None,
 ) -> pykka.ActorRef[Supervisor]:
@@ -184,27 +193,43 @@ def start_root(
     )
 
 
-def _capabilities(
-    modules: Sequence[str], settings: Settings, registry: Registry, listener: Any
-) -> list[ChildSpec]:
-    # Each capability module exposes child_specs(settings, registry, listener); imported lazily so
-    # the tree can be built (and tested) from the foundation alone.
-    import importlib
+def start_capabilities(
+    settings: Settings, registry: Registry, capabilities: Sequence[types.ModuleType]
+) -> pykka.ActorRef[Supervisor]:
+    """The store, the bus and ``capabilities`` under a root: a part of the tree for an
+    offline command (``CommandContext.start_tree``)."""
+    return start_root(settings, registry, capabilities=capabilities)
 
+
+def _capabilities(
+    modules: Sequence[types.ModuleType], settings: Settings, registry: Registry, listener: Any
+) -> list[ChildSpec]:
+    # Each capability module exposes child_specs(settings, registry, listener, config).
     specs: list[ChildSpec] = []
-    for module_name in modules:
-        module = importlib.import_module(module_name)
+    for module in modules:
         specs.extend(module.child_specs(settings, registry, listener, supervisor_config))
     return specs
 
 
-CAPABILITIES: list[str] = [
-    "gaia_actors.environments.tree",
-    "gaia_actors.monitoring",
-    "gaia_actors.pipeline",
-    "gaia_actors.improve.tree",
-    "gaia_actors.control",
+CAPABILITIES: list[types.ModuleType] = [
+    environment_tree,
+    monitoring,
+    pipeline,
+    improve_tree,
+    control,
 ]  # control stays last
+
+# The operator commands: importing a module registers its commands; each is one group of
+# --help and the REPL's help, in this order.
+COMMAND_GROUPS: tuple[tuple[types.ModuleType, str], ...] = (
+    (monitoring_commands, "Health and traffic"),
+    (pipeline_commands, "Promotions"),
+    (environment_commands, "Releases, data and processes"),
+    (improve_commands, "Self-improvement"),
+    (core_commands, "The daemon, its actors and fault injection"),
+)
+for _module, _title in COMMAND_GROUPS:
+    commands.add_group(_module, _title)
 
 
 class Daemon:
@@ -296,4 +321,12 @@ class Daemon:
             self._lock = None
 
 
-__all__ = ["CAPABILITIES", "Daemon", "Link", "build_children", "supervisor_config"]
+__all__ = [
+    "CAPABILITIES",
+    "COMMAND_GROUPS",
+    "Daemon",
+    "Link",
+    "build_children",
+    "start_capabilities",
+    "supervisor_config",
+]

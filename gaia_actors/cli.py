@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from gaia_actors import __version__, commands
+from gaia_actors import __version__, app, commands
 from gaia_actors.client import Client, RemoteError, parse_fields
 from gaia_actors.commands import Command, CommandContext, UsageError
 from gaia_actors.errors import ConfigError, DaemonUnreachable, GaiaError, LockHeld
@@ -337,7 +337,10 @@ def run_offline(
     kwargs = commands.bind(cmd, values, settings)
     db = open_database(settings.database_url)
     try:
-        return cmd.handler(CommandContext(settings, None, progress=printer.progress), **kwargs)
+        ctx = CommandContext(
+            settings, None, progress=printer.progress, start_tree=app.start_capabilities
+        )
+        return cmd.handler(ctx, **kwargs)
     finally:
         db.close()
 

@@ -9,6 +9,8 @@ A handler runs in a control-server worker thread, never in an actor's mailbox; i
 actors by name through ``ctx.registry`` (asks with timeouts) and returns a JSON-friendly
 value. It raises ``GaiaError`` subclasses for failures the user should read.
 ``offline=True`` marks commands that also work without a daemon (they read the store).
+The app imports every capability's command module (importing registers its commands) and
+names its group with ``add_group``; this registry imports none of them.
 
 Arguments are typed from the handler's signature: ``args=("env", "id")`` with
 ``def h(ctx, env: str, id: int | None = None)`` makes ``env`` a required positional and
@@ -27,9 +29,11 @@ import threading
 import time
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import pykka
 
 from gaia_actors.errors import ControlError, DaemonError
 from gaia_actors.messages import ENV_FIELD, SCALAR_CONVERTERS, unknown_environment
@@ -49,6 +53,11 @@ class UsageError(ControlError):
         super().__init__(f"{where}: {problem}")
 
 
+# Starts the store, the bus and the given capabilities' actors in this process under a root
+# supervisor and returns the root: the app's, handed to an offline command that needs actors.
+TreeStarter = Callable[[Settings, Registry, Sequence[types.ModuleType]], "pykka.ActorRef[Any]"]
+
+
 @dataclass(frozen=True, slots=True)
 class CommandContext:
     settings: Settings
@@ -57,6 +66,7 @@ class CommandContext:
     progress: Callable[[dict[str, Any]], None] = lambda _update: None
     # True once the daemon stops: ``cancel`` was set by the shutdown, not by the client.
     stopping: Callable[[], bool] = lambda: False
+    start_tree: TreeStarter | None = None  # given offline, where there is no daemon
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +159,10 @@ def command(
 
 
 def commands() -> dict[str, Command]:
-    _load_all()
     return dict(_COMMANDS)
 
 
 def get(name: str) -> Command | None:
-    _load_all()
     return _COMMANDS.get(name)
 
 
@@ -271,37 +279,20 @@ def follow_updates(
 
 
 # How --help and the REPL's help group the commands: by the module that registers them, in
-# this order, under these titles (another module's commands come last, under its name).
-GROUP_TITLES: dict[str, str] = {
-    "gaia_actors.monitoring.commands": "Health and traffic",
-    "gaia_actors.pipeline.commands": "Promotions",
-    "gaia_actors.environments.commands": "Releases, data and processes",
-    "gaia_actors.improve.cli_commands": "Self-improvement",
-    "gaia_actors.core_commands": "The daemon, its actors and fault injection",
-}
+# the order the app adds them, under their titles (another module's commands come last, under
+# its name).
+_GROUP_TITLES: dict[str, str] = {}
+
+
+def add_group(module: types.ModuleType, title: str) -> None:
+    """List the commands ``module`` registered (by importing it) under ``title``."""
+    _GROUP_TITLES[module.__name__] = title
 
 
 def grouped() -> list[tuple[str, list[Command]]]:
-    """The registered commands as (title, commands by name), groups in GROUP_TITLES order."""
-    groups: dict[str, list[Command]] = {title: [] for title in GROUP_TITLES.values()}
+    """The registered commands as (title, commands by name), groups in the order added."""
+    groups: dict[str, list[Command]] = {title: [] for title in _GROUP_TITLES.values()}
     for cmd in sorted(commands().values(), key=lambda c: c.name):
         module = getattr(cmd.handler, "__module__", "") or "other"
-        groups.setdefault(GROUP_TITLES.get(module, module), []).append(cmd)
+        groups.setdefault(_GROUP_TITLES.get(module, module), []).append(cmd)
     return [(title, group) for title, group in groups.items() if group]
-
-
-# Modules that define commands; imported on first use so the registry is complete.
-COMMAND_MODULES: list[str] = [
-    "gaia_actors.core_commands",
-    "gaia_actors.environments.commands",
-    "gaia_actors.monitoring.commands",
-    "gaia_actors.pipeline.commands",
-    "gaia_actors.improve.cli_commands",
-]
-
-
-def _load_all() -> None:
-    import importlib
-
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)

@@ -138,15 +138,16 @@ def run_offline(ctx: CommandContext, target: str, apply: bool) -> dict[str, Any]
     import structlog
 
     from gaia_actors import logs
-    from gaia_actors.app import build_children, start_root
+    from gaia_actors.improve import tree
 
+    if ctx.start_tree is None:
+        raise ImproveError("improve without a daemon needs the app to start its actors")
     settings = without_schedules(ctx.settings)  # one cycle here; schedules are the daemon's
     if not structlog.is_configured():  # the CLI's own process: events to the log file only
         quiet = dataclasses.replace(settings.logging, console="off")
         logs.configure(quiet, settings.log_path)
     registry = Registry()
-    children = build_children(settings, registry, capabilities=("gaia_actors.improve.tree",))
-    root = start_root(settings, registry, children=children)
+    root = ctx.start_tree(settings, registry, (tree,))
     try:
         return follow_cycle(ctx, registry, target, apply)
     finally:

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gaia_actors import commands
+from gaia_actors import commands, control
 from gaia_actors.app import start_root
 from gaia_actors.client import Client, Code, ConnectionLost, RemoteError, connect_socket, encode
 from gaia_actors.commands import CommandContext, command
@@ -599,7 +599,7 @@ def progress_command() -> Iterator[threading.Event]:
 def control_tree(settings: Settings) -> Iterator[Registry]:
     """store, bus and control in this process (so a test can register its own command)."""
     registry = Registry()
-    root = start_root(settings, registry, capabilities=("gaia_actors.control",))
+    root = start_root(settings, registry, capabilities=(control,))
     yield registry
     with contextlib.suppress(pykka.ActorDeadError):
         root.stop(block=True, timeout=10)

@@ -52,25 +52,16 @@ CORE = frozenset(
 Edge = tuple[str, str]
 
 # Edges allowed for now, each with its reason; a new violation fails the test.
-_COMMANDS = "the command registry loads the capabilities' command modules by name"
 _RENDER = "a capability's commands render their results with the console's helpers"
 _CLIENT = "the wire protocol lives in the console's client"
 _LAYOUT = "an environment's on-disk layout is read from the environments package"
 KNOWN_EXCEPTIONS: dict[Edge, str] = {
-    ("gaia_actors.commands", "gaia_actors.environments.commands"): _COMMANDS,
-    ("gaia_actors.commands", "gaia_actors.improve.cli_commands"): _COMMANDS,
-    ("gaia_actors.commands", "gaia_actors.monitoring.commands"): _COMMANDS,
-    ("gaia_actors.commands", "gaia_actors.pipeline.commands"): _COMMANDS,
-    ("gaia_actors.commands", "gaia_actors.core_commands"): _COMMANDS,
     ("gaia_actors.control", "gaia_actors.client"): _CLIENT,
     ("gaia_actors.lock", "gaia_actors.client"): _CLIENT,
     ("gaia_actors.environments.commands", "gaia_actors.render"): _RENDER,
     ("gaia_actors.improve.report", "gaia_actors.render"): _RENDER,
     ("gaia_actors.monitoring.commands", "gaia_actors.render"): _RENDER,
     ("gaia_actors.pipeline.commands", "gaia_actors.render"): _RENDER,
-    ("gaia_actors.improve.cli_commands", "gaia_actors.app"): (
-        "the improve commands start the improve subtree offline through the app"
-    ),
     ("gaia_actors.monitoring.commands", "gaia_actors.environments.commands"): (
         "the monitor's commands reuse the environments' command helpers"
     ),

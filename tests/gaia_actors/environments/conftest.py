@@ -20,12 +20,14 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pykka
 import pytest
 
 from gaia_actors.app import build_children, start_root
+from gaia_actors.environments import tree as environment_tree
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.messages import Event, GetEnvStatus, SubscribeSink
@@ -35,7 +37,7 @@ from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO = REPO / "demo"
-CAPABILITY = "gaia_actors.environments.tree"
+CAPABILITY = environment_tree
 
 SUPERVISION = {
     "backoff_initial": 0.05,
@@ -288,7 +290,7 @@ class EnvTree:
 
 
 def start_traced_root(
-    settings: Settings, capabilities: list[str], events: EventLog
+    settings: Settings, capabilities: list[ModuleType], events: EventLog
 ) -> tuple[Registry, Any]:
     """Start the daemon's tree with ``capabilities``; ``events`` hears the bus from its first
     message on (the sink is subscribed before any capability starts, the bus starting first)."""

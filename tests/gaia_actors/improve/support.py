@@ -12,6 +12,7 @@ from typing import Any
 import pykka
 
 from gaia_actors.app import build_children, start_root
+from gaia_actors.improve import tree
 from gaia_actors.messages import Flush, RunCycle
 from gaia_actors.models import EventRow
 from gaia_actors.settings import Settings, load
@@ -83,7 +84,7 @@ class ImproveTree:
 def improve_tree(settings: Settings) -> Iterator[ImproveTree]:
     """Store, bus and the improvement subtree, stopped afterwards."""
     registry = Registry()
-    children = build_children(settings, registry, capabilities=("gaia_actors.improve.tree",))
+    children = build_children(settings, registry, capabilities=(tree,))
     root = start_root(settings, registry, children=children)
     try:
         yield ImproveTree(registry, root, settings)

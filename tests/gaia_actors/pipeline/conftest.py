@@ -19,6 +19,8 @@ from typing import Any
 import pykka
 import pytest
 
+from gaia_actors import pipeline
+from gaia_actors.environments import tree as environment_tree
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.messages import Event, GetEnvStatus, Promote
@@ -38,7 +40,7 @@ from tests.gaia_actors.environments.conftest import (
 )
 from tests.gaia_actors.environments.conftest import _toml as toml_value
 
-CAPABILITIES = ["gaia_actors.environments.tree", "gaia_actors.pipeline"]
+CAPABILITIES = [environment_tree, pipeline]
 GATE_TEST = "tests/unit/test_gate.py"
 PASSING_GATE = """
 def test_addition():
