@@ -17,7 +17,7 @@ from typing import Any
 import pykka
 import structlog
 
-from gaia_actors.errors import Rejected, Superseded, UnknownMessage
+from gaia_actors.errors import GaiaError, Rejected, Superseded, UnknownMessage
 from gaia_actors.messages import Crash, Event, GetState, Hang, Insert, fields_of
 from gaia_actors.models import close_thread_connections
 from gaia_actors.outbox import outbox_for
@@ -28,7 +28,7 @@ from supervisors.supervised import Ping
 MAX_HANG_SECONDS = 300.0
 
 
-class InjectedCrash(RuntimeError):
+class InjectedCrash(GaiaError):
     """Raised by ``Crash``: a crash asked for by an operator (fault injection)."""
 
 

@@ -24,19 +24,20 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from gaia_actors import __version__, app, commands
-from gaia_actors.client import Client, RemoteError, parse_fields
-from gaia_actors.commands import Command, CommandContext, UsageError
-from gaia_actors.errors import ConfigError, DaemonUnreachable, GaiaError, LockHeld
+from gaia_actors import __version__, app, commands, errors
+from gaia_actors.client import Client, parse_fields
+from gaia_actors.commands import Command, CommandContext
+from gaia_actors.errors import ConfigError, DaemonUnreachable, GaiaError, UsageError
 from gaia_actors.messages import describe, message_types, unknown_environment
 from gaia_actors.render import Printer, default_note, listing, message_help, plain
 from gaia_actors.settings import Settings, load
 from supervisors import SupervisionError
 
 EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
+# The error classes carry their exit codes (``GaiaError.exit_code``); named here for callers.
+EXIT_FAILED = errors.EXIT_FAILED
+EXIT_USAGE = errors.EXIT_USAGE
+EXIT_UNREACHABLE = errors.EXIT_UNREACHABLE
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for `cmd | head`
 
 # The built-in commands: synopsis and help, for the parser and the grouped --help.
@@ -73,19 +74,22 @@ ALIASES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-class ParseError(Exception):
-    """argparse refused the command line (exit code 2); ``usage`` is the parser's synopsis."""
+class ParseError(GaiaError):
+    """argparse refused the command line; ``usage`` is the parser's synopsis."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, usage: str) -> None:
         self.usage = usage
         super().__init__(message)
 
 
-class ParserExit(Exception):
+class ParserExit(GaiaError):
     """--help or --version printed; end with ``status``."""
 
     def __init__(self, status: int) -> None:
         self.status = status
+        self.exit_code = status
         super().__init__(status)
 
 
@@ -402,14 +406,10 @@ def report(exc: Exception, printer: Printer) -> int:
 
 
 def exit_code(exc: BaseException) -> int | None:
-    if isinstance(exc, RemoteError):
-        return EXIT_USAGE if exc.usage else EXIT_FAILED
-    if isinstance(exc, DaemonUnreachable):
-        return EXIT_UNREACHABLE
-    if isinstance(exc, UsageError | ParseError | ConfigError | LockHeld):
-        return EXIT_USAGE
+    """The exit code an error of ours says (``GaiaError.exit_code``); None for anything else.
+    The generic supervision errors know nothing of exit codes: they are failures."""
     if isinstance(exc, GaiaError | SupervisionError):
-        return EXIT_FAILED
+        return getattr(exc, "exit_code", EXIT_FAILED)
     return None
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gaia_actors.errors import ControlError, DaemonUnreachable
+from gaia_actors.errors import EXIT_FAILED, EXIT_USAGE, ControlError, DaemonUnreachable
 
 PROTOCOL_VERSION = 1
 CLIENT_MAX_LINE = 64 * 1024 * 1024  # replies (a big `history`) may exceed the request bound
@@ -86,6 +86,7 @@ class RemoteError(ControlError):
         self.code = code
         self.field = field
         self.kind = kind
+        self.exit_code = EXIT_USAGE if self.usage else EXIT_FAILED
         super().__init__(message)
 
     @property

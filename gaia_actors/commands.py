@@ -35,22 +35,15 @@ from typing import Any
 
 import pykka
 
-from gaia_actors.errors import ControlError, DaemonError
+from gaia_actors.errors import DaemonError
+
+# Re-exported: every capability's commands raise it beside the rest of this module's API.
+from gaia_actors.errors import UsageError as UsageError  # noqa: PLC0414
 from gaia_actors.messages import ENV_FIELD, SCALAR_CONVERTERS, unknown_environment
 from gaia_actors.settings import Settings
 from supervisors import Registry
 
 SCALAR_TYPES: tuple[type, ...] = (str, int, float, bool)
-
-
-class UsageError(ControlError):
-    """A command was called with an unknown, missing or unconvertible argument (exit code 2)."""
-
-    def __init__(self, command: str, problem: str, param: str = "") -> None:
-        self.command = command
-        self.param = param
-        where = f"{command} {param}" if param else command
-        super().__init__(f"{where}: {problem}")
 
 
 # Starts the store, the bus and the given capabilities' actors in this process under a root

@@ -45,7 +45,14 @@ from gaia_actors.actor import GaiaActor
 from gaia_actors.client import PROTOCOL_VERSION, Code, LineReader, encode
 from gaia_actors.client import unix_address as _unix_address
 from gaia_actors.commands import CommandContext, UsageError
-from gaia_actors.errors import Busy, DaemonError, GaiaError, InvalidMessage, Rejected
+from gaia_actors.errors import (
+    Busy,
+    ControlError,
+    DaemonError,
+    GaiaError,
+    InvalidMessage,
+    Rejected,
+)
 from gaia_actors.lock import make_state_dir, probe_socket
 from gaia_actors.messages import (
     Event,
@@ -89,7 +96,7 @@ def child_specs(
     ]
 
 
-class FrameError(Exception):
+class FrameError(ControlError):
     """A request that cannot be served; becomes an error reply (the server carries on)."""
 
     def __init__(self, code: Code, message: str, field: str = "") -> None:

@@ -1,31 +1,74 @@
-"""Errors of gaia_actors.
+"""Errors of gaia_actors: one root, ``GaiaError``; a package's own subtree lives in its
+``errors.py`` (or beside the code that raises it) and is drawn here, the only drawing.
+``exit_code`` is what ``gaia-env`` exits with when the error ends a command.
 
-GaiaError
-├── ConfigError          bad config file, key, type or value (exit code 2)
-├── TemplateError        a command template with an unknown placeholder or a lone brace
-├── DaemonError          the daemon cannot run (state directory locked, port busy)
-│   └── LockHeld
-├── Rejected             a message refused; the actor that refused it carries on
-│   ├── UnknownMessage   the actor does not handle this message type
-│   ├── InvalidMessage   a message name or field could not be converted
-│   ├── Busy             the resource is taken (a promotion to the same target runs)
-│   └── Superseded       the generation that got it was replaced (it woke from a hang)
-├── StoreError           the database could not be written or read
-├── EnvironmentFailure   an environment's process, release or data operation failed
-├── PipelineError        a promotion could not run or failed
-└── ControlError         the control protocol: a bad frame or an unreachable daemon
-    └── DaemonUnreachable
+GaiaError                        exit code 1 unless a class below says otherwise
+├── ConfigError                  bad config file, key, type or value (exit code 2)
+├── UsageError                   a command's argument unknown, missing or unconvertible (2)
+├── ParseError                   cli: argparse refused the command line (2)
+├── ParserExit                   cli: --help or --version printed (its own status)
+├── TemplateError                a command template with an unknown placeholder or a lone brace
+├── DaemonError                  the daemon cannot run (state directory locked, port busy)
+│   └── LockHeld                 another daemon holds the state directory (2)
+├── Rejected                     a message refused; the actor that refused it carries on
+│   ├── UnknownMessage           the actor does not handle this message type
+│   ├── Superseded               the generation that got it was replaced (it woke from a hang)
+│   ├── InvalidMessage           a message name or field could not be converted
+│   ├── Busy                     the resource is taken (a promotion to the same target runs)
+│   ├── PromotionRefused         pipeline: not configured, unknown id, not running
+│   └── NoEnvironmentAvailable   monitoring.balancer: no healthy environment to route to
+├── StoreError                   the database could not be written or read
+├── EnvironmentFailure           an environment's process, release or data operation failed
+├── ProcessError                 process: a child process could not be run or stopped
+│   ├── SpawnError               the command could not be started (argv, cwd)
+│   ├── StopError                the process group outlived SIGKILL (pid)
+│   └── PidFileError             a pid file without a pid and a start time (path)
+├── BackupError                  environments.backups: a backup or restore failed (path)
+│   ├── NothingToBackUp          the data directory holds no database
+│   ├── NoVerifiedBackup         no backup passes verification (why each was refused)
+│   └── NotADatabase             environments.data: a matched file is not SQLite
+├── ReleaseError                 environments.releases: a release cannot be made or found
+│   ├── BuildError               the build command failed; no release was created
+│   └── ReleaseNotFound          no complete release with that id
+├── PipelineError                a promotion could not run or failed
+│   └── StageError               pipeline: a stage could not do its work
+│       ├── StageTimeout         it ran past its timeout (a command's process group was killed)
+│       └── StageCancelled       the promotion was cancelled or interrupted while it ran
+├── ImproveError                 improve: the improvement engine
+│   ├── CommandError             a command could not be started (argv, cwd)
+│   ├── BenchmarkError           a benchmark failed or printed no ops/sec figure (argv, output)
+│   ├── WorkerFailure            improve.worker: an analysis worker gave up on its batch
+│   └── PatchError               a verified patch could not be made or applied (path)
+│       ├── PatchConflict        the target file is not the patch's pre-image (sha256s)
+│       ├── PatchApplyError      writing failed; every touched file was restored (cause)
+│       └── DeliveryError        improve.delivery: the tree changed or git refused
+├── ControlError                 the control protocol: a bad frame or an unreachable daemon
+│   ├── FrameError               control: a request that cannot be served (its error code)
+│   ├── RemoteError              client: the daemon answered with an error frame (2 or 1)
+│   └── DaemonUnreachable        no daemon answers on the socket (3)
+│       └── ConnectionLost       client: the daemon went away mid-request
+└── InjectedCrash                actor: a crash an operator asked for (fault injection)
+
+The generic ``supervisors`` package keeps its own root, ``SupervisionError`` (exit code 1).
 """
 
 from __future__ import annotations
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
 
 
 class GaiaError(Exception):
     """Root of every error gaia_actors raises on purpose."""
 
+    exit_code: int = EXIT_FAILED
+
 
 class ConfigError(GaiaError):
     """A configuration problem, naming the file, the key and what was expected."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, file: str, key: str, problem: str) -> None:
         self.file = file
@@ -40,6 +83,8 @@ class DaemonError(GaiaError):
 
 
 class LockHeld(DaemonError):
+    exit_code = EXIT_USAGE
+
     def __init__(self, state_dir: str, pid: str) -> None:
         self.state_dir = state_dir
         self.pid = pid
@@ -113,6 +158,8 @@ class ControlError(GaiaError):
 
 
 class DaemonUnreachable(ControlError):
+    exit_code = EXIT_UNREACHABLE
+
     def __init__(self, socket_path: str, detail: str = "") -> None:
         self.socket_path = socket_path
         extra = f" ({detail})" if detail else ""
@@ -123,3 +170,16 @@ class DaemonUnreachable(ControlError):
 
 class TemplateError(GaiaError):
     """A ``{name}`` template that cannot be expanded: an unknown name or a lone brace."""
+
+
+class UsageError(GaiaError):
+    """A command was called with an unknown, missing or unconvertible argument."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, command: str, problem: str, param: str = "") -> None:
+        self.command = command
+        self.param = param
+        self.problem = problem
+        where = f"{command} {param}" if param else command
+        super().__init__(f"{where}: {problem}")

@@ -17,7 +17,6 @@ from typing import Any, TextIO
 
 import structlog
 
-from gaia_actors.actor import InjectedCrash
 from gaia_actors.errors import GaiaError
 from gaia_actors.settings import LoggingSettings
 
@@ -83,7 +82,7 @@ class ExpectedFailures(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, GaiaError | InjectedCrash)
+        return not isinstance(error, GaiaError)
 
 
 def _file_handler(settings: LoggingSettings, path: Path, shared: list[Any]) -> logging.Handler:

@@ -48,6 +48,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Generic, TypeVar
 
+from gaia_actors.errors import GaiaError
+
 __all__ = [
     "DEFAULT_LOG_RETENTION_DAYS",
     "AdoptedProcess",
@@ -94,8 +96,8 @@ _ROTATED = re.compile(r".+\.\d+$")
 # --------------------------------------------------------------------------- errors
 
 
-class ProcessError(Exception):
-    """Root of this module's errors."""
+class ProcessError(GaiaError):
+    """A child process could not be run, stopped or found again."""
 
 
 class SpawnError(ProcessError):

@@ -40,6 +40,8 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 
+from gaia_actors.errors import UsageError
+
 EXIT_OK = 0
 EXIT_NO_LOG = 1
 EXIT_USAGE = 2
@@ -63,10 +65,6 @@ _SUCCESSOR_TRIES = 5  # a rotation racing the look for the newer file makes us l
 # Threads stamp a record before they take the handler's lock, so the file is only nearly in time
 # order; reading back for --since stops this far before the cut-off, not at the first older line.
 _CLOCK_SKEW = timedelta(seconds=2)
-
-
-class UsageError(ValueError):
-    """A tail argument that cannot be used; the message names the argument."""
 
 
 # --------------------------------------------------------------------------- records
@@ -318,7 +316,9 @@ def _level_arg(text: str | None) -> str | None:
         return None
     rank = level_rank(text)
     if rank is None:
-        raise UsageError(f"--level: unknown level {text!r} (expected one of {', '.join(LEVELS)})")
+        raise UsageError(
+            "tail", f"unknown level {text!r} (expected one of {', '.join(LEVELS)})", "--level"
+        )
     return LEVELS[rank]
 
 
@@ -328,7 +328,7 @@ def _since_arg(text: str | None, now: datetime) -> datetime | None:
     try:
         return parse_since(text, now)
     except ValueError as error:
-        raise UsageError(f"--since: {error}") from error
+        raise UsageError("tail", str(error), "--since") from error
 
 
 def _grep_arg(text: str | None) -> re.Pattern[str] | None:
@@ -337,7 +337,7 @@ def _grep_arg(text: str | None) -> re.Pattern[str] | None:
     try:
         return re.compile(text)
     except re.error as error:
-        raise UsageError(f"--grep: bad regular expression {text!r}: {error}") from error
+        raise UsageError("tail", f"bad regular expression {text!r}: {error}", "--grep") from error
 
 
 # --------------------------------------------------------------------------- rendering
@@ -458,11 +458,6 @@ def format_entry(entry: Entry, *, as_json: bool, color: bool) -> str:
 
 
 # --------------------------------------------------------------------------- log files
-
-
-def rotated_paths(path: Path) -> list[Path]:
-    """The rotated siblings of ``path`` that exist (``gaia.jsonl.1`` ...), newest first."""
-    return [path.with_name(f"{path.name}.{n}") for n in _rotation_numbers(path)]
 
 
 def _rotation_numbers(path: Path) -> list[int]:
@@ -1014,7 +1009,7 @@ def run(
     try:
         options = Options.from_args(args, log_path, out)
     except UsageError as error:
-        _complain(str(error))
+        _complain(f"{error.param}: {error.problem}")
         return EXIT_USAGE
     try:
         return _tail(options, out, stop if stop is not None else threading.Event())

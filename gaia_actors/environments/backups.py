@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from gaia_actors import process
+from gaia_actors.errors import GaiaError
 
 __all__ = [
     "MANIFEST",
@@ -68,8 +69,8 @@ _BUSY_TIMEOUT = 30.0  # seconds to wait for a lock on a database in rollback-jou
 # --------------------------------------------------------------------------- errors
 
 
-class BackupError(Exception):
-    """Root of this module's errors."""
+class BackupError(GaiaError):
+    """A backup, its verification or a restore failed; ``path`` names the file."""
 
     def __init__(self, path: Path, problem: str) -> None:
         self.path = path

@@ -120,7 +120,6 @@ class EnvironmentActor(GaiaActor):
         self.process_failed = False  # the failure is the process's: kill it on the way down
         self.operation: _Operation | None = None
         self.tokens = 0
-        self.startup_token = 0
         self.healthy = False
         self.cancel = threading.Event()
         self.watch = DataWatch(self.layout)
@@ -280,7 +279,7 @@ class EnvironmentActor(GaiaActor):
             adopted=self.adopted,
             port=self.config.port,
         )
-        self.startup_token = self._wait_for_health(self.config.deploy_timeout)
+        self._wait_for_health(self.config.deploy_timeout)
 
     def _adoptable(self, adopted: process.AdoptedProcess | None) -> process.AdoptedProcess | None:
         """``adopted``, unless it was started with another command or environment values
@@ -403,7 +402,7 @@ class EnvironmentActor(GaiaActor):
 
     # Health verdicts
 
-    def _wait_for_health(self, timeout: float) -> int:
+    def _wait_for_health(self, timeout: float) -> None:
         self.tokens += 1
         token, url, cancel, ref = self.tokens, self.layout.health_url, self.cancel, self.actor_ref
         rule = BodyRule.of(self.config)
@@ -414,7 +413,6 @@ class EnvironmentActor(GaiaActor):
             _tell(ref, HealthWaited(token, ok, why))
 
         threading.Thread(target=wait, name=f"{self.name}-health", daemon=True).start()
-        return token
 
     def _on_health(self, token: int, ok: bool, why: str) -> None:
         if token != self.tokens:
@@ -486,7 +484,7 @@ class EnvironmentActor(GaiaActor):
             self._revert_now(op, f"cannot start {target}: {exc}")
             return future
         if timeout is not None:
-            self.startup_token = self._wait_for_health(timeout)
+            self._wait_for_health(timeout)
         return future
 
     def _revert_now(self, op: _Operation, why: str) -> None:

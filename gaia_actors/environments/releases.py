@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gaia_actors import process
+from gaia_actors.errors import GaiaError
 
 __all__ = [
     "MANIFEST",
@@ -75,8 +76,8 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # --------------------------------------------------------------------------- errors
 
 
-class ReleaseError(Exception):
-    """Root of this module's errors."""
+class ReleaseError(GaiaError):
+    """A release cannot be built, found or read; ``path`` names where."""
 
     def __init__(self, path: Path, problem: str) -> None:
         self.path = path

@@ -1,13 +1,5 @@
-"""Errors of the improvement engine.
-
-GaiaError (gaia_actors.errors)
-└── ImproveError            root of this package's errors
-    ├── CommandError        a command could not be started (argv, cwd)
-    ├── BenchmarkError      a benchmark failed or printed no ops/sec figure (argv, output)
-    └── PatchError          a verified patch could not be made or applied (path)
-        ├── PatchConflict   the target file is not the patch's pre-image (path, sha256s)
-        └── PatchApplyError writing failed; every touched file was restored (path, cause)
-"""
+"""Errors of the improvement engine: the ``ImproveError`` subtree of ``GaiaError``, drawn with
+the whole tree in ``gaia_actors.errors``."""
 
 from __future__ import annotations
 

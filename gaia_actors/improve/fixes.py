@@ -48,15 +48,6 @@ class FixerSpec:
     ok_returncodes: tuple[int, ...] = (0,)
 
 
-# --no-cache: no .ruff_cache in the scratch copy's diff. --exit-zero: violations ruff cannot fix
-# are not a failure of the fixer.
-DEFAULT_FIXERS = (
-    FixerSpec("ruff format", ("ruff", "format", "--no-cache", ".")),
-    FixerSpec("ruff check --fix", ("ruff", "check", "--fix", "--no-cache", "--exit-zero", ".")),
-    FixerSpec("gofmt", ("gofmt", "-w", ".")),
-)
-
-
 @dataclass(frozen=True, slots=True)
 class FileChange:
     """One file of a patch: its path and the sha256 before and after (None: absent)."""

@@ -1,13 +1,6 @@
-"""Errors of the pipeline, rooted in ``gaia_actors.errors``.
-
-PipelineError (gaia_actors.errors)
-└── StageError          a stage could not do its work
-    ├── StageTimeout    it ran past its timeout (a command's process group was killed)
-    └── StageCancelled  the promotion was cancelled or interrupted while it ran
-Rejected (gaia_actors.errors)
-└── PromotionRefused    a promotion or cancel cannot be done: not configured, unknown id,
-                        not running (``Busy`` answers a promotion whose environment is taken)
-"""
+"""Errors of the pipeline: ``StageError`` under ``PipelineError`` and ``PromotionRefused``
+under ``Rejected``, drawn with the whole tree in ``gaia_actors.errors``. (``Busy`` answers a
+promotion whose environment is taken.)"""
 
 from __future__ import annotations
 
