@@ -420,10 +420,6 @@ class Connection:
         self.send({"id": None, "ok": False, "error": {"code": str(code), "message": message}})
         self.sock.close()
 
-    def _acquire(self) -> None:
-        with self.state_lock:
-            self.users += 1
-
     def _release(self) -> None:
         with self.state_lock:
             self.users -= 1

@@ -231,10 +231,6 @@ class Filter:
         object.__setattr__(self, "_needles", needles)
         object.__setattr__(self, "_level_words", _level_words(self.level))
 
-    @property
-    def has_field_conditions(self) -> bool:
-        return bool(self._checks)
-
     def rules_out(self, raw: str) -> bool:
         """True when the line cannot match, judged from its text alone (no JSON parse).
 
