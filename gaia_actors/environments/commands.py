@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gaia_actors import render
+from gaia_actors import formatting
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.environments import alerts, backups, data, recovery, releases
 from gaia_actors.environments.layout import Layout
@@ -152,7 +152,7 @@ def build(ctx: CommandContext, env: str) -> Any:
     args=(ENV,),
     options=(Option("n", int, 50, help="number of lines"),),
     offline=True,
-    render=render.log_lines,
+    render=formatting.log_lines,
 )
 def logs(ctx: CommandContext, env: str, n: int = 50) -> Any:
     if ctx.registry is None:  # the files are on disk: no daemon needed

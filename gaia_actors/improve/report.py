@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gaia_actors.formatting import scalar, table
 from gaia_actors.improve.cycle import PHASES
-from gaia_actors.render import scalar, table
 
 BAR_WIDTH = 30
 PROGRESS_EVERY = 2.0  # seconds between bar lines when the percentage moves slowly

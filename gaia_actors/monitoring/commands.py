@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from gaia_actors import render
+from gaia_actors import formatting as render
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.environments.commands import data_lines, data_notes
 from gaia_actors.environments.layout import Layout

@@ -18,10 +18,10 @@ from typing import Any
 
 from gaia_actors.commands import Arg, CommandContext, Option, command, follow_updates
 from gaia_actors.errors import ControlError, PipelineError
+from gaia_actors.formatting import scalar, table
 from gaia_actors.messages import CancelPipeline, GetPipelineStatus, Promote
 from gaia_actors.pipeline import history
 from gaia_actors.pipeline.coordinator import NAME
-from gaia_actors.render import scalar, table
 from supervisors import AskTimeout, NotRunning, Registry
 
 OUTPUT = Option("output", bool, False, help="also show the running stage's output lines")
