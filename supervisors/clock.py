@@ -125,10 +125,10 @@ class ManualClock:
     def call_every(self, interval: float, callback: Repeated, name: str) -> _Call:
         return self._add(interval, callback, interval, name)
 
-    def pending(self) -> list[str]:
-        """The names of the calls not yet run nor cancelled, soonest first."""
+    def pending(self) -> list[tuple[float, str]]:
+        """(due time, name) of each call not yet run nor cancelled, soonest first."""
         with self._lock:
-            return [call.name for call in sorted(self._calls) if not call.cancelled]
+            return [(call.due, call.name) for call in sorted(self._calls) if not call.cancelled]
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, running each call that falls due on the way at
@@ -136,16 +136,25 @@ class ManualClock:
         if seconds < 0:
             raise ValueError(f"a clock cannot go back: advance({seconds})")
         with self._advancing:
-            with self._lock:
-                target = self._now + seconds
-            while (call := self._next_due(target)) is not None:
-                again = call.callback()
-                if call.interval is not None and again and not call.cancelled:
-                    with self._lock:
-                        call.due += call.interval
-                        heapq.heappush(self._calls, call)
-            with self._lock:
-                self._now = target
+            self._run_until(self.now() + seconds)
+
+    def advance_to(self, when: float) -> None:
+        """Move time forward to ``when`` exactly (say, a pending call's due time), as
+        ``advance`` does."""
+        with self._advancing:
+            if when < self.now():
+                raise ValueError(f"a clock cannot go back: advance_to({when}) at {self.now()}")
+            self._run_until(when)
+
+    def _run_until(self, target: float) -> None:
+        while (call := self._next_due(target)) is not None:
+            again = call.callback()
+            if call.interval is not None and again and not call.cancelled:
+                with self._lock:
+                    call.due += call.interval
+                    heapq.heappush(self._calls, call)
+        with self._lock:
+            self._now = target
 
     def _add(
         self, delay: float, callback: Callable[[], object], interval: float | None, name: str

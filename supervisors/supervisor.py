@@ -121,7 +121,7 @@ class _Child:
     generation: int = 0  # starts so far; the running actor's Link carries it
     epoch: int = 0  # bumped by every start and stop: older timers and ladder results are stale
     state: str = "stopped"
-    started_at: float = 0.0  # when the current generation reached running, 0 if it has not
+    started_at: float | None = None  # clock time the current generation reached running
     failures: int = 0  # consecutive failures without a stable run, for backoff
     restarts: int = 0  # total, for the tree view
     ladder_step: int = 0  # steps taken since the last stable run
@@ -312,7 +312,7 @@ class Supervisor(Supervised):
         child.generation += 1
         child.epoch += 1
         child.ping = None
-        child.started_at = 0.0
+        child.started_at = None
         child.state = "starting"
         registered = threading.Event()
         link = Link(
@@ -391,7 +391,8 @@ class Supervisor(Supervised):
         if self._block_if_stuck(child):
             return
         now = self.clock.now()
-        if child.started_at and now - child.started_at >= self.config.backoff.stable_after:
+        stable_after = self.config.backoff.stable_after
+        if child.started_at is not None and now - child.started_at >= stable_after:
             child.failures = 0
             child.ladder_step = 0
         if child.ladder_step or _needs_ladder(child.spec, child.last_error):

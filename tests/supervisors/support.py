@@ -21,9 +21,11 @@ import pykka
 from supervisors import (
     Backoff,
     ChildSpec,
+    Clock,
     Escalation,
     Intensity,
     Link,
+    ManualClock,
     NotRunning,
     Registry,
     Restart,
@@ -42,11 +44,6 @@ FAST = SupervisorConfig(
     ping_interval=0.02,
     ping_timeout=2.0,
 )
-
-
-def let_time_pass(seconds: float) -> None:
-    """Let wall-clock time pass (for stability windows); nothing concurrent is awaited."""
-    threading.Event().wait(seconds)
 
 
 # Messages understood by Probe
@@ -214,15 +211,17 @@ class Probe(Supervised):
 
 
 class Events:
-    """A supervision listener that keeps every event (thread-safe)."""
+    """A supervision listener that keeps every event (thread-safe), stamped ``at`` with the
+    time of the supervisor's clock (``now``, set by ``Tree.start``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: list[tuple[str, dict[str, Any]]] = []
+        self.now: Callable[[], float] = time.monotonic
 
     def __call__(self, event: str, data: Mapping[str, Any]) -> None:
         with self._lock:
-            self._items.append((event, {**data, "at": time.monotonic()}))
+            self._items.append((event, {**data, "at": self.now()}))
 
     def items(self) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:
@@ -252,12 +251,17 @@ class Events:
 
 @dataclass
 class Tree:
-    """Builds supervision trees of probes for one test and tears them down after it."""
+    """Builds supervision trees of probes for one test and tears them down after it.
+
+    A tree runs on real time unless started with ``clock=tree.clock``: then its time moves
+    only when the test advances that manual clock.
+    """
 
     registry: Registry
     journal: Journal
     script: Script
     events: Events
+    clock: ManualClock = field(default_factory=ManualClock)
     roots: list[pykka.ActorRef[Any]] = field(default_factory=list)
     gates: list[threading.Event] = field(default_factory=list)
     escalations: list[Escalation] = field(default_factory=list)
@@ -313,9 +317,12 @@ class Tree:
         strategy: Strategy | None = None,
         seed: int = 7,
         listener: Callable[[str, Mapping[str, Any]], None] | None = None,
+        clock: Clock | None = None,
     ) -> pykka.ActorRef[Supervisor]:
         if strategy is not None:
             config = dataclasses.replace(config, strategy=strategy)
+        if clock is not None:
+            self.events.now = clock.now
         root = Supervisor.start_root(
             name,
             children,
@@ -324,9 +331,18 @@ class Tree:
             listener=listener or self.events,
             on_escalate=self._on_escalate,
             rng=random.Random(seed),
+            clock=clock,
         )
         self.roots.append(root)
         return root
+
+    def fire_restart_timer(self, child: str, supervisor: str = "root") -> float:
+        """Advance the manual clock to the moment ``child``'s pending restart is due (armed
+        before its ``supervisor.restart`` event); returns that moment."""
+        timer = f"{supervisor}-restart-{child}"
+        [due] = [due for due, name in self.clock.pending() if name == timer]
+        self.clock.advance_to(due)
+        return due
 
     def _on_escalate(self, escalation: Escalation) -> None:
         self.escalations.append(escalation)

@@ -72,7 +72,7 @@ def test_a_blocked_child_waits_without_spending_its_budget_and_resumes(tree: Tre
     cause = Cause()
     ladder = [step(tree, "restore")]
     spec = tree.spec("env", ladder=ladder, blocked=cause, blocked_poll=0.02)
-    tree.start([spec, tree.spec("other")], config(intensity=Intensity(0, 30.0)))
+    tree.start([spec, tree.spec("other")], config(intensity=Intensity(0, 30.0)), clock=tree.clock)
     cause.reason = "port 80 held by pid 1 (init)"
     crash(tree, "env", 1)  # with no budget at all, only the block keeps the ladder out
     tree.events.wait_for("supervisor.child_blocked", child="env")
@@ -82,8 +82,12 @@ def test_a_blocked_child_waits_without_spending_its_budget_and_resumes(tree: Tre
     [blocked] = tree.events.all("supervisor.child_blocked")
     assert blocked["reason"] == "port 80 held by pid 1 (init)"
     assert "crash 1" in cause.asked[0]
+    tree.clock.advance(0.1)  # the poll asks again and again: still blocked
+    assert len(cause.asked) == 6
+    assert tree.events.all("supervisor.child_unblocked") == []
 
     cause.clear()
+    tree.clock.advance(0.02)  # the next poll finds the cause gone
 
     tree.events.wait_for("supervisor.child_unblocked", child="env")
     tree.journal.wait_for("start", "env", 2)
@@ -96,16 +100,21 @@ def test_a_blocked_child_waits_without_spending_its_budget_and_resumes(tree: Tre
 def test_an_operator_reset_starts_a_blocked_child_and_ends_its_poll(tree: Tree) -> None:
     cause = Cause()
     spec = tree.spec("env", blocked=cause, blocked_poll=0.02)
-    tree.start([spec], BUDGET_ONE)
+    tree.start([spec], BUDGET_ONE, clock=tree.clock)
     cause.reason = "command not found"
     crash(tree, "env", 1)
     tree.events.wait_for("supervisor.child_blocked", child="env")
+    tree.clock.advance(0.04)  # the poll is under way
+    assert len(cause.asked) == 3
 
     info = tree.registry.ask("root", ResetChild("env"))
 
     assert (info.state, info.generation) == ("running", 2)
     asked = len(cause.asked)
     cause.clear()  # a poll still running would now unblock (and restart) the child
+    tree.clock.advance(1.0)
+    assert [name for _, name in tree.clock.pending()] == ["root-ticker"]  # the poll is gone
+    assert len(cause.asked) == asked
     assert tree.registry.ask("env", Who()) == ("env", 2)
     assert len(cause.asked) <= asked + 1  # at most one poll was already under way
     assert tree.events.all("supervisor.child_unblocked") == []

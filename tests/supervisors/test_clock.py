@@ -25,7 +25,7 @@ def test_advance_runs_due_calls_in_time_order_each_at_its_own_time() -> None:
     clock.call_later(0.5, lambda: seen.append(("beyond", clock.now())), "beyond")
     clock.advance(0.3)
     assert seen == [("early", 0.1), ("late", 0.3)]
-    assert clock.pending() == ["beyond"]
+    assert clock.pending() == [(0.5, "beyond")]
     clock.advance(0.2)
     assert seen[-1] == ("beyond", 0.5)
     assert clock.pending() == []
@@ -80,9 +80,22 @@ def test_a_call_scheduled_by_a_call_runs_within_the_same_advance() -> None:
     assert clock.now() == 0.25
 
 
+def test_advance_to_stops_exactly_at_a_pending_call() -> None:
+    clock = ManualClock(start=0.1)
+    seen: list[float] = []
+    clock.call_later(0.7, lambda: seen.append(clock.now()), "restart")
+    [(due, name)] = clock.pending()
+    clock.advance_to(due)
+    assert (seen, name, clock.now()) == ([due], "restart", due)
+
+
 def test_a_manual_clock_cannot_go_back() -> None:
+    clock = ManualClock(start=5.0)
     with pytest.raises(ValueError, match="advance"):
-        ManualClock().advance(-1.0)
+        clock.advance(-1.0)
+    with pytest.raises(ValueError, match="advance_to"):
+        clock.advance_to(4.0)
+    assert clock.now() == 5.0
 
 
 def test_the_real_clock_calls_later_in_a_named_daemon_thread() -> None:

@@ -12,7 +12,6 @@ from tests.supervisors.support import (
     Tree,
     Who,
     config,
-    let_time_pass,
     wait_until,
 )
 
@@ -71,12 +70,16 @@ def test_restarts_within_budget_do_not_escalate(tree: Tree) -> None:
 
 
 def test_restarts_outside_the_window_are_forgotten(tree: Tree) -> None:
-    tree.start([tree.spec("a")], config(intensity=Intensity(max_restarts=1, max_seconds=0.15)))
+    tree.start(
+        [tree.spec("a")],
+        config(intensity=Intensity(max_restarts=1, max_seconds=0.15)),
+        clock=tree.clock,
+    )
     tree.registry.tell("a", Crash())
     tree.journal.wait_for("start", "a", 2)
     # Intensity is a sliding window: once the first restart is older than max_seconds it no
     # longer counts, so a second crash is within budget.
-    let_time_pass(0.2)
+    tree.clock.advance(0.2)
     tree.registry.tell("a", Crash())
     tree.journal.wait_for("start", "a", 3)
     assert not tree.escalated.is_set()

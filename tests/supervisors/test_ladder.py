@@ -6,7 +6,7 @@ import pytest
 
 from supervisors import Backoff, Exhausted, Intensity, NotRunning, ResetChild, Strategy
 from supervisors.spec import LadderStep
-from tests.supervisors.support import Crash, Tree, Who, config, let_time_pass
+from tests.supervisors.support import Crash, Tree, Who, config
 
 BUDGET_ONE = config(intensity=Intensity(max_restarts=1, max_seconds=30.0))
 
@@ -113,11 +113,12 @@ def test_a_stable_run_after_a_step_resets_the_ladder(tree: Tree) -> None:
     tree.start(
         [tree.spec("env", ladder=ladder)],
         config(intensity=BUDGET_ONE.intensity, backoff=backoff),
+        clock=tree.clock,
     )
     for generation in (1, 2):
         crash(tree, "env", generation)
-    tree.journal.wait_for("start", "env", 3)
-    let_time_pass(0.25)  # the restart after "restore" runs stably
+    tree.events.wait_for("supervisor.child_started", child="env", generation=3)
+    tree.clock.advance(0.25)  # the restart after "restore" runs stably
     crash(tree, "env", 3)
     tree.journal.wait_for("start", "env", 4)
     assert tree.journal.kinds("step") == [("step", "restore")]  # a plain restart again
