@@ -5,8 +5,10 @@ SupervisionError
 ├── AskTimeout      an ask got no reply within its timeout
 ├── AskExpired      an ask reached its actor after its asker stopped waiting: not handled
 ├── ChildAborted    a child raised SystemExit/KeyboardInterrupt (converted, see Supervised)
-└── Escalation      a supervisor gave up: a child's restart intensity was exceeded
-                    (or, with child == supervisor, the root supervisor itself crashed)
+├── Escalation      a supervisor gave up: a child's restart intensity was exceeded
+│                   (or, with child == supervisor, the root supervisor itself crashed)
+├── StepSkipped     spec: a ladder step that does not apply; the next one runs at once
+└── ParkNow         spec: a ladder step found nothing safe to try; the child parks now
 """
 
 from __future__ import annotations

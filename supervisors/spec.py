@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from supervisors.errors import SupervisionError
+
 if TYPE_CHECKING:
     import pykka
 
@@ -56,12 +58,12 @@ BlockedCheck = Callable[[str], "str | None"]
 LadderCheck = Callable[[str], bool]
 
 
-class StepSkipped(Exception):
+class StepSkipped(SupervisionError):
     """Raised by a ladder step that does not apply: the next step runs at once, with no
     restart in between, and the reason is reported (not as a failure)."""
 
 
-class ParkNow(Exception):
+class ParkNow(SupervisionError):
     """Raised by a ladder step that finds nothing safe left to try: the child parks as
     ``failed`` at once, whatever steps remain, with this reason."""
 
