@@ -20,12 +20,7 @@ Why the pieces look the way they do:
 - A pid file records the pid *and* the process start time (``/proc/<pid>/stat`` field 22), so a
   restarted daemon never adopts an unrelated process that reused the pid (pid_max is 32768 here).
 
-Errors (to be re-rooted under ``gaia_actors.errors`` later)::
-
-    ProcessError          root of this module's errors
-    ├── SpawnError        the command could not be started (argv, cwd)
-    ├── StopError         the process did not die after SIGKILL (pid)
-    └── PidFileError      a pid file exists but cannot be read (path)
+Its errors, ``ProcessError`` and its subclasses, are drawn in the tree of ``gaia_actors.errors``.
 """
 
 from __future__ import annotations

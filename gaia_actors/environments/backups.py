@@ -17,11 +17,7 @@ https://www.sqlite.org/backup.html), then checked with ``PRAGMA integrity_check`
 
 Nothing here locks: one caller per environment at a time (the environment actor).
 
-Errors (to be re-rooted under ``gaia_actors.errors`` later)::
-
-    BackupError           root; carries the path concerned
-    ├── NothingToBackUp   the data directory holds no database
-    └── NoVerifiedBackup  a restore found no backup that verifies (carries what was skipped)
+Its errors, ``BackupError`` and its subclasses, are drawn in the tree of ``gaia_actors.errors``.
 """
 
 from __future__ import annotations

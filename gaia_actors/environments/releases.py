@@ -14,11 +14,7 @@ exists complete or not at all; ``current`` is replaced by renaming a new symlink
 
 Nothing here locks: one caller per environment directory at a time (the environment actor).
 
-Errors (to be re-rooted under ``gaia_actors.errors`` later)::
-
-    ReleaseError          root; carries the path concerned
-    ├── BuildError        the build command failed or timed out (release id, output tail)
-    └── ReleaseNotFound   no complete release with that id in the environment
+Its errors, ``ReleaseError`` and its subclasses, are drawn in the tree of ``gaia_actors.errors``.
 """
 
 from __future__ import annotations
