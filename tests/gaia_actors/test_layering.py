@@ -53,11 +53,8 @@ CORE = frozenset(
 Edge = tuple[str, str]
 
 # Edges allowed for now, each with its reason; a new violation fails the test.
-_CLIENT = "the wire protocol lives in the console's client"
 _LAYOUT = "an environment's on-disk layout is read from the environments package"
 KNOWN_EXCEPTIONS: dict[Edge, str] = {
-    ("gaia_actors.control", "gaia_actors.client"): _CLIENT,
-    ("gaia_actors.lock", "gaia_actors.client"): _CLIENT,
     ("gaia_actors.monitoring.commands", "gaia_actors.environments.commands"): (
         "the monitor's commands reuse the environments' command helpers"
     ),
