@@ -143,6 +143,8 @@ class RunResult:
     cancelled: bool
     output_tail: str
     pid: int
+    stdout: str = ""  # with run(capture=True): the whole stdout, and stderr apart
+    stderr: str = ""
 
     @property
     def ok(self) -> bool:
@@ -380,20 +382,17 @@ class _LineTail:
             return list(self._lines)[-count:] if count > 0 else []
 
 
-class _OutputPump:
-    """A thread reading a pipe into a :class:`_LineTail` and an optional line callback."""
+class _PipeReader:
+    """A thread reading a pipe to its end, handing each chunk to :meth:`_take`."""
 
-    def __init__(self, fd: int, tail: _LineTail, on_line: Callable[[str], None] | None) -> None:
+    def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._tail = tail
-        self._on_line = on_line
         self._abandon = threading.Event()
         self.error: Exception | None = None
         self._thread = threading.Thread(target=self._run, name=f"pump-{fd}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        splitter = _LineSplitter()
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
         try:
@@ -403,10 +402,39 @@ class _OutputPump:
                 chunk = os.read(self._fd, _CHUNK)
                 if not chunk:
                     break
-                self._emit(splitter.feed(chunk))
-            self._emit(splitter.flush())
+                self._take(chunk)
+            self._end()
         finally:
             os.close(self._fd)
+
+    def _take(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        """The pipe is at its end (or abandoned): flush what is pending."""
+
+    def close(self, timeout: float) -> None:
+        """Wait for EOF; after ``timeout`` give up on a pipe an escaped grandchild still holds."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._abandon.set()
+            self._thread.join()
+
+
+class _OutputPump(_PipeReader):
+    """Lines of a pipe into a :class:`_LineTail` and an optional line callback."""
+
+    def __init__(self, fd: int, tail: _LineTail, on_line: Callable[[str], None] | None) -> None:
+        self._tail = tail
+        self._on_line = on_line
+        self._splitter = _LineSplitter()
+        super().__init__(fd)  # starts the thread: every attribute it reads is set
+
+    def _take(self, chunk: bytes) -> None:
+        self._emit(self._splitter.feed(chunk))
+
+    def _end(self) -> None:
+        self._emit(self._splitter.flush())
 
     def _emit(self, lines: list[str]) -> None:
         for line in lines:
@@ -418,12 +446,19 @@ class _OutputPump:
             except Exception as exc:  # noqa: BLE001 - the caller's callback; run() re-raises it
                 self.error = exc
 
-    def close(self, timeout: float) -> None:
-        """Wait for EOF; after ``timeout`` give up on a pipe an escaped grandchild still holds."""
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            self._abandon.set()
-            self._thread.join()
+
+class _BytesPump(_PipeReader):
+    """A pipe's whole output, byte for byte."""
+
+    def __init__(self, fd: int) -> None:
+        self.data = bytearray()
+        super().__init__(fd)
+
+    def _take(self, chunk: bytes) -> None:
+        self.data += chunk
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
 
 
 class _MemoryOutput:
@@ -438,6 +473,22 @@ class _MemoryOutput:
 
     def drain(self) -> None:
         self.pump.close(DRAIN_TIMEOUT)
+
+
+class _CapturedOutput:
+    """stdout and stderr kept whole and apart (a tool's JSON report on stdout, its complaints
+    on stderr)."""
+
+    def __init__(self, out_fd: int, err_fd: int) -> None:
+        self.stdout = _BytesPump(out_fd)
+        self.stderr = _BytesPump(err_fd)
+
+    def tail(self, count: int) -> list[str]:
+        return self.stdout.text().splitlines()[-count:] if count > 0 else []
+
+    def drain(self) -> None:
+        self.stdout.close(DRAIN_TIMEOUT)
+        self.stderr.close(DRAIN_TIMEOUT)
 
 
 class _FileOutput:
@@ -551,7 +602,11 @@ class Child(_Handle[int]):
     """A process we started (see :func:`spawn`). Exit codes follow ``Popen.returncode``:
     negative for a signal."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], output: _MemoryOutput | _FileOutput) -> None:
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        output: _MemoryOutput | _FileOutput | _CapturedOutput,
+    ) -> None:
         start_time = proc_start_time(popen.pid)
         if start_time is None:  # not reaped yet, so /proc/<pid> must exist
             raise ProcessError(f"process {popen.pid} has no /proc entry")
@@ -581,10 +636,22 @@ class Child(_Handle[int]):
     def _output_error(self) -> Exception | None:
         return self._output.pump.error if isinstance(self._output, _MemoryOutput) else None
 
+    def captured(self) -> tuple[str, str]:
+        """The whole stdout and stderr of a child started to capture them, else ("", "")."""
+        if not isinstance(self._output, _CapturedOutput):
+            return "", ""
+        self._drained.wait()  # drain() gives up on held pipes after DRAIN_TIMEOUT
+        return self._output.stdout.text(), self._output.stderr.text()
+
 
 def _popen(
-    argv: Sequence[str], cwd: Path | str, env: Mapping[str, str] | None, output_fd: int
+    argv: Sequence[str],
+    cwd: Path | str,
+    env: Mapping[str, str] | None,
+    output_fd: int,
+    error_fd: int | None = None,
 ) -> subprocess.Popen[bytes]:
+    """Start ``argv``; stderr goes to ``error_fd``, or with stdout to ``output_fd``."""
     if not argv:
         raise SpawnError(argv, Path(cwd), "empty argv")
     try:
@@ -594,7 +661,7 @@ def _popen(
             env=None if env is None else dict(env),
             stdin=subprocess.DEVNULL,
             stdout=output_fd,
-            stderr=output_fd,
+            stderr=output_fd if error_fd is None else error_fd,
             start_new_session=True,  # own session and group: signal the group, not just the pid
             close_fds=True,
         )
@@ -618,6 +685,20 @@ def _spawn_to_memory(
     finally:
         os.close(write_fd)
     return Child(popen, _MemoryOutput(read_fd, limit, on_line))
+
+
+def _spawn_captured(argv: Sequence[str], cwd: Path | str, env: Mapping[str, str] | None) -> Child:
+    (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
+    try:
+        popen = _popen(argv, cwd, env, out_write, err_write)
+    except BaseException:
+        os.close(out_read)
+        os.close(err_read)
+        raise
+    finally:
+        os.close(out_write)
+        os.close(err_write)
+    return Child(popen, _CapturedOutput(out_read, err_read))
 
 
 def _spawn_to_log(
@@ -667,32 +748,51 @@ def run(
     cancel: threading.Event | None = None,
     on_line: Callable[[str], None] | None = None,
     output_limit: int = DEFAULT_TAIL_CHARS,
+    capture: bool = False,
+    grace: float = 0.0,
 ) -> RunResult:
-    """Run a stage or test command to completion.
+    """Run a stage, test or tool command to completion.
 
     A ``timeout`` (seconds) or a set ``cancel`` event SIGKILLs the whole process group,
-    grandchildren included; so does the command's own exit (nothing it started outlives it).
+    grandchildren included (after a SIGTERM and ``grace`` seconds, if ``grace`` is given);
+    so does the command's own exit (nothing it started outlives it). With ``capture``,
+    stdout and stderr are kept whole and apart in ``RunResult.stdout``/``stderr`` (lines
+    are then neither delivered nor kept in ``output_tail``).
     Each output line goes to ``on_line`` as it arrives (from a reader thread); if ``on_line``
     raises, it is not called again and the exception is re-raised here once the command is
     over. ``output_tail`` keeps the last ``output_limit`` characters. A child process that
     buffers its stdout (Python without ``-u``) delivers its lines late: that is its choice.
     """
     started = time.monotonic()
-    child = _spawn_to_memory(argv, cwd, env, output_limit, on_line)
+    if capture:
+        child = _spawn_captured(argv, cwd, env)
+    else:
+        child = _spawn_to_memory(argv, cwd, env, output_limit, on_line)
     timed_out = cancelled = False
     try:
         timed_out, cancelled = _await_exit(child, started, timeout, cancel)
     finally:
         if not child.exited:
-            child.kill()
-            if not child.wait(KILL_TIMEOUT):
-                raise StopError(child.pid, KILL_TIMEOUT)
+            _end_group(child, grace)
     duration = time.monotonic() - started
-    tail = "\n".join(child.tail(sys.maxsize))
+    tail = "" if capture else "\n".join(child.tail(sys.maxsize))
     if (error := child._output_error()) is not None:
         raise error
     assert child.exit_code is not None
-    return RunResult(child.exit_code, duration, timed_out, cancelled, tail, child.pid)
+    stdout, stderr = child.captured()
+    return RunResult(
+        child.exit_code, duration, timed_out, cancelled, tail, child.pid, stdout, stderr
+    )
+
+
+def _end_group(child: Child, grace: float) -> None:
+    """SIGKILL the group, after a SIGTERM and ``grace`` seconds if there is a grace period."""
+    if grace > 0:
+        child.stop(grace)
+        return
+    child.kill()
+    if not child.wait(KILL_TIMEOUT):
+        raise StopError(child.pid, KILL_TIMEOUT)
 
 
 def _await_exit(

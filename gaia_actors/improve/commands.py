@@ -1,9 +1,9 @@
 """Run one command to completion: own process group, a deadline, stdout and stderr kept apart.
 
-``gaia_actors.process.run`` merges the two streams into a bounded tail, which suits stage logs;
-the analysis needs a linter's whole stdout intact (ruff's JSON) and its stderr separately, so
-this small runner keeps both. On timeout the whole group (grandchildren included) is sent
-SIGTERM, then SIGKILL after a grace period (supervisord ``stopasgroup``/``killasgroup``).
+A thin layer over :func:`gaia_actors.process.run` with ``capture``: the analysis needs a
+linter's whole stdout intact (ruff's JSON) and its stderr separately. On timeout the whole
+group (grandchildren included) is sent SIGTERM, then SIGKILL after a grace period
+(supervisord ``stopasgroup``/``killasgroup``).
 
 A cycle that is cancelled (its engine stopped, crashed or was told to) must not leave a test
 suite running to its timeout: inside ``cancelled_by(event)`` every command the thread runs is
@@ -16,19 +16,16 @@ import contextlib
 import contextvars
 import os
 import shutil
-import signal
-import subprocess
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gaia_actors import process
 from gaia_actors.improve.errors import CommandError
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL of a timed-out group
 TAIL_CHARS = 4000
-CANCEL_POLL = 0.1  # seconds between looks at the cancel event while a command runs
 _CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
     "improve_cancel", default=None
 )
@@ -88,63 +85,27 @@ def run_command(
     command cannot start; a non-zero exit or a timeout is a normal result.
     """
     full_env = {**os.environ, **env} if env else None
-    started = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
+        result = process.run(
+            argv,
+            cwd,
+            full_env,
+            timeout=timeout,
+            cancel=_CANCEL.get(),
+            capture=True,
+            grace=KILL_GRACE,
         )
-    except OSError as exc:
-        raise CommandError(argv, str(cwd), exc.strerror or str(exc)) from exc
-    cancel = _CANCEL.get()
-    deadline = started + timeout
-    timed_out = cancelled = False
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            # Retrying communicate() after its timeout loses no output (subprocess docs).
-            wait = remaining if cancel is None else min(remaining, CANCEL_POLL)
-            out, err = proc.communicate(timeout=max(0.0, wait))
-            break
-        except subprocess.TimeoutExpired:
-            timed_out = time.monotonic() >= deadline
-            cancelled = cancel is not None and cancel.is_set()
-            if timed_out or cancelled:
-                out, err = _kill_group(proc)
-                break
+    except process.SpawnError as exc:
+        cause = exc.__cause__
+        reason = (cause.strerror or str(cause)) if isinstance(cause, OSError) else str(exc)
+        raise CommandError(argv, str(cwd), reason) from exc
     return CommandResult(
         argv=tuple(argv),
         cwd=str(cwd),
-        returncode=proc.returncode,
-        stdout=out.decode("utf-8", "replace"),
-        stderr=err.decode("utf-8", "replace"),
-        seconds=time.monotonic() - started,
-        timed_out=timed_out and not cancelled,
-        cancelled=cancelled,
+        returncode=result.exit_code,
+        stdout=result.stdout,
+        stderr=result.stderr,
+        seconds=result.duration,
+        timed_out=result.timed_out,
+        cancelled=result.cancelled,
     )
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
-    """SIGTERM the group, SIGKILL it after the grace period; return what was printed."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        return proc.communicate(timeout=KILL_GRACE)
-    except subprocess.TimeoutExpired:
-        _signal_group(proc.pid, signal.SIGKILL)
-    try:
-        return proc.communicate(timeout=KILL_GRACE)
-    except subprocess.TimeoutExpired:
-        # A grandchild that left the group still holds the pipes open: stop reading.
-        proc.kill()
-        proc.wait()
-        return b"", b""
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
-        os.killpg(pgid, sig)

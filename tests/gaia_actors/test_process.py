@@ -332,6 +332,36 @@ def test_run_keeps_only_the_last_output_limit_characters(tmp_path: Path) -> None
     assert len(result.output_tail) <= 60
 
 
+def test_run_capture_keeps_stdout_and_stderr_whole_and_apart(tmp_path: Path) -> None:
+    code = """
+        import sys
+        sys.stdout.write('[' + 'x' * 100000 + ']\\r\\n{}')  # one line longer than a pipe chunk
+        sys.stderr.write('warning: careful\\n')
+        raise SystemExit(3)
+    """
+    result = run(script(code), tmp_path, timeout=30, capture=True)
+    assert result.exit_code == 3
+    assert result.stdout == "[" + "x" * 100000 + "]\r\n{}"
+    assert result.stderr == "warning: careful\n"
+    assert result.output_tail == ""
+
+
+def test_run_with_grace_sends_sigterm_before_sigkill(tmp_path: Path) -> None:
+    code = """
+        import signal, sys, time
+        def bye(signum, frame):
+            print('terminated', flush=True)
+            raise SystemExit(5)
+        signal.signal(signal.SIGTERM, bye)
+        print('ready', flush=True)
+        time.sleep(60)
+    """
+    result = run(script(code), tmp_path, timeout=1.0, capture=True, grace=10.0)
+    assert result.timed_out
+    assert (result.exit_code, result.stdout) == (5, "ready\nterminated\n")
+    assert result.duration < 10
+
+
 def test_run_reraises_an_error_of_the_line_callback(tmp_path: Path) -> None:
     calls: list[str] = []
 
