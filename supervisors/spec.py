@@ -87,9 +87,10 @@ class ChildSpec:
     ``blocked`` is asked after every failure, before any restart, with the failure's text:
     a reason means a cause the child cannot fix by restarting (a resource another program
     holds, a missing command). The child then waits as ``blocked``, its restart budget and
-    ladder untouched, and ``blocked`` is asked again every ``blocked_poll`` seconds (from a
-    thread of its own) until it answers None, when the child starts again. It runs in the
-    supervisor's mailbox after a failure, so it must answer within milliseconds.
+    ladder untouched, and ``blocked`` is asked again every ``blocked_poll`` seconds (by the
+    supervisor's clock, off its mailbox) until it answers None, when the child starts again.
+    It runs in the supervisor's mailbox after a failure, so it must answer within
+    milliseconds.
 
     ``needs_ladder`` is asked after every failure too: True means the failure itself says a
     restart cannot help (the child's own evidence), so the next ladder step runs at once,

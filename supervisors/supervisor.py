@@ -4,6 +4,8 @@ Everything slow happens outside this actor's mailbox: backoff delays are timers 
 it a message, ladder steps run in their own thread and report back, and liveness pings are
 tells answered by tells. The only blocking calls are a child's start (bounded by its start
 timeout, as OTP's synchronous start) and a child's stop (bounded by its shutdown timeout).
+Time is read, and delays armed, only through the supervisor's clock (``supervisors.clock``),
+so a test can drive it.
 """
 
 from __future__ import annotations
