@@ -48,6 +48,7 @@ errors in its results, and the per-environment file work is guarded.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -428,9 +429,12 @@ class HealthMonitor(GaiaActor):
         self.on_round = on_round
         self.prober: Prober | None = None
         self.watchers: list[str] = []
-        # Enough checks in a row to call an environment down and to fail it over.
-        needed = max(self.cfg.failure_threshold, settings.failover.down_checks)
-        self.recheck = Recheck(self.cfg.recheck_interval, needed)
+        # Enough checks in a row to call an environment down and to fail it over; one round
+        # holds as many as start before the first can time out (the next rounds the rest).
+        self.needed = max(self.cfg.failure_threshold, settings.failover.down_checks)
+        per_check = self.cfg.connect_timeout + self.cfg.read_timeout
+        fits = 1 + math.ceil(per_check / self.cfg.recheck_interval)
+        self.recheck = Recheck(self.cfg.recheck_interval, min(self.needed, fits))
         self.rounds: Rounds[RoundValue] = Rounds(
             self,
             interval=self.cfg.interval,
@@ -527,7 +531,7 @@ class HealthMonitor(GaiaActor):
         paces = [cfg.interval]
         if any(state.starting() for state in states):
             paces.append(cfg.start_interval)
-        if any(state.rechecking(self.recheck.checks) for state in states):
+        if any(state.rechecking(self.needed) for state in states):
             paces.append(cfg.recheck_interval)
         self.rounds.interval = min(paces)
 

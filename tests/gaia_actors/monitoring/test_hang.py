@@ -227,3 +227,25 @@ def test_a_down_environment_answering_again_is_rechecked_until_up(
         assert rows[0]["time_to_recover"] < 2.0
     finally:
         server.stop()
+
+
+def test_more_failures_than_one_round_holds_are_counted_over_the_next_rounds(
+    tmp_path: Path, watch: Callable[[Settings], Watched]
+) -> None:
+    server = HostileServer({"/health": Hang()})
+    server.start()
+    try:
+        monitor = {"connect_timeout": 0.1, "read_timeout": 0.3, "interval": 30.0}
+        overrides = {
+            "monitor": {**TIMING["monitor"], **monitor},
+            "failover": {"down_checks": 12, "start_grace": 0.0},
+        }
+        settings = make_settings(tmp_path, {"x": server.port}, overrides)
+        write_own_pidfile(settings, "x")
+        w = watch(settings)
+        # A round holds 1 + (0.1 + 0.3) / 0.1 = 5 checks of x; the other 7 come at the re-check
+        # pace, not one per 30 s interval.
+        assert w.received.wait(10), "environment.x never got a Fail"
+        assert "12 consecutive checks" in w.fails[0].reason
+    finally:
+        server.stop()
