@@ -23,6 +23,7 @@ CLI and REPL fall back to a generic table/key-value rendering).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import queue
 import threading
@@ -234,6 +235,25 @@ def _option(decl: str | Option, signature: _Signature) -> Option:
     kind, default = signature.get(decl, (str, None))
     option = Option(decl, kind, None if default is _EMPTY else default)
     return replace(option, default=False) if kind is bool and option.default is None else option
+
+
+UPDATE_BUFFER = 10_000  # a long job's updates buffered for a slow client; beyond it they drop
+
+Update = dict[str, Any]
+
+
+def update_channel(
+    limit: int = UPDATE_BUFFER,
+) -> tuple[queue.Queue[Update], Callable[[Update], None]]:
+    """A queue for a long job's updates and the watcher that fills it. The watcher runs in the
+    job's threads, so it never blocks: past ``limit`` waiting updates it drops them."""
+    updates: queue.Queue[Update] = queue.Queue(limit)
+
+    def watcher(update: Update) -> None:
+        with contextlib.suppress(queue.Full):
+            updates.put_nowait(update)
+
+    return updates, watcher
 
 
 def follow_updates(

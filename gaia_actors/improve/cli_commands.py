@@ -12,13 +12,17 @@ and fixed findings by identity), and the latest two compared in full.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import queue
 from pathlib import Path
 from typing import Any
 
-from gaia_actors.commands import CommandContext, Option, command, follow_updates
+from gaia_actors.commands import (
+    CommandContext,
+    Option,
+    command,
+    follow_updates,
+    update_channel,
+)
 from gaia_actors.improve import history
 from gaia_actors.improve.engine import NAME
 from gaia_actors.improve.errors import ImproveError
@@ -30,7 +34,6 @@ from supervisors import AskTimeout, NotRunning, Registry
 
 ALIVE_CHECK = 2.0  # seconds between checks that the followed cycle still runs
 START_TIMEOUT = 30.0
-_QUEUE_LIMIT = 10_000
 
 
 @command(
@@ -83,12 +86,7 @@ def follow_cycle(
 ) -> dict[str, Any]:
     """Start a cycle on the engine and stream its progress until it ends (or the client
     leaves); the result is the stored cycle."""
-    updates: queue.Queue[dict[str, Any]] = queue.Queue(_QUEUE_LIMIT)
-
-    def watcher(update: dict[str, Any]) -> None:  # the engine's thread: must not block
-        with contextlib.suppress(queue.Full):
-            updates.put_nowait(update)
-
+    updates, watcher = update_channel()
     started = registry.ask(NAME, RunCycle(target, apply, watcher), timeout=START_TIMEOUT)
     cycle_id = int(started["cycle_id"])
     ended = follow_updates(

@@ -11,12 +11,17 @@ rolled back.
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import time
 from typing import Any
 
-from gaia_actors.commands import Arg, CommandContext, Option, command, follow_updates
+from gaia_actors.commands import (
+    Arg,
+    CommandContext,
+    Option,
+    command,
+    follow_updates,
+    update_channel,
+)
 from gaia_actors.errors import ControlError, PipelineError
 from gaia_actors.formatting import scalar, table
 from gaia_actors.messages import CancelPipeline, GetPipelineStatus, Promote
@@ -27,7 +32,6 @@ from supervisors import AskTimeout, NotRunning, Registry
 OUTPUT = Option("output", bool, False, help="also show the running stage's output lines")
 ALIVE_CHECK = 2.0  # seconds between checks that a followed promotion still runs
 CANCEL_WAIT = 120.0  # seconds `cancel` waits for the promotion to wind down
-_QUEUE_LIMIT = 10_000  # updates buffered for a slow client; beyond it output lines drop
 
 
 # --------------------------------------------------------------------------- rendering
@@ -169,12 +173,7 @@ def _daemon(ctx: CommandContext, name: str) -> Registry:
 def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
     """Start promotion ``what`` and follow it to its end (or until the client leaves)."""
     registry = _daemon(ctx, f"promote-{what}")
-    updates: queue.Queue[dict[str, Any]] = queue.Queue(_QUEUE_LIMIT)
-
-    def watcher(update: dict[str, Any]) -> None:  # runner threads: must not block
-        with contextlib.suppress(queue.Full):
-            updates.put_nowait(update)
-
+    updates, watcher = update_channel()
     request = Promote(what, trigger=f"promote-{what}", watcher=watcher, output=output)  # type: ignore[arg-type]
     started = registry.ask(NAME, request, timeout=30.0)
     run_id = int(started["pipeline_id"])
