@@ -27,7 +27,7 @@ GaiaError                        exit code 1 unless a class below says otherwise
 │   ├── NothingToBackUp          the data directory holds no database
 │   ├── NoVerifiedBackup         no backup passes verification (why each was refused)
 │   └── NotADatabase             environments.data: a matched file is not SQLite
-├── ReleaseError                 environments.releases: a release cannot be made or found
+├── ReleaseError                 layout: a release cannot be made or found
 │   ├── BuildError               the build command failed; no release was created
 │   └── ReleaseNotFound          no complete release with that id
 ├── PipelineError                a promotion could not run or failed

@@ -14,8 +14,9 @@ from gaia_actors import formatting
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.environments import alerts, backups, data, recovery, releases
 from gaia_actors.environments.layout import Layout
-from gaia_actors.environments.tree import SUPERVISOR, actor_name
+from gaia_actors.environments.tree import SUPERVISOR
 from gaia_actors.errors import ControlError, EnvironmentFailure
+from gaia_actors.layout import actor_name
 from gaia_actors.messages import (
     BuildRelease,
     Deploy,

@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gaia_actors import process
-from gaia_actors.errors import GaiaError
+from gaia_actors.layout import CURRENT, ReleaseError, current_release
 
 __all__ = [
     "MANIFEST",
@@ -59,7 +59,6 @@ __all__ = [
 ]
 
 MANIFEST = "RELEASE.json"
-CURRENT = "current"
 LAST_HEALTHY = "last_healthy"
 _TMP = ".tmp"
 _OUTPUT_KEPT = 8000  # characters of build output recorded in the manifest
@@ -70,14 +69,6 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 # --------------------------------------------------------------------------- errors
-
-
-class ReleaseError(GaiaError):
-    """A release cannot be built, found or read; ``path`` names where."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {problem}")
 
 
 class BuildError(ReleaseError):
@@ -406,18 +397,6 @@ def switch_current(env_dir: Path, release_id: str) -> None:
     os.symlink(f"releases/{release_id}", link)
     os.replace(link, env_dir / CURRENT)
     process.fsync_dir(env_dir)
-
-
-def current_release(env_dir: Path) -> str | None:
-    """The release id ``current`` names (None when there is no ``current``). It may be
-    dangling only after outside interference; :func:`repair` mends that."""
-    try:
-        target = os.readlink(env_dir / CURRENT)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:  # EINVAL: something that is not a symlink
-        raise ReleaseError(env_dir / CURRENT, f"not a symlink ({exc})") from exc
-    return PurePosixPath(target).name
 
 
 def list_releases(env_dir: Path) -> list[Release]:

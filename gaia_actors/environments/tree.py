@@ -26,8 +26,8 @@ from typing import Any
 from gaia_actors import process
 from gaia_actors.environments import alerts, data, evidence, releases
 from gaia_actors.environments.environment import EnvironmentActor
-from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.recovery import reset_data, restore_data, stop_leftover
+from gaia_actors.layout import Layout, actor_name
 from gaia_actors.settings import Settings
 from supervisors import ChildSpec, Link, Registry, Strategy, Supervisor
 from supervisors.spec import Exhausted, LadderStep, ParkNow, StepSkipped
@@ -35,10 +35,6 @@ from supervisors.supervisor import SupervisorConfig
 
 SUPERVISOR = "environments"
 BLOCKED_POLL = 0.5  # seconds between looks at a blocked environment's cause (a bind probe)
-
-
-def actor_name(env: str) -> str:
-    return f"environment.{env}"
 
 
 def child_specs(

@@ -15,8 +15,8 @@ from typing import Any
 from gaia_actors import formatting as render
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.environments.commands import data_lines, data_notes
-from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ControlError
+from gaia_actors.layout import Layout
 from gaia_actors.messages import GetHealth, GetState, Route, RouteDone
 from gaia_actors.models import ActorRestart, HealthCheck
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable

@@ -57,9 +57,9 @@ from typing import Any
 
 from gaia_actors import process
 from gaia_actors.actor import GaiaActor
-from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import InvalidMessage
 from gaia_actors.health import BodyRule
+from gaia_actors.layout import Layout
 from gaia_actors.messages import (
     CheckNow,
     Event,

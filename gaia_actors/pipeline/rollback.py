@@ -22,11 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gaia_actors.environments.layout import Layout
-from gaia_actors.environments.tree import actor_name
 from gaia_actors.errors import Busy, EnvironmentFailure
 from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import wait_healthy
+from gaia_actors.layout import Layout, actor_name
 from gaia_actors.messages import GetEnvStatus, RestoreBackup, Rollback
 from gaia_actors.pipeline.stages import Outcome
 from gaia_actors.settings import Settings

@@ -27,9 +27,8 @@ from typing import Any
 
 import structlog
 
-from gaia_actors.environments import releases
-from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import StoreError
+from gaia_actors.layout import Layout, current_release
 from gaia_actors.messages import InsertNow, Update, fields_of, message
 from gaia_actors.pipeline import history
 from gaia_actors.pipeline.errors import StageCancelled, StageTimeout
@@ -239,7 +238,7 @@ class Runner:
     ) -> tuple[str, str, str]:
         promotion = Promotion(pipeline_id, leg.kind, leg.source, leg.target)
         self._init_release(promotion, release, any(s.kind == "build" for s in leg.stages))
-        before = releases.current_release(self.settings.env_dir(leg.target)) or ""
+        before = current_release(self.settings.env_dir(leg.target)) or ""
         self._update(
             "pipelines",
             pipeline_id,
@@ -289,7 +288,7 @@ class Runner:
         or else the one the source runs."""
         env_dir = self.settings.env_dir(promotion.source)
         if not release and not builds:
-            release = releases.current_release(env_dir) or ""
+            release = current_release(env_dir) or ""
         if release:
             promotion.release, promotion.release_dir = release, env_dir / "releases" / release
 

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from gaia_actors import process
-from gaia_actors.environments.layout import Layout
-from gaia_actors.environments.tree import actor_name
 from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import Limits, check_health
+from gaia_actors.layout import Layout, actor_name
 from gaia_actors.messages import BuildRelease, Deploy, TakeBackup
 from gaia_actors.pipeline import junit
 from gaia_actors.pipeline.errors import StageCancelled, StageError, StageTimeout
