@@ -84,13 +84,21 @@ def _store_line(store: dict[str, Any]) -> str:
     return line
 
 
+def _uptime_now(env: dict[str, Any]) -> float | None:
+    """The process's uptime now: the last check measured it, and the check has an age."""
+    uptime, checked = env.get("uptime_s"), env.get("last_check")
+    if not isinstance(uptime, int | float) or not isinstance(checked, int | float):
+        return uptime if isinstance(uptime, int | float) else None
+    return uptime + max(0.0, time.time() - checked)
+
+
 def _readable(env: dict[str, Any]) -> dict[str, Any]:
     return {
         "env": env["env"],
         "status": env["status"],
         "release": env.get("release") or "-",
         "pid": env.get("pid"),
-        "uptime": _duration(env.get("uptime_s")),
+        "uptime": _duration(_uptime_now(env)),
         "response": _ms(env.get("response_ms")),
         "error rate": _percent(env.get("error_rate")),
         "cpu": _percent(env.get("cpu_percent"), scale=1.0),
@@ -291,11 +299,12 @@ def _error_rate(result: dict[str, Any]) -> str | None:
 def _process(result: dict[str, Any]) -> str | None:
     if result.get("pid") is None:
         return None
-    now = ""
+    now, uptime = "", _uptime_now(result)
     if "running_pid" in result:  # no daemon: what the last check saw, and whether it still runs
         now = " (still running)" if result["running_pid"] == result["pid"] else " (not running now)"
+        uptime = result.get("uptime_s")
     return (
-        f"pid {result['pid']}{now}, up {_duration(result.get('uptime_s'))}, "
+        f"pid {result['pid']}{now}, up {_duration(uptime)}, "
         f"CPU {_percent(result.get('cpu_percent'), scale=1.0)}, "
         f"memory {render.mib(result.get('rss_bytes'))}"
     )

@@ -1,8 +1,8 @@
-"""Monitoring commands: status, health, load-balance, incidents, live and offline (issue 8,
-part 5)."""
+"""Monitoring commands: status, health, load-balance, incidents, live and offline."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -149,3 +149,12 @@ def test_incidents_lists_time_to_detect_and_recover(running: Tree) -> None:
     assert rows[0]["time_to_recover"] > 0
     assert len(rows[0]["recovered"]) == len("2026-01-01 00:00:00")
     assert monitoring_commands.incidents(live(running), "green") == []  # down, no process
+
+
+def test_status_shows_uptime_as_of_now_not_as_of_the_last_check() -> None:
+    # The monitor measured 2 s of uptime at a check made 60 s ago: the process has run ~62 s.
+    checked = time.time() - 60
+    env = {"env": "prod", "status": "healthy", "pid": 1, "uptime_s": 2.0, "last_check": checked}
+    text = monitoring_commands.render_status({"source": "monitor", "environments": [env]})
+    prod = next(line for line in text.splitlines() if line.strip().startswith("prod"))
+    assert re.search(r"\b1m0[123]s\b", prod), prod
