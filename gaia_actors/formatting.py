@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 MAX_CELL = 60
@@ -109,6 +110,13 @@ def iso(ts: Any) -> str:
     if not isinstance(ts, int | float) or isinstance(ts, bool):
         return "-"
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts))
+
+
+def utc_iso(ts: float | None) -> str | None:
+    """Unix time ``ts`` as UTC ISO 8601 to the second, for stored records; None stays None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 def mib(size: Any) -> str:

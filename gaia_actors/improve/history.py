@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from gaia_actors import models
+from gaia_actors.formatting import utc_iso
 from gaia_actors.improve.compare import CycleSnapshot, compare_cycles
 from gaia_actors.improve.cycle import PreviousCycle, comparison_view
 from gaia_actors.improve.errors import ImproveError
@@ -195,7 +195,7 @@ def cycle_summary(row: Any) -> dict[str, Any]:
         "commit": row.commit,
         "status": row.status,
         "apply": bool(row.apply),
-        "started": _iso(row.started),
+        "started": utc_iso(row.started),
         "seconds": round(row.ended - row.started, 3) if row.ended else None,
         "files": row.files,
         "lines": row.lines,
@@ -209,12 +209,6 @@ def cycle_summary(row: Any) -> dict[str, Any]:
         "test_time": row.test_time,
         "analysis_time": row.analysis_time,
     }
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 # --- the trend ---------------------------------------------------------------------------
@@ -245,7 +239,7 @@ def trend(target: str, limit: int = 10, regression_threshold: float = 0.10) -> d
         "cycles": cycles,
         "latest": latest_comparison(finished, regression_threshold),
         "other_targets": other_targets(target),
-        "generated": _iso(time.time()),
+        "generated": utc_iso(time.time()),
     }
 
 

@@ -8,10 +8,10 @@ proxy; offline commands open it themselves); writes go through the Store actor.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from gaia_actors import models
+from gaia_actors.formatting import utc_iso
 from gaia_actors.pipeline.errors import PromotionRefused
 
 # peewee's models are untyped (their ``id`` is added at class creation): read them as Any.
@@ -83,8 +83,8 @@ def pipeline_dict(row: Any) -> dict[str, Any]:
         "target": row.target,
         "release": row.release_id,
         "previous": row.previous_release,
-        "started": _iso(row.started),
-        "ended": _iso(row.ended),
+        "started": utc_iso(row.started),
+        "ended": utc_iso(row.ended),
         "duration": _duration(row),
         "trigger": row.trigger,
         "chain": row.chain_id,
@@ -103,8 +103,8 @@ def stage_dict(row: Any) -> dict[str, Any]:
         "env": row.env or "",
         "blocking": row.blocking,
         "status": row.status,
-        "started": _iso(row.started),
-        "ended": _iso(row.ended),
+        "started": utc_iso(row.started),
+        "ended": utc_iso(row.ended),
         "duration": row.duration,
         "exit_code": row.exit_code,
         "summary": row.summary or "",
@@ -122,7 +122,7 @@ def _summary(row: Any, counts: dict[str, int]) -> dict[str, Any]:
         "kind": row.kind,
         "status": row.status,
         "release": row.release_id,
-        "started": _iso(row.started),
+        "started": utc_iso(row.started),
         "duration": _duration(row),
         "stages": done,
         "rollback": row.rollback or "",
@@ -147,9 +147,3 @@ def _duration(row: Any) -> float | None:
     if row.status == "running":
         return round(time.time() - float(row.started), 3)
     return None if row.ended is None else round(float(row.ended) - float(row.started), 3)
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
