@@ -1,4 +1,4 @@
-"""Failover: how fast a SIGKILLed environment is noticed and serving again (issue 3, Benchmark).
+"""Failover: how fast a SIGKILLed environment is noticed and serving again.
 
     python benchmarks/failover.py [--runs N]
 

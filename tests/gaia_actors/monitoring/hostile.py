@@ -1,4 +1,4 @@
-"""Misbehaving HTTP servers on 127.0.0.1, for probe and monitor tests (issue 8).
+"""Misbehaving HTTP servers on 127.0.0.1, for probe and monitor tests.
 
 `HostileServer` is a small threaded socket server (a thread per connection, HTTP/1.1
 keep-alive) that routes each request path to a `Behaviour`: answer (optionally slowly), hang,

@@ -1,5 +1,4 @@
-"""LoadBalancer through real actors: health from the monitor, routing by health and load
-(issue 8, part 4)."""
+"""LoadBalancer through real actors: health from the monitor, routing by health and load."""
 
 from __future__ import annotations
 

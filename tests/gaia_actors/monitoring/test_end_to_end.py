@@ -1,6 +1,6 @@
 """A hung demo environment goes through failover to recovery: the real environment actor under
 the real ``environments`` supervisor, the real monitoring actors, a real demo process whose
-/health is hung with its admin fault knob (issue 8, Tests)."""
+/health is hung with its admin fault knob."""
 
 from __future__ import annotations
 

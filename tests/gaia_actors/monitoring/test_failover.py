@@ -1,5 +1,5 @@
 """FailoverAgent through real actors: a hung environment is failed over, incidents recorded,
-flapping damped, alerts raised (issue 8, part 3)."""
+flapping damped, alerts raised."""
 
 from __future__ import annotations
 

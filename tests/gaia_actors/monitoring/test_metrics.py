@@ -1,5 +1,4 @@
-"""MetricsCollector: scraping hostile /metrics, storing samples, the daemon's own /metrics
-(issue 8, part 2)."""
+"""MetricsCollector: scraping hostile /metrics, storing samples, the daemon's own /metrics."""
 
 from __future__ import annotations
 

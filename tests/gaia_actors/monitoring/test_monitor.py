@@ -1,5 +1,5 @@
 """HealthMonitor through the actor: real misbehaving servers on 127.0.0.1, a real tree with store
-and bus (issue 8, part 1)."""
+and bus."""
 
 from __future__ import annotations
 

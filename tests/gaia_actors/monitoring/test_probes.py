@@ -1,4 +1,4 @@
-"""The probe engine against real misbehaving HTTP servers on 127.0.0.1 (issue 8, part 1)."""
+"""The probe engine against real misbehaving HTTP servers on 127.0.0.1."""
 
 from __future__ import annotations
 
