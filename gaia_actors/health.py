@@ -38,10 +38,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from gaia_actors.settings import EnvironmentSettings
+from typing import Any, Protocol
 
 __all__ = [
     "DEFAULT_DEGRADED_STATUSES",
@@ -71,6 +68,17 @@ class Health(StrEnum):
     UNHEALTHY = "unhealthy"
 
 
+class RuleSettings(Protocol):
+    """What ``BodyRule.of`` reads of an environment's settings (``EnvironmentSettings``)."""
+
+    @property
+    def health_body_key(self) -> str: ...
+    @property
+    def health_down(self) -> tuple[str, ...]: ...
+    @property
+    def health_degraded(self) -> tuple[str, ...]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BodyRule:
     """How a health answer is read; invalid values raise ValueError naming the field."""
@@ -92,7 +100,7 @@ class BodyRule:
         object.__setattr__(self, "degraded_statuses", frozenset(self.degraded_statuses))
 
     @classmethod
-    def of(cls, env: EnvironmentSettings) -> BodyRule:
+    def of(cls, env: RuleSettings) -> BodyRule:
         """The rule an environment's settings describe."""
         return cls(env.health_body_key, frozenset(env.health_down), frozenset(env.health_degraded))
 

@@ -59,9 +59,6 @@ KNOWN_EXCEPTIONS: dict[Edge, str] = {
         "only monitoring's status uses them; they move there when monitoring/ is free to edit"
     ),
     ("gaia_actors.repl", "gaia_actors.cli"): "the REPL reuses the CLI's helpers",
-    ("gaia_actors.health", "gaia_actors.settings"): (
-        "a type-only import: the health rule is built from an environment's settings"
-    ),
 }
 
 
