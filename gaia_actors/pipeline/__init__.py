@@ -4,7 +4,7 @@ coordinator.py  PipelineCoordinator: locks, status, cancel, recovery at start
 runner.py       the per-promotion worker thread that runs the stages and reports back
 stages.py       the stage kinds (build, command, health, load, backup, deploy)
 rollback.py     code and data rollback of a promotion's target
-junit.py        JUnit XML results into per-test results
+junit.py        JUnit XML results (gaia_actors.junit) as the history's per-test records
 load.py         the built-in HTTP load of the ``load`` stage
 history.py      store queries for ``history`` and ``pipeline-status``
 commands.py     promote-dev, promote-staging, promote-all, cancel, history, pipeline-status

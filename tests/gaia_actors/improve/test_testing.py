@@ -30,7 +30,6 @@ from gaia_actors.improve.testing import (
     run_python_tests,
 )
 from gaia_actors.junit import Outcome
-from gaia_actors.junit import parse as parse_junit
 from tests.conftest import wait_until
 from tests.gaia_actors.externals import go
 from tests.gaia_actors.improve.conftest import FAST_PYTEST_ENV, snapshot, write
@@ -137,24 +136,6 @@ def test_gap_severity_grows_with_the_distance_below_the_threshold() -> None:
     )
     gaps = {g.file: (g.severity, g.priority) for g in coverage_gaps(report, 50.0)}
     assert gaps == {"low.py": (Severity.MEDIUM, 4), "near.py": (Severity.LOW, 2)}
-
-
-JUNIT = """<?xml version="1.0"?>
-<testsuites><testsuite name="s" tests="4">
-<testcase classname="t" name="ok" time="0.5"/>
-<testcase classname="t" name="bad" time="0.1"><failure message="boom">trace</failure></testcase>
-<testcase classname="t" name="err"><error message="fixture"/></testcase>
-<testcase classname="t" name="skip"><skipped message="later"/></testcase>
-</testsuite></testsuites>"""
-
-
-def test_junit_counts_and_pass_rate_excludes_skipped() -> None:
-    report = parse_junit(JUNIT)
-    counts = (report.tests, report.passed, report.failures, report.errors, report.skipped)
-    assert counts == (4, 1, 1, 1, 1)
-    assert report.pass_rate == pytest.approx(1 / 3)
-    assert report.cases[1].message == "boom"
-    assert parse_junit("<testsuite/>").pass_rate is None
 
 
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
