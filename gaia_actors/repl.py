@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from gaia_actors import commands
-from gaia_actors.cli import (
+from gaia_actors.client import Client, ConnectionLost, parse_fields
+from gaia_actors.commandline import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNREACHABLE,
@@ -42,7 +43,6 @@ from gaia_actors.cli import (
     resolve,
     unavailable,
 )
-from gaia_actors.client import Client, ConnectionLost, parse_fields
 from gaia_actors.commands import Command, UsageError, grouped
 from gaia_actors.errors import DaemonUnreachable
 from gaia_actors.messages import describe, message_types

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gaia_actors import cli, commands
+from gaia_actors import cli, commandline, commands
 from gaia_actors.client import RemoteError
 from gaia_actors.commands import Arg, CommandContext, command
 from gaia_actors.errors import ControlError, EnvironmentFailure
@@ -260,7 +260,7 @@ def test_help_on_a_message_shows_its_fields(
 def test_expected_command_nobody_registered_is_reported_as_not_available(
     offline: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "EXPECTED", cli.EXPECTED | {"frobnicate"})
+    monkeypatch.setattr(commandline, "EXPECTED", commandline.EXPECTED | {"frobnicate"})
     code, _, err = run(capsys, *offline, "frobnicate")
     assert code == cli.EXIT_USAGE
     assert "frobnicate is not available" in err
@@ -290,7 +290,7 @@ def fake_commands(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """
     saved = commands.commands()
     aliases = {f"fake-promote-{t}": ("fake-promote", (t,)) for t in ("dev", "staging", "all")}
-    monkeypatch.setattr(cli, "ALIASES", {**cli.ALIASES, **aliases})
+    monkeypatch.setattr(commandline, "ALIASES", {**commandline.ALIASES, **aliases})
 
     @command(
         "fake-promote",

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("gaia_actors", "supervisors")
 CAPABILITIES = ("environments", "monitoring", "pipeline", "improve")
-CONSOLE = frozenset({"cli", "repl", "tail", "render", "client"})
+CONSOLE = frozenset({"cli", "commandline", "repl", "tail", "render", "client"})
 # The app: the tree, the control server it starts last, and the commands about the daemon
 # itself. Everything else directly under gaia_actors/ is the core.
 APP = frozenset({"app", "control"})
@@ -58,7 +58,6 @@ KNOWN_EXCEPTIONS: dict[Edge, str] = {
         "status's data notes (data_notes, data_lines) live in environments/commands.py though "
         "only monitoring's status uses them; they move there when monitoring/ is free to edit"
     ),
-    ("gaia_actors.repl", "gaia_actors.cli"): "the REPL reuses the CLI's helpers",
 }
 
 
