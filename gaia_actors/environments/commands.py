@@ -20,7 +20,6 @@ from gaia_actors.layout import actor_name
 from gaia_actors.messages import (
     BuildRelease,
     Deploy,
-    GetEnvStatus,
     GetLogs,
     KillProcess,
     ResetData,
@@ -28,7 +27,7 @@ from gaia_actors.messages import (
     Rollback,
     TakeBackup,
 )
-from supervisors import Registry, SupervisionError
+from supervisors import Registry
 from supervisors.supervisor import ResetChild
 
 ENV = Arg("env", help="environment name")
@@ -224,31 +223,3 @@ def reset(ctx: CommandContext, env: str) -> Any:
             "(use restore to go back to a backup)",
         )
     return registry.ask(actor_name(env), ResetData(), timeout=_op_timeout(ctx, env))
-
-
-# What ``status`` shows of an environment's data (asked of its actor; nothing while it is down).
-DATA_NOTES = ("data_loss", "replaced_data", "undo", "backup_note")
-
-
-def data_notes(registry: Registry, env: str, timeout: float = 2.0) -> dict[str, Any]:
-    """The environment's data warnings for ``status``: data lost while running, replaced
-    data kept (and the command that puts it back), a backup schedule with nothing to back up."""
-    try:
-        status = registry.ask(actor_name(env), GetEnvStatus(), timeout=timeout)
-    except (SupervisionError, EnvironmentFailure):
-        return {}
-    return {key: status[key] for key in DATA_NOTES if status.get(key)}
-
-
-def data_lines(environments: list[dict[str, Any]]) -> list[str]:
-    """``status``'s lines about data, one or more per environment that has something to say."""
-    lines = []
-    for env in environments:
-        name = env.get("env", "?")
-        if loss := env.get("data_loss"):
-            lines.append(f"  {name}: DATA LOSS: {'; '.join(loss.get('lost', []))}")
-        if replaced := env.get("replaced_data"):
-            lines.append(f"  {name}: replaced data kept in {replaced[0]} (undo: {env.get('undo')})")
-        if note := env.get("backup_note"):
-            lines.append(f"  {name}: {note}")
-    return ["", "data:", *lines] if lines else []

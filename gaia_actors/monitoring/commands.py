@@ -14,7 +14,7 @@ from typing import Any
 
 from gaia_actors import formatting as render
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
-from gaia_actors.environments.commands import data_lines, data_notes
+from gaia_actors.datanotes import data_lines, data_notes
 from gaia_actors.errors import ControlError
 from gaia_actors.layout import Layout
 from gaia_actors.messages import GetHealth, GetState, Route, RouteDone

@@ -1,0 +1,40 @@
+"""What ``status`` shows of an environment's data, asked of the environment's actor by
+message: data lost while running, replaced data kept (and the command that puts it back), a
+backup schedule with nothing to back up. Read by the monitor's ``status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gaia_actors.errors import EnvironmentFailure
+from gaia_actors.layout import actor_name
+from gaia_actors.messages import GetEnvStatus
+from supervisors import Registry, SupervisionError
+
+# What ``status`` shows of an environment's data (asked of its actor; nothing while it is down).
+DATA_NOTES = ("data_loss", "replaced_data", "undo", "backup_note")
+
+
+def data_notes(registry: Registry, env: str, timeout: float = 2.0) -> dict[str, Any]:
+    """The environment's data warnings for ``status``: data lost while running, replaced
+    data kept (and the command that puts it back), a backup schedule with nothing to back up."""
+    try:
+        status = registry.ask(actor_name(env), GetEnvStatus(), timeout=timeout)
+    except (SupervisionError, EnvironmentFailure):
+        return {}
+    return {key: status[key] for key in DATA_NOTES if status.get(key)}
+
+
+def data_lines(environments: list[dict[str, Any]]) -> list[str]:
+    """``status``'s lines about data, one or more per environment that has something to say."""
+    lines = []
+    for env in environments:
+        name = env.get("env", "?")
+        if loss := env.get("data_loss"):
+            lines.append(f"  {name}: DATA LOSS: {'; '.join(loss.get('lost', []))}")
+        if replaced := env.get("replaced_data"):
+            lines.append(f"  {name}: replaced data kept in {replaced[0]} (undo: {env.get('undo')})")
+        if note := env.get("backup_note"):
+            lines.append(f"  {name}: {note}")
+    return ["", "data:", *lines] if lines else []
