@@ -78,7 +78,8 @@ class ChildSpec:
 
     ``ladder`` holds recovery actions tried in order when the restart budget is spent, each
     followed by exactly one restart: if that restarted child fails before running
-    ``Backoff.stable_after`` seconds, the next step runs; a step that raises moves on to the
+    ``Backoff.stable_after`` seconds (or saying it works: ``Supervised.report_proven``),
+    the next step runs; a step that raises moves on to the
     next step at once. With the ladder spent, ``exhausted`` decides: escalate, or park the
     child as ``failed`` until ``ResetChild``. A ladder step runs in
     its own thread, never in the supervisor's mailbox. A step raising ``StepSkipped`` moves

@@ -46,6 +46,15 @@ class Pong:
 
 
 @dataclass(frozen=True, slots=True)
+class Proven:
+    """A child's word that its current generation has proved itself (what that means is the
+    child's: a service that answers its health check, say), sooner than ``stable_after``."""
+
+    name: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChildDown:
     """A child stopped: ``error`` is empty for a normal stop."""
 
@@ -110,6 +119,12 @@ class Supervised(pykka.ThreadingActor):
             raise  # Pykka's own path: to the asker, or a crash reported by on_failure
         except BaseException as exc:  # noqa: BLE001 - SystemExit & co: fail this actor only
             return self._abort(exc)
+
+    def report_proven(self) -> None:
+        """Tell the supervisor this generation works: its backoff and recovery ladder start
+        afresh, as after running ``stable_after`` seconds. A failure after this is a new
+        one, not the failure of the restart (or ladder step) that led here."""
+        self._notify_supervisor(Proven(self.name, self.link.generation))
 
     def on_expired(self, error: AskExpired) -> AskExpired:
         """An asked message arrived after its ``reply_by``; it is not handled. Override to

@@ -36,7 +36,7 @@ from supervisors.spec import (
     StepSkipped,
     Strategy,
 )
-from supervisors.supervised import ChildDown, Link, Ping, Pong, Supervised
+from supervisors.supervised import ChildDown, Link, Ping, Pong, Proven, Supervised
 
 Listener = Callable[[str, Mapping[str, Any]], None]
 log = structlog.get_logger("supervisors")
@@ -291,6 +291,8 @@ class Supervisor(Supervised):
                 self._on_child_down(message)
             case Pong(name=name, generation=generation, seq=seq):
                 self._on_pong(name, generation, seq)
+            case Proven(name=name, generation=generation):
+                self._on_proven(name, generation)
             case Tick(sent_at=sent_at):
                 self._check_liveness(sent_at)
             case RestartDue(name=name, epoch=epoch):
@@ -406,6 +408,17 @@ class Supervisor(Supervised):
             self._on_budget_spent(child)
             return
         self._schedule_restart(child)
+
+    def _on_proven(self, name: str, generation: int) -> None:
+        """The running generation proved itself: what failed before is behind it (see
+        ``Supervised.report_proven``). The restart intensity keeps counting: a child that
+        proves itself and fails at once, again and again, still spends its budget."""
+        child = self._find(name)
+        if child is None or child.generation != generation or child.state not in _LIVE:
+            return
+        if child.failures or child.ladder_step:
+            self._emit("supervisor.child_proven", child, ladder_step=child.ladder_step)
+        child.failures = child.ladder_step = 0
 
     def _intensity_exceeded(self, now: float) -> bool:
         window = self.config.intensity.max_seconds

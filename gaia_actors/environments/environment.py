@@ -149,7 +149,8 @@ class EnvironmentActor(GaiaActor):
         if interval:
             self.every(interval, ScheduledBackup())
         self.every(3600.0, Housekeeping(), first=30.0)
-        self.every(self.config.data_check_interval, CheckData())
+        # The first look, the baseline, at once: a database deleted before it is not seen.
+        self.every(self.config.data_check_interval, CheckData(), first=0.0)
 
     def on_stop(self) -> None:
         super().on_stop()
@@ -419,6 +420,9 @@ class EnvironmentActor(GaiaActor):
             return  # superseded by a later start
         if ok:
             self.healthy = True
+            # A healthy service ends the failure that restarted it: the next one is new, not
+            # a failed ladder step (which would take the next step, up to parking it).
+            self.report_proven()
             if self.release:
                 releases.mark_healthy(self.layout.root, self.release)
             if self.proc is not None:

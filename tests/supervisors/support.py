@@ -68,6 +68,11 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Proven:
+    """Report this generation proven to the supervisor (``Supervised.report_proven``)."""
+
+
+@dataclass(frozen=True)
 class Exit:
     """Stop normally (the actor stops itself)."""
 
@@ -195,6 +200,9 @@ class Probe(Supervised):
                 return "released"
             case Exit():
                 self.stop()
+                return None
+            case Proven():
+                self.report_proven()
                 return None
             case Abort(kind=kind):
                 raise kind()

@@ -6,7 +6,7 @@ import pytest
 
 from supervisors import Backoff, Exhausted, Intensity, NotRunning, ResetChild, Strategy
 from supervisors.spec import LadderStep
-from tests.supervisors.support import Crash, Tree, Who, config
+from tests.supervisors.support import Crash, Proven, Tree, Who, config
 
 BUDGET_ONE = config(intensity=Intensity(max_restarts=1, max_seconds=30.0))
 
@@ -63,6 +63,27 @@ def test_steps_run_in_order_each_followed_by_one_restart_then_escalation(tree: T
         "restore",
         "rollback",
     ]
+
+
+def test_a_child_proven_after_a_step_fails_anew_with_a_restart_not_the_next_step(
+    tree: Tree,
+) -> None:
+    ladder = [step(tree, "restore"), step(tree, "rollback")]
+    tree.start([tree.spec("env", ladder=ladder)], BUDGET_ONE)
+    for generation in (1, 2):
+        crash(tree, "env", generation)
+    tree.journal.wait_for("start", "env", 3)
+    tree.registry.tell("env", Proven())  # long before stable_after
+    crash(tree, "env", 3)
+    tree.journal.wait_for("start", "env", 4)
+    assert env_journal(tree)[3:] == [
+        ("crash", "env", 2),
+        ("step", "restore"),
+        ("start", "env", 3),
+        ("crash", "env", 3),  # after proving itself: a new failure, within the budget
+        ("start", "env", 4),
+    ]
+    assert [e["ladder_step"] for e in tree.events.all("supervisor.child_proven")] == [1]
 
 
 def test_a_failing_step_moves_to_the_next_step_without_a_restart(tree: Tree) -> None:
