@@ -35,8 +35,9 @@ class DataWatch:
         return data.losses(before, self.stamps) if before is not None else []
 
     def rebaseline(self) -> None:
-        """The files changed on purpose (a restore, reset or undo): not a loss."""
-        self.stamps = None
+        """The files changed on purpose (a restore, reset or undo): not a loss. What is there
+        now is the baseline at once, so a database lost before the next look is a loss."""
+        self.stamps = data.stamps(self.layout.data, self.patterns)
 
     def noticed(self, lost: list[str]) -> dict[str, Any]:
         self.loss = {"at": time.time(), "lost": lost, "restored": False}
