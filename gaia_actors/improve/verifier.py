@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from xml.etree import ElementTree
 
 import gaia_actors
 from gaia_actors.junit import Outcome
@@ -43,8 +44,8 @@ def verify_main(argv: Sequence[str]) -> int:
         code = subprocess.call([*argv[3:], f"--junitxml={junit}"])  # output goes to our caller
         try:
             report = parse_junit(junit.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            print(f"pytest exited {code} and wrote no JUnit results", file=sys.stderr)
+        except (OSError, ValueError, ElementTree.ParseError):
+            print(f"pytest exited {code} and wrote no readable JUnit results", file=sys.stderr)
             return code or 1
     passed = {(c.classname, c.name) for c in report.cases if c.outcome is Outcome.PASSED}
     lost = sorted(before - passed)
