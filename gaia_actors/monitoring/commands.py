@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from gaia_actors import formatting as render
+from gaia_actors import formatting
 from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.datanotes import data_lines, data_notes
 from gaia_actors.errors import ControlError
@@ -35,18 +35,18 @@ _ENV_PREFIX = "environment."
 def render_status(result: Any) -> str:
     """Environments as a table with readable units, then the actors."""
     if not isinstance(result, dict) or "environments" not in result:
-        return render.value(result)
+        return formatting.value(result)
     if result.get("daemon") is False:
         return _render_last_known(result["environments"])
     rows = [_readable(env) for env in result["environments"]]
     parts = [f"environments (from {result.get('source', '?')}):"]
-    parts.append(render.table(rows, "  ") if rows else "  (none configured)")
+    parts.append(formatting.table(rows, "  ") if rows else "  (none configured)")
     parts += data_lines(result["environments"])
     if result.get("store"):
         parts.append(_store_line(result["store"]))
     actors = result.get("actors") or []
     if actors:
-        parts += ["", "actors:", render.table(actors, "  ")]
+        parts += ["", "actors:", formatting.table(actors, "  ")]
     return "\n".join(parts)
 
 
@@ -55,7 +55,7 @@ def _render_last_known(environments: list[dict[str, Any]]) -> str:
         {
             "env": env["env"],
             "last known": env.get("last_status", "unknown"),
-            "as of": render.ago(env.get("last_check")),
+            "as of": formatting.ago(env.get("last_check")),
             "release": env.get("release") or "-",
             "process now": f"{env['running_pid']} (running)" if env.get("running_pid") else "-",
         }
@@ -63,7 +63,7 @@ def _render_last_known(environments: list[dict[str, Any]]) -> str:
     ]
     head = "no daemon running (start one with: python run.py): nobody watches the services."
     parts = [head, "Last known states, from the store:"]
-    parts.append(render.table(rows, "  ") if rows else "  (none configured)")
+    parts.append(formatting.table(rows, "  ") if rows else "  (none configured)")
     return "\n".join(parts)
 
 
@@ -241,10 +241,11 @@ def render_health(result: Any) -> str:
     """One environment: its verdict, then what was measured, in readable units; fields
     that were not measured are left out."""
     if not isinstance(result, dict) or "env" not in result:
-        return render.value(result)
+        return formatting.value(result)
     verdict = result["status"]
     if result.get("last_status"):
-        verdict += f", last known {result['last_status']} {render.ago(result.get('last_check'))}"
+        when = formatting.ago(result.get("last_check"))
+        verdict += f", last known {result['last_status']} {when}"
     head = f"{result['env']}: {verdict} ({result.get('reason') or '-'}), from {result['source']}"
     facts = {
         "last check": _when(result.get("last_check")),
@@ -256,10 +257,10 @@ def render_health(result: Any) -> str:
         "database": _size(result.get("db_bytes")),
         "logs": _size(result.get("log_bytes")),
     }
-    parts = [head, render.mapping({k: v for k, v in facts.items() if v}, "  ")]
+    parts = [head, formatting.mapping({k: v for k, v in facts.items() if v}, "  ")]
     checks = [
         {
-            "when": render.ago(c.get("ts")),
+            "when": formatting.ago(c.get("ts")),
             "status": c["status"],
             "http": c.get("http"),
             "ms": c.get("ms"),
@@ -269,16 +270,16 @@ def render_health(result: Any) -> str:
         for c in result.get("recent_checks") or []
     ]
     if checks:
-        parts += ["", "recent checks:", render.table(checks, "  ")]
+        parts += ["", "recent checks:", formatting.table(checks, "  ")]
     return "\n".join(parts)
 
 
 def _when(ts: Any) -> str | None:
-    return None if ts is None else f"{render.ago(ts)} ({render.iso(ts)})"
+    return None if ts is None else f"{formatting.ago(ts)} ({formatting.iso(ts)})"
 
 
 def _size(size: Any) -> str | None:
-    return None if size is None else render.mib(size)
+    return None if size is None else formatting.mib(size)
 
 
 def _response(result: dict[str, Any]) -> str | None:
@@ -306,7 +307,7 @@ def _process(result: dict[str, Any]) -> str | None:
     return (
         f"pid {result['pid']}{now}, up {_duration(uptime)}, "
         f"CPU {_percent(result.get('cpu_percent'), scale=1.0)}, "
-        f"memory {render.mib(result.get('rss_bytes'))}"
+        f"memory {formatting.mib(result.get('rss_bytes'))}"
     )
 
 
@@ -466,8 +467,8 @@ def _daemon(ctx: CommandContext, name: str) -> Registry:
     return ctx.registry
 
 
-_duration = render.duration
-_ago = render.ago
+_duration = formatting.duration
+_ago = formatting.ago
 
 
 def _ms(value: Any) -> str:
@@ -478,7 +479,7 @@ def _percent(value: Any, scale: float = 100.0) -> str:
     return "-" if not isinstance(value, int | float) else f"{value * scale:.1f}%"
 
 
-_bytes = render.mib
+_bytes = formatting.mib
 
 
 __all__ = [
