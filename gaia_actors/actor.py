@@ -141,7 +141,14 @@ class GaiaActor(Supervised):
     # Sending by name
 
     def tell(self, name: str, message: Any) -> bool:
-        """Tell ``name``; a target that is down is logged, not raised (a tell has no reply)."""
+        """Tell ``name``; a target that is down is logged, not raised (a tell has no reply).
+
+        A replaced generation tells nothing: it shares its name with its successor, so what
+        it says on its way out (an ``Unsubscribe`` from the bus, above all) would undo what
+        its successor set up in that name."""
+        if self._superseded():
+            self.log.warning("actor.superseded_tell", to=name, message=type(message).__name__)
+            return False
         try:
             self.registry.tell(name, message)
         except NotRunning as exc:

@@ -129,6 +129,36 @@ def test_a_replaced_generation_that_wakes_does_not_act_on_what_it_had_queued(
     assert ADDED == [(2, 2)]
 
 
+class Farewell(Counter):
+    """Says goodbye in its own name on the way out, as a bus subscriber unsubscribes."""
+
+    def on_stop(self) -> None:
+        self.tell(self.name, _Add(100))
+
+
+def test_a_replaced_generation_tells_nothing_in_its_successors_name() -> None:
+    registry = Registry()
+    config = SupervisorConfig(
+        backoff=Backoff(initial=0.01, maximum=0.05), ping_interval=0.05, ping_timeout=0.3
+    )
+    root = Supervisor.start_root(
+        "root", [ChildSpec("counter", Farewell.start)], registry, config=config
+    )
+    try:
+        ADDED.clear()
+        first = registry.lookup("counter")
+        registry.tell("counter", Hang(1.0))
+        wait_until(
+            lambda: registry.is_running("counter") and registry.lookup("counter") is not first
+        )
+        wait_until(lambda: not first.is_alive(), timeout=5)  # woke, stopped: said goodbye
+        registry.tell("counter", _Add(2))
+        assert registry.ask("counter", _Total()) == 2
+        assert ADDED == [(2, 2)]
+    finally:
+        root.stop(block=True, timeout=5)
+
+
 def test_get_state_reports_name_and_generation(registry: Registry) -> None:
     state = registry.ask("counter", GetState())
     assert state["actor"] == "counter"
