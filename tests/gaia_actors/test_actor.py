@@ -57,15 +57,21 @@ class Counter(GaiaActor):
         return None
 
 
-@pytest.fixture
-def registry() -> Any:
+def start_counter(actor: type[Counter]) -> tuple[Registry, Any]:
+    """A root supervisor with one ``actor`` named "counter" (quick pings, quick restarts)."""
     registry = Registry()
     config = SupervisorConfig(
         backoff=Backoff(initial=0.01, maximum=0.05), ping_interval=0.05, ping_timeout=0.3
     )
     root = Supervisor.start_root(
-        "root", [ChildSpec("counter", Counter.start)], registry, config=config
+        "root", [ChildSpec("counter", actor.start)], registry, config=config
     )
+    return registry, root
+
+
+@pytest.fixture
+def registry() -> Any:
+    registry, root = start_counter(Counter)
     yield registry
     root.stop(block=True, timeout=5)
 
@@ -137,13 +143,7 @@ class Farewell(Counter):
 
 
 def test_a_replaced_generation_tells_nothing_in_its_successors_name() -> None:
-    registry = Registry()
-    config = SupervisorConfig(
-        backoff=Backoff(initial=0.01, maximum=0.05), ping_interval=0.05, ping_timeout=0.3
-    )
-    root = Supervisor.start_root(
-        "root", [ChildSpec("counter", Farewell.start)], registry, config=config
-    )
+    registry, root = start_counter(Farewell)
     try:
         ADDED.clear()
         first = registry.lookup("counter")
