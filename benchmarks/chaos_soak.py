@@ -936,13 +936,21 @@ def read_events(db_path: Path) -> list[dict[str, Any]]:
 
 
 def match_faults(faults: Sequence[Fault], events: Sequence[dict[str, Any]]) -> None:
-    """Fill each fault's detected/recovered times from the stored events."""
-    for fault in faults:
+    """Fill each fault's detected/recovered times from the stored events.
+
+    A fault is detected before the next fault of its kind on its target, or not at all: what
+    comes after that is the next one's (a deletion the data-loss watch missed would otherwise
+    count as detected, minutes late, by the alert of the next deletion)."""
+    for index, fault in enumerate(faults):
         if fault.kind in ("corrupt_backup", "promote"):
             continue
         detect, recover = _patterns(fault)
         after = [e for e in events if e["ts_"] >= fault.at - 0.05]
-        hit = next((e for e in after if detect(e)), None)
+        same = (
+            f.at for f in faults[index + 1 :] if (f.kind, f.target) == (fault.kind, fault.target)
+        )
+        until = next(same, float("inf"))
+        hit = next((e for e in after if e["ts_"] < until and detect(e)), None)
         if hit is None:
             continue
         fault.detected = hit["ts_"]
