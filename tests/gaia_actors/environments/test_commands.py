@@ -189,6 +189,8 @@ def test_unknown_backup_or_release_fails_before_the_process_is_touched(
     tree, _ = two_envs
     ctx = CommandContext(tree.settings, tree.registry)
     taken = env.backup(ctx, "prod")
+    # The backup's event reaches the test through the bus; it must not count as a later one.
+    tree.events.wait_for("environment.backup", lambda e: e.get("backup") == taken["backup"])
     before = tree.status("prod")
     mark = tree.events.mark()
 
