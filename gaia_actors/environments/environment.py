@@ -384,6 +384,8 @@ class EnvironmentActor(GaiaActor):
         raise EnvironmentFailure(self.env, f"process {pid} {what} with code {code}{self._data()}")
 
     def _fail(self, reason: str, cause: str) -> None:
+        if self._restoring_lost_data():
+            return  # the restore restarts the service on its data: the failure is dealt with
         self.publish("environment.failing", level="error", env=self.env, reason=reason, cause=cause)
         self.process_failed = True
         raise EnvironmentFailure(self.env, f"{cause}: {reason}{self._data()}")
@@ -767,6 +769,16 @@ class EnvironmentActor(GaiaActor):
             return
         if lost := self.watch.look():
             self._on_data_loss(lost)
+
+    def _restoring_lost_data(self) -> bool:
+        """Look for lost databases now, before failing: a service declared down because its
+        database was deleted under it is a data loss (its rows rescued from the running
+        process), not a failure for the ladder, which would stop the process first. True
+        when a restore of the lost data has begun."""
+        if self.operation is not None:
+            return False  # a deploy or restore under way: the failure is its verdict
+        self._check_data()
+        return self.operation is not None
 
     def _on_data_loss(self, lost: list[str]) -> None:
         restoring = self.config.restore_on_data_loss
