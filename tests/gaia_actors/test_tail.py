@@ -852,12 +852,16 @@ def test_follower_keeps_up_with_a_writer_thread_rotating_many_times(tmp_path: Pa
 
 
 def test_follow_across_rotation_while_the_daemon_writes(
-    tmp_path: Path, tails: Callable[[list[str], Path], TailThread]
+    tmp_path: Path,
+    tails: Callable[[list[str], Path], TailThread],
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     path = tmp_path / "logs" / "gaia.jsonl"
     path.parent.mkdir()
     count = 3000
-    follow = tails(["-f", "--json"], path)  # waits for the file: no race with the writer's start
+    follow = tails(["-f", "--json"], path)
+    # Once it waits for the file it reads all of it: no race with the writer's start.
+    wait_until(lambda: "waiting for" in capfd.readouterr().err)
     process = start_writer(path, count, "--max-bytes", "16384", "--pause-every", "20")
     finish_writer(process)
     follow.sink.wait_for(lambda s: f'"seq": {count - 1},' in s.text(), timeout=20)
@@ -867,12 +871,15 @@ def test_follow_across_rotation_while_the_daemon_writes(
 
 
 def test_follow_with_filters_across_rotation_keeps_exactly_the_matching_records(
-    tmp_path: Path, tails: Callable[[list[str], Path], TailThread]
+    tmp_path: Path,
+    tails: Callable[[list[str], Path], TailThread],
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     path = tmp_path / "gaia.jsonl"
     count = 3000
     argv = ["-f", "--json", "--env", "prod", "--level", "warning", "--event", "stage.*"]
     follow = tails(argv, path)
+    wait_until(lambda: "waiting for" in capfd.readouterr().err)  # then it reads the whole file
     finish_writer(start_writer(path, count, "--max-bytes", "8192"))  # one burst
     expected = [
         i
