@@ -1,0 +1,1 @@
+"""Alerts that reach people: routing, grouping, silences and delivery to receivers."""
