@@ -54,7 +54,7 @@ from supervisors import (
     Strategy,
     Supervisor,
 )
-from supervisors.supervisor import SupervisorConfig
+from supervisors.spec import SupervisorConfig
 
 log = structlog.get_logger("gaia.daemon")
 

@@ -16,6 +16,7 @@ recovery (restore from backup, roll back) reaches it as callables in a child spe
 from __future__ import annotations
 
 from supervisors.backoff import Backoff
+from supervisors.children import Listener
 from supervisors.clock import Clock, ManualClock, RealClock
 from supervisors.errors import (
     AskExpired,
@@ -25,6 +26,7 @@ from supervisors.errors import (
     NotRunning,
     SupervisionError,
 )
+from supervisors.messages import ResetChild, RestartChild, WhichChildren
 from supervisors.registry import NodeInfo, Registry
 from supervisors.spec import (
     ChildSpec,
@@ -34,16 +36,10 @@ from supervisors.spec import (
     Restart,
     StepSkipped,
     Strategy,
+    SupervisorConfig,
 )
 from supervisors.supervised import Link, Supervised
-from supervisors.supervisor import (
-    Listener,
-    ResetChild,
-    RestartChild,
-    Supervisor,
-    SupervisorConfig,
-    WhichChildren,
-)
+from supervisors.supervisor import Supervisor
 
 __all__ = [
     "AskExpired",

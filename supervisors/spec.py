@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from supervisors.backoff import Backoff
 from supervisors.errors import SupervisionError
 
 if TYPE_CHECKING:
@@ -117,3 +118,18 @@ class ChildSpec:
             raise ValueError("a child spec needs a name")
         if self.shutdown_timeout <= 0 or self.start_timeout <= 0 or self.blocked_poll <= 0:
             raise ValueError(f"child {self.name!r}: timeouts and blocked_poll must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorConfig:
+    """How a supervisor treats its children (defaults follow OTP and Akka).
+
+    ``ping_timeout`` must exceed the longest a child's handler may legitimately run: a ping
+    waits behind the message being handled.
+    """
+
+    strategy: Strategy = Strategy.ONE_FOR_ONE
+    intensity: Intensity = field(default_factory=Intensity)
+    backoff: Backoff = field(default_factory=Backoff)
+    ping_interval: float = 1.0
+    ping_timeout: float = 3.0

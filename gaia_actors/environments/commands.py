@@ -28,7 +28,7 @@ from gaia_actors.messages import (
     TakeBackup,
 )
 from supervisors import Registry
-from supervisors.supervisor import ResetChild
+from supervisors.messages import ResetChild
 
 ENV = Arg("env", help="environment name")
 

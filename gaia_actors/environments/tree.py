@@ -30,8 +30,7 @@ from gaia_actors.environments.recovery import reset_data, restore_data, stop_lef
 from gaia_actors.layout import Layout, actor_name
 from gaia_actors.settings import Settings
 from supervisors import ChildSpec, Link, Registry, Strategy, Supervisor
-from supervisors.spec import Exhausted, LadderStep, ParkNow, StepSkipped
-from supervisors.supervisor import SupervisorConfig
+from supervisors.spec import Exhausted, LadderStep, ParkNow, StepSkipped, SupervisorConfig
 
 SUPERVISOR = "environments"
 BLOCKED_POLL = 0.5  # seconds between looks at a blocked environment's cause (a bind probe)

@@ -12,7 +12,7 @@ from gaia_actors.errors import Superseded, UnknownMessage
 from gaia_actors.messages import Crash, GetState, Hang, message
 from supervisors import ChildSpec, Link, Registry, Supervisor
 from supervisors.backoff import Backoff
-from supervisors.supervisor import SupervisorConfig
+from supervisors.spec import SupervisorConfig
 from tests.conftest import wait_until
 
 

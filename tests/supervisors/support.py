@@ -33,8 +33,7 @@ from supervisors import (
     Supervised,
     Supervisor,
 )
-from supervisors.spec import BlockedCheck, Exhausted, LadderCheck, LadderStep
-from supervisors.supervisor import SupervisorConfig
+from supervisors.spec import BlockedCheck, Exhausted, LadderCheck, LadderStep, SupervisorConfig
 from tests.conftest import wait_until
 
 # Tiny timings keep the suite fast; liveness and backoff tests pick their own.

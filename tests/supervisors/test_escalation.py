@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from supervisors import ChildSpec, Escalation, Intensity, NotRunning, Strategy, Supervisor
-from supervisors.supervisor import RestartChild, WhichChildren
+from supervisors.messages import RestartChild, WhichChildren
 from tests.supervisors.support import (
     FAST,
     Crash,

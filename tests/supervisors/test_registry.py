@@ -18,7 +18,7 @@ from supervisors import (
     Restart,
     Supervisor,
 )
-from supervisors.supervisor import WhichChildren
+from supervisors.messages import WhichChildren
 from tests.supervisors.support import (
     Block,
     Crash,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from supervisors import NotRunning, Restart, Strategy
-from supervisors.supervisor import RestartChild, WhichChildren
+from supervisors.messages import RestartChild, WhichChildren
 from tests.supervisors.support import Crash, Exit, Tree, Who, wait_until
 
 ONE, ALL, REST = Strategy.ONE_FOR_ONE, Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE
