@@ -3,7 +3,7 @@
 
 import sys
 
-from gaia_actors.cli import main
+from gaia_actors.console.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -77,7 +77,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks.soak_data import DataFaults  # noqa: E402 - needs the sys.path entry above
 from gaia_actors.app import supervisor_config  # noqa: E402
-from gaia_actors.client import Client, RemoteError  # noqa: E402
+from gaia_actors.console.client import Client, RemoteError  # noqa: E402
 from gaia_actors.environments import tree as environments_tree  # noqa: E402
 from gaia_actors.errors import ControlError  # noqa: E402
 from gaia_actors.settings import Settings, load  # noqa: E402

@@ -60,7 +60,7 @@ from benchmarks.chaos_soak import (  # noqa: E402 - needs the sys.path entry abo
     soak_config,
     wait_for,
 )
-from gaia_actors.client import Client  # noqa: E402
+from gaia_actors.console.client import Client  # noqa: E402
 from gaia_actors.environments import backups  # noqa: E402
 from gaia_actors.errors import ControlError  # noqa: E402
 

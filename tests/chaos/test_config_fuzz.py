@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gaia_actors import cli
+from gaia_actors.console import cli
 from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ConfigError
 from gaia_actors.settings import (

@@ -24,8 +24,15 @@ from hypothesis import strategies as st
 
 from gaia_actors import commands, control
 from gaia_actors.app import start_root
-from gaia_actors.client import Client, Code, ConnectionLost, RemoteError, connect_socket, encode
 from gaia_actors.commands import CommandContext, command
+from gaia_actors.console.client import (
+    Client,
+    Code,
+    ConnectionLost,
+    RemoteError,
+    connect_socket,
+    encode,
+)
 from gaia_actors.control import TELL_BURST, ControlServer
 from gaia_actors.errors import ControlError
 from gaia_actors.settings import Settings, load

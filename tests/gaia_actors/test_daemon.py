@@ -97,7 +97,7 @@ def test_root_escalation_exits_non_zero_naming_the_child(tmp_path: Path, config:
     )
     # A capability whose actor always fails to start: the root spends its budget and escalates.
     script = (
-        "import sys; from gaia_actors import app; from gaia_actors.cli import main;"
+        "import sys; from gaia_actors import app; from gaia_actors.console.cli import main;"
         "from tests.gaia_actors import failing_capability;"
         "app.CAPABILITIES.append(failing_capability);"
         "sys.exit(main(sys.argv[1:]))"

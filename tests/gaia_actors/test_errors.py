@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 import gaia_actors
-from gaia_actors import cli, errors
-from gaia_actors.client import RemoteError
+from gaia_actors import errors
+from gaia_actors.console import cli
+from gaia_actors.console.client import RemoteError
 from gaia_actors.errors import UsageError
 from supervisors import NotRunning
 from tests.errortree import check_tree, exception_classes
@@ -20,7 +21,8 @@ def test_every_exception_of_the_package_derives_from_gaia_error_and_is_drawn() -
 
 
 def test_there_is_one_usage_error() -> None:
-    from gaia_actors import commands, tail
+    from gaia_actors import commands
+    from gaia_actors.console import tail
 
     assert commands.UsageError is UsageError
     assert tail.UsageError is UsageError

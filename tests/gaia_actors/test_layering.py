@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("gaia_actors", "supervisors")
 CAPABILITIES = ("environments", "monitoring", "pipeline", "improve", "alerts")
-CONSOLE = frozenset({"cli", "commandline", "repl", "tail", "render", "client"})
+CONSOLE = frozenset({"console"})
 # The app: the tree and the control server it starts last. Every module directly under
 # gaia_actors/ is named in one layer, so a new module is placed by whoever adds it.
 APP = frozenset({"app", "control"})

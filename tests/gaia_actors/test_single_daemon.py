@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors.client import daemon_pid
+from gaia_actors.console.client import daemon_pid
 from tests.conftest import wait_until
 from tests.gaia_actors.test_control import CONFIG, DaemonProcess
 

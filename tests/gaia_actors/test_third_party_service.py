@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from gaia_actors.client import Client
+from gaia_actors.console.client import Client
 from gaia_actors.environments.layout import Layout
 from gaia_actors.settings import Settings, load
 from tests.conftest import wait_until

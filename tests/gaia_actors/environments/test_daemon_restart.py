@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import pytest
 
-from gaia_actors.client import Client
+from gaia_actors.console.client import Client
 from gaia_actors.environments import releases
 from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ControlError

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gaia_actors.client import Client
+from gaia_actors.console.client import Client
 from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ControlError
 from tests.conftest import wait_until

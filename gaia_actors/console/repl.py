@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from gaia_actors import commands
-from gaia_actors.client import Client, ConnectionLost, parse_fields
-from gaia_actors.commandline import (
+from gaia_actors.commands import Command, UsageError, grouped
+from gaia_actors.console.client import Client, ConnectionLost, parse_fields
+from gaia_actors.console.commandline import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNREACHABLE,
@@ -43,10 +44,9 @@ from gaia_actors.commandline import (
     resolve,
     unavailable,
 )
-from gaia_actors.commands import Command, UsageError, grouped
+from gaia_actors.console.render import Printer, command_help, listing
 from gaia_actors.errors import DaemonUnreachable
 from gaia_actors.messages import describe, message_types
-from gaia_actors.render import Printer, command_help, listing
 from gaia_actors.settings import Settings
 
 PROMPT = "gaia> "

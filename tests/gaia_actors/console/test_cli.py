@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from gaia_actors import cli, commandline, commands
-from gaia_actors.client import RemoteError
+from gaia_actors import commands
 from gaia_actors.commands import Arg, CommandContext, command
+from gaia_actors.console import cli, commandline
+from gaia_actors.console.client import RemoteError
 from gaia_actors.errors import ControlError, EnvironmentFailure
 from gaia_actors.settings import load
 from tests.conftest import wait_until

@@ -25,8 +25,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gaia_actors import __version__, commands
-from gaia_actors.client import Client, parse_fields
-from gaia_actors.commandline import (
+from gaia_actors.commands import Command
+from gaia_actors.console.client import Client, parse_fields
+from gaia_actors.console.commandline import (
     ALIASES,
     EXIT_FAILED,
     EXIT_OK,
@@ -50,10 +51,9 @@ from gaia_actors.commandline import (
     run_offline,
     unavailable,
 )
-from gaia_actors.commands import Command
+from gaia_actors.console.render import Printer, listing, plain
 from gaia_actors.errors import ConfigError, UsageError
 from gaia_actors.messages import message_types
-from gaia_actors.render import Printer, listing, plain
 from gaia_actors.settings import Settings, load
 
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for `cmd | head`
@@ -139,7 +139,7 @@ def _add_builtins(sub: Any, registered: Mapping[str, Command]) -> None:
         help="print results and events as JSON lines (for scripts)",
     )
     tail = sub.add_parser("tail", description=about["tail"])
-    from gaia_actors import tail as tail_module
+    from gaia_actors.console import tail as tail_module
 
     tail_module.add_arguments(tail)
     help_parser = sub.add_parser("help", description=about["help"])
@@ -245,20 +245,20 @@ def _dispatch(args: argparse.Namespace, settings: Settings, printer: Printer) ->
 
             return Daemon(settings).run()
         case "tail":
-            from gaia_actors import tail
+            from gaia_actors.console import tail
 
             args.json = args.json or args.json_output
             for env in args.env or ():
                 check_environment("tail", env, settings)
             return tail.run(args, settings.log_path)
         case "repl":
-            from gaia_actors.repl import Repl
+            from gaia_actors.console.repl import Repl
 
             return Repl(settings, printer).run()
         case "send" | "ask":
             return _inject(args, settings, printer)
         case "watch":
-            from gaia_actors.repl import watch
+            from gaia_actors.console.repl import watch
 
             check_environment("watch", args.env, settings)
             with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends

@@ -30,7 +30,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gaia_actors import tail
+from gaia_actors.console import tail
 from tests.conftest import wait_until
 
 WRITER_PATH = Path(__file__).with_name("tail_writer.py")
