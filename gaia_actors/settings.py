@@ -16,6 +16,7 @@ import sys
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,6 +331,101 @@ class ImproveSettings:
     targets: dict[str, ImproveTargetSettings] = field(default_factory=dict)
 
 
+RECEIVER_KINDS = ("webhook", "slack", "discord", "smtp", "command")
+# The keys each kind of receiver takes beside the common ones (name, kind and the filters).
+RECEIVER_FIELDS: dict[str, tuple[str, ...]] = {
+    "webhook": ("url", "headers"),
+    "slack": ("url", "headers"),
+    "discord": ("url", "headers"),
+    "smtp": ("host", "port", "security", "username", "password", "sender", "to"),
+    "command": ("command",),
+}
+RECEIVER_REQUIRED: dict[str, tuple[str, ...]] = {
+    "webhook": ("url",),
+    "slack": ("url",),
+    "discord": ("url",),
+    "smtp": ("host", "sender", "to"),
+    "command": ("command",),
+}
+# Keys whose values may hold ``${NAME}``, replaced at load by the daemon's environment variable.
+SECRET_FIELDS = ("url", "headers", "username", "password")
+SMTP_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverSettings:
+    """One place alerts are delivered to (``[[alerts.receivers]]``).
+
+    The filters: ``events`` are globs of alert names, ``envs`` environment names (empty: all;
+    the daemon's own alerts pass any), ``min_severity`` the least severe alert sent. ``url``,
+    ``headers``, ``username`` and ``password`` have their ``${NAME}`` replaced at load from the
+    environment; they are left out of ``repr`` and only ``endpoint`` is ever logged.
+    """
+
+    name: str
+    kind: Literal["webhook", "slack", "discord", "smtp", "command"]
+    events: tuple[str, ...] = ("*",)
+    envs: tuple[str, ...] = ()
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+    timeout: float = bounded(10.0, 0.1, 600)  # seconds one send may take
+    rate_limit: int = bounded(20, 1, 100_000)  # notifications per minute
+    send_resolved: bool = True
+    # webhook, slack, discord
+    url: str = field(default="", repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    # smtp; port 0 means the security's usual port (587, 465 or 25)
+    host: str = ""
+    port: int = bounded(0, 0, 65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    sender: str = ""
+    to: tuple[str, ...] = ()
+    # command: an argv, run without a shell, the notification as JSON on its stdin
+    command: tuple[str, ...] = ()
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port or SMTP_PORTS[self.security]
+
+    @property
+    def endpoint(self) -> str:
+        """Where the receiver sends, safe to log: a URL's host (its path and query may hold a
+        token), the SMTP server, or the command's program."""
+        if self.kind == "smtp":
+            return f"{self.host}:{self.smtp_port}"
+        if self.kind == "command":
+            return self.command[0] if self.command else ""
+        return urllib.parse.urlsplit(self.url).netloc.rpartition("@")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """How alerts are grouped, repeated, retried and kept, and where they go.
+
+    Alerts with the same ``group_by`` values (any of name, env, severity; none: one group)
+    that fire within ``group_wait`` go out as one notification per receiver; alerts joining a
+    group already notified wait ``group_interval``; a group still firing is sent again after
+    ``repeat_interval``. A failed send is retried from ``retry_initial`` seconds, doubling up
+    to ``retry_max``, with ``retry_jitter`` of randomness, for at most ``retry_for`` seconds.
+    """
+
+    group_by: tuple[Literal["name", "env", "severity"], ...] = ("name",)
+    group_wait: float = bounded(1.0, 0, 3600)
+    group_interval: float = bounded(30.0, 0.01, 86400)
+    repeat_interval: float = bounded(14_400.0, 1, 604_800)
+    retry_initial: float = bounded(1.0, 0.01, 3600)
+    retry_max: float = bounded(300.0, 0.01, 86400)
+    retry_jitter: float = bounded(0.2, 0, 1)
+    retry_for: float = bounded(86_400.0, 1, 2_592_000)
+    # an environment degraded for this long raises environment_degraded
+    degraded_after: float = bounded(300.0, 0.01, 604_800)
+    # seconds the last alert before the daemon exits may take to deliver
+    final_timeout: float = bounded(5.0, 0.1, 300)
+    retention_days: float = bounded(30.0, 0.01, 36500)
+    receivers: tuple[ReceiverSettings, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """All configuration; ``config_path`` and ``state_dir`` are resolved absolute paths."""
@@ -348,6 +444,7 @@ class Settings:
     balancer: BalancerSettings = field(default_factory=BalancerSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     improve: ImproveSettings = field(default_factory=ImproveSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def base_dir(self) -> Path:
@@ -398,7 +495,7 @@ def load(path: Path | str | None = None, environ: Mapping[str, str] | None = Non
             settings, store=dataclasses.replace(settings.store, url=environ["GAIA_DATABASE_URL"])
         )
     _check(settings, where)
-    return settings
+    return _resolve_secrets(settings, environ, where)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -482,6 +579,7 @@ def _check(settings: Settings, where: str) -> None:
     _check_pipeline(settings, where)
     _check_improve(settings.improve, where)
     _check_templates(where, "improve", settings.improve)
+    _check_alerts(settings, where)
 
 
 # The promotions and the environments they move a release between.
@@ -576,6 +674,75 @@ def _check_improve(improve: ImproveSettings, where: str) -> None:
             raise ConfigError(where, f"improve.targets.{name}.path", "expected a non-empty path")
         key = f"improve.targets.{name}.schedule"
         _check_schedule(where, key, target.schedule, IMPROVE_SCHEDULES)
+
+
+def _check_alerts(settings: Settings, where: str) -> None:
+    names: set[str] = set()
+    for i, receiver in enumerate(settings.alerts.receivers):
+        key = f"alerts.receivers[{i}]"
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", receiver.name):
+            raise ConfigError(
+                where, f"{key}.name", f"expected letters, digits, - or _, got {receiver.name!r}"
+            )
+        if receiver.name in names:
+            raise ConfigError(where, f"{key}.name", f"receiver {receiver.name!r} is named twice")
+        names.add(receiver.name)
+        _check_receiver_fields(where, key, receiver)
+        unknown = sorted(set(receiver.envs) - set(settings.environments))
+        if unknown:
+            raise ConfigError(
+                where, f"{key}.envs", f"{unknown[0]!r} is not a configured environment"
+            )
+        if receiver.kind in ("webhook", "slack", "discord"):
+            scheme = urllib.parse.urlsplit(receiver.url).scheme
+            if scheme not in ("http", "https") or not receiver.endpoint:
+                raise ConfigError(where, f"{key}.url", "expected an http:// or https:// URL")
+
+
+def _check_receiver_fields(where: str, key: str, receiver: ReceiverSettings) -> None:
+    """A key of another kind is refused (it would be ignored silently), a required one named."""
+    defaults = ReceiverSettings(name="", kind=receiver.kind)
+    own = RECEIVER_FIELDS[receiver.kind]
+    for name in {f for fields in RECEIVER_FIELDS.values() for f in fields} - set(own):
+        if getattr(receiver, name) != getattr(defaults, name):
+            raise ConfigError(
+                where,
+                f"{key}.{name}",
+                f"not a key of a {receiver.kind} receiver; its keys: {', '.join(own)}",
+            )
+    for name in RECEIVER_REQUIRED[receiver.kind]:
+        if not getattr(receiver, name):
+            raise ConfigError(where, f"{key}.{name}", f"a {receiver.kind} receiver needs it")
+    if bool(receiver.username) != bool(receiver.password):
+        raise ConfigError(where, f"{key}.password", "username and password go together")
+
+
+_SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _resolve_secrets(settings: Settings, environ: Mapping[str, str], where: str) -> Settings:
+    """Each ``${NAME}`` in a receiver's secret-bearing keys replaced by the variable's value."""
+
+    def one(text: str, key: str) -> str:
+        def value(match: re.Match[str]) -> str:
+            if match[1] not in environ:
+                raise ConfigError(where, key, f"environment variable {match[1]} is not set")
+            return environ[match[1]]
+
+        return _SECRET.sub(value, text)
+
+    receivers = []
+    for i, receiver in enumerate(settings.alerts.receivers):
+        key = f"alerts.receivers[{i}]"
+        changes: dict[str, Any] = {
+            name: one(getattr(receiver, name), f"{key}.{name}")
+            for name in SECRET_FIELDS
+            if name != "headers"
+        }
+        changes["headers"] = {k: one(v, f"{key}.headers.{k}") for k, v in receiver.headers.items()}
+        receivers.append(dataclasses.replace(receiver, **changes))
+    alerts = dataclasses.replace(settings.alerts, receivers=tuple(receivers))
+    return dataclasses.replace(settings, alerts=alerts)
 
 
 def backup_interval(schedule: str | float) -> float | None:

@@ -19,6 +19,7 @@ from gaia_actors.settings import (
     ENV_PLACEHOLDERS,
     RANGE,
     EnvironmentSettings,
+    ReceiverSettings,
     Settings,
     StageSettings,
     backup_interval,
@@ -276,7 +277,7 @@ def _numeric_fields() -> list[tuple[str, str]]:
         if f.name not in ("config_path", "state_dir", "environments")
     ]
     found = []
-    for cls in [*classes, EnvironmentSettings, StageSettings]:
+    for cls in [*classes, EnvironmentSettings, StageSettings, ReceiverSettings]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             members = typing.get_args(hints[f.name]) or (hints[f.name],)
