@@ -34,9 +34,10 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -650,8 +651,11 @@ def _popen(
     env: Mapping[str, str] | None,
     output_fd: int,
     error_fd: int | None = None,
+    *,
+    input_fd: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv``; stderr goes to ``error_fd``, or with stdout to ``output_fd``."""
+    """Start ``argv``; stderr goes to ``error_fd``, or with stdout to ``output_fd``; stdin
+    reads ``input_fd`` (else /dev/null)."""
     if not argv:
         raise SpawnError(argv, Path(cwd), "empty argv")
     try:
@@ -659,7 +663,7 @@ def _popen(
             list(argv),
             cwd=cwd,
             env=None if env is None else dict(env),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if input_fd is None else input_fd,
             stdout=output_fd,
             stderr=output_fd if error_fd is None else error_fd,
             start_new_session=True,  # own session and group: signal the group, not just the pid
@@ -675,10 +679,12 @@ def _spawn_to_memory(
     env: Mapping[str, str] | None,
     limit: int,
     on_line: Callable[[str], None] | None,
+    *,
+    input_fd: int | None = None,
 ) -> Child:
     read_fd, write_fd = os.pipe()
     try:
-        popen = _popen(argv, cwd, env, write_fd)
+        popen = _popen(argv, cwd, env, write_fd, input_fd=input_fd)
     except BaseException:
         os.close(read_fd)
         raise
@@ -687,10 +693,12 @@ def _spawn_to_memory(
     return Child(popen, _MemoryOutput(read_fd, limit, on_line))
 
 
-def _spawn_captured(argv: Sequence[str], cwd: Path | str, env: Mapping[str, str] | None) -> Child:
+def _spawn_captured(
+    argv: Sequence[str], cwd: Path | str, env: Mapping[str, str] | None, input_fd: int | None
+) -> Child:
     (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
     try:
-        popen = _popen(argv, cwd, env, out_write, err_write)
+        popen = _popen(argv, cwd, env, out_write, err_write, input_fd=input_fd)
     except BaseException:
         os.close(out_read)
         os.close(err_read)
@@ -750,6 +758,7 @@ def run(
     output_limit: int = DEFAULT_TAIL_CHARS,
     capture: bool = False,
     grace: float = 0.0,
+    input: bytes | None = None,
 ) -> RunResult:
     """Run a stage, test or tool command to completion.
 
@@ -762,12 +771,14 @@ def run(
     raises, it is not called again and the exception is re-raised here once the command is
     over. ``output_tail`` keeps the last ``output_limit`` characters. A child process that
     buffers its stdout (Python without ``-u``) delivers its lines late: that is its choice.
+    ``input`` is the command's stdin (else /dev/null).
     """
     started = time.monotonic()
-    if capture:
-        child = _spawn_captured(argv, cwd, env)
-    else:
-        child = _spawn_to_memory(argv, cwd, env, output_limit, on_line)
+    with _stdin(input) as input_fd:
+        if capture:
+            child = _spawn_captured(argv, cwd, env, input_fd)
+        else:
+            child = _spawn_to_memory(argv, cwd, env, output_limit, on_line, input_fd=input_fd)
     timed_out = cancelled = False
     try:
         timed_out, cancelled = _await_exit(child, started, timeout, cancel)
@@ -783,6 +794,20 @@ def run(
     return RunResult(
         child.exit_code, duration, timed_out, cancelled, tail, child.pid, stdout, stderr
     )
+
+
+@contextlib.contextmanager
+def _stdin(data: bytes | None) -> Iterator[int | None]:
+    """A descriptor to give a child as stdin holding ``data``: an unlinked file, not a pipe,
+    so a command that never reads it cannot block a writer."""
+    if data is None:
+        yield None
+        return
+    with tempfile.TemporaryFile() as file:
+        file.write(data)
+        file.flush()
+        file.seek(0)
+        yield file.fileno()
 
 
 def _end_group(child: Child, grace: float) -> None:

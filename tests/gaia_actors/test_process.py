@@ -346,6 +346,18 @@ def test_run_capture_keeps_stdout_and_stderr_whole_and_apart(tmp_path: Path) -> 
     assert result.output_tail == ""
 
 
+def test_run_gives_input_on_stdin_even_to_a_command_that_never_reads_it(tmp_path: Path) -> None:
+    data = b"{" + b"x" * 200_000 + b"}"  # past a pipe's buffer: a pipe writer would block
+    echo = run(script("import sys; print(len(sys.stdin.buffer.read()))"), tmp_path, input=data)
+    assert echo.output_tail == str(len(data))
+    ignored = run(script("print('no read')"), tmp_path, timeout=30, input=data)
+    assert (ignored.ok, ignored.output_tail) == (True, "no read")
+    captured = run(
+        script("import sys; print(sys.stdin.read())"), tmp_path, capture=True, input=b"hi"
+    )
+    assert captured.stdout == "hi\n"
+
+
 def test_run_with_grace_sends_sigterm_before_sigkill(tmp_path: Path) -> None:
     code = """
         import signal, sys, time
