@@ -30,8 +30,10 @@ import pykka
 import pykka.debug
 import structlog
 
-from gaia_actors import commands, control, core_commands, logs, monitoring, pipeline
+from gaia_actors import logs, monitoring, pipeline
 from gaia_actors.bus import EventBus
+from gaia_actors.control import commands, core_commands
+from gaia_actors.control import server as control
 from gaia_actors.environments import commands as environment_commands
 from gaia_actors.environments import tree as environment_tree
 from gaia_actors.errors import DaemonError

@@ -23,8 +23,8 @@ import os
 from pathlib import Path
 from typing import IO
 
+from gaia_actors.control.protocol import connect_socket, encode
 from gaia_actors.errors import DaemonError, LockHeld
-from gaia_actors.protocol import connect_socket, encode
 
 PROBE_TIMEOUT = 0.5  # a server that does not answer a ping this fast is not a daemon
 LOCK_NAME = "daemon.lock"

@@ -1,9 +1,9 @@
 """The command line: ``python run.py [command]`` and the ``gaia-env`` console script.
 
 With no command it runs the daemon in the foreground. Every command registered with
-``@command`` (gaia_actors/commands.py) becomes a subcommand with its positional arguments and
-options, so a capability's new command appears here, in ``--help`` and in the REPL without
-editing this file. Built in: ``run``, ``repl``, ``tail``, ``help``, ``send``, ``ask``,
+``@command`` (gaia_actors/control/commands.py) becomes a subcommand with its positional
+arguments and options, so a capability's new command appears here, in ``--help`` and in the
+REPL without editing this file. Built in: ``run``, ``repl``, ``tail``, ``help``, ``send``, ``ask``,
 ``watch`` and ``monitor`` (a refreshing ``status``), plus the original tool's names
 ``promote-dev``/``promote-staging``/``promote-all`` when a ``promote`` command exists.
 
@@ -24,8 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gaia_actors import __version__, commands
-from gaia_actors.commands import Command
+from gaia_actors import __version__
 from gaia_actors.console.client import Client, parse_fields
 from gaia_actors.console.commandline import (
     ALIASES,
@@ -52,6 +51,8 @@ from gaia_actors.console.commandline import (
     unavailable,
 )
 from gaia_actors.console.render import Printer, listing, plain
+from gaia_actors.control import commands
+from gaia_actors.control.commands import Command
 from gaia_actors.errors import ConfigError, UsageError
 from gaia_actors.messages import message_types
 from gaia_actors.settings import Settings, load

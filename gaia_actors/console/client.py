@@ -1,5 +1,6 @@
 """The control protocol's client side: ``Client`` sends requests on the daemon's socket and
-reads their replies, progress and events (the wire format is ``gaia_actors/protocol.py``'s)."""
+reads their replies, progress and events (the wire format is
+``gaia_actors/control/protocol.py``'s)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gaia_actors.errors import EXIT_FAILED, EXIT_USAGE, ControlError, DaemonUnreachable
-from gaia_actors.protocol import (
+from gaia_actors.control.protocol import (
     USAGE_CODES,
     Code,
     LineReader,
     connect_socket,
     encode,
 )
+from gaia_actors.errors import EXIT_FAILED, EXIT_USAGE, ControlError, DaemonUnreachable
 
 CLIENT_MAX_LINE = 64 * 1024 * 1024  # replies (a big `history`) may exceed the request bound
 
@@ -246,7 +247,7 @@ class Client:
 
 def parse_fields(words: Sequence[str], verb: str = "send") -> dict[str, str]:
     """``key=value`` words into a mapping; a word without '=' is a usage error."""
-    from gaia_actors.commands import UsageError
+    from gaia_actors.control.commands import UsageError
 
     fields: dict[str, str] = {}
     for word in words:

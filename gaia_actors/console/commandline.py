@@ -10,10 +10,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from gaia_actors import app, commands, errors
-from gaia_actors.commands import Command, CommandContext
+from gaia_actors import app, errors
 from gaia_actors.console.client import Client
 from gaia_actors.console.render import Printer, default_note, message_help
+from gaia_actors.control import commands
+from gaia_actors.control.commands import Command, CommandContext
 from gaia_actors.errors import DaemonUnreachable, GaiaError, UsageError
 from gaia_actors.messages import describe, message_types, unknown_environment
 from gaia_actors.settings import Settings

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-from gaia_actors.commands import Command
+from gaia_actors.control.commands import Command
 from gaia_actors.formatting import cell, scalar, tree, value
 
 _COLORS = {"debug": "2", "warning": "33", "error": "31", "critical": "1;31"}

@@ -23,8 +23,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gaia_actors import commands
-from gaia_actors.commands import Command, UsageError, grouped
 from gaia_actors.console.client import Client, ConnectionLost, parse_fields
 from gaia_actors.console.commandline import (
     EXIT_FAILED,
@@ -45,6 +43,8 @@ from gaia_actors.console.commandline import (
     unavailable,
 )
 from gaia_actors.console.render import Printer, command_help, listing
+from gaia_actors.control import commands
+from gaia_actors.control.commands import Command, UsageError, grouped
 from gaia_actors.errors import DaemonUnreachable
 from gaia_actors.messages import describe, message_types
 from gaia_actors.settings import Settings

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gaia_actors import formatting
-from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
+from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.environments import alerts, backups, data, recovery, releases
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import SUPERVISOR

@@ -16,7 +16,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from gaia_actors.commands import (
+from gaia_actors.control.commands import (
     CommandContext,
     Option,
     command,

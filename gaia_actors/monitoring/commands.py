@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 from gaia_actors import formatting
-from gaia_actors.commands import Arg, CommandContext, Option, UsageError, command
+from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.datanotes import data_lines, data_notes
 from gaia_actors.errors import ControlError
 from gaia_actors.layout import Layout

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gaia_actors.commands import (
+from gaia_actors.control.commands import (
     Arg,
     CommandContext,
     Option,

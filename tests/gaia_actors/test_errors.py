@@ -21,8 +21,8 @@ def test_every_exception_of_the_package_derives_from_gaia_error_and_is_drawn() -
 
 
 def test_there_is_one_usage_error() -> None:
-    from gaia_actors import commands
     from gaia_actors.console import tail
+    from gaia_actors.control import commands
 
     assert commands.UsageError is UsageError
     assert tail.UsageError is UsageError

@@ -22,15 +22,17 @@ PACKAGES = ("gaia_actors", "supervisors")
 CAPABILITIES = ("environments", "monitoring", "pipeline", "improve", "alerts")
 CONSOLE = frozenset({"console"})
 # The app: the tree and the control server it starts last. Every module directly under
-# gaia_actors/ is named in one layer, so a new module is placed by whoever adds it.
+# gaia_actors/ is named in one layer, so a new module is placed by whoever adds it; a module of
+# a package is placed by its own name (``control.protocol``) before its package's (``control``).
 APP = frozenset({"app", "control"})
 CORE = frozenset(
     {
         "__init__",
         "actor",
         "bus",
-        "commands",
-        "core_commands",
+        "control.commands",
+        "control.core_commands",
+        "control.protocol",
         "datanotes",
         "errors",
         "formatting",
@@ -44,7 +46,6 @@ CORE = frozenset(
         "models",
         "outbox",
         "process",
-        "protocol",
         "settings",
         "storage",
         "store",
@@ -130,12 +131,13 @@ def layer(module: str) -> str:
         return "core"  # the package's __init__
     if parts[1] in CAPABILITIES:
         return f"capability:{parts[1]}"
-    if parts[1] in CONSOLE:
-        return "console"
-    if parts[1] in APP:
-        return "app"
-    if parts[1] in CORE:
-        return "core"
+    for name in (".".join(parts[1:3]), parts[1]):
+        if name in CONSOLE:
+            return "console"
+        if name in APP:
+            return "app"
+        if name in CORE:
+            return "core"
     raise AssertionError(f"{module}: not placed in a layer; add it to CORE, APP or CONSOLE")
 
 
@@ -276,12 +278,12 @@ def test_the_reader_sees_every_kind_of_import(tmp_path: Path) -> None:
 
 def test_a_cycle_and_a_forbidden_edge_are_reported() -> None:
     graph = {
-        "gaia_actors.commands": {"gaia_actors.improve.cli_commands"},
+        "gaia_actors.control.commands": {"gaia_actors.improve.cli_commands"},
         "gaia_actors.improve.cli_commands": {"gaia_actors.app"},
-        "gaia_actors.app": {"gaia_actors.commands"},
+        "gaia_actors.app": {"gaia_actors.control.commands"},
     }
     assert cycles(graph) == [sorted(graph)]
     assert layering_violations(graph) == [
-        ("gaia_actors.commands", "gaia_actors.improve.cli_commands"),
+        ("gaia_actors.control.commands", "gaia_actors.improve.cli_commands"),
         ("gaia_actors.improve.cli_commands", "gaia_actors.app"),
     ]

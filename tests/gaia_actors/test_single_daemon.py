@@ -12,7 +12,7 @@ import pytest
 
 from gaia_actors.console.client import daemon_pid
 from tests.conftest import wait_until
-from tests.gaia_actors.test_control import CONFIG, DaemonProcess
+from tests.gaia_actors.control.test_control import CONFIG, DaemonProcess
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from gaia_actors import commands
-from gaia_actors.commands import Arg, CommandContext, command
 from gaia_actors.console import cli, commandline
 from gaia_actors.console.client import RemoteError
+from gaia_actors.control import commands
+from gaia_actors.control.commands import Arg, CommandContext, command
 from gaia_actors.errors import ControlError, EnvironmentFailure
 from gaia_actors.settings import load
 from tests.conftest import wait_until
+from tests.gaia_actors.control.test_control import CONFIG, REPO, DaemonProcess
 from tests.gaia_actors.environments.conftest import DEMO, PROCESS_ENV, free_port
-from tests.gaia_actors.test_control import CONFIG, REPO, DaemonProcess
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from gaia_actors import commands
-from tests.gaia_actors.test_control import REPO, DaemonProcess
+from gaia_actors.control import commands
+from tests.gaia_actors.control.test_control import REPO, DaemonProcess
 
 PROMPT = "gaia> "
 

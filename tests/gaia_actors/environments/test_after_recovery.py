@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from gaia_actors.commands import CommandContext
+from gaia_actors.control.commands import CommandContext
 from gaia_actors.environments import commands as env_commands
 from gaia_actors.messages import Fail
 from tests.conftest import wait_until

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors.commands import CommandContext, UsageError
 from gaia_actors.console import cli
+from gaia_actors.control.commands import CommandContext, UsageError
 from gaia_actors.environments import commands as env
 from gaia_actors.environments import releases
 from gaia_actors.errors import ControlError, EnvironmentFailure, Rejected

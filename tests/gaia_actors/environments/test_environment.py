@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from gaia_actors import process
-from gaia_actors.commands import CommandContext
+from gaia_actors.control.commands import CommandContext
 from gaia_actors.environments import commands as env_commands
 from gaia_actors.environments import releases
 from gaia_actors.environments.layout import Layout

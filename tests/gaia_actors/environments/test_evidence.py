@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors.commands import CommandContext, UsageError
+from gaia_actors.control.commands import CommandContext, UsageError
 from gaia_actors.environments import commands as env_commands
 from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name

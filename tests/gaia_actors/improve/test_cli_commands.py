@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.gaia_actors.control.test_control import REPO, DaemonProcess
 from tests.gaia_actors.improve.conftest import write
-from tests.gaia_actors.test_control import REPO, DaemonProcess
 
 MODULE = "def f(x):\n    # TODO: later\n    return x\n"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors import commands
-from gaia_actors.commands import CommandContext, UsageError
 from gaia_actors.console import render
+from gaia_actors.control import commands
+from gaia_actors.control.commands import CommandContext, UsageError
 from gaia_actors.errors import ControlError
 from gaia_actors.messages import Event, Flush, fields_of
 from gaia_actors.models import ActorRestart

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors import commands
 from gaia_actors.console.cli import run_offline
 from gaia_actors.console.render import Printer
+from gaia_actors.control import commands
 from gaia_actors.errors import Busy
 from gaia_actors.messages import GetPipelineHistory, GetPipelineStatus, Promote
 from gaia_actors.pipeline.coordinator import prune_artifacts

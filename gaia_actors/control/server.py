@@ -1,6 +1,6 @@
 """The control server (``control``): the daemon's Unix socket for the REPL and the CLI.
 
-Newline-delimited JSON (the frame format is in gaia_actors/protocol.py). Operations:
+Newline-delimited JSON (the frame format is in gaia_actors/control/protocol.py). Operations:
 
     ping                                   -> {"pong": true, "pid", "protocol", "version"}
     actors                                 -> the supervision tree (registry.snapshot())
@@ -40,9 +40,12 @@ from typing import Any
 import peewee
 import structlog
 
-from gaia_actors import __version__, commands, core_commands
+from gaia_actors import __version__
 from gaia_actors.actor import GaiaActor
-from gaia_actors.commands import CommandContext, UsageError
+from gaia_actors.control import commands, core_commands
+from gaia_actors.control.commands import CommandContext, UsageError
+from gaia_actors.control.protocol import PROTOCOL_VERSION, Code, LineReader, encode
+from gaia_actors.control.protocol import unix_address as _unix_address
 from gaia_actors.errors import (
     Busy,
     ControlError,
@@ -63,8 +66,6 @@ from gaia_actors.messages import (
     message_types,
 )
 from gaia_actors.models import closing_connections
-from gaia_actors.protocol import PROTOCOL_VERSION, Code, LineReader, encode
-from gaia_actors.protocol import unix_address as _unix_address
 from gaia_actors.settings import Settings
 from supervisors import AskTimeout, ChildSpec, Link, NotRunning, Registry
 

@@ -9,7 +9,7 @@ socket. A request carries an ``id`` (int or string, echoed back) and an ``op``::
 
 Streaming requests (``command``, ``subscribe``) send frames before their one final reply:
 ``{"id": 1, "progress": {...}}``, ``{"id": 1, "subscribed": {...}}``,
-``{"id": 1, "event": {...}}`` and ``{"id": 1, "dropped": N}``. See gaia_actors/control.py
+``{"id": 1, "event": {...}}`` and ``{"id": 1, "dropped": N}``. See gaia_actors/control/server.py
 for the operations.
 """
 

@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 from gaia_actors.actor import MAX_HANG_SECONDS
-from gaia_actors.commands import CommandContext, UsageError, command
+from gaia_actors.control.commands import CommandContext, UsageError, command
 from gaia_actors.errors import ControlError
 from gaia_actors.messages import Crash, Hang, describe, message_types
 from gaia_actors.process import proc_stats

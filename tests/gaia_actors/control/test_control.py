@@ -22,9 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gaia_actors import commands, control
 from gaia_actors.app import start_root
-from gaia_actors.commands import CommandContext, command
 from gaia_actors.console.client import (
     Client,
     Code,
@@ -33,13 +31,16 @@ from gaia_actors.console.client import (
     connect_socket,
     encode,
 )
-from gaia_actors.control import TELL_BURST, ControlServer
+from gaia_actors.control import commands
+from gaia_actors.control import server as control
+from gaia_actors.control.commands import CommandContext, command
+from gaia_actors.control.server import TELL_BURST, ControlServer
 from gaia_actors.errors import ControlError
 from gaia_actors.settings import Settings, load
 from supervisors import Link, Registry
 from tests.conftest import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MAX_LINE = 4096  # small, so oversize frames are cheap to fuzz
 CONFIG = f"""
 [logging]
