@@ -34,7 +34,8 @@ from gaia_actors.console.client import (
 from gaia_actors.control import commands
 from gaia_actors.control import server as control
 from gaia_actors.control.commands import CommandContext, command
-from gaia_actors.control.server import TELL_BURST, ControlServer
+from gaia_actors.control.connection import TELL_BURST
+from gaia_actors.control.server import ControlServer
 from gaia_actors.errors import ControlError
 from gaia_actors.settings import Settings, load
 from supervisors import Link, Registry

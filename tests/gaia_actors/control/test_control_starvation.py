@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gaia_actors.console.client import connect_socket
-from gaia_actors.control.server import EVICT_AFTER, MAX_CLIENTS, TELL_BURST
+from gaia_actors.control.connection import EVICT_AFTER, MAX_CLIENTS, TELL_BURST
 from tests.conftest import wait_until
 from tests.gaia_actors.control.test_control import CONFIG, DaemonProcess, read_frames
 
