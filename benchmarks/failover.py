@@ -66,8 +66,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gaia_actors import logs, monitoring
 from gaia_actors.app import build_children, start_root
 from gaia_actors.environments import tree as environment_tree
-from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
+from gaia_actors.layout import Layout
 from gaia_actors.messages import Event, Flush, GetEnvStatus, GetHealth, GetIncidents, SubscribeSink
 from gaia_actors.pipeline.load import run_load
 from gaia_actors.settings import LoggingSettings, Settings, load

@@ -13,7 +13,7 @@ daemon's log file sink on, the console off); timed from ``Promote("all")`` to th
 the store, the events, the rollback bookkeeping and the environments' own deploy work.
 
 Baseline: the same work with the same library functions and no actors, in one thread: copy
-the source into a release and run the build command (``releases.build_release``), deploy to
+the source into a release and run the build command (``builds.build_release``), deploy to
 dev, staging and prod (import the release, switch ``current``, stop the old process with
 SIGTERM and its grace, spawn the new one with the same argv, environment and log pump, write
 its pid file, ``wait_healthy`` with the same poll, mark it healthy), run each stage command
@@ -41,10 +41,10 @@ from typing import Any
 
 from gaia_actors import logs, pipeline, process
 from gaia_actors.app import start_root
-from gaia_actors.environments import backups, releases
+from gaia_actors.environments import backups, builds, releases
 from gaia_actors.environments import tree as environment_tree
-from gaia_actors.environments.layout import Layout
 from gaia_actors.httpclient import check_health, wait_healthy
+from gaia_actors.layout import Layout
 from gaia_actors.messages import GetEnvStatus, Promote
 from gaia_actors.pipeline.load import run_load
 from gaia_actors.settings import Settings, load
@@ -169,7 +169,7 @@ class BaselineSide:
             self._start(layout, release.id)
 
     def _build(self, layout: Layout) -> releases.Release:
-        return releases.build_release(
+        return builds.build_release(
             layout.source, layout.releases, layout.config.ignore, layout.build_argv()
         )
 
@@ -189,7 +189,7 @@ class BaselineSide:
 
     def _deploy(self, env: str, release_dir: Path) -> None:
         layout = self.layouts[env]
-        release = releases.import_release(release_dir, layout.releases)
+        release = builds.import_release(release_dir, layout.releases)
         releases.switch_current(layout.root, release.id)
         self.procs[env].stop(layout.config.stop_grace)
         process.remove_pidfile(layout.pidfile)

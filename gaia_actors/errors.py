@@ -28,7 +28,7 @@ GaiaError                        exit code 1 unless a class below says otherwise
 │   ├── NoVerifiedBackup         no backup passes verification (why each was refused)
 │   └── NotADatabase             environments.data: a matched file is not SQLite
 ├── ReleaseError                 layout: a release cannot be made or found
-│   ├── BuildError               the build command failed; no release was created
+│   ├── BuildError               environments.builds: the build command failed; no release made
 │   └── ReleaseNotFound          no complete release with that id
 ├── PipelineError                a promotion could not run or failed
 │   └── StageError               pipeline: a stage could not do its work

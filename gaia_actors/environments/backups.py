@@ -1,11 +1,10 @@
-"""Backups of an environment's SQLite databases: take, verify, list, prune, restore, reset.
+"""Backups of an environment's SQLite databases: take, verify, list, prune.
 
 On disk::
 
     <env_dir>/backups/<backup_id>/<name>         online-backup copy of data/<name> (a
                                                  path under data/, e.g. app.db, sub/x.sqlite)
     <env_dir>/backups/<backup_id>/MANIFEST.json  written last: sizes, sha256, integrity_check
-    <env_dir>/data.replaced-<stamp>/             what a restore or reset moved aside
 
 ``backup_id`` is the UTC time the backup was taken, ``20261128T075501.123456Z`` (a ``-N``
 suffix only if two backups share a microsecond), so ids sort oldest to newest. A backup
@@ -15,7 +14,8 @@ Copies are made with SQLite's online backup API in one step, which reads one con
 snapshot even while the service writes (the file of a live WAL database is never copied:
 https://www.sqlite.org/backup.html), then checked with ``PRAGMA integrity_check`` and hashed.
 
-Nothing here locks: one caller per environment at a time (the environment actor).
+Nothing here locks: one caller per environment at a time (the environment actor). Putting a
+backup back in place of the live data is ``gaia_actors.environments.restores``.
 
 Its errors, ``BackupError`` and its subclasses, are drawn in the tree of ``gaia_actors.errors``.
 """
@@ -43,16 +43,12 @@ __all__ = [
     "DatabaseCopy",
     "NoVerifiedBackup",
     "NothingToBackUp",
-    "RestoreResult",
+    "backup_dirs",
     "backup_problem",
-    "choose",
     "list_backups",
     "load_backup",
-    "move_aside",
     "prune_backups",
-    "repair_data",
-    "reset_data",
-    "restore",
+    "stamp",
     "take_backup",
     "verify_backup",
 ]
@@ -120,19 +116,10 @@ class BackupRecord:
     databases: tuple[DatabaseCopy, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RestoreResult:
-    """What :func:`restore` used, what it refused and why, and where the old data went."""
-
-    used: BackupRecord
-    skipped: tuple[tuple[str, str], ...]  # (backup id, reason), newest first
-    saved_copy_path: Path | None  # None when there was no data directory to replace
-
-
 # --------------------------------------------------------------------------- helpers
 
 
-def _stamp(moment: datetime) -> str:
+def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
@@ -186,15 +173,6 @@ def _unique_dir(parent: Path, name: str) -> Path:
     raise BackupError(parent, f"cannot find a free name for {name}")
 
 
-def _unique_name(parent: Path, name: str) -> Path:
-    """A path ``parent/name`` (or ``name-N``) that does not exist yet."""
-    for attempt in range(1000):
-        candidate = parent / (name if attempt == 0 else f"{name}-{attempt}")
-        if not os.path.lexists(candidate):
-            return candidate
-    raise BackupError(parent, f"cannot find a free name for {name}")
-
-
 # --------------------------------------------------------------------------- take
 
 
@@ -243,7 +221,7 @@ def take_backup(
     if not sources:
         raise NothingToBackUp(data_dir, "no database to back up")
     created = now or datetime.now(UTC)
-    backup_dir = _unique_dir(backups_dir, _stamp(created))
+    backup_dir = _unique_dir(backups_dir, stamp(created))
     try:
         copies = [
             _copy_database(source, source.relative_to(data_dir).as_posix(), backup_dir)
@@ -327,7 +305,7 @@ def verify_backup(backup: BackupRecord | Path | str) -> bool:
     return backup_problem(backup) is None
 
 
-def _backup_dirs(backups_dir: Path) -> list[Path]:
+def backup_dirs(backups_dir: Path) -> list[Path]:
     """Every backup directory, complete or not, newest first (ids sort by time)."""
     if not backups_dir.is_dir():
         return []
@@ -336,7 +314,7 @@ def _backup_dirs(backups_dir: Path) -> list[Path]:
 
 
 def _complete(backups_dir: Path) -> Iterator[BackupRecord]:
-    for path in _backup_dirs(backups_dir):
+    for path in backup_dirs(backups_dir):
         try:
             yield load_backup(path)
         except BackupError:
@@ -372,107 +350,7 @@ def prune_backups(
         r.path for i, r in enumerate(complete) if i > 0 and (i >= keep_count or r.created < cutoff)
     ]
     listed = {r.path for r in complete}
-    doomed += [p for p in _backup_dirs(backups_dir) if p not in listed]
+    doomed += [p for p in backup_dirs(backups_dir) if p not in listed]
     for path in doomed:
         _delete_backup(path)
     return [p.name for p in doomed]
-
-
-# --------------------------------------------------------------------------- restore, reset
-
-
-def choose(backups_dir: Path, backup: str | None) -> tuple[BackupRecord, list[tuple[str, str]]]:
-    """The newest backup that verifies (or the named one), and the refused ones."""
-    if backup is not None and (Path(backup).name != backup or backup in ("", ".", "..")):
-        raise NoVerifiedBackup(backups_dir, [(backup, "not a backup id")])
-    candidates = [backups_dir / backup] if backup is not None else _backup_dirs(backups_dir)
-    skipped: list[tuple[str, str]] = []
-    for path in candidates:
-        problem = backup_problem(path)
-        if problem is None:
-            return load_backup(path), skipped
-        skipped.append((path.name, problem))
-    raise NoVerifiedBackup(backups_dir, skipped)
-
-
-def _staging_dir(data_dir: Path) -> Path:
-    return data_dir.with_name(f"{data_dir.name}.restoring{TMP}")
-
-
-def _stage(record: BackupRecord, data_dir: Path) -> Path:
-    """Copy the backup's databases into a fresh directory beside ``data_dir``."""
-    staging = _staging_dir(data_dir)
-    if staging.exists():
-        shutil.rmtree(staging)  # left by a crash during an earlier restore
-    staging.mkdir(parents=True)
-    for copy in record.databases:
-        target = staging / copy.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(copy.path, target)
-        with open(target, "rb") as done:
-            os.fsync(done.fileno())
-        process.fsync_dir(target.parent)
-    process.fsync_dir(staging)
-    return staging
-
-
-def move_aside(data_dir: Path, now: datetime | None) -> Path | None:
-    """Rename ``data_dir`` to ``data.replaced-<stamp>``; None if there is no data dir."""
-    if not data_dir.exists():
-        return None
-    stamp = _stamp(now or datetime.now(UTC))
-    saved = _unique_name(data_dir.parent, f"{data_dir.name}.replaced-{stamp}")
-    os.rename(data_dir, saved)
-    return saved
-
-
-def restore(
-    data_dir: Path, backups_dir: Path, backup: str | None = None, *, now: datetime | None = None
-) -> RestoreResult:
-    """Replace the databases in ``data_dir`` with a verified backup.
-
-    The caller must stop the environment's process first: a process still holding the
-    database open would keep writing to the files moved aside.
-
-    Uses ``backup`` (an id) if given, else the newest backup that verifies; every refused
-    one is reported in ``skipped`` with the reason. The current ``data_dir`` is kept whole as
-    ``data.replaced-<stamp>/`` (its ``-wal``/``-shm`` files go with it, so nothing stale can
-    be replayed onto the restored files), and the restored databases arrive as a new
-    directory renamed into place. Raises NoVerifiedBackup when nothing verifies.
-    """
-    record, skipped = choose(backups_dir, backup)
-    staging = _stage(record, data_dir)
-    saved = move_aside(data_dir, now)
-    os.rename(staging, data_dir)
-    process.fsync_dir(data_dir.parent)
-    return RestoreResult(record, tuple(skipped), saved)
-
-
-def repair_data(data_dir: Path) -> bool:
-    """Finish a restore that a crash cut short; run before anything opens ``data_dir``.
-
-    :func:`restore` moves ``data_dir`` aside only once the staging directory is complete
-    and synced, then renames the staging directory into place. A crash between those two
-    renames leaves no ``data_dir`` and a complete staging directory: without this the
-    service would start on an empty database. Returns True when it finished such a restore;
-    a staging directory beside an existing ``data_dir`` is an unfinished copy and is removed.
-    """
-    staging = _staging_dir(data_dir)
-    if not staging.is_dir():
-        return False
-    if os.path.lexists(data_dir):
-        shutil.rmtree(staging)
-        return False
-    os.rename(staging, data_dir)
-    process.fsync_dir(data_dir.parent)
-    return True
-
-
-def reset_data(data_dir: Path, now: datetime | None = None) -> Path | None:
-    """Start over with an empty ``data_dir`` (for ``reset_on_error`` environments such as
-    dev), keeping the old one as ``data.replaced-<stamp>/``, which is returned. The caller
-    stops the process first, as for :func:`restore`."""
-    saved = move_aside(data_dir, now)
-    data_dir.mkdir(parents=True)
-    process.fsync_dir(data_dir.parent)
-    return saved

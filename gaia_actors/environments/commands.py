@@ -12,11 +12,10 @@ from typing import Any
 
 from gaia_actors import formatting
 from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
-from gaia_actors.environments import alerts, backups, data, recovery, releases
-from gaia_actors.environments.layout import Layout
+from gaia_actors.environments import alerts, backups, data, recovery, releases, restores
 from gaia_actors.environments.tree import SUPERVISOR
 from gaia_actors.errors import ControlError, EnvironmentFailure
-from gaia_actors.layout import actor_name
+from gaia_actors.layout import Layout, actor_name
 from gaia_actors.messages import (
     BuildRelease,
     Deploy,
@@ -85,7 +84,7 @@ def _require_backup(ctx: CommandContext, env: str, backup: str) -> None:
         problem = f"environment {env!r} has no backup {backup!r}; backups: {listed}"
         raise UsageError("restore", problem, "backup")
     try:
-        backups.choose(layout.backups, backup or None)
+        restores.choose(layout.backups, backup or None)
     except backups.NoVerifiedBackup as exc:
         problem = str(exc).removeprefix(f"{exc.path}: ")
         raise UsageError("restore", f"{problem}; backups of {env!r}: {listed}", "backup") from None

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gaia_actors import process
-from gaia_actors.environments import backups
+from gaia_actors.environments import backups, restores
 
 # How a failure says the live data fails its check (the ladder then acts on it at once).
 DATA_FAILS = "the live data fails its check"
@@ -247,7 +247,7 @@ def undo_replace(data_dir: Path, now: datetime | None = None) -> tuple[Path, Pat
     if not copies:
         raise backups.BackupError(data_dir, "no replaced data to put back")
     chosen = copies[0]
-    saved = backups.move_aside(data_dir, now or datetime.now(UTC))
+    saved = restores.move_aside(data_dir, now or datetime.now(UTC))
     os.rename(chosen, data_dir)
     process.fsync_dir(data_dir.parent)
     return chosen, saved

@@ -25,12 +25,21 @@ import pykka
 
 from gaia_actors import process
 from gaia_actors.actor import GaiaActor
-from gaia_actors.environments import alerts, backups, data, evidence, recovery, releases
-from gaia_actors.environments.layout import Layout, port_in_use
+from gaia_actors.environments import (
+    alerts,
+    backups,
+    builds,
+    data,
+    evidence,
+    recovery,
+    releases,
+    restores,
+)
 from gaia_actors.environments.watch import DataWatch
 from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
 from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import wait_healthy
+from gaia_actors.layout import Layout, port_in_use
 from gaia_actors.messages import (
     BuildRelease,
     Deploy,
@@ -127,7 +136,7 @@ class EnvironmentActor(GaiaActor):
     # Life cycle
 
     def on_start(self) -> None:
-        if backups.repair_data(self.layout.data):
+        if restores.repair_data(self.layout.data):
             self.publish(
                 "environment.restore_finished", level="warning", env=self.env, reason="repair"
             )
@@ -227,7 +236,7 @@ class EnvironmentActor(GaiaActor):
         self.publish("environment.initialised", env=self.env, release=release.id)
 
     def _build_release(self) -> releases.Release:
-        release = releases.build_release(
+        release = builds.build_release(
             self.layout.source,
             self.layout.releases,
             self.config.ignore,
@@ -529,7 +538,7 @@ class EnvironmentActor(GaiaActor):
         if not path.is_dir():
             raise Rejected(f"release directory {release!r} does not exist")
         try:
-            return releases.import_release(path, self.layout.releases).id
+            return builds.import_release(path, self.layout.releases).id
         except releases.ReleaseError as exc:
             raise Rejected(f"environment {self.env!r}: cannot deploy {release}: {exc}") from None
 
@@ -707,7 +716,7 @@ class EnvironmentActor(GaiaActor):
         """The backup a restore will use, checked before anything stops (and the newer ones
         it passes over, with why); Rejected if none verifies."""
         try:
-            record, skipped = backups.choose(self.layout.backups, backup)
+            record, skipped = restores.choose(self.layout.backups, backup)
         except backups.NoVerifiedBackup as exc:
             known = [r.id for r in backups.list_backups(self.layout.backups)]
             raise Rejected(

@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 from gaia_actors import process
-from gaia_actors.environments.layout import Layout, port_in_use
 from gaia_actors.errors import TemplateError
+from gaia_actors.layout import Layout, port_in_use
 from gaia_actors.settings import expand
 
 _PROC_NET = ("/proc/net/tcp", "/proc/net/tcp6")

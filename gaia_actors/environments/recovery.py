@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gaia_actors import process
-from gaia_actors.environments import backups, data
-from gaia_actors.environments.layout import Layout
+from gaia_actors.environments import data, restores
+from gaia_actors.layout import Layout
 
 
 def stop_leftover(layout: Layout) -> None:
@@ -29,7 +29,7 @@ def restore_data(
 ) -> dict[str, Any]:
     """Restore ``backup`` (default: the newest that verifies); ``passed_over`` lists the
     newer backups that were refused when ``backup`` was chosen."""
-    result = backups.restore(layout.data, layout.backups, backup)
+    result = restores.restore(layout.data, layout.backups, backup)
     return {
         "backup": result.used.id,
         "skipped": [f"{name}: {why}" for name, why in (*passed_over, *result.skipped)],
@@ -43,5 +43,5 @@ def undo_data(layout: Layout) -> dict[str, Any]:
 
 
 def reset_data(layout: Layout) -> dict[str, Any]:
-    saved = backups.reset_data(layout.data, datetime.now(UTC))
+    saved = restores.reset_data(layout.data, datetime.now(UTC))
     return {"saved_copy": str(saved or "")}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gaia_actors.environments import alerts, backups, data
-from gaia_actors.environments.layout import Layout
+from gaia_actors.layout import Layout
 from gaia_actors.settings import backup_interval
 
 

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gaia_actors.console import cli
-from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ConfigError
+from gaia_actors.layout import Layout
 from gaia_actors.settings import (
     DEFAULT_CONFIG,
     RANGE,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors.environments import releases
-from gaia_actors.environments.layout import Layout
+from gaia_actors.environments import builds
 from gaia_actors.errors import EnvironmentFailure
 from gaia_actors.health import BodyRule, Health, judge, read_json
 from gaia_actors.httpclient import check_health
+from gaia_actors.layout import Layout
 from gaia_actors.messages import Deploy
 from gaia_actors.monitoring.classify import Observation, Thresholds, assess
 from gaia_actors.monitoring.monitor import _targets
@@ -189,7 +189,7 @@ def test_a_deploy_to_a_trickling_health_endpoint_ends_at_its_deploy_timeout(
     tree = start_tree(settings)
     try:
         tree.wait_healthy("prod")
-        bad = releases.build_release(trickling, tmp_path / "elsewhere")
+        bad = builds.build_release(trickling, tmp_path / "elsewhere")
         started = time.monotonic()
         with pytest.raises(EnvironmentFailure, match=r"not healthy within 1\.5s"):
             tree.ask("prod", Deploy(str(bad.path)))

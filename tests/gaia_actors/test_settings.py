@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gaia_actors import settings as settings_module
-from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ConfigError, TemplateError
+from gaia_actors.layout import Layout
 from gaia_actors.settings import (
     DEFAULT_CONFIG,
     ENV_PLACEHOLDERS,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gaia_actors.console.client import Client
-from gaia_actors.environments.layout import Layout
+from gaia_actors.layout import Layout
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
     demo_source,

@@ -19,7 +19,7 @@ import pykka
 import pytest
 
 from gaia_actors.app import start_root
-from gaia_actors.environments.layout import Layout
+from gaia_actors.layout import Layout
 from gaia_actors.messages import Flush, Insert, InsertNow, Prune, Update, fields_of
 from gaia_actors.models import (
     MODELS,

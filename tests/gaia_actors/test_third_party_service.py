@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from gaia_actors.console.client import Client
-from gaia_actors.environments.layout import Layout
+from gaia_actors.layout import Layout
 from gaia_actors.settings import Settings, load
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import free_port

@@ -28,8 +28,8 @@ import pytest
 
 from gaia_actors.app import build_children, start_root
 from gaia_actors.environments import tree as environment_tree
-from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
+from gaia_actors.layout import Layout
 from gaia_actors.messages import Event, GetEnvStatus, SubscribeSink
 from gaia_actors.settings import Settings, load
 from supervisors import Registry

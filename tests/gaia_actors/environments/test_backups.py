@@ -20,11 +20,10 @@ from gaia_actors.environments.backups import (
     list_backups,
     load_backup,
     prune_backups,
-    reset_data,
-    restore,
     take_backup,
     verify_backup,
 )
+from gaia_actors.environments.restores import reset_data, restore
 from tests.conftest import wait_until
 
 NOW = datetime(2026, 11, 28, 7, 55, 1, tzinfo=UTC)

@@ -11,8 +11,8 @@ import pytest
 
 from gaia_actors.console import cli
 from gaia_actors.control.commands import CommandContext, UsageError
+from gaia_actors.environments import builds, releases
 from gaia_actors.environments import commands as env
-from gaia_actors.environments import releases
 from gaia_actors.errors import ControlError, EnvironmentFailure, Rejected
 from gaia_actors.messages import Deploy
 from supervisors import Registry
@@ -148,7 +148,7 @@ def test_unknown_environment_and_no_daemon(tmp_path: Path) -> None:
 
 def forged_release(tmp_path: Path, source: Path, release_id: str) -> Path:
     """A complete release directory whose RELEASE.json claims ``release_id``."""
-    built = releases.build_release(source, tmp_path / "forge")
+    built = builds.build_release(source, tmp_path / "forge")
     manifest = json.loads((built.path / releases.MANIFEST).read_text())
     (built.path / releases.MANIFEST).write_text(json.dumps({**manifest, "id": release_id}))
     return built.path

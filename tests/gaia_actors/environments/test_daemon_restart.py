@@ -18,9 +18,9 @@ from typing import IO, Any
 import pytest
 
 from gaia_actors.console.client import Client
-from gaia_actors.environments import releases
-from gaia_actors.environments.layout import Layout
+from gaia_actors.environments import builds, releases
 from gaia_actors.errors import ControlError
+from gaia_actors.layout import Layout
 from gaia_actors.settings import Settings
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
@@ -236,7 +236,7 @@ def test_the_cli_refuses_unknown_backups_and_releases_with_exit_2_and_prod_keeps
     layout = Layout.of(daemon.settings, "prod")
     daemon.start()
     first = wait_serving_current(daemon, layout)
-    forged = releases.build_release(demo_source(tmp_path / "forged-src"), tmp_path / "forge")
+    forged = builds.build_release(demo_source(tmp_path / "forged-src"), tmp_path / "forge")
     manifest = json.loads((forged.path / releases.MANIFEST).read_text())
     (forged.path / releases.MANIFEST).write_text(json.dumps({**manifest, "id": "../../../x"}))
 
@@ -306,7 +306,7 @@ def test_current_survives_a_sigkilled_daemon_mid_deploy(tmp_path: Path, daemon: 
     layout = Layout.of(daemon.settings, "prod")
     daemon.start()
     first = wait_serving_current(daemon, layout)
-    built = releases.build_release(demo_source(tmp_path / "v2", marker="v2"), tmp_path / "built")
+    built = builds.build_release(demo_source(tmp_path / "v2", marker="v2"), tmp_path / "built")
     paths = {first["release"]: layout.releases / first["release"], built.id: built.path}
     rng = random.Random()
     # Where the kill lands: after the deploy reached the daemon, after the switch of

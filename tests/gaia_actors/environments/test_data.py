@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from gaia_actors.environments import backups
+from gaia_actors.environments import backups, restores
 from gaia_actors.messages import Event, RestoreBackup, TakeBackup
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
@@ -162,11 +162,11 @@ def test_repair_data_removes_an_unfinished_staging_copy(tmp_path: Path) -> None:
     staging.mkdir()
     (staging / "app.db").write_bytes(b"half")
 
-    assert not backups.repair_data(data)
+    assert not restores.repair_data(data)
 
     assert not staging.exists()
     assert (data / "app.db").read_bytes() == b"live"
-    assert not backups.repair_data(data)  # nothing to do
+    assert not restores.repair_data(data)  # nothing to do
 
 
 def test_scheduled_backups_are_taken_verified_and_pruned_by_count(

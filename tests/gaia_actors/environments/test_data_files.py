@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors.environments import backups, data
+from gaia_actors.environments import backups, data, restores
 from gaia_actors.settings import EnvironmentSettings
 
 DEFAULT = EnvironmentSettings(port=1).databases
@@ -61,7 +61,7 @@ def test_every_database_is_backed_up_under_its_path_and_restored_there(
     make_db(data_dir / "tenants" / "a" / "t.db.new", 0)
     (data_dir / "tenants" / "a" / "t.db").unlink()
 
-    result = backups.restore(data_dir, tmp_path / "backups")
+    result = restores.restore(data_dir, tmp_path / "backups")
 
     assert rows(data_dir / "tenants" / "a" / "t.db") == 2
     assert rows(data_dir / "app.sqlite") == 4
@@ -86,7 +86,7 @@ def test_a_manifest_naming_a_file_outside_its_backup_is_refused(
 
     assert "not a path inside the backup" in str(backups.backup_problem(record.path))
     with pytest.raises(backups.NoVerifiedBackup):
-        backups.restore(data_dir, tmp_path / "backups")
+        restores.restore(data_dir, tmp_path / "backups")
 
 
 def test_live_problems_name_damaged_and_missing_databases(data_dir: Path, tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_undo_puts_the_replaced_data_back_and_keeps_what_it_replaces(
 ) -> None:
     data.back_up(data_dir, tmp_path / "backups", ["app.db"])
     make_db(data_dir / "later.db", 7)
-    backups.restore(data_dir, tmp_path / "backups")
+    restores.restore(data_dir, tmp_path / "backups")
     assert not (data_dir / "later.db").exists()
 
     put_back, saved = data.undo_replace(data_dir)

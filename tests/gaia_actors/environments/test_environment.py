@@ -19,11 +19,11 @@ import pytest
 
 from gaia_actors import process
 from gaia_actors.control.commands import CommandContext
+from gaia_actors.environments import builds, releases
 from gaia_actors.environments import commands as env_commands
-from gaia_actors.environments import releases
-from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
+from gaia_actors.layout import Layout
 from gaia_actors.messages import (
     Crash,
     Deploy,
@@ -113,7 +113,7 @@ def test_a_crashing_release_is_rolled_back_and_data_that_verifies_is_kept(
     add_items(tree.port("prod"), 2, "after-the-backup")
     # The current release becomes one that crashes on start, as if switched by a deploy
     # whose verdict never came: every restart now fails until the ladder rolls back.
-    bad = releases.build_release(
+    bad = builds.build_release(
         demo_source(tmp_path / "bad-src", fault="crash_on_start"), layout.releases
     )
     releases.switch_current(layout.root, bad.id)
@@ -190,7 +190,7 @@ def test_everything_failing_parks_failed_until_reset(tmp_path: Path, env_tree: S
         tree.status("dev")
 
     # The operator fixes the cause (a good release), then resets.
-    fixed = releases.build_release(demo_source(tmp_path / "fixed"), layout.releases)
+    fixed = builds.build_release(demo_source(tmp_path / "fixed"), layout.releases)
     releases.switch_current(layout.root, fixed.id)
     ctx = CommandContext(tree.settings, tree.registry)
     result = env_commands.reset(ctx, "dev")
@@ -257,7 +257,7 @@ def test_unhealthy_deploy_switches_back_and_the_old_release_serves(
     tree = env_tree(one_env(tmp_path, deploy_timeout=1.0))
     old = tree.wait_healthy("prod")
     # Built elsewhere (as the pipeline builds in another environment) and deployed by path.
-    bad = releases.build_release(
+    bad = builds.build_release(
         demo_source(tmp_path / "bad-src", fault="unhealthy"), tmp_path / "elsewhere"
     )
     outcome: list[BaseException] = []
@@ -295,7 +295,7 @@ def test_unhealthy_deploy_switches_back_and_the_old_release_serves(
 def test_deploy_that_crashes_on_start_switches_back(tmp_path: Path, env_tree: StartTree) -> None:
     tree = env_tree(one_env(tmp_path))
     old = tree.wait_healthy("prod")
-    bad = releases.build_release(
+    bad = builds.build_release(
         demo_source(tmp_path / "bad-src", fault="crash_on_start"), tmp_path / "elsewhere"
     )
 
@@ -310,7 +310,7 @@ def test_successful_deploy_then_rollback(tmp_path: Path, env_tree: StartTree) ->
     tree = env_tree(one_env(tmp_path))
     layout = tree.layout("prod")
     old = tree.wait_healthy("prod")
-    new = releases.build_release(demo_source(tmp_path / "new", marker="v2"), tmp_path / "built")
+    new = builds.build_release(demo_source(tmp_path / "new", marker="v2"), tmp_path / "built")
 
     result = tree.ask("prod", Deploy(str(new.path), pipeline_id=7))
 
@@ -380,7 +380,7 @@ def test_a_stray_process_without_pid_file_is_stopped_not_fought(
     settings = load_settings(tmp_path, write_config(tmp_path, envs))
     layout = Layout.of(settings, "prod")
     layout.make_dirs()
-    release = releases.build_release(layout.source, layout.releases)
+    release = builds.build_release(layout.source, layout.releases)
     releases.switch_current(layout.root, release.id)
     stray = process.spawn(
         layout.argv(release.id),
@@ -497,7 +497,7 @@ def test_a_release_that_cannot_be_spawned_is_switched_back_at_once(
     tree = env_tree(one_env(tmp_path))
     layout = tree.layout("prod")
     old = tree.wait_healthy("prod")
-    new = releases.build_release(demo_source(tmp_path / "new", marker="v2"), tmp_path / "built")
+    new = builds.build_release(demo_source(tmp_path / "new", marker="v2"), tmp_path / "built")
     real_spawn = process.spawn
 
     def spawn(argv: Any, cwd: Any, env: Any = None, log: Any = None, **kw: Any) -> Any:

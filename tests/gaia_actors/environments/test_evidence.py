@@ -21,8 +21,8 @@ import pytest
 
 from gaia_actors.control.commands import CommandContext, UsageError
 from gaia_actors.environments import commands as env_commands
-from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
+from gaia_actors.layout import Layout
 from gaia_actors.messages import TakeBackup
 from gaia_actors.models import Incident
 from gaia_actors.monitoring import commands as monitoring_commands

@@ -12,7 +12,7 @@ import pytest
 
 from gaia_actors import process
 from gaia_actors.environments import evidence
-from gaia_actors.environments.layout import Layout
+from gaia_actors.layout import Layout
 from tests.gaia_actors.environments.conftest import free_port, load_settings, write_config
 
 LISTEN = """

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gaia_actors import process
-from gaia_actors.environments import releases
+from gaia_actors.environments import builds, releases
 from gaia_actors.environments.environment import Housekeeping
-from gaia_actors.environments.layout import Layout
+from gaia_actors.layout import Layout
 from gaia_actors.messages import GetLogs
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
@@ -90,7 +90,7 @@ def test_release_pruning_keeps_current_and_last_healthy(
     # has never passed a health check.
     t0 = datetime.now(UTC) - timedelta(hours=1)
     built = [
-        releases.build_release(
+        builds.build_release(
             demo_source(tmp_path / f"r{i}", fault="unhealthy" if i == 3 else ""),
             layout.releases,
             now=t0 + timedelta(minutes=i),

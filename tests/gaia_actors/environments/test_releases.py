@@ -12,14 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from gaia_actors.environments.builds import BuildError, build_release, import_release
 from gaia_actors.environments.releases import (
     MANIFEST,
-    BuildError,
     ReleaseError,
     ReleaseNotFound,
-    build_release,
     current_release,
-    import_release,
     last_healthy,
     list_releases,
     load_release,

@@ -21,8 +21,8 @@ import pytest
 
 from gaia_actors import pipeline
 from gaia_actors.environments import tree as environment_tree
-from gaia_actors.environments.layout import Layout
 from gaia_actors.environments.tree import actor_name
+from gaia_actors.layout import Layout
 from gaia_actors.messages import Event, GetEnvStatus, Promote
 from gaia_actors.pipeline import history
 from gaia_actors.settings import Settings

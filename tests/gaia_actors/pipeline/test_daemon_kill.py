@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from gaia_actors.console.client import Client
-from gaia_actors.environments.layout import Layout
 from gaia_actors.errors import ControlError
+from gaia_actors.layout import Layout
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import health, kill_services, load_settings
 from tests.gaia_actors.environments.test_daemon_restart import Daemon

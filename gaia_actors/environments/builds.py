@@ -1,0 +1,242 @@
+"""Making a release: copy the source tree (hashed), run the build in the copy, publish it.
+
+A release is built or imported in ``releases/<id>.<x>.tmp`` and appears with one
+``os.replace`` once complete (see ``gaia_actors.environments.releases`` for the layout), so a
+crash leaves a temporary directory that ``releases.repair`` removes, never half a release.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from gaia_actors import process
+from gaia_actors.environments.releases import (
+    MANIFEST,
+    TMP,
+    BuildResult,
+    Release,
+    ReleaseError,
+    is_complete,
+    load_release,
+)
+
+__all__ = ["BuildError", "build_release", "import_release"]
+
+_OUTPUT_KEPT = 8000  # characters of build output recorded in the manifest
+
+
+class BuildError(ReleaseError):
+    """The build command failed; the release was not created."""
+
+    def __init__(self, release_id: str, source: Path, result: process.RunResult) -> None:
+        self.release_id = release_id
+        self.result = result
+        how = "timed out" if result.timed_out else f"exited {result.exit_code}"
+        tail = result.output_tail[-2000:]
+        super().__init__(source, f"build of release {release_id} {how}; output:\n{tail}")
+
+
+def _manifest_dict(release: Release, skipped: Sequence[str]) -> dict[str, Any]:
+    build = release.build
+    return {
+        "id": release.id,
+        "created": release.created.isoformat(),
+        "source": release.source,
+        "content_hash": release.content_hash,
+        "files": release.files,
+        "bytes": release.size,
+        "skipped": list(skipped),
+        "build": None
+        if build is None
+        else {
+            "argv": list(build.argv),
+            "exit_code": build.exit_code,
+            "duration": build.duration,
+            "output_tail": build.output_tail,
+        },
+    }
+
+
+# --------------------------------------------------------------------------- copying
+
+
+@dataclass
+class _Copy:
+    """Running totals of a tree copy."""
+
+    digest: Any = field(default_factory=hashlib.sha256)  # hashlib's type is private
+    files: int = 0
+    size: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def _ignored(relative: PurePosixPath, patterns: Sequence[str]) -> bool:
+    """fnmatch-style globs, tried on the relative path and on the name."""
+    text = relative.as_posix()
+    return any(
+        fnmatch.fnmatchcase(text, p) or fnmatch.fnmatchcase(relative.name, p) for p in patterns
+    )
+
+
+def _entries(
+    source: Path, ignore: Sequence[str], exclude: PurePosixPath | None
+) -> Iterator[PurePosixPath]:
+    """Relative paths to copy, parents before children, in a stable order."""
+    for dirpath, dirnames, filenames in os.walk(source):
+        base = PurePosixPath(Path(dirpath).relative_to(source).as_posix())
+        kept = set()
+        for name in sorted(dirnames + filenames):
+            relative = base / name
+            if relative == exclude or _ignored(relative, ignore):
+                continue
+            kept.add(name)
+            yield relative
+        # Descend only into kept real directories (symlinks to directories are copied as links).
+        dirnames[:] = [d for d in sorted(dirnames) if d in kept]
+
+
+def _copy_entry(source: Path, dest: Path, relative: PurePosixPath, totals: _Copy) -> None:
+    src, dst = source / relative, dest / relative
+    info = src.lstat()
+    name = relative.as_posix().encode()
+    if stat.S_ISLNK(info.st_mode):
+        target = os.readlink(src)
+        os.symlink(target, dst)
+        totals.digest.update(b"L\0" + name + b"\0" + target.encode() + b"\0")
+    elif stat.S_ISDIR(info.st_mode):
+        dst.mkdir()
+        totals.digest.update(b"D\0" + name + b"\0")
+    elif stat.S_ISREG(info.st_mode):
+        shutil.copy2(src, dst, follow_symlinks=False)
+        executable = b"x" if info.st_mode & stat.S_IXUSR else b"-"
+        totals.digest.update(b"F\0" + name + b"\0" + executable + b"\0")
+        with open(dst, "rb") as copied:
+            totals.digest.update(hashlib.file_digest(copied, "sha256").digest())
+        totals.files += 1
+        totals.size += info.st_size
+    else:  # sockets, fifos, devices: nothing a release can use
+        totals.skipped.append(relative.as_posix())
+
+
+def _copy_source(source: Path, dest: Path, ignore: Sequence[str], releases_dir: Path) -> _Copy:
+    """Copy and hash ``source``; a ``releases_dir`` inside it is never copied into itself."""
+    inside = releases_dir.resolve().is_relative_to(source)
+    exclude = PurePosixPath(releases_dir.resolve().relative_to(source)) if inside else None
+    totals = _Copy()
+    for relative in _entries(source, ignore, exclude):
+        _copy_entry(source, dest, relative, totals)
+    return totals
+
+
+def _temp_dir(releases_dir: Path, release_id: str) -> Path:
+    releases_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{release_id}.", suffix=TMP, dir=releases_dir))
+
+
+def _publish(tmp: Path, final: Path) -> Release:
+    """Rename a finished temporary release into place; if the same id got there first, the
+    existing one wins (ids are content-derived: it is the same release)."""
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if not is_complete(final):
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(tmp)
+    process.fsync_dir(final.parent)
+    return load_release(final)
+
+
+# --------------------------------------------------------------------------- build / import
+
+
+def _release_id(created: datetime, content_hash: str) -> str:
+    return f"{created.strftime('%Y%m%dT%H%M%SZ')}-{content_hash[:8]}"
+
+
+def _run_build(
+    tmp: Path,
+    release_id: str,
+    source: Path,
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None,
+) -> BuildResult:
+    result = process.run(argv, tmp, env, timeout=timeout, output_limit=_OUTPUT_KEPT)
+    if not result.ok:
+        raise BuildError(release_id, source, result)
+    return BuildResult(tuple(argv), result.exit_code, result.duration, result.output_tail)
+
+
+def build_release(
+    source: Path,
+    releases_dir: Path,
+    ignore: Sequence[str] = (),
+    build_argv: Sequence[str] | None = None,
+    timeout: float = 600.0,
+    *,
+    env: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> Release:
+    """Copy ``source`` minus ``ignore`` into a new release and run ``build_argv`` in it.
+
+    The copy and the build happen in ``releases/<id>.<x>.tmp``, renamed to ``releases/<id>``
+    only when the build succeeded; a failing build removes it and raises BuildError with the
+    output tail. Building identical content twice within one second yields the existing
+    release (same id). ``releases_dir`` inside ``source`` is never copied into itself.
+    """
+    created = (now or datetime.now(UTC)).astimezone(UTC)
+    source = source.resolve()
+    if not source.is_dir():
+        raise ReleaseError(source, "the source tree is not a directory")
+    tmp = _temp_dir(releases_dir, created.strftime("%Y%m%dT%H%M%SZ"))
+    try:
+        totals = _copy_source(source, tmp, ignore, releases_dir)
+        content_hash = totals.digest.hexdigest()
+        release_id = _release_id(created, content_hash)
+        final = releases_dir / release_id
+        if is_complete(final):
+            shutil.rmtree(tmp)
+            return load_release(final)
+        build = (
+            _run_build(tmp, release_id, source, build_argv, timeout=timeout, env=env)
+            if build_argv
+            else None
+        )
+        release = Release(
+            release_id, final, created, str(source), content_hash, totals.files, totals.size, build
+        )
+        manifest = _manifest_dict(release, totals.skipped)
+        process.write_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _publish(tmp, final)
+
+
+def import_release(release_dir: Path, releases_dir: Path) -> Release:
+    """Copy a complete release (built for another environment) into ``releases_dir`` under
+    the same id, the same all-or-nothing way. Importing one that is already here is a no-op."""
+    incoming = load_release(release_dir)
+    final = releases_dir / incoming.id
+    if is_complete(final):
+        return load_release(final)
+    tmp = _temp_dir(releases_dir, incoming.id)
+    try:
+        shutil.copytree(release_dir, tmp, symlinks=True, dirs_exist_ok=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _publish(tmp, final)
