@@ -31,6 +31,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gaia_actors.console import tail
+from gaia_actors.console.tail import filtering, following, reading
 from tests.conftest import wait_until
 
 WRITER_PATH = Path(__file__).with_name("tail_writer.py")
@@ -297,7 +298,7 @@ def test_malformed_lines_pass_grep_alone_but_no_field_condition() -> None:
     [("health.*", "health."), ("*.finished", ".finished"), ("*", ""), ("[]ab]x", "x")],
 )
 def test_a_glob_literal_part_is_in_every_match(pattern: str, literal: str) -> None:
-    assert tail._literal_part(pattern) == literal
+    assert filtering._literal_part(pattern) == literal
 
 
 # Few words, so filters and records often share one; some need escapes in JSON.
@@ -446,7 +447,8 @@ def test_last_n_agrees_with_a_naive_read_at_every_chunk_boundary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A tiny chunk makes lines straddle many chunk edges; lengths vary so every offset is hit.
-    monkeypatch.setattr(tail, "_CHUNK", 37)
+    for module in (reading, following):
+        monkeypatch.setattr(module, "CHUNK", 37)
     path = tmp_path / "gaia.jsonl"
     texts = [line(i, pad="p" * (i * 7 % 53), env=("dev", "prod")[i % 3 == 0]) for i in range(600)]
     append(tmp_path / "gaia.jsonl.1", "".join(texts[:250]))
@@ -743,13 +745,13 @@ def test_follower_drains_lines_written_between_its_last_read_and_the_rename(
             rotating_log.emit(range(4, 5))
 
         strike = once(race)
-        real = tail._identity_at
+        real = following.identity_at
 
         def identity_at(path: Path) -> tuple[int, int] | None:
             strike()
             return real(path)
 
-        monkeypatch.setattr(tail, "_identity_at", identity_at)
+        monkeypatch.setattr(following, "identity_at", identity_at)
         assert poll_all(follower) == [2, 3, 4]
 
 
@@ -767,14 +769,14 @@ def test_follower_rechecks_when_a_rotation_races_its_move_to_the_newer_file(
             rotating_log.emit(range(4, 6))
 
         strike = once(race)
-        real = tail._open
+        real = following.open_log
 
         def open_(path: Path) -> io.FileIO | None:
             if path == rotating_log.path:
                 strike()
             return real(path)
 
-        monkeypatch.setattr(tail, "_open", open_)
+        monkeypatch.setattr(following, "open_log", open_)
         assert poll_all(follower) == [2, 3, 4, 5]
 
 
@@ -792,7 +794,7 @@ def test_last_n_reads_each_file_once_in_order_when_rotations_race_the_read(
             rotating_log.emit(range(100, 103))  # newer than what we opened: not shown
 
     strike = once(race)
-    real = tail._open
+    real = reading.open_log
 
     def open_(path: Path) -> io.FileIO | None:
         handle = real(path)
@@ -800,7 +802,7 @@ def test_last_n_reads_each_file_once_in_order_when_rotations_race_the_read(
             strike()
         return handle
 
-    monkeypatch.setattr(tail, "_open", open_)
+    monkeypatch.setattr(reading, "open_log", open_)
     code, text = run_tail(["--json", "-n", "all"], rotating_log.path)
     assert (code, seqs_of(text.splitlines())) == (0, list(range(6)))
 
