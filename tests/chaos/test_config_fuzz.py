@@ -444,7 +444,7 @@ def test_a_template_that_loads_expands_when_the_process_starts(text: str, where:
     assert expanded.count("}") == text.count("}}")
 
 
-# Bugs found by this fuzzing, fixed in settings.py.
+# Bugs found by this fuzzing, fixed in gaia_actors/settings/.
 
 
 def test_a_nul_byte_in_state_dir_is_a_config_error(tmp_path: Path) -> None:

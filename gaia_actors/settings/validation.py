@@ -1,0 +1,181 @@
+"""The checks that span fields or sections, run once every value has its type: unique ports,
+promotions between configured environments, health rules, schedules, alert receivers."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+from gaia_actors.errors import ConfigError
+from gaia_actors.settings.alerts import RECEIVER_FIELDS, RECEIVER_REQUIRED, ReceiverSettings
+from gaia_actors.settings.conversion import number_text
+from gaia_actors.settings.fields import SCHEDULE_SECONDS
+from gaia_actors.settings.sections import (
+    EnvironmentSettings,
+    ImproveSettings,
+    Settings,
+    StageSettings,
+)
+from gaia_actors.settings.templates import check_templates
+
+
+def check(settings: Settings, where: str) -> None:
+    ports: dict[int, str] = {}
+    for name, env in settings.environments.items():
+        if not name.isidentifier():
+            raise ConfigError(
+                where, f"environments.{name}", "environment names must be identifiers"
+            )
+        if env.port in ports:
+            raise ConfigError(
+                where,
+                f"environments.{name}.port",
+                f"port {env.port} is also used by {ports[env.port]!r}",
+            )
+        ports[env.port] = name
+        if not env.command:
+            raise ConfigError(
+                where, f"environments.{name}.command", "expected a non-empty argv list"
+            )
+        _check_schedule(where, f"environments.{name}.backup_schedule", env.backup_schedule)
+        _check_health_rule(where, name, env)
+        check_templates(where, f"environments.{name}", env)
+    _check_pipeline(settings, where)
+    _check_improve(settings.improve, where)
+    check_templates(where, "improve", settings.improve)
+    _check_alerts(settings, where)
+
+
+# The promotions and the environments they move a release between.
+PROMOTIONS: dict[str, tuple[str, str]] = {
+    "dev_to_staging": ("dev", "staging"),
+    "staging_to_prod": ("staging", "prod"),
+}
+
+
+def _check_pipeline(settings: Settings, where: str) -> None:
+    for kind, (source, target) in PROMOTIONS.items():
+        stages: tuple[StageSettings, ...] = getattr(settings.pipeline, kind)
+        for env in (source, target) if stages else ():
+            if env not in settings.environments:
+                raise ConfigError(
+                    where,
+                    f"pipeline.{kind}",
+                    f"promotes between environments {source!r} and "
+                    f"{target!r}, but {env!r} is not configured",
+                )
+        names: set[str] = set()
+        for i, stage in enumerate(stages):
+            key = f"pipeline.{kind}[{i}]"
+            name = stage.name or stage.kind
+            if name in names:
+                raise ConfigError(where, f"{key}.name", f"stage name {name!r} is used twice")
+            names.add(name)
+            _check_stage(settings, where, key, stage)
+        if sum(s.kind == "deploy" for s in stages) > 1:
+            raise ConfigError(where, f"pipeline.{kind}", "at most one deploy stage")
+
+
+def _check_stage(settings: Settings, where: str, key: str, stage: StageSettings) -> None:
+    allowed = {"build": ("", "source"), "deploy": ("", "target")}.get(stage.kind)
+    if allowed is not None and stage.env not in allowed:
+        raise ConfigError(where, f"{key}.env", f"a {stage.kind} stage acts on {allowed[1]!r}")
+    if stage.env not in ("", "source", "target", *settings.environments):
+        raise ConfigError(
+            where, f"{key}.env", f"expected source, target or an environment, got {stage.env!r}"
+        )
+    if stage.kind == "command" and not stage.command:
+        raise ConfigError(where, f"{key}.command", "a command stage needs a non-empty argv")
+    check_templates(where, key, stage)
+
+
+def _check_health_rule(where: str, name: str, env: EnvironmentSettings) -> None:
+    both = sorted({v.lower() for v in env.health_down} & {v.lower() for v in env.health_degraded})
+    if both:
+        raise ConfigError(
+            where,
+            f"environments.{name}.health_degraded",
+            f"{both} also listed in health_down: a value means down or degraded, not both",
+        )
+    if not env.health_path.startswith("/"):
+        raise ConfigError(
+            where,
+            f"environments.{name}.health_path",
+            f"expected a path starting with /, got {env.health_path!r}",
+        )
+
+
+def _check_schedule(
+    where: str,
+    key: str,
+    schedule: str | float,
+    named: tuple[str, ...] = ("none", "hourly", "daily"),
+) -> None:
+    if schedule in named:
+        return
+    low, high = SCHEDULE_SECONDS
+    try:
+        if low <= float(schedule) <= high:
+            return
+    except ValueError:
+        pass
+    raise ConfigError(
+        where,
+        key,
+        f"expected {', '.join(named)} or a number of seconds from {number_text(low)} to "
+        f"{number_text(high)}, "
+        f"got {schedule!r}",
+    )
+
+
+IMPROVE_SCHEDULES = ("none", "hourly", "daily", "on-commit")
+
+
+def _check_improve(improve: ImproveSettings, where: str) -> None:
+    _check_schedule(where, "improve.schedule", improve.schedule, IMPROVE_SCHEDULES)
+    for name, target in improve.targets.items():
+        if not target.path:
+            raise ConfigError(where, f"improve.targets.{name}.path", "expected a non-empty path")
+        key = f"improve.targets.{name}.schedule"
+        _check_schedule(where, key, target.schedule, IMPROVE_SCHEDULES)
+
+
+def _check_alerts(settings: Settings, where: str) -> None:
+    names: set[str] = set()
+    for i, receiver in enumerate(settings.alerts.receivers):
+        key = f"alerts.receivers[{i}]"
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", receiver.name):
+            raise ConfigError(
+                where, f"{key}.name", f"expected letters, digits, - or _, got {receiver.name!r}"
+            )
+        if receiver.name in names:
+            raise ConfigError(where, f"{key}.name", f"receiver {receiver.name!r} is named twice")
+        names.add(receiver.name)
+        _check_receiver_fields(where, key, receiver)
+        unknown = sorted(set(receiver.envs) - set(settings.environments))
+        if unknown:
+            raise ConfigError(
+                where, f"{key}.envs", f"{unknown[0]!r} is not a configured environment"
+            )
+        if receiver.kind in ("webhook", "slack", "discord"):
+            scheme = urllib.parse.urlsplit(receiver.url).scheme
+            if scheme not in ("http", "https") or not receiver.endpoint:
+                raise ConfigError(where, f"{key}.url", "expected an http:// or https:// URL")
+
+
+def _check_receiver_fields(where: str, key: str, receiver: ReceiverSettings) -> None:
+    """A key of another kind is refused (it would be ignored silently), a required one named."""
+    defaults = ReceiverSettings(name="", kind=receiver.kind)
+    own = RECEIVER_FIELDS[receiver.kind]
+    for name in {f for fields in RECEIVER_FIELDS.values() for f in fields} - set(own):
+        if getattr(receiver, name) != getattr(defaults, name):
+            raise ConfigError(
+                where,
+                f"{key}.{name}",
+                f"not a key of a {receiver.kind} receiver; its keys: {', '.join(own)}",
+            )
+    for name in RECEIVER_REQUIRED[receiver.kind]:
+        if not getattr(receiver, name):
+            raise ConfigError(where, f"{key}.{name}", f"a {receiver.kind} receiver needs it")
+    if bool(receiver.username) != bool(receiver.password):
+        raise ConfigError(where, f"{key}.password", "username and password go together")
