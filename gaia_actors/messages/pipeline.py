@@ -1,0 +1,46 @@
+"""The pipeline's messages (``pipeline``): promotions, their status and history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from gaia_actors.messages.base import message
+
+
+@message
+class Promote:
+    """Query: start a promotion (dev: dev->staging, staging: staging->prod, all: both).
+
+    Answers at once with the first pipeline id, or Busy naming the promotion that holds one
+    of its environments. ``watcher`` (in-process callers such as the control socket) gets
+    every stage's start and end, with ``output`` also the running stage's output lines, and
+    a last ``run.ended``; it is called from worker threads and must not block.
+    """
+
+    what: Literal["dev", "staging", "all"]
+    trigger: str = "operator"
+    watcher: Callable[[dict[str, Any]], None] | None = None
+    output: bool = False
+
+
+@message
+class CancelPipeline:
+    """Query: cancel running promotion ``pipeline_id``; its stage's process group is killed."""
+
+    pipeline_id: int
+
+
+@message
+class GetPipelineStatus:
+    """Query: running promotions with their current stage (and its last ``lines`` of output)."""
+
+    lines: int = 0
+
+
+@message
+class GetPipelineHistory:
+    """Query: recent promotions, or (with ``pipeline_id``) one promotion stage by stage."""
+
+    pipeline_id: int | None = None
+    limit: int = 20
