@@ -1,0 +1,272 @@
+"""A child's output: kept in memory as a bounded tail of lines, captured whole, or sent through
+the log pump process to rotated files (which are read back and pruned here too)."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import select
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+
+# Log retention the environment actor uses unless configured otherwise.
+DEFAULT_LOG_RETENTION_DAYS: Mapping[str, int] = MappingProxyType(
+    {"dev": 7, "staging": 30, "prod": 90}
+)
+
+
+DEFAULT_TAIL_CHARS = 64 * 1024
+
+
+DRAIN_TIMEOUT = 2.0  # seconds to wait for the output of an exited process to be read
+
+
+_CHUNK = 64 * 1024
+
+
+_MAX_LINE = 64 * 1024  # a "line" without newline is split after this many bytes
+
+
+# The log pump runs as a script by path, not imported: see environments/logfiles.py.
+_LOG_PUMP = Path(__file__).resolve().parents[1] / "environments" / "logfiles.py"
+
+
+_ROTATED = re.compile(r".+\.\d+$")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSink:
+    """Where a service's stdout+stderr go: ``path``, rotated at ``max_bytes`` keeping
+    ``backups`` older files (``app.log.1`` is the newest of them)."""
+
+    path: Path
+    max_bytes: int = 10 * 1024 * 1024
+    backups: int = 5
+
+
+def _last_lines(path: Path, count: int) -> list[str]:
+    """The last ``count`` lines of one file, reading backwards in blocks."""
+    with open(path, "rb") as src:
+        position = src.seek(0, os.SEEK_END)
+        data = b""
+        while position > 0 and data.count(b"\n") <= count:
+            step = min(_CHUNK, position)
+            position -= step
+            src.seek(position)
+            data = src.read(step) + data
+    return [_decode(line) for line in data.splitlines()[-count:]] if count > 0 else []
+
+
+def read_log_tail(path: Path, count: int) -> list[str]:
+    """The last ``count`` lines written to the rotated log ``path`` (reaching into
+    ``path.1``, ``path.2``... when the current file holds fewer)."""
+    lines: list[str] = []
+    index = 0
+    while len(lines) < count:
+        candidate = path if index == 0 else path.with_name(f"{path.name}.{index}")
+        if candidate.exists():
+            lines = _last_lines(candidate, count - len(lines)) + lines
+        elif index > 0:  # the current file may be missing for an instant while rotating
+            break
+        index += 1
+    return lines
+
+
+def prune_logs(directory: Path, max_age_days: float, now: datetime | None = None) -> list[Path]:
+    """Delete rotated logs (``*.N``) last written more than ``max_age_days`` before ``now``.
+    The active files are never touched. Returns what was deleted."""
+    cutoff = (now or datetime.now(UTC)).timestamp() - max_age_days * 86400
+    removed: list[Path] = []
+    for entry in sorted(directory.iterdir()):
+        if _ROTATED.fullmatch(entry.name) and entry.is_file() and entry.stat().st_mtime < cutoff:
+            entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").rstrip("\r")
+
+
+class _LineSplitter:
+    """Bytes in, complete decoded lines out."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        *complete, self._pending = (self._pending + chunk).split(b"\n")
+        while len(self._pending) > _MAX_LINE:
+            complete.append(self._pending[:_MAX_LINE])
+            self._pending = self._pending[_MAX_LINE:]
+        return [_decode(line) for line in complete]
+
+    def flush(self) -> list[str]:
+        rest, self._pending = self._pending, b""
+        return [_decode(rest)] if rest else []
+
+
+class _LineTail:
+    """The last lines of a stream within a character budget; safe to read from any thread."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = max(1, limit)
+        self._lines: collections.deque[str] = collections.deque()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def add(self, line: str) -> None:
+        line = line[-self._limit :]
+        with self._lock:
+            self._lines.append(line)
+            self._size += len(line) + 1
+            while self._size > self._limit and len(self._lines) > 1:
+                self._size -= len(self._lines.popleft()) + 1
+
+    def last(self, count: int) -> list[str]:
+        with self._lock:
+            return list(self._lines)[-count:] if count > 0 else []
+
+
+class _PipeReader:
+    """A thread reading a pipe to its end, handing each chunk to :meth:`_take`."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._abandon = threading.Event()
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name=f"pump-{fd}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        try:
+            while not self._abandon.is_set():
+                if not poller.poll(100):  # wake now and then to notice close()
+                    continue
+                chunk = os.read(self._fd, _CHUNK)
+                if not chunk:
+                    break
+                self._take(chunk)
+            self._end()
+        finally:
+            os.close(self._fd)
+
+    def _take(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        """The pipe is at its end (or abandoned): flush what is pending."""
+
+    def close(self, timeout: float) -> None:
+        """Wait for EOF; after ``timeout`` give up on a pipe an escaped grandchild still holds."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._abandon.set()
+            self._thread.join()
+
+
+class _OutputPump(_PipeReader):
+    """Lines of a pipe into a :class:`_LineTail` and an optional line callback."""
+
+    def __init__(self, fd: int, tail: _LineTail, on_line: Callable[[str], None] | None) -> None:
+        self._tail = tail
+        self._on_line = on_line
+        self._splitter = _LineSplitter()
+        super().__init__(fd)  # starts the thread: every attribute it reads is set
+
+    def _take(self, chunk: bytes) -> None:
+        self._emit(self._splitter.feed(chunk))
+
+    def _end(self) -> None:
+        self._emit(self._splitter.flush())
+
+    def _emit(self, lines: list[str]) -> None:
+        for line in lines:
+            self._tail.add(line)
+            if self._on_line is None or self.error is not None:
+                continue
+            try:
+                self._on_line(line)
+            except Exception as exc:  # noqa: BLE001 - the caller's callback; run() re-raises it
+                self.error = exc
+
+
+class _BytesPump(_PipeReader):
+    """A pipe's whole output, byte for byte."""
+
+    def __init__(self, fd: int) -> None:
+        self.data = bytearray()
+        super().__init__(fd)
+
+    def _take(self, chunk: bytes) -> None:
+        self.data += chunk
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+class MemoryOutput:
+    """Output kept in memory (stage commands, services without a log file)."""
+
+    def __init__(self, fd: int, limit: int, on_line: Callable[[str], None] | None) -> None:
+        self.lines = _LineTail(limit)
+        self.pump = _OutputPump(fd, self.lines, on_line)
+
+    def tail(self, count: int) -> list[str]:
+        return self.lines.last(count)
+
+    def drain(self) -> None:
+        self.pump.close(DRAIN_TIMEOUT)
+
+
+class CapturedOutput:
+    """stdout and stderr kept whole and apart (a tool's JSON report on stdout, its complaints
+    on stderr)."""
+
+    def __init__(self, out_fd: int, err_fd: int) -> None:
+        self.stdout = _BytesPump(out_fd)
+        self.stderr = _BytesPump(err_fd)
+
+    def tail(self, count: int) -> list[str]:
+        return self.stdout.text().splitlines()[-count:] if count > 0 else []
+
+    def drain(self) -> None:
+        self.stdout.close(DRAIN_TIMEOUT)
+        self.stderr.close(DRAIN_TIMEOUT)
+
+
+class FileOutput:
+    """Output written by a log pump process into a rotated file."""
+
+    def __init__(self, log: LogSink, pump: subprocess.Popen[bytes]) -> None:
+        self.log = log
+        self.pump = pump
+
+    def tail(self, count: int) -> list[str]:
+        return read_log_tail(self.log.path, count)
+
+    def drain(self) -> None:
+        # The pump ends at EOF, once the service's group is gone; it is our child, so reap it.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.pump.wait(DRAIN_TIMEOUT)
+
+
+def start_log_pump(log: LogSink, read_fd: int) -> subprocess.Popen[bytes]:
+    log.path.parent.mkdir(parents=True, exist_ok=True)
+    # -I: no PYTHON* variables, the script's folder not on sys.path; -S: no site (it needs
+    # nothing outside the stdlib, and skipping site saves most of its start-up).
+    argv = [sys.executable, "-I", "-S", str(_LOG_PUMP), str(log.path.resolve())]
+    argv += [str(log.max_bytes), str(log.backups)]
+    return subprocess.Popen(
+        argv, stdin=read_fd, stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True
+    )
