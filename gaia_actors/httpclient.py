@@ -1,7 +1,8 @@
 """The product's one-off HTTP requests, through `requests`, with the project's bounds.
 
 Deploy verification, the pipeline's health and load stages, a rollback's checks and metrics
-scrapes GET through `Client` (or `get` for a single request). Health answers are judged by
+scrapes GET through `Client` (or `get` for a single request); the alert webhooks POST through
+it. Health answers are judged by
 the one verdict of `gaia_actors.health`, here (`check_health`, `wait_healthy`) as in the
 monitor.
 
@@ -55,6 +56,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -75,6 +77,7 @@ __all__ = [
     "check_health",
     "get",
     "health_verdict",
+    "host_of",
     "wait_healthy",
 ]
 
@@ -131,6 +134,14 @@ class Answer:
         if self.error is None:
             return f"HTTP {self.status}"
         return f"{self.error}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    url: str
+    body: bytes | None = None
+    headers: Mapping[str, str] | None = None
 
 
 # -- the deadline watchdog ----------------------------------------------------------------------
@@ -238,12 +249,25 @@ class Client:
 
     def get(self, url: str, limits: Limits | None = None) -> Answer:
         """GET ``url`` within ``limits`` (default: the client's)."""
-        limits = limits or self.limits
+        return self._fetch(_Request("GET", url), limits or self.limits)
+
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        limits: Limits | None = None,
+    ) -> Answer:
+        """POST ``body`` with ``headers`` to ``url`` within ``limits`` (default: the client's)."""
+        return self._fetch(_Request("POST", url, body, headers), limits or self.limits)
+
+    def _fetch(self, request: _Request, limits: Limits) -> Answer:
+        url = request.url
         started = time.monotonic()
         deadline = _Deadline(limits.deadline)
         _current.deadline = deadline
         try:
-            answer = self._get(url, limits, started)
+            answer = self._send(request, limits, started)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             kind = ErrorKind.TIMEOUT if deadline.expired else _kind(exc)
             detail = _detail(kind, exc, limits, url)
@@ -267,10 +291,14 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _get(self, url: str, limits: Limits, started: float) -> Answer:
+    def _send(self, request: _Request, limits: Limits, started: float) -> Answer:
+        url = request.url
         try:
-            response = self._session.get(
+            response = self._session.request(
+                request.method,
                 url,
+                data=request.body,
+                headers=request.headers,
                 stream=True,
                 allow_redirects=False,
                 timeout=(limits.connect_timeout, limits.deadline),
@@ -344,12 +372,24 @@ def _caused_by(exc: BaseException, *kinds: type[BaseException]) -> bool:
 
 def _detail(kind: ErrorKind, exc: BaseException | None, limits: Limits, url: str = "") -> str:
     if kind is ErrorKind.REFUSED:
-        return f"connection refused by {urlsplit(url).netloc}"
+        return f"connection refused by {host_of(url)}"
     if kind is ErrorKind.TIMEOUT:
         return f"no complete answer within {limits.deadline:g} s"
     if kind is ErrorKind.CONNECT_TIMEOUT:
         return f"no connection within {limits.connect_timeout:g} s"
     return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def host_of(url: str) -> str:
+    """``host:port`` of ``url``, without the user and password a URL may carry: what may be
+    shown of a URL whose path or query holds a secret (a chat webhook's token)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    return f"{host}:{port}" if port else host
 
 
 def get(url: str, limits: Limits | None = None) -> Answer:
