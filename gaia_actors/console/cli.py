@@ -259,7 +259,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, printer: Printer) ->
         case "send" | "ask":
             return _inject(args, settings, printer)
         case "watch":
-            from gaia_actors.console.repl import watch
+            from gaia_actors.console.watch import watch
 
             check_environment("watch", args.env, settings)
             with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
