@@ -43,7 +43,7 @@ from gaia_actors.improve.discover import src_layout
 from gaia_actors.improve.errors import BenchmarkError, CommandError, PatchError
 from gaia_actors.improve.files import IgnoreFile, SkippedFile
 from gaia_actors.improve.findings import Finding, sort_key
-from gaia_actors.improve.fixes import FixOutcome, Patch
+from gaia_actors.improve.fixes import FixOutcome
 from gaia_actors.improve.graph import ImportGraph, build_graph, cycle_findings
 from gaia_actors.improve.improvements import FixPhase, check_specs, fix_tools
 from gaia_actors.improve.linters import (
@@ -54,6 +54,7 @@ from gaia_actors.improve.linters import (
     run_linters,
     without_duplicates,
 )
+from gaia_actors.improve.patches import Patch
 from gaia_actors.improve.plan import CyclePlan, test_kind
 from gaia_actors.improve.style import StyleTool
 from gaia_actors.improve.tasks import Task, build_tasks, git_churn

@@ -32,7 +32,7 @@ from typing import Any
 from gaia_actors.improve.commands import run_command, which
 from gaia_actors.improve.errors import CommandError, PatchError
 from gaia_actors.improve.files import WalkOptions, walk
-from gaia_actors.improve.fixes import Patch, apply_patch, parse_diff, post_image, sha256
+from gaia_actors.improve.patches import Patch, apply_patch, parse_diff, post_image, sha256
 
 GIT_TIMEOUT = 60.0
 BRANCH_PREFIX = "gaia-improve/cycle-"
