@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from gaia_actors.improve.benchmark import BuildRun, run_benchmark, run_build
 from gaia_actors.improve.commands import run_command
 from gaia_actors.improve.compare import (
     AlertThresholds,
@@ -44,6 +45,7 @@ from gaia_actors.improve.errors import BenchmarkError, CommandError, PatchError
 from gaia_actors.improve.files import IgnoreFile, SkippedFile
 from gaia_actors.improve.findings import Finding, sort_key
 from gaia_actors.improve.fixes import FixOutcome
+from gaia_actors.improve.gotests import run_go_tests
 from gaia_actors.improve.graph import ImportGraph, build_graph, cycle_findings
 from gaia_actors.improve.improvements import FixPhase, check_specs, fix_tools
 from gaia_actors.improve.linters import (
@@ -58,16 +60,7 @@ from gaia_actors.improve.patches import Patch
 from gaia_actors.improve.plan import CyclePlan, test_kind
 from gaia_actors.improve.style import StyleTool
 from gaia_actors.improve.tasks import Task, build_tasks, git_churn
-from gaia_actors.improve.testing import (
-    BuildRun,
-    PythonTestOptions,
-    RunStatus,
-    TestRun,
-    run_benchmark,
-    run_build,
-    run_go_tests,
-    run_python_tests,
-)
+from gaia_actors.improve.testing import PythonTestOptions, RunStatus, TestRun, run_python_tests
 from gaia_actors.junit import Outcome
 
 __all__ = ["PHASES", "AnalysisOutcome", "Cycle", "CyclePlan", "PreviousCycle", "Recorder"]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gaia_actors.improve.coverage import GAP_TYPE
 from gaia_actors.improve.detectors import analyse_batch
 from gaia_actors.improve.files import IgnoreFile
 from gaia_actors.improve.findings import Finding
@@ -31,7 +32,7 @@ from gaia_actors.improve.fixes import FixerSpec, FixOutcome, FixStatus, Selectio
 from gaia_actors.improve.linters import LinterSpec, run_linters, without_duplicates
 from gaia_actors.improve.plan import CyclePlan
 from gaia_actors.improve.style import StyleTool, chosen_tools, configured_tools
-from gaia_actors.improve.testing import GAP_TYPE, PYTEST_FLAGS, RunStatus, TestRun
+from gaia_actors.improve.testing import PYTEST_FLAGS, RunStatus, TestRun
 from gaia_actors.improve.verifier import verifier_argv
 from gaia_actors.junit import Outcome
 
