@@ -51,8 +51,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gaia_actors.improve.detectors import AnalysisSettings, analyse_batch
+from gaia_actors.improve.analysis import analyse_batch
 from gaia_actors.improve.files import SkippedFile, WalkOptions, iter_walk, walk
+from gaia_actors.improve.sources import AnalysisSettings
 
 MARKERS = ("TODO", "FIXME")
 GREP_PATTERN = "TODO|FIXME"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from gaia_actors.improve.analysis import FileResult
 from gaia_actors.improve.benchmark import BuildRun, run_benchmark, run_build
 from gaia_actors.improve.commands import run_command
 from gaia_actors.improve.compare import (
@@ -39,7 +40,6 @@ from gaia_actors.improve.compare import (
     is_regression,
 )
 from gaia_actors.improve.delivery import Delivery, TreeState
-from gaia_actors.improve.detectors import FileResult
 from gaia_actors.improve.discover import src_layout
 from gaia_actors.improve.errors import BenchmarkError, CommandError, PatchError
 from gaia_actors.improve.files import IgnoreFile, SkippedFile

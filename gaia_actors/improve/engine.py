@@ -43,10 +43,10 @@ import pykka
 from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import Busy, GaiaError, InvalidMessage
 from gaia_actors.improve import history
+from gaia_actors.improve.analysis import FileResult, language_of
 from gaia_actors.improve.commands import cancelled_by
 from gaia_actors.improve.cycle import AnalysisOutcome, Cycle, CyclePlan
 from gaia_actors.improve.delivery import TreeState, read_state
-from gaia_actors.improve.detectors import FileResult, language_of
 from gaia_actors.improve.files import SkippedFile, SkipReason, iter_walk
 from gaia_actors.improve.plan import settings_for
 from gaia_actors.improve.schedule import Scheduled, due, scheduled_targets, tick

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gaia_actors.improve.analysis import analyse_batch
 from gaia_actors.improve.coverage import GAP_TYPE
-from gaia_actors.improve.detectors import analyse_batch
 from gaia_actors.improve.files import IgnoreFile
 from gaia_actors.improve.findings import Finding
 from gaia_actors.improve.fixes import FixerSpec, FixOutcome, FixStatus, Selection, run_fixers

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gaia_actors.improve.commands import which
-from gaia_actors.improve.detectors import AnalysisSettings
 from gaia_actors.improve.discover import TestPlan, find_tests
 from gaia_actors.improve.files import WalkOptions
+from gaia_actors.improve.sources import AnalysisSettings
 from gaia_actors.settings import ImproveSettings, expand
 
 

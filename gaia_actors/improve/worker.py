@@ -33,8 +33,9 @@ from typing import Any
 import pykka
 
 from gaia_actors.actor import GaiaActor
-from gaia_actors.improve.detectors import AnalysisSettings, analyse_batch
+from gaia_actors.improve.analysis import analyse_batch
 from gaia_actors.improve.errors import ImproveError
+from gaia_actors.improve.sources import AnalysisSettings
 from gaia_actors.messages import (
     AnalyseBatch,
     AnalysisDone,
@@ -48,7 +49,7 @@ from supervisors import Link
 ENGINE = "improve"
 PREFIX = "improve.worker."
 KILL_WAIT = 5.0  # seconds to wait for a killed process and its reader thread
-_PRELOAD = ["gaia_actors.improve.detectors"]
+_PRELOAD = ["gaia_actors.improve.analysis"]
 _context_lock = threading.Lock()
 _context: BaseContext | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gaia_actors.improve.analysis import analyse_batch
 from gaia_actors.improve.compare import (
     AlertThresholds,
     CycleSnapshot,
@@ -15,9 +16,9 @@ from gaia_actors.improve.compare import (
     is_regression,
     metric_delta,
 )
-from gaia_actors.improve.detectors import AnalysisSettings, analyse_batch
 from gaia_actors.improve.files import walk
 from gaia_actors.improve.findings import Finding, Severity
+from gaia_actors.improve.sources import AnalysisSettings
 from tests.gaia_actors.improve.conftest import write
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors.improve.detectors import AnalysisSettings, analyse_batch, analyse_file, summarise
+from gaia_actors.improve.analysis import analyse_batch, analyse_file, summarise
 from gaia_actors.improve.files import SkipReason
 from gaia_actors.improve.findings import Finding, Severity
+from gaia_actors.improve.sources import AnalysisSettings
 from tests.gaia_actors.improve.conftest import write
 
 FULL = AnalysisSettings()
@@ -299,16 +300,16 @@ def test_a_detector_failure_loses_one_file_not_the_batch(
     write(tmp_path, "a.py", "# TODO a\n")
     write(tmp_path, "b.py", "# TODO b\n")
     write(tmp_path, "c.py", "# TODO c\n")
-    from gaia_actors.improve import detectors
+    from gaia_actors.improve import sources
 
-    original = detectors.PythonSource.__init__
+    original = sources.PythonSource.__init__
 
-    def explode_on_b(self: detectors.PythonSource, path: str, *args: object) -> None:
+    def explode_on_b(self: sources.PythonSource, path: str, *args: object) -> None:
         if path == "b.py":
             raise RuntimeError("detector bug")
         original(self, path, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(detectors.PythonSource, "__init__", explode_on_b)
+    monkeypatch.setattr(sources.PythonSource, "__init__", explode_on_b)
     results = analyse_batch(["a.py", "b.py", "c.py"], tmp_path, FULL)
     assert [r.markers for r in results] == [1, 0, 1]
     assert results[1].skipped is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from gaia_actors.improve.detectors import AnalysisSettings, analyse_batch
+from gaia_actors.improve.analysis import analyse_batch
 from gaia_actors.improve.files import walk
 from gaia_actors.improve.graph import (
     FanIn,
@@ -17,6 +17,7 @@ from gaia_actors.improve.graph import (
     find_cycles,
     module_names,
 )
+from gaia_actors.improve.sources import AnalysisSettings
 from tests.gaia_actors.improve.conftest import write
 
 

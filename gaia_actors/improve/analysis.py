@@ -1,0 +1,259 @@
+"""The analysis of one file or a batch of files: read, decode, run the detectors, count.
+
+The comment-markers-only mode (``AnalysisSettings(markers_only=True)``, what the benchmark
+times) runs only the marker detectors, and cheaply: a file whose bytes contain none of the
+markers is counted and checked to be UTF-8 text but never lexed; in the others, lexing stops
+at the last marker that has a ``#`` before it on its line (a marker without one cannot be in a
+comment), and a file with no such marker is not lexed at all. The full mode lexes the same
+way the files that parse, and takes comments from ``tokenize`` for the files that do not (where
+it stops is part of the ``syntax_error`` finding), or for every file with
+``tokenize_comments=True`` (the reference the benchmark checks the lexer against); all give
+the same findings and identities (``pysource``)."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gaia_actors.improve import pysource
+from gaia_actors.improve.detectors import (
+    GO_DETECTORS,
+    MARKER_DETECTORS,
+    PYTHON_DETECTORS,
+    AstDetector,
+    Detector,
+    FunctionNode,
+    Scope,
+)
+from gaia_actors.improve.files import (
+    BINARY_PROBE,
+    SkippedFile,
+    SkipReason,
+    check_text,
+    decode,
+    read_bytes,
+)
+from gaia_actors.improve.findings import Finding
+from gaia_actors.improve.graph import ImportRef, extract_imports, statement_children
+from gaia_actors.improve.sources import LANGUAGES, AnalysisSettings, GoSource, PythonSource, Source
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """One file's findings and statistics (or why it was skipped)."""
+
+    path: str
+    language: str
+    lines: int = 0
+    bytes: int = 0
+    markers: int = 0  # comment-marker findings among ``findings``
+    findings: tuple[Finding, ...] = ()
+    imports: tuple[ImportRef, ...] = ()
+    skipped: SkippedFile | None = None
+
+
+def language_of(path: str) -> str:
+    """ "python", "go" or "other", by file name suffix."""
+    return LANGUAGES.get(os.path.splitext(path)[1], "other")
+
+
+def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings) -> FileResult:
+    """Read one file (relative to ``root``, or absolute inside it) and run the detectors."""
+    relpath = _relative(path, root)
+    language = language_of(relpath)
+    data = read_bytes(f"{root}/{relpath}", settings.max_bytes, relpath)
+    if isinstance(data, SkippedFile):
+        return FileResult(relpath, language, skipped=data)
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    encoding = _declared_encoding(data, relpath) if language == "python" else None
+    if isinstance(encoding, SkippedFile):
+        return FileResult(relpath, language, bytes=len(data), skipped=encoding)
+    # The bytes prefilter: a file without any marker is never decoded, lexed or tokenized
+    # for markers (only checked to be text, so both modes skip the same files).
+    has_markers = _has_markers(data, settings.markers, encoding)
+    if settings.markers_only and not has_markers:
+        problem = check_text(data, relpath) if encoding is None else None
+        if problem is None and encoding is not None:
+            problem = _as_skip(_decode(data, relpath, encoding))
+        if problem is not None:
+            return FileResult(relpath, language, bytes=len(data), skipped=problem)
+        return FileResult(relpath, language, lines, len(data))
+    text = _decode(data, relpath, encoding)
+    if isinstance(text, SkippedFile):
+        return FileResult(relpath, language, bytes=len(data), skipped=text)
+    findings, imports = _run_detectors(relpath, language, text, settings, has_markers)
+    markers = sum(1 for f in findings if f.detector in MARKER_DETECTORS)
+    return FileResult(relpath, language, lines, len(data), markers, findings, imports)
+
+
+def _declared_encoding(data: bytes, relpath: str) -> str | SkippedFile | None:
+    """A Python file's PEP 263 encoding (None: UTF-8), or why it cannot be decoded."""
+    try:
+        return pysource.declared_encoding(data)
+    except SyntaxError as exc:  # an unknown encoding, or a BOM contradicting the declaration
+        return SkippedFile(relpath, SkipReason.UNDECODABLE, exc.msg)
+
+
+def _decode(data: bytes, relpath: str, encoding: str | None) -> str | SkippedFile:
+    """The text of ``data``: UTF-8 (``decode``), or the declared ``encoding``."""
+    if encoding is None:
+        return decode(data, relpath)
+    if data.find(b"\0", 0, BINARY_PROBE) >= 0:
+        return SkippedFile(relpath, SkipReason.BINARY, "NUL byte in the first 8 KiB")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        detail = f"invalid {encoding} (declared) at byte {exc.start}"
+        return SkippedFile(relpath, SkipReason.UNDECODABLE, detail)
+
+
+def _as_skip(text: str | SkippedFile) -> SkippedFile | None:
+    return text if isinstance(text, SkippedFile) else None
+
+
+def _has_markers(data: bytes, markers: Sequence[str], encoding: str | None) -> bool:
+    """Could the text hold a marker? Searched in the raw bytes when the encoding writes the
+    markers as their ASCII bytes (UTF-8 and every ASCII-compatible encoding); bytes that
+    decode to something else (a multi-byte character's trail bytes) only cost a lex that
+    finds nothing. Other encodings (UTF-16, EBCDIC) are decoded first."""
+    if encoding is None or _ascii_markers(encoding, tuple(markers)):
+        return any(data.find(marker.encode()) >= 0 for marker in markers)
+    text = _decode(data, "", encoding)
+    return isinstance(text, SkippedFile) or any(marker in text for marker in markers)
+
+
+@functools.cache
+def _ascii_markers(encoding: str, markers: tuple[str, ...]) -> bool:
+    try:
+        return all(m.encode(encoding) == m.encode("ascii") for m in (*markers, "#", "\n"))
+    except (UnicodeError, LookupError):
+        return False
+
+
+def _relative(path: str | Path, root: str | Path) -> str:
+    """The posix path relative to ``root`` (plain string work: this runs once per file)."""
+    text = os.fspath(path)
+    if os.path.isabs(text):
+        text = os.path.relpath(os.path.realpath(text), os.path.realpath(root))
+    return text.replace(os.sep, "/") if os.sep != "/" else text
+
+
+def _run_detectors(
+    relpath: str, language: str, text: str, settings: AnalysisSettings, has_markers: bool
+) -> tuple[tuple[Finding, ...], tuple[ImportRef, ...]]:
+    source: Source
+    if language == "python":
+        source = PythonSource(relpath, text, settings, has_markers)
+        detectors = PYTHON_DETECTORS
+    elif language == "go":
+        source = GoSource(relpath, text, settings, has_markers)
+        detectors = GO_DETECTORS
+    else:
+        return (), ()
+    chosen = [d for d in detectors if _selected(d, settings)]
+    findings: list[Finding] = []
+    for detector in chosen:
+        findings.extend(detector.detect(source))
+    imports: tuple[ImportRef, ...] = ()
+    if isinstance(source, PythonSource) and not settings.markers_only:
+        findings.extend(_walk_ast(source, [d for d in chosen if isinstance(d, AstDetector)]))
+        if settings.collect_imports and source.tree is not None:
+            imports = extract_imports(source.tree)
+    findings.sort(key=lambda f: (f.line, f.type))
+    return tuple(findings), imports
+
+
+def _selected(detector: Detector, settings: AnalysisSettings) -> bool:
+    if settings.markers_only and detector.name not in MARKER_DETECTORS:
+        return False
+    return settings.wants(detector.name)
+
+
+def _walk_ast(source: PythonSource, detectors: Sequence[AstDetector]) -> list[Finding]:
+    """One walk of the tree, each node handed to the detectors that asked for its type."""
+    active = [d for d in detectors if not d.keywords or any(k in source.text for k in d.keywords)]
+    tree = source.tree if active else None  # no detector wants it: the file is not parsed
+    if tree is None:
+        return []
+    wanted: dict[type[ast.AST], list[AstDetector]] = {}
+    for detector in active:
+        for node_type in detector.node_types:
+            wanted.setdefault(node_type, []).append(detector)
+    walk = _scoped_nodes if any(d.expressions for d in active) else _scoped_statements
+    findings: list[Finding] = []
+    for node, scope in walk(tree):
+        for detector in wanted.get(type(node), ()):
+            findings.extend(detector.check(node, scope, source))
+    return findings
+
+
+def _scoped_nodes(tree: ast.Module) -> Iterator[tuple[ast.AST, Scope]]:
+    """Every node, with the functions and classes around it."""
+    stack: list[tuple[ast.AST, Scope]] = [(tree, ())]
+    while stack:
+        node, scope = stack.pop()
+        yield node, scope
+        inner = (*scope, node) if isinstance(node, FunctionNode | ast.ClassDef) else scope
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+
+
+def _scoped_statements(tree: ast.Module) -> Iterator[tuple[ast.AST, Scope]]:
+    """Statements and ``except`` handlers only, with the functions and classes around them."""
+    stack: list[tuple[ast.AST, Scope]] = [(tree, ())]
+    while stack:
+        node, scope = stack.pop()
+        yield node, scope
+        inner = (*scope, node) if isinstance(node, FunctionNode | ast.ClassDef) else scope
+        stack.extend((child, inner) for child in statement_children(node))
+
+
+def analyse_batch(
+    paths: Sequence[str | Path], root: str | Path, settings: AnalysisSettings
+) -> tuple[FileResult, ...]:
+    """``analyse_file`` for each path. A file that makes a detector fail is reported as
+    skipped (reason unreadable, with the error) instead of losing the rest of the batch."""
+    results: list[FileResult] = []
+    for path in paths:
+        try:
+            results.append(analyse_file(path, root, settings))
+        except Exception as exc:  # noqa: BLE001 - the batch boundary: one bad file, not all
+            relpath = Path(path).as_posix()
+            detail = f"analysis failed: {type(exc).__name__}: {exc}"
+            skipped = SkippedFile(relpath, SkipReason.UNREADABLE, detail)
+            results.append(FileResult(relpath, language_of(relpath), skipped=skipped))
+    return tuple(results)
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSummary:
+    """Totals over many ``FileResult``s."""
+
+    files: int
+    lines: int
+    bytes: int
+    markers: int
+    findings_by_type: dict[str, int]
+    skipped_by_reason: dict[str, int]
+    seconds: float
+
+
+def summarise(results: Iterable[FileResult], seconds: float = 0.0) -> AnalysisSummary:
+    """Count files, lines, bytes, markers, findings per type and skipped files per reason."""
+    files = lines = size = markers = 0
+    kinds: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    for result in results:
+        if result.skipped is not None:
+            skipped[str(result.skipped.reason)] += 1
+            continue
+        files += 1
+        lines += result.lines
+        size += result.bytes
+        markers += result.markers
+        kinds.update(f.type for f in result.findings)
+    return AnalysisSummary(files, lines, size, markers, dict(kinds), dict(skipped), seconds)
