@@ -57,8 +57,6 @@ class BenchmarkResult:
 _OPS_LINE = re.compile(
     r"\bops(?:/|_per_)sec\s*[:=]\s*([0-9][0-9_,]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)", re.I
 )
-
-
 _GO_BENCH_LINE = re.compile(r"^Benchmark\S*\s+\d+\s+([0-9]+(?:\.[0-9]+)?) ns/op\b")
 
 

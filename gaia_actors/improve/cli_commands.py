@@ -26,7 +26,8 @@ from gaia_actors.control.commands import (
 from gaia_actors.improve import history
 from gaia_actors.improve.engine import NAME
 from gaia_actors.improve.errors import ImproveError
-from gaia_actors.improve.report import Progress, render_improve
+from gaia_actors.improve.progress import Progress
+from gaia_actors.improve.report import render_improve
 from gaia_actors.improve.schedule import without_schedules
 from gaia_actors.messages import GetCycleStatus, RunCycle
 from gaia_actors.settings import Settings

@@ -25,11 +25,7 @@ from gaia_actors.improve.files import IgnoreFile
 from gaia_actors.improve.findings import Finding, Severity
 
 DEFAULT_THRESHOLD = 50.0
-
-
 DEFAULT_TEST_OMIT = ("test_*.py", "*_test.py", "conftest.py", "tests/", "test/", "*_test.go")
-
-
 GAP_TYPE = "coverage_gap"
 
 

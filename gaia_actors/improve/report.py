@@ -1,4 +1,4 @@
-"""Readable text for ``improve``: a cycle's report, the history of cycles, and progress lines.
+"""Readable text for ``improve``: a cycle's report and the history of cycles.
 
 Everything takes the JSON-friendly dicts the command returns (``history.show`` and
 ``history.trend``) or the engine's watcher updates, and returns text; the CLI's printer
@@ -7,15 +7,12 @@ writes it (or prints the JSON itself with ``--json``).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gaia_actors.formatting import scalar, table
 from gaia_actors.improve.cycle import PHASES
 
-BAR_WIDTH = 30
-PROGRESS_EVERY = 2.0  # seconds between bar lines when the percentage moves slowly
 SEVERITIES = ("critical", "high", "medium", "low")
 SHOWN = 15
 
@@ -59,14 +56,14 @@ def render_cycle(r: Mapping[str, Any]) -> str:
 
 
 def _headline(r: Mapping[str, Any]) -> str:
-    took = f" in {_secs(r['seconds'])}" if r.get("seconds") is not None else ""
+    took = f" in {secs(r['seconds'])}" if r.get("seconds") is not None else ""
     mode = "apply" if r.get("apply") else "report only"
     head = f"improvement cycle #{r.get('cycle_id')} of {r.get('target')}"
     return f"{head}: {r.get('status')}{took} ({mode})"
 
 
 def _phases_line(phases: Mapping[str, Any]) -> str:
-    done = [f"{name} {_secs(phases[name])}" for name in PHASES if name in phases]
+    done = [f"{name} {secs(phases[name])}" for name in PHASES if name in phases]
     return "phases: " + (" · ".join(done) if done else "(none finished)")
 
 
@@ -102,7 +99,7 @@ def _linters(d: Mapping[str, Any]) -> list[str]:
     parts = []
     for run in d.get("linters") or []:
         if run["status"] == "ran":
-            parts.append(f"{run['name']}: {run['findings']} findings in {_secs(run['seconds'])}")
+            parts.append(f"{run['name']}: {run['findings']} findings in {secs(run['seconds'])}")
         else:
             parts.append(f"{run['name']}: {run['status']} ({run['reason'][:80]})")
     return ["; ".join(parts)] if parts else []
@@ -126,7 +123,7 @@ def _build(t: Mapping[str, Any]) -> list[str]:
     build = t.get("build")
     if not build:
         return []
-    return [f"{build['status']} in {_secs(build['seconds'])} {build.get('reason', '')}".rstrip()]
+    return [f"{build['status']} in {secs(build['seconds'])} {build.get('reason', '')}".rstrip()]
 
 
 def _tests(t: Mapping[str, Any]) -> list[str]:
@@ -135,7 +132,7 @@ def _tests(t: Mapping[str, Any]) -> list[str]:
     kind, status = t.get("kind"), t.get("status", "skipped")
     if status == "skipped" or kind == "none":
         return [f"not run: {t.get('reason') or t.get('why')}"]
-    line = f"{kind}: {status} in {_secs(t.get('seconds', 0))}"
+    line = f"{kind}: {status} in {secs(t.get('seconds', 0))}"
     if t.get("tests") is not None:
         line += (
             f" - {t['tests']} tests, {t['passed']} passed, {t['failed']} failed, "
@@ -199,7 +196,7 @@ def _benchmark(v: Mapping[str, Any]) -> list[str]:
         return []
     if v.get("status") != "ran":
         return [f"{v.get('status')}: {v.get('reason', '')}"]
-    line = f"{v['ops_per_sec']:,.0f} ops/sec in {_secs(v.get('seconds', 0))}"
+    line = f"{v['ops_per_sec']:,.0f} ops/sec in {secs(v.get('seconds', 0))}"
     previous = v.get("previous")
     if previous:
         change = v.get("change")
@@ -300,8 +297,8 @@ def _history_row(c: Mapping[str, Any]) -> dict[str, Any]:
         "ops/sec": f"{c['ops_per_sec']:,.0f}" if c.get("ops_per_sec") else "-",
         "fixes": c.get("issues_fixed") or "-",
         "alert": "REGRESSED" if c.get("regression") else "",
-        "tests": _secs(c["test_time"]) if c.get("test_time") else "-",
-        "took": _secs(c["seconds"]) if c.get("seconds") else "-",
+        "tests": secs(c["test_time"]) if c.get("test_time") else "-",
+        "took": secs(c["seconds"]) if c.get("seconds") else "-",
     }
 
 
@@ -331,67 +328,10 @@ def _latest(c: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-# --- progress ---------------------------------------------------------------------------------
-
-
-def progress_bar(done: int, total: int | None, width: int = BAR_WIDTH) -> str:
-    """``[#########.....................]  30% 120/400 files`` (total unknown: a count)."""
-    if not total:
-        return f"[{'?' * width}] {done} files so far"
-    filled = min(width, width * done // total)
-    return (
-        f"[{'#' * filled}{'.' * (width - filled)}] {100 * done // total:3d}% {done}/{total} files"
-    )
-
-
-class Progress:
-    """Turns the engine's watcher updates into progress lines (``emit``), the analysis as a
-    bar that is printed again when it has moved a tenth, or every few seconds."""
-
-    def __init__(
-        self,
-        emit: Callable[[dict[str, Any]], None],
-        clock: Callable[[], float] = time.monotonic,
-        every: float = PROGRESS_EVERY,
-    ) -> None:
-        self.emit = emit
-        self.clock = clock
-        self.every = every
-        self.tenth = -1
-        self.last = 0.0
-
-    def update(self, update: Mapping[str, Any]) -> None:
-        event = update.get("event")
-        if event == "cycle.started":
-            self._say(f"cycle #{update['cycle_id']} on {update['target']}")
-        elif event == "phase.started":
-            self._say(f"{update['phase']} ...")
-        elif event == "analysis.progress":
-            self._bar(update)
-        elif event == "batch.requeued":
-            self._say(f"batch {update['batch_id']} re-queued: {update['reason']}")
-        elif event == "phase.finished":
-            summary = update.get("summary") or {}
-            said = ", ".join(f"{k}={scalar(v)}" for k, v in summary.items() if v != "")
-            self._say(f"{update['phase']} done in {_secs(update['seconds'])}: {said}".rstrip(": "))
-
-    def _bar(self, update: Mapping[str, Any]) -> None:
-        done, total = int(update["files_done"]), update.get("files_total")
-        tenth = 10 * done // total if total else -1
-        now = self.clock()
-        if tenth == self.tenth and now - self.last < self.every and done != total:
-            return
-        self.tenth, self.last = tenth, now
-        self._say(f"analyse {progress_bar(done, total)}")
-
-    def _say(self, text: str) -> None:
-        self.emit({"message": text})
-
-
 # --- numbers --------------------------------------------------------------------------------
 
 
-def _secs(value: Any) -> str:
+def secs(value: Any) -> str:
     if not isinstance(value, int | float):
         return "-"
     return f"{value:.2f}s" if value < 60 else f"{int(value // 60)}m{value % 60:04.1f}s"

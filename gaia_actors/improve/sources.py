@@ -15,16 +15,10 @@ from gaia_actors.improve.files import (
 )
 
 DEFAULT_MARKERS = ("TODO", "FIXME", "XXX", "HACK")
-
-
 LANGUAGES = {".py": "python", ".go": "go"}
-
-
 # ast.parse reports invalid escape sequences as warnings (errors under -W error): parse under
 # this pseudo file name and silence warnings attributed to it, without touching other filters.
 _PARSE_FILENAME = "<gaia-analysis>"
-
-
 _WARNING_FILTER = ("ignore", None, Warning, re.compile(re.escape(_PARSE_FILENAME)), 0)
 
 

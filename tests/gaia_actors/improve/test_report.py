@@ -1,10 +1,10 @@
-"""The readable report, the history table and the progress lines of ``improve``."""
+"""The readable report and the history table of ``improve``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gaia_actors.improve.report import Progress, progress_bar, render_cycle, render_history
+from gaia_actors.improve.report import render_cycle, render_history
 
 CYCLE: dict[str, Any] = {
     "cycle_id": 7,
@@ -172,27 +172,3 @@ def test_the_history_lists_cycles_with_new_and_fixed_findings() -> None:
     assert "cycle #2 against #1: 1 new, 2 fixed, 3 unchanged findings (matched by identity)" in text
     assert "  new: high fixme a.py:1 x" in lines
     assert lines[-1] == "other targets (improve --history --target PATH): /usr/lib (2)"
-
-
-def test_progress_draws_the_analysis_as_a_bar_at_each_tenth() -> None:
-    said: list[str] = []
-    now = [0.0]
-    progress = Progress(lambda update: said.append(update["message"]), clock=lambda: now[0])
-    progress.update({"event": "phase.started", "phase": "analyse"})
-    for done in range(1, 101):
-        progress.update({"event": "analysis.progress", "files_done": done, "files_total": 100})
-    bars = [line for line in said if line.startswith("analyse [")]
-    assert len(bars) == 11  # 1% (the first), then 10%, 20% ... 100%
-    assert bars[-1] == "analyse " + progress_bar(100, 100)
-    assert progress_bar(30, 100, width=10) == "[###.......]  30% 30/100 files"
-    assert progress_bar(5, None, width=4) == "[????] 5 files so far"
-
-
-def test_progress_repeats_a_slow_bar_every_few_seconds() -> None:
-    said: list[str] = []
-    now = [0.0]
-    progress = Progress(lambda update: said.append(update["message"]), clock=lambda: now[0])
-    for step in range(3):
-        now[0] = step * 2.5
-        progress.update({"event": "analysis.progress", "files_done": step, "files_total": 1000})
-    assert len(said) == 3
