@@ -1,6 +1,6 @@
 """The phases of an improvement cycle after the analysis, as plain steps over plain values.
 
-Issue 5's cycle has seven phases, each timed and logged by the engine::
+A cycle has seven phases, each timed and logged by the engine::
 
     analyse                the engine walks the tree and its workers analyse the files (engine.py)
     detect                 linters joined in, the import graph (cycles, fan-in), findings combined
@@ -10,8 +10,9 @@ Issue 5's cycle has seven phases, each timed and logged by the engine::
     verify                 the benchmark's ops/sec against the previous cycle's
     persist                metrics, findings and tasks to the store; comparison with the last cycle
 
-``Cycle`` holds one cycle's results from ``detect`` on; one thread (the engine's cycle thread)
-calls its steps in order, and each returns a small summary for the phase's event.
+``Cycle`` runs phases 2-7 over the results its ``CycleState`` holds (cycle_state.py); one thread
+(the engine's cycle thread) calls its steps in order, and each returns a small summary for the
+phase's event. The report stored at the end is ``CycleReport``'s (cycle_report.py).
 
 What applies where is the plan's (plan.py); how tests are found, discover.py's; which fixes
 are tried and kept, improvements.py's.
@@ -19,51 +20,42 @@ are tried and kept, improvements.py's.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from gaia_actors.improve.analysis import FileResult
-from gaia_actors.improve.benchmark import BuildRun, run_benchmark, run_build
+from gaia_actors.improve.benchmark import run_benchmark, run_build
 from gaia_actors.improve.commands import run_command
 from gaia_actors.improve.compare import (
     AlertThresholds,
-    Comparison,
     CycleSnapshot,
     alert_reasons,
     compare_cycles,
     is_regression,
 )
+from gaia_actors.improve.cycle_report import CycleReport, finding_row, task_row
 from gaia_actors.improve.delivery import Delivery, TreeState
-from gaia_actors.improve.discover import src_layout
 from gaia_actors.improve.errors import BenchmarkError, CommandError, PatchError
-from gaia_actors.improve.files import IgnoreFile, SkippedFile
-from gaia_actors.improve.findings import Finding, sort_key
+from gaia_actors.improve.findings import sort_key
 from gaia_actors.improve.fixes import FixOutcome
 from gaia_actors.improve.gotests import run_go_tests
-from gaia_actors.improve.graph import ImportGraph, build_graph, cycle_findings
+from gaia_actors.improve.graph import build_graph, cycle_findings
 from gaia_actors.improve.improvements import FixPhase, check_specs, fix_tools
 from gaia_actors.improve.linters import (
     GO_VET,
     RUFF,
     LinterSpec,
-    LintResult,
     run_linters,
     without_duplicates,
 )
 from gaia_actors.improve.patches import Patch
-from gaia_actors.improve.plan import CyclePlan, test_kind
-from gaia_actors.improve.style import StyleTool
-from gaia_actors.improve.tasks import Task, build_tasks, git_churn
+from gaia_actors.improve.plan import test_kind
+from gaia_actors.improve.tasks import build_tasks, git_churn
 from gaia_actors.improve.testing import PythonTestOptions, RunStatus, TestRun, run_python_tests
-from gaia_actors.junit import Outcome
 
-__all__ = ["PHASES", "AnalysisOutcome", "Cycle", "CyclePlan", "PreviousCycle", "Recorder"]
+__all__ = ["PHASES", "Cycle"]
 
 PHASES = (
     "analyse",
@@ -75,105 +67,13 @@ PHASES = (
     "persist",
 )
 KNOWN_LINTERS: dict[str, LinterSpec] = {"ruff": RUFF, "go vet": GO_VET}
-RANKING_NOTE = (
-    "rule-based ranking: severity x priority, weighted by how many files depend on the file "
-    "(import graph) and how much it changed recently (git); it does not judge what a finding means"
-)
-TOP = 10  # examples kept in the stored report
-
-
-# --- what the analysis phase hands over -------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AnalysisOutcome:
-    """Phase 1's result: one FileResult per candidate file, sorted by path."""
-
-    results: tuple[FileResult, ...]
-    walk_skipped: tuple[SkippedFile, ...]
-    seconds: float
-    batches: int = 0
-    requeued: int = 0
-    workers: int = 0
-
-    @property
-    def analysed(self) -> tuple[FileResult, ...]:
-        return tuple(r for r in self.results if r.skipped is None)
-
-    @property
-    def skipped(self) -> tuple[SkippedFile, ...]:
-        from_workers = tuple(r.skipped for r in self.results if r.skipped is not None)
-        return tuple(sorted((*self.walk_skipped, *from_workers), key=lambda s: s.path))
-
-    def summary(self) -> dict[str, Any]:
-        analysed = self.analysed
-        skipped = Counter(str(s.reason) for s in self.skipped)
-        kinds = Counter(f.type for r in analysed for f in r.findings)
-        return {
-            "files": len(analysed),
-            "lines": sum(r.lines for r in analysed),
-            "bytes": sum(r.bytes for r in analysed),
-            "batches": self.batches,
-            "requeued": self.requeued,
-            "workers": self.workers,
-            "skipped": dict(skipped),
-            "skipped_examples": [
-                {"path": s.path, "reason": str(s.reason), "detail": s.detail}
-                for s in self.skipped[:TOP]
-            ],
-            "findings_by_type": dict(kinds),
-        }
-
-
-# --- persistence, as the cycle thread sees it --------------------------------------------
-
-
-class Recorder(Protocol):
-    """Where a cycle's rows go (the Store actor, by messages)."""
-
-    def insert(self, table: str, **values: Any) -> None: ...
-
-    def update(self, table: str, row_id: int, **values: Any) -> None: ...
-
-    def flush(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PreviousCycle:
-    """What the last finished cycle of the same target measured and found."""
-
-    cycle_id: int
-    metrics: Mapping[str, float | None]
-    findings: tuple[Finding, ...]
 
 
 # --- the cycle --------------------------------------------------------------------------
 
 
-@dataclass
-class Cycle:
+class Cycle(CycleReport):
     """One cycle's phases 2-7. Used by one thread; ``steps`` lists them in order."""
-
-    plan: CyclePlan
-    analysis: AnalysisOutcome
-    recorder: Recorder
-    previous: PreviousCycle | None = None
-    previous_ops: tuple[int, float] | None = None  # (cycle id, ops/sec) of the last figure
-    started: float = field(default_factory=time.time)
-    findings: tuple[Finding, ...] = ()
-    lint: LintResult | None = None
-    lint_specs: tuple[LinterSpec, ...] = ()
-    tools: tuple[StyleTool, ...] = ()
-    graph: ImportGraph | None = None
-    build: BuildRun | None = None
-    tests: TestRun | None = None
-    test_kind: str = "none"
-    test_reason: str = ""
-    tasks: tuple[Task, ...] = ()
-    fix: dict[str, Any] = field(default_factory=dict)
-    bench: dict[str, Any] = field(default_factory=dict)
-    comparison: Comparison | None = None
-    tree: TreeState | None = None  # the tree as the cycle read it (for applying a fix)
 
     def steps(self) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
         return [
@@ -237,21 +137,6 @@ class Cycle:
             "coverage_gaps": len(gaps),
             "test_seconds": round(run.seconds, 3),
         }
-
-    def _gaps(self, gaps: Sequence[Finding]) -> list[Finding]:
-        """The coverage gaps outside ``coverage_omit`` (code no test is meant to run)."""
-        omit = IgnoreFile.from_lines("", self.plan.settings.coverage_omit)
-        return [g for g in gaps if omit.empty or not omit.covers(g.file)]
-
-    def test_env(self) -> dict[str, str]:
-        """The tests' environment: the configured one, with ``src`` first on PYTHONPATH for a
-        src layout (relative, so it holds in the scratch copy the fixes are verified in)."""
-        env = dict(self.plan.settings.test_env)
-        src = src_layout(self.plan.target) if self.test_kind == "pytest" else ""
-        if src:
-            inherited = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (src, inherited) if p)
-        return env
 
     def _run_tests(self) -> TestRun:
         settings, target = self.plan.settings, self.plan.target
@@ -399,20 +284,6 @@ class Cycle:
 
     # Phase 7: persist
 
-    def metrics(self) -> dict[str, float | None]:
-        run = self.tests
-        fixed = self.fix.get("issues_fixed", 0)
-        return {
-            "coverage": run.coverage.percent if run and run.coverage else None,
-            "pass_rate": run.pass_rate if run else None,
-            "ops_per_sec": self.bench.get("ops_per_sec"),
-            "issues_detected": float(len(self.findings)),
-            "issues_fixed": float(fixed),
-            "build_seconds": self.build.seconds if self.build is not None else None,
-            "test_seconds": run.seconds if run and run.status is not RunStatus.SKIPPED else None,
-            "analysis_seconds": self.analysis.seconds,
-        }
-
     def persist(self) -> dict[str, Any]:
         settings = self.plan.settings
         alerts: list[str] = []
@@ -460,186 +331,3 @@ class Cycle:
         return summary
 
     # The stored report
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "cycle_id": self.plan.cycle_id,
-            "target": str(self.plan.target),
-            "trigger": self.plan.trigger,
-            "configured_target": self.plan.configured,
-            "apply": self.plan.apply,
-            "analysis": self.analysis.summary(),
-            "detect": self._detect_report(),
-            "tests": self._tests_report(),
-            "tasks": {
-                "count": len(self.tasks),
-                "note": RANKING_NOTE,
-                "top": [task_view(t) for t in self.tasks[:TOP]],
-            },
-            "fixes": self.fix,
-            "verify": self.bench,
-            "comparison": comparison_view(self.comparison, self.previous),
-            "metrics": self.metrics(),
-        }
-
-    def _detect_report(self) -> dict[str, Any]:
-        graph = self.graph
-        return {
-            "findings": len(self.findings),
-            "by_severity": dict(Counter(str(f.severity) for f in self.findings)),
-            "by_type": dict(Counter(f.type for f in self.findings).most_common()),
-            "linters": [
-                {
-                    "name": r.name,
-                    "status": str(r.status),
-                    "reason": r.reason,
-                    "seconds": round(r.seconds, 3),
-                    "findings": r.findings,
-                }
-                for r in (self.lint.runs if self.lint else ())
-            ],
-            "modules": len(graph.edges) if graph else 0,
-            "import_edges": sum(len(v) for v in graph.edges.values()) if graph else 0,
-            "import_cycle_count": len(graph.cycles) if graph else 0,
-            "import_cycles": [list(c.example) for c in graph.cycles[:TOP]] if graph else [],
-            "most_depended_on": _most_depended(graph),
-        }
-
-    def _tests_report(self) -> dict[str, Any]:
-        run = self.tests
-        report: dict[str, Any] = {"kind": self.test_kind, "why": self.test_reason}
-        if self.build is not None:
-            report["build"] = {
-                "status": str(self.build.status),
-                "seconds": round(self.build.seconds, 3),
-                "reason": self.build.reason,
-            }
-        if run is None:
-            return report
-        report |= {
-            "status": str(run.status),
-            "reason": run.reason,
-            "command": list(run.command),
-            "returncode": run.returncode,
-            "seconds": round(run.seconds, 3),
-            "pass_rate": run.pass_rate,
-            "coverage": run.coverage.percent if run.coverage else None,
-            "coverage_gaps": len(self._gaps(run.gaps)),
-        }
-        if run.junit is not None:
-            junit = run.junit
-            report |= {
-                "tests": junit.tests,
-                "passed": junit.passed,
-                "failed": junit.failures,
-                "errors": junit.errors,
-                "skipped": junit.skipped,
-                "failures": [
-                    {
-                        "test": ".".join(part for part in (c.classname, c.name) if part),
-                        "outcome": str(c.outcome),
-                        "message": c.message[:300],
-                    }
-                    for c in junit.cases
-                    if c.outcome in (Outcome.FAILED, Outcome.ERROR)
-                ][:TOP],
-            }
-        if run.problems:
-            report["problems"] = [{"file": p.file, "reason": p.reason} for p in run.problems]
-        if "PYTHONPATH" in self.test_env() and src_layout(self.plan.target):
-            report["src_layout"] = "src/ first on the tests' PYTHONPATH (nothing is installed)"
-        if run.status in (RunStatus.ERROR, RunStatus.TIMED_OUT, RunStatus.FAILED):
-            report["output_tail"] = run.output_tail[-1500:]
-        return report
-
-
-def _most_depended(graph: ImportGraph | None) -> list[dict[str, Any]]:
-    if graph is None:
-        return []
-    ranked = sorted(graph.fan_in.items(), key=lambda item: (-item[1].transitive, item[0]))
-    return [
-        {"file": path, "direct": fan.direct, "transitive": fan.transitive}
-        for path, fan in ranked[:5]
-        if fan.transitive
-    ]
-
-
-# --- rows and views -----------------------------------------------------------------------
-
-
-def finding_row(finding: Finding) -> dict[str, Any]:
-    return {
-        "identity": finding.identity,
-        "type": finding.type,
-        "file": finding.file,
-        "line": finding.line,
-        "text": finding.text,
-        "severity": str(finding.severity),
-        "priority": finding.priority,
-        "detector": finding.detector,
-        "scope": finding.scope,
-        "anchor": finding.anchor,
-    }
-
-
-def task_row(task: Task) -> dict[str, Any]:
-    return {
-        "title": task.title,
-        "score": task.score,
-        "effort": str(task.effort),
-        "severity": str(task.severity),
-        "findings": [f.identity for f in task.findings],
-        "type": task.type,
-        "files": list(task.files),
-        "minutes": task.minutes,
-        "rationale": task.rationale,
-    }
-
-
-def task_view(task: Task) -> dict[str, Any]:
-    return {
-        "title": task.title,
-        "score": task.score,
-        "severity": str(task.severity),
-        "effort": str(task.effort),
-        "minutes": task.minutes,
-        "files": list(task.files[:5]),
-        "rationale": task.rationale,
-    }
-
-
-def finding_view(finding: Finding) -> dict[str, Any]:
-    return {
-        "severity": str(finding.severity),
-        "type": finding.type,
-        "where": f"{finding.file}:{finding.line}",
-        "text": finding.text,
-    }
-
-
-def comparison_view(
-    comparison: Comparison | None, previous: PreviousCycle | None
-) -> dict[str, Any]:
-    if comparison is None or previous is None:
-        return {"previous_cycle": None}
-    return {
-        "previous_cycle": previous.cycle_id,
-        "new": len(comparison.new),
-        "fixed": len(comparison.fixed),
-        "unchanged": len(comparison.unchanged),
-        "better": list(comparison.better),
-        "worse": list(comparison.worse),
-        "regressions": list(comparison.regressions),
-        "new_examples": [finding_view(f) for f in comparison.new[:TOP]],
-        "fixed_examples": [finding_view(f) for f in comparison.fixed[:TOP]],
-        "metrics": [
-            {
-                "name": m.name,
-                "before": m.before,
-                "after": m.after,
-                "delta": m.delta,
-                "verdict": str(m.verdict),
-            }
-            for m in comparison.metrics
-        ],
-    }

@@ -45,10 +45,11 @@ from gaia_actors.errors import Busy, GaiaError, InvalidMessage
 from gaia_actors.improve import history
 from gaia_actors.improve.analysis import FileResult, language_of
 from gaia_actors.improve.commands import cancelled_by
-from gaia_actors.improve.cycle import AnalysisOutcome, Cycle, CyclePlan
+from gaia_actors.improve.cycle import Cycle
+from gaia_actors.improve.cycle_state import AnalysisOutcome
 from gaia_actors.improve.delivery import TreeState, read_state
 from gaia_actors.improve.files import SkippedFile, SkipReason, iter_walk
-from gaia_actors.improve.plan import settings_for
+from gaia_actors.improve.plan import CyclePlan, settings_for
 from gaia_actors.improve.schedule import Scheduled, due, scheduled_targets, tick
 from gaia_actors.improve.worker import worker_name
 from gaia_actors.messages import (

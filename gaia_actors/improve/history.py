@@ -19,7 +19,8 @@ from typing import Any
 from gaia_actors import models
 from gaia_actors.formatting import utc_iso
 from gaia_actors.improve.compare import CycleSnapshot, compare_cycles
-from gaia_actors.improve.cycle import PreviousCycle, comparison_view
+from gaia_actors.improve.cycle_report import comparison_view
+from gaia_actors.improve.cycle_state import PreviousCycle
 from gaia_actors.improve.errors import ImproveError
 from gaia_actors.improve.findings import Finding, Severity
 

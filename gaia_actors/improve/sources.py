@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from gaia_actors.improve import gosource, pysource
-from gaia_actors.improve.files import (
-    DEFAULT_MAX_BYTES,
-)
+from gaia_actors.improve.files import DEFAULT_MAX_BYTES
 
 DEFAULT_MARKERS = ("TODO", "FIXME", "XXX", "HACK")
 LANGUAGES = {".py": "python", ".go": "go"}

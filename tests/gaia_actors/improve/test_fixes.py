@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from gaia_actors.improve.fixes import FixerSpec, FixStatus, run_fixers
-from gaia_actors.improve.patches import (
-    apply_patch,
-)
+from gaia_actors.improve.patches import apply_patch
 from tests.gaia_actors.improve.conftest import FAST_PYTEST_ENV, RUFF, snapshot, write
 
 TESTS = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
