@@ -8,7 +8,8 @@ comment), and a file with no such marker is not lexed at all. The full mode lexe
 way the files that parse, and takes comments from ``tokenize`` for the files that do not (where
 it stops is part of the ``syntax_error`` finding), or for every file with
 ``tokenize_comments=True`` (the reference the benchmark checks the lexer against); all give
-the same findings and identities (``pysource``)."""
+the same findings and identities (``pysource``).
+"""
 
 from __future__ import annotations
 

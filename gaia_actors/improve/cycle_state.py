@@ -1,7 +1,8 @@
 """What a cycle knows: the analysis it was handed, each later phase's results, where its rows go.
 
 ``CycleState`` holds the results; the phases that fill them are ``Cycle``'s (cycle.py) and the
-report stored from them ``CycleReport``'s (cycle_report.py)."""
+report stored from them ``CycleReport``'s (cycle_report.py).
+"""
 
 from __future__ import annotations
 

@@ -1,19 +1,7 @@
 """SelfImproveEngine (``improve``): runs improvement cycles and hands files to the workers.
 
 A cycle is seven phases (cycle.py). The engine runs the first itself, as a state machine
-driven by messages:
-
-- a walk thread streams the target's candidate files back (``FilesFound``) in batches of
-  ``batch_size``; they join a queue;
-- a worker is given the next batch when it reports the previous one (``BatchResult``), so
-  the work balances itself: a worker with big files simply asks less often;
-- each batch given out is remembered with the worker and its generation. A worker that dies
-  is restarted by its supervisor, and its new generation's ``WorkerReady`` makes the engine
-  put the batch it held back at the head of the queue. A batch that takes its worker down
-  twice is split into single files, and a file that does so once more is reported as skipped
-  with the reason, so one poisonous file cannot stop a cycle. Results are kept per batch id:
-  a batch analysed twice (a late answer after a re-queue) counts once, so every file is in
-  the result exactly once.
+driven by messages (dispatch.py); the running cycle's record and its threads are cyclerun.py's.
 
 Phases 2-7 run in a cycle thread (tests, fixers and benchmarks take minutes) that reports each
 phase's start and end by message, so ``GetCycleStatus`` answers at any time. Every phase is an
@@ -28,43 +16,30 @@ before it publishes ``alert.improve_regressed``.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import peewee
-import pykka
 
-from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import Busy, GaiaError, InvalidMessage
 from gaia_actors.improve import history
-from gaia_actors.improve.analysis import FileResult, language_of
-from gaia_actors.improve.commands import cancelled_by
-from gaia_actors.improve.cycle import Cycle
-from gaia_actors.improve.cycle_state import AnalysisOutcome
-from gaia_actors.improve.delivery import TreeState, read_state
-from gaia_actors.improve.files import SkippedFile, SkipReason, iter_walk
+from gaia_actors.improve.cyclerun import STORE_TIMEOUT, CycleRun, Slot, Watcher, run_walk
+from gaia_actors.improve.dispatch import AnalysisDispatch
 from gaia_actors.improve.plan import CyclePlan, settings_for
 from gaia_actors.improve.schedule import Scheduled, due, scheduled_targets, tick
 from gaia_actors.improve.worker import worker_name
 from gaia_actors.messages import (
-    AnalyseBatch,
     BatchResult,
     CycleEnded,
     Fields,
     FilesFound,
-    Flush,
     GetCycleStatus,
-    Insert,
     InsertNow,
     PhaseFinished,
     PhaseStarted,
-    ReleaseProcess,
     RunCycle,
     ScheduleTick,
     Update,
@@ -72,72 +47,16 @@ from gaia_actors.messages import (
     fields_of,
 )
 from gaia_actors.models import closing_connections
-from gaia_actors.outbox import outbox_for
 from gaia_actors.settings import Settings
-from supervisors import Link, Registry
+from supervisors import Link
 
 NAME = "improve"
 REGRESSED = "alert.improve_regressed"  # a cycle fell behind the one before it
 FIRST_TICK = 1.0  # seconds from the engine's start to its first look at the schedule
-MAX_ATTEMPTS = 2  # failures before a batch is split, and then before a lone file is given up
-STORE_TIMEOUT = 30.0
 _RESERVED = frozenset({"cycle_id", "phase", "seconds", "level", "env", "event"})  # event fields
-Watcher = Callable[[dict[str, Any]], None]
 
 
-@dataclass
-class Batch:
-    batch_id: int
-    paths: tuple[str, ...]
-    attempts: int = 0
-    split: bool = False  # re-queued as single files: its own answer no longer counts
-
-
-@dataclass
-class Slot:
-    """The engine's view of one worker."""
-
-    name: str
-    generation: int = 0
-    incarnation: str = ""
-    ready: bool = False
-    batch: Batch | None = None
-    sent_at: float = 0.0
-
-
-@dataclass
-class CycleRun:
-    """The running cycle (owned by the engine's thread)."""
-
-    plan: CyclePlan
-    watcher: Watcher | None
-    started: float = field(default_factory=time.time)
-    clock: float = field(default_factory=time.monotonic)
-    phase: str = "analyse"
-    phase_clock: float = field(default_factory=time.monotonic)
-    phases: dict[str, float] = field(default_factory=dict)
-    queue: deque[Batch] = field(default_factory=deque)
-    batches: dict[int, Batch] = field(default_factory=dict)
-    results: dict[int, tuple[FileResult, ...]] = field(default_factory=dict)
-    walk_done: bool = False
-    walk_skipped: tuple[SkippedFile, ...] = ()
-    files_found: int = 0
-    bytes_found: int = 0
-    files_done: int = 0
-    requeued: int = 0
-    analysing: bool = True
-    cancel: threading.Event = field(default_factory=threading.Event)
-    tree: TreeState | None = None  # the tree as the walk found it, for applying a fix
-
-    @property
-    def cycle_id(self) -> int:
-        return self.plan.cycle_id
-
-    def pending(self) -> list[int]:
-        return [i for i, b in self.batches.items() if i not in self.results and not b.split]
-
-
-class SelfImproveEngine(GaiaActor):
+class SelfImproveEngine(AnalysisDispatch):
     """The ``improve`` actor."""
 
     def __init__(self, link: Link, settings: Settings) -> None:
@@ -248,7 +167,7 @@ class SelfImproveEngine(GaiaActor):
         self._notify(run, "cycle.started", target=str(path), apply=apply)
         self._on_phase_started(cycle_id, "analyse")
         threading.Thread(
-            target=closing_connections(_walk),
+            target=closing_connections(run_walk),
             args=(self.actor_ref, run, self.improve.batch_size),
             name=f"{NAME}-walk-{cycle_id}",
             daemon=True,
@@ -285,158 +204,6 @@ class SelfImproveEngine(GaiaActor):
                     trigger=entry.trigger,
                     error=str(exc),
                 )
-
-    # Phase 1: the walk's files, to the workers in batches
-
-    def _on_files(self, found: FilesFound) -> None:
-        run = self._current(found.cycle_id)
-        if run is None:
-            return
-        if found.paths:
-            batch_id = len(run.batches) + 1
-            batch = run.batches[batch_id] = Batch(batch_id, found.paths)
-            run.queue.append(batch)
-            run.files_found += len(found.paths)
-            run.bytes_found += sum(found.sizes)
-        if found.done:
-            run.walk_done = True
-            run.walk_skipped = tuple(found.skipped)
-            run.tree = found.tree
-        if found.error:
-            self._fail(run, f"walking {run.plan.target} failed: {found.error}")
-            return
-        self._dispatch()
-        self._check_analysis_done(run)
-
-    def _dispatch(self) -> None:
-        run = self.run
-        if run is None or not run.analysing:
-            return
-        for slot in self.slots.values():
-            if not run.queue:
-                return
-            if not slot.ready or slot.batch is not None:
-                continue
-            batch = run.queue.popleft()
-            if self.tell(slot.name, self._order(run, batch)):
-                slot.batch, slot.sent_at = batch, time.time()
-            else:  # restarting: its WorkerReady will bring it back
-                run.queue.appendleft(batch)
-                slot.ready = False
-
-    def _order(self, run: CycleRun, batch: Batch) -> AnalyseBatch:
-        analysis = run.plan.analysis_settings
-        return AnalyseBatch(
-            run.cycle_id,
-            batch.batch_id,
-            str(run.plan.target),
-            batch.paths,
-            analysis.markers,
-            analysis.max_function_lines,
-            analysis.max_bytes,
-        )
-
-    def _on_batch(self, answer: BatchResult) -> None:
-        slot = self.slots.get(answer.worker)
-        if slot is not None and slot.batch is not None and slot.batch.batch_id == answer.batch_id:
-            slot.batch = None
-        run = self._current(answer.cycle_id)
-        if run is not None:
-            batch = run.batches.get(answer.batch_id)
-            if batch is not None and not batch.split and answer.batch_id not in run.results:
-                run.results[answer.batch_id] = _complete(batch, answer)
-                run.files_done += len(batch.paths)
-                self._notify(run, "analysis.progress", **self._progress(run))
-        self._dispatch()
-        if run is not None:
-            self._check_analysis_done(run)
-
-    def _on_worker_ready(self, ready: WorkerReady) -> None:
-        """A worker (re)started. Whatever its slot held went down with the incarnation before
-        (a name is only registered again once its actor has stopped), so it is re-queued."""
-        slot = self.slots.get(ready.worker)
-        if slot is None:
-            return
-        held = slot.batch
-        if held is not None and slot.incarnation != ready.incarnation:
-            reason = f"{ready.worker} restarted (generation {ready.generation})"
-            self._requeue(held, ready.worker, reason)
-        slot.batch = None
-        slot.generation, slot.incarnation, slot.ready = ready.generation, ready.incarnation, True
-        self._dispatch()
-
-    def _requeue(self, batch: Batch, worker: str, reason: str) -> None:
-        run = self.run
-        if run is None or batch.batch_id in run.results or batch.split:
-            return
-        if run.batches.get(batch.batch_id) is not batch:
-            return  # a batch of an earlier cycle
-        batch.attempts += 1
-        run.requeued += 1
-        self.publish(
-            "improve.batch.requeued",
-            level="warning",
-            cycle_id=run.cycle_id,
-            batch_id=batch.batch_id,
-            worker=worker,
-            files=len(batch.paths),
-            attempts=batch.attempts,
-            reason=reason,
-        )
-        self._notify(run, "batch.requeued", batch_id=batch.batch_id, worker=worker, reason=reason)
-        if batch.attempts < MAX_ATTEMPTS:
-            run.queue.appendleft(batch)
-        elif len(batch.paths) > 1:
-            self._split(run, batch)
-        else:
-            run.results[batch.batch_id] = (_given_up(batch.paths[0], batch.attempts, reason),)
-            run.files_done += 1
-        self._check_analysis_done(run)
-
-    def _split(self, run: CycleRun, batch: Batch) -> None:
-        """Re-queue a batch that keeps failing as single files, to find the one to blame."""
-        batch.split = True
-        singles = []
-        for path in batch.paths:
-            batch_id = len(run.batches) + 1
-            single = run.batches[batch_id] = Batch(batch_id, (path,), attempts=batch.attempts - 1)
-            singles.append(single)
-        run.queue.extendleft(reversed(singles))
-
-    def _check_analysis_done(self, run: CycleRun) -> None:
-        if not run.analysing or not run.walk_done or run.queue or run.pending():
-            return
-        run.analysing = False
-        results = sorted((r for batch in run.results.values() for r in batch), key=lambda r: r.path)
-        seconds = time.monotonic() - run.phase_clock
-        analysis = AnalysisOutcome(
-            results=tuple(results),
-            walk_skipped=run.walk_skipped,
-            seconds=seconds,
-            batches=len([b for b in run.batches.values() if not b.split]),
-            requeued=run.requeued,
-            workers=len(self.slots),
-        )
-        for name in self.slots:
-            self.tell(name, ReleaseProcess())
-        summary = analysis.summary()
-        brief = {k: summary[k] for k in ("files", "lines", "bytes", "batches", "requeued")}
-        self._on_phase_finished(
-            PhaseFinished(
-                run.cycle_id,
-                "analyse",
-                seconds,
-                fields_of(**brief, skipped=sum(summary["skipped"].values())),
-            )
-        )
-        recorder = StoreRecorder(self.registry)
-        cycle = Cycle(run.plan, analysis, recorder, started=run.started, tree=run.tree)
-        threading.Thread(
-            target=closing_connections(run_phases),
-            args=(self.actor_ref, cycle, run.cancel),
-            name=f"{NAME}-cycle-{run.cycle_id}",
-            daemon=True,
-        ).start()
 
     # Phases 2-7: reports from the cycle thread
 
@@ -546,166 +313,6 @@ class SelfImproveEngine(GaiaActor):
         )
         self._notify(run, "cycle.ended", status="interrupted", error=reason, seconds=0.0)
 
-    # Status and progress
-
-    def _current(self, cycle_id: int) -> CycleRun | None:
-        run = self.run
-        return run if run is not None and run.cycle_id == cycle_id else None
-
-    def _status(self) -> dict[str, Any]:
-        workers = {
-            name: {
-                "ready": slot.ready,
-                "generation": slot.generation,
-                "batch": slot.batch.batch_id if slot.batch else None,
-            }
-            for name, slot in self.slots.items()
-        }
-        run = self.run
-        if run is None:
-            return {"running": False, "last": self.last, "workers": workers}
-        now = time.monotonic()
-        return {
-            "running": True,
-            "cycle_id": run.cycle_id,
-            "target": str(run.plan.target),
-            "apply": run.plan.apply,
-            "phase": run.phase,
-            "phase_elapsed": round(now - run.phase_clock, 3),
-            "elapsed": round(now - run.clock, 3),
-            "phases": dict(run.phases),
-            "analysis": {
-                **self._progress(run),
-                "queued": len(run.queue),
-                "in_flight": {
-                    name: slot.batch.batch_id
-                    for name, slot in self.slots.items()
-                    if slot.batch is not None
-                },
-            },
-            "workers": workers,
-        }
-
-    def _progress(self, run: CycleRun) -> dict[str, Any]:
-        return {
-            "files_done": run.files_done,
-            "files_found": run.files_found,
-            "files_total": run.files_found if run.walk_done else None,
-            "requeued": run.requeued,
-        }
-
-    def _notify(self, run: CycleRun, event: str, **data: Any) -> None:
-        watcher = run.watcher
-        if watcher is None:
-            return
-        try:
-            watcher({"event": event, "cycle_id": run.cycle_id, **data})
-        except Exception as exc:  # noqa: BLE001 - a broken watcher must not break the cycle
-            self.log.warning("improve.watcher_failed", error=repr(exc))
-            run.watcher = None
-
-
-# --- helpers run outside the engine's thread ------------------------------------------------
-
-
-def _walk(ref: pykka.ActorRef[Any], run: CycleRun, size: int) -> None:
-    """The walk thread: candidate files to the engine in batches, as they are found."""
-    cycle_id, skipped = run.cycle_id, []
-    paths: list[str] = []
-    sizes: list[int] = []
-
-    def tell(message: FilesFound) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            ref.tell(message)
-
-    try:
-        tree = read_state(run.plan.target, run.plan.walk_options)
-        for item in iter_walk(run.plan.target, run.plan.walk_options):
-            if run.cancel.is_set():
-                return
-            if isinstance(item, SkippedFile):
-                skipped.append(item)
-                continue
-            paths.append(item[0])
-            sizes.append(item[1])
-            if len(paths) >= size:
-                tell(FilesFound(cycle_id, tuple(paths), tuple(sizes)))
-                paths, sizes = [], []
-    except Exception as exc:  # noqa: BLE001 - reported to the engine, which fails the cycle
-        tell(FilesFound(cycle_id, done=True, error=repr(exc)))
-        return
-    tell(FilesFound(cycle_id, tuple(paths), tuple(sizes), tuple(skipped), done=True, tree=tree))
-
-
-def run_phases(ref: pykka.ActorRef[Any], cycle: Cycle, cancel: threading.Event) -> None:
-    """The cycle thread: phases 2-7 in order, each reported to the engine by message."""
-    cycle_id = cycle.plan.cycle_id
-    clock = time.monotonic()
-
-    def tell(message: Any) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            ref.tell(message)
-
-    try:
-        target = str(cycle.plan.target)
-        cycle.previous = history.previous_cycle(target, cycle_id)
-        cycle.previous_ops = history.previous_ops(target, cycle_id)
-        with cancelled_by(cancel):  # a cancelled cycle kills the command it is running
-            for phase, step in cycle.steps():
-                if cancel.is_set():
-                    return
-                tell(PhaseStarted(cycle_id, phase))
-                started = time.monotonic()
-                summary = step()
-                tell(PhaseFinished(cycle_id, phase, time.monotonic() - started, _fields(summary)))
-    except Exception as exc:  # noqa: BLE001 - the cycle's boundary: a failed cycle, not a lost thread
-        tell(
-            CycleEnded(cycle_id, "failed", time.monotonic() - clock, f"{type(exc).__name__}: {exc}")
-        )
-        return
-    tell(CycleEnded(cycle_id, "succeeded", time.monotonic() - clock))
-
-
-def _fields(summary: dict[str, Any]) -> Fields:
-    return fields_of(**{k: v for k, v in summary.items() if v is not None})
-
-
-def _complete(batch: Batch, answer: BatchResult) -> tuple[FileResult, ...]:
-    """One result per path of ``batch``: a worker's error (or a missing result) becomes a
-    skipped file with the reason, never a silently missing one."""
-    by_path = {r.path: r for r in answer.results if isinstance(r, FileResult)}
-    problem = answer.error or "no result from the worker"
-    return tuple(
-        by_path.get(path) or _skipped(path, f"analysis failed: {problem}") for path in batch.paths
-    )
-
-
-def _given_up(path: str, attempts: int, reason: str) -> FileResult:
-    return _skipped(path, f"analysis took its worker down {attempts} times (last: {reason})")
-
-
-def _skipped(path: str, detail: str) -> FileResult:
-    skipped = SkippedFile(path, SkipReason.UNREADABLE, detail)
-    return FileResult(path, language_of(path), skipped=skipped)
-
 
 def _interrupted(reason: str) -> Fields:
     return fields_of(status="interrupted", error=reason, ended=time.time())
-
-
-class StoreRecorder:
-    """The cycle thread's writes: rows told to the Store (batched there), updates asked."""
-
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-
-    def insert(self, table: str, **values: Any) -> None:
-        outbox_for(self.registry).tell("store", Insert(table, fields_of(**values)))
-
-    def update(self, table: str, row_id: int, **values: Any) -> None:
-        self.registry.ask(
-            "store", Update(table, row_id, fields_of(**values)), timeout=STORE_TIMEOUT
-        )
-
-    def flush(self) -> None:
-        self.registry.ask("store", Flush(), timeout=STORE_TIMEOUT * 4)

@@ -1,5 +1,6 @@
 """What the analysis reads: its settings, and a file's text plus what detectors share (parsed
-once, lazily)."""
+once, lazily).
+"""
 
 from __future__ import annotations
 

@@ -93,7 +93,6 @@ class FilesFound:
 
     cycle_id: int
     paths: tuple[str, ...] = ()
-    sizes: tuple[int, ...] = ()
     skipped: tuple[Any, ...] = ()  # SkippedFile: left out by the walk, with the reason
     done: bool = False
     error: str = ""
