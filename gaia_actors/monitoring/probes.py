@@ -5,7 +5,7 @@ environments or thresholds: it takes `ProbeTarget`s, returns one `ProbeResult` p
 and never raises because a target misbehaved.
 
 Why asyncio streams here, when every other request goes through `requests`: see
-`gaia_actors/httpclient.py`, which records the measurements. In short, a fan-out to hundreds
+`gaia_actors/httpclient/`, which records the measurements. In short, a fan-out to hundreds
 of endpoints is CPU-bound on the GIL, and a single event loop waits on every socket at once
 and parses only what a health check needs (status line, four headers, a bounded body). The
 loop runs in one thread owned by the `Prober`, so the calling actor stays a plain blocking
