@@ -9,11 +9,17 @@ Modules, bottom up (each imports only the ones above it):
 - ``pysource``   Python comments and string spans (``tokenize``, and a fast C-regex lexer)
 - ``gosource``   a small Go lexer (comments, strings, raw strings, runes, func scopes)
 - ``graph``      the Python import graph: cycles and fan-in per file
-- ``detectors``  the detectors, ``analyse_file`` and ``analyse_batch``
+- ``sources``    the analysis settings, and a file as the detectors see it (parsed once)
+- ``detectors``  the detector kinds (markers, debugger calls, bare excepts, ...)
+- ``analysis``   ``analyse_file`` and ``analyse_batch``: read, decode, run the detectors
 - ``linters``    configured linters (``ruff check``, ``go vet``) parsed into findings
-- ``testing``    tests under coverage, JUnit XML and coverage JSON, benchmarks
+- ``coverage``   coverage JSON, per-function ranges from the AST, coverage gaps as findings
+- ``testing``    the Python tests under coverage, JUnit XML, why tests could not run
+- ``gotests``    Go's tests and its cover profile
+- ``benchmark``  the build command and the benchmark's ops/sec
 - ``tasks``      rule-based ranking of findings into improvement tasks, git churn
-- ``fixes``      mechanical fixers in a scratch copy, verified patches, transactional apply
+- ``patches``    a verified patch: made as a unified diff, parsed, applied all or nothing
+- ``fixes``      mechanical fixers in a scratch copy, kept only as a verified patch
 - ``compare``    two cycles compared: new / fixed / unchanged findings, metric deltas, alerts
 - ``discover``   how a target's tests are found (as pytest finds them), src layouts
 - ``style``      the formatters and fixers a target's own configuration chooses
@@ -23,5 +29,7 @@ Modules, bottom up (each imports only the ones above it):
 - ``delivery``   a verified fix as a patch file, a branch commit (git), or the patched tree
 - ``schedule``   which targets run on a schedule and when one is due
 
-The actors (``engine.py``, ``worker.py``) call these; nothing here talks to actors.
+The cycle (``cycle_state.py``, ``cycle.py``, ``cycle_report.py``) runs phases 2-7 over these;
+the actors (``engine.py`` on ``dispatch.py`` and ``cyclerun.py``, ``worker.py``) drive it, and
+``report.py`` and ``progress.py`` turn results into text. Nothing in the list talks to actors.
 """
