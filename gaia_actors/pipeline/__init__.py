@@ -2,6 +2,9 @@
 
 coordinator.py  PipelineCoordinator: locks, status, cancel, recovery at start
 runner.py       the per-promotion worker thread that runs the stages and reports back
+reports.py      what a runner tells its coordinator, and the run's handle they share
+reporting.py    how a runner reports and writes its history through the store
+leftovers.py    stage processes a SIGKILLed daemon left running, found and killed
 stages.py       the stage kinds (build, command, health, load, backup, deploy)
 rollback.py     code and data rollback of a promotion's target
 junit.py        JUnit XML results (gaia_actors.junit) as the history's per-test records

@@ -46,18 +46,16 @@ from gaia_actors.messages import (
 from gaia_actors.models import closing_connections
 from gaia_actors.pipeline import history, stages
 from gaia_actors.pipeline.errors import PromotionRefused
-from gaia_actors.pipeline.runner import (
-    Leg,
+from gaia_actors.pipeline.leftovers import kill_leftover_stages, stage_token
+from gaia_actors.pipeline.reporting import Watcher
+from gaia_actors.pipeline.reports import (
     PipelineReport,
     RunEnded,
     RunHandle,
-    Runner,
     StageReport,
-    Watcher,
     event_name,
-    kill_leftover_stages,
-    stage_token,
 )
+from gaia_actors.pipeline.runner import Leg, Runner
 from gaia_actors.settings import PROMOTIONS, Settings
 from supervisors import Link, SupervisionError
 

@@ -7,147 +7,36 @@ reported stage is already in the store), tells the coordinator a
 ``PipelineReport``/``StageReport`` at every transition (the coordinator keeps the status and
 publishes the events) and ends with ``RunEnded``.
 
-Shared with the coordinator, thread-safe: the ``RunHandle`` (a stop event with its reason,
-and the live output of the running stage).
+The reports and the ``RunHandle`` it shares with the coordinator are ``reports``'s; how it
+reports and writes, ``reporting``'s.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
-import os
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from gaia_actors.errors import StoreError
 from gaia_actors.layout import Layout, current_release
-from gaia_actors.messages import InsertNow, Update, fields_of, message
 from gaia_actors.pipeline import history
 from gaia_actors.pipeline.errors import StageCancelled, StageTimeout
+from gaia_actors.pipeline.leftovers import stage_token
+from gaia_actors.pipeline.reporting import Reporter
+from gaia_actors.pipeline.reports import LIVE_LINES, RunEnded
 from gaia_actors.pipeline.rollback import RollbackPlan, roll_back
-from gaia_actors.pipeline.stages import (
-    STAGE_TOKEN,
-    Outcome,
-    Promotion,
-    Stage,
-    StageContext,
-    Step,
-)
-from gaia_actors.settings import PROMOTIONS, Settings
-from supervisors import AskTimeout, NotRunning, Registry
+from gaia_actors.pipeline.stages import Outcome, Promotion, Stage, StageContext, Step
+from gaia_actors.settings import PROMOTIONS
 
 log = structlog.get_logger("gaia.pipeline.runner")
 
 FAILED = ("failed", "timed_out", "cancelled", "interrupted")  # statuses that stop a promotion
-LIVE_LINES = 1000
-STORE_PATIENCE = 30.0  # seconds a runner waits for a store that cannot write
-
-
-# Runner -> coordinator.
-
-
-@message
-class PipelineReport:
-    """A promotion started (status ``running``) or ended."""
-
-    run_id: int
-    pipeline_id: int
-    kind: str
-    source: str
-    target: str
-    release: str
-    status: str
-    error: str = ""
-    rollback: str = ""
-    duration: float = 0.0
-
-
-@message
-class StageReport:
-    """A stage started (status ``running``) or ended."""
-
-    run_id: int
-    pipeline_id: int
-    position: int
-    name: str
-    kind: str
-    env: str
-    blocking: bool
-    status: str
-    duration: float = 0.0
-    summary: str = ""
-    error: str = ""
-
-
-@message
-class RunEnded:
-    """The runner thread is done: the promotions' ids and the overall status."""
-
-    run_id: int
-    status: str
-    pipeline_ids: tuple[int, ...]
-    error: str = ""
-
-
-def event_name(report: PipelineReport | StageReport) -> str:
-    """The bus event for a report: ``pipeline.started|finished|failed``,
-    ``stage.started|finished|warned|skipped|failed``."""
-    if isinstance(report, PipelineReport):
-        return {"running": "pipeline.started", "succeeded": "pipeline.finished"}.get(
-            report.status, "pipeline.failed"
-        )
-    named = {"running": "started", "passed": "finished", "warned": "warned", "skipped": "skipped"}
-    return f"stage.{named.get(report.status, 'failed')}"
-
-
-# Shared between the coordinator and the runner thread.
-
-
-class LiveOutput:
-    """The running stage's last output lines; written by the runner, read by status queries."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lines: collections.deque[str] = collections.deque(maxlen=LIVE_LINES)
-        self.pipeline_id = 0
-        self.stage = ""
-
-    def start(self, pipeline_id: int, stage: str) -> None:
-        with self._lock:
-            self._lines.clear()
-            self.pipeline_id, self.stage = pipeline_id, stage
-
-    def add(self, line: str) -> None:
-        with self._lock:
-            self._lines.append(line)
-
-    def last(self, count: int) -> list[str]:
-        with self._lock:
-            return list(self._lines)[-count:] if count > 0 else []
-
-
-@dataclass
-class RunHandle:
-    """What the coordinator holds of a run besides its status: how to stop it, its output."""
-
-    run_id: int
-    stop: threading.Event = field(default_factory=threading.Event)
-    reason: str = "cancelled"  # cancelled (an operator) | interrupted (the daemon stops)
-    output: LiveOutput = field(default_factory=LiveOutput)
-    thread: threading.Thread | None = None
-
-    def cancel(self, reason: str) -> None:
-        if not self.stop.is_set():
-            self.reason = reason  # written before the event: the runner reads it after
-            self.stop.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +55,6 @@ class Leg:
         return PROMOTIONS[self.kind][1]
 
 
-Watcher = Callable[[dict[str, Any]], None]
-
-
 @dataclass(frozen=True, slots=True)
 class _Running:
     """A step recorded as running: its row and when it started (monotonic)."""
@@ -178,26 +64,8 @@ class _Running:
     started: float
 
 
-class Runner:
+class Runner(Reporter):
     """Runs one run's legs (``run``) or the recovery of an interrupted one (``recover``)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        registry: Registry,
-        handle: RunHandle,
-        report: Callable[[Any], None],
-        *,
-        watcher: Watcher | None = None,
-        output: bool = False,
-    ) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.handle = handle
-        self._report_to = report
-        self.watcher = watcher
-        self.stream_output = output
-        self.log = log.bind(run_id=handle.run_id)
 
     # A run
 
@@ -474,145 +342,6 @@ class Runner:
         finally:
             self._tell(RunEnded(self.handle.run_id, status, (pipeline_id,)))
 
-    # Reporting
-
-    def _pipeline_report(
-        self,
-        promotion: Promotion,
-        status: str,
-        error: str = "",
-        rollback: str = "",
-        duration: float = 0.0,
-    ) -> None:
-        report = PipelineReport(
-            self.handle.run_id,
-            promotion.pipeline_id,
-            promotion.kind,
-            promotion.source,
-            promotion.target,
-            promotion.release,
-            status,
-            error,
-            rollback,
-            duration,
-        )
-        self._tell(report)
-
-    def _stage_message(
-        self,
-        promotion: Promotion,
-        step: Step,
-        status: str,
-        *,
-        duration: float = 0.0,
-        summary: str = "",
-        error: str = "",
-    ) -> StageReport:
-        return StageReport(
-            self.handle.run_id, promotion.pipeline_id, step.position, step.name, step.kind,
-            step.env, step.blocking, status, duration, summary, error,
-        )  # fmt: skip
-
-    def _tell(self, report: PipelineReport | StageReport | RunEnded) -> None:
-        self._report_to(report)
-        self._watch(report)
-
-    def _watch(self, report: PipelineReport | StageReport | RunEnded) -> None:
-        if self.watcher is None:
-            return
-        name = "run.ended" if isinstance(report, RunEnded) else event_name(report)
-        self._call_watcher({"event": name, **_fields(report)})
-
-    def _on_line(self, line: str) -> None:
-        self.handle.output.add(line)
-        if self.stream_output and self.watcher is not None:
-            output = self.handle.output
-            self._call_watcher(
-                {
-                    "event": "stage.output",
-                    "pipeline_id": output.pipeline_id,
-                    "name": output.stage,
-                    "line": line,
-                }
-            )
-
-    def _call_watcher(self, update: dict[str, Any]) -> None:
-        watcher = self.watcher
-        if watcher is None:
-            return
-        try:
-            watcher(update)
-        except Exception:  # a broken watcher must not break the promotion
-            self.log.exception("pipeline.watcher_failed")
-            self.watcher = None
-
-    # The store: asks, so what was reported is already written
-
-    def _insert(self, table: str, **values: Any) -> int:
-        row_id: int = self._store(InsertNow(table, fields_of(**values)))
-        return row_id
-
-    def _update(self, table: str, row_id: int, **values: Any) -> None:
-        self._store(Update(table, row_id, fields_of(**values)))
-
-    def _store(self, request: InsertNow | Update) -> Any:
-        """Ask the store, waiting out a restart of it or a storage fault it retries itself
-        (up to ``STORE_PATIENCE`` seconds): a promotion whose deploy has begun must not be
-        abandoned half-way because its history could not be written for a moment."""
-        deadline = time.monotonic() + STORE_PATIENCE
-        attempt = 0
-        while True:
-            try:
-                return self.registry.ask("store", request, timeout=10.0)
-            except (NotRunning, AskTimeout, StoreError) as exc:
-                if time.monotonic() >= deadline:
-                    raise StoreError(f"cannot write {request.table}: {exc}") from exc
-                attempt += 1
-                # Restarting, or retrying its file: nothing to wait on but time.
-                time.sleep(min(0.2 * attempt, 2.0))
-
-
-def _fields(report: Any) -> dict[str, Any]:
-    return {name: getattr(report, name) for name in report.__dataclass_fields__}
-
 
 def _now() -> float:
     return time.time()
-
-
-# Leftovers of a SIGKILLed daemon
-
-
-def stage_token(state_dir: Path, pipeline_id: int, position: int) -> str:
-    return f"{state_dir}:{pipeline_id}:{position}"
-
-
-def kill_leftover_stages(tokens: set[str]) -> list[int]:
-    """SIGKILL the process groups of stage commands carrying one of ``tokens`` in their
-    environment (a daemon killed mid-stage could not kill them). Answers the pids found."""
-    if not tokens:
-        return []
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue  # gone, or not ours to read
-        if _token_of(environ) in tokens:
-            pid = int(entry.name)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                group = os.getpgid(pid)
-                if group != os.getpgrp():  # never our own group
-                    os.killpg(group, signal.SIGKILL)
-            found.append(pid)
-    return found
-
-
-def _token_of(environ: bytes) -> str | None:
-    prefix = f"{STAGE_TOKEN}=".encode()
-    for item in environ.split(b"\0"):
-        if item.startswith(prefix):
-            return item[len(prefix) :].decode(errors="replace")
-    return None

@@ -17,8 +17,8 @@ from gaia_actors.errors import ConfigError, TemplateError
 from gaia_actors.pipeline import junit
 from gaia_actors.pipeline.commands import progress_of
 from gaia_actors.pipeline.errors import StageError
+from gaia_actors.pipeline.leftovers import kill_leftover_stages
 from gaia_actors.pipeline.load import run_load
-from gaia_actors.pipeline.runner import kill_leftover_stages
 from gaia_actors.pipeline.stages import STAGE_TOKEN, plan
 from gaia_actors.settings import Settings, expand, load
 from tests.conftest import wait_until
