@@ -1,6 +1,8 @@
 """The promotion pipeline: the ``pipeline`` actor and its stages.
 
 coordinator.py  PipelineCoordinator: locks, status, cancel, recovery at start
+runs.py         a run's state, its locks and its runner thread (the coordinator's base)
+recovery.py     promotions a previous daemon left unfinished, interrupted and rolled back
 runner.py       the per-promotion worker thread that runs the stages and reports back
 reports.py      what a runner tells its coordinator, and the run's handle they share
 reporting.py    how a runner reports and writes its history through the store
@@ -25,7 +27,8 @@ def child_specs(
     settings: Settings, registry: Registry, listener: Any, supervisor_config: Any
 ) -> list[ChildSpec]:
     """The ``pipeline`` actor; started after the environments it drives."""
-    from gaia_actors.pipeline.coordinator import JOIN_TIMEOUT, NAME, PipelineCoordinator
+    from gaia_actors.pipeline.coordinator import NAME, PipelineCoordinator
+    from gaia_actors.pipeline.runs import JOIN_TIMEOUT
 
     def factory(link: Link) -> Any:
         return PipelineCoordinator.start(link, settings)

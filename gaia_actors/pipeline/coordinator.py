@@ -17,36 +17,24 @@ shuts down.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import shutil
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import peewee
-import pykka
-
-from gaia_actors.actor import GaiaActor
-from gaia_actors.errors import Busy, GaiaError
+from gaia_actors.errors import Busy
 from gaia_actors.messages import (
     CancelPipeline,
     GetPipelineHistory,
     GetPipelineStatus,
     InsertNow,
     Promote,
-    Update,
     fields_of,
-    message,
     to_dict,
 )
-from gaia_actors.models import closing_connections
 from gaia_actors.pipeline import history, stages
 from gaia_actors.pipeline.errors import PromotionRefused
-from gaia_actors.pipeline.leftovers import kill_leftover_stages, stage_token
+from gaia_actors.pipeline.recovery import RecoverUnfinished, Recovery
 from gaia_actors.pipeline.reporting import Watcher
 from gaia_actors.pipeline.reports import (
     PipelineReport,
@@ -55,9 +43,9 @@ from gaia_actors.pipeline.reports import (
     StageReport,
     event_name,
 )
-from gaia_actors.pipeline.runner import Leg, Runner
-from gaia_actors.settings import PROMOTIONS, Settings
-from supervisors import Link, SupervisionError
+from gaia_actors.pipeline.runner import Leg
+from gaia_actors.pipeline.runs import RECOVERY, RunState
+from gaia_actors.settings import PROMOTIONS
 
 NAME = "pipeline"
 LEGS: dict[str, tuple[str, ...]] = {
@@ -65,9 +53,6 @@ LEGS: dict[str, tuple[str, ...]] = {
     "staging": ("staging_to_prod",),
     "all": ("dev_to_staging", "staging_to_prod"),
 }
-JOIN_TIMEOUT = 10.0  # seconds a stopping coordinator waits for its runners to wind down
-RECOVERY_RETRY = 5.0  # seconds before looking again for unfinished promotions
-RECOVERY = "recovery"
 # Event levels by status; anything else (failed, timed_out) is an error.
 _LEVELS = {
     "running": "info",
@@ -80,72 +65,8 @@ _LEVELS = {
 }
 
 
-@message
-class RecoverUnfinished:
-    """Timer: look again for promotions a previous daemon left unfinished."""
-
-
-@dataclass
-class RunState:
-    """The coordinator's view of one run, kept current by the runner's reports."""
-
-    handle: RunHandle
-    what: str  # dev | staging | all | recovery
-    envs: tuple[str, ...]
-    trigger: str
-    pipeline_id: int
-    kind: str
-    started: float = field(default_factory=time.time)
-    pipeline_ids: list[int] = field(default_factory=list)
-    release: str = ""
-    stage: str = ""
-    stage_kind: str = ""
-    stage_started: float | None = None
-    stages: dict[str, str] = field(default_factory=dict)  # "<id>:<name>" -> status
-
-    def holder(self) -> str:
-        if self.what == RECOVERY:
-            return (
-                f"the rollback of interrupted promotion #{self.pipeline_id} holds it; "
-                "wait for it to finish"
-            )
-        doing = f"stage {self.stage}" if self.stage else "starting"
-        return (
-            f"promotion #{self.pipeline_id} ({self.kind}, {doing}) holds it; wait for it, "
-            f"or run: cancel {self.pipeline_id}"
-        )
-
-    def view(self, lines: int) -> dict[str, Any]:
-        now = time.time()
-        view: dict[str, Any] = {
-            "pipeline_id": self.pipeline_id,
-            "run": self.handle.run_id,
-            "pipeline_ids": list(self.pipeline_ids),
-            "what": self.what,
-            "kind": self.kind,
-            "release": self.release,
-            "environments": list(self.envs),
-            "stage": self.stage or None,
-            "stage_kind": self.stage_kind or None,
-            "stage_elapsed": round(now - self.stage_started, 3) if self.stage_started else None,
-            "elapsed": round(now - self.started, 3),
-            "trigger": self.trigger,
-            "stages": dict(self.stages),
-            "cancelling": self.handle.stop.is_set(),
-        }
-        if lines > 0:
-            view["output"] = self.handle.output.last(lines)
-        return view
-
-
-class PipelineCoordinator(GaiaActor):
+class PipelineCoordinator(Recovery):
     """Runs promotions as stages with timeouts, rolls back on failure, keeps the history."""
-
-    def __init__(self, link: Link, settings: Settings) -> None:
-        super().__init__(link)
-        self.settings = settings
-        self.runs: dict[int, RunState] = {}
-        self.locks: dict[str, int] = {}  # environment -> run id
 
     # Life cycle
 
@@ -237,43 +158,6 @@ class PipelineCoordinator(GaiaActor):
             if holder is not None:
                 raise Busy(f"environment {env!r}", self.runs[holder].holder())
 
-    def _start(
-        self,
-        run: RunState,
-        body: Callable[[Runner], None],
-        watcher: Watcher | None = None,
-        output: bool = False,
-    ) -> None:
-        runner = Runner(
-            self.settings,
-            self.registry,
-            run.handle,
-            self._reporter(),
-            watcher=watcher,
-            output=output,
-        )
-        thread = threading.Thread(
-            target=closing_connections(body),
-            args=(runner,),
-            name=f"pipeline-run-{run.handle.run_id}",
-            daemon=True,
-        )
-        run.handle.thread = thread
-        run.pipeline_ids.append(run.pipeline_id)
-        self.runs[run.handle.run_id] = run
-        for env in run.envs:
-            self.locks[env] = run.handle.run_id
-        thread.start()
-
-    def _reporter(self) -> Callable[[Any], None]:
-        ref = self.actor_ref
-
-        def report(message: Any) -> None:
-            with contextlib.suppress(pykka.ActorDeadError):  # a stopped generation: nobody
-                ref.tell(message)
-
-        return report
-
     def _cancel(self, pipeline_id: int) -> dict[str, Any]:
         run = next((r for r in self.runs.values() if pipeline_id in r.pipeline_ids), None)
         if run is None:
@@ -351,79 +235,6 @@ class PipelineCoordinator(GaiaActor):
         )
         if removed:
             self.log.info("pipeline.artifacts_pruned", folders=removed)
-
-    # Interruptions: at stop, and what a previous daemon left behind
-
-    def _interrupt_all(self) -> None:
-        runs = list(self.runs.values())
-        for run in runs:
-            run.handle.cancel("interrupted")
-        deadline = time.monotonic() + JOIN_TIMEOUT
-        for run in runs:
-            thread = run.handle.thread
-            if thread is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _recover_or_retry(self) -> None:
-        """Recover what a previous daemon left; while the store cannot be read or written,
-        try again later rather than fail (a coordinator that cannot start takes its
-        supervisor's restart budget with it)."""
-        try:
-            self._recover_unfinished()
-        except (peewee.PeeweeException, GaiaError, SupervisionError) as exc:
-            self.log.warning("pipeline.recovery_deferred", error=str(exc), retry_in=RECOVERY_RETRY)
-            self.after(RECOVERY_RETRY, RecoverUnfinished())
-
-    def _recover_unfinished(self) -> None:
-        rows = [row for row in history.unfinished() if row.target not in self.locks]
-        if not rows:
-            return
-        self._kill_leftovers(rows)
-        now = time.time()
-        for row in rows:
-            if row.status == "running":
-                self._mark_interrupted(row, now)
-        latest = {row.target: row for row in rows}  # ordered by id: the newest per target
-        for row in rows:
-            if latest[row.target] is not row:
-                self._store(Update("pipelines", row.id, fields_of(recovery="not needed")))
-        for row in latest.values():
-            run = RunState(RunHandle(row.id), RECOVERY, (row.target,), "recovery", row.id, row.kind)
-            self._start(run, functools.partial(Runner.recover, pipeline_id=row.id))
-
-    def _kill_leftovers(self, rows: list[Any]) -> None:
-        tokens = set()
-        for row in rows:
-            for stage in history.running_stages(row.id):
-                tokens.add(stage_token(self.settings.state_dir, row.id, stage.position))
-        killed = kill_leftover_stages(tokens)
-        if killed:
-            self.log.warning("pipeline.leftover_stage_killed", pids=killed)
-
-    def _mark_interrupted(self, row: Any, now: float) -> None:
-        error = "the daemon stopped during this promotion"
-        for stage in history.running_stages(row.id):
-            values = fields_of(
-                status="interrupted",
-                ended=now,
-                duration=round(now - (stage.started or now), 3),
-                error="the daemon stopped while this stage ran",
-            )
-            self._store(Update("stages", stage.id, values))
-        values = fields_of(status="interrupted", ended=now, error=error, recovery="pending")
-        self._store(Update("pipelines", row.id, values))
-        self.publish(
-            "pipeline.failed",
-            level="error",
-            env=row.target,
-            pipeline_id=row.id,
-            kind=row.kind,
-            status="interrupted",
-            error=error,
-        )
-
-    def _store(self, message: Update) -> None:
-        self.ask("store", message, timeout=10.0)
 
 
 def prune_artifacts(root: Path, keep: int, running: set[int]) -> int:
