@@ -7,6 +7,7 @@ runner.py       the per-promotion worker thread that runs the stages and reports
 reports.py      what a runner tells its coordinator, and the run's handle they share
 reporting.py    how a runner reports and writes its history through the store
 leftovers.py    stage processes a SIGKILLed daemon left running, found and killed
+stage.py        a stage's base, what it is given (context, promotion) and answers (outcome)
 stages.py       the stage kinds (build, command, health, load, backup, deploy)
 rollback.py     code and data rollback of a promotion's target
 junit.py        JUnit XML results (gaia_actors.junit) as the history's per-test records

@@ -19,7 +19,7 @@ from gaia_actors.pipeline.reports import (
     StageReport,
     event_name,
 )
-from gaia_actors.pipeline.stages import Promotion, Step
+from gaia_actors.pipeline.stage import Promotion, Step
 from gaia_actors.settings import Settings
 from supervisors import AskTimeout, NotRunning, Registry
 

@@ -27,7 +27,7 @@ from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import wait_healthy
 from gaia_actors.layout import Layout, actor_name
 from gaia_actors.messages import GetEnvStatus, RestoreBackup, Rollback
-from gaia_actors.pipeline.stages import Outcome
+from gaia_actors.pipeline.stage import Outcome
 from gaia_actors.settings import Settings
 from supervisors import AskTimeout, NotRunning, Registry
 

@@ -31,7 +31,7 @@ from gaia_actors.pipeline.leftovers import stage_token
 from gaia_actors.pipeline.reporting import Reporter
 from gaia_actors.pipeline.reports import LIVE_LINES, RunEnded
 from gaia_actors.pipeline.rollback import RollbackPlan, roll_back
-from gaia_actors.pipeline.stages import Outcome, Promotion, Stage, StageContext, Step
+from gaia_actors.pipeline.stage import Outcome, Promotion, Stage, StageContext, Step
 from gaia_actors.settings import PROMOTIONS
 
 log = structlog.get_logger("gaia.pipeline.runner")

@@ -18,7 +18,8 @@ from gaia_actors.monitoring.classify import Observation, Thresholds, assess
 from gaia_actors.monitoring.monitor import _targets
 from gaia_actors.monitoring.probes import Prober
 from gaia_actors.pipeline.rollback import RollbackPlan, _verify
-from gaia_actors.pipeline.stages import HealthStage, Promotion, StageContext
+from gaia_actors.pipeline.stage import Promotion, StageContext
+from gaia_actors.pipeline.stages import HealthStage
 from gaia_actors.settings import Settings, StageSettings, load
 from supervisors import Registry
 from tests.gaia_actors.environments.conftest import (
