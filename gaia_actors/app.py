@@ -37,6 +37,7 @@ from gaia_actors.control import server as control
 from gaia_actors.environments import commands as environment_commands
 from gaia_actors.environments import tree as environment_tree
 from gaia_actors.errors import DaemonError
+from gaia_actors.events import SupervisorEvent
 from gaia_actors.improve import cli_commands as improve_commands
 from gaia_actors.improve import tree as improve_tree
 from gaia_actors.lock import StateLock
@@ -119,11 +120,11 @@ def make_listener(registry: Registry) -> Any:
 
 RESTART_EVENTS = frozenset(
     {
-        "supervisor.restart",
-        "supervisor.child_hung",
-        "supervisor.ladder_step",
-        "supervisor.escalate",
-        "supervisor.child_parked",
+        SupervisorEvent.RESTART,
+        SupervisorEvent.CHILD_HUNG,
+        SupervisorEvent.LADDER_STEP,
+        SupervisorEvent.ESCALATE,
+        SupervisorEvent.CHILD_PARKED,
     }
 )
 

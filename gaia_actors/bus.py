@@ -6,11 +6,11 @@ they are held and written, in order, once it is back (``gaia_actors/outbox.py``)
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
 from typing import Any
 
 from gaia_actors.actor import GaiaActor
+from gaia_actors.events import matches
 from gaia_actors.messages import Event, Insert, Subscribe, SubscribeSink, Unsubscribe, fields_of
 from gaia_actors.outbox import outbox_for
 from supervisors import Link
@@ -78,12 +78,12 @@ class EventBus(GaiaActor):
             ),
         )
         for name, patterns in list(self.actors.items()):
-            if _matches(event.name, patterns) and not self.tell(name, event):
+            if matches(event.name, *patterns) and not self.tell(name, event):
                 self.actors.pop(
                     name, None
                 )  # a subscriber that is gone for good re-subscribes on start
         for key, (patterns, sink) in list(self.sinks.items()):
-            if _matches(event.name, patterns):
+            if matches(event.name, *patterns):
                 try:
                     sink(event)
                 except Exception as exc:  # noqa: BLE001 - one broken stream must not stop the bus
@@ -96,7 +96,3 @@ class EventBus(GaiaActor):
         if event.env:
             fields["env"] = event.env
         getattr(self.log.bind(actor=event.actor or self.name), level)(event.name, **fields)
-
-
-def _matches(name: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)

@@ -22,6 +22,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import peewee
 
+from gaia_actors.events import SupervisorEvent
+
 database = peewee.DatabaseProxy()
 _OPENED: weakref.WeakSet[peewee.Database] = weakref.WeakSet()  # every generation's database
 P = ParamSpec("P")
@@ -87,7 +89,7 @@ class ActorRestart(BaseModel):
     supervisor = peewee.CharField()
     child = peewee.CharField(index=True)
     generation = peewee.IntegerField(default=0)
-    event = peewee.CharField(default="supervisor.restart")
+    event = peewee.CharField(default=SupervisorEvent.RESTART)
     reason = peewee.TextField(default="")
     delay = peewee.FloatField(default=0.0)
 

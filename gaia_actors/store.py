@@ -25,6 +25,7 @@ import peewee
 
 from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import InvalidMessage, StoreError
+from gaia_actors.events import StoreEvent
 from gaia_actors.messages import Fields, Flush, Insert, InsertNow, Prune, Update
 from gaia_actors.models import TABLES
 from gaia_actors.settings import Settings
@@ -222,7 +223,7 @@ class Store(GaiaActor):
         """Open the database if it is not, or again if its file was deleted or replaced."""
         if self.db is not None and self.path is not None and self._inode() != self.inode:
             self.publish(
-                "store.file_replaced",
+                StoreEvent.FILE_REPLACED,
                 level="error",
                 path=str(self.path),
                 consequence="a new store file is created; what the old one held is not in it",
@@ -255,7 +256,7 @@ class Store(GaiaActor):
         self.set_aside.append(str(moved))
         # Published (the bus logs it once it runs, and stores it in the new file).
         self.publish(
-            "store.set_aside",
+            StoreEvent.SET_ASIDE,
             level="error",
             path=str(self.path),
             moved_to=str(moved),
@@ -272,7 +273,7 @@ class Store(GaiaActor):
             self.retry_delay = min(self.retry_delay * 2, RETRY_MAX)
         else:
             self.fault_since, self.retry_delay = time.time(), RETRY_MIN
-            self.publish("store.degraded", level="error", error=reason, path=str(self.path))
+            self.publish(StoreEvent.DEGRADED, level="error", error=reason, path=str(self.path))
         self.fault = reason
         # A corrupt file is set aside and a new one written at the very next attempt.
         self.retry_at = 0.0 if corrupt else time.monotonic() + self.retry_delay
@@ -282,7 +283,7 @@ class Store(GaiaActor):
             return
         seconds = round(time.time() - (self.fault_since or time.time()), 3)
         self.fault, self.fault_since = "", None
-        self.publish("store.recovered", level="warning", seconds=seconds, lost=self.lost)
+        self.publish(StoreEvent.RECOVERED, level="warning", seconds=seconds, lost=self.lost)
 
     def _lose(self, what: str) -> None:
         self.lost += 1

@@ -19,6 +19,7 @@ import structlog
 
 from supervisors.clock import Cancellable, Clock, RealClock
 from supervisors.errors import Escalation
+from supervisors.events import SupervisorEvent
 from supervisors.registry import NodeInfo
 from supervisors.spec import ChildSpec, Restart, Strategy, SupervisorConfig
 from supervisors.supervised import ChildDown, Link, Supervised
@@ -106,7 +107,7 @@ class ChildBook(Supervised):
         if child.ref.is_alive():  # else its on_start failed and its ChildDown is queued
             child.state = "running"
             child.started_at = self.clock.now()
-            self._emit("supervisor.child_started", child)
+            self._emit(SupervisorEvent.CHILD_STARTED, child)
 
     def _stop_children(self, children: Sequence[Child]) -> None:
         for child in reversed(children):
@@ -130,7 +131,7 @@ class ChildBook(Supervised):
             ref.stop(block=True, timeout=child.spec.shutdown_timeout)
         except pykka.Timeout:
             # A thread cannot be killed, only abandoned (it is daemonic).
-            self._emit("supervisor.shutdown_timeout", child, level="warning")
+            self._emit(SupervisorEvent.SHUTDOWN_TIMEOUT, child, level="warning")
 
     def _unregister_root(self) -> None:
         if self.link.supervisor is None:  # a nested supervisor is unregistered by its parent

@@ -13,6 +13,7 @@ import structlog
 
 from supervisors.children import Child, ChildBook
 from supervisors.errors import Escalation
+from supervisors.events import SupervisorEvent
 from supervisors.messages import GiveUp, LadderDone
 from supervisors.spec import Exhausted, ParkNow, StepSkipped
 
@@ -33,7 +34,7 @@ class Ladder(ChildBook):
     def _park(self, child: Child, reason: str = "") -> None:
         self._stop_child(child, state="failed")
         self.restart_times.clear()
-        self._emit("supervisor.child_parked", child, level="error", reason=reason)
+        self._emit(SupervisorEvent.CHILD_PARKED, child, level="error", reason=reason)
         if reason:  # the tree view says why it is parked, not only what failed last
             child.last_error = f"{reason} (last failure: {child.last_error})"
             self._report(child)
@@ -43,7 +44,7 @@ class Ladder(ChildBook):
         child.ladder_step += 1
         self._stop_group(child)
         self.restart_times.clear()
-        self._emit("supervisor.ladder_step", child, level="warning", step=label)
+        self._emit(SupervisorEvent.LADDER_STEP, child, level="warning", step=label)
         message = functools.partial(LadderDone, child.spec.name, child.epoch, label)
 
         def run() -> None:
@@ -65,7 +66,9 @@ class Ladder(ChildBook):
         if child is None or child.epoch != done.epoch or child.state != "restarting":
             return
         if done.outcome == "skipped":
-            self._emit("supervisor.ladder_step_skipped", child, step=done.step, reason=done.error)
+            self._emit(
+                SupervisorEvent.LADDER_STEP_SKIPPED, child, step=done.step, reason=done.error
+            )
             self._on_budget_spent(child)
             return
         if done.outcome == "park":
@@ -73,7 +76,7 @@ class Ladder(ChildBook):
             return
         if done.error:
             self._emit(
-                "supervisor.ladder_step_failed",
+                SupervisorEvent.LADDER_STEP_FAILED,
                 child,
                 level="error",
                 step=done.step,
@@ -81,13 +84,13 @@ class Ladder(ChildBook):
             )
             self._on_budget_spent(child)
             return
-        self._emit("supervisor.ladder_step_done", child, step=done.step)
+        self._emit(SupervisorEvent.LADDER_STEP_DONE, child, step=done.step)
         child.failures = 0
         self._restart_group(child)
 
     def _escalate(self, child: Child) -> None:
         escalation = Escalation(self.name, child.spec.name, child.last_error)
-        self._emit("supervisor.escalate", child, level="error", reason=child.last_error)
+        self._emit(SupervisorEvent.ESCALATE, child, level="error", reason=child.last_error)
         self.escalated = True
         self._stop_ticker()
         self._stop_children(self.children)

@@ -7,6 +7,7 @@ import contextlib
 import pykka
 
 from supervisors.children import ChildBook
+from supervisors.events import SupervisorEvent
 from supervisors.messages import Tick
 from supervisors.supervised import Ping
 
@@ -34,7 +35,7 @@ class Liveness(ChildBook):
                 timeout = self.config.ping_timeout
                 child.last_error = f"no answer to a liveness ping within {timeout:g}s"
                 child.state = "hung"
-                self._emit("supervisor.child_hung", child, level="warning")
+                self._emit(SupervisorEvent.CHILD_HUNG, child, level="warning")
                 self._after_failure(child)
 
     def _on_pong(self, name: str, generation: int, seq: int) -> None:

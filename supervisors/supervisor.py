@@ -22,6 +22,7 @@ import structlog
 from supervisors.children import LIVE, Child, Listener
 from supervisors.clock import Clock
 from supervisors.errors import Escalation, SupervisionError
+from supervisors.events import SupervisorEvent
 from supervisors.ladder import Ladder
 from supervisors.liveness import Liveness
 from supervisors.messages import (
@@ -185,10 +186,10 @@ class Supervisor(Ladder, Liveness):
             return
         if down.normal and child.spec.restart is not Restart.PERMANENT:
             self._stop_child(child)
-            self._emit("supervisor.child_exited", child)
+            self._emit(SupervisorEvent.CHILD_EXITED, child)
             return
         child.last_error = down.error or "exited normally"
-        self._emit("supervisor.child_failed", child, level="warning", phase=down.phase)
+        self._emit(SupervisorEvent.CHILD_FAILED, child, level="warning", phase=down.phase)
         self._after_failure(child)
 
     def _after_failure(self, child: Child) -> None:
@@ -220,7 +221,7 @@ class Supervisor(Ladder, Liveness):
         if child is None or child.generation != generation or child.state not in LIVE:
             return
         if child.failures or child.ladder_step:
-            self._emit("supervisor.child_proven", child, ladder_step=child.ladder_step)
+            self._emit(SupervisorEvent.CHILD_PROVEN, child, ladder_step=child.ladder_step)
         child.failures = child.ladder_step = 0
 
     def _intensity_exceeded(self, now: float) -> bool:
@@ -239,7 +240,7 @@ class Supervisor(Ladder, Liveness):
         check = functools.partial(_blocked_reason, child.spec, child.last_error)
         group = self._stop_group(child)
         child.state = "blocked"
-        self._emit("supervisor.child_blocked", child, level="error", reason=reason)
+        self._emit(SupervisorEvent.CHILD_BLOCKED, child, level="error", reason=reason)
         child.last_error = f"blocked: {reason}"
         self._report(child)
         for sibling in group:  # the strategy's group starts again without the blocked child
@@ -270,7 +271,7 @@ class Supervisor(Ladder, Liveness):
             return
         self._cancel_timer(child)
         child.failures = child.ladder_step = 0
-        self._emit("supervisor.child_unblocked", child, previous_error=child.last_error)
+        self._emit(SupervisorEvent.CHILD_UNBLOCKED, child, previous_error=child.last_error)
         self._restart_group(child)
 
     def _schedule_restart(self, child: Child) -> None:
@@ -285,7 +286,7 @@ class Supervisor(Ladder, Liveness):
                 f"{self.name}-restart-{child.spec.name}",
             )
         self._emit(
-            "supervisor.restart",
+            SupervisorEvent.RESTART,
             child,
             delay=round(delay, 3),
             group=[c.spec.name for c in group],
@@ -308,7 +309,7 @@ class Supervisor(Ladder, Liveness):
         child.failures = child.ladder_step = 0
         child.last_error = ""
         self.restart_times.clear()
-        self._emit("supervisor.child_reset", child)
+        self._emit(SupervisorEvent.CHILD_RESET, child)
         self._start_child(child)
         return self._info(child)
 
@@ -317,7 +318,7 @@ class Supervisor(Ladder, Liveness):
         if child is None:
             return KeyError(f"supervisor {self.name!r} has no child {name!r}")
         child.last_error = reason
-        self._emit("supervisor.child_failed", child, level="warning", phase="request")
+        self._emit(SupervisorEvent.CHILD_FAILED, child, level="warning", phase="request")
         self._after_failure(child)
         return None
 

@@ -12,12 +12,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gaia_actors.events import AlertEvent
 from gaia_actors.messages import Event, Insert, fields_of
 from gaia_actors.outbox import outbox_for
 from supervisors import Registry
-
-DATA_REPLACED = "alert.data_replaced"
-DATA_LOSS = "alert.data_loss"
 
 
 def undo_command(env: str) -> str:
@@ -54,7 +52,7 @@ def data_replaced(
         registry,
         actor,
         env,
-        DATA_REPLACED,
+        AlertEvent.DATA_REPLACED,
         "critical",
         kind=kind,
         why=why,
@@ -76,5 +74,5 @@ def data_loss(
         if restoring
         else (f"restore_on_data_loss is off: to go back to a backup, python run.py restore {env}")
     )
-    publish(registry, actor, env, DATA_LOSS, "critical", lost=list(lost), action=action)
+    publish(registry, actor, env, AlertEvent.DATA_LOSS, "critical", lost=list(lost), action=action)
     _incident(registry, env, "data_loss", "closed", "; ".join(lost) + f" ({action})")

@@ -37,6 +37,14 @@ from gaia_actors.environments import (
 )
 from gaia_actors.environments.watch import DataWatch
 from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
+from gaia_actors.events import (
+    DATA_OPERATION_REPLACED,
+    OPERATION_DONE,
+    OPERATION_FAILED,
+    OPERATION_REVERTED,
+    OPERATION_STARTED,
+    EnvironmentEvent,
+)
 from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import wait_healthy
 from gaia_actors.layout import Layout, port_in_use
@@ -138,13 +146,13 @@ class EnvironmentActor(GaiaActor):
     def on_start(self) -> None:
         if restores.repair_data(self.layout.data):
             self.publish(
-                "environment.restore_finished", level="warning", env=self.env, reason="repair"
+                EnvironmentEvent.RESTORE_FINISHED, level="warning", env=self.env, reason="repair"
             )
         self.layout.make_dirs()
         report = releases.repair(self.layout.root)
         if report.changed:
             self.publish(
-                "environment.repaired",
+                EnvironmentEvent.REPAIRED,
                 level="warning",
                 env=self.env,
                 removed=list(report.removed),
@@ -170,11 +178,11 @@ class EnvironmentActor(GaiaActor):
             # keeps serving and the next generation adopts it through the pid file.
             if self.proc is not None:
                 self.proc.detach()
-            self.publish("environment.detached", env=self.env, pid=self.proc and self.proc.pid)
+            self.publish(EnvironmentEvent.DETACHED, env=self.env, pid=self.proc and self.proc.pid)
             return
         self._stop_process()
         process.remove_pidfile(self.layout.pidfile)
-        self.publish("environment.stopped", env=self.env, release=self.release)
+        self.publish(EnvironmentEvent.STOPPED, env=self.env, release=self.release)
 
     def on_failure(self, *exc_info: Any) -> None:
         self.cancel.set()
@@ -233,7 +241,7 @@ class EnvironmentActor(GaiaActor):
     def _first_release(self) -> None:
         release = self._build_release()
         releases.switch_current(self.layout.root, release.id)
-        self.publish("environment.initialised", env=self.env, release=release.id)
+        self.publish(EnvironmentEvent.INITIALISED, env=self.env, release=release.id)
 
     def _build_release(self) -> releases.Release:
         release = builds.build_release(
@@ -263,7 +271,7 @@ class EnvironmentActor(GaiaActor):
             # The daemon died between switching `current` and restarting the process: the
             # survivor runs another release, so it is replaced rather than adopted.
             self.publish(
-                "environment.stale_process",
+                EnvironmentEvent.STALE_PROCESS,
                 level="warning",
                 env=self.env,
                 pid=adopted.pid,
@@ -282,7 +290,7 @@ class EnvironmentActor(GaiaActor):
         ref = self.actor_ref
         self.proc.watch(lambda code: _tell(ref, ProcessExited(pid, code)))
         self.publish(
-            "environment.started",
+            EnvironmentEvent.STARTED,
             env=self.env,
             pid=pid,
             release=self.release,
@@ -301,7 +309,7 @@ class EnvironmentActor(GaiaActor):
         if was is None or was == wanted:
             return adopted
         self.publish(
-            "environment.config_changed",
+            EnvironmentEvent.CONFIG_CHANGED,
             level="warning",
             env=self.env,
             pid=adopted.pid,
@@ -330,7 +338,7 @@ class EnvironmentActor(GaiaActor):
             except ProcessLookupError:
                 continue  # exited meanwhile
             self.publish(
-                "environment.stray_stopped",
+                EnvironmentEvent.STRAY_STOPPED,
                 level="warning",
                 env=self.env,
                 pid=pid,
@@ -376,7 +384,7 @@ class EnvironmentActor(GaiaActor):
         uptime = time.monotonic() - self.started_mono
         early = uptime < self.config.startsecs
         self.publish(
-            "environment.exited",
+            EnvironmentEvent.EXITED,
             level="error",
             env=self.env,
             pid=pid,
@@ -395,7 +403,9 @@ class EnvironmentActor(GaiaActor):
     def _fail(self, reason: str, cause: str) -> None:
         if self._restoring_lost_data():
             return  # the restore restarts the service on its data: the failure is dealt with
-        self.publish("environment.failing", level="error", env=self.env, reason=reason, cause=cause)
+        self.publish(
+            EnvironmentEvent.FAILING, level="error", env=self.env, reason=reason, cause=cause
+        )
         self.process_failed = True
         raise EnvironmentFailure(self.env, f"{cause}: {reason}{self._data()}")
 
@@ -442,11 +452,11 @@ class EnvironmentActor(GaiaActor):
             self._operation_verdict(ok, why)
         elif ok:
             pid = self.proc.pid if self.proc is not None else None
-            self.publish("environment.healthy", env=self.env, release=self.release, pid=pid)
+            self.publish(EnvironmentEvent.HEALTHY, env=self.env, release=self.release, pid=pid)
             self._report_nothing_to_back_up()
         else:
             self.publish(
-                "environment.unhealthy",
+                EnvironmentEvent.UNHEALTHY,
                 level="warning",
                 env=self.env,
                 release=self.release,
@@ -489,7 +499,7 @@ class EnvironmentActor(GaiaActor):
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
         op = _Operation(kind, target, previous, future, pipeline_id=pipeline_id)
         self.operation = op
-        self.publish(f"environment.{kind}_started", env=self.env, release=target, previous=previous)
+        self.publish(OPERATION_STARTED[kind], env=self.env, release=target, previous=previous)
         try:
             releases.switch_current(self.layout.root, target)
             self._restart_process()
@@ -506,7 +516,7 @@ class EnvironmentActor(GaiaActor):
         """Back on the previous release after a switch that could not even start."""
         duration = round(time.monotonic() - op.started, 3)
         self.publish(
-            f"environment.{op.kind}_failed",
+            OPERATION_FAILED[op.kind],
             level="error",
             env=self.env,
             release=op.target,
@@ -573,7 +583,7 @@ class EnvironmentActor(GaiaActor):
         elif not op.reverting and op.previous and op.kind in ("deploy", "rollback"):
             op.reverting, op.detail["why"] = True, why
             self.publish(
-                f"environment.{op.kind}_failed",
+                OPERATION_FAILED[op.kind],
                 level="error",
                 env=self.env,
                 release=op.target,
@@ -617,9 +627,7 @@ class EnvironmentActor(GaiaActor):
         }
         if error:
             self.publish(
-                f"environment.{op.kind}_reverted"
-                if outcome == "reverted"
-                else f"environment.{op.kind}_failed",
+                OPERATION_REVERTED[op.kind] if outcome == "reverted" else OPERATION_FAILED[op.kind],
                 level="error",
                 env=self.env,
                 error=error,
@@ -627,7 +635,7 @@ class EnvironmentActor(GaiaActor):
             op.future.set(EnvironmentFailure(self.env, error))
             return
         self.publish(
-            f"environment.{kind}",
+            OPERATION_DONE[op.kind],
             env=self.env,
             release=op.target,
             previous=op.previous,
@@ -670,7 +678,7 @@ class EnvironmentActor(GaiaActor):
         )
         level = "info" if record.verified else "error"
         self.publish(
-            "environment.backup",
+            EnvironmentEvent.BACKUP,
             level=level,
             env=self.env,
             backup=record.id,
@@ -695,13 +703,17 @@ class EnvironmentActor(GaiaActor):
         """When the service has started: a backup schedule with no database to back up is
         said out loud (once), not left a silent no-op."""
         if note := self.watch.new_backup_note():
-            self.publish("environment.nothing_to_back_up", level="warning", env=self.env, note=note)
+            self.publish(
+                EnvironmentEvent.NOTHING_TO_BACK_UP, level="warning", env=self.env, note=note
+            )
 
     def _scheduled_backup(self) -> None:
         try:
             self._backup("scheduled", None)
         except (Rejected, backups.BackupError, OSError) as exc:
-            self.publish("environment.backup_failed", level="error", env=self.env, error=str(exc))
+            self.publish(
+                EnvironmentEvent.BACKUP_FAILED, level="error", env=self.env, error=str(exc)
+            )
 
     def _restore(self, backup: str | None) -> Any:
         self._refuse_if_busy()
@@ -755,8 +767,7 @@ class EnvironmentActor(GaiaActor):
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
         op = _Operation(kind, current, current, future, detail=detail)
         self.operation = op
-        event = {"restore": "restored", "reset": "reset", "undo": "undone"}[kind]
-        self.publish(f"environment.{event}", env=self.env, **detail)
+        self.publish(DATA_OPERATION_REPLACED[kind], env=self.env, **detail)
         alerts.data_replaced(self.registry, self.name, self.env, kind=kind, why=why, detail=detail)
         if not self._start_or_fail(kind):
             self._finish_operation(op, "failed", 0.0, f"{kind}: the process could not start")
@@ -798,7 +809,9 @@ class EnvironmentActor(GaiaActor):
         try:
             chosen, skipped = self._require_backup(None)
         except Rejected as exc:
-            self.publish("environment.restore_failed", level="error", env=self.env, error=str(exc))
+            self.publish(
+                EnvironmentEvent.RESTORE_FAILED, level="error", env=self.env, error=str(exc)
+            )
             return
         noticed["restored"] = chosen
         why = "data loss: " + "; ".join(lost)
@@ -819,7 +832,9 @@ class EnvironmentActor(GaiaActor):
         try:
             return self.watch.rescue(self.proc.pid)
         except OSError as exc:
-            self.publish("environment.rescue_failed", level="error", env=self.env, error=str(exc))
+            self.publish(
+                EnvironmentEvent.RESCUE_FAILED, level="error", env=self.env, error=str(exc)
+            )
             return None
 
     # Housekeeping
@@ -834,7 +849,7 @@ class EnvironmentActor(GaiaActor):
     def _prune_releases(self) -> None:
         removed = releases.prune_releases(self.layout.root, self.config.keep_releases)
         if removed:
-            self.publish("environment.releases_pruned", env=self.env, removed=removed)
+            self.publish(EnvironmentEvent.RELEASES_PRUNED, env=self.env, removed=removed)
 
     def _status(self) -> dict[str, Any]:
         running = self.proc is not None and not self.proc.exited

@@ -27,6 +27,7 @@ from gaia_actors import process
 from gaia_actors.environments import alerts, data, evidence, releases
 from gaia_actors.environments.environment import EnvironmentActor
 from gaia_actors.environments.recovery import reset_data, restore_data, stop_leftover
+from gaia_actors.events import DATA_OPERATION_REPLACED, EnvironmentEvent, SupervisorEvent
 from gaia_actors.layout import Layout, actor_name
 from gaia_actors.settings import Settings
 from supervisors import ChildSpec, Link, Registry, Strategy, Supervisor
@@ -101,7 +102,7 @@ def ladder(settings: Settings, env: str, registry: Registry) -> tuple[tuple[str,
         detail = reset_data(layout) if kind == "reset" else restore_data(layout)
         why = "; ".join(problems)
         publish(
-            f"environment.{'restored' if kind == 'restore' else 'reset'}",
+            DATA_OPERATION_REPLACED[kind],
             "warning",
             reason="recovery ladder",
             problems=problems,
@@ -115,7 +116,7 @@ def ladder(settings: Settings, env: str, registry: Registry) -> tuple[tuple[str,
         target = rollback_target(layout)
         releases.switch_current(layout.root, target)
         publish(
-            "environment.rolled_back",
+            EnvironmentEvent.ROLLED_BACK,
             "warning",
             reason="recovery ladder",
             release=target,
@@ -174,23 +175,23 @@ def _alerting(listener: Callable[[str, Mapping[str, Any]], None], registry: Regi
         env = child.removeprefix("environment.")
         publish = _publisher(registry, env)
         error, reason = str(fields.get("error", "")), str(fields.get("reason") or "")
-        if event == "supervisor.child_parked":
+        if event == SupervisorEvent.CHILD_PARKED:
             publish(
-                "environment.failed",
+                EnvironmentEvent.FAILED,
                 "critical",
                 error=error,
                 reason=reason or error,
                 action=f"fix the cause, then: python run.py reset {env}",
             )
-        elif event == "supervisor.child_blocked":
+        elif event == SupervisorEvent.CHILD_BLOCKED:
             publish(
-                "environment.blocked",
+                EnvironmentEvent.BLOCKED,
                 "critical",
                 error=error,
                 reason=reason,
                 action="it starts again by itself once the cause is gone",
             )
-        elif event == "supervisor.child_unblocked":
-            publish("environment.unblocked", "info", previous_error=error)
+        elif event == SupervisorEvent.CHILD_UNBLOCKED:
+            publish(EnvironmentEvent.UNBLOCKED, "info", previous_error=error)
 
     return alerting

@@ -23,6 +23,7 @@ from gaia_actors.control.commands import (
     follow_updates,
     update_channel,
 )
+from gaia_actors.events import CycleProgress
 from gaia_actors.improve import history
 from gaia_actors.improve.engine import NAME
 from gaia_actors.improve.errors import ImproveError
@@ -93,7 +94,7 @@ def follow_cycle(
     ended = follow_updates(
         ctx,
         updates,
-        final="cycle.ended",
+        final=CycleProgress.CYCLE_ENDED,
         show=Progress(ctx.progress).update,
         still_running=lambda: _running(registry, cycle_id),
         ended=lambda: _ended_from_store(cycle_id),
@@ -126,7 +127,7 @@ def _running(registry: Registry, cycle_id: int) -> bool:
 def _ended_from_store(cycle_id: int) -> dict[str, Any]:
     row = history.get(cycle_id)
     status = "interrupted" if row.status == "running" else row.status
-    return {"event": "cycle.ended", "status": status, "error": row.error}
+    return {"event": CycleProgress.CYCLE_ENDED, "status": status, "error": row.error}
 
 
 # --- without a daemon -----------------------------------------------------------------------

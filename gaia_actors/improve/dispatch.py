@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from gaia_actors.actor import GaiaActor
+from gaia_actors.events import CycleProgress, ImproveEvent
 from gaia_actors.improve.analysis import FileResult, language_of
 from gaia_actors.improve.cycle import Cycle
 from gaia_actors.improve.cycle_state import AnalysisOutcome
@@ -134,7 +135,7 @@ class AnalysisDispatch(GaiaActor):
             if batch is not None and not batch.split and answer.batch_id not in run.results:
                 run.results[answer.batch_id] = _complete(batch, answer)
                 run.files_done += len(batch.paths)
-                self._notify(run, "analysis.progress", **self._progress(run))
+                self._notify(run, CycleProgress.ANALYSIS_PROGRESS, **self._progress(run))
         self._dispatch()
         if run is not None:
             self._check_analysis_done(run)
@@ -162,7 +163,7 @@ class AnalysisDispatch(GaiaActor):
         batch.attempts += 1
         run.requeued += 1
         self.publish(
-            "improve.batch.requeued",
+            ImproveEvent.BATCH_REQUEUED,
             level="warning",
             cycle_id=run.cycle_id,
             batch_id=batch.batch_id,
@@ -171,7 +172,9 @@ class AnalysisDispatch(GaiaActor):
             attempts=batch.attempts,
             reason=reason,
         )
-        self._notify(run, "batch.requeued", batch_id=batch.batch_id, worker=worker, reason=reason)
+        self._notify(
+            run, CycleProgress.BATCH_REQUEUED, batch_id=batch.batch_id, worker=worker, reason=reason
+        )
         if batch.attempts < MAX_ATTEMPTS:
             run.queue.appendleft(batch)
         elif len(batch.paths) > 1:

@@ -25,6 +25,7 @@ from typing import Any
 import peewee
 
 from gaia_actors.errors import Busy, GaiaError, InvalidMessage
+from gaia_actors.events import AlertEvent, CycleProgress, ImproveEvent
 from gaia_actors.improve import history
 from gaia_actors.improve.cyclerun import STORE_TIMEOUT, CycleRun, Slot, Watcher, run_walk
 from gaia_actors.improve.dispatch import AnalysisDispatch
@@ -51,7 +52,6 @@ from gaia_actors.settings import Settings
 from supervisors import Link
 
 NAME = "improve"
-REGRESSED = "alert.improve_regressed"  # a cycle fell behind the one before it
 FIRST_TICK = 1.0  # seconds from the engine's start to its first look at the schedule
 _RESERVED = frozenset({"cycle_id", "phase", "seconds", "level", "env", "event"})  # event fields
 
@@ -158,13 +158,13 @@ class SelfImproveEngine(AnalysisDispatch):
         )
         run = self.run = CycleRun(plan, watcher)
         self.publish(
-            "improve.cycle.started",
+            ImproveEvent.CYCLE_STARTED,
             cycle_id=cycle_id,
             target=str(path),
             apply=apply,
             trigger=trigger,
         )
-        self._notify(run, "cycle.started", target=str(path), apply=apply)
+        self._notify(run, CycleProgress.CYCLE_STARTED, target=str(path), apply=apply)
         self._on_phase_started(cycle_id, "analyse")
         threading.Thread(
             target=closing_connections(run_walk),
@@ -198,7 +198,7 @@ class SelfImproveEngine(AnalysisDispatch):
                 self._start(str(entry.target), apply, None, trigger=entry.trigger, commit=commit)
             except GaiaError as exc:
                 self.publish(
-                    "improve.schedule.failed",
+                    ImproveEvent.SCHEDULE_FAILED,
                     level="error",
                     target=str(entry.target),
                     trigger=entry.trigger,
@@ -212,8 +212,8 @@ class SelfImproveEngine(AnalysisDispatch):
         if run is None:
             return
         run.phase, run.phase_clock = phase, time.monotonic()
-        self.publish("improve.phase.started", cycle_id=cycle_id, phase=phase)
-        self._notify(run, "phase.started", phase=phase)
+        self.publish(ImproveEvent.PHASE_STARTED, cycle_id=cycle_id, phase=phase)
+        self._notify(run, CycleProgress.PHASE_STARTED, phase=phase)
 
     def _on_phase_finished(self, done: PhaseFinished) -> None:
         run = self._current(done.cycle_id)
@@ -223,19 +223,25 @@ class SelfImproveEngine(AnalysisDispatch):
         summary = dict(done.summary)
         extra = {k: v for k, v in summary.items() if k not in _RESERVED}
         self.publish(
-            "improve.phase.finished",
+            ImproveEvent.PHASE_FINISHED,
             cycle_id=done.cycle_id,
             phase=done.phase,
             seconds=round(done.seconds, 3),
             **extra,
         )
-        self._notify(run, "phase.finished", phase=done.phase, seconds=done.seconds, summary=summary)
+        self._notify(
+            run,
+            CycleProgress.PHASE_FINISHED,
+            phase=done.phase,
+            seconds=done.seconds,
+            summary=summary,
+        )
         self._phase_alerts(run, done.phase, summary)
 
     def _phase_alerts(self, run: CycleRun, phase: str, summary: dict[str, Any]) -> None:
         if phase == "persist" and summary.get("regressed"):
             self.publish(
-                REGRESSED,
+                AlertEvent.IMPROVE_REGRESSED,
                 level="warning",
                 cycle_id=run.cycle_id,
                 target=str(run.plan.target),
@@ -245,7 +251,7 @@ class SelfImproveEngine(AnalysisDispatch):
             )
         if phase == "verify" and summary.get("regression"):
             self.publish(
-                "improve.benchmark.regression",
+                ImproveEvent.BENCHMARK_REGRESSION,
                 level="warning",
                 cycle_id=run.cycle_id,
                 ops_per_sec=summary.get("ops_per_sec"),
@@ -253,14 +259,14 @@ class SelfImproveEngine(AnalysisDispatch):
         if phase == "execute_improvements":
             if summary.get("applied"):
                 self.publish(
-                    "improve.patch.applied",
+                    ImproveEvent.PATCH_APPLIED,
                     cycle_id=run.cycle_id,
                     files=summary["files"],
                     branch=summary.get("branch", ""),
                 )
             elif summary.get("status") == "tests_failed":
                 self.publish(
-                    "improve.fix.rolled_back",
+                    ImproveEvent.FIX_ROLLED_BACK,
                     level="warning",
                     cycle_id=run.cycle_id,
                     reason=summary.get("reason", ""),
@@ -290,11 +296,11 @@ class SelfImproveEngine(AnalysisDispatch):
         except Exception as exc:  # noqa: BLE001 - the cycle is over either way; say what was lost
             self.log.error("improve.cycle.not_stored", cycle_id=run.cycle_id, error=repr(exc))
         level = "info" if status == "succeeded" else "error"
-        event = "improve.cycle.finished" if status == "succeeded" else "improve.cycle.failed"
+        event = ImproveEvent.CYCLE_FINISHED if status == "succeeded" else ImproveEvent.CYCLE_FAILED
         self.publish(
             event, level=level, cycle_id=run.cycle_id, status=status, seconds=seconds, error=error
         )
-        self._notify(run, "cycle.ended", status=status, error=error, seconds=seconds)
+        self._notify(run, CycleProgress.CYCLE_ENDED, status=status, error=error, seconds=seconds)
         self.last = {"cycle_id": run.cycle_id, "status": status, "seconds": seconds, "error": error}
         self.run = None
         for slot in self.slots.values():
@@ -309,9 +315,11 @@ class SelfImproveEngine(AnalysisDispatch):
         run.cancel.set()
         self.tell("store", Update("improve_cycles", run.cycle_id, _interrupted(reason)))
         self.publish(
-            "improve.cycle.interrupted", level="warning", cycle_id=run.cycle_id, reason=reason
+            ImproveEvent.CYCLE_INTERRUPTED, level="warning", cycle_id=run.cycle_id, reason=reason
         )
-        self._notify(run, "cycle.ended", status="interrupted", error=reason, seconds=0.0)
+        self._notify(
+            run, CycleProgress.CYCLE_ENDED, status="interrupted", error=reason, seconds=0.0
+        )
 
 
 def _interrupted(reason: str) -> Fields:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gaia_actors.events import CycleProgress
 from gaia_actors.formatting import scalar
 from gaia_actors.improve.report import secs
 
@@ -41,15 +42,15 @@ class Progress:
 
     def update(self, update: Mapping[str, Any]) -> None:
         event = update.get("event")
-        if event == "cycle.started":
+        if event == CycleProgress.CYCLE_STARTED:
             self._say(f"cycle #{update['cycle_id']} on {update['target']}")
-        elif event == "phase.started":
+        elif event == CycleProgress.PHASE_STARTED:
             self._say(f"{update['phase']} ...")
-        elif event == "analysis.progress":
+        elif event == CycleProgress.ANALYSIS_PROGRESS:
             self._bar(update)
-        elif event == "batch.requeued":
+        elif event == CycleProgress.BATCH_REQUEUED:
             self._say(f"batch {update['batch_id']} re-queued: {update['reason']}")
-        elif event == "phase.finished":
+        elif event == CycleProgress.PHASE_FINISHED:
             summary = update.get("summary") or {}
             said = ", ".join(f"{k}={scalar(v)}" for k, v in summary.items() if v != "")
             self._say(f"{update['phase']} done in {secs(update['seconds'])}: {said}".rstrip(": "))

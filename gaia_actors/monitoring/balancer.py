@@ -33,15 +33,16 @@ import pykka
 
 from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import InvalidMessage, Rejected
+from gaia_actors.events import EnvironmentEvent, HealthEvent
 from gaia_actors.messages import Event, GetHealth, Route, RouteDone, Subscribe, Unsubscribe
 from gaia_actors.settings import Settings
 from supervisors import Link, SupervisionError
 
 __all__ = ["LoadBalancer", "NoEnvironmentAvailable"]
 
-EVENT_PATTERNS = ("health.changed", "environment.*")
+EVENT_PATTERNS = (HealthEvent.CHANGED, EnvironmentEvent.ALL)
 PREFERENCE = ("healthy", "degraded")  # routable statuses, best first
-_PROCESS_DOWN = ("environment.exited", "environment.failed", "environment.stopped")
+_PROCESS_DOWN = (EnvironmentEvent.EXITED, EnvironmentEvent.FAILED, EnvironmentEvent.STOPPED)
 _INITIAL_ASK_TIMEOUT = 2.0
 
 
@@ -155,11 +156,11 @@ class LoadBalancer(GaiaActor):
         backend = self.backends.get(event.env)
         if backend is None:
             return
-        if event.name == "health.changed":
+        if event.name == HealthEvent.CHANGED:
             self._set_status(event.env, str(event.get("new", "unknown")), event.ts)
         elif event.name in _PROCESS_DOWN:
             backend.process_up = False
-        elif event.name == "environment.started":
+        elif event.name == EnvironmentEvent.STARTED:
             backend.process_up = True
 
     def _set_status(self, env: str, status: str, since: float) -> None:

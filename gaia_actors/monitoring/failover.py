@@ -54,6 +54,15 @@ import peewee
 
 from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import StoreError
+from gaia_actors.events import (
+    AlertEvent,
+    EnvironmentEvent,
+    FailoverEvent,
+    HealthEvent,
+    IncidentEvent,
+    SupervisorEvent,
+    matches,
+)
 from gaia_actors.messages import (
     Event,
     Fail,
@@ -74,7 +83,7 @@ from supervisors import Link, SupervisionError
 
 __all__ = ["FailoverAgent", "incident_rows"]
 
-EVENT_PATTERNS = ("health.*", "environment.*", "supervisor.*")
+EVENT_PATTERNS = (HealthEvent.ALL, EnvironmentEvent.ALL, SupervisorEvent.ALL)
 _STORE_TIMEOUT = 2.0
 _ENV_PREFIX = "environment."
 
@@ -253,7 +262,7 @@ class FailoverAgent(GaiaActor):
             incident.notes.append(f"{_ENV_PREFIX}{env} was not running to receive Fail")
         self.triggered += 1
         self.publish(
-            "failover.triggered",
+            FailoverEvent.TRIGGERED,
             level="warning",
             env=env,
             cause=cause,
@@ -274,7 +283,7 @@ class FailoverAgent(GaiaActor):
         if not watch.flap_alerted:
             watch.flap_alerted = True
             self._alert(
-                "alert.flapping",
+                AlertEvent.FLAPPING,
                 "error",
                 env,
                 failovers=len(watch.failovers),
@@ -303,7 +312,7 @@ class FailoverAgent(GaiaActor):
             detail=incident.detail(),
         )
         self.publish(
-            "incident.recovered",
+            IncidentEvent.RECOVERED,
             env=env,
             cause=incident.cause,
             time_to_detect=ttd,
@@ -315,21 +324,23 @@ class FailoverAgent(GaiaActor):
 
     def _on_event(self, event: Event) -> None:
         name = event.name
-        if name == "health.changed":
+        if name == HealthEvent.CHANGED:
             self._on_health_changed(event)
-        elif name.startswith("supervisor."):
+        elif matches(name, SupervisorEvent.ALL):
             self._on_supervision(event)
-        elif name == "environment.exited":
+        elif name == EnvironmentEvent.EXITED:
             self._on_exited(event)
-        elif name == "environment.started":
+        elif name == EnvironmentEvent.STARTED:
             self._on_started(event)
-        elif name == "environment.failed":
+        elif name == EnvironmentEvent.FAILED:
             self._on_parked(event.env, str(event.get("error", "")))
 
     def _on_health_changed(self, event: Event) -> None:
         new = event.get("new")
         if new == "degraded":
-            self._alert("alert.degraded", "warning", event.env, reason=str(event.get("reason", "")))
+            self._alert(
+                AlertEvent.DEGRADED, "warning", event.env, reason=str(event.get("reason", ""))
+            )
         elif new == "healthy" and event.env in self.envs:
             self._check_recovered(event.env, self.envs[event.env], event.ts, event.get("pid"))
 
@@ -342,9 +353,9 @@ class FailoverAgent(GaiaActor):
         watch = self.envs.get(env) if child.startswith(_ENV_PREFIX) else None
         if watch is None or watch.incident is None:
             return
-        if event.name == "supervisor.restart":
+        if event.name == SupervisorEvent.RESTART:
             watch.incident.restarts += 1
-        elif event.name == "supervisor.ladder_step":
+        elif event.name == SupervisorEvent.LADDER_STEP:
             watch.incident.notes.append(f"ladder step {event.get('step')}")
         else:
             return
@@ -371,7 +382,7 @@ class FailoverAgent(GaiaActor):
         incident.notes.append(f"FAILED: {error}" if error else "FAILED")
         self._update(incident, status="failed", detail=incident.detail())
         self._alert(
-            "alert.failed",
+            AlertEvent.FAILED,
             "error",
             env,
             error=error,
@@ -402,7 +413,7 @@ class FailoverAgent(GaiaActor):
             incident.row_id = self.ask("store", InsertNow("incidents", row), _STORE_TIMEOUT)
         except (SupervisionError, StoreError) as exc:  # store down, slow or faulty: logged
             self.log.error("failover.incident_not_stored", env=env, error=str(exc))
-        self.publish("incident.opened", level="warning", env=env, cause=cause, pid=pid)
+        self.publish(IncidentEvent.OPENED, level="warning", env=env, cause=cause, pid=pid)
         return incident
 
     def _update(self, incident: _Incident, **values: Any) -> None:

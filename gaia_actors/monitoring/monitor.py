@@ -58,6 +58,7 @@ from typing import Any
 from gaia_actors import process
 from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import InvalidMessage
+from gaia_actors.events import EnvironmentEvent, HealthEvent, SupervisorEvent
 from gaia_actors.health import BodyRule
 from gaia_actors.layout import Layout
 from gaia_actors.messages import (
@@ -104,11 +105,11 @@ _OVERDUE_SLACK_S = 20.0
 # An environment's process started (a start window opens), passed its own start-up check (check
 # it now), or is gone (the window closes: from now on a refused connection is an outage).
 EVENT_PATTERNS = (
-    "environment.started",
-    "environment.healthy",
-    "environment.exited",
-    "environment.failed",
-    "environment.stopped",
+    EnvironmentEvent.STARTED,
+    EnvironmentEvent.HEALTHY,
+    EnvironmentEvent.EXITED,
+    EnvironmentEvent.FAILED,
+    EnvironmentEvent.STOPPED,
 )
 _WINDOW_CLOSERS = frozenset(EVENT_PATTERNS[2:])
 
@@ -118,7 +119,7 @@ RoundHook = Callable[[HealthRound], None]
 def monitor_restarted(event: Event) -> bool:
     """Whether ``event`` says a new monitor has started: its watchers must watch it again
     (a restarted monitor starts with no watchers, and its siblings may not restart with it)."""
-    return event.name == "supervisor.child_started" and event.get("child") == "monitor"
+    return event.name == SupervisorEvent.CHILD_STARTED and event.get("child") == "monitor"
 
 
 def thresholds(cfg: MonitorSettings) -> Thresholds:
@@ -510,10 +511,10 @@ class HealthMonitor(GaiaActor):
     def _on_event(self, event: Event) -> None:
         if event.env not in self.envs:
             return
-        if event.name == "environment.started":
+        if event.name == EnvironmentEvent.STARTED:
             self._open_window(event.env)
             self.rounds.request()
-        elif event.name == "environment.healthy":
+        elif event.name == EnvironmentEvent.HEALTHY:
             self.rounds.request()  # its own start-up check passed: show it now
         elif event.name in _WINDOW_CLOSERS:
             self.envs[event.env].window_until = None
@@ -578,7 +579,7 @@ class HealthMonitor(GaiaActor):
     def _publish_change(self, state: _EnvState, verdict: Verdict) -> None:
         snap = state.snapshot()
         self.publish(
-            "health.changed",
+            HealthEvent.CHANGED,
             level=TRANSITION_LEVELS[verdict.status],
             env=state.env,
             old=verdict.previous.value,

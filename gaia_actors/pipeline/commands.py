@@ -23,6 +23,7 @@ from gaia_actors.control.commands import (
     update_channel,
 )
 from gaia_actors.errors import ControlError, PipelineError
+from gaia_actors.events import PipelineEvent, RunProgress, StageEvent, matches
 from gaia_actors.formatting import scalar, table
 from gaia_actors.messages import CancelPipeline, GetPipelineStatus, Promote
 from gaia_actors.pipeline import history
@@ -133,14 +134,14 @@ def progress_of(update: dict[str, Any]) -> dict[str, Any]:
     """One watcher update as a progress line for people (and its event for scripts)."""
     event = str(update.get("event", ""))
     pid = update.get("pipeline_id")
-    if event == "stage.output":
+    if event == StageEvent.OUTPUT:
         return {"message": f"    {update.get('name')} | {update.get('line')}"}
-    if event.startswith("pipeline."):
+    if matches(event, PipelineEvent.ALL):
         return {"message": _pipeline_line(event, update), "event": event}
     where = f"#{pid} [{update.get('position')}] {update.get('name')}"
-    if event == "stage.started":
+    if event == StageEvent.STARTED:
         text = f"{where} ({update.get('kind')} on {update.get('env')}) started"
-    elif event == "stage.skipped":
+    elif event == StageEvent.SKIPPED:
         text = f"{where} skipped"
     else:
         said = update.get("error") or update.get("summary") or ""
@@ -150,7 +151,7 @@ def progress_of(update: dict[str, Any]) -> dict[str, Any]:
 
 def _pipeline_line(event: str, update: dict[str, Any]) -> str:
     pid, kind = update.get("pipeline_id"), update.get("kind")
-    if event == "pipeline.started":
+    if event == PipelineEvent.STARTED:
         release = update.get("release") or "a new build"
         return f"#{pid} {kind}: {release} from {update.get('source')} to {update.get('target')}"
     text = f"#{pid} {kind} {update.get('status')} in {update.get('duration', 0):.2f}s"
@@ -180,7 +181,7 @@ def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
     ended = follow_updates(
         ctx,
         updates,
-        final="run.ended",
+        final=RunProgress.RUN_ENDED,
         show=lambda update: ctx.progress(progress_of(update)),
         still_running=lambda: _running(registry, run_id),
         ended=lambda: _ended_from_history(run_id),
@@ -214,7 +215,7 @@ def _running(registry: Registry, run_id: int) -> bool:
 def _ended_from_history(run_id: int) -> dict[str, Any]:
     ids = history.chain(run_id)
     status = history.get(ids[-1]).status if ids else "interrupted"
-    return {"event": "run.ended", "status": status, "pipeline_ids": ids}
+    return {"event": RunProgress.RUN_ENDED, "status": status, "pipeline_ids": ids}
 
 
 def _failure_message(result: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gaia_actors.errors import Busy
+from gaia_actors.events import PipelineEvent
 from gaia_actors.messages import (
     CancelPipeline,
     GetPipelineHistory,
@@ -168,7 +169,7 @@ class PipelineCoordinator(Recovery):
                                    "interruption; that cannot be cancelled")  # fmt: skip
         run.handle.cancel("cancelled")
         self.publish(
-            "pipeline.cancelling",
+            PipelineEvent.CANCELLING,
             level="warning",
             env=PROMOTIONS[run.kind][1],
             pipeline_id=run.pipeline_id,

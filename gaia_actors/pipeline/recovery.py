@@ -12,6 +12,7 @@ from typing import Any
 import peewee
 
 from gaia_actors.errors import GaiaError
+from gaia_actors.events import PipelineEvent
 from gaia_actors.messages import Update, fields_of, message
 from gaia_actors.pipeline import history
 from gaia_actors.pipeline.leftovers import kill_leftover_stages, stage_token
@@ -80,7 +81,7 @@ class Recovery(RunKeeper):
         values = fields_of(status="interrupted", ended=now, error=error, recovery="pending")
         self._store(Update("pipelines", row.id, values))
         self.publish(
-            "pipeline.failed",
+            PipelineEvent.FAILED,
             level="error",
             env=row.target,
             pipeline_id=row.id,

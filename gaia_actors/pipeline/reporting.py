@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from gaia_actors.errors import StoreError
+from gaia_actors.events import RunProgress, StageEvent
 from gaia_actors.messages import InsertNow, Update, fields_of
 from gaia_actors.pipeline.reports import (
     PipelineReport,
@@ -99,7 +100,7 @@ class Reporter:
     def _watch(self, report: PipelineReport | StageReport | RunEnded) -> None:
         if self.watcher is None:
             return
-        name = "run.ended" if isinstance(report, RunEnded) else event_name(report)
+        name = RunProgress.RUN_ENDED if isinstance(report, RunEnded) else event_name(report)
         self._call_watcher({"event": name, **_fields(report)})
 
     def _on_line(self, line: str) -> None:
@@ -108,7 +109,7 @@ class Reporter:
             output = self.handle.output
             self._call_watcher(
                 {
-                    "event": "stage.output",
+                    "event": StageEvent.OUTPUT,
                     "pipeline_id": output.pipeline_id,
                     "name": output.stage,
                     "line": line,

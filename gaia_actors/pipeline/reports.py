@@ -8,6 +8,7 @@ import collections
 import threading
 from dataclasses import dataclass, field
 
+from gaia_actors.events import PipelineEvent, StageEvent
 from gaia_actors.messages import message
 
 LIVE_LINES = 1000
@@ -59,15 +60,22 @@ class RunEnded:
     error: str = ""
 
 
+_STAGE_EVENTS = {
+    "running": StageEvent.STARTED,
+    "passed": StageEvent.FINISHED,
+    "warned": StageEvent.WARNED,
+    "skipped": StageEvent.SKIPPED,
+}
+
+
 def event_name(report: PipelineReport | StageReport) -> str:
     """The bus event for a report: ``pipeline.started|finished|failed``,
     ``stage.started|finished|warned|skipped|failed``."""
     if isinstance(report, PipelineReport):
-        return {"running": "pipeline.started", "succeeded": "pipeline.finished"}.get(
-            report.status, "pipeline.failed"
+        return {"running": PipelineEvent.STARTED, "succeeded": PipelineEvent.FINISHED}.get(
+            report.status, PipelineEvent.FAILED
         )
-    named = {"running": "started", "passed": "finished", "warned": "warned", "skipped": "skipped"}
-    return f"stage.{named.get(report.status, 'failed')}"
+    return _STAGE_EVENTS.get(report.status, StageEvent.FAILED)
 
 
 # --- shared between the coordinator and the runner thread, thread-safe ---------------

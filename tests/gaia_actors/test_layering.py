@@ -35,6 +35,7 @@ CORE = frozenset(
         "control.protocol",
         "datanotes",
         "errors",
+        "events",
         "formatting",
         "health",
         "httpclient",
