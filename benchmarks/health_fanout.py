@@ -51,7 +51,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gaia_actors.monitoring.probes import Prober, ProbeTarget
+from gaia_actors.monitoring.checks import ProbeTarget
+from gaia_actors.monitoring.probes import Prober
 
 EXIT_OK = 0
 EXIT_GOAL_MISSED = 1

@@ -47,6 +47,7 @@ GaiaError                        exit code 1 unless a class below says otherwise
 │   ├── RemoteError              client: the daemon answered with an error frame (2 or 1)
 │   └── DaemonUnreachable        no daemon answers on the socket (3)
 │       └── ConnectionLost       client: the daemon went away mid-request
+├── ProbeFailed                  monitoring.http11: a health check ended early (its kind)
 ├── DeliveryFailed               alerts.receivers: a notification was not delivered (why)
 └── InjectedCrash                actor: a crash an operator asked for (fault injection)
 

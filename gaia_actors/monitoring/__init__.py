@@ -1,15 +1,18 @@
 """Monitoring: health checks, metrics, failover and load balancing.
 
-`probes` checks many health URLs at once; `classify` turns each environment's stream of probe
-results into healthy / degraded / down with thresholds. The actors build on these two and hold
-no HTTP or threshold logic of their own: `monitor` (HealthMonitor), `metrics`
-(MetricsCollector), `failover` (FailoverAgent) and `balancer` (LoadBalancer), started by
-`tree.child_specs` in that order; `commands` holds the operator commands.
+`probes` checks many health URLs at once (`checks`: a target and its result; `http11`: the
+HTTP/1.1 exchange); `classify` turns each environment's stream of probe results into
+healthy / degraded / down with thresholds. The actors build on these two and hold no HTTP or
+threshold logic of their own: `monitor` (HealthMonitor), `metrics` (MetricsCollector),
+`failover` (FailoverAgent) and `balancer` (LoadBalancer), started by `tree.child_specs` in
+that order; `commands` holds the operator commands.
 """
 
 from __future__ import annotations
 
+from gaia_actors.health import DEFAULT_EXPECTED_STATUS
 from gaia_actors.monitoring.balancer import LoadBalancer, NoEnvironmentAvailable
+from gaia_actors.monitoring.checks import ProbeResult, ProbeTarget
 from gaia_actors.monitoring.classify import (
     Assessment,
     Classifier,
@@ -20,15 +23,10 @@ from gaia_actors.monitoring.classify import (
     assess,
 )
 from gaia_actors.monitoring.failover import FailoverAgent
+from gaia_actors.monitoring.http11 import ProbeErrorKind
 from gaia_actors.monitoring.metrics import MetricsCollector
 from gaia_actors.monitoring.monitor import HealthMonitor
-from gaia_actors.monitoring.probes import (
-    DEFAULT_EXPECTED_STATUS,
-    ProbeErrorKind,
-    Prober,
-    ProbeResult,
-    ProbeTarget,
-)
+from gaia_actors.monitoring.probes import Prober
 from gaia_actors.monitoring.tree import child_specs
 
 __all__ = [

@@ -52,7 +52,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from gaia_actors.health import BodyRule, Health, Judgement, judge
-from gaia_actors.monitoring.probes import ProbeErrorKind, ProbeResult
+from gaia_actors.monitoring.checks import ProbeResult
+from gaia_actors.monitoring.http11 import ProbeErrorKind
 
 __all__ = [
     "Assessment",

@@ -72,6 +72,7 @@ from gaia_actors.messages import (
     Unsubscribe,
     WatchHealth,
 )
+from gaia_actors.monitoring.checks import ProbeResult, ProbeTarget
 from gaia_actors.monitoring.classify import (
     Classifier,
     HealthStatus,
@@ -79,7 +80,7 @@ from gaia_actors.monitoring.classify import (
     Thresholds,
     Verdict,
 )
-from gaia_actors.monitoring.probes import Prober, ProbeResult, ProbeTarget
+from gaia_actors.monitoring.probes import Prober
 from gaia_actors.monitoring.rounds import Finished, Rounds, close_in_background
 from gaia_actors.settings import MonitorSettings, Settings
 from supervisors import Link

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gaia_actors.health import BodyRule
+from gaia_actors.monitoring.checks import ProbeResult
 from gaia_actors.monitoring.classify import (
     Classifier,
     HealthStatus,
@@ -17,7 +18,7 @@ from gaia_actors.monitoring.classify import (
     Verdict,
     assess,
 )
-from gaia_actors.monitoring.probes import ProbeErrorKind, ProbeResult
+from gaia_actors.monitoring.http11 import ProbeErrorKind
 
 HEALTHY, DEGRADED, DOWN, UNKNOWN = (
     HealthStatus.HEALTHY,

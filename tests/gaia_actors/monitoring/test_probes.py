@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from gaia_actors import monitoring
-from gaia_actors.monitoring.probes import ProbeErrorKind, Prober, ProbeResult, ProbeTarget
+from gaia_actors.monitoring.checks import ProbeResult, ProbeTarget
+from gaia_actors.monitoring.http11 import ProbeErrorKind
+from gaia_actors.monitoring.probes import Prober
 from tests.gaia_actors.monitoring.hostile import (
     Behaviour,
     CloseSilently,
