@@ -8,7 +8,7 @@ and one of malformed lines, it parses each with:
 - before: the parser the collector used until it streamed (kept below, verbatim in spirit):
   prometheus-client's parser over the whole text, and when that gives up on a bad line, again
   line by line, one parser call per line;
-- ours: `gaia_actors.monitoring.metrics.parse_exposition` with the default limits (10,000
+- ours: `gaia_actors.monitoring.exposition.parse_exposition` with the default limits (10,000
   samples, 0.5 s of CPU per body).
 
 A third body is the valid one with a single bad line at its end: the worst case before, which
@@ -37,7 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gaia_actors.monitoring.metrics import Limits, parse_exposition
+from gaia_actors.monitoring.exposition import Limits, parse_exposition
 
 MIB = 1024 * 1024
 

@@ -206,3 +206,22 @@ def write_own_pidfile(settings: Settings, env: str) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     process.write_pidfile(path, pid, start_time)
     return pid
+
+
+# Prometheus text bodies: a clean one, and a hostile one (malformed lines, NaN, huge labels).
+GOOD = b"""# HELP app_requests_total Requests.
+# TYPE app_requests_total counter
+app_requests_total{path="/a"} 3
+app_requests_total{path="/b"} 4
+# TYPE app_request_errors_total counter
+app_request_errors_total{path="/a"} 1
+app_up 1
+"""
+HUGE_LABELS = "app_labels{" + ",".join(f'l{i}="{"v" * 20}"' for i in range(200)) + "} 1\n"
+HOSTILE = (
+    "app_requests_total 10\n"
+    "this is not a metric line\n"
+    'broken{label="unterminated 3\n'
+    "app_nan NaN\n"
+    "app_inf +Inf\n" + HUGE_LABELS + "app_after_garbage 7\n"
+).encode()

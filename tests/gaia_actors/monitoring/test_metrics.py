@@ -17,9 +17,9 @@ from structlog.testing import capture_logs
 
 from gaia_actors.messages import Event, Flush, GetHealth, Insert, Prune, ScrapeNow, fields_of
 from gaia_actors.models import MetricSample
-from gaia_actors.monitoring.metrics import Limits, Sample, parse_exposition, parse_listen, total
+from gaia_actors.monitoring.exporter import parse_listen
 from tests.conftest import wait_until
-from tests.gaia_actors.monitoring.conftest import Tree, make_settings
+from tests.gaia_actors.monitoring.conftest import GOOD, HOSTILE, Tree, make_settings
 from tests.gaia_actors.monitoring.hostile import (
     Behaviour,
     Hang,
@@ -31,68 +31,12 @@ from tests.gaia_actors.monitoring.hostile import (
     refused_port,
 )
 
-LIMITS = Limits(max_samples=100, max_labels=8, max_label_bytes=256)
-GOOD = b"""# HELP app_requests_total Requests.
-# TYPE app_requests_total counter
-app_requests_total{path="/a"} 3
-app_requests_total{path="/b"} 4
-# TYPE app_request_errors_total counter
-app_request_errors_total{path="/a"} 1
-app_up 1
-"""
-HUGE_LABELS = "app_labels{" + ",".join(f'l{i}="{"v" * 20}"' for i in range(200)) + "} 1\n"
-HOSTILE = (
-    "app_requests_total 10\n"
-    "this is not a metric line\n"
-    'broken{label="unterminated 3\n'
-    "app_nan NaN\n"
-    "app_inf +Inf\n" + HUGE_LABELS + "app_after_garbage 7\n"
-).encode()
-
 
 def text(body: bytes) -> Respond:
     return Respond(body=body, content_type="text/plain; version=0.0.4")
 
 
-# -- the parser on its own ---------------------------------------------------------------------
-
-
-def test_a_clean_body_gives_every_sample() -> None:
-    report = parse_exposition(GOOD.decode(), LIMITS)
-    assert [(s.name, dict(s.labels), s.value) for s in report.samples] == [
-        ("app_requests_total", {"path": "/a"}, 3.0),
-        ("app_requests_total", {"path": "/b"}, 4.0),
-        ("app_request_errors_total", {"path": "/a"}, 1.0),
-        ("app_up", {}, 1.0),
-    ]
-    assert report.problems == 0
-
-
-def test_malformed_lines_are_counted_and_the_rest_is_kept() -> None:
-    report = parse_exposition(HOSTILE.decode(), LIMITS)
-    assert [s.name for s in report.samples] == ["app_requests_total", "app_after_garbage"]
-    assert report.parse_errors == 2
-    assert report.first_error
-    assert (report.nonfinite, report.dropped_labels) == (2, 1)
-
-
-def test_samples_beyond_the_bound_are_cut_off_and_counted() -> None:
-    body = "".join(f'app_series{{i="{i}"}} {i}\n' for i in range(150))
-    report = parse_exposition(body, LIMITS)
-    assert (len(report.samples), report.truncated) == (100, 50)
-
-
-def test_binary_garbage_is_only_errors() -> None:
-    report = parse_exposition(b"\x00\xff\xfe garbage\n\x01".decode("utf-8", "replace"), LIMITS)
-    assert report.samples == ()
-    assert report.parse_errors >= 1
-
-
-def test_totals_sum_the_samples_a_glob_matches() -> None:
-    samples = parse_exposition(GOOD.decode(), LIMITS).samples
-    assert total(samples, "*requests_total") == 7.0
-    assert total(samples, "*errors_total") == 1.0
-    assert total(samples, "nothing_*") is None
+# -- the listen address ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -350,33 +294,3 @@ def test_an_empty_metrics_path_turns_scraping_off_for_that_environment(
     assert set(environments) == {"app"}
     assert environments["app"]["scrapes"] >= 2
     assert quiet_paths == {"/health"}
-
-
-def test_a_body_of_malformed_lines_costs_bounded_cpu_and_says_what_was_dropped() -> None:
-    body = b"".join(
-        b'x{a="%d" garbage line that is not a sample %d\n' % (i, i) for i in range(80_000)
-    )
-    assert len(body) > 4_000_000
-    started = time.thread_time()
-    report = parse_exposition(body, Limits(max_parse_cpu=0.05))
-    spent = time.thread_time() - started
-    assert report.samples == ()
-    assert report.parse_errors > 0
-    assert report.over_budget > 0
-    assert report.parse_errors + report.over_budget == pytest.approx(80_000, abs=1)
-    assert spent < 0.5
-
-
-def test_a_sample_limit_stops_reading_and_counts_the_lines_left() -> None:
-    body = b"# TYPE app_series gauge\n" + b"".join(
-        b'app_series{i="%d"} %d\n' % (i, i) for i in range(5000)
-    )
-    report = parse_exposition(body, Limits(max_samples=100))
-    assert (len(report.samples), report.truncated) == (100, 4900)
-    assert report.samples[-1] == Sample("app_series", (("i", "99"),), 99.0)
-
-
-def test_label_values_are_unescaped_and_timestamps_accepted() -> None:
-    body = b'app_x{path="/a\\"b\\\\c\\nd",code="200"} 1.5e3 1700000000000\n'
-    (sample,) = parse_exposition(body, Limits()).samples
-    assert sample == Sample("app_x", (("code", "200"), ("path", '/a"b\\c\nd')), 1500.0)
