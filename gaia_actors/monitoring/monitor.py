@@ -38,61 +38,41 @@ What a round produces:
   ``WatchHealth`` when it starts and again when a new monitor starts (``monitor_restarted``:
   the ``supervisor.child_started`` event), so a restart on either side loses nothing.
 
-Beside the check, the worker gathers each environment's process facts from its directory:
-pid (the pid file, with its start time against pid reuse), CPU and memory (/proc), uptime,
-database and log sizes, and the release ``current`` points to. The service's own request and
-error totals arrive from the metrics collector (``ServiceCounters``). Nothing an environment
-does (hanging, garbage, a vanished directory) can raise out of a round: the prober reports
-errors in its results, and the per-environment file work is guarded.
+A round's I/O (the checks, then each environment's process facts) is ``healthround``'s; what
+the monitor keeps of one environment, ``envstate``'s. The service's own request and error totals
+arrive from the metrics collector (``ServiceCounters``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from typing import Any
 
-from gaia_actors import process
 from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import InvalidMessage
 from gaia_actors.events import EnvironmentEvent, HealthEvent, SupervisorEvent
 from gaia_actors.health import BodyRule
-from gaia_actors.layout import Layout
 from gaia_actors.messages import (
     CheckNow,
     Event,
     GetHealth,
-    HealthReport,
     HealthRound,
     ServiceCounters,
     Subscribe,
     Unsubscribe,
     WatchHealth,
 )
-from gaia_actors.monitoring.checks import ProbeResult, ProbeTarget
-from gaia_actors.monitoring.classify import (
-    Classifier,
-    HealthStatus,
-    Observation,
-    Thresholds,
-    Verdict,
-)
+from gaia_actors.monitoring.classify import Classifier, HealthStatus, Thresholds, Verdict
+from gaia_actors.monitoring.envstate import EnvState
+from gaia_actors.monitoring.healthround import Recheck, RoundValue, health_targets, run_round
 from gaia_actors.monitoring.probes import Prober
 from gaia_actors.monitoring.rounds import Finished, Rounds, close_in_background
 from gaia_actors.settings import MonitorSettings, Settings
 from supervisors import Link
 
-__all__ = [
-    "HealthMonitor",
-    "ProcessInfo",
-    "gather_process",
-    "monitor_restarted",
-    "snapshot_fields",
-    "thresholds",
-]
+__all__ = ["HealthMonitor", "monitor_restarted", "thresholds"]
 
 # The bus level of a transition *to* each state.
 TRANSITION_LEVELS = {
@@ -134,275 +114,6 @@ def thresholds(cfg: MonitorSettings) -> Thresholds:
     )
 
 
-# -- the process facts of one environment (gathered in the worker thread) ---------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessInfo:
-    """What an environment's directory and /proc say about it at one check."""
-
-    pid: int | None = None
-    alive: bool | None = None  # None: no pid file (or an unreadable one)
-    stats: process.ProcStats | None = None
-    uptime_s: float | None = None
-    verified: bool = False  # this process passed its environment's start-up check
-    db_bytes: int | None = None
-    log_bytes: int | None = None
-    release: str = ""
-    error: str = ""
-
-
-def gather_process(layout: Layout, previous: process.ProcStats | None) -> ProcessInfo:
-    """Pid, CPU, memory, uptime, sizes and release of one environment; never raises."""
-    try:
-        return _gather(layout, previous)
-    except Exception as exc:  # noqa: BLE001 - one environment's files must not sink a round
-        return ProcessInfo(error=f"{type(exc).__name__}: {exc}")
-
-
-def _gather(layout: Layout, previous: process.ProcStats | None) -> ProcessInfo:
-    base = ProcessInfo(
-        db_bytes=layout.data_bytes() if layout.data.is_dir() else None,
-        log_bytes=layout.log_bytes() if layout.logs.is_dir() else None,
-        release=_release(layout),
-    )
-    try:
-        record = process.read_pidfile(layout.pidfile)
-    except process.PidFileError as exc:
-        return replace(base, error=str(exc))
-    if record is None:
-        return base
-    if not process.is_same_process(record.pid, record.start_time):
-        return replace(base, pid=record.pid, alive=False)
-    stats = process.proc_stats(record.pid, since=previous)
-    uptime = None if stats is None else _uptime(stats)
-    try:
-        verified = process.read_pidfile(layout.verified) == record
-    except process.PidFileError:
-        verified = False
-    return replace(
-        base,
-        pid=record.pid,
-        alive=stats is not None,
-        stats=stats,
-        uptime_s=uptime,
-        verified=verified,
-    )
-
-
-def _release(layout: Layout) -> str:
-    try:
-        return layout.current_release() or ""
-    except Exception:  # noqa: BLE001 - a broken `current` link is the environment's business
-        return ""
-
-
-def _uptime(stats: process.ProcStats) -> float:
-    started = stats.start_time / os.sysconf("SC_CLK_TCK")
-    return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    env: str
-    probe: ProbeTarget
-    layout: Layout
-
-    @property
-    def start_window(self) -> float:
-        """How long a just-started process may refuse connections before that counts."""
-        return self.layout.config.deploy_timeout
-
-
-def _targets(settings: Settings) -> tuple[_Target, ...]:
-    cfg = settings.monitor
-    targets = []
-    for env in settings.environments:
-        layout = Layout.of(settings, env)
-        probe = ProbeTarget(
-            env,
-            layout.health_url,
-            connect_timeout=cfg.connect_timeout,
-            read_timeout=cfg.read_timeout,
-            max_body_bytes=cfg.max_body_bytes,
-        )
-        targets.append(_Target(env, probe, layout))
-    return tuple(targets)
-
-
-RoundValue = tuple[tuple[tuple[ProbeResult, ...], ...], tuple[ProcessInfo, ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class Recheck:
-    """How a round re-checks an environment slow to answer (`Prober.checks`)."""
-
-    after: float  # seconds without an answer before the next check starts
-    checks: int  # at most this many checks of one environment in one round
-
-
-def run_round(
-    prober: Prober,
-    targets: Sequence[_Target],
-    previous: Sequence[process.ProcStats | None],
-    recheck: Recheck,
-) -> RoundValue:
-    """One round's I/O: every check at once, then every environment's process facts.
-
-    An environment that has not answered within ``recheck.after`` is checked again meanwhile
-    (its results come in the order the checks started). Raises only when the prober itself
-    fails (a closed prober, its own overall bound).
-    """
-    probes = [t.probe for t in targets]
-    results = tuple(prober.checks(probes, recheck_after=recheck.after, max_checks=recheck.checks))
-    procs = tuple(gather_process(t.layout, p) for t, p in zip(targets, previous, strict=True))
-    return results, procs
-
-
-# -- one environment's state (actor-private) ---------------------------------------------------
-
-
-@dataclass
-class _EnvState:
-    env: str
-    url: str
-    classifier: Classifier
-    since: float = field(default_factory=time.time)  # when the status last changed
-    failing_since: float | None = None
-    result: ProbeResult | None = None
-    verdict: Verdict | None = None
-    proc: ProcessInfo = field(default_factory=ProcessInfo)
-    requests: float | None = None
-    errors: float | None = None
-    counters_at: float | None = None
-    start_window: float = 30.0  # how long a just-started process may refuse connections
-    window_until: float | None = None  # monotonic end of a start window an event opened
-    answered_pid: int | None = None  # the process that last answered a check
-
-    def rechecking(self, needed: int) -> bool:
-        """Whether its state is about to change: its last check failed and fewer than
-        ``needed`` in a row have (down, or a blip), or it is down and answers again (up once
-        ``success_threshold`` checks answer)."""
-        verdict = self.verdict
-        if verdict is None:
-            return False
-        failing = 0 < verdict.consecutive_failures < needed
-        answering = verdict.observation is not Observation.FAIL
-        return failing or (verdict.status is HealthStatus.DOWN and answering)
-
-    def starting(self) -> bool:
-        """Whether the process has just started and not answered yet: told so by its
-        environment actor, or seen so (alive, younger than the window, not verified)."""
-        if self.window_until is not None and time.monotonic() < self.window_until:
-            return True
-        proc = self.proc
-        young = proc.uptime_s is not None and proc.uptime_s < self.start_window
-        return bool(proc.alive and young and not proc.verified and proc.pid != self.answered_pid)
-
-    def observe(self, result: ProbeResult, proc: ProcessInfo) -> Verdict:
-        self.proc = proc
-        verdict = self.classifier.observe(result, starting=self.starting())
-        if verdict.observation is not Observation.FAIL:
-            self.window_until, self.answered_pid = None, proc.pid  # it answers: started
-        if verdict.changed:
-            self.since = result.checked_at
-        if verdict.observation is Observation.FAIL:
-            self.failing_since = self.failing_since or result.checked_at
-        else:
-            self.failing_since = None
-        self.result, self.verdict, self.proc = result, verdict, proc
-        return verdict
-
-    @property
-    def release(self) -> str:
-        if self.proc.release:
-            return self.proc.release
-        body = self.result.body_json if self.result is not None else None
-        value = body.get("release") if body else None
-        return value if isinstance(value, str) else ""
-
-    def report(self) -> HealthReport:
-        verdict, result = self.verdict, self.result
-        assert verdict is not None
-        assert result is not None
-        return HealthReport(
-            env=self.env,
-            status=verdict.status.value,
-            previous=verdict.previous.value,
-            observation=verdict.observation.value,
-            consecutive_failures=verdict.consecutive_failures,
-            failing_since=self.failing_since,
-            latency_s=result.latency_s,
-            http_status=result.status,
-            checked_at=result.checked_at,
-            reason=verdict.reason,
-            pid=self.proc.pid,
-            alive=self.proc.alive,
-            uptime_s=self.proc.uptime_s,
-            verified=self.proc.verified,
-        )
-
-    def snapshot(self) -> dict[str, Any]:
-        verdict, result, stats = self.verdict, self.result, self.proc.stats
-        rate = None
-        if self.requests and self.errors is not None:
-            rate = round(self.errors / self.requests, 6)
-        return {
-            "env": self.env,
-            "status": self.classifier.status.value,
-            "reason": verdict.reason if verdict else "not checked yet",
-            "since": self.since,
-            "last_check": result.checked_at if result else None,
-            "url": self.url,
-            "response_ms": round(result.latency_s * 1000, 3) if result else None,
-            "http_status": result.status if result else None,
-            "error": f"{result.error}: {result.detail}" if result and result.error else "",
-            "checks": verdict.checks if verdict else 0,
-            "check_errors": verdict.errors if verdict else 0,
-            "error_rate": verdict.error_rate if verdict else 0.0,
-            "consecutive_failures": verdict.consecutive_failures if verdict else 0,
-            "requests": self.requests,
-            "errors": self.errors,
-            "service_error_rate": rate,
-            "uptime_s": round(self.proc.uptime_s, 3) if self.proc.uptime_s is not None else None,
-            "pid": self.proc.pid,
-            "alive": self.proc.alive,
-            "cpu_percent": round(stats.cpu_percent, 3) if stats else None,
-            "rss_bytes": stats.rss_bytes if stats else None,
-            "db_bytes": self.proc.db_bytes,
-            "log_bytes": self.proc.log_bytes,
-            "release": self.release,
-        }
-
-    def row(self) -> dict[str, Any]:
-        snap = self.snapshot()
-        return {
-            "ts": snap["last_check"],
-            "env": self.env,
-            "status": snap["status"],
-            "http_status": snap["http_status"],
-            "latency_ms": snap["response_ms"],
-            "error": snap["error"],
-            "reason": snap["reason"],
-            "error_rate": snap["error_rate"],
-            "release": snap["release"],
-            "uptime_s": snap["uptime_s"],
-            "cpu_percent": snap["cpu_percent"],
-            "rss_bytes": snap["rss_bytes"],
-            "db_bytes": snap["db_bytes"],
-            "log_bytes": snap["log_bytes"],
-            "pid": snap["pid"],
-            "requests": snap["requests"],
-            "errors": snap["errors"],
-        }
-
-
-def snapshot_fields() -> tuple[str, ...]:
-    """The keys of a health snapshot (``GetHealth``), in display order."""
-    state = _EnvState("", "", Classifier())
-    return tuple(state.snapshot())
-
-
 # -- the actor ---------------------------------------------------------------------------------
 
 
@@ -417,10 +128,10 @@ class HealthMonitor(GaiaActor):
         super().__init__(link)
         self.settings = settings
         self.cfg = settings.monitor
-        self.targets = _targets(settings)
+        self.targets = health_targets(settings)
         limits = thresholds(self.cfg)
         self.envs = {
-            t.env: _EnvState(
+            t.env: EnvState(
                 t.env,
                 t.probe.url,
                 Classifier(limits, BodyRule.of(t.layout.config)),
@@ -577,7 +288,7 @@ class HealthMonitor(GaiaActor):
         if self.on_round is not None:
             self.on_round(health_round)
 
-    def _publish_change(self, state: _EnvState, verdict: Verdict) -> None:
+    def _publish_change(self, state: EnvState, verdict: Verdict) -> None:
         snap = state.snapshot()
         self.publish(
             HealthEvent.CHANGED,

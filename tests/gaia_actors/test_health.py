@@ -15,7 +15,7 @@ from gaia_actors.httpclient import check_health
 from gaia_actors.layout import Layout
 from gaia_actors.messages import Deploy
 from gaia_actors.monitoring.classify import Observation, Thresholds, assess
-from gaia_actors.monitoring.monitor import _targets
+from gaia_actors.monitoring.healthround import health_targets
 from gaia_actors.monitoring.probes import Prober
 from gaia_actors.pipeline.rollback import RollbackPlan, _verify
 from gaia_actors.pipeline.stage import Promotion, StageContext
@@ -65,7 +65,7 @@ def settings_for(tmp_path: Path, port: int, extra: str = "") -> Settings:
 
 def monitor_observation(settings: Settings) -> Observation:
     """What the monitor makes of one check: its own targets, prober and body rule."""
-    (target,) = _targets(settings)
+    (target,) = health_targets(settings)
     with Prober() as prober:
         (result,) = prober.round([target.probe])
     rule = BodyRule.of(settings.environments["prod"])

@@ -17,7 +17,7 @@ from gaia_actors.messages import Event, Flush, fields_of
 from gaia_actors.models import ActorRestart
 from gaia_actors.monitoring import commands as monitoring_commands
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
-from gaia_actors.monitoring.monitor import snapshot_fields
+from gaia_actors.monitoring.envstate import snapshot_fields
 from gaia_actors.store import open_database
 from tests.conftest import wait_until
 from tests.gaia_actors.monitoring.conftest import Tree, make_settings
