@@ -163,8 +163,9 @@ class GaiaActor(Supervised):
         return self.registry.ask(name, message, timeout=timeout)
 
     def publish(self, event: str, level: str = "info", env: str = "", **data: Any) -> None:
-        """Publish an event on the bus (which logs and stores it); while the bus restarts the
-        event waits in the registry's outbox and goes out, in order, once it is back."""
+        """Publish the event named ``event`` (a constant of ``gaia_actors.events``) on the bus,
+        which logs and stores it; while the bus restarts the event waits in the registry's
+        outbox and goes out, in order, once it is back."""
         message = Event(event, level=level, actor=self.name, env=env, data=fields_of(**data))
         outbox_for(self.registry).tell("bus", message)
 

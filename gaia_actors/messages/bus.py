@@ -11,7 +11,7 @@ from gaia_actors.messages.base import Fields, jsonable, message, now
 
 @message
 class Event:
-    """Event: something happened. ``name`` is dotted (``health.changed``)."""
+    """Event: something happened. ``name`` is one of ``gaia_actors.events``' constants."""
 
     name: str
     level: str = "info"

@@ -16,6 +16,7 @@ from gaia_actors import formatting
 from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.datanotes import data_lines, data_notes
 from gaia_actors.errors import ControlError
+from gaia_actors.events import SupervisorEvent
 from gaia_actors.layout import Layout
 from gaia_actors.messages import GetHealth, GetState, Route, RouteDone
 from gaia_actors.models import ActorRestart, HealthCheck
@@ -205,7 +206,7 @@ def _stored_snapshot(env: str) -> dict[str, Any]:
 def _with_restarts_from_store(snapshot: dict[str, Any]) -> dict[str, Any]:
     child = _ENV_PREFIX + snapshot["env"]
     query = ActorRestart.select().where(
-        (ActorRestart.child == child) & (ActorRestart.event == "supervisor.restart")
+        (ActorRestart.child == child) & (ActorRestart.event == SupervisorEvent.RESTART)
     )
     return {**snapshot, "restarts": query.count()}
 

@@ -14,6 +14,15 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from gaia_actors.events import (
+    EnvironmentEvent,
+    FailoverEvent,
+    IncidentEvent,
+    PipelineEvent,
+    StageEvent,
+    SupervisorEvent,
+    matches,
+)
 from gaia_actors.messages import Event, HealthRound
 from gaia_actors.monitoring.scrape import ScrapeResult
 
@@ -99,15 +108,15 @@ class Exporter:
 
     def observe_event(self, event: Event) -> None:
         name = event.name
-        if name == "supervisor.restart":
+        if name == SupervisorEvent.RESTART:
             self.restarts.labels(str(event.get("child", ""))).inc()
-        elif name == "failover.triggered":
+        elif name == FailoverEvent.TRIGGERED:
             self.failovers.labels(event.env).inc()
-        elif name == "incident.recovered":
+        elif name == IncidentEvent.RECOVERED:
             self.recoveries.labels(event.env, str(event.get("cause", ""))).inc()
-        elif name.startswith("environment."):
-            self.recovery_actions.labels(event.env, name.removeprefix("environment.")).inc()
-        elif name.startswith(("pipeline.", "stage.")):
+        elif matches(name, EnvironmentEvent.ALL):
+            self.recovery_actions.labels(event.env, name.partition(".")[2]).inc()
+        elif matches(name, PipelineEvent.ALL, StageEvent.ALL):
             self._observe_duration(event)
 
     def _observe_duration(self, event: Event) -> None:

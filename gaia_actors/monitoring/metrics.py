@@ -33,6 +33,14 @@ from typing import Any
 
 from gaia_actors import httpclient
 from gaia_actors.actor import GaiaActor
+from gaia_actors.events import (
+    EnvironmentEvent,
+    FailoverEvent,
+    IncidentEvent,
+    PipelineEvent,
+    StageEvent,
+    SupervisorEvent,
+)
 from gaia_actors.messages import (
     Event,
     HealthRound,
@@ -53,15 +61,15 @@ from supervisors import Link
 __all__ = ["MetricsCollector"]
 
 EVENT_PATTERNS = (
-    "supervisor.restart",
-    "supervisor.child_started",  # a new monitor: watch it again
-    "failover.triggered",
-    "incident.recovered",
-    "environment.restored",
-    "environment.rolled_back",
-    "environment.reset",
-    "pipeline.*",
-    "stage.*",
+    SupervisorEvent.RESTART,
+    SupervisorEvent.CHILD_STARTED,  # a new monitor: watch it again
+    FailoverEvent.TRIGGERED,
+    IncidentEvent.RECOVERED,
+    EnvironmentEvent.RESTORED,
+    EnvironmentEvent.ROLLED_BACK,
+    EnvironmentEvent.RESET,
+    PipelineEvent.ALL,
+    StageEvent.ALL,
 )
 _OVERDUE_SLACK_S = 20.0
 _LISTEN_RETRY_S = (1.0, 30.0)  # first and longest wait before trying a busy port again
