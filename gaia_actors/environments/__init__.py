@@ -1,5 +1,8 @@
 """Environments: one running copy of the service with its releases, data, backups and logs.
 
-``releases`` and ``backups`` are the on-disk mechanisms (pure, synchronous); the
-EnvironmentActor that drives them lives in ``environment``.
+The on-disk mechanisms are pure and synchronous: ``releases`` (and ``builds``, which makes
+them), ``backups`` (and ``restores``, which put one in place), ``data``. The EnvironmentActor
+that drives them lives in ``environment``: its state in ``state``, its process and health
+verdicts in ``core`` (with ``service``), its operations in ``deploys``, ``dataops`` and
+``dataloss``. The ``environments`` supervisor and its recovery ladder are in ``tree``.
 """

@@ -58,11 +58,12 @@ def child_specs(
 def ping_timeout(settings: Settings, config: SupervisorConfig) -> float:
     """The liveness timeout for environment actors: longer than the longest handler.
 
-    Deploy, rollback, restore and reset stop the process inside the mailbox: SIGTERM, up to
-    ``stop_grace``, then SIGKILL and up to ``process.KILL_TIMEOUT`` for the group to go. A
-    ping waits behind that handler, so a timeout shorter than the stop would take a process
-    that is slow to stop for a hung actor, and the next generation would adopt the very
-    process being stopped. The configured timeout is kept on top, for the rest of the work.
+    Deploy and rollback stop the process inside the mailbox: SIGTERM, up to ``stop_grace``,
+    then SIGKILL and up to ``process.KILL_TIMEOUT`` for the group to go (a restore, reset or
+    undo stops it in its data job, off the mailbox). A ping waits behind that handler, so a
+    timeout shorter than the stop would take a process that is slow to stop for a hung actor,
+    and the next generation would adopt the very process being stopped. The configured
+    timeout is kept on top, for the rest of the work.
     """
     longest_stop = max(env.stop_grace for env in settings.environments.values())
     return max(config.ping_timeout, longest_stop + process.KILL_TIMEOUT + config.ping_timeout)
