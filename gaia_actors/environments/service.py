@@ -30,14 +30,14 @@ def start(layout: Layout, release: str, first_start: bool, publish: Publish) -> 
     """The process that runs ``release`` and whether it was adopted. ``first_start``: the
     first start of this actor since the daemon started (strays are looked for then)."""
     adopted = _adoptable(layout, release, process.adopt(layout.pidfile, layout.log_sink), publish)
-    if adopted is not None and release_of(adopted.pid) not in (None, release):
+    if adopted is not None and _release_of(adopted.pid) not in (None, release):
         # The daemon died between switching `current` and restarting the process: the
         # survivor runs another release, so it is replaced rather than adopted.
         publish(
             EnvironmentEvent.STALE_PROCESS,
             level="warning",
             pid=adopted.pid,
-            running=release_of(adopted.pid),
+            running=_release_of(adopted.pid),
             current=release,
         )
         adopted.stop(layout.config.stop_grace)
@@ -89,7 +89,7 @@ def _stop_strays(layout: Layout, first_start: bool, publish: Publish) -> None:
             stray = process.AdoptedProcess(pid, start_time, None, None)
         except ProcessLookupError:
             continue  # exited meanwhile
-        publish(EnvironmentEvent.STRAY_STOPPED, level="warning", pid=pid, running=release_of(pid))
+        publish(EnvironmentEvent.STRAY_STOPPED, level="warning", pid=pid, running=_release_of(pid))
         stray.stop(config.stop_grace)
 
 
@@ -137,10 +137,10 @@ def _started_with(layout: Layout, pid: int) -> dict[str, Any] | None:
     except OSError:
         return None
     argv = [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
-    return {"argv": argv, "env": layout.configured_env(release_of(pid) or "")}
+    return {"argv": argv, "env": layout.configured_env(_release_of(pid) or "")}
 
 
-def release_of(pid: int) -> str | None:
+def _release_of(pid: int) -> str | None:
     """The release a process runs from: the name of its working directory."""
     try:
         return Path(os.readlink(f"/proc/{pid}/cwd")).name
