@@ -17,6 +17,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.gaia_actors.test_events import product_files, spelled_event_names
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("gaia_actors", "supervisors")
 CAPABILITIES = ("environments", "monitoring", "pipeline", "improve", "alerts")
@@ -257,6 +259,16 @@ def test_no_module_is_loaded_by_a_computed_name() -> None:
         if _loads_by_name(node)
     ]
     assert not found, "modules loaded by name:\n  " + "\n  ".join(found)
+
+
+def test_no_event_name_is_spelled_outside_the_events_modules() -> None:
+    """An event name retyped as a string is a contract between actors that nothing checks."""
+    spelled = [
+        f"{path.relative_to(REPO)}:{line}: {text}"
+        for path in product_files()
+        for line, text in spelled_event_names(path.read_text())
+    ]
+    assert spelled == [], "use the constants of gaia_actors/events.py:\n" + "\n".join(spelled)
 
 
 def test_the_reader_sees_every_kind_of_import(tmp_path: Path) -> None:
