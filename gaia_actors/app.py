@@ -46,7 +46,7 @@ from gaia_actors.monitoring import commands as monitoring_commands
 from gaia_actors.outbox import outbox_for
 from gaia_actors.pipeline import commands as pipeline_commands
 from gaia_actors.settings import Settings
-from gaia_actors.store import Store
+from gaia_actors.store.actor import Store
 from supervisors import (
     Backoff,
     ChildSpec,

@@ -223,7 +223,7 @@ def run_offline(
     cmd: Command, values: Mapping[str, Any], settings: Settings, printer: Printer
 ) -> Any:
     """A command without a daemon: the store opened here, no registry (``ctx.registry`` None)."""
-    from gaia_actors.store import open_database
+    from gaia_actors.store.database import open_database
 
     kwargs = commands.bind(cmd, values, settings)
     db = open_database(settings.database_url)

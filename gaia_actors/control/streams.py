@@ -103,7 +103,7 @@ class Stream:
         """Stored events newer than ``since`` (a watcher reconnecting after a restart)."""
         import fnmatch
 
-        from gaia_actors.models import EventRow
+        from gaia_actors.store.models import EventRow
 
         with contextlib.suppress(NotRunning, AskTimeout, GaiaError):
             self.conn.registry.ask("store", Flush(), timeout=2.0)

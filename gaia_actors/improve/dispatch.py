@@ -37,7 +37,7 @@ from gaia_actors.messages import (
     WorkerReady,
     fields_of,
 )
-from gaia_actors.models import closing_connections
+from gaia_actors.store.models import closing_connections
 
 MAX_ATTEMPTS = 2  # failures before a batch is split, and then before a lone file is given up
 

@@ -47,8 +47,8 @@ from gaia_actors.messages import (
     WorkerReady,
     fields_of,
 )
-from gaia_actors.models import closing_connections
 from gaia_actors.settings import Settings
+from gaia_actors.store.models import closing_connections
 from supervisors import Link
 
 NAME = "improve"

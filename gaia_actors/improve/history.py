@@ -16,13 +16,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from gaia_actors import models
 from gaia_actors.formatting import utc_iso
 from gaia_actors.improve.compare import CycleSnapshot, compare_cycles
 from gaia_actors.improve.cycle_report import comparison_view
 from gaia_actors.improve.cycle_state import PreviousCycle
 from gaia_actors.improve.errors import ImproveError
 from gaia_actors.improve.findings import Finding, Severity
+from gaia_actors.store import models
 
 # peewee's models are untyped (their ``id`` is added at class creation): read them as Any.
 Cycle: Any = models.ImproveCycle

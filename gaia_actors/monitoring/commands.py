@@ -19,10 +19,10 @@ from gaia_actors.errors import ControlError
 from gaia_actors.events import SupervisorEvent
 from gaia_actors.layout import Layout
 from gaia_actors.messages import GetHealth, GetState, Route, RouteDone
-from gaia_actors.models import ActorRestart, HealthCheck
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
 from gaia_actors.monitoring.failover import incident_rows
 from gaia_actors.process import PidFileError, is_same_process, read_pidfile
+from gaia_actors.store.models import ActorRestart, HealthCheck
 from supervisors import Registry, SupervisionError
 
 ASK_TIMEOUT = 5.0

@@ -76,9 +76,9 @@ from gaia_actors.messages import (
     WatchHealth,
     fields_of,
 )
-from gaia_actors.models import Incident
 from gaia_actors.monitoring.monitor import monitor_restarted
 from gaia_actors.settings import Settings
+from gaia_actors.store.models import Incident
 from supervisors import Link, SupervisionError
 
 __all__ = ["FailoverAgent", "incident_rows"]

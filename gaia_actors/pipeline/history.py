@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gaia_actors import models
 from gaia_actors.formatting import utc_iso
 from gaia_actors.pipeline.errors import PromotionRefused
+from gaia_actors.store import models
 
 # peewee's models are untyped (their ``id`` is added at class creation): read them as Any.
 Pipeline: Any = models.Pipeline

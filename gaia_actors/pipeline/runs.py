@@ -14,11 +14,11 @@ from typing import Any
 import pykka
 
 from gaia_actors.actor import GaiaActor
-from gaia_actors.models import closing_connections
 from gaia_actors.pipeline.reporting import Watcher
 from gaia_actors.pipeline.reports import RunHandle
 from gaia_actors.pipeline.runner import Runner
 from gaia_actors.settings import Settings
+from gaia_actors.store.models import closing_connections
 from supervisors import Link
 
 JOIN_TIMEOUT = 10.0  # seconds a stopping coordinator waits for its runners to wind down

@@ -46,11 +46,9 @@ CORE = frozenset(
         "lock",
         "logs",
         "messages",
-        "models",
         "outbox",
         "process",
         "settings",
-        "storage",
         "store",
     }
 )

@@ -9,8 +9,8 @@ from typing import Any
 import pykka
 
 from gaia_actors.messages import Crash, Event, Flush, fields_of
-from gaia_actors.models import EventRow
 from gaia_actors.outbox import Outbox, outbox_for
+from gaia_actors.store.models import EventRow
 from supervisors import NotRunning, Registry
 from tests.conftest import wait_until
 

@@ -27,9 +27,9 @@ from gaia_actors.messages import (
     Update,
     fields_of,
 )
-from gaia_actors.models import EventRow, HealthCheck, Pipeline, closing_connections
 from gaia_actors.settings import Settings
-from gaia_actors.store import open_database
+from gaia_actors.store.database import open_database
+from gaia_actors.store.models import EventRow, HealthCheck, Pipeline, closing_connections
 from tests.conftest import wait_until
 
 
@@ -112,8 +112,8 @@ def test_pruning_gives_the_freed_pages_back_to_the_file_system(
 
 def test_prune_keeps_the_newest_promotions_and_any_unfinished_one(tmp_path: Path) -> None:
     from gaia_actors.app import start_root
-    from gaia_actors.models import Stage
     from gaia_actors.settings import load
+    from gaia_actors.store.models import Stage
     from supervisors import Registry
 
     config = tmp_path / "gaia.toml"
@@ -314,7 +314,7 @@ def test_a_store_that_cannot_write_holds_a_bounded_backlog_then_writes_it(
     tree: tuple[Any, Any], settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry, _ = tree
-    monkeypatch.setattr("gaia_actors.store.MAX_HELD", 50)
+    monkeypatch.setattr("gaia_actors.store.actor.MAX_HELD", 50)
     registry.ask("store", InsertNow("pipelines", pipeline_row("dev_to_staging")))
     journal = settings.state_dir / "gaia.db-journal"
     journal.unlink(missing_ok=True)

@@ -21,7 +21,9 @@ import pytest
 from gaia_actors.app import start_root
 from gaia_actors.layout import Layout
 from gaia_actors.messages import Flush, Insert, InsertNow, Prune, Update, fields_of
-from gaia_actors.models import (
+from gaia_actors.settings import Settings, load
+from gaia_actors.store.database import open_database
+from gaia_actors.store.models import (
     MODELS,
     EventRow,
     HealthCheck,
@@ -29,8 +31,6 @@ from gaia_actors.models import (
     Stage,
     close_thread_connections,
 )
-from gaia_actors.settings import Settings, load
-from gaia_actors.store import open_database
 from supervisors import Registry
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import kill_services, load_settings

@@ -34,7 +34,7 @@ from gaia_actors.messages import (
     Rollback,
     TakeBackup,
 )
-from gaia_actors.models import Deployment
+from gaia_actors.store.models import Deployment
 from supervisors import NotRunning
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (

@@ -24,9 +24,9 @@ from gaia_actors.environments import commands as env_commands
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.layout import Layout
 from gaia_actors.messages import TakeBackup
-from gaia_actors.models import Incident
 from gaia_actors.monitoring import commands as monitoring_commands
 from gaia_actors.settings import Settings
+from gaia_actors.store.models import Incident
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import EnvTree, demo_source, free_port
 from tests.gaia_actors.environments.test_environment import add_items, item_count

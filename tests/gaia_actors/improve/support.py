@@ -14,8 +14,8 @@ import pykka
 from gaia_actors.app import build_children, start_root
 from gaia_actors.improve import tree
 from gaia_actors.messages import Flush, RunCycle
-from gaia_actors.models import EventRow
 from gaia_actors.settings import Settings, load
+from gaia_actors.store.models import EventRow
 from supervisors import Registry
 
 # Inner pytest runs of the small projects need no plugins (hypothesis alone costs ~1.3 s).

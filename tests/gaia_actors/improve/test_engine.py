@@ -14,7 +14,7 @@ import pytest
 
 from gaia_actors.errors import Busy, InvalidMessage
 from gaia_actors.messages import Crash, GetCycleStatus, GetState, RunCycle
-from gaia_actors.models import FindingRow, ImproveCycle
+from gaia_actors.store.models import FindingRow, ImproveCycle
 from tests.conftest import wait_until
 from tests.gaia_actors.improve.support import (
     ImproveTree,

@@ -13,7 +13,7 @@ from gaia_actors.errors import ConfigError
 from gaia_actors.improve import history
 from gaia_actors.improve.schedule import scheduled_targets, without_schedules
 from gaia_actors.messages import Crash
-from gaia_actors.models import ImproveCycle
+from gaia_actors.store.models import ImproveCycle
 from tests.conftest import wait_until
 from tests.gaia_actors.improve.conftest import git, write
 from tests.gaia_actors.improve.support import config, improve_tree

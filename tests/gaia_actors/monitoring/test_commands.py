@@ -14,11 +14,11 @@ from gaia_actors.control import commands
 from gaia_actors.control.commands import CommandContext, UsageError
 from gaia_actors.errors import ControlError
 from gaia_actors.messages import Event, Flush, fields_of
-from gaia_actors.models import ActorRestart
 from gaia_actors.monitoring import commands as monitoring_commands
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
 from gaia_actors.monitoring.envstate import snapshot_fields
-from gaia_actors.store import open_database
+from gaia_actors.store.database import open_database
+from gaia_actors.store.models import ActorRestart
 from tests.conftest import wait_until
 from tests.gaia_actors.monitoring.conftest import Tree, make_settings
 from tests.gaia_actors.monitoring.hostile import HostileServer, Respond

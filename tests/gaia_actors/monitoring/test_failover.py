@@ -16,8 +16,8 @@ import pytest
 from gaia_actors import process
 from gaia_actors.actor import GaiaActor
 from gaia_actors.messages import Crash, Event, Fail, Flush, GetIncidents, InsertNow, fields_of
-from gaia_actors.models import Incident
 from gaia_actors.settings import Settings
+from gaia_actors.store.models import Incident
 from supervisors import ChildSpec, Link
 from tests.conftest import wait_until
 from tests.gaia_actors.monitoring.conftest import Tree, make_settings, write_own_pidfile

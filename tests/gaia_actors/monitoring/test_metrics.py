@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from gaia_actors.messages import Event, Flush, GetHealth, Insert, Prune, ScrapeNow, fields_of
-from gaia_actors.models import MetricSample
 from gaia_actors.monitoring.exporter import parse_listen
+from gaia_actors.store.models import MetricSample
 from tests.conftest import wait_until
 from tests.gaia_actors.monitoring.conftest import GOOD, HOSTILE, Tree, make_settings
 from tests.gaia_actors.monitoring.hostile import (

@@ -20,8 +20,8 @@ import pytest
 from gaia_actors import process
 from gaia_actors.errors import InvalidMessage
 from gaia_actors.messages import CheckNow, Crash, Event, Flush, GetHealth, fields_of
-from gaia_actors.models import HealthCheck
 from gaia_actors.monitoring.envstate import snapshot_fields
+from gaia_actors.store.models import HealthCheck
 from tests.conftest import wait_until
 from tests.gaia_actors.monitoring.conftest import Tree, make_settings
 from tests.gaia_actors.monitoring.hostile import (

@@ -10,8 +10,8 @@ import pytest
 
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.messages import BuildRelease, CancelPipeline, Deploy, GetPipelineStatus
-from gaia_actors.models import Deployment
 from gaia_actors.pipeline.errors import PromotionRefused
+from gaia_actors.store.models import Deployment
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import http_json
 from tests.gaia_actors.pipeline.conftest import (

@@ -1,6 +1,6 @@
 """The store: one database, one writer.
 
-``open_database`` (gaia_actors/storage.py) connects and brings the schema up to date. The
+``open_database`` (gaia_actors/store/database.py) connects and brings the schema up to date. The
 ``Store`` actor is the single writer: rows arrive as ``Insert`` tells, are buffered, and
 written with ``insert_many`` in one transaction per flush (measured with SQLite: ~40k rows/s,
 against ~2k/s for a transaction per row).
@@ -27,9 +27,8 @@ from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import InvalidMessage, StoreError
 from gaia_actors.events import StoreEvent
 from gaia_actors.messages import Fields, Flush, Insert, InsertNow, Prune, Update
-from gaia_actors.models import TABLES
 from gaia_actors.settings import Settings
-from gaia_actors.storage import (
+from gaia_actors.store.database import (
     corruption,
     is_corrupt,
     leave_wal,
@@ -38,6 +37,7 @@ from gaia_actors.storage import (
     set_aside,
     sqlite_path,
 )
+from gaia_actors.store.models import TABLES
 from supervisors import Link
 
 T = TypeVar("T")
@@ -58,7 +58,7 @@ def model_for(table: str) -> Any:
 
 
 class Store(GaiaActor):
-    """The single writer. Reads go straight to ``gaia_actors.models`` from any thread."""
+    """The single writer. Reads go straight to ``gaia_actors.store.models`` from any thread."""
 
     def __init__(self, link: Link, settings: Settings) -> None:
         super().__init__(link)

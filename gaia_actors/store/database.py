@@ -22,7 +22,7 @@ from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
 from gaia_actors.errors import StoreError
-from gaia_actors.models import MODELS, database, track
+from gaia_actors.store.models import MODELS, database, track
 
 SQLITE_PRAGMAS = {
     # Before any table exists (so only a new database gets it): pruning can then give the
