@@ -5,6 +5,7 @@ where it is one of the events modules' names or globs, anywhere; and where an ev
 expected — an argument of a publishing call, a comparison with an event's name, an f-string
 built there — when it is shaped like one (``family.name``). Logger event names
 (``log.info("store.records_lost")``), module paths and actor names are not event names.
+``test_layering.py`` runs the checks over the product; here they are tested on samples.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from gaia_actors import events
+from gaia_actors.environments.state import OpKind
 from gaia_actors.pipeline.reports import PipelineReport, StageReport, event_name
 from gaia_actors.pipeline.runner import FAILED
 from supervisors import events as supervisor_events
@@ -195,7 +197,7 @@ def test_every_event_name_is_unique_and_in_its_family() -> None:
 
 def test_the_events_module_lists_the_supervisors_names_too() -> None:
     assert events.SupervisorEvent is supervisor_events.SupervisorEvent
-    assert set(events.__all__) >= {name for name, cls in families().items()}
+    assert set(events.__all__) >= set(families())
 
 
 def test_operation_tables_hold_only_environment_names() -> None:
@@ -209,6 +211,13 @@ def test_operation_tables_hold_only_environment_names() -> None:
     for table in tables:
         assert set(table.values()) <= names_of(events.EnvironmentEvent)
     assert set(events.OPERATION_DONE) == set(events.OPERATION_FAILED)
+
+
+def test_every_operation_kind_has_its_events() -> None:
+    switching = {kind for kind in OpKind if kind.switches_release}
+    assert set(events.OPERATION_DONE) == set(OpKind)
+    assert set(events.OPERATION_STARTED) == set(events.OPERATION_REVERTED) == switching
+    assert set(events.DATA_OPERATION_REPLACED) == set(OpKind) - switching
 
 
 @pytest.mark.parametrize("status", ["running", "succeeded", *FAILED])
