@@ -7,7 +7,8 @@ threshold logic of their own: `monitor` (HealthMonitor, over a round's I/O in `h
 and each environment's state in `envstate`), `metrics` (MetricsCollector, over `scrape`, the
 Prometheus text parser `exposition` and the daemon's own `exporter`), `failover`
 (FailoverAgent) and `balancer` (LoadBalancer), started by `tree.child_specs` in that order;
-`commands` holds the operator commands.
+`commands` holds the operator commands (read as text by `views`, from the store by
+`stored`).
 """
 
 from __future__ import annotations

@@ -14,99 +14,26 @@ from typing import Any
 
 from gaia_actors import formatting
 from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
-from gaia_actors.datanotes import data_lines, data_notes
+from gaia_actors.datanotes import data_notes
 from gaia_actors.errors import ControlError
-from gaia_actors.events import SupervisorEvent
-from gaia_actors.layout import Layout
-from gaia_actors.messages import GetHealth, GetState, Route, RouteDone
+from gaia_actors.layout import actor_name
+from gaia_actors.messages import GetHealth, GetState, Route, RouteDone, unknown_environment
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
 from gaia_actors.monitoring.failover import incident_rows
-from gaia_actors.process import PidFileError, is_same_process, read_pidfile
-from gaia_actors.store.models import ActorRestart, HealthCheck
+from gaia_actors.monitoring.stored import (
+    last_known,
+    recent_checks,
+    stored_snapshot,
+    stored_snapshots,
+)
+from gaia_actors.monitoring.views import render_health, render_status
 from supervisors import Registry, SupervisionError
 
 ASK_TIMEOUT = 5.0
 MAX_ROUTES = 100_000
-_ENV_PREFIX = "environment."
 
 
 # -- status ------------------------------------------------------------------------------------
-
-
-def render_status(result: Any) -> str:
-    """Environments as a table with readable units, then the actors."""
-    if not isinstance(result, dict) or "environments" not in result:
-        return formatting.value(result)
-    if result.get("daemon") is False:
-        return _render_last_known(result["environments"])
-    rows = [_readable(env) for env in result["environments"]]
-    parts = [f"environments (from {result.get('source', '?')}):"]
-    parts.append(formatting.table(rows, "  ") if rows else "  (none configured)")
-    parts += data_lines(result["environments"])
-    if result.get("store"):
-        parts.append(_store_line(result["store"]))
-    actors = result.get("actors") or []
-    if actors:
-        parts += ["", "actors:", formatting.table(actors, "  ")]
-    return "\n".join(parts)
-
-
-def _render_last_known(environments: list[dict[str, Any]]) -> str:
-    rows = [
-        {
-            "env": env["env"],
-            "last known": env.get("last_status", "unknown"),
-            "as of": formatting.ago(env.get("last_check")),
-            "release": env.get("release") or "-",
-            "process now": f"{env['running_pid']} (running)" if env.get("running_pid") else "-",
-        }
-        for env in environments
-    ]
-    head = "no daemon running (start one with: python run.py): nobody watches the services."
-    parts = [head, "Last known states, from the store:"]
-    parts.append(formatting.table(rows, "  ") if rows else "  (none configured)")
-    return "\n".join(parts)
-
-
-def _store_line(store: dict[str, Any]) -> str:
-    if store["status"] == "unreachable":
-        return f"store: UNREACHABLE ({store.get('error')})"
-    line = "store: ok"
-    if store["status"] == "degraded":
-        since = store.get("faulty_since")
-        line = (
-            f"store: DEGRADED for {_duration(time.time() - since if since else None)}, "
-            f"retrying ({store.get('fault')}); {store.get('held', 0)} records held"
-        )
-    if store.get("lost"):
-        line += f"; {store['lost']} records lost"
-    for moved in store.get("set_aside") or ():
-        line += f"; an unusable store was moved to {moved}"
-    return line
-
-
-def _uptime_now(env: dict[str, Any]) -> float | None:
-    """The process's uptime now: the last check measured it, and the check has an age."""
-    uptime, checked = env.get("uptime_s"), env.get("last_check")
-    if not isinstance(uptime, int | float) or not isinstance(checked, int | float):
-        return uptime if isinstance(uptime, int | float) else None
-    return uptime + max(0.0, time.time() - checked)
-
-
-def _readable(env: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "env": env["env"],
-        "status": env["status"],
-        "release": env.get("release") or "-",
-        "pid": env.get("pid"),
-        "uptime": _duration(_uptime_now(env)),
-        "response": _ms(env.get("response_ms")),
-        "error rate": _percent(env.get("error_rate")),
-        "cpu": _percent(env.get("cpu_percent"), scale=1.0),
-        "memory": _bytes(env.get("rss_bytes")),
-        "restarts": env.get("restarts", 0),
-        "last check": _ago(env.get("last_check")),
-    }
 
 
 @command(
@@ -122,13 +49,13 @@ def status(ctx: CommandContext) -> dict[str, Any]:
         return {
             "source": "store (no daemon running)",
             "daemon": False,
-            "environments": [_last_known(ctx, s) for s in _stored_snapshots(ctx)],
+            "environments": [last_known(ctx, s) for s in stored_snapshots(ctx)],
             "actors": [],
         }
     snapshots, source = _live_snapshots(ctx, registry)
     restarts = {node.name: node.restarts for node in registry.snapshot()}
     for snap in snapshots:
-        snap["restarts"] = restarts.get(_ENV_PREFIX + snap["env"], 0)
+        snap["restarts"] = restarts.get(actor_name(snap["env"]), 0)
         snap.update(data_notes(registry, snap["env"]))
     return {
         "source": source,
@@ -154,7 +81,7 @@ def _live_snapshots(ctx: CommandContext, registry: Registry) -> tuple[list[dict[
     try:
         return list(registry.ask("monitor", GetHealth(), timeout=ASK_TIMEOUT)), "monitor"
     except SupervisionError as exc:
-        return _stored_snapshots(ctx), f"store (monitor: {exc})"
+        return stored_snapshots(ctx), f"store (monitor: {exc})"
 
 
 def _actors(registry: Registry) -> list[dict[str, Any]]:
@@ -165,151 +92,14 @@ def _actors(registry: Registry) -> list[dict[str, Any]]:
             "state": node.state,
             "restarts": node.restarts,
             "generation": node.generation,
-            "for": _duration(time.time() - node.since if node.since else None),
+            "for": formatting.duration(time.time() - node.since if node.since else None),
             "last error": node.last_error,
         }
         for node in registry.snapshot()
     ]
 
 
-def _stored_snapshots(ctx: CommandContext) -> list[dict[str, Any]]:
-    """Each configured environment's newest stored check, as a snapshot."""
-    return [_stored_snapshot(env) for env in ctx.settings.environments]
-
-
-def _stored_snapshot(env: str) -> dict[str, Any]:
-    query = HealthCheck.select().where(HealthCheck.env == env).order_by(HealthCheck.ts.desc())
-    row = query.first()
-    if row is None:
-        return {"env": env, "status": "unknown", "reason": "never checked"}
-    return {
-        "env": env,
-        "status": row.status,
-        "reason": row.reason,
-        "last_check": row.ts,
-        "response_ms": row.latency_ms,
-        "http_status": row.http_status,
-        "error": row.error,
-        "error_rate": row.error_rate,
-        "requests": row.requests,
-        "errors": row.errors,
-        "uptime_s": row.uptime_s,
-        "pid": row.pid,
-        "cpu_percent": row.cpu_percent,
-        "rss_bytes": row.rss_bytes,
-        "db_bytes": row.db_bytes,
-        "log_bytes": row.log_bytes,
-        "release": row.release,
-    }
-
-
-def _with_restarts_from_store(snapshot: dict[str, Any]) -> dict[str, Any]:
-    child = _ENV_PREFIX + snapshot["env"]
-    query = ActorRestart.select().where(
-        (ActorRestart.child == child) & (ActorRestart.event == SupervisorEvent.RESTART)
-    )
-    return {**snapshot, "restarts": query.count()}
-
-
-def _last_known(ctx: CommandContext, snapshot: dict[str, Any]) -> dict[str, Any]:
-    """A stored snapshot while no daemon runs: nobody watches the service, so its status is
-    "unwatched"; what the monitor last saw is ``last_status``, ``age_s`` seconds ago, and
-    ``running_pid`` is its process if that still runs (a daemon that was killed leaves it)."""
-    last = _with_restarts_from_store(snapshot)
-    checked = last.get("last_check")
-    return {
-        **last,
-        "status": "unwatched",
-        "last_status": snapshot["status"],
-        "age_s": max(0.0, time.time() - checked) if isinstance(checked, int | float) else None,
-        "running_pid": _running_pid(ctx, snapshot["env"]),
-    }
-
-
-def _running_pid(ctx: CommandContext, env: str) -> int | None:
-    try:
-        record = read_pidfile(Layout.of(ctx.settings, env).pidfile)
-    except PidFileError:
-        return None
-    alive = record is not None and is_same_process(record.pid, record.start_time)
-    return record.pid if alive and record is not None else None
-
-
 # -- health ENV ----------------------------------------------------------------------------------
-
-
-def render_health(result: Any) -> str:
-    """One environment: its verdict, then what was measured, in readable units; fields
-    that were not measured are left out."""
-    if not isinstance(result, dict) or "env" not in result:
-        return formatting.value(result)
-    verdict = result["status"]
-    if result.get("last_status"):
-        when = formatting.ago(result.get("last_check"))
-        verdict += f", last known {result['last_status']} {when}"
-    head = f"{result['env']}: {verdict} ({result.get('reason') or '-'}), from {result['source']}"
-    facts = {
-        "last check": _when(result.get("last_check")),
-        "response": _response(result),
-        "error": result.get("error") or None,
-        "error rate": _error_rate(result),
-        "process": _process(result),
-        "release": result.get("release"),
-        "database": _size(result.get("db_bytes")),
-        "logs": _size(result.get("log_bytes")),
-    }
-    parts = [head, formatting.mapping({k: v for k, v in facts.items() if v}, "  ")]
-    checks = [
-        {
-            "when": formatting.ago(c.get("ts")),
-            "status": c["status"],
-            "http": c.get("http"),
-            "ms": c.get("ms"),
-            "reason": c.get("reason"),
-            "error": c.get("error"),
-        }
-        for c in result.get("recent_checks") or []
-    ]
-    if checks:
-        parts += ["", "recent checks:", formatting.table(checks, "  ")]
-    return "\n".join(parts)
-
-
-def _when(ts: Any) -> str | None:
-    return None if ts is None else f"{formatting.ago(ts)} ({formatting.iso(ts)})"
-
-
-def _size(size: Any) -> str | None:
-    return None if size is None else formatting.mib(size)
-
-
-def _response(result: dict[str, Any]) -> str | None:
-    if result.get("response_ms") is None:
-        return None
-    http = result.get("http_status")
-    return _ms(result["response_ms"]) + (f", HTTP {http}" if http else "")
-
-
-def _error_rate(result: dict[str, Any]) -> str | None:
-    if result.get("error_rate") is None:
-        return None
-    requests = result.get("requests")
-    of = f" of {requests:g} requests" if isinstance(requests, int | float) else ""
-    return _percent(result["error_rate"]) + of
-
-
-def _process(result: dict[str, Any]) -> str | None:
-    if result.get("pid") is None:
-        return None
-    now, uptime = "", _uptime_now(result)
-    if "running_pid" in result:  # no daemon: what the last check saw, and whether it still runs
-        now = " (still running)" if result["running_pid"] == result["pid"] else " (not running now)"
-        uptime = result.get("uptime_s")
-    return (
-        f"pid {result['pid']}{now}, up {_duration(uptime)}, "
-        f"CPU {_percent(result.get('cpu_percent'), scale=1.0)}, "
-        f"memory {formatting.mib(result.get('rss_bytes'))}"
-    )
 
 
 @command(
@@ -321,7 +111,6 @@ def _process(result: dict[str, Any]) -> str | None:
     render=render_health,
 )
 def health(ctx: CommandContext, env: str, n: int = 10) -> dict[str, Any]:
-    _check_env(ctx, "health", env)
     snapshot: dict[str, Any] | None = None
     source = "store (no daemon running)"
     if ctx.registry is not None:
@@ -331,30 +120,9 @@ def health(ctx: CommandContext, env: str, n: int = 10) -> dict[str, Any]:
         except SupervisionError as exc:
             source = f"store (monitor: {exc})"
     if snapshot is None:
-        stored = _stored_snapshot(env)
-        snapshot = stored if ctx.registry is not None else _last_known(ctx, stored)
+        stored = stored_snapshot(env)
+        snapshot = stored if ctx.registry is not None else last_known(ctx, stored)
     return {**snapshot, "source": source, "recent_checks": recent_checks(env, max(1, n))}
-
-
-def recent_checks(env: str, limit: int) -> list[dict[str, Any]]:
-    """The newest stored checks of ``env``, newest first."""
-    query = (
-        HealthCheck.select()
-        .where(HealthCheck.env == env)
-        .order_by(HealthCheck.ts.desc())
-        .limit(min(limit, 1000))
-    )
-    return [
-        {
-            "ts": row.ts,
-            "status": row.status,
-            "http": row.http_status,
-            "ms": row.latency_ms,
-            "error": row.error,
-            "reason": row.reason,
-        }
-        for row in query
-    ]
 
 
 # -- load-balance ------------------------------------------------------------------------------
@@ -373,8 +141,7 @@ def load_balance(ctx: CommandContext, n: int = 10, pool: str = "") -> dict[str, 
         raise UsageError("load-balance", f"expected 1 <= n <= {MAX_ROUTES}, got {n}", "n")
     registry = _daemon(ctx, "load-balance")
     names = tuple(name.strip() for name in pool.split(",") if name.strip())
-    for name in names:
-        _check_env(ctx, "load-balance", name)
+    _check_pool(ctx, names)
     counts: Counter[str] = Counter()
     statuses: dict[str, str] = {}
     rules: dict[str, dict[str, Any]] = {}  # rule -> how often it decided, and one example
@@ -443,8 +210,6 @@ def _distribution(
     offline=True,
 )
 def incidents(ctx: CommandContext, env: str = "", n: int = 20) -> list[dict[str, Any]]:
-    if env:
-        _check_env(ctx, "incidents", env)
     rows = incident_rows(env, max(1, n))
     for row in rows:
         for key in ("started", "detected", "recovered"):
@@ -456,10 +221,12 @@ def incidents(ctx: CommandContext, env: str = "", n: int = 20) -> list[dict[str,
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _check_env(ctx: CommandContext, name: str, env: str) -> None:
-    if env not in ctx.settings.environments:
-        known = ", ".join(ctx.settings.environments) or "none configured"
-        raise UsageError(name, f"no environment {env!r}; environments: {known}", "env")
+def _check_pool(ctx: CommandContext, names: tuple[str, ...]) -> None:
+    """The generic check covers an ``env`` argument; a pool names several environments."""
+    for name in names:
+        problem = unknown_environment(name, ctx.settings.environments)
+        if problem is not None:
+            raise UsageError("load-balance", problem, "pool")
 
 
 def _daemon(ctx: CommandContext, name: str) -> Registry:
@@ -468,26 +235,4 @@ def _daemon(ctx: CommandContext, name: str) -> Registry:
     return ctx.registry
 
 
-_duration = formatting.duration
-_ago = formatting.ago
-
-
-def _ms(value: Any) -> str:
-    return "-" if not isinstance(value, int | float) else f"{value:.1f} ms"
-
-
-def _percent(value: Any, scale: float = 100.0) -> str:
-    return "-" if not isinstance(value, int | float) else f"{value * scale:.1f}%"
-
-
-_bytes = formatting.mib
-
-
-__all__ = [
-    "health",
-    "incidents",
-    "load_balance",
-    "recent_checks",
-    "render_status",
-    "status",
-]
+__all__ = ["health", "incidents", "load_balance", "status"]

@@ -15,6 +15,7 @@ from gaia_actors.control.commands import CommandContext, UsageError
 from gaia_actors.errors import ControlError
 from gaia_actors.messages import Event, Flush, fields_of
 from gaia_actors.monitoring import commands as monitoring_commands
+from gaia_actors.monitoring import views
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
 from gaia_actors.monitoring.envstate import snapshot_fields
 from gaia_actors.store.database import open_database
@@ -87,7 +88,7 @@ def test_status_without_a_daemon_reads_the_newest_stored_checks(
     assert (envs["blue"]["restarts"], envs["green"]["restarts"]) == (0, 1)
     assert envs["green"]["http_status"] == 500
     assert result["actors"] == []
-    text = monitoring_commands.render_status(result)
+    text = views.render_status(result)
     assert text.startswith("no daemon running")
     assert "STATUS" not in text  # a status needs somebody watching
     blue = next(line for line in text.splitlines() if line.strip().startswith("blue"))
@@ -105,9 +106,26 @@ def test_health_shows_one_environment_with_its_recent_checks(running: Tree) -> N
     assert {(c["status"], c["http"]) for c in checks} == {("down", 500)}
 
 
+def run(ctx: CommandContext, name: str, **values: object) -> object:
+    """A command as the control server runs it: its arguments bound, then its handler."""
+    cmd = commands.get(name)
+    assert cmd is not None
+    return cmd.handler(ctx, **commands.bind(cmd, values, ctx.settings))
+
+
 def test_health_of_an_unknown_environment_names_the_known_ones(running: Tree) -> None:
     with pytest.raises(UsageError, match=r"'nope'.*blue, green"):
-        monitoring_commands.health(live(running), "nope")
+        run(live(running), "health", env="nope")
+
+
+def test_incidents_of_an_unknown_environment_names_the_known_ones(running: Tree) -> None:
+    with pytest.raises(UsageError, match=r"'nope'.*blue, green"):
+        run(live(running), "incidents", env="nope")
+
+
+def test_a_load_balance_pool_naming_an_unknown_environment_is_refused(running: Tree) -> None:
+    with pytest.raises(UsageError, match=r"load-balance pool: no environment 'nope'.*blue, green"):
+        run(live(running), "load-balance", n=1, pool="blue,nope")
 
 
 def test_load_balance_shows_the_distribution_and_why(running: Tree) -> None:
@@ -156,6 +174,6 @@ def test_status_shows_uptime_as_of_now_not_as_of_the_last_check() -> None:
     # The monitor measured 2 s of uptime at a check made 60 s ago: the process has run ~62 s.
     checked = time.time() - 60
     env = {"env": "prod", "status": "healthy", "pid": 1, "uptime_s": 2.0, "last_check": checked}
-    text = monitoring_commands.render_status({"source": "monitor", "environments": [env]})
+    text = views.render_status({"source": "monitor", "environments": [env]})
     prod = next(line for line in text.splitlines() if line.strip().startswith("prod"))
     assert re.search(r"\b1m0[123]s\b", prod), prod
