@@ -1,13 +1,13 @@
 """Monitoring: health checks, metrics, failover and load balancing.
 
 `probes` checks many health URLs at once (`checks`: a target and its result; `http11`: the
-HTTP/1.1 exchange); `classify` turns each environment's stream of probe results into
-healthy / degraded / down with thresholds. The actors build on these two and hold no HTTP or
-threshold logic of their own: `monitor` (HealthMonitor, over a round's I/O in `healthround`
-and each environment's state in `envstate`), `metrics` (MetricsCollector, over `scrape`, the
-Prometheus text parser `exposition` and the daemon's own `exporter`), `failover`
-(FailoverAgent) and `balancer` (LoadBalancer), started by `tree.child_specs` in that order;
-`commands` holds the operator commands (read as text by `views`, from the store by
+HTTP/1.1 exchange); `classify` turns each environment's stream of probe results into healthy /
+degraded / down with thresholds. The actors build on these two and hold no HTTP or threshold
+logic of their own: `monitor` (HealthMonitor, over a round's I/O in `healthround` and each
+environment's state in `envstate`), `metrics` (MetricsCollector, over `scrape`, the Prometheus
+text parser `exposition` and the daemon's own `exporter`), `failover` (FailoverAgent, keeping
+`incidents` on record) and `balancer` (LoadBalancer), started by `tree.child_specs` in that
+order; `commands` holds the operator commands (read as text by `views`, from the store by
 `stored`).
 """
 

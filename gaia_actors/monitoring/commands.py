@@ -19,7 +19,7 @@ from gaia_actors.errors import ControlError
 from gaia_actors.layout import actor_name
 from gaia_actors.messages import GetHealth, GetState, Route, RouteDone, unknown_environment
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
-from gaia_actors.monitoring.failover import incident_rows
+from gaia_actors.monitoring.incidents import incident_rows
 from gaia_actors.monitoring.stored import (
     last_known,
     recent_checks,

@@ -16,23 +16,8 @@ a moment, longer on a loaded machine; one that hangs before it ever answers is c
 the grace). Answers and failures of the process that was just failed over do not count
 either: a dying process may answer its stuck request as it shuts down.
 
-Every failure is an *incident* (``incidents`` table), whether the agent caused the restart or
-the process exited by itself:
-
-- ``started``: the first failed check of the run (hung) or the exit (exited);
-- ``detected``: when the agent failed the environment over (hung) or the exit was seen;
-- ``recovered``: the first check after detection that finds it healthy again (the monitor's
-  classifier, so ``success_threshold`` passing checks) in a process other than the failed one
-  — recovery is verified by health, and a dying process's last answers do not count;
-- ``time_to_detect`` = detected - started and ``time_to_recover`` = recovered - detected, so
-  the outage lasted their sum.
-
-An incident ends ``failed`` when the supervisor parks the environment as FAILED.
-
-Incidents outlive the agent: a new generation (after a crash, or in the next daemon) takes
-over the newest ``open`` incident of each environment and closes it as above, at the first
-passing check of whatever process runs then. Older open incidents of the same environment
-are ``superseded`` by it, and those of an environment no longer configured are ``closed``.
+Every failure is an *incident* on record (``incidents``: when it started, was detected and
+recovered).
 
 Flapping is damped: at most ``flap_max`` failovers per environment within ``flap_window``
 seconds. Beyond that the agent raises ``alert.flapping`` and leaves the environment to
@@ -46,14 +31,8 @@ bus events ``health.*``, ``environment.*`` and ``supervisor.*``.
 from __future__ import annotations
 
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
-import peewee
-
-from gaia_actors.actor import GaiaActor
-from gaia_actors.errors import StoreError
 from gaia_actors.events import (
     AlertEvent,
     EnvironmentEvent,
@@ -69,68 +48,29 @@ from gaia_actors.messages import (
     GetIncidents,
     HealthReport,
     HealthRound,
-    InsertNow,
     Subscribe,
     Unsubscribe,
-    Update,
     WatchHealth,
-    fields_of,
 )
+from gaia_actors.monitoring.incidents import EnvWatch, IncidentBook, incident_rows
 from gaia_actors.monitoring.monitor import monitor_restarted
 from gaia_actors.settings import Settings
-from gaia_actors.store.models import Incident
-from supervisors import Link, SupervisionError
+from supervisors import Link
 
-__all__ = ["FailoverAgent", "incident_rows"]
+__all__ = ["FailoverAgent"]
 
 EVENT_PATTERNS = (HealthEvent.ALL, EnvironmentEvent.ALL, SupervisorEvent.ALL)
-_STORE_TIMEOUT = 2.0
 _ENV_PREFIX = "environment."
 
 
-@dataclass
-class _Incident:
-    cause: str  # hung | error | exited
-    started: float
-    detected: float
-    pid: int | None
-    row_id: int | None = None
-    failovers: int = 0
-    restarts: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def detail(self) -> str:
-        parts = [*self.notes]
-        if self.restarts:
-            parts.append(f"{self.restarts} restart(s) by the supervisor")
-        return "; ".join(parts)[-2000:]
-
-
-@dataclass
-class _EnvWatch:
-    """What the agent tracks for one environment."""
-
-    run: int = 0  # consecutive failed checks of run_pid that count
-    run_pid: int | None = None
-    status: str = "unknown"
-    incident: _Incident | None = None
-    # The process that was failed over (or exited): its answers prove nothing until the
-    # environment has started again. A hung demo, for one, answers its stuck health check
-    # with 200 while it shuts down.
-    failed_pid: int | None = None
-    answered_pid: int | None = None  # a process that has answered a check at least once
-    failovers: deque[float] = field(default_factory=deque)  # monotonic times, flap damping
-    flap_alerted: bool = False
-
-
-class FailoverAgent(GaiaActor):
+class FailoverAgent(IncidentBook):
     """Turns hung environments into supervised failures and records every incident."""
 
     def __init__(self, link: Link, settings: Settings) -> None:
         super().__init__(link)
         self.settings = settings
         self.cfg = settings.failover
-        self.envs = {env: _EnvWatch() for env in settings.environments}
+        self.envs = {env: EnvWatch() for env in settings.environments}
         self.triggered = 0
         self.suppressed = 0
 
@@ -138,38 +78,6 @@ class FailoverAgent(GaiaActor):
         self._take_over_open_incidents()
         self.tell("bus", Subscribe(self.name, EVENT_PATTERNS))
         self.tell("monitor", WatchHealth(self.name))
-
-    def _take_over_open_incidents(self) -> None:
-        """Track again the incidents a previous generation or daemon left open."""
-        try:
-            rows: list[Any] = list(
-                Incident.select().where(Incident.status == "open").order_by(Incident.started)
-            )
-        except peewee.PeeweeException as exc:
-            self.log.warning("failover.open_incidents_unread", error=str(exc))
-            return
-        newest = {row.env: row for row in rows}  # oldest first: the newest per environment wins
-        for row in rows:
-            if row.env not in self.envs:
-                status, note = "closed", "the environment is no longer configured"
-            elif newest[row.env] is not row:
-                status, note = "superseded", f"superseded by incident #{newest[row.env].id}"
-            else:
-                self.envs[row.env].incident = _Incident(
-                    row.cause,
-                    row.started,
-                    row.detected if row.detected is not None else row.started,
-                    None,
-                    row_id=row.id,
-                    failovers=row.failovers,
-                    notes=[*filter(None, [row.detail]), "taken over by a new failover agent"],
-                )
-                continue
-            detail = "; ".join(part for part in (row.detail, note) if part)[-2000:]
-            self.tell("store", Update("incidents", row.id, fields_of(status=status, detail=detail)))
-        taken = [row.id for row in newest.values() if row.env in self.envs]
-        if taken:
-            self.log.info("failover.incidents_taken_over", incidents=taken)
 
     def on_stop(self) -> None:
         super().on_stop()
@@ -207,7 +115,7 @@ class FailoverAgent(GaiaActor):
     # Health rounds: counting and failing over
 
     def _on_report(self, report: HealthReport) -> None:
-        watch = self.envs.setdefault(report.env, _EnvWatch())
+        watch = self.envs.setdefault(report.env, EnvWatch())
         watch.status = report.status
         self._count(watch, report)
         if watch.run >= self.cfg.down_checks and report.status == "down":
@@ -216,7 +124,7 @@ class FailoverAgent(GaiaActor):
             # The smoothed status tolerates a failing check; a recovery needs a passing one.
             self._check_recovered(report.env, watch, report.checked_at, report.pid)
 
-    def _count(self, watch: _EnvWatch, report: HealthReport) -> None:
+    def _count(self, watch: EnvWatch, report: HealthReport) -> None:
         if report.observation != "fail":
             watch.answered_pid = report.pid
         # A startup probe, as Kubernetes has: a new process's failures count once it has
@@ -237,7 +145,7 @@ class FailoverAgent(GaiaActor):
                 watch.run, watch.run_pid = 0, report.pid
             watch.run += 1
 
-    def _fail_over(self, env: str, watch: _EnvWatch, report: HealthReport) -> None:
+    def _fail_over(self, env: str, watch: EnvWatch, report: HealthReport) -> None:
         checks = watch.run
         watch.run = 0  # counting starts again; a still-hung process fails again after N more
         cause = "hung" if report.http_status is None else "error"
@@ -272,7 +180,7 @@ class FailoverAgent(GaiaActor):
         )
         self._update(incident, failovers=incident.failovers, detail=incident.detail())
 
-    def _flapping(self, env: str, watch: _EnvWatch) -> bool:
+    def _flapping(self, env: str, watch: EnvWatch) -> bool:
         now = time.monotonic()
         while watch.failovers and now - watch.failovers[0] > self.cfg.flap_window:
             watch.failovers.popleft()
@@ -293,7 +201,7 @@ class FailoverAgent(GaiaActor):
         return True
 
     def _check_recovered(
-        self, env: str, watch: _EnvWatch, checked_at: float, pid: int | None
+        self, env: str, watch: EnvWatch, checked_at: float, pid: int | None
     ) -> None:
         incident = watch.incident
         if incident is None or checked_at <= incident.detected:
@@ -362,12 +270,12 @@ class FailoverAgent(GaiaActor):
         self._update(watch.incident, detail=watch.incident.detail())
 
     def _on_started(self, event: Event) -> None:
-        watch = self.envs.setdefault(event.env, _EnvWatch())
+        watch = self.envs.setdefault(event.env, EnvWatch())
         watch.failed_pid = None  # whatever runs now (a new process, or the old one adopted)
         self._note(event.env, f"started pid {event.get('pid')}")
 
     def _on_exited(self, event: Event) -> None:
-        watch = self.envs.setdefault(event.env, _EnvWatch())
+        watch = self.envs.setdefault(event.env, EnvWatch())
         watch.run = 0
         watch.failed_pid = event.get("pid")
         code = event.get("code")
@@ -376,7 +284,7 @@ class FailoverAgent(GaiaActor):
         self._note(event.env, f"process {event.get('pid')} exited with code {code}")
 
     def _on_parked(self, env: str, error: str) -> None:
-        watch = self.envs.setdefault(env, _EnvWatch())
+        watch = self.envs.setdefault(env, EnvWatch())
         incident = watch.incident or self._open(env, "exited", time.time(), time.time(), None)
         watch.incident, watch.failed_pid = None, None
         incident.notes.append(f"FAILED: {error}" if error else "FAILED")
@@ -395,40 +303,8 @@ class FailoverAgent(GaiaActor):
             watch.incident.notes.append(note)
             self._update(watch.incident, detail=watch.incident.detail())
 
-    # Incidents and alerts
-
-    def _open(
-        self, env: str, cause: str, started: float, detected: float, pid: int | None
-    ) -> _Incident:
-        incident = _Incident(cause, started, detected, pid)
-        row = fields_of(
-            env=env,
-            cause=cause,
-            started=started,
-            detected=detected,
-            time_to_detect=round(detected - started, 6),
-            status="open",
-        )
-        try:
-            incident.row_id = self.ask("store", InsertNow("incidents", row), _STORE_TIMEOUT)
-        except (SupervisionError, StoreError) as exc:  # store down, slow or faulty: logged
-            self.log.error("failover.incident_not_stored", env=env, error=str(exc))
-        self.publish(IncidentEvent.OPENED, level="warning", env=env, cause=cause, pid=pid)
-        return incident
-
-    def _update(self, incident: _Incident, **values: Any) -> None:
-        if incident.row_id is not None:
-            self.tell("store", Update("incidents", incident.row_id, fields_of(**values)))
+    # Alerts
 
     def _alert(self, event: str, level: str, env: str, **data: Any) -> None:
         """An alert: a bus event, which the bus logs once (at ``level``), stores and streams."""
         self.publish(event, level=level, env=env, **data)
-
-
-def incident_rows(env: str = "", limit: int = 20) -> list[dict[str, Any]]:
-    """Recent incidents from the store, newest first (the database must be open)."""
-    query: Any = Incident.select().order_by(Incident.started.desc())
-    if env:
-        query = query.where(Incident.env == env)
-    rows: list[dict[str, Any]] = list(query.limit(max(1, min(limit, 1000))).dicts())
-    return rows
