@@ -414,6 +414,7 @@ def test_a_zombie_is_not_the_same_process(tmp_path: Path) -> None:
     child.wait()
 
 
+@pytest.mark.serial  # the busy child's CPU share is what it measures
 def test_proc_stats_measures_cpu_over_the_interval(
     tmp_path: Path, children: list[process.Child]
 ) -> None:

@@ -85,6 +85,7 @@ def test_a_write_asked_of_a_hung_store_is_not_applied_after_the_ask_timed_out(
     assert (row.status, row.error) == ("running", "told")
 
 
+@pytest.mark.serial  # 6,000 queued inserts must fit in the store's 3 s ping timeout
 def test_pruning_gives_the_freed_pages_back_to_the_file_system(
     tree: tuple[Any, Any], settings: Settings
 ) -> None:

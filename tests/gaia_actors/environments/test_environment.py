@@ -254,7 +254,8 @@ def assert_back_on_old(tree: EnvTree, old: dict[str, Any], bad: releases.Release
 def test_unhealthy_deploy_switches_back_and_the_old_release_serves(
     tmp_path: Path, env_tree: StartTree
 ) -> None:
-    tree = env_tree(one_env(tmp_path, deploy_timeout=1.0))
+    # The unhealthy release takes the whole deploy_timeout, the old one's restart must fit it.
+    tree = env_tree(one_env(tmp_path, deploy_timeout=3.0))
     old = tree.wait_healthy("prod")
     # Built elsewhere (as the pipeline builds in another environment) and deployed by path.
     bad = builds.build_release(

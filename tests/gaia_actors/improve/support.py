@@ -13,7 +13,7 @@ import pykka
 
 from gaia_actors.app import build_children, start_root
 from gaia_actors.improve import tree
-from gaia_actors.messages import Flush, RunCycle
+from gaia_actors.messages import Flush, GetState, RunCycle
 from gaia_actors.settings import Settings, load
 from gaia_actors.store.models import EventRow
 from supervisors import Registry
@@ -76,6 +76,8 @@ class ImproveTree:
         self.registry.ask("store", Flush(), timeout=10)
 
     def events(self, name: str) -> list[Any]:
+        # The bus answers after handing the store every event published before this ask.
+        self.registry.ask("bus", GetState(), timeout=10)
         self.flush()
         return list(EventRow.select().where(EventRow.name == name).order_by(EventRow.id))
 
