@@ -1,2 +1,3 @@
-"""The operator's console: the command line, the REPL, ``tail``, the printer and the control
-client. It sits on top of everything else and nothing below imports it."""
+"""The operator's console: the command line (``cli``, ``commandline``), the REPL (``repl``),
+``tail`` and ``watch``, the printer (``render``) and the control client (``client``). It sits on
+top of everything else and nothing below imports it."""
