@@ -3,7 +3,8 @@
 Imports flow one way: console -> app -> capabilities -> core -> ``supervisors``. Every import
 counts: module level, inside functions, under ``TYPE_CHECKING``, and a string literal that
 names one of the project's modules (a module loaded from a string list, such as a registry of
-module names handed to ``importlib``). The rules:
+module names handed to ``importlib``); importing a package's module from outside the package
+also imports the package (its ``__init__`` runs first, and may import more). The rules:
 
 - ``supervisors/`` imports nothing from ``gaia_actors``;
 - the core imports no capability and no console module;
@@ -25,16 +26,24 @@ CAPABILITIES = ("environments", "monitoring", "pipeline", "improve", "alerts")
 CONSOLE = frozenset({"console"})
 # The app: the tree and the control server it starts last. Every module directly under
 # gaia_actors/ is named in one layer, so a new module is placed by whoever adds it; a module of
-# a package is placed by its own name (``control.protocol``) before its package's (``control``).
-APP = frozenset({"app", "control"})
+# a package is placed by its own name (``control.server``) before its package's (``control``:
+# the command registry and the wire protocol, which the capabilities use, are core).
+APP = frozenset(
+    {
+        "app",
+        "control.connection",
+        "control.frames",
+        "control.ops",
+        "control.server",
+        "control.streams",
+    }
+)
 CORE = frozenset(
     {
         "__init__",
         "actor",
         "bus",
-        "control.commands",
-        "control.core_commands",
-        "control.protocol",
+        "control",
         "datanotes",
         "errors",
         "events",
@@ -116,7 +125,16 @@ def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
             target = _resolve(name, modules)
             if target is not None and target != module:
                 found.add(target)
+                found |= _packages_entered(module, target, modules)
     return found
+
+
+def _packages_entered(module: str, target: str, modules: dict[str, Path]) -> set[str]:
+    """The packages whose ``__init__`` runs when ``module`` imports ``target`` from outside
+    them: a package that re-exports its modules is imported with each of them."""
+    parts = target.split(".")
+    packages = (".".join(parts[:i]) for i in range(2, len(parts)))
+    return {p for p in packages if p in modules and not module.startswith(p + ".")}
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -284,6 +302,7 @@ def test_the_reader_sees_every_kind_of_import(tmp_path: Path) -> None:
         "gaia_actors.settings",
         "gaia_actors.store",
         "gaia_actors.pipeline.commands",
+        "gaia_actors.pipeline",  # its __init__ runs first
     }
 
 
