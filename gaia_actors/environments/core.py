@@ -1,58 +1,49 @@
-"""The environment actor's core: its state, its process and the health verdicts.
+"""The environment actor's core: its state, its process, its data jobs and the verdicts.
 
 ``EnvironmentCore`` starts and stops the process, waits for healthy in a thread that reports
 back (``HealthWaited``), and turns a verdict into the end of the operation waiting for it:
 success, a switch back to the previous release, or the failure of the actor (its supervisor
-and recovery ladder take over). The operations themselves live in ``deploys`` (releases) and
-``dataops`` (backups and data), built on this class; ``environment`` puts them together.
+and recovery ladder take over). A failure carries the live data's verdict, read in a data job
+(``_run_job``: work in a worker thread that reports back with ``JobDone``, one at a time, see
+``dataops``). The operations themselves live in ``deploys`` (releases), ``dataops`` (backups
+and data) and ``dataloss``, built on this class; ``environment`` puts them together.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
-
-import pykka
 
 from gaia_actors import process
 from gaia_actors.actor import GaiaActor
 from gaia_actors.environments import data, releases, service
-from gaia_actors.environments.state import EnvState, Operation
+from gaia_actors.environments.notices import (
+    HealthWaited,
+    JobDone,
+    ProcessExited,
+    nothing_to_salvage,
+    tell,
+    unexpected,
+)
+from gaia_actors.environments.state import EnvState, Job, Operation, Reply
 from gaia_actors.environments.watch import DataWatch
 from gaia_actors.errors import Busy, EnvironmentFailure, Rejected
 from gaia_actors.events import EnvironmentEvent
 from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import wait_healthy
 from gaia_actors.layout import Layout
-from gaia_actors.messages import Fail, message
+from gaia_actors.messages import Fail
 from gaia_actors.settings import Settings
 from supervisors import Link
+
+CHECK = "check"  # the job that reads the live data's verdict on a failure
 
 # What starting a process may raise: a busy port or no release (EnvironmentFailure), a
 # command that cannot run or a pid file we cannot read (ProcessError), a bad release, I/O.
 START_ERRORS = (EnvironmentFailure, process.ProcessError, releases.ReleaseError, OSError)
-
-
-# Messages the actor sends itself (from watcher threads, workers and timers).
-
-
-@message
-class ProcessExited:
-    """The environment's process exited (from its watcher thread)."""
-
-    pid: int
-    code: int | None
-
-
-@message
-class HealthWaited:
-    """A wait-for-healthy finished: for the start of a process, or for an operation."""
-
-    token: int
-    ok: bool
-    why: str
 
 
 class EnvironmentCore(GaiaActor):
@@ -131,15 +122,8 @@ class EnvironmentCore(GaiaActor):
         if self.now.operation is not None:
             self._on_health(self.now.health_wait, False, f"process exited with code {code}")
             return
-        self.now = self.now.failing()
         what = "exited during start" if early else "exited"
-        raise EnvironmentFailure(self.env, f"process {pid} {what} with code {code}{self._data()}")
-
-    def _data(self) -> str:
-        """ "; the live data fails its check (why)" when it does, else "": read on a failure,
-        so that the recovery ladder knows at once whether restarts can help."""
-        problems = data.live_problems(self.layout.data, self.config.databases, self.layout.backups)
-        return f"; {data.DATA_FAILS} ({'; '.join(problems)})" if problems else ""
+        self._fail_with_data(f"process {pid} {what} with code {code}")
 
     def _kill(self) -> dict[str, Any]:
         proc = self.now.started.proc
@@ -153,6 +137,89 @@ class EnvironmentCore(GaiaActor):
         supervisor then restarts it, and its ladder takes over if that fails too."""
         self.now = self.now.failing()
         self.actor_ref.tell(Fail(reason, "exited"))
+
+    # Data jobs: work in proportion to the data, in a worker thread that reports back
+
+    def _run_job(
+        self,
+        kind: str,
+        work: Callable[[], Any],
+        then: Callable[[Any], None],
+        salvage: Callable[[Any], None],
+        reply: Reply | None = None,
+    ) -> None:
+        token, ref, outcome_box = self.now.jobs + 1, self.actor_ref, []
+
+        def run() -> None:
+            try:
+                outcome = work()
+            except Exception as exc:  # noqa: BLE001 - the actor decides what it means
+                outcome = exc
+            outcome_box.append(outcome)
+            tell(ref, JobDone(token, outcome))
+
+        thread = threading.Thread(target=run, name=f"{self.name}-{kind}", daemon=True)
+        job = Job(kind, token, thread, then, salvage, reply, outcome_box)
+        self.now = self.now.job_began(job)
+        thread.start()
+
+    def _on_job_done(self, token: int, outcome: object) -> None:
+        job = self.now.job
+        if job is None or job.token != token:
+            return
+        self.now = self.now.job_ended()
+        job.then(outcome)
+        while self.now.job is None:
+            postponed, self.now = self.now.take_postponed()
+            if postponed is None:
+                break
+            self.receive(postponed)
+        if self.now.job is None:
+            self._after_job()
+
+    def _after_job(self) -> None:
+        """Extension point: the actor is free for the next job (none by default)."""
+
+    def _wait_for_job(self, why: str) -> None:
+        """Let a running job end (the data is never replaced under it), then fail the
+        backups asked for: the actor is going away."""
+        job, waiting = self.now.job, self.now.backups
+        self.now = self.now.job_ended()
+        if job is not None:
+            job.thread.join()
+            if job.outcome:
+                job.salvage(job.outcome[0])
+        stopped = EnvironmentFailure(self.env, why)
+        for reply in [job.reply if job else None, *(r.reply for r in waiting)]:
+            if reply is not None:
+                reply.set(stopped)
+
+    def _check_live_data(self, then: Callable[[str], None]) -> None:
+        """Read the live data's verdict in a job (``quick_check`` of every database takes
+        time in proportion to them), then ``then("; the live data fails its check (why)")``,
+        or ``then("")`` when it passes: read on a failure, so that the recovery ladder knows
+        at once whether restarts can help."""
+        layout, patterns = self.layout, self.config.databases
+
+        def work() -> str:
+            problems = data.live_problems(layout.data, patterns, layout.backups)
+            return f"; {data.DATA_FAILS} ({'; '.join(problems)})" if problems else ""
+
+        def checked(outcome: object) -> None:
+            if not isinstance(outcome, str):
+                raise unexpected(outcome)
+            then(outcome)
+
+        self._run_job(CHECK, work, checked, nothing_to_salvage)
+
+    def _fail_with_data(self, why: str) -> None:
+        """Fail the actor (its process's failure) with ``why`` and the live data's verdict."""
+        self.now = self.now.failing()
+
+        def fail(damaged: str) -> None:
+            raise EnvironmentFailure(self.env, f"{why}{damaged}")
+
+        self._check_live_data(fail)
 
     # Health verdicts
 
@@ -185,9 +252,12 @@ class EnvironmentCore(GaiaActor):
             self.publish_env(
                 EnvironmentEvent.UNHEALTHY, level="warning", release=self.now.release, reason=why
             )
-            if damaged := self._data():  # never healthy on damaged data: restarts cannot help
-                self.now = self.now.failing()
-                raise EnvironmentFailure(self.env, f"not healthy after its start ({why}){damaged}")
+            self._check_live_data(functools.partial(self._unhealthy_on, why))
+
+    def _unhealthy_on(self, why: str, damaged: str) -> None:
+        if damaged:  # never healthy on damaged data: restarts cannot help
+            self.now = self.now.failing()
+            raise EnvironmentFailure(self.env, f"not healthy after its start ({why}){damaged}")
 
     def _proved_healthy(self) -> None:
         self.now = self.now.proved_healthy()
@@ -289,9 +359,3 @@ class EnvironmentCore(GaiaActor):
         removed = releases.prune_releases(self.layout.root, self.config.keep_releases)
         if removed:
             self.publish_env(EnvironmentEvent.RELEASES_PRUNED, removed=removed)
-
-
-def tell(ref: pykka.ActorRef[Any], message: object) -> None:
-    """Tell ``ref`` from a thread of the actor; an older generation's is dropped."""
-    with contextlib.suppress(pykka.ActorDeadError):  # an older generation: nothing to do
-        ref.tell(message)

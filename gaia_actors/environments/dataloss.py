@@ -11,16 +11,12 @@ restore would stop the process first and lose those rows.
 from __future__ import annotations
 
 from gaia_actors.environments import alerts, recovery
-from gaia_actors.environments.dataops import DataOperations, nothing_to_salvage
+from gaia_actors.environments.dataops import DataOperations
+from gaia_actors.environments.notices import nothing_to_salvage
 from gaia_actors.environments.state import OpKind
-from gaia_actors.errors import EnvironmentFailure, Rejected
+from gaia_actors.errors import Rejected
 from gaia_actors.events import EnvironmentEvent
-from gaia_actors.messages import Fail, message
-
-
-@message
-class CheckData:
-    """Timer: look for databases lost while the process runs."""
+from gaia_actors.messages import Fail
 
 
 class DataLossOperations(DataOperations):
@@ -33,8 +29,7 @@ class DataLossOperations(DataOperations):
 
     def _fail_now(self, reason: str, cause: str) -> None:
         self.publish_env(EnvironmentEvent.FAILING, level="error", reason=reason, cause=cause)
-        self.now = self.now.failing()
-        raise EnvironmentFailure(self.env, f"{cause}: {reason}{self._data()}")
+        self._fail_with_data(f"{cause}: {reason}")
 
     def _check_data(self, failing: Fail | None = None) -> None:
         if self.now.operation is not None or not self.now.started.running():

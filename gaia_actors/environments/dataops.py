@@ -1,10 +1,11 @@
-"""The environment actor's data operations: backups, restore, reset, undo, data loss.
+"""The environment actor's data operations: backups, restore, reset, undo.
 
 Everything that takes time in proportion to the data (a backup, choosing and verifying the
-backup to restore, stopping the process and replacing the data, rescuing deleted databases)
-runs as a *data job* in a worker thread that reports back with ``JobDone``; the actor keeps
-answering liveness pings and ``status`` meanwhile, so a large database never gets a healthy
-actor replaced as hung. The rules that keep the data safe while a job runs:
+backup to restore, stopping the process and replacing the data, rescuing deleted databases,
+the check of the live data on a failure) runs as a *data job* in a worker thread that reports
+back with ``JobDone``; the actor keeps answering liveness pings and ``status`` meanwhile, so a
+large database never gets a healthy actor replaced as hung. The rules that keep the data safe
+while a job runs:
 
 - one job at a time: a backup asked meanwhile waits its turn (as it would behind a busy
   mailbox; a scheduled one already waiting serves the next tick too);
@@ -12,14 +13,14 @@ actor replaced as hung. The rules that keep the data safe while a job runs:
   rather than queued behind an unknown amount of work: the asker retries or gives up (the
   pipeline's rollback retries on Busy), and nothing is done behind an operator's back;
 - what could replace the data by itself (``Fail``, which looks for lost data first, the
-  data-loss watch and housekeeping) is postponed until the job ends (gen_statem's postpone);
+  data-loss watch and housekeeping) and the process's news (a verdict about it, its exit,
+  which a restore makes stale) wait until the job ends (gen_statem's postpone);
 - an actor that stops or fails waits for its job to end first, so the recovery ladder's
   restore (which runs once the actor is down) never meets a backup of the same data.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,11 +31,11 @@ import pykka
 
 from gaia_actors import process
 from gaia_actors.environments import alerts, backups, data, recovery, restores, service
-from gaia_actors.environments.core import EnvironmentCore, tell
-from gaia_actors.environments.state import BackupRequest, Job, Operation, OpKind, Reply
+from gaia_actors.environments.core import EnvironmentCore
+from gaia_actors.environments.notices import nothing_to_salvage, unexpected
+from gaia_actors.environments.state import BACKUP, BackupRequest, Operation, OpKind, Reply
 from gaia_actors.errors import EnvironmentFailure, Rejected
 from gaia_actors.events import EnvironmentEvent
-from gaia_actors.messages import message
 
 Detail = dict[str, Any]
 
@@ -56,78 +57,15 @@ class _Replaced:
     rescue_error: str
 
 
-@message
-class JobDone:
-    """A data job ended: ``outcome`` is what it returned, or the exception it raised."""
-
-    token: int
-    outcome: object
-
-
-@message
-class ScheduledBackup:
-    """Timer: take a scheduled backup."""
-
-
 class DataOperations(EnvironmentCore):
     """Backups and the operations that replace one environment's data."""
 
-    # Data jobs
-
-    def _run_job(
-        self,
-        kind: str,
-        work: Callable[[], Any],
-        then: Callable[[Any], None],
-        salvage: Callable[[Any], None],
-        reply: Reply | None = None,
-    ) -> None:
-        token, ref, outcome_box = self.now.jobs + 1, self.actor_ref, []
-
-        def run() -> None:
-            try:
-                outcome = work()
-            except Exception as exc:  # noqa: BLE001 - the actor decides what it means
-                outcome = exc
-            outcome_box.append(outcome)
-            tell(ref, JobDone(token, outcome))
-
-        thread = threading.Thread(target=run, name=f"{self.name}-{kind}", daemon=True)
-        job = Job(kind, token, thread, then, salvage, reply, outcome_box)
-        self.now = self.now.job_began(job)
-        thread.start()
-
-    def _on_job_done(self, token: int, outcome: object) -> None:
-        job = self.now.job
-        if job is None or job.token != token:
-            return
-        self.now = self.now.job_ended()
-        job.then(outcome)
-        while self.now.job is None:
-            postponed, self.now = self.now.take_postponed()
-            if postponed is None:
-                break
-            self.receive(postponed)
-        if self.now.job is None:
-            request, self.now = self.now.next_backup()
-            if request is not None:
-                self._start_backup(request)
-
-    def _wait_for_job(self, why: str) -> None:
-        """Let a running job end (the data is never replaced under it), then fail the
-        backups asked for: the actor is going away."""
-        job, waiting = self.now.job, self.now.backups
-        self.now = self.now.job_ended()
-        if job is not None:
-            job.thread.join()
-            if job.outcome:
-                job.salvage(job.outcome[0])
-        stopped = EnvironmentFailure(self.env, why)
-        for reply in [job.reply if job else None, *(r.reply for r in waiting)]:
-            if reply is not None:
-                reply.set(stopped)
-
     # Backups
+
+    def _after_job(self) -> None:
+        request, self.now = self.now.next_backup()
+        if request is not None:
+            self._start_backup(request)
 
     def _backup(self, reason: str, pipeline_id: int | None) -> Reply:
         reply: Reply = pykka.ThreadingFuture()
@@ -159,7 +97,7 @@ class DataOperations(EnvironmentCore):
             return _BackedUp(record, None)
 
         self._run_job(
-            "backup",
+            BACKUP,
             work,
             lambda outcome: self._backup_done(request, outcome),
             lambda outcome: self._salvage_backup(request, outcome),
@@ -188,7 +126,7 @@ class DataOperations(EnvironmentCore):
         if isinstance(outcome, data.NotADatabase):
             raise Rejected(f"environment {self.env!r}: {outcome}")
         if not isinstance(outcome, _BackedUp):
-            raise _unexpected(outcome)
+            raise unexpected(outcome)
         record = outcome.record
         self._record_backup(record, request)
         if outcome.prune_error is not None:
@@ -259,7 +197,7 @@ class DataOperations(EnvironmentCore):
     @staticmethod
     def _chosen(outcome: object) -> tuple[str, list[tuple[str, str]]]:
         if not isinstance(outcome, tuple):
-            raise _unexpected(outcome)
+            raise unexpected(outcome)
         return outcome
 
     def _undo(self) -> Reply:
@@ -325,7 +263,7 @@ class DataOperations(EnvironmentCore):
                 raise error
             return
         if not isinstance(outcome, _Replaced):
-            raise _unexpected(outcome)
+            raise unexpected(outcome)
         self._report_replaced(op, why, outcome)
         if not self._start_or_fail(kind.value):
             assert self.now.operation is not None
@@ -348,17 +286,6 @@ class DataOperations(EnvironmentCore):
         alerts.data_replaced(
             self.registry, self.name, self.env, kind=op.kind.value, why=why, detail=detail
         )
-
-
-def nothing_to_salvage(_outcome: object) -> None:
-    """Choosing a backup changes nothing: nothing to salvage."""
-
-
-def _unexpected(outcome: object) -> BaseException:
-    """A job's outcome that is none of the expected ones: the exception it raised."""
-    if isinstance(outcome, BaseException):
-        return outcome
-    return TypeError(f"a data job answered {outcome!r}")
 
 
 def _rescue(watch: Any, proc: service.Handle | None) -> tuple[Path | None, str]:

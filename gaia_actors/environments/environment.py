@@ -21,10 +21,16 @@ from typing import Any
 
 from gaia_actors import process
 from gaia_actors.environments import backups, releases, restores
-from gaia_actors.environments.core import HealthWaited, ProcessExited
-from gaia_actors.environments.dataloss import CheckData, DataLossOperations
-from gaia_actors.environments.dataops import JobDone, ScheduledBackup
+from gaia_actors.environments.dataloss import DataLossOperations
 from gaia_actors.environments.deploys import ReleaseOperations
+from gaia_actors.environments.notices import (
+    CheckData,
+    HealthWaited,
+    Housekeeping,
+    JobDone,
+    ProcessExited,
+    ScheduledBackup,
+)
 from gaia_actors.errors import EnvironmentFailure
 from gaia_actors.events import EnvironmentEvent
 from gaia_actors.messages import (
@@ -38,21 +44,12 @@ from gaia_actors.messages import (
     RestoreBackup,
     Rollback,
     TakeBackup,
-    message,
 )
 from gaia_actors.settings import backup_interval
 
-
-@message
-class Housekeeping:
-    """Timer: prune old logs, backups and releases."""
-
-
-# What waits while a data job runs: what may replace the data by itself (a failure looks for
-# lost data first) or prune backups; and, while the job belongs to a restore, reset or undo
-# (which stops the process), the news of the process the job is replacing.
-_WAIT_FOR_ANY_JOB = (Fail, CheckData, Housekeeping)
-_WAIT_FOR_DATA_OPERATION = (HealthWaited, ProcessExited)
+# What waits while a data job runs: the process's news (a verdict about it, its exit), what may
+# replace the data by itself (a failure looks for lost data first) or prune backups.
+_WAIT_FOR_JOB = (HealthWaited, ProcessExited, Fail, CheckData, Housekeeping)
 
 
 class EnvironmentActor(ReleaseOperations, DataLossOperations):
@@ -160,15 +157,10 @@ class EnvironmentActor(ReleaseOperations, DataLossOperations):
 
     def _postponed(self, message: Any) -> bool:
         """Keep ``message`` for when the running data job ends (see ``dataops``)."""
-        job = self.now.job
-        if job is None:
+        if self.now.job is None or not isinstance(message, _WAIT_FOR_JOB):
             return False
-        waits = isinstance(message, _WAIT_FOR_ANY_JOB) or (
-            job.kind != "backup" and isinstance(message, _WAIT_FOR_DATA_OPERATION)
-        )
-        if waits:
-            self.now = self.now.postpone(message)
-        return waits
+        self.now = self.now.postpone(message)
+        return True
 
     # Housekeeping and status
 

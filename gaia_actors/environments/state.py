@@ -37,6 +37,7 @@ from gaia_actors.events import (
 )
 
 Handle = process.Child | process.AdoptedProcess
+BACKUP = "backup"  # the kind of a backup's job (the others block every operation)
 Reply = pykka.ThreadingFuture[Any]
 
 
@@ -118,7 +119,7 @@ class Job:
     (its value, or the exception it raised). When the actor goes away first, it waits for
     the thread and hands the outcome to ``salvage``, so what the job did is still said."""
 
-    kind: str  # "backup", or the OpKind of the operation it works for
+    kind: str  # BACKUP, "check" (the live data's verdict), or the OpKind it works for
     token: int
     thread: threading.Thread
     then: Callable[[Any], None]
@@ -227,15 +228,16 @@ class EnvState:
 
     def busy_reason(self, touches_data: bool) -> str | None:
         """Why an operation cannot start now, or None; one that ``touches_data`` (restore,
-        reset, undo) waits for a backup too, a deploy or rollback does not."""
+        reset, undo) waits for a backup too, a deploy or rollback does not (any other job
+        is part of an operation or of a failure)."""
         if self.operation is not None:
             return f"a {self.operation.kind} of {self.operation.target} is running"
-        if touches_data and self.job is not None:
+        if self.job is not None and (touches_data or self.job.kind != BACKUP):
             return f"a {self.job.kind} of its data is running"
         return None
 
     def activity(self) -> str | None:
-        """What ``status`` shows as the operation under way."""
+        """What ``status`` shows as the operation under way (a backup, when it is alone)."""
         if self.operation is not None:
             return self.operation.kind.value
-        return self.job.kind if self.job is not None else None
+        return BACKUP if self.job is not None and self.job.kind == BACKUP else None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gaia_actors import process
 from gaia_actors.environments import builds, releases
-from gaia_actors.environments.environment import Housekeeping
+from gaia_actors.environments.notices import Housekeeping
 from gaia_actors.layout import Layout
 from gaia_actors.messages import GetLogs
 from tests.conftest import wait_until
