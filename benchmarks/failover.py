@@ -69,6 +69,7 @@ from gaia_actors.environments import tree as environment_tree
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.layout import Layout
 from gaia_actors.messages import Event, Flush, GetEnvStatus, GetHealth, GetIncidents, SubscribeSink
+from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.pipeline.load import run_load
 from gaia_actors.settings import LoggingSettings, Settings, load
 from supervisors import Registry
@@ -296,8 +297,8 @@ def wait_monitored(registry: Registry, port: int) -> None:
     wait_stable(registry, port)
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
-        health: dict[str, Any] = registry.ask("monitor", GetHealth("bench"), timeout=5)
-        if health["status"] == "healthy":
+        health: HealthSnapshot = registry.ask("monitor", GetHealth("bench"), timeout=5)
+        if health.status == "healthy":
             return
         time.sleep(0.05)  # the next check comes on the monitor's schedule
     raise RuntimeError("the monitor did not see the environment healthy")
@@ -351,7 +352,7 @@ class SlowRun:
 def slow_run(registry: Registry, events: Events, port: int) -> SlowRun:
     wait_monitored(registry, port)
     mark = events.mark()
-    before = registry.ask("monitor", GetHealth("bench"), timeout=5)["checks"]
+    before = registry.ask("monitor", GetHealth("bench"), timeout=5).checks
     fault(port, {"slow": SLOW_S})
     try:
         deadline = time.monotonic() + 60
@@ -363,16 +364,16 @@ def slow_run(registry: Registry, events: Events, port: int) -> SlowRun:
             concurrency=8,
             deadline=deadline,
         )
-        health: dict[str, Any] = registry.ask("monitor", GetHealth("bench"), timeout=5)
+        health: HealthSnapshot = registry.ask("monitor", GetHealth("bench"), timeout=5)
     finally:
         fault(port, {"slow": 0})
     downs = [e for e in events.since(mark, "health.changed") if e.get("new") == "down"]
     return SlowRun(
         load=result.describe(),
-        status=str(health["status"]),
+        status=str(health.status),
         downs=len(downs),
         failovers=len(events.since(mark, "failover.triggered")),
-        checks=int(health["checks"]) - int(before),
+        checks=int(health.checks) - int(before),
     )
 
 

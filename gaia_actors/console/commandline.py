@@ -15,6 +15,7 @@ from gaia_actors.console.client import Client
 from gaia_actors.console.render import Printer, default_note, message_help
 from gaia_actors.control import commands
 from gaia_actors.control.commands import Command, CommandContext
+from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import DaemonUnreachable, GaiaError, UsageError
 from gaia_actors.messages import describe, message_types, unknown_environment
 from gaia_actors.settings import Settings
@@ -231,7 +232,7 @@ def run_offline(
         ctx = CommandContext(
             settings, None, progress=printer.progress, start_tree=app.start_capabilities
         )
-        return cmd.handler(ctx, **kwargs)
+        return to_json(cmd.handler(ctx, **kwargs))  # as the daemon would have sent it
     finally:
         db.close()
 

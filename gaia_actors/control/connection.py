@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gaia_actors.control.frames import FrameError, classify, decode, frame_id, to_json
-from gaia_actors.control.protocol import Code, LineReader, encode
+from gaia_actors.control.frames import FrameError, classify, decode, frame_id
+from gaia_actors.control.protocol import Code, LineReader, encode, to_json
 from gaia_actors.settings import Settings
 from gaia_actors.store.models import closing_connections
 from supervisors import Registry

@@ -4,8 +4,6 @@ reply with its code, and a reply as JSON."""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -127,20 +125,3 @@ def classify(exc: Exception) -> FrameError:
             return FrameError(code, str(exc), getattr(exc, "param", "") or "")
     log.error("control.command_crashed", error=repr(exc), exc_info=exc)
     return FrameError(Code.INTERNAL, f"internal error in the daemon: {exc!r} (see its log)")
-
-
-def to_json(value: Any) -> Any:
-    """A JSON-friendly copy of a reply: dataclasses, tuples, enums, paths, exceptions."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_json(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return to_json(value.value)
-    if isinstance(value, BaseException):
-        return {"error": type(value).__name__, "message": str(value)}
-    return str(value)

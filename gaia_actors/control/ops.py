@@ -12,8 +12,8 @@ from gaia_actors import __version__
 from gaia_actors.control import commands, core_commands
 from gaia_actors.control.commands import CommandContext, UsageError
 from gaia_actors.control.connection import TELL_RATE, Connection, Op, Request
-from gaia_actors.control.frames import FrameError, get_field, to_json
-from gaia_actors.control.protocol import PROTOCOL_VERSION, Code
+from gaia_actors.control.frames import FrameError, get_field
+from gaia_actors.control.protocol import PROTOCOL_VERSION, Code, to_json
 from gaia_actors.control.streams import Stream
 from gaia_actors.errors import InvalidMessage, Rejected
 from gaia_actors.messages import build, describe, message_types

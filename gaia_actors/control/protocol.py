@@ -16,6 +16,7 @@ for the operations.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import json
 import os
@@ -71,6 +72,28 @@ USAGE_CODES = frozenset(
         Code.DUPLICATE_ID,
     }
 )
+
+
+# --- replies as JSON -----------------------------------------------------------------------
+
+
+def to_json(value: Any) -> Any:
+    """A JSON-friendly copy of a reply: dataclasses (as objects of their fields, in field
+    order), tuples, enums, paths, exceptions. The one place typed replies become JSON: the
+    control server sends every result through it, and the CLI's offline commands too."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_json(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return to_json(value.value)
+    if isinstance(value, BaseException):
+        return {"error": type(value).__name__, "message": str(value)}
+    return str(value)
 
 
 # --- frames ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from gaia_actors.control.connection import Connection, Request
-from gaia_actors.control.frames import to_json
+from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import GaiaError
 from gaia_actors.messages import Event, Flush, SubscribeSink, Unsubscribe
 from supervisors import AskTimeout, NotRunning

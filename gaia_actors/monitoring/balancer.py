@@ -35,6 +35,7 @@ from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import InvalidMessage, Rejected
 from gaia_actors.events import EnvironmentEvent, HealthEvent
 from gaia_actors.messages import Event, GetHealth, Route, RouteDone, Subscribe, Unsubscribe
+from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.settings import Settings
 from supervisors import Link, SupervisionError
 
@@ -144,11 +145,13 @@ class LoadBalancer(GaiaActor):
 
     def _ask_initial_health(self) -> None:
         try:
-            snapshots = self.registry.ask("monitor", GetHealth(), timeout=_INITIAL_ASK_TIMEOUT)
+            snapshots: list[HealthSnapshot] = self.registry.ask(
+                "monitor", GetHealth(), timeout=_INITIAL_ASK_TIMEOUT
+            )
         except (SupervisionError, Rejected) as exc:
             self.log.info("balancer.no_initial_health", error=str(exc))  # events will come
             return
-        rows = tuple((s["env"], s["status"], s["since"]) for s in snapshots)
+        rows = tuple((s.env, s.status, s.since) for s in snapshots)
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(_InitialHealth(rows))
 

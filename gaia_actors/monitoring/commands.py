@@ -14,12 +14,14 @@ from typing import Any
 
 from gaia_actors import formatting
 from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
+from gaia_actors.control.protocol import to_json
 from gaia_actors.datanotes import data_notes
 from gaia_actors.errors import ControlError
 from gaia_actors.layout import actor_name
 from gaia_actors.messages import GetHealth, GetState, Route, RouteDone, unknown_environment
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
 from gaia_actors.monitoring.incidents import incident_rows
+from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.monitoring.stored import (
     last_known,
     recent_checks,
@@ -79,9 +81,10 @@ def _store_state(registry: Registry) -> dict[str, Any]:
 
 def _live_snapshots(ctx: CommandContext, registry: Registry) -> tuple[list[dict[str, Any]], str]:
     try:
-        return list(registry.ask("monitor", GetHealth(), timeout=ASK_TIMEOUT)), "monitor"
+        snapshots: list[HealthSnapshot] = registry.ask("monitor", GetHealth(), timeout=ASK_TIMEOUT)
     except SupervisionError as exc:
         return stored_snapshots(ctx), f"store (monitor: {exc})"
+    return [to_json(snapshot) for snapshot in snapshots], "monitor"
 
 
 def _actors(registry: Registry) -> list[dict[str, Any]]:
@@ -115,8 +118,8 @@ def health(ctx: CommandContext, env: str, n: int = 10) -> dict[str, Any]:
     source = "store (no daemon running)"
     if ctx.registry is not None:
         try:
-            snapshot = ctx.registry.ask("monitor", GetHealth(env), timeout=ASK_TIMEOUT)
-            source = "monitor"
+            live: HealthSnapshot = ctx.registry.ask("monitor", GetHealth(env), timeout=ASK_TIMEOUT)
+            snapshot, source = to_json(live), "monitor"
         except SupervisionError as exc:
             source = f"store (monitor: {exc})"
     if snapshot is None:

@@ -12,6 +12,7 @@ from gaia_actors.messages import HealthReport
 from gaia_actors.monitoring.checks import ProbeResult
 from gaia_actors.monitoring.classify import Classifier, HealthStatus, Observation, Verdict
 from gaia_actors.monitoring.healthround import ProcessInfo
+from gaia_actors.monitoring.snapshot import HealthSnapshot
 
 
 @dataclass
@@ -94,62 +95,57 @@ class EnvState:
             verified=self.proc.verified,
         )
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> HealthSnapshot:
         verdict, result, stats = self.verdict, self.result, self.proc.stats
         rate = None
         if self.requests and self.errors is not None:
             rate = round(self.errors / self.requests, 6)
-        return {
-            "env": self.env,
-            "status": self.classifier.status.value,
-            "reason": verdict.reason if verdict else "not checked yet",
-            "since": self.since,
-            "last_check": result.checked_at if result else None,
-            "url": self.url,
-            "response_ms": round(result.latency_s * 1000, 3) if result else None,
-            "http_status": result.status if result else None,
-            "error": f"{result.error}: {result.detail}" if result and result.error else "",
-            "checks": verdict.checks if verdict else 0,
-            "check_errors": verdict.errors if verdict else 0,
-            "error_rate": verdict.error_rate if verdict else 0.0,
-            "consecutive_failures": verdict.consecutive_failures if verdict else 0,
-            "requests": self.requests,
-            "errors": self.errors,
-            "service_error_rate": rate,
-            "uptime_s": round(self.proc.uptime_s, 3) if self.proc.uptime_s is not None else None,
-            "pid": self.proc.pid,
-            "alive": self.proc.alive,
-            "cpu_percent": round(stats.cpu_percent, 3) if stats else None,
-            "rss_bytes": stats.rss_bytes if stats else None,
-            "db_bytes": self.proc.db_bytes,
-            "log_bytes": self.proc.log_bytes,
-            "release": self.release,
-        }
+        return HealthSnapshot(
+            env=self.env,
+            status=self.classifier.status.value,
+            reason=verdict.reason if verdict else "not checked yet",
+            since=self.since,
+            last_check=result.checked_at if result else None,
+            url=self.url,
+            response_ms=round(result.latency_s * 1000, 3) if result else None,
+            http_status=result.status if result else None,
+            error=f"{result.error}: {result.detail}" if result and result.error else "",
+            checks=verdict.checks if verdict else 0,
+            check_errors=verdict.errors if verdict else 0,
+            error_rate=verdict.error_rate if verdict else 0.0,
+            consecutive_failures=verdict.consecutive_failures if verdict else 0,
+            requests=self.requests,
+            errors=self.errors,
+            service_error_rate=rate,
+            uptime_s=round(self.proc.uptime_s, 3) if self.proc.uptime_s is not None else None,
+            pid=self.proc.pid,
+            alive=self.proc.alive,
+            cpu_percent=round(stats.cpu_percent, 3) if stats else None,
+            rss_bytes=stats.rss_bytes if stats else None,
+            db_bytes=self.proc.db_bytes,
+            log_bytes=self.proc.log_bytes,
+            release=self.release,
+        )
 
     def row(self) -> dict[str, Any]:
+        """The ``health_checks`` row of the last check."""
         snap = self.snapshot()
         return {
-            "ts": snap["last_check"],
+            "ts": snap.last_check,
             "env": self.env,
-            "status": snap["status"],
-            "http_status": snap["http_status"],
-            "latency_ms": snap["response_ms"],
-            "error": snap["error"],
-            "reason": snap["reason"],
-            "error_rate": snap["error_rate"],
-            "release": snap["release"],
-            "uptime_s": snap["uptime_s"],
-            "cpu_percent": snap["cpu_percent"],
-            "rss_bytes": snap["rss_bytes"],
-            "db_bytes": snap["db_bytes"],
-            "log_bytes": snap["log_bytes"],
-            "pid": snap["pid"],
-            "requests": snap["requests"],
-            "errors": snap["errors"],
+            "status": snap.status,
+            "http_status": snap.http_status,
+            "latency_ms": snap.response_ms,
+            "error": snap.error,
+            "reason": snap.reason,
+            "error_rate": snap.error_rate,
+            "release": snap.release,
+            "uptime_s": snap.uptime_s,
+            "cpu_percent": snap.cpu_percent,
+            "rss_bytes": snap.rss_bytes,
+            "db_bytes": snap.db_bytes,
+            "log_bytes": snap.log_bytes,
+            "pid": snap.pid,
+            "requests": snap.requests,
+            "errors": snap.errors,
         }
-
-
-def snapshot_fields() -> tuple[str, ...]:
-    """The keys of a health snapshot (``GetHealth``), in display order."""
-    state = EnvState("", "", Classifier())
-    return tuple(state.snapshot())

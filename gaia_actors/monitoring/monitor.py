@@ -69,6 +69,7 @@ from gaia_actors.monitoring.envstate import EnvState
 from gaia_actors.monitoring.healthround import Recheck, RoundValue, health_targets, run_round
 from gaia_actors.monitoring.probes import Prober
 from gaia_actors.monitoring.rounds import Finished, Rounds, close_in_background
+from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.settings import MonitorSettings, Settings
 from supervisors import Link
 
@@ -201,7 +202,7 @@ class HealthMonitor(GaiaActor):
 
     # Queries
 
-    def _health(self, env: str) -> Any:
+    def _health(self, env: str) -> HealthSnapshot | list[HealthSnapshot]:
         if not env:
             return [state.snapshot() for state in self.envs.values()]
         state = self.envs.get(env)
@@ -297,9 +298,9 @@ class HealthMonitor(GaiaActor):
             old=verdict.previous.value,
             new=verdict.status.value,
             reason=verdict.reason,
-            response_ms=snap["response_ms"],
-            http_status=snap["http_status"],
+            response_ms=snap.response_ms,
+            http_status=snap.http_status,
             consecutive_failures=verdict.consecutive_failures,
-            pid=snap["pid"],
-            alive=snap["alive"],
+            pid=snap.pid,
+            alive=snap.alive,
         )

@@ -17,7 +17,7 @@ from gaia_actors.messages import Event, Flush, fields_of
 from gaia_actors.monitoring import commands as monitoring_commands
 from gaia_actors.monitoring import views
 from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
-from gaia_actors.monitoring.envstate import snapshot_fields
+from gaia_actors.monitoring.snapshot import snapshot_fields
 from gaia_actors.store.database import open_database
 from gaia_actors.store.models import ActorRestart
 from tests.conftest import wait_until

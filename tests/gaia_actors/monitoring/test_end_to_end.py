@@ -66,7 +66,7 @@ def test_a_hung_environment_is_failed_over_and_recovers_in_a_new_process(
     tree = start_tree(settings, environments=True)
     started = tree.events.wait_for("environment.started", "x")
     first_pid = started.get("pid")
-    wait_until(lambda: tree.ask("monitor", GetHealth("x"))["status"] == "healthy", 10.0)
+    wait_until(lambda: tree.ask("monitor", GetHealth("x")).status == "healthy", 10.0)
 
     hang_health(port)
 
@@ -78,7 +78,7 @@ def test_a_hung_environment_is_failed_over_and_recovers_in_a_new_process(
     )
     recovered = tree.events.wait_for("incident.recovered", "x")
     snapshot = tree.ask("monitor", GetHealth("x"))
-    assert (snapshot["status"], snapshot["pid"]) == ("healthy", restarted.get("pid"))
+    assert (snapshot.status, snapshot.pid) == ("healthy", restarted.get("pid"))
     tree.ask("store", Flush())
     incident = tree.ask("failover", GetIncidents("x"))[0]
     assert (incident["cause"], incident["status"], incident["failovers"]) == (

@@ -20,6 +20,7 @@ import pytest
 
 from gaia_actors import process
 from gaia_actors.messages import CheckNow, Fail, Flush, GetHealth, GetIncidents
+from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.settings import Settings
 from supervisors import ChildSpec
 from tests.conftest import wait_until
@@ -57,8 +58,8 @@ class Watched:
         self.tree, self.fails, self.received = tree, fails, received
 
     def status(self) -> str:
-        snapshot: dict[str, Any] = self.tree.ask("monitor", GetHealth("x"))
-        return str(snapshot["status"])
+        snapshot: HealthSnapshot = self.tree.ask("monitor", GetHealth("x"))
+        return str(snapshot.status)
 
     def incidents(self) -> list[dict[str, Any]]:
         self.tree.ask("store", Flush())

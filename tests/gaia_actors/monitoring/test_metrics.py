@@ -119,7 +119,7 @@ class TestScraping:
     def test_the_service_totals_reach_the_monitor(self, scraped: Tree) -> None:
         def counted() -> bool:
             snapshot = scraped.ask("monitor", GetHealth("good"))
-            return (snapshot["requests"], snapshot["errors"]) == (7.0, 1.0)
+            return (snapshot.requests, snapshot.errors) == (7.0, 1.0)
 
         wait_until(counted)
 
@@ -277,7 +277,7 @@ def test_a_missing_or_foreign_metrics_endpoint_is_reported_once_per_change(
     assert state["failures"] >= 6
     assert state["samples"] > 0  # only the Prometheus body was stored
     # A scrape that failed is no service error: the health checks' error rate stays 0.
-    assert (health["status"], health["error_rate"], health["check_errors"]) == ("healthy", 0.0, 0)
+    assert (health.status, health.error_rate, health.check_errors) == ("healthy", 0.0, 0)
 
 
 def test_an_empty_metrics_path_turns_scraping_off_for_that_environment(

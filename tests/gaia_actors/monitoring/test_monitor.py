@@ -20,7 +20,7 @@ import pytest
 from gaia_actors import process
 from gaia_actors.errors import InvalidMessage
 from gaia_actors.messages import CheckNow, Crash, Event, Flush, GetHealth, fields_of
-from gaia_actors.monitoring.envstate import snapshot_fields
+from gaia_actors.monitoring.snapshot import HealthSnapshot, snapshot_fields
 from gaia_actors.store.models import HealthCheck
 from tests.conftest import wait_until
 from tests.gaia_actors.monitoring.conftest import Tree, make_settings
@@ -75,16 +75,16 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
 
 
 @pytest.fixture(scope="class")
-def settled(zoo: Tree) -> dict[str, dict[str, Any]]:
+def settled(zoo: Tree) -> dict[str, HealthSnapshot]:
     """Each environment's snapshot once all reached their expected status, plus a round."""
 
     def reached() -> bool:
         snapshots = zoo.ask("monitor", GetHealth())
-        return all(s["status"] == ZOO[s["env"]][1] for s in snapshots)
+        return all(s.status == ZOO[s.env][1] for s in snapshots)
 
     wait_until(reached, 5.0)
     zoo.wait_rounds(1)
-    return {s["env"]: s for s in zoo.ask("monitor", GetHealth())}
+    return {s.env: s for s in zoo.ask("monitor", GetHealth())}
 
 
 class TestMisbehavingEndpoints:
@@ -92,18 +92,18 @@ class TestMisbehavingEndpoints:
 
     @pytest.mark.parametrize("env", list(ZOO))
     def test_each_misbehaviour_is_classified_and_the_monitor_carries_on(
-        self, zoo: Tree, settled: dict[str, dict[str, Any]], env: str
+        self, zoo: Tree, settled: dict[str, HealthSnapshot], env: str
     ) -> None:
-        assert settled[env]["status"] == ZOO[env][1], settled[env]
+        assert settled[env].status == ZOO[env][1], settled[env]
         assert zoo.state("monitor")["failed_rounds"] == 0
         assert zoo.registry.node("monitor").generation == 1  # type: ignore[union-attr]
 
     def test_a_failing_check_says_why(self, zoo: Tree) -> None:
-        wait_until(lambda: zoo.ask("monitor", GetHealth("hang"))["status"] == "down")
+        wait_until(lambda: zoo.ask("monitor", GetHealth("hang")).status == "down")
         snapshot = zoo.ask("monitor", GetHealth("hang"))
-        assert snapshot["error"].startswith("timeout")
-        assert "consecutive failures" in snapshot["reason"]
-        assert snapshot["consecutive_failures"] >= 2
+        assert snapshot.error.startswith("timeout")
+        assert "consecutive failures" in snapshot.reason
+        assert snapshot.consecutive_failures >= 2
 
     def test_get_health_answers_at_once_while_a_round_waits_on_a_hung_endpoint(
         self, zoo: Tree
@@ -112,7 +112,7 @@ class TestMisbehavingEndpoints:
         started = time.perf_counter()
         snapshots = zoo.ask("monitor", GetHealth(), timeout=1.0)
         assert time.perf_counter() - started < 0.1
-        assert [s["env"] for s in snapshots] == list(ZOO)
+        assert [s.env for s in snapshots] == list(ZOO)
 
     def test_rounds_do_not_pile_up_when_one_overruns_the_interval(self, zoo: Tree) -> None:
         # interval 0.05 s, but each round waits 0.3 s on the hung environment: rounds that
@@ -255,7 +255,7 @@ def test_a_corrupt_pid_file_leaves_the_process_fields_empty(
         tree = start_tree(settings, actors=("monitor",))
         tree.wait_rounds(2)
         snapshot = tree.ask("monitor", GetHealth("app"))
-    assert (snapshot["status"], snapshot["pid"], snapshot["alive"]) == ("healthy", None, None)
+    assert (snapshot.status, snapshot.pid, snapshot.alive) == ("healthy", None, None)
 
 
 # -- every snapshot field from a real demo process ---------------------------------------------
@@ -308,30 +308,30 @@ def test_every_snapshot_field_is_filled_from_a_real_process(
 ) -> None:
     settings, pid = demo
     tree = start_tree(settings, actors=("monitor", "metrics"))
-    wait_until(lambda: tree.ask("monitor", GetHealth("app"))["status"] == "healthy", 10.0)
+    wait_until(lambda: tree.ask("monitor", GetHealth("app")).status == "healthy", 10.0)
     make_a_5xx(settings.environments["app"].port)
 
-    def filled() -> dict[str, Any] | None:
-        snapshot: dict[str, Any] = tree.ask("monitor", GetHealth("app"))
-        return snapshot if all(v is not None for v in snapshot.values()) else None
+    def filled() -> HealthSnapshot | None:
+        snapshot: HealthSnapshot = tree.ask("monitor", GetHealth("app"))
+        values = [getattr(snapshot, name) for name in snapshot_fields()]
+        return snapshot if all(v is not None for v in values) else None
 
     snapshot = wait_until(filled, 10.0)
-    assert isinstance(snapshot, dict)
-    assert set(snapshot) == set(snapshot_fields())
-    assert snapshot["pid"] == pid
-    assert snapshot["alive"] is True
-    assert snapshot["release"] == "r42"  # from /health: no `current` link in this directory
-    assert snapshot["rss_bytes"] > 1_000_000
-    assert snapshot["db_bytes"] > 0  # app.db and its WAL in DATA_DIR
-    assert snapshot["log_bytes"] > 0  # one JSON line per request
-    assert 0 < snapshot["uptime_s"] < 60
-    assert snapshot["cpu_percent"] >= 0
-    assert snapshot["requests"] >= 1
-    assert snapshot["errors"] >= 1
-    assert 0 < snapshot["service_error_rate"] <= 1
-    assert snapshot["checks"] >= 1
-    assert snapshot["response_ms"] > 0
-    assert snapshot["http_status"] == 200
+    assert isinstance(snapshot, HealthSnapshot)
+    assert snapshot.pid == pid
+    assert snapshot.alive is True
+    assert snapshot.release == "r42"  # from /health: no `current` link in this directory
+    assert snapshot.rss_bytes > 1_000_000
+    assert snapshot.db_bytes > 0  # app.db and its WAL in DATA_DIR
+    assert snapshot.log_bytes > 0  # one JSON line per request
+    assert 0 < snapshot.uptime_s < 60
+    assert snapshot.cpu_percent >= 0
+    assert snapshot.requests >= 1
+    assert snapshot.errors >= 1
+    assert 0 < snapshot.service_error_rate <= 1
+    assert snapshot.checks >= 1
+    assert snapshot.response_ms > 0
+    assert snapshot.http_status == 200
 
 
 # -- the first minute: a starting process --------------------------------------------------------
@@ -374,18 +374,18 @@ def test_a_starting_process_refusing_is_no_error_and_healthy_as_soon_as_it_liste
         starting_pace = tree.state("monitor")["interval"]
     with HostileServer({"/health": OK}, port=port):
         listening = time.monotonic()
-        wait_until(lambda: tree.ask("monitor", GetHealth("app"))["status"] == "healthy")
+        wait_until(lambda: tree.ask("monitor", GetHealth("app")).status == "healthy")
         shown_after = time.monotonic() - listening
         healthy = tree.ask("monitor", GetHealth("app"))
         paced = tree.state("monitor")["interval"]
-    assert (refusing["status"], refusing["check_errors"], refusing["error_rate"]) == (
+    assert (refusing.status, refusing.check_errors, refusing.error_rate) == (
         "unknown",
         0,
         0.0,
     )
-    assert refusing["reason"].startswith("starting: refused")
+    assert refusing.reason.startswith("starting: refused")
     assert shown_after < 1.5
-    assert (healthy["check_errors"], healthy["error_rate"]) == (0, 0.0)
+    assert (healthy.check_errors, healthy.error_rate) == (0, 0.0)
     assert (starting_pace, paced) == (0.05, 30.0)  # fast only until it answered
 
 
@@ -401,7 +401,7 @@ def test_refusals_count_again_once_the_process_is_gone(
         tree.registry.tell("bus", Event("environment.exited", env="app"))
         tree.registry.tell("bus", Event("environment.started", env="app"))  # a fresh window
         tree.wait_rounds(2)
-        assert tree.ask("monitor", GetHealth("app"))["check_errors"] == 0
+        assert tree.ask("monitor", GetHealth("app")).check_errors == 0
         tree.registry.tell("bus", Event("environment.failed", env="app"))
         (settings.env_dir("app") / "pid").unlink()  # nothing runs any more
         for _ in range(2):  # failure_threshold: 2 refusals that count
@@ -409,7 +409,7 @@ def test_refusals_count_again_once_the_process_is_gone(
             tree.registry.tell("monitor", CheckNow())
         tree.wait_rounds(1)
         gone = tree.ask("monitor", GetHealth("app"))
-    assert (gone["status"], gone["check_errors"]) == ("down", gone["consecutive_failures"])
+    assert (gone.status, gone.check_errors) == ("down", gone.consecutive_failures)
 
 
 def test_an_environment_reported_healthy_is_checked_at_once(
