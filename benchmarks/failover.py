@@ -71,6 +71,7 @@ from gaia_actors.layout import Layout
 from gaia_actors.messages import Event, Flush, GetEnvStatus, GetHealth, GetIncidents, SubscribeSink
 from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.pipeline.load import run_load
+from gaia_actors.replies import EnvStatus
 from gaia_actors.settings import LoggingSettings, Settings, load
 from supervisors import Registry
 
@@ -233,13 +234,13 @@ class Failover:
     mttr_ms: float  # kill -> first /health 200 of the new process
 
 
-def wait_stable(registry: Registry, port: int) -> dict[str, Any]:
+def wait_stable(registry: Registry, port: int) -> EnvStatus:
     """Wait until the environment is healthy and has been up for ``stable_after``."""
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):  # restarting between two looks
-            status: dict[str, Any] = registry.ask(actor_name("bench"), GetEnvStatus(), timeout=5)
-            if status["healthy"] and status["uptime"] > STABLE_AFTER + 0.1 and healthy(port):
+            status: EnvStatus = registry.ask(actor_name("bench"), GetEnvStatus(), timeout=5)
+            if status.healthy and status.uptime > STABLE_AFTER + 0.1 and healthy(port):
                 return status
         time.sleep(0.05)  # waiting out a period of stability, not synchronising on a result
     raise RuntimeError("the environment did not become stable")
@@ -250,7 +251,7 @@ def failover_sample(registry: Registry, events: Events, port: int) -> Failover:
     mark = events.mark()
     killed_wall = time.time()
     killed = time.perf_counter()
-    os.kill(status["pid"], signal.SIGKILL)
+    os.kill(status.pid, signal.SIGKILL)
     mttr = first_healthy(port, killed)
     exited = events.wait("environment.exited", mark)
     failed = events.wait("supervisor.child_failed", mark)

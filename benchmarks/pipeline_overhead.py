@@ -125,7 +125,7 @@ class PipelineSide:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             status = self.registry.ask(f"environment.{env}", GetEnvStatus(), timeout=10)
-            if status["healthy"]:
+            if status.healthy:
                 return
             time.sleep(0.05)  # waiting for a service to start, outside the timed part
         raise RuntimeError(f"{env} did not come up")

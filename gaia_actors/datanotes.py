@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import EnvironmentFailure
 from gaia_actors.layout import actor_name
 from gaia_actors.messages import GetEnvStatus
+from gaia_actors.replies import EnvStatus
 from supervisors import Registry, SupervisionError
 
 # What ``status`` shows of an environment's data (asked of its actor; nothing while it is down).
@@ -20,10 +22,11 @@ def data_notes(registry: Registry, env: str, timeout: float = 2.0) -> dict[str, 
     """The environment's data warnings for ``status``: data lost while running, replaced
     data kept (and the command that puts it back), a backup schedule with nothing to back up."""
     try:
-        status = registry.ask(actor_name(env), GetEnvStatus(), timeout=timeout)
+        status: EnvStatus = registry.ask(actor_name(env), GetEnvStatus(), timeout=timeout)
     except (SupervisionError, EnvironmentFailure):
         return {}
-    return {key: status[key] for key in DATA_NOTES if status.get(key)}
+    notes = {key: getattr(status, key) for key in DATA_NOTES}
+    return {key: to_json(value) for key, value in notes.items() if value}
 
 
 def data_lines(environments: list[dict[str, Any]]) -> list[str]:

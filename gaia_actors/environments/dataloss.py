@@ -63,7 +63,7 @@ class DataLossOperations(DataOperations):
                     self._fail_now(failing.reason, failing.cause)
                 return
             name, skipped = self._chosen(outcome)
-            noticed["restored"] = name
+            self.watch.restoring(noticed, name)
             restore = lambda: recovery.restore_data(self.layout, name, skipped)  # noqa: E731
             self._replace(op, restore, "data loss: " + "; ".join(lost), lost=True)
 

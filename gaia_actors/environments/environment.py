@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from gaia_actors import process
+from gaia_actors.control.protocol import to_json
 from gaia_actors.environments import backups, releases, restores
 from gaia_actors.environments.dataloss import DataLossOperations
 from gaia_actors.environments.deploys import ReleaseOperations
@@ -45,6 +46,7 @@ from gaia_actors.messages import (
     Rollback,
     TakeBackup,
 )
+from gaia_actors.replies import EnvStatus
 from gaia_actors.settings import backup_interval
 
 # What waits while a data job runs: the process's news (a verdict about it, its exit), what may
@@ -112,7 +114,7 @@ class EnvironmentActor(ReleaseOperations, DataLossOperations):
         super().on_failure(*exc_info)
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), **self._status()}
+        return {**super().state(), **to_json(self._status())}
 
     # Messages
 
@@ -171,26 +173,33 @@ class EnvironmentActor(ReleaseOperations, DataLossOperations):
         )
         self._prune_releases()
 
-    def _status(self) -> dict[str, Any]:
+    def _status(self) -> EnvStatus:
         started = self.now.started
         running = started.running()
-        return {
-            "name": self.env,
-            "state": "running" if running else "stopped",
+        node = self.registry.node(self.name)
+        data_status = self.watch.status()
+        return EnvStatus(
+            name=self.env,
+            state="running" if running else "stopped",
             # A process that has just died is not healthy, even before its exit is handled.
-            "healthy": self.now.healthy and running,
-            "pid": started.proc.pid if running and started.proc else None,
-            "adopted": started.adopted,
-            "release": self.now.release,
-            "last_healthy": releases.last_healthy(self.layout.root),
-            "port": self.config.port,
-            "url": self.layout.health_url,
-            "started_at": started.at,
-            "uptime": round(time.monotonic() - started.mono, 3) if running else 0.0,
-            "restarts": node.restarts if (node := self.registry.node(self.name)) else 0,
-            "operation": self.now.activity(),
-            "data_bytes": self.layout.data_bytes(),
-            **self.watch.status(),
-            "log_bytes": self.layout.log_bytes(),
-            "releases": [r.id for r in releases.list_releases(self.layout.root)],
-        }
+            healthy=self.now.healthy and running,
+            pid=started.proc.pid if running and started.proc else None,
+            adopted=started.adopted,
+            release=self.now.release,
+            last_healthy=releases.last_healthy(self.layout.root),
+            port=self.config.port,
+            url=self.layout.health_url,
+            started_at=started.at,
+            uptime=round(time.monotonic() - started.mono, 3) if running else 0.0,
+            restarts=node.restarts if node else 0,
+            operation=self.now.activity(),
+            data_bytes=self.layout.data_bytes(),
+            databases=data_status.databases,
+            watched=data_status.watched,
+            backup_note=data_status.backup_note,
+            data_loss=data_status.data_loss,
+            replaced_data=data_status.replaced_data,
+            undo=data_status.undo,
+            log_bytes=self.layout.log_bytes(),
+            releases=tuple(r.id for r in releases.list_releases(self.layout.root)),
+        )

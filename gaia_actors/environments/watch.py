@@ -8,14 +8,28 @@ deleted databases out of the still-running process.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gaia_actors.environments import alerts, backups, data
 from gaia_actors.layout import Layout
+from gaia_actors.replies import DataLoss
 from gaia_actors.settings import backup_interval
+
+
+@dataclass(frozen=True, slots=True)
+class DataStatus:
+    """The data part of an environment's status (``EnvStatus`` carries the same fields)."""
+
+    databases: tuple[str, ...]
+    watched: tuple[str, ...]
+    backup_note: str
+    data_loss: DataLoss | None
+    replaced_data: tuple[str, ...]
+    undo: str | None
 
 
 class DataWatch:
@@ -25,7 +39,7 @@ class DataWatch:
         self.layout = layout
         self.patterns = layout.config.databases
         self.stamps: dict[str, data.FileStamp] | None = None  # None: take a new baseline
-        self.loss: dict[str, Any] | None = None  # the last loss noticed, for status
+        self.loss: DataLoss | None = None  # the last loss noticed, for status
         self.backup_note = ""
 
     def look(self) -> list[str]:
@@ -39,9 +53,14 @@ class DataWatch:
         now is the baseline at once, so a database lost before the next look is a loss."""
         self.stamps = data.stamps(self.layout.data, self.patterns)
 
-    def noticed(self, lost: list[str]) -> dict[str, Any]:
-        self.loss = {"at": time.time(), "lost": lost, "restored": False}
+    def noticed(self, lost: list[str]) -> DataLoss:
+        self.loss = DataLoss(time.time(), tuple(lost))
         return self.loss
+
+    def restoring(self, loss: DataLoss, backup: str) -> None:
+        """``loss`` is being restored from ``backup`` (said while it is the last loss)."""
+        if self.loss is loss:
+            self.loss = dataclasses.replace(loss, restored=backup)
 
     def rescue(self, pid: int) -> Path | None:
         """Copy the databases deleted under process ``pid`` out of it (OSError if it cannot);
@@ -66,14 +85,14 @@ class DataWatch:
             f"{self.layout.data} matches databases = {list(self.patterns)}"
         )
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> DataStatus:
         found = data.find_databases(self.layout.data, self.patterns)
         replaced = data.replaced_copies(self.layout.data)
-        return {
-            "databases": [data.relative_name(self.layout.data, p) for p in found],
-            "watched": sorted(self.stamps or {}),  # what the data-loss watch has seen
-            "backup_note": self.note(found),
-            "data_loss": self.loss,
-            "replaced_data": [str(p) for p in replaced[:5]],
-            "undo": alerts.undo_command(self.layout.name) if replaced else None,
-        }
+        return DataStatus(
+            databases=tuple(data.relative_name(self.layout.data, p) for p in found),
+            watched=tuple(sorted(self.stamps or {})),
+            backup_note=self.note(found),
+            data_loss=self.loss,
+            replaced_data=tuple(str(p) for p in replaced[:5]),
+            undo=alerts.undo_command(self.layout.name) if replaced else None,
+        )

@@ -28,6 +28,7 @@ from gaia_actors.httpclient import wait_healthy
 from gaia_actors.layout import Layout, actor_name
 from gaia_actors.messages import GetEnvStatus, RestoreBackup, Rollback
 from gaia_actors.pipeline.stage import Outcome
+from gaia_actors.replies import EnvStatus
 from gaia_actors.settings import Settings
 from supervisors import AskTimeout, NotRunning, Registry
 
@@ -111,11 +112,12 @@ def _verify(plan: RollbackPlan, layout: Layout) -> tuple[bool, str]:
 def _wait_idle(plan: RollbackPlan) -> None:
     """Until the environment runs and has no deploy, rollback or restore in progress."""
     while True:
+        status: EnvStatus | None
         try:
             status = plan.registry.ask(actor_name(plan.env), GetEnvStatus(), timeout=_left(plan))
         except (NotRunning, AskTimeout):
             status = None
-        if status is not None and status.get("operation") is None:
+        if status is not None and status.operation is None:
             return
         _pause(plan)
 

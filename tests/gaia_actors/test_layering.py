@@ -57,6 +57,7 @@ CORE = frozenset(
         "messages",
         "outbox",
         "process",
+        "replies",
         "settings",
         "store",
     }

@@ -31,6 +31,7 @@ from gaia_actors.environments import tree as environment_tree
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.layout import Layout
 from gaia_actors.messages import Event, GetEnvStatus, SubscribeSink
+from gaia_actors.replies import EnvStatus
 from gaia_actors.settings import Settings, load
 from supervisors import Registry
 from tests.conftest import wait_until
@@ -256,8 +257,8 @@ class EnvTree:
     def ask(self, env: str, message: Any, timeout: float = 30.0) -> Any:
         return self.registry.ask(actor_name(env), message, timeout=timeout)
 
-    def status(self, env: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.ask(env, GetEnvStatus(), timeout=5)
+    def status(self, env: str) -> EnvStatus:
+        result: EnvStatus = self.ask(env, GetEnvStatus(), timeout=5)
         return result
 
     def node_state(self, env: str) -> str | None:
@@ -266,22 +267,22 @@ class EnvTree:
 
     def wait_healthy(
         self, env: str, timeout: float = 15.0, pid_not: int | None = None
-    ) -> dict[str, Any]:
+    ) -> EnvStatus:
         """Wait until the actor runs a healthy process (not ``pid_not``) that answers 200."""
 
-        def check() -> dict[str, Any] | None:
+        def check() -> EnvStatus | None:
             if not self.registry.is_running(actor_name(env)):
                 return None
             try:
                 status = self.status(env)
             except Exception:  # restarting between the check and the ask
                 return None
-            if not status["healthy"] or status["pid"] in (None, pid_not):
+            if not status.healthy or status.pid in (None, pid_not):
                 return None
-            return status if serving(self.port(env), status["release"]) else None
+            return status if serving(self.port(env), status.release) else None
 
         result = wait_until(check, timeout=timeout, interval=0.02)
-        assert isinstance(result, dict)
+        assert isinstance(result, EnvStatus)
         return result
 
     def stop(self) -> None:

@@ -35,21 +35,21 @@ def test_a_failure_soon_after_a_ladder_restore_that_got_healthy_is_restarted_not
     first = tree.wait_healthy("prod")
     add_items(port, 2)
     env_commands.backup(CommandContext(tree.settings, tree.registry), "prod")
-    os.kill(first["pid"], signal.SIGSTOP)
+    os.kill(first.pid, signal.SIGSTOP)
     corrupt(layout)
-    os.kill(first["pid"], signal.SIGKILL)
+    os.kill(first.pid, signal.SIGKILL)
     tree.events.wait_for("supervisor.ladder_step_done", timeout=20)
-    restored = tree.wait_healthy("prod", pid_not=first["pid"])
+    restored = tree.wait_healthy("prod", pid_not=first.pid)
     # The actor told its supervisor it is proven before its status said healthy, and tells
     # it of the kill after that: the supervisor hears them in that order.
     mark = tree.events.mark()
 
-    os.kill(restored["pid"], signal.SIGKILL)  # a new failure, on data that verifies
+    os.kill(restored.pid, signal.SIGKILL)  # a new failure, on data that verifies
 
     tree.events.wait_for("supervisor.restart", timeout=10, after=mark)
     assert tree.events.matching("supervisor.child_proven", env=None)
-    again = tree.wait_healthy("prod", pid_not=restored["pid"])
-    assert again["release"] == restored["release"]
+    again = tree.wait_healthy("prod", pid_not=restored.pid)
+    assert again.release == restored.release
     assert item_count(port) == 2
     assert [str(e.get("step")) for e in tree.events.matching("supervisor.ladder_step")] == [
         "restore"
@@ -88,14 +88,14 @@ def test_a_service_failed_over_on_a_deleted_database_is_a_data_loss_with_its_row
     add_items(port, 2, "backed-up")
     env_commands.backup(CommandContext(tree.settings, tree.registry), "prod")
     add_items(port, 3, "after-the-backup")
-    wait_until(lambda: tree.status("prod")["watched"] == ["app.db"], timeout=5)
+    wait_until(lambda: tree.status("prod").watched == ("app.db",), timeout=5)
     for name in ("app.db", "app.db-wal", "app.db-shm"):
         (layout.data / name).unlink(missing_ok=True)
 
     tree.registry.tell("environment.prod", Fail("health down for 3 checks", cause="error"))
 
     replaced = tree.events.wait_for("alert.data_replaced", timeout=15)
-    tree.wait_healthy("prod", pid_not=before["pid"])
+    tree.wait_healthy("prod", pid_not=before.pid)
     assert wait_for_loss(tree)["lost"] == ["app.db disappeared"]
     assert "app.db" in list(replaced.get("rescued"))
     saved = Path(str(replaced.get("saved_copy")))

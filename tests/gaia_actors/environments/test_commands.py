@@ -94,7 +94,7 @@ def test_backup_list_restore_and_logs(two_envs: tuple[EnvTree, Path]) -> None:
 def test_build_deploy_rollback_kill(two_envs: tuple[EnvTree, Path]) -> None:
     tree, source = two_envs
     ctx = CommandContext(tree.settings, tree.registry)
-    first = tree.status("prod")["release"]
+    first = tree.status("prod").release
     with pytest.raises(Rejected, match="no release older than"):
         env.rollback(ctx, "prod")
     (source / "MARKER").write_text("v2\n")  # new content: a new release id
@@ -112,9 +112,9 @@ def test_build_deploy_rollback_kill(two_envs: tuple[EnvTree, Path]) -> None:
     ):
         env.rollback(ctx, "prod", "nope")
 
-    before = tree.status("prod")["pid"]
+    before = tree.status("prod").pid
     assert env.kill(ctx, "prod") == {"env": "prod", "killed": before}
-    assert tree.wait_healthy("prod", pid_not=before)["release"] == first
+    assert tree.wait_healthy("prod", pid_not=before).release == first
 
 
 def test_reset_refused_without_reset_on_error_and_done_with_it(
@@ -177,10 +177,10 @@ def test_a_release_id_that_is_not_a_name_is_refused_and_nothing_is_written(
     assert set(tmp_path.rglob("*escaped*")) == outside == set()
     assert not Path("/tmp/escaped-abs").exists()
     assert sorted(p.name for p in (state / "environments" / "prod" / "releases").iterdir()) == [
-        before["release"]
+        before.release
     ]
     after = tree.status("prod")
-    assert (after["pid"], after["release"]) == (before["pid"], before["release"])
+    assert (after.pid, after.release) == (before.pid, before.release)
 
 
 def test_unknown_backup_or_release_fails_before_the_process_is_touched(
@@ -198,7 +198,7 @@ def test_unknown_backup_or_release_fails_before_the_process_is_touched(
         env.restore(ctx, "prod", "typo")
     with pytest.raises(UsageError, match=r"no backup '\.\./backups'"):
         env.restore(ctx, "prod", "../backups")
-    with pytest.raises(UsageError, match=f"no release 'typo'; releases: {before['release']}"):
+    with pytest.raises(UsageError, match=f"no release 'typo'; releases: {before.release}"):
         env.deploy(ctx, "prod", "typo")
     with pytest.raises(UsageError, match="no environment 'nope'; environments: prod, dev"):
         env.build(ctx, "nope")
@@ -206,7 +206,7 @@ def test_unknown_backup_or_release_fails_before_the_process_is_touched(
         env.restore(ctx, "prod", taken["backup"], undo=True)
 
     after = tree.status("prod")
-    assert (after["pid"], after["uptime"] > before["uptime"]) == (before["pid"], True)
+    assert (after.pid, after.uptime > before.uptime) == (before.pid, True)
     assert not [e for e in tree.events.names()[mark:] if e.startswith("environment.")]
 
 

@@ -77,7 +77,7 @@ def test_a_backup_slower_than_the_liveness_timeout_keeps_the_actor_and_its_answe
     writer = locked_ledger(tree.layout("prod").data)
     try:
         first = Asked(tree, TakeBackup("manual"))
-        wait_until(lambda: tree.status("prod")["operation"] == "backup", timeout=10)
+        wait_until(lambda: tree.status("prod").operation == "backup", timeout=10)
         second = Asked(tree, TakeBackup("manual"))  # waits its turn behind the first
         with pytest.raises(Busy, match="backup"):
             tree.ask("prod", RestoreBackup(""))
@@ -85,7 +85,7 @@ def test_a_backup_slower_than_the_liveness_timeout_keeps_the_actor_and_its_answe
         answers = 0
         while time.monotonic() < held_until:
             started = time.monotonic()
-            assert tree.status("prod")["operation"] == "backup"
+            assert tree.status("prod").operation == "backup"
             assert time.monotonic() - started < 1.0
             answers += 1
             time.sleep(0.1)  # a pace for the status queries, not a wait for the backup
@@ -107,4 +107,4 @@ def test_a_backup_slower_than_the_liveness_timeout_keeps_the_actor_and_its_answe
     node = tree.registry.node(actor_name("prod"))
     assert node is not None
     assert node.generation == 1
-    assert tree.status("prod")["operation"] is None
+    assert tree.status("prod").operation is None

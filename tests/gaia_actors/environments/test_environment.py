@@ -64,16 +64,16 @@ def test_sigkilled_process_is_restarted_and_healthy_again(
     before = tree.wait_healthy("prod")
     mark = tree.events.mark()
 
-    os.kill(before["pid"], signal.SIGKILL)
+    os.kill(before.pid, signal.SIGKILL)
 
     exited = tree.events.wait_for("environment.exited", after=mark)
-    assert exited.get("pid") == before["pid"]
+    assert exited.get("pid") == before.pid
     assert exited.get("code") == -signal.SIGKILL
-    after = tree.wait_healthy("prod", pid_not=before["pid"])
-    assert after["release"] == before["release"]
-    assert not after["adopted"]
-    assert pids_with_data_dir(tree.layout("prod").data) == [after["pid"]]
-    assert serving(tree.port("prod"), before["release"])
+    after = tree.wait_healthy("prod", pid_not=before.pid)
+    assert after.release == before.release
+    assert not after.adopted
+    assert pids_with_data_dir(tree.layout("prod").data) == [after.pid]
+    assert serving(tree.port("prod"), before.release)
     node = tree.registry.node(actor_name("prod"))
     assert node is not None
     assert node.restarts == 1
@@ -119,12 +119,12 @@ def test_a_crashing_release_is_rolled_back_and_data_that_verifies_is_kept(
     releases.switch_current(layout.root, bad.id)
     mark = tree.events.mark()
 
-    os.kill(good["pid"], signal.SIGKILL)
+    os.kill(good.pid, signal.SIGKILL)
 
     tree.events.wait_for("supervisor.ladder_step_done", lambda e: e.get("step") == "rollback")
-    recovered = tree.wait_healthy("prod", pid_not=good["pid"])
-    assert recovered["release"] == good["release"]
-    assert layout.current_release() == good["release"]
+    recovered = tree.wait_healthy("prod", pid_not=good.pid)
+    assert recovered.release == good.release
+    assert layout.current_release() == good.release
     assert item_count(tree.port("prod")) == 5  # nothing written after the backup is lost
     names = tree.events.names()[mark:]
     assert in_order(
@@ -150,13 +150,13 @@ def test_a_crashing_release_is_rolled_back_and_data_that_verifies_is_kept(
     assert tree.events.matching("environment.restored") == []
     assert tree.events.matching("alert.data_replaced") == []
     assert list(layout.root.glob("data.replaced-*")) == []
-    crashes = [e for e in tree.events.matching("environment.exited") if e.get("pid") != good["pid"]]
+    crashes = [e for e in tree.events.matching("environment.exited") if e.get("pid") != good.pid]
     assert len(crashes) == 2  # the skipped restore costs no restart
     assert all(e.get("release") == bad.id for e in crashes)
     # A crash is a failed start when it came within startsecs (0.5 s here); a loaded machine
     # can take longer than that to reach the crash, so the flag is checked against the uptime.
     assert all(e.get("failed_start") == (e.get("uptime") < 0.5) for e in crashes)
-    assert tree.events.matching("environment.rolled_back")[0].get("release") == good["release"]
+    assert tree.events.matching("environment.rolled_back")[0].get("release") == good.release
 
 
 def test_everything_failing_parks_failed_until_reset(tmp_path: Path, env_tree: StartTree) -> None:
@@ -201,7 +201,7 @@ def test_everything_failing_parks_failed_until_reset(tmp_path: Path, env_tree: S
     replaced = tree.events.wait_for("alert.data_replaced")
     assert replaced.get("saved_copy") == result["saved_copy"]
     status = tree.wait_healthy("dev")
-    assert status["release"] == fixed.id
+    assert status.release == fixed.id
     assert "supervisor.child_reset" in tree.events.names()
 
 
@@ -236,11 +236,11 @@ def test_restore_skips_a_corrupt_newest_backup(tmp_path: Path, env_tree: StartTr
 
 def assert_back_on_old(tree: EnvTree, old: dict[str, Any], bad: releases.Release) -> None:
     layout = tree.layout("prod")
-    assert layout.current_release() == old["release"]
+    assert layout.current_release() == old.release
     status = tree.wait_healthy("prod")
-    assert status["release"] == old["release"]
-    assert status["operation"] is None
-    assert serving(tree.port("prod"), old["release"])
+    assert status.release == old.release
+    assert status.operation is None
+    assert serving(tree.port("prod"), old.release)
     assert (layout.releases / bad.id).is_dir()  # imported, kept for inspection
     names = tree.events.names("environment.deploy*")
     assert names == [
@@ -274,7 +274,7 @@ def test_unhealthy_deploy_switches_back_and_the_old_release_serves(
     try:
         # While the deploy waits for its verdict the mailbox answers, and refuses a second.
         tree.events.wait_for("environment.deploy_started")
-        assert tree.status("prod")["operation"] == "deploy"
+        assert tree.status("prod").operation == "deploy"
         with pytest.raises(Busy, match="a deploy of"):
             tree.ask("prod", Rollback())
         with pytest.raises(Busy):
@@ -285,11 +285,11 @@ def test_unhealthy_deploy_switches_back_and_the_old_release_serves(
     assert len(outcome) == 1
     assert isinstance(outcome[0], EnvironmentFailure)
     assert f"deploy of {bad.id} failed" in str(outcome[0])
-    assert f"back on {old['release']}" in str(outcome[0])
+    assert f"back on {old.release}" in str(outcome[0])
     assert_back_on_old(tree, old, bad)
     row = wait_until(lambda: Deployment.select().where(Deployment.env == "prod").first())
     assert isinstance(row, Deployment)
-    assert (row.release_id, row.previous, row.status) == (bad.id, old["release"], "reverted")
+    assert (row.release_id, row.previous, row.status) == (bad.id, old.release, "reverted")
     assert row.pipeline_id == 3
 
 
@@ -317,15 +317,15 @@ def test_successful_deploy_then_rollback(tmp_path: Path, env_tree: StartTree) ->
 
     assert result["outcome"] == "succeeded"
     assert result["release"] == new.id
-    assert result["previous"] == old["release"]
+    assert result["previous"] == old.release
     assert releases.last_healthy(layout.root) == new.id
     assert serving(tree.port("prod"), new.id)
 
     back = env_commands.rollback(CommandContext(tree.settings, tree.registry), "prod")
 
-    assert back["release"] == old["release"]
-    assert serving(tree.port("prod"), old["release"])
-    assert layout.current_release() == old["release"]
+    assert back["release"] == old.release
+    assert serving(tree.port("prod"), old.release)
+    assert layout.current_release() == old.release
 
 
 def test_actor_crash_adopts_the_live_process(tmp_path: Path, env_tree: StartTree) -> None:
@@ -339,9 +339,9 @@ def test_actor_crash_adopts_the_live_process(tmp_path: Path, env_tree: StartTree
 
     wait_until(lambda: (n := tree.registry.node(actor_name("prod"))) and n.generation == 2)
     after = tree.wait_healthy("prod")
-    assert after["pid"] == before["pid"]
-    assert after["adopted"]
-    assert pids_with_data_dir(tree.layout("prod").data) == [before["pid"]]
+    assert after.pid == before.pid
+    assert after.adopted
+    assert pids_with_data_dir(tree.layout("prod").data) == [before.pid]
 
 
 def test_a_reused_pid_is_not_adopted(tmp_path: Path, env_tree: StartTree) -> None:
@@ -360,10 +360,10 @@ def test_a_reused_pid_is_not_adopted(tmp_path: Path, env_tree: StartTree) -> Non
         tree = env_tree(envs)
         status = tree.wait_healthy("prod")
 
-        assert not status["adopted"]
-        assert status["pid"] != stranger.pid
+        assert not status.adopted
+        assert status.pid != stranger.pid
         assert process.read_pidfile(layout.pidfile) == process.PidRecord(
-            status["pid"], process.proc_start_time(status["pid"]) or 0
+            status.pid, process.proc_start_time(status.pid) or 0
         )
         tree.stop()  # stopping the environment must not touch the stranger either
         assert stranger.poll() is None
@@ -395,10 +395,10 @@ def test_a_stray_process_without_pid_file_is_stopped_not_fought(
     status = tree.wait_healthy("prod")
 
     assert stray.wait(5)
-    assert status["pid"] != stray.pid
+    assert status.pid != stray.pid
     stopped = tree.events.matching("environment.stray_stopped")
     assert [e.get("pid") for e in stopped] == [stray.pid]
-    assert pids_with_data_dir(layout.data) == [status["pid"]]
+    assert pids_with_data_dir(layout.data) == [status.pid]
     assert tree.node_state("prod") == "running"
 
 
@@ -444,7 +444,7 @@ def test_a_slow_stop_inside_a_handler_is_not_taken_for_a_hung_actor(
     result = tree.ask("dev", ResetData())
 
     assert result["outcome"] == "succeeded"
-    assert tree.wait_healthy("dev")["pid"] != before["pid"]
+    assert tree.wait_healthy("dev").pid != before.pid
     assert tree.events.names("supervisor.child_hung") == []
     node = tree.registry.node(actor_name("dev"))
     assert node is not None
@@ -455,7 +455,7 @@ def test_status_of_a_process_that_died_before_its_exit_is_handled(
     tmp_path: Path, env_tree: StartTree
 ) -> None:
     tree = env_tree(one_env(tmp_path))
-    pid = tree.wait_healthy("prod")["pid"]
+    pid = tree.wait_healthy("prod").pid
     ref = tree.registry.lookup(actor_name("prod"))
     # Queue, in this order: a pause, the status query, then (by killing) the exit message.
     ref.tell(Hang(0.8))
@@ -465,9 +465,9 @@ def test_status_of_a_process_that_died_before_its_exit_is_handled(
 
     status = reply.get(timeout=10)
 
-    assert status["healthy"] is False
-    assert status["pid"] is None
-    assert status["state"] == "stopped"
+    assert status.healthy is False
+    assert status.pid is None
+    assert status.state == "stopped"
 
 
 def test_an_incomplete_release_is_refused_before_anything_stops(
@@ -487,9 +487,9 @@ def test_an_incomplete_release_is_refused_before_anything_stops(
         tree.ask("prod", Deploy(str(tmp_path / "not-a-release")))
 
     status = tree.status("prod")
-    assert status["pid"] == old["pid"]
-    assert status["operation"] is None
-    assert layout.current_release() == old["release"]
+    assert status.pid == old.pid
+    assert status.operation is None
+    assert layout.current_release() == old.release
 
 
 def test_a_release_that_cannot_be_spawned_is_switched_back_at_once(
@@ -511,11 +511,11 @@ def test_a_release_that_cannot_be_spawned_is_switched_back_at_once(
     with pytest.raises(EnvironmentFailure, match="injected: exec failed") as failure:
         tree.ask("prod", Deploy(str(new.path)))
 
-    assert f"back on {old['release']}" in str(failure.value)
-    assert layout.current_release() == old["release"]
+    assert f"back on {old.release}" in str(failure.value)
+    assert layout.current_release() == old.release
     status = tree.wait_healthy("prod")
-    assert status["release"] == old["release"]
-    assert status["operation"] is None
+    assert status.release == old.release
+    assert status.operation is None
     assert tree.node_state("prod") == "running"
     monkeypatch.setattr(process, "spawn", real_spawn)
     assert tree.ask("prod", Deploy(new.id))["outcome"] == "succeeded"  # not left Busy

@@ -114,7 +114,7 @@ def test_a_port_squatter_blocks_the_environment_which_resumes_with_its_data_once
     tree.ask("prod", TakeBackup("before"))
     add_items(port, 2, "after-backup")
 
-    os.kill(before["pid"], signal.SIGKILL)
+    os.kill(before.pid, signal.SIGKILL)
     tree.events.wait_for("environment.exited")
     other = squatter(port)
 
@@ -132,8 +132,8 @@ def test_a_port_squatter_blocks_the_environment_which_resumes_with_its_data_once
     other.wait(5)
 
     tree.events.wait_for("environment.unblocked", timeout=10)
-    after = tree.wait_healthy("prod", pid_not=before["pid"])
-    assert after["release"] == before["release"]
+    after = tree.wait_healthy("prod", pid_not=before.pid)
+    assert after.release == before.release
     assert item_count(port) == 7
 
 
@@ -212,12 +212,12 @@ def test_a_corrupt_database_is_restored_and_the_replaced_data_kept_named_and_und
     add_items(port, 3)
     backup = tree.ask("prod", TakeBackup("before"))
 
-    os.kill(before["pid"], signal.SIGSTOP)  # no write may land between the damage and the kill
+    os.kill(before.pid, signal.SIGSTOP)  # no write may land between the damage and the kill
     corrupt(layout)
-    os.kill(before["pid"], signal.SIGKILL)
+    os.kill(before.pid, signal.SIGKILL)
 
     replaced = tree.events.wait_for("alert.data_replaced", timeout=20)
-    status = tree.wait_healthy("prod", pid_not=before["pid"])
+    status = tree.wait_healthy("prod", pid_not=before.pid)
     assert item_count(port) == 3
     assert replaced.level == "critical"
     assert replaced.get("kind") == "restore"
@@ -233,8 +233,8 @@ def test_a_corrupt_database_is_restored_and_the_replaced_data_kept_named_and_und
     assert [str(e.get("step")) for e in tree.events.matching("supervisor.ladder_step")] == [
         "restore"
     ]
-    assert status["replaced_data"] == [str(saved)]
-    assert status["undo"] == "python run.py restore prod --undo"
+    assert status.replaced_data == (str(saved),)
+    assert status.undo == "python run.py restore prod --undo"
     shown = monitoring_commands.status(CommandContext(tree.settings, tree.registry))
     assert [e["replaced_data"] for e in shown["environments"]] == [[str(saved)]]
     assert f"prod: replaced data kept in {saved} (undo: python run.py restore prod --undo)" in (
@@ -276,7 +276,7 @@ def test_nothing_to_undo_is_a_usage_error(tmp_path: Path, env_tree: StartTree) -
 
     with pytest.raises(UsageError, match="no replaced data to put back"):
         env_commands.restore(ctx, "prod", undo=True)
-    assert tree.status("prod")["pid"] == before["pid"]
+    assert tree.status("prod").pid == before.pid
 
 
 # --------------------------------------------------------------------------- data loss
@@ -294,7 +294,7 @@ def test_a_deleted_database_is_data_loss_shown_in_status(
     layout = tree.layout("prod")
     tree.wait_healthy("prod")
     add_items(tree.port("prod"), 2)
-    wait_until(lambda: tree.status("prod")["watched"] == ["app.db"])
+    wait_until(lambda: tree.status("prod").watched == ("app.db",))
 
     for name in ("app.db", "app.db-wal", "app.db-shm"):
         (layout.data / name).unlink(missing_ok=True)
@@ -304,7 +304,8 @@ def test_a_deleted_database_is_data_loss_shown_in_status(
     assert loss["level"] == "critical"
     assert "restore_on_data_loss is off" in str(loss["action"])
     status = tree.status("prod")
-    assert status["data_loss"]["lost"] == ["app.db disappeared"]
+    assert status.data_loss is not None
+    assert status.data_loss.lost == ("app.db disappeared",)
     incident = wait_until(
         lambda: Incident.get_or_none(Incident.env == "prod", Incident.cause == "data_loss")
     )
@@ -322,7 +323,7 @@ def test_a_database_deleted_under_the_service_is_restored_and_its_rows_rescued(
     add_items(port, 2, "backed-up")
     tree.ask("prod", TakeBackup("before"))
     add_items(port, 3, "after-the-backup")
-    wait_until(lambda: tree.status("prod")["watched"] == ["app.db"])
+    wait_until(lambda: tree.status("prod").watched == ("app.db",))
 
     for name in ("app.db", "app.db-wal", "app.db-shm"):
         (layout.data / name).unlink(missing_ok=True)
@@ -349,7 +350,7 @@ def test_a_database_replaced_by_an_empty_one_is_restored_when_configured(
     make_db(layout.root / "extra.tmp", 5)
     os.replace(layout.root / "extra.tmp", layout.data / "extra.sqlite")
     tree.ask("prod", TakeBackup("before"))
-    wait_until(lambda: "extra.sqlite" in tree.status("prod")["watched"])
+    wait_until(lambda: "extra.sqlite" in tree.status("prod").watched)
     make_db(layout.root / "empty.tmp", 0)
 
     os.replace(layout.root / "empty.tmp", layout.data / "extra.sqlite")
@@ -408,7 +409,7 @@ def test_a_backup_schedule_with_nothing_to_back_up_is_reported(
     event = tree.events.wait_for("environment.nothing_to_back_up", timeout=15)
 
     assert "matches databases = ['*.nomatch']" in str(event.get("note"))
-    assert tree.status("prod")["backup_note"] == event.get("note")
+    assert tree.status("prod").backup_note == event.get("note")
 
 
 def test_a_healthy_release_that_now_crashes_parks_with_its_data_untouched(
@@ -424,11 +425,11 @@ def test_a_healthy_release_that_now_crashes_parks_with_its_data_untouched(
     # The release that was healthy now fails on start (as if something it needs went away).
     (layout.current / "FAULT").write_text("crash_on_start\n")
 
-    os.kill(before["pid"], signal.SIGKILL)
+    os.kill(before.pid, signal.SIGKILL)
 
     failed = tree.events.wait_for("environment.failed", timeout=30)
     reason = str(failed.get("reason"))
-    assert f"the current release {before['release']} is the last that was healthy" in reason
+    assert f"the current release {before.release} is the last that was healthy" in reason
     assert "the live data verifies (1 database(s) pass quick_check)" in reason
     assert tree.events.matching("alert.data_replaced") == []
     assert list(layout.root.glob("data.replaced-*")) == []

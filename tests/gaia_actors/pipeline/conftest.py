@@ -241,7 +241,7 @@ class PipeTree:
             except Exception:  # restarting between the check and the ask
                 return None
             served = self.served_release(env)
-            return served if status["healthy"] and served == status["release"] else None
+            return served if status.healthy and served == status.release else None
 
         result = wait_until(check, timeout=timeout, interval=0.02)
         assert isinstance(result, str)

@@ -1,0 +1,52 @@
+"""Replies that cross capabilities: typed records of what one actor answers another.
+
+An environment's status is asked by the pipeline (a rollback waits for it to be idle) and by
+``status`` (its data notes), so its record lives here, below every capability. Replies read
+only inside their own capability live beside the actor that builds them. The control
+protocol turns any of them into JSON (``control.protocol.to_json``), fields in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class DataLoss:
+    """Databases an environment lost while it ran, and the backup restored for them."""
+
+    at: float  # when the loss was noticed (epoch seconds)
+    lost: tuple[str, ...]  # what was lost, one line each
+    restored: str | bool = False  # the backup restored, or False while none is
+
+
+@dataclass(frozen=True, slots=True)
+class EnvStatus:
+    """An environment's answer to ``GetEnvStatus``: its process, release, data and whether an
+    operation (deploy, rollback, restore) holds it."""
+
+    name: str
+    state: str  # running | stopped
+    healthy: bool
+    pid: int | None
+    adopted: bool  # the process outlived a daemon and was taken over, not started
+    release: str | None
+    last_healthy: str | None
+    port: int
+    url: str
+    started_at: float
+    uptime: float
+    restarts: int
+    operation: str | None  # the operation under way, or None when idle
+    data_bytes: int
+    databases: tuple[str, ...]
+    watched: tuple[str, ...]  # what the data-loss watch has seen
+    backup_note: str  # why scheduled backups would back up nothing, or ""
+    data_loss: DataLoss | None
+    replaced_data: tuple[str, ...]  # data a restore or reset replaced, kept (newest first)
+    undo: str | None  # the command that puts the replaced data back
+    log_bytes: int
+    releases: tuple[str, ...]  # newest first
+
+
+__all__ = ["DataLoss", "EnvStatus"]
