@@ -154,10 +154,6 @@ class Registry:
             since = info.since or (old.since if same and old else time.time())
             self._nodes[info.name] = replace(info, since=since)
 
-    def forget(self, name: str) -> None:
-        with self._lock:
-            self._nodes.pop(name, None)
-
     def snapshot(self) -> list[NodeInfo]:
         with self._lock:
             return list(self._nodes.values())

@@ -111,7 +111,6 @@ class ChildSpec:
     needs_ladder: LadderCheck | None = None
     ping: bool = True
     supervisor: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -157,7 +157,7 @@ class Cycle(CycleReport):
             )
         if self.test_kind == "command":
             return self._run_test_command()
-        return TestRun("none", RunStatus.SKIPPED, reason=self.test_reason)
+        return TestRun(RunStatus.SKIPPED, reason=self.test_reason)
 
     def _run_test_command(self) -> TestRun:
         argv = self.plan.command(self.plan.settings.test_command)
@@ -167,13 +167,12 @@ class Cycle(CycleReport):
                 argv, self.plan.target, timeout=self.plan.settings.timeout, env=env
             )
         except CommandError as exc:
-            return TestRun("command", RunStatus.ERROR, argv, reason=str(exc))
+            return TestRun(RunStatus.ERROR, argv, reason=str(exc))
         if result.timed_out:
             status = RunStatus.TIMED_OUT
         else:
             status = RunStatus.PASSED if result.ok else RunStatus.FAILED
         return TestRun(
-            "command",
             status,
             argv,
             result.returncode,

@@ -57,7 +57,6 @@ class Slot:
     incarnation: str = ""
     ready: bool = False
     batch: Batch | None = None
-    sent_at: float = 0.0
 
 
 @dataclass

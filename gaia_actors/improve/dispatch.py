@@ -108,7 +108,7 @@ class AnalysisDispatch(GaiaActor):
                 continue
             batch = run.queue.popleft()
             if self.tell(slot.name, self._order(run, batch)):
-                slot.batch, slot.sent_at = batch, time.time()
+                slot.batch = batch
             else:  # restarting: its WorkerReady will bring it back
                 run.queue.appendleft(batch)
                 slot.ready = False

@@ -28,7 +28,7 @@ def run_go_tests(
 ) -> TestRun:
     """``go test -json -cover`` in ``target``; skipped when ``go`` is not installed."""
     if which(go) is None:
-        return TestRun("go test", RunStatus.SKIPPED, reason=f"{go} not found on PATH")
+        return TestRun(RunStatus.SKIPPED, reason=f"{go} not found on PATH")
     top = Path(target).resolve()
     with tempfile.TemporaryDirectory(prefix="gaia-gotest-") as tmp:
         profile = Path(tmp) / "cover.out"
@@ -36,14 +36,14 @@ def run_go_tests(
         try:
             result = run_command(argv, top, timeout=timeout)
         except CommandError as exc:
-            return TestRun("go test", RunStatus.ERROR, tuple(argv), reason=str(exc))
+            return TestRun(RunStatus.ERROR, tuple(argv), reason=str(exc))
         junit, _packages = parse_go_test_json(result.stdout)
         coverage = None
         if profile.exists():
             text = profile.read_text(encoding="utf-8", errors="replace")
             coverage = parse_go_coverprofile(text, _go_module(top))
     gaps = coverage_gaps(coverage, threshold) if coverage else []
-    return finished_run("go test", result, junit=junit, coverage=coverage, gaps=gaps, reason="")
+    return finished_run(result, junit=junit, coverage=coverage, gaps=gaps, reason="")
 
 
 def parse_go_test_json(stdout: str) -> tuple[JUnitReport, dict[str, float]]:

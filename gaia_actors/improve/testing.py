@@ -62,7 +62,6 @@ class TestRun:
 
     __test__ = False
 
-    tool: str
     status: RunStatus
     command: tuple[str, ...] = ()
     returncode: int | None = None
@@ -112,9 +111,7 @@ def run_python_tests(
     top = Path(target).resolve()
     missing = [m for m in ("pytest", "coverage") if not _has_module(opts.python, m, top)]
     if "pytest" in missing:
-        return TestRun(
-            "pytest", RunStatus.SKIPPED, reason=f"pytest is not importable by {opts.python}"
-        )
+        return TestRun(RunStatus.SKIPPED, reason=f"pytest is not importable by {opts.python}")
     with tempfile.TemporaryDirectory(prefix="gaia-tests-") as tmp:
         work = Path(tmp)
         env = {**opts.env, "COVERAGE_FILE": str(work / ".coverage"), "PYTHONDONTWRITEBYTECODE": "1"}
@@ -122,13 +119,13 @@ def run_python_tests(
         try:
             result = run_command(argv, top, timeout=timeout, env=env)
         except CommandError as exc:
-            return TestRun("pytest", RunStatus.ERROR, tuple(argv), reason=str(exc))
+            return TestRun(RunStatus.ERROR, tuple(argv), reason=str(exc))
         junit = _read_junit(work / "junit.xml")
         coverage = None if missing else _coverage_report(opts.python, top, work, env, timeout)
     gaps = coverage_gaps(coverage, opts.threshold, only=opts.only) if coverage else []
     problems = find_problems(junit, result, top)
     reason = "coverage is not importable: no coverage measured" if missing else ""
-    run = finished_run("pytest", result, junit=junit, coverage=coverage, gaps=gaps, reason=reason)
+    run = finished_run(result, junit=junit, coverage=coverage, gaps=gaps, reason=reason)
     if not problems:
         return run
     return replace(run, problems=problems, reason=reason or summarise(problems))
@@ -177,7 +174,6 @@ def _coverage_report(
 
 
 def finished_run(
-    tool: str,
     result: CommandResult,
     *,
     junit: JUnitReport | None,
@@ -194,7 +190,6 @@ def finished_run(
     else:
         status = RunStatus.ERROR
     return TestRun(
-        tool=tool,
         status=status,
         command=result.argv,
         returncode=result.returncode,

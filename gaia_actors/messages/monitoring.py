@@ -88,4 +88,3 @@ class ServiceCounters:
     env: str
     requests: float | None
     errors: float | None
-    scraped_at: float

@@ -27,7 +27,6 @@ class EnvState:
     proc: ProcessInfo = field(default_factory=ProcessInfo)
     requests: float | None = None
     errors: float | None = None
-    counters_at: float | None = None
     start_window: float = 30.0  # how long a just-started process may refuse connections
     window_until: float | None = None  # monotonic end of a start window an event opened
     answered_pid: int | None = None  # the process that last answered a check

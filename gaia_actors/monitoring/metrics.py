@@ -247,7 +247,6 @@ class MetricsCollector(GaiaActor):
                 result.env,
                 total(report.samples, self.cfg.requests_metric),
                 total(report.samples, self.cfg.errors_metric),
-                result.scraped_at,
             ),
         )
 

@@ -216,7 +216,6 @@ class HealthMonitor(GaiaActor):
         state = self.envs.get(message.env)
         if state is not None:
             state.requests, state.errors = message.requests, message.errors
-            state.counters_at = message.scraped_at
 
     # Start windows and failures: check an environment often while it starts (until it first
     # answers) and while it fails (until it is down)
