@@ -1,6 +1,14 @@
 """Resource bounds of the daemon.
 
     python benchmarks/resources.py [--envs 50] [--window 30] [--json]
+    python benchmarks/resources.py --scale 3,50,200
+
+``--scale`` measures only the cost per environment, at each count side by side: the bare
+demo services alone (spawned at once, until all answer /health) as the baseline, then the
+daemon on a fresh state with that many environments (start to all healthy, and after a few
+seconds its threads by name, its RSS, its service and helper processes), and the cost of each
+environment added between the counts.
+
 
 In one run, on the shipped ``config/gaia.toml`` (its intervals kept; only ports, paths and
 the console changed, as in chaos_soak.py's ``local_config``):
@@ -25,10 +33,16 @@ the console changed, as in chaos_soak.py's ``local_config``):
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import itertools
 import json
+import os
+import re
+import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +56,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.chaos_soak import (  # noqa: E402 - needs the sys.path entry above
+    DEMO,
     Harness,
+    free_ports,
+    http_get,
     local_config,
     proc_status,
     running_daemon,
@@ -314,6 +331,134 @@ def run(envs: int, window: float, log: Callable[[str], None] = print) -> dict[st
     return results
 
 
+# --------------------------------------------------------------------------- cost per environment
+
+
+@dataclass
+class Scale:
+    """What ``envs`` environments cost: the daemon beside the bare services alone."""
+
+    envs: int
+    bare_start_s: float  # the services alone, spawned at once, until all answer /health
+    bare_rss: int  # their total RSS
+    start_s: float  # the daemon, fresh state, until all answer /health
+    threads: int  # the daemon's
+    rss: int  # the daemon's
+    services: int  # service processes (pid files)
+    helpers: int  # every other process the daemon started that is alive
+    names: dict[str, int]  # the daemon's threads by name, digits folded to '#'
+
+
+def bare_services(envs: int) -> tuple[float, int]:
+    """Start ``envs`` demo services with no daemon; seconds until all answer, total RSS."""
+    with tempfile.TemporaryDirectory(prefix="gaia-bare-") as tmp:
+        ports = free_ports(envs)
+        started = time.monotonic()
+        children = [
+            subprocess.Popen(
+                [sys.executable, str(DEMO / "server.py")],
+                cwd=DEMO,
+                env={**os.environ, "PORT": str(port), "DATA_DIR": f"{tmp}/{port}",
+                     "RELEASE_ID": "bare", "ENV_NAME": f"bare{port}", "LOG_LEVEL": "info"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            for port in ports
+        ]  # fmt: skip
+        try:
+            pending = set(ports)
+
+            def up() -> bool:
+                pending.difference_update([p for p in pending if http_get(p, "/health")[0] == 200])
+                return not pending
+
+            if not wait_for(up, UP_TIMEOUT, interval=0.02):
+                raise RuntimeError(f"bare services not all healthy within {UP_TIMEOUT:g}s")
+            seconds = time.monotonic() - started
+            rss = sum(proc_status(child.pid).get("rss", 0) for child in children)
+        finally:
+            for child in children:
+                with contextlib.suppress(OSError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        return seconds, rss
+
+
+def thread_names(h: Harness) -> dict[str, int]:
+    """The daemon's threads by name (its ``resources`` command), digits folded to '#'."""
+    names: collections.Counter[str] = collections.Counter()
+    for name, count in h.command("resources")["threads_by_name"].items():
+        names[re.sub(r"\d+", "#", name)] += count
+    return dict(names.most_common())
+
+
+def children_of(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            raw = stat.read_bytes()
+            fields = raw[raw.rindex(b")") + 2 :].split()
+            if int(fields[1]) == pid and fields[0] != b"Z":
+                found.append(int(stat.parent.name))
+    return found
+
+
+def scale_point(envs: int, settle: float) -> Scale:
+    bare_s, bare_rss = bare_services(envs)
+    with running_daemon(local_config({f"env{i:03d}": {} for i in range(envs)})) as h:
+        start = start_to_healthy(h)
+        time.sleep(settle)  # let the first health rounds and timers pass before counting
+        status = proc_status(h.pid)
+        services = {pid for env in h.envs if (pid := h.service_pid(env)) is not None}
+        helpers = [pid for pid in children_of(h.pid) if pid not in services]
+        return Scale(
+            envs, bare_s, bare_rss, start, status["threads"], status["rss"], len(services),
+            len(helpers), thread_names(h),
+        )  # fmt: skip
+
+
+def scale_table(points: list[Scale]) -> list[str]:
+    """The points side by side, then the cost of each added environment between them."""
+    mib = 2**20
+    rows = [
+        ("environments", lambda p: f"{p.envs}"),
+        ("bare services: start to all healthy", lambda p: f"{p.bare_start_s:.2f} s"),
+        ("daemon: start to all healthy", lambda p: f"{p.start_s:.2f} s"),
+        ("daemon / bare start", lambda p: f"{p.start_s / p.bare_start_s:.2f}x"),
+        ("daemon threads", lambda p: f"{p.threads}"),
+        ("daemon RSS", lambda p: f"{p.rss / mib:.1f} MiB"),
+        ("service processes", lambda p: f"{p.services}"),
+        ("helper processes", lambda p: f"{p.helpers}"),
+        ("bare services' RSS", lambda p: f"{p.bare_rss / mib:.1f} MiB"),
+    ]
+    lines = [f"{label:<38}" + "".join(f"{cell(p):>14}" for p in points) for label, cell in rows]
+    for low, high in itertools.pairwise(points):
+        n = high.envs - low.envs
+        lines.append(
+            f"per environment added, {low.envs} -> {high.envs}: "
+            f"{(high.threads - low.threads) / n:.2f} threads, "
+            f"{(high.helpers - low.helpers) / n:.2f} helper processes, "
+            f"{(high.rss - low.rss) / n / 1024:.0f} KiB daemon RSS, "
+            f"{(high.start_s - low.start_s) / n * 1000:.1f} ms start "
+            f"(bare {(high.bare_start_s - low.bare_start_s) / n * 1000:.1f} ms)"
+        )
+    top = points[-1]
+    lines.append(f"daemon threads at {top.envs} environments by name: {top.names}")
+    return lines
+
+
+def scale(counts: Sequence[int], settle: float, log: Callable[[str], None]) -> list[Scale]:
+    points = []
+    for envs in counts:
+        points.append(scale_point(envs, settle))
+        log(f"measured {envs} environments")
+    for line in scale_table(points):
+        log(line)
+    return points
+
+
 def _steady(s: Steady) -> str:
     return (
         f"daemon RSS {s.rss_median / 2**20:.1f} MiB (max {s.rss_max / 2**20:.1f}), "
@@ -341,8 +486,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--envs", type=int, default=50)
     parser.add_argument("--window", type=float, default=30.0, help="seconds of sampling")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--scale",
+        metavar="N,N,...",
+        help="only the cost per environment at these counts, e.g. 3,50,200",
+    )
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before counting")
     args = parser.parse_args(argv)
-    results = run(args.envs, args.window, lambda s: print(s, flush=True))
+    say = lambda s: print(s, flush=True)  # noqa: E731
+    if args.scale:
+        counts = [int(n) for n in args.scale.split(",")]
+        points = scale(counts, args.settle, say)
+        if args.json:
+            print(json.dumps([p.__dict__ for p in points], indent=2))
+        return 0
+    results = run(args.envs, args.window, say)
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     return 0
