@@ -12,9 +12,10 @@ while a job runs:
 - a restore, reset or undo asked meanwhile is refused with ``Busy`` naming the job, at once,
   rather than queued behind an unknown amount of work: the asker retries or gives up (the
   pipeline's rollback retries on Busy), and nothing is done behind an operator's back;
-- what could replace the data by itself (``Fail``, which looks for lost data first, the
-  data-loss watch and housekeeping) and the process's news (a verdict about it, its exit,
-  which a restore makes stale) wait until the job ends (gen_statem's postpone);
+- what could replace the data by itself (``Fail``, which looks for lost data first, and the
+  data-loss watch) and the process's news (a verdict about it, its exit, which a restore
+  makes stale) wait until the job ends (gen_statem's postpone); housekeeping leaves the
+  backups alone until the next tick;
 - an actor that stops or fails waits for its job to end first, so the recovery ladder's
   restore (which runs once the actor is down) never meets a backup of the same data.
 """

@@ -49,9 +49,9 @@ from gaia_actors.messages import (
 from gaia_actors.replies import EnvStatus
 from gaia_actors.settings import backup_interval
 
-# What waits while a data job runs: the process's news (a verdict about it, its exit), what may
-# replace the data by itself (a failure looks for lost data first) or prune backups.
-_WAIT_FOR_JOB = (HealthWaited, ProcessExited, Fail, CheckData, Housekeeping)
+# What waits while a data job runs: the process's news (a verdict about it, its exit) and what
+# may replace the data by itself (a failure looks for lost data first).
+_WAIT_FOR_JOB = (HealthWaited, ProcessExited, Fail, CheckData)
 
 
 class EnvironmentActor(ReleaseOperations, DataLossOperations):
@@ -168,9 +168,10 @@ class EnvironmentActor(ReleaseOperations, DataLossOperations):
 
     def _housekeeping(self) -> None:
         process.prune_logs(self.layout.logs, self.config.log_retention_days)
-        backups.prune_backups(
-            self.layout.backups, self.config.backup_keep, self.config.backup_max_age_days
-        )
+        if self.now.job is None:  # a job may be writing or reading a backup: the next tick
+            backups.prune_backups(
+                self.layout.backups, self.config.backup_keep, self.config.backup_max_age_days
+            )
         self._prune_releases()
 
     def _status(self) -> EnvStatus:
