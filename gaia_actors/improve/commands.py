@@ -46,7 +46,6 @@ class CommandResult:
     """How a command ended and what it printed."""
 
     argv: tuple[str, ...]
-    cwd: str
     returncode: int
     stdout: str
     stderr: str
@@ -101,7 +100,6 @@ def run_command(
         raise CommandError(argv, str(cwd), reason) from exc
     return CommandResult(
         argv=tuple(argv),
-        cwd=str(cwd),
         returncode=result.exit_code,
         stdout=result.stdout,
         stderr=result.stderr,

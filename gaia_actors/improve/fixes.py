@@ -250,4 +250,4 @@ def _run_tests(
     try:
         return run_command(argv, cwd, timeout=timeout, env={"PYTHONDONTWRITEBYTECODE": "1", **env})
     except CommandError as exc:
-        return CommandResult(tuple(argv), str(cwd), 127, "", str(exc), 0.0, False)
+        return CommandResult(tuple(argv), 127, "", str(exc), 0.0, False)
