@@ -28,9 +28,17 @@ class ReleaseError(GaiaError):
         super().__init__(f"{path}: {problem}")
 
 
+_ACTOR_PREFIX = "environment."
+
+
 def actor_name(env: str) -> str:
     """The registry name of the actor that runs environment ``env``."""
-    return f"environment.{env}"
+    return f"{_ACTOR_PREFIX}{env}"
+
+
+def env_of(actor: str) -> str | None:
+    """The environment whose actor is named ``actor``; None for any other actor."""
+    return actor.removeprefix(_ACTOR_PREFIX) if actor.startswith(_ACTOR_PREFIX) else None
 
 
 def current_release(env_dir: Path) -> str | None:

@@ -42,6 +42,7 @@ from gaia_actors.events import (
     SupervisorEvent,
     matches,
 )
+from gaia_actors.layout import actor_name, env_of
 from gaia_actors.messages import (
     Event,
     Fail,
@@ -60,7 +61,6 @@ from supervisors import Link
 __all__ = ["FailoverAgent"]
 
 EVENT_PATTERNS = (HealthEvent.ALL, EnvironmentEvent.ALL, SupervisorEvent.ALL)
-_ENV_PREFIX = "environment."
 
 
 class FailoverAgent(IncidentBook):
@@ -161,13 +161,13 @@ class FailoverAgent(IncidentBook):
             f"health down for {checks} consecutive checks while process {report.pid} is "
             f"alive ({report.reason})"
         )
-        delivered = self.tell(f"{_ENV_PREFIX}{env}", Fail(reason, cause=cause))
+        delivered = self.tell(actor_name(env), Fail(reason, cause=cause))
         watch.failovers.append(time.monotonic())
         incident.failovers += 1
         if delivered:
             watch.failed_pid = report.pid
         else:
-            incident.notes.append(f"{_ENV_PREFIX}{env} was not running to receive Fail")
+            incident.notes.append(f"{actor_name(env)} was not running to receive Fail")
         self.triggered += 1
         self.publish(
             FailoverEvent.TRIGGERED,
@@ -256,9 +256,8 @@ class FailoverAgent(IncidentBook):
         if monitor_restarted(event):
             self.tell("monitor", WatchHealth(self.name))
             return
-        child = str(event.get("child", ""))
-        env = child.removeprefix(_ENV_PREFIX)
-        watch = self.envs.get(env) if child.startswith(_ENV_PREFIX) else None
+        env = env_of(str(event.get("child", "")))
+        watch = self.envs.get(env) if env is not None else None
         if watch is None or watch.incident is None:
             return
         if event.name == SupervisorEvent.RESTART:
