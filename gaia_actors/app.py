@@ -4,6 +4,7 @@
     ├── store
     ├── bus
     └── services (one_for_one)
+        ├── alerts (one_for_one): alerts.router, alerts.receiver.<name> for each receiver
         ├── environments (one_for_one; each child with the recovery ladder)
         ├── monitor · metrics · failover · balancer · pipeline
         ├── improvement (rest_for_one): improve, improve.workers (one_for_one)
@@ -31,6 +32,9 @@ import pykka.debug
 import structlog
 
 from gaia_actors import logs, monitoring, pipeline
+from gaia_actors.alerts import commands as alert_commands
+from gaia_actors.alerts import tree as alerts_tree
+from gaia_actors.alerts.final import send_last_alert
 from gaia_actors.bus import EventBus
 from gaia_actors.control import commands, core_commands
 from gaia_actors.control import server as control
@@ -215,6 +219,7 @@ def _capabilities(
 
 
 CAPABILITIES: list[types.ModuleType] = [
+    alerts_tree,  # first: its router subscribes before anything it alerts on is published
     environment_tree,
     monitoring,
     pipeline,
@@ -229,6 +234,7 @@ COMMAND_GROUPS: tuple[tuple[types.ModuleType, str], ...] = (
     (pipeline_commands, "Promotions"),
     (environment_commands, "Releases, data and processes"),
     (improve_commands, "Self-improvement"),
+    (alert_commands, "Alerts and silences"),
     (core_commands, "The daemon, its actors and fault injection"),
 )
 for _module, _title in COMMAND_GROUPS:
@@ -245,6 +251,7 @@ class Daemon:
         self.exit_code = EXIT_OK
         self.root: pykka.ActorRef[Any] | None = None
         self._lock: StateLock | None = None
+        self.escalation: Escalation | None = None
 
     def run(self) -> int:
         self.acquire_lock()
@@ -264,6 +271,7 @@ class Daemon:
                 self.check_lock()
         finally:
             self.stop()
+            self.last_alert()
             log.info("daemon.stopped", exit_code=self.exit_code)
             logs.shutdown()
             self.release_lock()
@@ -293,7 +301,25 @@ class Daemon:
             reason=escalation.reason,
         )
         self.exit_code = EXIT_ESCALATED
+        self.escalation = escalation
         self.stop_requested.set()
+
+    def last_alert(self) -> None:
+        """The root's escalation to the alert receivers, the last thing the daemon sends
+        (bounded by ``[alerts] final_timeout``)."""
+        if self.escalation is None or not self.settings.alerts.receivers:
+            return
+        try:
+            sent = send_last_alert(
+                self.settings,
+                alerts_tree.default_sender,
+                self.escalation.child,
+                self.escalation.reason,
+            )
+        except Exception as exc:  # noqa: BLE001 - the daemon exits all the same; it is logged
+            log.error("daemon.last_alert_failed", error=str(exc))
+            return
+        log.info("daemon.last_alert", receivers=sent)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -24,6 +24,7 @@ __all__ = [
     "OPERATION_REVERTED",
     "OPERATION_STARTED",
     "AlertEvent",
+    "AlertRouterEvent",
     "CycleProgress",
     "EnvironmentEvent",
     "FailoverEvent",
@@ -160,6 +161,22 @@ class AlertEvent:
     DATA_LOSS: Final = "alert.data_loss"  # databases gone or damaged; ``lost``, ``action``
     DATA_REPLACED: Final = "alert.data_replaced"  # data restored or reset; ``kind``, ``undo``
     IMPROVE_REGRESSED: Final = "alert.improve_regressed"  # a cycle fell behind the one before
+
+
+class AlertRouterEvent:
+    """The alert router and its receivers: alerts raised from the events above, silences, and
+    the notifications sent (``receiver``, ``notification``, ``attempts``)."""
+
+    ALL: Final = "alerts.*"
+
+    FIRING: Final = "alerts.firing"  # raised and stored; ``key``, ``alert``, ``summary``
+    RESOLVED: Final = "alerts.resolved"  # its condition ended; ``key``, ``alert``
+    SILENCED: Final = "alerts.silenced"  # held back by a silence; ``key``, ``silence``
+    SILENCE_ADDED: Final = "alerts.silence_added"  # ``id``, ``alert``, ``reason``, ``expires``
+    SILENCE_ENDED: Final = "alerts.silence_ended"  # lifted or expired; ``id``, ``alert``
+    NOTIFICATION_SENT: Final = "alerts.notification_sent"  # the receiver's ``answer``
+    DELIVERY_FAILED: Final = "alerts.delivery_failed"  # an attempt failed; ``error``, ``retry_in``
+    DELIVERY_ABANDONED: Final = "alerts.delivery_abandoned"  # given up; ``error``
 
 
 class StoreEvent:

@@ -23,6 +23,7 @@ from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
 from gaia_actors.monitoring.incidents import incident_rows
 from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.monitoring.stored import (
+    firing_alerts,
     last_known,
     recent_checks,
     stored_snapshot,
@@ -53,6 +54,7 @@ def status(ctx: CommandContext) -> dict[str, Any]:
             "daemon": False,
             "environments": [last_known(ctx, s) for s in stored_snapshots(ctx)],
             "actors": [],
+            "alerts": firing_alerts(),
         }
     snapshots, source = _live_snapshots(ctx, registry)
     restarts = {node.name: node.restarts for node in registry.snapshot()}
@@ -63,6 +65,7 @@ def status(ctx: CommandContext) -> dict[str, Any]:
         "source": source,
         "environments": snapshots,
         "store": _store_state(registry),
+        "alerts": firing_alerts(),
         "actors": _actors(registry),
     }
 

@@ -15,6 +15,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from gaia_actors.events import (
+    AlertRouterEvent,
     EnvironmentEvent,
     FailoverEvent,
     IncidentEvent,
@@ -29,6 +30,12 @@ from gaia_actors.monitoring.scrape import ScrapeResult
 STATUSES = ("healthy", "degraded", "down", "unknown")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# The alert actors' events and the result each counts as (gaia_alert_notifications).
+ALERT_DELIVERIES = {
+    AlertRouterEvent.NOTIFICATION_SENT: "sent",
+    AlertRouterEvent.DELIVERY_FAILED: "failed",
+    AlertRouterEvent.DELIVERY_ABANDONED: "abandoned",
+}
 
 
 class Exporter:
@@ -94,6 +101,17 @@ class Exporter:
             ["env", "kind"],
             registry=reg,
         )
+        self.alerts = Counter(
+            "gaia_alerts", "Alerts raised, by alert name and severity.", ["alert", "severity"],
+            registry=reg,
+        )  # fmt: skip
+        self.alert_notifications = Counter(
+            "gaia_alert_notifications",
+            "Notification sends to alert receivers, by result: sent, failed (an attempt, "
+            "retried) or abandoned (retried for [alerts] retry_for in vain).",
+            ["receiver", "result"],
+            registry=reg,
+        )
         self.server: WSGIServer | None = None
         self.address = ""
 
@@ -114,6 +132,11 @@ class Exporter:
             self.failovers.labels(event.env).inc()
         elif name == IncidentEvent.RECOVERED:
             self.recoveries.labels(event.env, str(event.get("cause", ""))).inc()
+        elif name in ALERT_DELIVERIES:
+            receiver = str(event.get("receiver", ""))
+            self.alert_notifications.labels(receiver, ALERT_DELIVERIES[name]).inc()
+        elif name == AlertRouterEvent.FIRING:
+            self.alerts.labels(str(event.get("alert", "")), event.level).inc()
         elif matches(name, EnvironmentEvent.ALL):
             self.recovery_actions.labels(event.env, name.partition(".")[2]).inc()
         elif matches(name, PipelineEvent.ALL, StageEvent.ALL):

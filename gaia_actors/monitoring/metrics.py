@@ -34,6 +34,7 @@ from typing import Any
 from gaia_actors import httpclient
 from gaia_actors.actor import GaiaActor
 from gaia_actors.events import (
+    AlertRouterEvent,
     EnvironmentEvent,
     FailoverEvent,
     IncidentEvent,
@@ -70,6 +71,7 @@ EVENT_PATTERNS = (
     EnvironmentEvent.RESET,
     PipelineEvent.ALL,
     StageEvent.ALL,
+    AlertRouterEvent.ALL,
 )
 _OVERDUE_SLACK_S = 20.0
 _LISTEN_RETRY_S = (1.0, 30.0)  # first and longest wait before trying a busy port again

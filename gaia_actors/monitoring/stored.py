@@ -1,5 +1,5 @@
 """What ``status`` and ``health`` read from the store: each environment's newest stored check,
-its recent checks, and its last known state while no daemon runs.
+its recent checks, its last known state while no daemon runs, and the alerts firing.
 """
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from gaia_actors import formatting
 from gaia_actors.control.commands import CommandContext
 from gaia_actors.events import SupervisorEvent
 from gaia_actors.layout import Layout, actor_name
 from gaia_actors.process import PidFileError, is_same_process, read_pidfile
-from gaia_actors.store.models import ActorRestart, HealthCheck
+from gaia_actors.store.models import ActorRestart, AlertRow, HealthCheck
 
 
 def stored_snapshots(ctx: CommandContext) -> list[dict[str, Any]]:
@@ -95,4 +96,21 @@ def recent_checks(env: str, limit: int) -> list[dict[str, Any]]:
             "reason": row.reason,
         }
         for row in query
+    ]
+
+
+def firing_alerts() -> list[dict[str, Any]]:
+    """The alerts firing now (the alert router stores them), oldest first."""
+    model: Any = AlertRow
+    rows = model.select().where(model.status == "firing", model.lasting == True)  # noqa: E712 - peewee's SQL comparison
+    return [
+        {
+            "alert": row.name,
+            "env": row.env or "-",
+            "severity": row.severity,
+            "since": formatting.ago(row.started),
+            "summary": row.summary,
+            "silenced": row.silenced_by is not None,
+        }
+        for row in rows.order_by(model.started)
     ]

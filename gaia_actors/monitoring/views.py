@@ -14,17 +14,27 @@ def render_status(result: Any) -> str:
     if not isinstance(result, dict) or "environments" not in result:
         return formatting.value(result)
     if result.get("daemon") is False:
-        return _render_last_known(result["environments"])
+        last_known = [_render_last_known(result["environments"])]
+        return "\n".join(last_known + _alerts_lines(result.get("alerts")))
     rows = [_readable(env) for env in result["environments"]]
     parts = [f"environments (from {result.get('source', '?')}):"]
     parts.append(formatting.table(rows, "  ") if rows else "  (none configured)")
     parts += data_lines(result["environments"])
     if result.get("store"):
         parts.append(_store_line(result["store"]))
+    parts += _alerts_lines(result.get("alerts"))
     actors = result.get("actors") or []
     if actors:
         parts += ["", "actors:", formatting.table(actors, "  ")]
     return "\n".join(parts)
+
+
+def _alerts_lines(alerts: list[dict[str, Any]] | None) -> list[str]:
+    if alerts is None:
+        return []
+    if not alerts:
+        return ["alerts firing: none"]
+    return [f"alerts firing ({len(alerts)}, see: alerts):", formatting.table(alerts, "  ")]
 
 
 def _render_last_known(environments: list[dict[str, Any]]) -> str:

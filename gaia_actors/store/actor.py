@@ -329,10 +329,27 @@ class Store(GaiaActor):
             model: Any = TABLES[table]
             removed += model.delete().where(model.ts < now - days * 86400).execute(self._db)
         removed += self._prune_pipelines(self.settings.pipeline.keep)
+        removed += self._prune_alerts(now - self.settings.alerts.retention_days * 86400)
         freed = self._vacuum() if removed else 0
         if removed:
             self.log.info("store.pruned", rows=removed, pages_freed=freed)
         return removed
+
+    def _prune_alerts(self, before: float) -> int:
+        """Alerts that ended, notifications no longer pending and silences over, older than
+        ``before``; a firing alert or a pending notification stays however old."""
+        alerts: Any = TABLES["alerts"]
+        notifications: Any = TABLES["notifications"]
+        silences: Any = TABLES["silences"]
+        queries = (
+            alerts.delete().where(alerts.started < before, alerts.status != "firing"),
+            alerts.delete().where(alerts.started < before, alerts.lasting == False),  # noqa: E712 - SQL
+            notifications.delete().where(
+                notifications.created < before, notifications.state != "pending"
+            ),
+            silences.delete().where(silences.expires < before),
+        )
+        return sum(int(query.execute(self._db)) for query in queries)
 
     def _prune_pipelines(self, keep: int) -> int:
         """Promotions beyond the newest ``keep`` go, with their stages; one still running or

@@ -296,6 +296,64 @@ class TaskRow(BaseModel):
         table_name = "tasks"
 
 
+class AlertRow(BaseModel):
+    """An alert the router raised: ``key`` is stable while its condition lasts; an alert
+    without a resolved counterpart (``lasting`` false) ends when it is notified."""
+
+    key = peewee.CharField(index=True)
+    name = peewee.CharField(index=True)
+    severity = peewee.CharField()
+    status = peewee.CharField(default="firing", index=True)  # firing | resolved
+    env = peewee.CharField(default="", index=True)
+    summary = peewee.TextField(default="")
+    event = peewee.CharField(default="")
+    started = peewee.FloatField(index=True)
+    ended = peewee.FloatField(null=True)
+    lasting = peewee.BooleanField(default=True)
+    silenced_by = peewee.IntegerField(null=True)  # the silence that held it back
+    details = JSONField(default=dict)
+
+    class Meta:
+        table_name = "alerts"
+
+
+class NotificationRow(BaseModel):
+    """One message to one receiver, stored before it is sent; ``uid`` stays the same across
+    retries and restarts. ``body`` holds the notification itself, to resend it unchanged."""
+
+    uid = peewee.CharField(unique=True)
+    receiver = peewee.CharField(index=True)
+    group = peewee.CharField(default="")
+    status = peewee.CharField(default="firing")  # firing | resolved
+    created = peewee.FloatField(index=True)
+    state = peewee.CharField(default="pending", index=True)  # pending | delivered | abandoned
+    attempts = peewee.IntegerField(default=0)
+    next_attempt = peewee.FloatField(null=True)
+    delivered = peewee.FloatField(null=True)
+    answer = peewee.TextField(default="")  # what the receiver answered ("HTTP 200")
+    error = peewee.TextField(default="")  # the last failed attempt's reason
+    alert_ids = JSONField(default=list)
+    body = JSONField(default=dict)
+
+    class Meta:
+        table_name = "notifications"
+
+
+class SilenceRow(BaseModel):
+    """Alerts matching ``env`` and ``alert`` (globs) are not sent from ``created`` until
+    ``expires``, or ``ended`` if an operator lifted it earlier."""
+
+    env = peewee.CharField(default="*")
+    alert = peewee.CharField(default="*")
+    reason = peewee.TextField(default="")
+    created = peewee.FloatField(index=True)
+    expires = peewee.FloatField(index=True)
+    ended = peewee.FloatField(null=True)
+
+    class Meta:
+        table_name = "silences"
+
+
 MODELS: list[type[BaseModel]] = [
     EventRow,
     ActorRestart,
@@ -310,5 +368,8 @@ MODELS: list[type[BaseModel]] = [
     ImproveCycle,
     FindingRow,
     TaskRow,
+    AlertRow,
+    NotificationRow,
+    SilenceRow,
 ]
 TABLES: dict[str, type[BaseModel]] = {m._meta.table_name: m for m in MODELS}

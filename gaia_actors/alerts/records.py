@@ -1,0 +1,93 @@
+"""Alerts and notifications as the store keeps them, and back.
+
+A notification is stored whole (``NotificationRow.body``) before it is sent, so one resent
+after a restart is the same message with the same id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import peewee
+
+from gaia_actors.alerts.model import Alert, Notification
+from gaia_actors.store.models import AlertRow, NotificationRow
+
+_ALERT_FIELDS = (
+    "key", "name", "severity", "status", "env", "summary", "event", "started", "ended",
+    "incident_id",
+)  # fmt: skip
+
+
+def alert_body(alert: Alert) -> dict[str, Any]:
+    body = {name: getattr(alert, name) for name in _ALERT_FIELDS}
+    body["details"] = dict(alert.details)
+    return body
+
+
+def alert_from(body: Mapping[str, Any]) -> Alert:
+    fields: dict[str, Any] = {name: body.get(name) for name in _ALERT_FIELDS}
+    return Alert(**fields, details=body["details"])
+
+
+def notification_body(notification: Notification) -> dict[str, Any]:
+    return {
+        "id": notification.id,
+        "receiver": notification.receiver,
+        "group": notification.group,
+        "status": notification.status,
+        "created": notification.created,
+        "test": notification.test,
+        "alerts": [alert_body(a) for a in notification.alerts],
+    }
+
+
+def notification_from(body: Mapping[str, Any]) -> Notification:
+    return Notification(
+        id=body["id"],
+        receiver=body["receiver"],
+        group=body["group"],
+        status=body["status"],
+        alerts=tuple(alert_from(a) for a in body["alerts"]),
+        created=body["created"],
+        test=bool(body.get("test")),
+    )
+
+
+def alert_from_row(row: Any) -> Alert:
+    fields = {name: getattr(row, name, None) for name in _ALERT_FIELDS}
+    return alert_from(fields | {"details": row.details or {}})
+
+
+def pending_notifications(receiver: str) -> list[tuple[int, Notification, int]]:
+    """A receiver's notifications not yet delivered nor abandoned: (row id, notification,
+    attempts so far), oldest first."""
+    model: Any = NotificationRow
+    rows = model.select().where(model.receiver == receiver, model.state == "pending")
+    return [
+        (int(r.id), notification_from(r.body), int(r.attempts)) for r in rows.order_by(model.id)
+    ]
+
+
+def alerts_to_take_up(since: float) -> list[tuple[int, Alert, bool, int | None]]:
+    """What a starting router takes up: lasting alerts still firing, and one-off alerts
+    raised since ``since``, as (row id, alert, lasting, the silence that held it back)."""
+    model: Any = AlertRow
+    lasting = (model.status == "firing") & (model.lasting == True)  # noqa: E712 - SQL
+    oneoff = (model.lasting == False) & (model.started >= since)  # noqa: E712 - SQL
+    rows = model.select().where(lasting | oneoff).order_by(model.id)
+    return [(int(r.id), alert_from_row(r), bool(r.lasting), r.silenced_by) for r in rows]
+
+
+def notified(since: float) -> set[tuple[str, str]]:
+    """(receiver, alert key) of the notifications made since ``since``."""
+    model: Any = NotificationRow
+    rows = model.select(model.receiver, model.alert_ids).where(model.created >= since)
+    return {(r.receiver, key) for r in rows for key in r.alert_ids or ()}
+
+
+def next_alert_id() -> int:
+    model: Any = AlertRow
+    highest = model.select(peewee.fn.MAX(model.id)).scalar()
+    return int(highest or 0) + 1
