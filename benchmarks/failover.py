@@ -68,12 +68,13 @@ from gaia_actors.app import build_children, start_root
 from gaia_actors.environments import tree as environment_tree
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.layout import Layout
-from gaia_actors.messages import Event, Flush, GetEnvStatus, GetHealth, GetIncidents, SubscribeSink
+from gaia_actors.messages import Event, Flush, GetEnvStatus, GetHealth, GetIncidents, Subscribe
 from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.pipeline.load import run_load
 from gaia_actors.replies import EnvStatus
 from gaia_actors.settings import LoggingSettings, Settings, load
 from supervisors import Registry
+from tests.gaia_actors.listener import Listener
 
 EXIT_OK = 0
 EXIT_GOAL_MISSED = 1
@@ -222,7 +223,8 @@ def start_tree(
     registry = Registry()
     children = build_children(settings, registry, capabilities=capabilities)
     root = start_root(settings, registry, children=children)
-    registry.ask("bus", SubscribeSink("bench", events.sink, ("*",)))
+    listener = Listener(registry, events.sink, "bench.events")  # lives as long as the process
+    registry.ask("bus", Subscribe(listener.name, ("*",)))
     return registry, root
 
 

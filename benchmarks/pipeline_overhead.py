@@ -45,10 +45,11 @@ from gaia_actors.environments import backups, builds, releases
 from gaia_actors.environments import tree as environment_tree
 from gaia_actors.httpclient import check_health, wait_healthy
 from gaia_actors.layout import Layout
-from gaia_actors.messages import GetEnvStatus, Promote
+from gaia_actors.messages import GetEnvStatus, Progress, Promote
 from gaia_actors.pipeline.load import run_load
 from gaia_actors.settings import Settings, load
 from supervisors import Registry
+from tests.gaia_actors.listener import Listener
 
 REPO = Path(__file__).resolve().parent.parent
 ENVS = ("dev", "staging", "prod")
@@ -134,16 +135,18 @@ class PipelineSide:
         ended = threading.Event()
         outcome: dict[str, Any] = {}
 
-        def watcher(update: dict[str, Any]) -> None:
+        def watcher(progress: Progress) -> None:
+            update = dict(progress.update)
             if update["event"] == "run.ended":
                 outcome.update(update)
                 ended.set()
 
-        started = time.perf_counter()
-        self.registry.ask("pipeline", Promote("all", "benchmark", watcher), timeout=30)
-        if not ended.wait(300):
-            raise RuntimeError("promote-all did not finish")
-        elapsed = time.perf_counter() - started
+        with Listener(self.registry, watcher) as listener:
+            started = time.perf_counter()
+            self.registry.ask("pipeline", Promote("all", "benchmark", listener.name), timeout=30)
+            if not ended.wait(300):
+                raise RuntimeError("promote-all did not finish")
+            elapsed = time.perf_counter() - started
         if outcome["status"] != "succeeded":
             raise RuntimeError(f"promote-all {outcome['status']}: {outcome}")
         return elapsed

@@ -6,12 +6,11 @@ they are held and written, in order, once it is back (``gaia_actors/outbox.py``)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from gaia_actors.actor import GaiaActor
 from gaia_actors.events import matches
-from gaia_actors.messages import Event, Insert, Subscribe, SubscribeSink, Unsubscribe, fields_of
+from gaia_actors.messages import Event, Insert, Subscribe, Unsubscribe, fields_of
 from gaia_actors.outbox import outbox_for
 from supervisors import Link
 
@@ -24,7 +23,6 @@ class EventBus(GaiaActor):
     def __init__(self, link: Link) -> None:
         super().__init__(link)
         self.actors: dict[str, tuple[str, ...]] = {}
-        self.sinks: dict[str, tuple[tuple[str, ...], Callable[[Event], None]]] = {}
         self.published = 0
         self.outbox = outbox_for(link.registry)
 
@@ -41,11 +39,8 @@ class EventBus(GaiaActor):
                 self._publish(message)
             case Subscribe(subscriber=name, patterns=patterns):
                 self.actors[name] = patterns
-            case SubscribeSink(key=key, sink=sink, patterns=patterns):
-                self.sinks[key] = (patterns, sink)
             case Unsubscribe(subscriber=name):
                 self.actors.pop(name, None)
-                self.sinks.pop(name, None)
             case _:
                 return self.unhandled(message)
         return None
@@ -55,7 +50,6 @@ class EventBus(GaiaActor):
             **super().state(),
             "published": self.published,
             "subscribers": sorted(self.actors),
-            "streams": len(self.sinks),
             "held_for_store": self.outbox.held("store"),
         }
 
@@ -82,13 +76,6 @@ class EventBus(GaiaActor):
                 self.actors.pop(
                     name, None
                 )  # a subscriber that is gone for good re-subscribes on start
-        for key, (patterns, sink) in list(self.sinks.items()):
-            if matches(event.name, *patterns):
-                try:
-                    sink(event)
-                except Exception as exc:  # noqa: BLE001 - one broken stream must not stop the bus
-                    self.log.warning("bus.sink_failed", sink=key, error=repr(exc))
-                    self.sinks.pop(key, None)
 
     def _log(self, event: Event) -> None:
         level = event.level if event.level in _LEVELS else "info"

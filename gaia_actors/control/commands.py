@@ -23,7 +23,6 @@ CLI and REPL fall back to a generic table/key-value rendering).
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import queue
 import threading
@@ -40,7 +39,8 @@ from gaia_actors.errors import DaemonError
 
 # Re-exported: every capability's commands raise it beside the rest of this module's API.
 from gaia_actors.errors import UsageError as UsageError  # noqa: PLC0414
-from gaia_actors.messages import ENV_FIELD, SCALAR_CONVERTERS, unknown_environment
+from gaia_actors.messages import ENV_FIELD, SCALAR_CONVERTERS, Progress, unknown_environment
+from gaia_actors.relay import Relay
 from gaia_actors.settings import Settings
 from supervisors import Registry
 
@@ -239,26 +239,17 @@ def _option(decl: str | Option, signature: _Signature) -> Option:
 
 UPDATE_BUFFER = 10_000  # a long job's updates buffered for a slow client; beyond it they drop
 
-Update = dict[str, Any]
 
-
-def update_channel(
-    limit: int = UPDATE_BUFFER,
-) -> tuple[queue.Queue[Update], Callable[[Update], None]]:
-    """A queue for a long job's updates and the watcher that fills it. The watcher runs in the
-    job's threads, so it never blocks: past ``limit`` waiting updates it drops them."""
-    updates: queue.Queue[Update] = queue.Queue(limit)
-
-    def watcher(update: Update) -> None:
-        with contextlib.suppress(queue.Full):
-            updates.put_nowait(update)
-
-    return updates, watcher
+def update_relay(registry: Registry, limit: int = UPDATE_BUFFER) -> Relay:
+    """A relay for a long job's ``Progress``: name it as the job's watcher, and read its
+    updates with ``follow_updates``. The job only tells it, so it never waits on the client:
+    past ``limit`` waiting updates they drop."""
+    return Relay(registry, "control.progress", limit, lambda m: isinstance(m, Progress))
 
 
 def follow_updates(
     ctx: CommandContext,
-    updates: queue.Queue[dict[str, Any]],
+    updates: Relay,
     *,
     final: str,
     show: Callable[[dict[str, Any]], None],
@@ -267,7 +258,7 @@ def follow_updates(
     alive_check: float = 2.0,
     job: str = "the job",
 ) -> dict[str, Any] | None:
-    """Stream a long job's updates (from an actor's watcher queue) to ``show`` until the
+    """Stream a long job's updates (from its watcher's relay) to ``show`` until the
     update whose ``event`` is ``final``, which is returned; None if the client left. A job
     whose actor went away meanwhile (restarted, its watcher lost) is noticed every
     ``alive_check`` seconds, and ``ended()`` then reads its outcome from the store. A daemon
@@ -276,13 +267,14 @@ def follow_updates(
     checked = time.monotonic()
     while not ctx.cancel.is_set():
         try:
-            update = updates.get(timeout=0.2)
+            progress = updates.get(timeout=0.2)
         except queue.Empty:
             if time.monotonic() - checked >= alive_check:
                 checked = time.monotonic()
                 if not still_running():
                     return ended()
             continue
+        update = dict(progress.update)
         if update.get("event") == final:
             return update
         show(update)

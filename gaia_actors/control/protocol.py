@@ -77,6 +77,11 @@ USAGE_CODES = frozenset(
 # --- replies as JSON -----------------------------------------------------------------------
 
 
+# A reply's field declared with ``dataclasses.field(default=None, metadata=OMIT_NONE)`` is left
+# out of its JSON object while it is None (a part the asker did not ask for).
+OMIT_NONE = {"json": "omit if None"}
+
+
 def to_json(value: Any) -> Any:
     """A JSON-friendly copy of a reply: dataclasses (as objects of their fields, in field
     order), tuples, enums, paths, exceptions. The one place typed replies become JSON: the
@@ -84,7 +89,11 @@ def to_json(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_json(item)
+            for f in dataclasses.fields(value)
+            if (item := getattr(value, f.name)) is not None or f.metadata != OMIT_NONE
+        }
     if isinstance(value, Mapping):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

@@ -5,25 +5,22 @@ instead of holding the bus up."""
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 from typing import Any
 
 from gaia_actors.control.connection import Connection, Request
 from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import GaiaError
-from gaia_actors.messages import Event, Flush, SubscribeSink, Unsubscribe
+from gaia_actors.messages import Event, Flush, Subscribe, Unsubscribe
+from gaia_actors.relay import Relay
 from supervisors import AskTimeout, NotRunning
 
 STREAM_QUEUE = 1000  # events buffered per stream before they are dropped
 REPLAY_LIMIT = 1000  # stored events sent to a stream that asks for `since`
 
 
-_WAKE = object()
-
-
 class Stream:
-    """One subscription: the bus calls ``offer`` (never blocks); a worker writes frames."""
+    """One subscription: the bus tells the events to the stream's relay (never blocking on
+    the client); a worker takes them from the relay and writes them as frames."""
 
     def __init__(
         self,
@@ -38,54 +35,39 @@ class Stream:
         self.patterns = patterns
         self.env = env
         self.since = since
-        self.key = f"control.stream.{id(self):x}"
-        self.queue: queue.Queue[Any] = queue.Queue(STREAM_QUEUE)
-        self.lock = threading.Lock()
-        self.dropped = 0
         self.sent = 0
 
-    def offer(self, event: Event) -> None:
-        """Called in the bus's thread: queue or count as dropped, never wait."""
-        if self.env and event.env != self.env:
-            return
-        try:
-            self.queue.put_nowait(event)
-        except queue.Full:
-            with self.lock:
-                self.dropped += 1
+    def _wanted(self, event: Any) -> bool:
+        return isinstance(event, Event) and (not self.env or event.env == self.env)
 
     def run(self, request: Request) -> dict[str, Any]:
         registry = self.conn.registry
-        registry.ask("bus", SubscribeSink(self.key, self.offer, self.patterns), timeout=5.0)
-        request.on_cancel = self._wake
-        try:
-            self.conn.send(
-                {
-                    "id": self.request_id,
-                    "subscribed": {"patterns": list(self.patterns), "env": self.env},
-                }
-            )
-            seen = self._replay() if self.since is not None else set()
-            self._pump(request, seen)
-        finally:
-            with contextlib.suppress(NotRunning):
-                registry.tell("bus", Unsubscribe(self.key))
-            if self.dropped:
-                self.conn.clients.count("dropped_events", self.dropped)
-        return {"events": self.sent, "dropped": self.dropped}
+        with Relay(registry, "control.stream", STREAM_QUEUE, self._wanted) as relay:
+            registry.ask("bus", Subscribe(relay.name, self.patterns), timeout=5.0)
+            request.on_cancel = relay.wake
+            try:
+                self.conn.send(
+                    {
+                        "id": self.request_id,
+                        "subscribed": {"patterns": list(self.patterns), "env": self.env},
+                    }
+                )
+                seen = self._replay() if self.since is not None else set()
+                self._pump(request, relay, seen)
+            finally:
+                with contextlib.suppress(NotRunning):
+                    registry.tell("bus", Unsubscribe(relay.name))
+                if relay.dropped:
+                    self.conn.clients.count("dropped_events", relay.dropped)
+        return {"events": self.sent, "dropped": relay.dropped}
 
-    def _wake(self) -> None:
-        with contextlib.suppress(queue.Full):  # a full queue wakes the pump by itself
-            self.queue.put_nowait(_WAKE)
-
-    def _pump(self, request: Request, seen: set[tuple[float, str, str]]) -> None:
+    def _pump(self, request: Request, relay: Relay, seen: set[tuple[float, str, str]]) -> None:
         reported = 0
         while not request.cancel.is_set():
-            item = self.queue.get()
-            if item is _WAKE:
-                continue
-            with self.lock:
-                dropped = self.dropped
+            item = relay.get()
+            if item is None:
+                continue  # woken: cancelled?
+            dropped = relay.dropped
             if dropped != reported:
                 reported = dropped
                 if not self.conn.send({"id": self.request_id, "dropped": dropped}):

@@ -21,7 +21,7 @@ from gaia_actors.control.commands import (
     Option,
     command,
     follow_updates,
-    update_channel,
+    update_relay,
 )
 from gaia_actors.events import CycleProgress
 from gaia_actors.improve import history
@@ -30,6 +30,7 @@ from gaia_actors.improve.errors import ImproveError
 from gaia_actors.improve.progress import Progress
 from gaia_actors.improve.report import render_improve
 from gaia_actors.improve.schedule import without_schedules
+from gaia_actors.improve.status import CycleRunning, CycleStatus
 from gaia_actors.messages import GetCycleStatus, RunCycle
 from gaia_actors.settings import Settings
 from supervisors import AskTimeout, NotRunning, Registry
@@ -88,19 +89,20 @@ def follow_cycle(
 ) -> dict[str, Any]:
     """Start a cycle on the engine and stream its progress until it ends (or the client
     leaves); the result is the stored cycle."""
-    updates, watcher = update_channel()
-    started = registry.ask(NAME, RunCycle(target, apply, watcher), timeout=START_TIMEOUT)
-    cycle_id = int(started["cycle_id"])
-    ended = follow_updates(
-        ctx,
-        updates,
-        final=CycleProgress.CYCLE_ENDED,
-        show=Progress(ctx.progress).update,
-        still_running=lambda: _running(registry, cycle_id),
-        ended=lambda: _ended_from_store(cycle_id),
-        alive_check=ALIVE_CHECK,
-        job=f"improvement cycle #{cycle_id}",
-    )
+    with update_relay(registry) as updates:
+        request = RunCycle(target, apply, updates.name)
+        started = registry.ask(NAME, request, timeout=START_TIMEOUT)
+        cycle_id = int(started["cycle_id"])
+        ended = follow_updates(
+            ctx,
+            updates,
+            final=CycleProgress.CYCLE_ENDED,
+            show=Progress(ctx.progress).update,
+            still_running=lambda: _running(registry, cycle_id),
+            ended=lambda: _ended_from_store(cycle_id),
+            alive_check=ALIVE_CHECK,
+            job=f"improvement cycle #{cycle_id}",
+        )
     if ended is None:
         return {
             "cycle_id": cycle_id,
@@ -118,10 +120,10 @@ def follow_cycle(
 def _running(registry: Registry, cycle_id: int) -> bool:
     """Is the engine still on ``cycle_id``? (It may have been restarted meanwhile.)"""
     try:
-        status = registry.ask(NAME, GetCycleStatus(), timeout=10.0)
+        status: CycleStatus = registry.ask(NAME, GetCycleStatus(), timeout=10.0)
     except (NotRunning, AskTimeout):
         return False
-    return bool(status.get("running")) and status.get("cycle_id") == cycle_id
+    return isinstance(status, CycleRunning) and status.cycle_id == cycle_id
 
 
 def _ended_from_store(cycle_id: int) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +36,6 @@ from gaia_actors.outbox import outbox_for
 from supervisors import Registry
 
 STORE_TIMEOUT = 30.0
-Watcher = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -64,7 +62,7 @@ class CycleRun:
     """The running cycle (owned by the engine's thread)."""
 
     plan: CyclePlan
-    watcher: Watcher | None
+    watcher: str  # the actor told the cycle's Progress ("" for none)
     started: float = field(default_factory=time.time)
     clock: float = field(default_factory=time.monotonic)
     phase: str = "analyse"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import MappingProxyType
 from typing import Any
 
 from gaia_actors.actor import GaiaActor
@@ -28,11 +29,20 @@ from gaia_actors.improve.cycle import Cycle
 from gaia_actors.improve.cycle_state import AnalysisOutcome
 from gaia_actors.improve.cyclerun import Batch, CycleRun, Slot, StoreRecorder, run_phases
 from gaia_actors.improve.files import SkippedFile, SkipReason
+from gaia_actors.improve.status import (
+    Analysis,
+    CycleRunning,
+    CycleStatus,
+    EngineIdle,
+    LastCycle,
+    WorkerView,
+)
 from gaia_actors.messages import (
     AnalyseBatch,
     BatchResult,
     FilesFound,
     PhaseFinished,
+    Progress,
     ReleaseProcess,
     WorkerReady,
     fields_of,
@@ -66,7 +76,7 @@ class AnalysisDispatch(GaiaActor):
 
     run: CycleRun | None
     slots: dict[str, Slot]
-    last: dict[str, Any] | None
+    last: LastCycle | None
 
     def _fail(self, run: CycleRun, error: str) -> None:
         """End the cycle as failed (the engine defines it)."""
@@ -235,39 +245,36 @@ class AnalysisDispatch(GaiaActor):
         run = self.run
         return run if run is not None and run.cycle_id == cycle_id else None
 
-    def _status(self) -> dict[str, Any]:
-        workers = {
-            name: {
-                "ready": slot.ready,
-                "generation": slot.generation,
-                "batch": slot.batch.batch_id if slot.batch else None,
+    def _status(self) -> CycleStatus:
+        workers = MappingProxyType(
+            {
+                name: WorkerView(
+                    slot.ready, slot.generation, slot.batch.batch_id if slot.batch else None
+                )
+                for name, slot in self.slots.items()
             }
-            for name, slot in self.slots.items()
-        }
+        )
         run = self.run
         if run is None:
-            return {"running": False, "last": self.last, "workers": workers}
+            return EngineIdle(running=False, last=self.last, workers=workers)
         now = time.monotonic()
-        return {
-            "running": True,
-            "cycle_id": run.cycle_id,
-            "target": str(run.plan.target),
-            "apply": run.plan.apply,
-            "phase": run.phase,
-            "phase_elapsed": round(now - run.phase_clock, 3),
-            "elapsed": round(now - run.clock, 3),
-            "phases": dict(run.phases),
-            "analysis": {
+        in_flight = {n: s.batch.batch_id for n, s in self.slots.items() if s.batch is not None}
+        return CycleRunning(
+            running=True,
+            cycle_id=run.cycle_id,
+            target=str(run.plan.target),
+            apply=run.plan.apply,
+            phase=run.phase,
+            phase_elapsed=round(now - run.phase_clock, 3),
+            elapsed=round(now - run.clock, 3),
+            phases=MappingProxyType(dict(run.phases)),
+            analysis=Analysis(
                 **self._progress(run),
-                "queued": len(run.queue),
-                "in_flight": {
-                    name: slot.batch.batch_id
-                    for name, slot in self.slots.items()
-                    if slot.batch is not None
-                },
-            },
-            "workers": workers,
-        }
+                queued=len(run.queue),
+                in_flight=MappingProxyType(in_flight),
+            ),
+            workers=workers,
+        )
 
     def _progress(self, run: CycleRun) -> dict[str, Any]:
         return {
@@ -278,11 +285,8 @@ class AnalysisDispatch(GaiaActor):
         }
 
     def _notify(self, run: CycleRun, event: str, **data: Any) -> None:
-        watcher = run.watcher
-        if watcher is None:
+        if not run.watcher:
             return
-        try:
-            watcher({"event": event, "cycle_id": run.cycle_id, **data})
-        except Exception as exc:  # noqa: BLE001 - a broken watcher must not break the cycle
-            self.log.warning("improve.watcher_failed", error=repr(exc))
-            run.watcher = None
+        progress = Progress.of(event=event, cycle_id=run.cycle_id, **data)
+        if not self.tell(run.watcher, progress):
+            run.watcher = ""  # whoever followed the cycle left: nobody to tell any more

@@ -24,13 +24,15 @@ from typing import Any
 
 import peewee
 
+from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import Busy, GaiaError, InvalidMessage
 from gaia_actors.events import AlertEvent, CycleProgress, ImproveEvent
 from gaia_actors.improve import history
-from gaia_actors.improve.cyclerun import STORE_TIMEOUT, CycleRun, Slot, Watcher, run_walk
+from gaia_actors.improve.cyclerun import STORE_TIMEOUT, CycleRun, Slot, run_walk
 from gaia_actors.improve.dispatch import AnalysisDispatch
 from gaia_actors.improve.plan import CyclePlan, settings_for
 from gaia_actors.improve.schedule import Scheduled, due, scheduled_targets, tick
+from gaia_actors.improve.status import LastCycle
 from gaia_actors.improve.worker import worker_name
 from gaia_actors.messages import (
     BatchResult,
@@ -67,7 +69,7 @@ class SelfImproveEngine(AnalysisDispatch):
         count = max(1, self.improve.workers)
         self.slots = {worker_name(i): Slot(worker_name(i)) for i in range(count)}
         self.run: CycleRun | None = None
-        self.last: dict[str, Any] | None = None
+        self.last: LastCycle | None = None
         self.scheduled = scheduled_targets(settings)
         self.pending: deque[tuple[Scheduled, str]] = deque()  # due, waiting for the engine
         self.seen: dict[str, str] = {}  # on-commit targets: the last commit a cycle was for
@@ -96,7 +98,7 @@ class SelfImproveEngine(AnalysisDispatch):
         super().on_failure(*exc_info)
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), **self._status()}
+        return {**super().state(), **to_json(self._status())}
 
     # Messages
 
@@ -130,7 +132,7 @@ class SelfImproveEngine(AnalysisDispatch):
         self,
         target: str,
         apply: bool,
-        watcher: Watcher | None,
+        watcher: str,
         trigger: str = "manual",
         commit: str = "",
     ) -> dict[str, Any]:
@@ -195,7 +197,7 @@ class SelfImproveEngine(AnalysisDispatch):
                 self.seen[entry.name] = commit  # started or not, this commit has had its turn
             try:
                 apply = self.improve.schedule_apply
-                self._start(str(entry.target), apply, None, trigger=entry.trigger, commit=commit)
+                self._start(str(entry.target), apply, "", trigger=entry.trigger, commit=commit)
             except GaiaError as exc:
                 self.publish(
                     ImproveEvent.SCHEDULE_FAILED,
@@ -301,7 +303,7 @@ class SelfImproveEngine(AnalysisDispatch):
             event, level=level, cycle_id=run.cycle_id, status=status, seconds=seconds, error=error
         )
         self._notify(run, CycleProgress.CYCLE_ENDED, status=status, error=error, seconds=seconds)
-        self.last = {"cycle_id": run.cycle_id, "status": status, "seconds": seconds, "error": error}
+        self.last = LastCycle(run.cycle_id, status, seconds, error)
         self.run = None
         for slot in self.slots.values():
             if slot.batch is not None and slot.batch.batch_id in run.batches:

@@ -23,8 +23,8 @@ from gaia_actors.messages.base import (
     to_dict,
     unknown_environment,
 )
-from gaia_actors.messages.bus import Event, Subscribe, SubscribeSink, Unsubscribe
-from gaia_actors.messages.common import Crash, GetState, Hang
+from gaia_actors.messages.bus import Event, Subscribe, Unsubscribe
+from gaia_actors.messages.common import Crash, GetState, Hang, Progress
 from gaia_actors.messages.conversion import INT_RANGE, SCALAR_CONVERTERS, convert
 from gaia_actors.messages.environments import (
     BuildRelease,
@@ -110,6 +110,7 @@ __all__ = [
     "KillProcess",
     "PhaseFinished",
     "PhaseStarted",
+    "Progress",
     "Promote",
     "Prune",
     "ReleaseProcess",
@@ -123,7 +124,6 @@ __all__ = [
     "ScrapeNow",
     "ServiceCounters",
     "Subscribe",
-    "SubscribeSink",
     "TakeBackup",
     "Unsubscribe",
     "Update",

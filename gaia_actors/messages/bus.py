@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 from gaia_actors.messages.base import Fields, jsonable, message, now
@@ -43,19 +42,7 @@ class Subscribe:
 
 
 @message
-class SubscribeSink:
-    """Command: deliver matching events to an in-process callable (the control socket's streams).
-
-    The sink must not block; it is called in the bus's thread.
-    """
-
-    key: str
-    sink: Callable[[Event], None]
-    patterns: tuple[str, ...] = ("*",)
-
-
-@message
 class Unsubscribe:
-    """Command: stop delivering events to ``subscriber`` (an actor name or a sink key)."""
+    """Command: stop delivering events to actor ``subscriber``."""
 
     subscriber: str

@@ -1,8 +1,9 @@
-"""Messages every actor answers: fault injection and introspection."""
+"""Messages every actor answers (fault injection and introspection), and the progress of a
+long job told to whoever follows it."""
 
 from __future__ import annotations
 
-from gaia_actors.messages.base import message
+from gaia_actors.messages.base import Fields, message
 
 
 @message
@@ -22,3 +23,16 @@ class Hang:
 @message
 class GetState:
     """Query: the actor's own view of its state, as a JSON-friendly mapping."""
+
+
+@message
+class Progress:
+    """Event: one update of a long job (a promotion, an improvement cycle), told to the actor
+    its requester named (``Promote.watcher``, ``RunCycle.watcher``); ``update`` keeps the
+    order its sender gave."""
+
+    update: Fields
+
+    @classmethod
+    def of(cls, **update: object) -> Progress:
+        return cls(tuple(update.items()))

@@ -3,7 +3,6 @@ and the workers' batches."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from gaia_actors.messages.base import Fields, message
@@ -14,14 +13,13 @@ class RunCycle:
     """Query: start an improvement cycle on ``target`` ("" = the configured one); answers its id.
 
     ``apply`` writes the cycle's verified patch of mechanical fixes to the target. Busy while a
-    cycle runs. ``watcher`` (in-process callers such as the control socket) gets phase starts
-    and ends, analysis progress and a last ``cycle.ended``; it is called from the engine's
-    thread and must not block.
+    cycle runs. The actor named ``watcher`` (a control connection's relay) is told a
+    ``Progress`` at phase starts and ends, for analysis progress and a last ``cycle.ended``.
     """
 
     target: str = ""
     apply: bool = False
-    watcher: Callable[[dict[str, Any]], None] | None = None
+    watcher: str = ""
 
 
 @message

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 from gaia_actors.messages.base import message
 
@@ -13,14 +12,14 @@ class Promote:
     """Query: start a promotion (dev: dev->staging, staging: staging->prod, all: both).
 
     Answers at once with the first pipeline id, or Busy naming the promotion that holds one
-    of its environments. ``watcher`` (in-process callers such as the control socket) gets
-    every stage's start and end, with ``output`` also the running stage's output lines, and
-    a last ``run.ended``; it is called from worker threads and must not block.
+    of its environments. The actor named ``watcher`` (a control connection's relay) is told
+    a ``Progress`` at every stage's start and end, with ``output`` also for the running
+    stage's output lines, and a last ``run.ended``.
     """
 
     what: Literal["dev", "staging", "all"]
     trigger: str = "operator"
-    watcher: Callable[[dict[str, Any]], None] | None = None
+    watcher: str = ""
     output: bool = False
 
 

@@ -20,7 +20,7 @@ from gaia_actors.control.commands import (
     Option,
     command,
     follow_updates,
-    update_channel,
+    update_relay,
 )
 from gaia_actors.errors import ControlError, PipelineError
 from gaia_actors.events import PipelineEvent, RunProgress, StageEvent, matches
@@ -28,6 +28,7 @@ from gaia_actors.formatting import scalar, table
 from gaia_actors.messages import CancelPipeline, GetPipelineStatus, Promote
 from gaia_actors.pipeline import history
 from gaia_actors.pipeline.coordinator import NAME
+from gaia_actors.pipeline.status import PipelineStatus
 from supervisors import AskTimeout, NotRunning, Registry
 
 OUTPUT = Option("output", bool, False, help="also show the running stage's output lines")
@@ -174,20 +175,21 @@ def _daemon(ctx: CommandContext, name: str) -> Registry:
 def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
     """Start promotion ``what`` and follow it to its end (or until the client leaves)."""
     registry = _daemon(ctx, f"promote-{what}")
-    updates, watcher = update_channel()
-    request = Promote(what, trigger=f"promote-{what}", watcher=watcher, output=output)  # type: ignore[arg-type]
-    started = registry.ask(NAME, request, timeout=30.0)
-    run_id = int(started["pipeline_id"])
-    ended = follow_updates(
-        ctx,
-        updates,
-        final=RunProgress.RUN_ENDED,
-        show=lambda update: ctx.progress(progress_of(update)),
-        still_running=lambda: _running(registry, run_id),
-        ended=lambda: _ended_from_history(run_id),
-        alive_check=ALIVE_CHECK,
-        job=f"promotion #{run_id}",
-    )
+    with update_relay(registry) as updates:
+        watcher = updates.name
+        request = Promote(what, f"promote-{what}", watcher=watcher, output=output)  # type: ignore[arg-type]
+        started = registry.ask(NAME, request, timeout=30.0)
+        run_id = int(started["pipeline_id"])
+        ended = follow_updates(
+            ctx,
+            updates,
+            final=RunProgress.RUN_ENDED,
+            show=lambda update: ctx.progress(progress_of(update)),
+            still_running=lambda: _running(registry, run_id),
+            ended=lambda: _ended_from_history(run_id),
+            alive_check=ALIVE_CHECK,
+            job=f"promotion #{run_id}",
+        )
     if ended is None:
         return {
             "pipeline_id": run_id,
@@ -206,10 +208,10 @@ def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
 
 def _running(registry: Registry, run_id: int) -> bool:
     try:
-        status = registry.ask(NAME, GetPipelineStatus(), timeout=10.0)
+        status: PipelineStatus = registry.ask(NAME, GetPipelineStatus(), timeout=10.0)
     except (NotRunning, AskTimeout):
         return False
-    return any(run["run"] == run_id for run in status["running"])
+    return any(run.run == run_id for run in status.running)
 
 
 def _ended_from_history(run_id: int) -> dict[str, Any]:
@@ -262,10 +264,10 @@ def cancel(ctx: CommandContext, id: int) -> dict[str, Any]:
 
 def _running_pipeline(registry: Registry, pipeline_id: int) -> bool:
     try:
-        status = registry.ask(NAME, GetPipelineStatus(), timeout=10.0)
+        status: PipelineStatus = registry.ask(NAME, GetPipelineStatus(), timeout=10.0)
     except (NotRunning, AskTimeout):
         return False
-    return any(pipeline_id in run["pipeline_ids"] for run in status["running"])
+    return any(pipeline_id in run.pipeline_ids for run in status.running)
 
 
 @command(
@@ -289,6 +291,7 @@ def show_history(ctx: CommandContext, id: int | None = None, n: int = 0) -> Any:
     options=(OUTPUT, Option("n", int, 20, help="output lines with --output")),
     render=render_status,
 )
-def pipeline_status(ctx: CommandContext, output: bool = False, n: int = 20) -> Any:
+def pipeline_status(ctx: CommandContext, output: bool = False, n: int = 20) -> PipelineStatus:
     registry = _daemon(ctx, "pipeline-status")
-    return registry.ask(NAME, GetPipelineStatus(n if output else 0), timeout=10.0)
+    status: PipelineStatus = registry.ask(NAME, GetPipelineStatus(n if output else 0), timeout=10.0)
+    return status

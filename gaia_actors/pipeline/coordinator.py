@@ -20,8 +20,10 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import Busy
 from gaia_actors.events import PipelineEvent
 from gaia_actors.messages import (
@@ -36,7 +38,6 @@ from gaia_actors.messages import (
 from gaia_actors.pipeline import history, stages
 from gaia_actors.pipeline.errors import PromotionRefused
 from gaia_actors.pipeline.recovery import RecoverUnfinished, Recovery
-from gaia_actors.pipeline.reporting import Watcher
 from gaia_actors.pipeline.reports import (
     PipelineReport,
     RunEnded,
@@ -46,6 +47,7 @@ from gaia_actors.pipeline.reports import (
 )
 from gaia_actors.pipeline.runner import Leg
 from gaia_actors.pipeline.runs import RECOVERY, RunState
+from gaia_actors.pipeline.status import PipelineStatus
 from gaia_actors.settings import PROMOTIONS
 
 NAME = "pipeline"
@@ -81,7 +83,7 @@ class PipelineCoordinator(Recovery):
     def state(self) -> dict[str, Any]:
         return {
             **super().state(),
-            "running": [run.view(0) for run in self.runs.values()],
+            "running": to_json([run.view(0) for run in self.runs.values()]),
             "locks": dict(self.locks),
         }
 
@@ -110,9 +112,7 @@ class PipelineCoordinator(Recovery):
 
     # Promote, cancel, status
 
-    def _promote(
-        self, what: str, trigger: str, watcher: Watcher | None, output: bool
-    ) -> dict[str, Any]:
+    def _promote(self, what: str, trigger: str, watcher: str, output: bool) -> dict[str, Any]:
         kinds = self._configured(what)
         legs = [Leg(kind, tuple(stages.plan(self.settings, kind))) for kind in kinds]
         # Every environment it touches: source, target, and any other a stage acts on.
@@ -177,11 +177,11 @@ class PipelineCoordinator(Recovery):
         )
         return {"pipeline_id": run.pipeline_id, "cancelling": True, "stage": run.stage or None}
 
-    def _status(self, lines: int) -> dict[str, Any]:
-        return {
-            "running": [run.view(lines) for run in self.runs.values()],
-            "locks": dict(self.locks),
-        }
+    def _status(self, lines: int) -> PipelineStatus:
+        return PipelineStatus(
+            running=tuple(run.view(lines) for run in self.runs.values()),
+            locks=MappingProxyType(dict(self.locks)),
+        )
 
     # Reports from the runners
 

@@ -12,7 +12,7 @@ import structlog
 
 from gaia_actors.errors import StoreError
 from gaia_actors.events import RunProgress, StageEvent
-from gaia_actors.messages import InsertNow, Update, fields_of
+from gaia_actors.messages import InsertNow, Progress, Update, fields_of
 from gaia_actors.pipeline.reports import (
     PipelineReport,
     RunEnded,
@@ -26,7 +26,6 @@ from supervisors import AskTimeout, NotRunning, Registry
 
 log = structlog.get_logger("gaia.pipeline.runner")
 STORE_PATIENCE = 30.0  # seconds a runner waits for a store that cannot write
-Watcher = Callable[[dict[str, Any]], None]
 
 
 def _fields(report: Any) -> dict[str, Any]:
@@ -43,7 +42,7 @@ class Reporter:
         handle: RunHandle,
         report: Callable[[Any], None],
         *,
-        watcher: Watcher | None = None,
+        watcher: str = "",
         output: bool = False,
     ) -> None:
         self.settings = settings
@@ -98,14 +97,14 @@ class Reporter:
         self._watch(report)
 
     def _watch(self, report: PipelineReport | StageReport | RunEnded) -> None:
-        if self.watcher is None:
+        if not self.watcher:
             return
         name = RunProgress.RUN_ENDED if isinstance(report, RunEnded) else event_name(report)
         self._call_watcher({"event": name, **_fields(report)})
 
     def _on_line(self, line: str) -> None:
         self.handle.output.add(line)
-        if self.stream_output and self.watcher is not None:
+        if self.stream_output and self.watcher:
             output = self.handle.output
             self._call_watcher(
                 {
@@ -118,13 +117,12 @@ class Reporter:
 
     def _call_watcher(self, update: dict[str, Any]) -> None:
         watcher = self.watcher
-        if watcher is None:
+        if not watcher:
             return
         try:
-            watcher(update)
-        except Exception:  # a broken watcher must not break the promotion
-            self.log.exception("pipeline.watcher_failed")
-            self.watcher = None
+            self.registry.tell(watcher, Progress.of(**update))
+        except NotRunning:  # whoever followed the promotion left: nobody to tell any more
+            self.watcher = ""
 
     # The store: asks, so what was reported is already written
 

@@ -9,14 +9,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pykka
 
 from gaia_actors.actor import GaiaActor
-from gaia_actors.pipeline.reporting import Watcher
 from gaia_actors.pipeline.reports import RunHandle
 from gaia_actors.pipeline.runner import Runner
+from gaia_actors.pipeline.status import RunView
 from gaia_actors.settings import Settings
 from gaia_actors.store.models import closing_connections
 from supervisors import Link
@@ -55,27 +56,25 @@ class RunState:
             f"or run: cancel {self.pipeline_id}"
         )
 
-    def view(self, lines: int) -> dict[str, Any]:
+    def view(self, lines: int) -> RunView:
         now = time.time()
-        view: dict[str, Any] = {
-            "pipeline_id": self.pipeline_id,
-            "run": self.handle.run_id,
-            "pipeline_ids": list(self.pipeline_ids),
-            "what": self.what,
-            "kind": self.kind,
-            "release": self.release,
-            "environments": list(self.envs),
-            "stage": self.stage or None,
-            "stage_kind": self.stage_kind or None,
-            "stage_elapsed": round(now - self.stage_started, 3) if self.stage_started else None,
-            "elapsed": round(now - self.started, 3),
-            "trigger": self.trigger,
-            "stages": dict(self.stages),
-            "cancelling": self.handle.stop.is_set(),
-        }
-        if lines > 0:
-            view["output"] = self.handle.output.last(lines)
-        return view
+        return RunView(
+            pipeline_id=self.pipeline_id,
+            run=self.handle.run_id,
+            pipeline_ids=tuple(self.pipeline_ids),
+            what=self.what,
+            kind=self.kind,
+            release=self.release,
+            environments=tuple(self.envs),
+            stage=self.stage or None,
+            stage_kind=self.stage_kind or None,
+            stage_elapsed=round(now - self.stage_started, 3) if self.stage_started else None,
+            elapsed=round(now - self.started, 3),
+            trigger=self.trigger,
+            stages=MappingProxyType(dict(self.stages)),
+            cancelling=self.handle.stop.is_set(),
+            output=tuple(self.handle.output.last(lines)) if lines > 0 else None,
+        )
 
 
 class RunKeeper(GaiaActor):
@@ -91,7 +90,7 @@ class RunKeeper(GaiaActor):
         self,
         run: RunState,
         body: Callable[[Runner], None],
-        watcher: Watcher | None = None,
+        watcher: str = "",
         output: bool = False,
     ) -> None:
         runner = Runner(

@@ -57,6 +57,7 @@ CORE = frozenset(
         "messages",
         "outbox",
         "process",
+        "relay",
         "replies",
         "settings",
         "store",

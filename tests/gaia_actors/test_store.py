@@ -31,6 +31,7 @@ from gaia_actors.settings import Settings
 from gaia_actors.store.database import open_database
 from gaia_actors.store.models import EventRow, HealthCheck, Pipeline, closing_connections
 from tests.conftest import wait_until
+from tests.gaia_actors.listener import Listener
 
 
 def test_batched_inserts_are_written_and_read_back(tree: tuple[Any, Any]) -> None:
@@ -214,21 +215,20 @@ def test_bus_stores_and_delivers_events(tree: tuple[Any, Any]) -> None:
 
 
 def test_bus_delivers_matching_events_to_subscribers(tree: tuple[Any, Any]) -> None:
-    from gaia_actors.messages import SubscribeSink
-
     registry, _ = tree
-    seen: list[str] = []
-    registry.tell("bus", SubscribeSink("t", seen.append, ("health.*",)))  # type: ignore[arg-type]
-    registry.tell("bus", Event("health.changed"))
-    registry.tell("bus", Event("stage.started"))
-    registry.tell("bus", Event("health.checked"))
-    wait_until(lambda: len(seen) == 2)
-    assert [e.name for e in seen] == ["health.changed", "health.checked"]  # type: ignore[attr-defined]
-    registry.tell(
-        "bus", Subscribe("nobody", ("*",))
-    )  # a subscriber that is not running is harmless
-    registry.tell("bus", Event("health.changed"))
-    wait_until(lambda: len(seen) == 3)
+    seen: list[Event] = []
+    with Listener(registry, seen.append) as listener:
+        registry.tell("bus", Subscribe(listener.name, ("health.*",)))
+        registry.tell("bus", Event("health.changed"))
+        registry.tell("bus", Event("stage.started"))
+        registry.tell("bus", Event("health.checked"))
+        wait_until(lambda: len(seen) == 2)
+        assert [e.name for e in seen] == ["health.changed", "health.checked"]
+        registry.tell(
+            "bus", Subscribe("nobody", ("*",))
+        )  # a subscriber that is not running is harmless
+        registry.tell("bus", Event("health.changed"))
+        wait_until(lambda: len(seen) == 3)
 
 
 def test_open_database_adds_missing_columns(tmp_path: Path, settings: Settings) -> None:

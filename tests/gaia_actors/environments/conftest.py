@@ -30,11 +30,12 @@ from gaia_actors.app import build_children, start_root
 from gaia_actors.environments import tree as environment_tree
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.layout import Layout
-from gaia_actors.messages import Event, GetEnvStatus, SubscribeSink
+from gaia_actors.messages import Event, GetEnvStatus, Subscribe
 from gaia_actors.replies import EnvStatus
 from gaia_actors.settings import Settings, load
 from supervisors import Registry
 from tests.conftest import wait_until
+from tests.gaia_actors.listener import Listener
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO = REPO / "demo"
@@ -187,8 +188,18 @@ class EventLog:
     def __init__(self) -> None:
         self.events: list[Event] = []
         self._changed = threading.Condition()
+        self.listener: Listener | None = None
 
-    def sink(self, event: Event) -> None:  # runs in the bus thread: never blocks
+    def listen(self, registry: Registry) -> str:
+        """The name of the actor that hears the bus for this log (subscribe it)."""
+        self.listener = Listener(registry, self.sink, "test.events")
+        return self.listener.name
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+
+    def sink(self, event: Event) -> None:  # runs in the listener's thread
         with self._changed:
             self.events.append(event)
             self._changed.notify_all()
@@ -288,20 +299,23 @@ class EnvTree:
     def stop(self) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
             self.root.stop(block=True, timeout=30)
+        self.events.close()
 
 
 def start_traced_root(
     settings: Settings, capabilities: list[ModuleType], events: EventLog
 ) -> tuple[Registry, Any]:
     """Start the daemon's tree with ``capabilities``; ``events`` hears the bus from its first
-    message on (the sink is subscribed before any capability starts, the bus starting first)."""
+    message on (its listener is subscribed before any capability starts, the bus starting
+    first, and again by every new bus)."""
     registry = Registry()
     children = build_children(settings, registry, capabilities=capabilities)
     bus_spec = children[1]
+    listener = events.listen(registry)
 
     def bus_factory(link: Any) -> Any:
         ref = bus_spec.factory(link)
-        ref.tell(SubscribeSink("test", events.sink, ("*",)))
+        ref.tell(Subscribe(listener, ("*",)))
         return ref
 
     fields = {name: getattr(bus_spec, name) for name in bus_spec.__dataclass_fields__}

@@ -13,10 +13,11 @@ import pykka
 
 from gaia_actors.app import build_children, start_root
 from gaia_actors.improve import tree
-from gaia_actors.messages import Flush, GetState, RunCycle
+from gaia_actors.messages import Flush, GetState, Progress, RunCycle
 from gaia_actors.settings import Settings, load
 from gaia_actors.store.models import EventRow
 from supervisors import Registry
+from tests.gaia_actors.listener import Listener
 
 # Inner pytest runs of the small projects need no plugins (hypothesis alone costs ~1.3 s).
 BASE_CONFIG = """\
@@ -42,7 +43,8 @@ class Watch:
     updates: list[dict[str, Any]] = field(default_factory=list)
     ended: threading.Event = field(default_factory=threading.Event)
 
-    def __call__(self, update: dict[str, Any]) -> None:
+    def __call__(self, progress: Progress) -> None:  # in its listener's thread
+        update = dict(progress.update)
         self.updates.append(update)
         if update["event"] == "cycle.ended":
             self.ended.set()
@@ -59,10 +61,13 @@ class ImproveTree:
     registry: Registry
     root: Any
     settings: Settings
+    listeners: list[Listener] = field(default_factory=list)
 
     def start_cycle(self, target: str = "", apply: bool = False) -> tuple[int, Watch]:
         watch = Watch()
-        answer = self.registry.ask("improve", RunCycle(target, apply, watch), timeout=10)
+        listener = Listener(self.registry, watch)
+        self.listeners.append(listener)
+        answer = self.registry.ask("improve", RunCycle(target, apply, listener.name), timeout=10)
         return int(answer["cycle_id"]), watch
 
     def cycle(self, target: str = "", apply: bool = False, timeout: float = 60.0) -> int:
@@ -88,11 +93,14 @@ def improve_tree(settings: Settings) -> Iterator[ImproveTree]:
     registry = Registry()
     children = build_children(settings, registry, capabilities=(tree,))
     root = start_root(settings, registry, children=children)
+    improve = ImproveTree(registry, root, settings)
     try:
-        yield ImproveTree(registry, root, settings)
+        yield improve
     finally:
         with contextlib.suppress(pykka.ActorDeadError):
             root.stop(block=True, timeout=30)
+        for listener in improve.listeners:
+            listener.close()
 
 
 def write_files(root: Path, count: int, text: str) -> list[str]:

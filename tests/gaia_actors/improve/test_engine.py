@@ -79,7 +79,7 @@ def test_a_worker_crashed_mid_batch_loses_no_file(
 
         def holding() -> object:
             status = tree.registry.ask("improve", GetCycleStatus(), timeout=5)
-            return status["analysis"]["in_flight"].get("improve.worker.0")
+            return status.analysis.in_flight.get("improve.worker.0")
 
         batch_id = wait_until(holding, timeout=20)
         fault(tree)
@@ -117,7 +117,7 @@ def test_the_engine_answers_while_a_long_phase_runs(tmp_path: Path) -> None:
 
         def in_test_phase() -> object:
             status = tree.registry.ask("improve", GetCycleStatus(), timeout=5)
-            return status["phase"] == "test"
+            return status.phase == "test"
 
         wait_until(in_test_phase, timeout=20)
         started = time.monotonic()
@@ -129,9 +129,9 @@ def test_the_engine_answers_while_a_long_phase_runs(tmp_path: Path) -> None:
         assert watch.ended.wait(30)
 
     assert answered_in < 1.0
-    assert status["running"] is True
-    assert status["cycle_id"] == cycle_id
-    assert set(status["phases"]) == {"analyse", "detect"}
+    assert status.running is True
+    assert status.cycle_id == cycle_id
+    assert set(status.phases) == {"analyse", "detect"}
     assert watch.last()["status"] == "succeeded"
     assert [u["phase"] for u in watch.of("phase.finished")] == [
         "analyse",
@@ -182,7 +182,7 @@ def test_a_target_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
         with pytest.raises(InvalidMessage, match="is not a directory"):
             tree.registry.ask("improve", RunCycle(str(tmp_path / "missing")), timeout=5)
         status = tree.registry.ask("improve", GetCycleStatus(), timeout=5)
-    assert status["running"] is False
+    assert status.running is False
 
 
 @pytest.mark.serial  # a 2 s batch budget, analysis process start included

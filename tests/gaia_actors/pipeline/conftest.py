@@ -23,7 +23,7 @@ from gaia_actors import pipeline
 from gaia_actors.environments import tree as environment_tree
 from gaia_actors.environments.tree import actor_name
 from gaia_actors.layout import Layout
-from gaia_actors.messages import Event, GetEnvStatus, Promote
+from gaia_actors.messages import Event, GetEnvStatus, Progress, Promote
 from gaia_actors.pipeline import history
 from gaia_actors.settings import Settings
 from supervisors import Registry
@@ -39,6 +39,7 @@ from tests.gaia_actors.environments.conftest import (
     write_config,
 )
 from tests.gaia_actors.environments.conftest import _toml as toml_value
+from tests.gaia_actors.listener import Listener
 
 CAPABILITIES = [environment_tree, pipeline]
 GATE_TEST = "tests/unit/test_gate.py"
@@ -184,13 +185,15 @@ class PipeTree:
     registry: Registry
     root: Any
     events: EventLog
+    listeners: list[Listener] = field(default_factory=list)
 
     def promote(self, what: str, *, output: bool = False) -> Run:
         holder: list[Run] = []
         early: list[dict[str, Any]] = []
         lock = threading.Lock()
 
-        def watcher(update: dict[str, Any]) -> None:
+        def watcher(progress: Progress) -> None:
+            update = dict(progress.update)
             # The runner may report before Promote's answer names the run here.
             with lock:
                 if holder:
@@ -198,10 +201,12 @@ class PipeTree:
                 else:
                     early.append(update)
 
+        listener = Listener(self.registry, watcher)
+        self.listeners.append(listener)
         answer = self.registry.ask(
             "pipeline",
-            Promote(what, "test", watcher, output),
-            timeout=30,  # type: ignore[arg-type]
+            Promote(what, "test", listener.name, output),  # type: ignore[arg-type]
+            timeout=30,
         )
         run = Run(answer["pipeline_id"])
         with lock:
@@ -250,6 +255,9 @@ class PipeTree:
     def stop(self) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
             self.root.stop(block=True, timeout=60)
+        for listener in self.listeners:
+            listener.close()
+        self.events.close()
 
 
 def start_pipe_tree(settings: Settings) -> PipeTree:

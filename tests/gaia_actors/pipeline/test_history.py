@@ -124,10 +124,8 @@ def test_a_second_promotion_of_a_held_environment_is_refused_naming_the_first(
         assert f"promotion #{run.pipeline_id} (dev_to_staging, stage hold)" in str(refused.value)
         assert f"cancel {run.pipeline_id}" in str(refused.value)
     status = tree.ask(GetPipelineStatus())
-    assert [(r["pipeline_id"], r["stage"]) for r in status["running"]] == [
-        (run.pipeline_id, "hold")
-    ]
-    assert status["locks"] == {"dev": run.pipeline_id, "staging": run.pipeline_id}
+    assert [(r.pipeline_id, r.stage) for r in status.running] == [(run.pipeline_id, "hold")]
+    assert status.locks == {"dev": run.pipeline_id, "staging": run.pipeline_id}
     gate.touch()
     assert run.wait()["status"] == "succeeded"
 

@@ -309,7 +309,8 @@ def test_cancel_kills_the_running_stage_and_rolls_the_target_back(
     assert isinstance(grandchild, int)
 
     status = tree.ask(GetPipelineStatus(lines=5))  # the coordinator answers while it runs
-    assert [r["stage"] for r in status["running"]] == ["soak-tests"]
+    assert [r.stage for r in status.running] == ["soak-tests"]
+    assert status.running[0].output is not None  # asked for its last lines
     answer = tree.ask(CancelPipeline(run.pipeline_id))
     assert answer == {"pipeline_id": run.pipeline_id, "cancelling": True, "stage": "soak-tests"}
     ended = run.wait()
@@ -330,4 +331,4 @@ def test_cancel_kills_the_running_stage_and_rolls_the_target_back(
     assert tree.wait_healthy("staging") == old
     with pytest.raises(PromotionRefused, match="not running"):
         tree.ask(CancelPipeline(run.pipeline_id))
-    assert tree.ask(GetPipelineStatus())["running"] == []
+    assert tree.ask(GetPipelineStatus()).running == ()
