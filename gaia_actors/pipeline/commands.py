@@ -196,14 +196,10 @@ def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
             "detached": True,
             "note": f"still running: see pipeline-status; stop it with: cancel {run_id}",
         }
-    result = {
-        "pipeline_id": run_id,
-        "status": ended["status"],
-        "promotions": [history.show(pid) for pid in ended["pipeline_ids"]],
-    }
+    promotions = [history.show(pid) for pid in ended["pipeline_ids"]]
     if ended["status"] != "succeeded":
-        raise PipelineError(_failure_message(result))
-    return result
+        raise PipelineError(_failure_message(promotions))
+    return {"pipeline_id": run_id, "status": ended["status"], "promotions": promotions}
 
 
 def _running(registry: Registry, run_id: int) -> bool:
@@ -220,14 +216,12 @@ def _ended_from_history(run_id: int) -> dict[str, Any]:
     return {"event": RunProgress.RUN_ENDED, "status": status, "pipeline_ids": ids}
 
 
-def _failure_message(result: dict[str, Any]) -> str:
-    failed = next(
-        (p for p in result["promotions"] if p["status"] != "succeeded"), result["promotions"][-1]
-    )
-    text = f"promotion #{failed['id']} ({failed['kind']}) {failed['status']}: {failed['error']}"
-    if failed.get("rollback"):
-        text += f"; rollback: {failed['rollback']}"
-    return text + f" (details: history {failed['id']})"
+def _failure_message(promotions: list[history.PromotionRecord]) -> str:
+    failed = next((p for p in promotions if p.status != "succeeded"), promotions[-1])
+    text = f"promotion #{failed.id} ({failed.kind}) {failed.status}: {failed.error}"
+    if failed.rollback:
+        text += f"; rollback: {failed.rollback}"
+    return text + f" (details: history {failed.id})"
 
 
 @command(

@@ -8,6 +8,8 @@ proxy; offline commands open it themselves); writes go through the Store actor.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from gaia_actors.formatting import utc_iso
@@ -19,18 +21,78 @@ Pipeline: Any = models.Pipeline
 Stage: Any = models.Stage
 
 
-def recent(limit: int = 20) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class StageRecord:
+    """One stage of a stored promotion."""
+
+    position: int
+    name: str
+    kind: str
+    env: str
+    blocking: bool
+    status: str  # running | passed | failed | warned | skipped | cancelled | timed_out | ...
+    started: str | None  # UTC ISO 8601
+    ended: str | None
+    duration: float | None
+    exit_code: int | None
+    summary: str
+    error: str
+    tests: Mapping[str, Any] | None  # the parsed JUnit report, if the stage ran tests
+    output_tail: str
+    detail: Any  # what the stage's kind records of itself (JSON)
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionRecord:
+    """A stored promotion with every stage (``GetPipelineHistory`` with an id)."""
+
+    id: int
+    kind: str
+    status: str
+    source: str
+    target: str
+    release: str
+    previous: str
+    started: str | None
+    ended: str | None
+    duration: float | None
+    trigger: str
+    chain: int | None  # the run a promote-all leg belongs to
+    backup: str
+    rollback: str
+    recovery: str
+    error: str
+    stages: tuple[StageRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionSummary:
+    """One line of the recent promotions (``GetPipelineHistory`` without an id)."""
+
+    id: int
+    kind: str
+    status: str
+    release: str
+    started: str | None
+    duration: float | None
+    stages: str  # how many stages ended how ("3 passed, 1 failed")
+    rollback: str
+    chain: int | None
+    error: str
+
+
+def recent(limit: int = 20) -> list[PromotionSummary]:
     """The latest ``limit`` promotions, newest first, one line each."""
     rows = list(Pipeline.select().order_by(Pipeline.id.desc()).limit(max(1, limit)))
     counts = _stage_counts([row.id for row in rows])
     return [_summary(row, counts.get(row.id, {})) for row in rows]
 
 
-def show(pipeline_id: int) -> dict[str, Any]:
+def show(pipeline_id: int) -> PromotionRecord:
     """One promotion with every stage (output tail, test results, error)."""
     row = get(pipeline_id)
     stages = Stage.select().where(Stage.pipeline_id == pipeline_id).order_by(Stage.position)
-    return {**pipeline_dict(row), "stages": [stage_dict(stage) for stage in stages]}
+    return promotion_record(row, tuple(stage_record(stage) for stage in stages))
 
 
 def get(pipeline_id: int) -> Any:
@@ -74,61 +136,62 @@ def next_position(pipeline_id: int) -> int:
     return 1 if last is None else int(last.position) + 1
 
 
-def pipeline_dict(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "status": row.status,
-        "source": row.source,
-        "target": row.target,
-        "release": row.release_id,
-        "previous": row.previous_release,
-        "started": utc_iso(row.started),
-        "ended": utc_iso(row.ended),
-        "duration": _duration(row),
-        "trigger": row.trigger,
-        "chain": row.chain_id,
-        "backup": row.backup or "",
-        "rollback": row.rollback or "",
-        "recovery": row.recovery or "",
-        "error": row.error,
-    }
+def promotion_record(row: Any, stages: tuple[StageRecord, ...]) -> PromotionRecord:
+    return PromotionRecord(
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        source=row.source,
+        target=row.target,
+        release=row.release_id,
+        previous=row.previous_release,
+        started=utc_iso(row.started),
+        ended=utc_iso(row.ended),
+        duration=_duration(row),
+        trigger=row.trigger,
+        chain=row.chain_id,
+        backup=row.backup or "",
+        rollback=row.rollback or "",
+        recovery=row.recovery or "",
+        error=row.error,
+        stages=stages,
+    )
 
 
-def stage_dict(row: Any) -> dict[str, Any]:
-    return {
-        "position": row.position,
-        "name": row.name,
-        "kind": row.kind,
-        "env": row.env or "",
-        "blocking": row.blocking,
-        "status": row.status,
-        "started": utc_iso(row.started),
-        "ended": utc_iso(row.ended),
-        "duration": row.duration,
-        "exit_code": row.exit_code,
-        "summary": row.summary or "",
-        "error": row.error,
-        "tests": row.tests,
-        "output_tail": row.output_tail,
-        "detail": row.detail,
-    }
+def stage_record(row: Any) -> StageRecord:
+    return StageRecord(
+        position=row.position,
+        name=row.name,
+        kind=row.kind,
+        env=row.env or "",
+        blocking=row.blocking,
+        status=row.status,
+        started=utc_iso(row.started),
+        ended=utc_iso(row.ended),
+        duration=row.duration,
+        exit_code=row.exit_code,
+        summary=row.summary or "",
+        error=row.error,
+        tests=row.tests,
+        output_tail=row.output_tail,
+        detail=row.detail,
+    )
 
 
-def _summary(row: Any, counts: dict[str, int]) -> dict[str, Any]:
+def _summary(row: Any, counts: dict[str, int]) -> PromotionSummary:
     done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "status": row.status,
-        "release": row.release_id,
-        "started": utc_iso(row.started),
-        "duration": _duration(row),
-        "stages": done,
-        "rollback": row.rollback or "",
-        "chain": row.chain_id,
-        "error": row.error,
-    }
+    return PromotionSummary(
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        release=row.release_id,
+        started=utc_iso(row.started),
+        duration=_duration(row),
+        stages=done,
+        rollback=row.rollback or "",
+        chain=row.chain_id,
+        error=row.error,
+    )
 
 
 def _stage_counts(ids: list[int]) -> dict[int, dict[str, int]]:

@@ -218,11 +218,11 @@ class PipeTree:
     def ask(self, message: Any, timeout: float = 10.0) -> Any:
         return self.registry.ask("pipeline", message, timeout=timeout)
 
-    def history(self, pipeline_id: int) -> dict[str, Any]:
+    def history(self, pipeline_id: int) -> history.PromotionRecord:
         return history.show(pipeline_id)
 
-    def stages(self, pipeline_id: int) -> dict[str, dict[str, Any]]:
-        return {s["name"]: s for s in history.show(pipeline_id)["stages"]}
+    def stages(self, pipeline_id: int) -> dict[str, history.StageRecord]:
+        return {s.name: s for s in history.show(pipeline_id).stages}
 
     def layout(self, env: str) -> Layout:
         return Layout.of(self.settings, env)

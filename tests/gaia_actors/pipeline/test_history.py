@@ -10,6 +10,7 @@ import pytest
 from gaia_actors.console.cli import run_offline
 from gaia_actors.console.render import Printer
 from gaia_actors.control import commands
+from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import Busy
 from gaia_actors.messages import GetPipelineHistory, GetPipelineStatus, Promote
 from gaia_actors.pipeline.coordinator import prune_artifacts
@@ -23,20 +24,20 @@ def test_history_is_complete_and_survives_a_restart(tmp_path: Path, pipe_tree: S
     assert run.wait()["status"] == "succeeded"
     before = tree.ask(GetPipelineHistory(run.pipeline_id))
 
-    assert before["status"] == "succeeded"
-    assert before["started"]
-    assert before["ended"]
-    assert before["duration"] > 0
-    assert [s["name"] for s in before["stages"]] == ["build", "unit-tests", "deploy", "health"]
-    for stage in before["stages"]:
-        assert stage["status"] == "passed"
-        assert stage["started"]
-        assert stage["ended"]
-        assert stage["duration"] is not None
-        assert stage["summary"]
-    unit = before["stages"][1]
-    assert (unit["exit_code"], unit["tests"]["passed"]) == (0, 2)
-    assert "2 passed" in unit["output_tail"]
+    assert before.status == "succeeded"
+    assert before.started
+    assert before.ended
+    assert before.duration > 0
+    assert [s.name for s in before.stages] == ["build", "unit-tests", "deploy", "health"]
+    for stage in before.stages:
+        assert stage.status == "passed"
+        assert stage.started
+        assert stage.ended
+        assert stage.duration is not None
+        assert stage.summary
+    unit = before.stages[1]
+    assert (unit.exit_code, unit.tests["passed"]) == (0, 2)
+    assert "2 passed" in unit.output_tail
     config = tree.settings.config_path
     tree.stop()
 
@@ -46,7 +47,7 @@ def test_history_is_complete_and_survives_a_restart(tmp_path: Path, pipe_tree: S
     assert cmd.offline
     offline = run_offline(cmd, {"id": run.pipeline_id}, tree.settings, Printer(json_output=True))
     listed = run_offline(cmd, {}, tree.settings, Printer(json_output=True))
-    assert offline == before
+    assert offline == to_json(before)  # as the daemon would have sent it
     assert [(p["id"], p["status"], p["stages"]) for p in listed] == [
         (run.pipeline_id, "succeeded", "4 passed")
     ]
@@ -54,7 +55,7 @@ def test_history_is_complete_and_survives_a_restart(tmp_path: Path, pipe_tree: S
     # A new daemon on the same state directory answers the same history.
     again = pipe_tree({}, config=config)
     assert again.ask(GetPipelineHistory(run.pipeline_id)) == before
-    assert [p["id"] for p in again.ask(GetPipelineHistory())] == [run.pipeline_id]
+    assert [p.id for p in again.ask(GetPipelineHistory())] == [run.pipeline_id]
 
 
 def test_the_history_command_renders_stages_with_tests_and_failures() -> None:

@@ -98,18 +98,18 @@ def test_promote_all_runs_every_stage_kind_and_prod_serves_the_new_release(
 
     assert ended["status"] == "succeeded", tree.history(run.pipeline_id)
     first, second = (tree.history(pid) for pid in ended["pipeline_ids"])
-    release = first["release"]
+    release = first.release
     assert release not in before.values()
-    assert (first["kind"], second["kind"]) == ("dev_to_staging", "staging_to_prod")
-    assert second["release"] == release
-    assert second["chain"] == first["id"] == first["chain"]
+    assert (first.kind, second.kind) == ("dev_to_staging", "staging_to_prod")
+    assert second.release == release
+    assert second.chain == first.id == first.chain
     for env in ("dev", "staging", "prod"):
         assert tree.current(env) == release
         assert tree.served_release(env) == release
-    assert second["previous"] == before["prod"]
-    all_stages = first["stages"] + second["stages"]
-    stages = {s["name"]: s for s in all_stages}  # the second "deploy" is prod's
-    assert {s["kind"] for s in stages.values()} == {
+    assert second.previous == before["prod"]
+    all_stages = first.stages + second.stages
+    stages = {s.name: s for s in all_stages}  # the second "deploy" is prod's
+    assert {s.kind for s in stages.values()} == {
         "build",
         "command",
         "health",
@@ -117,20 +117,20 @@ def test_promote_all_runs_every_stage_kind_and_prod_serves_the_new_release(
         "backup",
         "deploy",
     }
-    assert all(s["status"] == "passed" for s in all_stages), all_stages
-    assert all(s["duration"] is not None and s["started"] and s["ended"] for s in all_stages)
+    assert all(s.status == "passed" for s in all_stages), all_stages
+    assert all(s.duration is not None and s.started and s.ended for s in all_stages)
     unit = stages["unit-tests"]
-    assert unit["exit_code"] == 0
-    assert (unit["tests"]["total"], unit["tests"]["passed"]) == (2, 2)
-    assert "2 passed" in unit["output_tail"]
-    assert stages["integration-tests"]["tests"]["passed"] >= 5
-    assert stages["integration-tests"]["tests"]["failed"] == 0
-    assert stages["load"]["detail"]["sent"] == 60
-    assert second["backup"]
-    assert stages["backup"]["detail"]["backup"] == second["backup"]
+    assert unit.exit_code == 0
+    assert (unit.tests["total"], unit.tests["passed"]) == (2, 2)
+    assert "2 passed" in unit.output_tail
+    assert stages["integration-tests"].tests["passed"] >= 5
+    assert stages["integration-tests"].tests["failed"] == 0
+    assert stages["load"].detail["sent"] == 60
+    assert second.backup
+    assert stages["backup"].detail["backup"] == second.backup
     # Every stage was announced as it started and ended, in order, on the bus and to the caller.
     names = [name for event, name in run.stage_events() if event == "stage.started"]
-    assert names == [s["name"] for s in all_stages]
+    assert names == [s.name for s in all_stages]
     for pid in ended["pipeline_ids"]:
         assert len(events_of(tree.events, "pipeline.started", pid)) == 1
         assert len(events_of(tree.events, "pipeline.finished", pid)) == 1
@@ -153,16 +153,16 @@ def test_a_failing_unit_test_stops_the_promotion_before_the_deploy(
     assert ended["status"] == "failed"
     promotion = tree.history(run.pipeline_id)
     stages = tree.stages(run.pipeline_id)
-    assert [s["status"] for s in promotion["stages"]] == ["passed", "failed", "skipped"]
+    assert [s.status for s in promotion.stages] == ["passed", "failed", "skipped"]
     unit = stages["unit-tests"]
-    assert unit["exit_code"] == 1
-    assert (unit["tests"]["total"], unit["tests"]["failed"]) == (3, 1)
-    broken = unit["tests"]["cases"][0]
+    assert unit.exit_code == 1
+    assert (unit.tests["total"], unit.tests["failed"]) == (3, 1)
+    broken = unit.tests["cases"][0]
     assert (broken["name"], broken["status"]) == ("test_the_release_is_broken", "failed")
     assert "the new release is broken" in broken["message"]
-    assert "unit-tests" in promotion["error"]
-    assert "test_the_release_is_broken" in promotion["error"]
-    assert promotion["rollback"] == ""  # nothing was deployed to roll back
+    assert "unit-tests" in promotion.error
+    assert "test_the_release_is_broken" in promotion.error
+    assert promotion.rollback == ""  # nothing was deployed to roll back
     assert tree.current("staging") == before
     assert tree.served_release("staging") == before
     assert not Deployment.select().where(Deployment.env == "staging").exists()
@@ -188,9 +188,9 @@ def test_a_failing_non_blocking_stage_only_warns(tmp_path: Path, pipe_tree: Star
     assert ended["status"] == "succeeded"
     promotion = tree.history(run.pipeline_id)
     lint_stage = tree.stages(run.pipeline_id)["lint"]
-    assert (lint_stage["status"], lint_stage["exit_code"]) == ("warned", 1)
-    assert "3 style problems" in lint_stage["output_tail"]
-    assert tree.current("staging") == promotion["release"] != before
+    assert (lint_stage.status, lint_stage.exit_code) == ("warned", 1)
+    assert "3 style problems" in lint_stage.output_tail
+    assert tree.current("staging") == promotion.release != before
     warned = events_of(tree.events, "stage.warned", run.pipeline_id)
     assert [(e.get("stage"), e.level) for e in warned] == [("lint", "warning")]
 
@@ -208,13 +208,13 @@ def test_a_stage_past_its_timeout_is_killed_with_its_children_and_fails(
 
     assert ended["status"] == "failed"
     stage = tree.stages(run.pipeline_id)["slow"]
-    assert stage["status"] == "timed_out"
-    assert "timed out after 1s" in stage["error"]
-    assert stage["exit_code"] == -9
+    assert stage.status == "timed_out"
+    assert "timed out after 1s" in stage.error
+    assert stage.exit_code == -9
     grandchild = read_pid(pidfile)
     assert grandchild is not None
     wait_until(lambda: not pid_alive(grandchild), timeout=5)
-    assert tree.stages(run.pipeline_id)["deploy"]["status"] == "skipped"
+    assert tree.stages(run.pipeline_id)["deploy"].status == "skipped"
     assert tree.current("staging") == before
 
 
@@ -242,12 +242,12 @@ def test_a_release_unhealthy_after_the_prod_deploy_is_rolled_back(
     assert ended["status"] == "failed"
     promotion = tree.history(run.pipeline_id)
     stages = tree.stages(run.pipeline_id)
-    assert stages["prod-health"]["status"] == "failed"
-    assert "HTTP 503" in stages["prod-health"]["error"]
-    assert stages["rollback"]["status"] == "passed"
-    assert stages["rollback"]["kind"] == "rollback"
-    assert promotion["rollback"] == "code"
-    assert promotion["previous"] == old
+    assert stages["prod-health"].status == "failed"
+    assert "HTTP 503" in stages["prod-health"].error
+    assert stages["rollback"].status == "passed"
+    assert stages["rollback"].kind == "rollback"
+    assert promotion.rollback == "code"
+    assert promotion.previous == old
     assert tree.current("prod") == old
     assert tree.wait_healthy("prod") == old
     rollbacks = Deployment.select().where(
@@ -278,13 +278,12 @@ def test_a_data_breaking_release_gets_the_data_restored_from_the_pipeline_backup
     assert ended["status"] == "failed"
     promotion = tree.history(run.pipeline_id)
     stages = tree.stages(run.pipeline_id)
-    assert stages["deploy"]["status"] == "failed"
-    assert stages["rollback"]["status"] == "passed", stages["rollback"]
-    assert promotion["rollback"] in ("data", "code+data")
-    assert promotion["backup"] == stages["backup"]["detail"]["backup"]
-    assert (
-        f"restored staging's data from backup {promotion['backup']}"
-        in (stages["rollback"]["output_tail"])
+    assert stages["deploy"].status == "failed"
+    assert stages["rollback"].status == "passed", stages["rollback"]
+    assert promotion.rollback in ("data", "code+data")
+    assert promotion.backup == stages["backup"].detail["backup"]
+    assert f"restored staging's data from backup {promotion.backup}" in (
+        stages["rollback"].output_tail
     )
     assert tree.wait_healthy("staging") == old
     assert tree.current("staging") == old
@@ -318,15 +317,15 @@ def test_cancel_kills_the_running_stage_and_rolls_the_target_back(
     assert ended["status"] == "cancelled"
     wait_until(lambda: not pid_alive(grandchild), timeout=5)
     promotion = tree.history(run.pipeline_id)
-    assert [(s["name"], s["status"]) for s in promotion["stages"]] == [
+    assert [(s.name, s.status) for s in promotion.stages] == [
         ("build", "passed"),
         ("deploy", "passed"),
         ("soak-tests", "cancelled"),
         ("smoke", "skipped"),
         ("rollback", "passed"),
     ]
-    assert promotion["status"] == "cancelled"
-    assert promotion["rollback"] == "code"
+    assert promotion.status == "cancelled"
+    assert promotion.rollback == "code"
     assert tree.current("staging") == old
     assert tree.wait_healthy("staging") == old
     with pytest.raises(PromotionRefused, match="not running"):
