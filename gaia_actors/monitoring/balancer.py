@@ -26,7 +26,9 @@ import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pykka
@@ -39,7 +41,7 @@ from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.settings import Settings
 from supervisors import Link, SupervisionError
 
-__all__ = ["LoadBalancer", "NoEnvironmentAvailable"]
+__all__ = ["LoadBalancer", "NoEnvironmentAvailable", "RouteAnswer"]
 
 EVENT_PATTERNS = (HealthEvent.CHANGED, EnvironmentEvent.ALL)
 PREFERENCE = ("healthy", "degraded")  # routable statuses, best first
@@ -81,6 +83,21 @@ class _Backend:
             while times and now - times[0] > window:
                 times.popleft()
         return len(self.in_flight), len(self.routed)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAnswer:
+    """The balancer's answer to ``Route``: where the next request goes, and why."""
+
+    env: str
+    url: str
+    status: str  # healthy, or degraded when nothing healthy is left
+    fallback: bool  # no healthy environment was left
+    in_flight: int
+    recent: int  # requests routed to it within the load window
+    rule: str  # which rule decided, in words that do not change per request
+    reason: str
+    candidates: Mapping[str, str]  # every environment of the pool -> its status
 
 
 class LoadBalancer(GaiaActor):
@@ -173,7 +190,7 @@ class LoadBalancer(GaiaActor):
 
     # Routing
 
-    def _route(self, pool: tuple[str, ...]) -> dict[str, Any]:
+    def _route(self, pool: tuple[str, ...]) -> RouteAnswer:
         names = self._pool(pool)
         statuses = {env: self.backends[env].effective_status() for env in names}
         for wanted in PREFERENCE:
@@ -192,17 +209,17 @@ class LoadBalancer(GaiaActor):
         backend.routed.append(now)
         self.last = pick
         self.routes += 1
-        return {
-            "env": pick,
-            "url": backend.url,
-            "status": statuses[pick],
-            "fallback": wanted != PREFERENCE[0],
-            "in_flight": least[0],
-            "recent": least[1],
-            "rule": _rule(wanted, ties),
-            "reason": _reason(pick, wanted, least, ties, statuses),
-            "candidates": statuses,
-        }
+        return RouteAnswer(
+            env=pick,
+            url=backend.url,
+            status=statuses[pick],
+            fallback=wanted != PREFERENCE[0],
+            in_flight=least[0],
+            recent=least[1],
+            rule=_rule(wanted, ties),
+            reason=_reason(pick, wanted, least, ties, statuses),
+            candidates=MappingProxyType(statuses),
+        )
 
     def _pool(self, pool: tuple[str, ...]) -> tuple[str, ...]:
         names = pool or self.pool

@@ -19,7 +19,7 @@ from gaia_actors.datanotes import data_notes
 from gaia_actors.errors import ControlError
 from gaia_actors.layout import actor_name
 from gaia_actors.messages import GetHealth, GetState, Route, RouteDone, unknown_environment
-from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
+from gaia_actors.monitoring.balancer import NoEnvironmentAvailable, RouteAnswer
 from gaia_actors.monitoring.incidents import incident_rows
 from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.monitoring.stored import (
@@ -156,19 +156,19 @@ def load_balance(ctx: CommandContext, n: int = 10, pool: str = "") -> dict[str, 
         if ctx.cancel.is_set():
             break
         try:
-            answer = registry.ask("balancer", Route(names), timeout=ASK_TIMEOUT)
+            answer: RouteAnswer = registry.ask("balancer", Route(names), timeout=ASK_TIMEOUT)
         except NoEnvironmentAvailable as exc:
             if not counts:
                 raise  # nothing to show: the reason is the answer
             rejected += 1
             _count_rule(rules, "none available", str(exc))
             continue
-        env = answer["env"]
+        env = answer.env
         registry.tell("balancer", RouteDone(env))  # the simulated request is done at once
         counts[env] += 1
-        statuses[env] = answer["status"]
-        fallback += bool(answer["fallback"])
-        _count_rule(rules, answer["rule"], answer["reason"])
+        statuses[env] = answer.status
+        fallback += answer.fallback
+        _count_rule(rules, answer.rule, answer.reason)
         if (i + 1) % 1000 == 0:
             ctx.progress({"message": "routing", "routed": i + 1, "of": n})
     result = _distribution(n, names, counts, statuses)

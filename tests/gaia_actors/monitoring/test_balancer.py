@@ -6,13 +6,12 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from gaia_actors.errors import InvalidMessage
 from gaia_actors.messages import Crash, Event, Route, RouteDone, fields_of
-from gaia_actors.monitoring.balancer import NoEnvironmentAvailable
+from gaia_actors.monitoring.balancer import NoEnvironmentAvailable, RouteAnswer
 from tests.conftest import wait_until
 from tests.gaia_actors.monitoring.conftest import Tree, make_settings
 from tests.gaia_actors.monitoring.hostile import HostileServer, Respond, Switch
@@ -41,8 +40,8 @@ class Pool:
         wanted = {**self.statuses(), **expected}
         wait_until(lambda: self.statuses() == wanted, 10.0)
 
-    def route(self, *pool: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self.tree.ask("balancer", Route(pool))
+    def route(self, *pool: str) -> RouteAnswer:
+        answer: RouteAnswer = self.tree.ask("balancer", Route(pool))
         return answer
 
     def publish(self, name: str, env: str) -> None:
@@ -66,25 +65,25 @@ def pool(tmp_path: Path, start_tree: Callable[..., Tree]) -> Iterator[Pool]:
 
 def test_a_down_environment_is_never_picked_and_equals_share_evenly(pool: Pool) -> None:
     pool.settle(c="down")
-    routed = Counter(pool.route()["env"] for _ in range(300))
+    routed = Counter(pool.route().env for _ in range(300))
     assert routed == {"a": 150, "b": 150}
 
 
 def test_the_lowest_load_wins(pool: Pool) -> None:
-    first, second = pool.route("a", "b")["env"], pool.route("a", "b")["env"]
+    first, second = pool.route("a", "b").env, pool.route("a", "b").env
     assert {first, second} == {"a", "b"}
     pool.tree.registry.tell("balancer", RouteDone(second))  # second's request finished
-    assert pool.route("a", "b")["env"] == second
+    assert pool.route("a", "b").env == second
 
 
 def test_degraded_only_when_nothing_healthy_is_left_and_the_answer_says_so(pool: Pool) -> None:
     pool.settle(b="degraded", c="down")
-    assert {pool.route()["env"] for _ in range(20)} == {"a"}
+    assert {pool.route().env for _ in range(20)} == {"a"}
     pool.settle(a="down")
     answer = pool.route()
-    assert (answer["env"], answer["status"], answer["fallback"]) == ("b", "degraded", True)
-    assert answer["reason"].startswith("no healthy environment left (a down, c down)")
-    assert answer["rule"] == "no healthy one left, degraded, least loaded"
+    assert (answer.env, answer.status, answer.fallback) == ("b", "degraded", True)
+    assert answer.reason.startswith("no healthy environment left (a down, c down)")
+    assert answer.rule == "no healthy one left, degraded, least loaded"
 
 
 def test_none_available_is_a_clear_rejection(pool: Pool) -> None:
@@ -97,10 +96,10 @@ def test_none_available_is_a_clear_rejection(pool: Pool) -> None:
 def test_a_process_exit_takes_an_environment_out_until_it_starts_again(pool: Pool) -> None:
     pool.publish("environment.exited", "a")
     wait_until(lambda: pool.statuses()["a"] == "stopped")
-    assert {pool.route()["env"] for _ in range(10)} == {"b", "c"}
+    assert {pool.route().env for _ in range(10)} == {"b", "c"}
     pool.publish("environment.started", "a")
     wait_until(lambda: pool.statuses()["a"] == "healthy")
-    assert "a" in {pool.route()["env"] for _ in range(3)}
+    assert "a" in {pool.route().env for _ in range(3)}
 
 
 def test_an_unknown_pool_member_is_refused_by_name(pool: Pool) -> None:
@@ -114,4 +113,4 @@ def test_a_restarted_balancer_learns_health_from_the_monitor(pool: Pool) -> None
     wait_until(lambda: pool.tree.registry.node("balancer").generation == 2)  # type: ignore[union-attr]
     # No transition happens now: only the GetHealth asked at start can tell it about c.
     wait_until(lambda: pool.statuses() == {"a": "healthy", "b": "healthy", "c": "down"})
-    assert {pool.route()["env"] for _ in range(10)} == {"a", "b"}
+    assert {pool.route().env for _ in range(10)} == {"a", "b"}
