@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gaia_actors.alerts.model import Alert, Notification
+from gaia_actors.events import EnvironmentEvent
 
 STARTED = 1_796_659_200.0  # 2026-12-07T16:00:00+00:00
 
@@ -17,7 +18,7 @@ def alert(index: int = 0, **changes: Any) -> Alert:
         "status": "firing",
         "env": "prod",
         "summary": "prod failed: restart budget spent, data verified, nothing to roll back",
-        "event": "environment.failed",
+        "event": EnvironmentEvent.FAILED,
         "started": STARTED + index,
         "incident_id": 42 + index,
         "details": {"reason": "exit 1", "restarts": 5},
