@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -14,6 +16,7 @@ import pytest
 from gaia_actors import process
 from gaia_actors.environments import backups
 from gaia_actors.errors import Busy
+from gaia_actors.events import EnvironmentEvent, SupervisorEvent
 from gaia_actors.layout import actor_name
 from gaia_actors.messages import RestoreBackup, TakeBackup
 from tests.conftest import wait_until
@@ -103,8 +106,38 @@ def test_a_backup_slower_than_the_liveness_timeout_keeps_the_actor_and_its_answe
         assert copy.execute("SELECT count(*) FROM entries").fetchone()[0] == 2
     copy.close()
     assert answers > EFFECTIVE_PING_TIMEOUT / 0.5
-    assert tree.events.names("supervisor.child_hung") == []
+    assert tree.events.names(SupervisorEvent.CHILD_HUNG) == []
     node = tree.registry.node(actor_name("prod"))
     assert node is not None
     assert node.generation == 1
     assert tree.status("prod").operation is None
+
+
+def test_a_service_that_dies_during_a_backup_is_restarted_only_once_the_backup_is_done(
+    tmp_path: Path, env_tree: StartTree
+) -> None:
+    source = demo_source(tmp_path / "src")
+    tree = env_tree({"prod": {"port": free_port(), "source": str(source)}})
+    before = tree.wait_healthy("prod")
+    assert before.pid is not None
+    writer = locked_ledger(tree.layout("prod").data)
+    try:
+        taken = Asked(tree, TakeBackup("manual"))
+        wait_until(lambda: tree.status("prod").operation == "backup", timeout=10)
+        mark = tree.events.mark()
+        os.kill(before.pid, signal.SIGKILL)
+        wait_until(lambda: tree.status("prod").state == "stopped", timeout=10)
+        # The exit waits for the backup: no failure, restart or ladder step touches the data
+        # under it (the actor that answered is still the first generation).
+        assert tree.events.names(EnvironmentEvent.EXITED) == []
+        assert tree.events.names(SupervisorEvent.CHILD_FAILED) == []
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+
+    assert taken.result()["verified"]
+    exited = tree.events.wait_for(EnvironmentEvent.EXITED, after=mark)
+    backed_up = tree.events.wait_for(EnvironmentEvent.BACKUP, after=mark)
+    names = [e.name for e in tree.events.events[mark:]]
+    assert names.index(backed_up.name) < names.index(exited.name)
+    assert tree.wait_healthy("prod", pid_not=before.pid).release == before.release

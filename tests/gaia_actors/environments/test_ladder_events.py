@@ -12,6 +12,7 @@ import pykka
 
 from gaia_actors.environments import builds, releases
 from gaia_actors.environments import tree as environment_tree
+from gaia_actors.events import EnvironmentEvent
 from gaia_actors.layout import Layout
 from gaia_actors.messages import Event
 from gaia_actors.outbox import outbox_for
@@ -70,7 +71,7 @@ def test_a_ladder_rollback_taken_while_the_bus_is_down_is_published_once_it_is_b
         bus.stop()
     [event] = got
     assert isinstance(event, Event)
-    assert event.name == "environment.rolled_back"
+    assert event.name == EnvironmentEvent.ROLLED_BACK
     assert event.env == "prod"
     assert event.get("reason") == "recovery ladder"
     assert event.get("release") == healthy.id
