@@ -21,6 +21,7 @@ from gaia_actors.errors import GaiaError, Rejected, Superseded, UnknownMessage
 from gaia_actors.messages import Crash, Event, GetState, Hang, Insert, fields_of
 from gaia_actors.outbox import outbox_for
 from gaia_actors.store.models import close_thread_connections
+from gaia_actors.timers import TIMERS
 from supervisors import AskExpired, Link, NotRunning, Supervised
 from supervisors.registry import DEFAULT_ASK_TIMEOUT
 from supervisors.supervised import Ping
@@ -177,34 +178,30 @@ class GaiaActor(Supervised):
 
     def every(self, interval: float, message: Any, first: float | None = None) -> threading.Event:
         """Tell self ``message`` every ``interval`` seconds until the actor stops."""
-        stop = threading.Event()
-        self._tickers.add(stop)
         ref = self.actor_ref
 
-        def loop() -> None:
-            delay = interval if first is None else first
-            while not stop.wait(delay):
-                delay = interval
-                try:
-                    ref.tell(message)
-                except pykka.ActorDeadError:
-                    return
+        def tick() -> bool:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                return False
+            return True
 
-        threading.Thread(target=loop, name=f"{self.name}-every", daemon=True).start()
+        stop = TIMERS.add(interval if first is None else first, tick, interval)
+        self._tickers.add(stop)
         return stop
 
     def after(self, delay: float, message: Any) -> threading.Event:
         """Tell self ``message`` once after ``delay`` seconds; set the returned event to cancel."""
-        stop = threading.Event()
-        self._tickers.add(stop)
         ref = self.actor_ref
 
-        def fire() -> None:
-            if not stop.wait(delay):
-                with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(message)
+        def fire() -> bool:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(message)
+            return False
 
-        threading.Thread(target=fire, name=f"{self.name}-after", daemon=True).start()
+        stop = TIMERS.add(delay, fire)
+        self._tickers.add(stop)
         return stop
 
     def stop_timers(self) -> None:

@@ -61,6 +61,7 @@ CORE = frozenset(
         "replies",
         "settings",
         "store",
+        "timers",
     }
 )
 
