@@ -10,8 +10,9 @@ Why the pieces look the way they do:
   group, so grandchildren die with it (supervisord ``stopasgroup``/``killasgroup``). When the
   leader exits, whatever is left of its group is SIGKILLed too (systemd
   ``KillMode=control-group``): a half-dead service must not keep its port.
-- Exits are seen by a thread blocked in ``wait()`` (our children) or on a pidfd (adopted
-  processes), ~2 ms here, instead of polling.
+- Exits are seen by one thread for all processes, blocked in ``epoll`` on their pidfds
+  (``exits``), ~2 ms here, instead of polling or a thread per process (where the kernel has
+  no pidfd: a thread blocked in ``wait()``, or polling /proc for adopted processes).
 - A service's output goes through a pipe to a small *log pump process*
   (``environments/logfiles.py`` run as a script), not to a thread of the daemon: the pump
   outlives a daemon restart, so an adopted service keeps a reader on its stdout instead of
@@ -23,6 +24,7 @@ Why the pieces look the way they do:
 Its errors, ``ProcessError`` and its subclasses, are drawn in the tree of ``gaia_actors.errors``.
 
 The modules: ``spawning`` (a child in its own group), ``handles`` (watch, signal, stop),
+``exits`` (the one exit watcher),
 ``running`` (run with a timeout), ``output`` (in memory, captured, or through the log pump),
 ``adoption``, ``pidfiles``, ``proc`` (what /proc tells) and ``errors``.
 """

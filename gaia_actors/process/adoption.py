@@ -4,29 +4,16 @@ a pidfd (or /proc polling where the kernel has none)."""
 from __future__ import annotations
 
 import os
-import select
 import threading
 from pathlib import Path
 
+from gaia_actors.process.exits import EXITS, Watch, open_pidfd
 from gaia_actors.process.handles import Handle
 from gaia_actors.process.output import LogSink, read_log_tail
 from gaia_actors.process.pidfiles import read_pidfile
 from gaia_actors.process.proc import is_same_process
 
 POLL_INTERVAL = 0.05  # /proc polling for adopted processes when pidfd is unavailable
-
-
-def _open_pidfd(pid: int) -> int | None:
-    """A pidfd for ``pid``, or None where the kernel has none (before 5.3).
-    ProcessLookupError passes through: the process is gone."""
-    try:
-        return os.pidfd_open(pid)
-    except AttributeError:
-        return None
-    except OSError as exc:
-        if isinstance(exc, ProcessLookupError):
-            raise
-        return None
 
 
 class AdoptedProcess(Handle[int | None]):
@@ -44,35 +31,19 @@ class AdoptedProcess(Handle[int | None]):
         self.log = log
         self.uses_pidfd = pidfd is not None
         self._detached = threading.Event()
-        # detach() writes to this pipe to wake the watcher blocked on the pidfd, which then
-        # ends and closes its descriptors: an actor restart must leave nothing behind.
-        self._wake_lock = threading.Lock()
-        self._wake: tuple[int, int] | None = os.pipe() if pidfd is not None else None
-        target = self._wait_pidfd if pidfd is not None else self._poll_proc
-        threading.Thread(target=target, args=(pidfd,), name=f"adopted-{pid}", daemon=True).start()
+        self._watch: Watch | None = None
+        if pidfd is None:
+            name = f"adopted-{pid}"
+            threading.Thread(target=self._poll_proc, name=name, daemon=True).start()
+        else:
+            self._watch = EXITS.add(pidfd, lambda: self._finish(None))
 
     def detach(self) -> None:
         self._detached.set()
-        with self._wake_lock:  # never write to a descriptor the watcher closed (and reused)
-            if self._wake is not None:
-                os.write(self._wake[1], b"x")
+        if self._watch is not None:  # closes the pidfd: an actor restart leaves nothing behind
+            EXITS.cancel(self._watch)
 
-    def _wait_pidfd(self, pidfd: int | None) -> None:
-        assert pidfd is not None
-        assert self._wake is not None
-        try:
-            # The pidfd turns readable once the process has exited.
-            readable, _, _ = select.select([pidfd, self._wake[0]], [], [])
-        finally:
-            os.close(pidfd)
-            with self._wake_lock:
-                wake, self._wake = self._wake, None
-                for fd in wake:
-                    os.close(fd)
-        if pidfd in readable:
-            self._finish(None)
-
-    def _poll_proc(self, _pidfd: int | None) -> None:
+    def _poll_proc(self) -> None:
         while is_same_process(self.pid, self.start_time):
             if self._detached.wait(POLL_INTERVAL):
                 return
@@ -91,7 +62,7 @@ def adopt(path: Path, log: LogSink | None = None, *, pidfd: bool = True) -> Adop
     if record is None:
         return None
     try:
-        fd = _open_pidfd(record.pid) if pidfd else None
+        fd = open_pidfd(record.pid) if pidfd else None
     except ProcessLookupError:
         return None
     # Checked after opening the pidfd: from then on the pid cannot name another process.

@@ -1,5 +1,6 @@
-"""A process we can signal and wait for: its exit seen by a thread, signals sent to its whole
-group, a stop that escalates from SIGTERM to SIGKILL. `Child` is one we started."""
+"""A process we can signal and wait for: its exit seen by the shared exit watcher, signals
+sent to its whole group, a stop that escalates from SIGTERM to SIGKILL. `Child` is one we
+started."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from gaia_actors.process.errors import ProcessError, StopError
+from gaia_actors.process.exits import EXITS, open_pidfd
 from gaia_actors.process.output import DRAIN_TIMEOUT, CapturedOutput, FileOutput, MemoryOutput
 from gaia_actors.process.proc import proc_start_time
 
@@ -113,10 +115,23 @@ class Child(Handle[int]):
         self._popen = popen
         self._output = output
         self._drained = threading.Event()
-        threading.Thread(target=self._reap, name=f"reap-{self.pid}", daemon=True).start()
+        pidfd = open_pidfd(self.pid)  # a zombie until reaped: the pid is still ours
+        if pidfd is None:
+            threading.Thread(target=self._reap, name=f"reap-{self.pid}", daemon=True).start()
+        else:
+            EXITS.add(pidfd, self._exited_now)
 
     def _reap(self) -> None:
         self._finish(self._popen.wait())
+        self._drain()
+
+    def _exited_now(self) -> None:
+        # In the shared watcher's thread: reaping a zombie is immediate, draining may wait
+        # for a reader, so that waits in a thread of its own that ends with it.
+        self._finish(self._popen.wait())
+        threading.Thread(target=self._drain, name=f"drain-{self.pid}", daemon=True).start()
+
+    def _drain(self) -> None:
         self._output.drain()
         self._drained.set()
 

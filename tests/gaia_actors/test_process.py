@@ -524,7 +524,8 @@ def test_detach_ends_the_watch_and_leaves_the_process_running(
     tmp_path: Path, children: list[process.Child], pidfd: bool
 ) -> None:
     """An environment actor's restart detaches its handle: the next generation adopts the
-    process anew, so the old watcher thread and its descriptors must go."""
+    process anew, so the old watch (the shared watcher's pidfd, or the polling thread) and its
+    descriptors must go."""
     child = spawn(SLEEPER, tmp_path)
     children.append(child)
     write_pidfile(tmp_path / "pid", child.pid, child.start_time)
@@ -533,7 +534,9 @@ def test_detach_ends_the_watch_and_leaves_the_process_running(
     assert adopted is not None
     recorder = ExitRecorder()
     adopted.watch(recorder)
-    assert len(adopted_threads(child.pid)) == 1
+    # A pidfd is watched by the shared exit watcher: no thread of its own.
+    assert len(adopted_threads(child.pid)) == (0 if pidfd else 1)
+    assert len(open_fds()) == len(before) + (1 if pidfd else 0)
     adopted.detach()
     adopted.detach()  # twice is harmless
     wait_until(lambda: not adopted_threads(child.pid))
