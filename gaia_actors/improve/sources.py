@@ -9,6 +9,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
+from typing import ClassVar
 
 from gaia_actors.improve import gosource, pysource
 from gaia_actors.improve.files import DEFAULT_MAX_BYTES
@@ -39,10 +40,11 @@ class AnalysisSettings:
         return self.detectors is None or name in self.detectors
 
 
-class PythonSource:
-    """A Python file as the detectors see it."""
+class FileSource:
+    """A file's text and the analysis settings; each language's subclass adds what its
+    detectors share."""
 
-    language = "python"
+    language: ClassVar[str] = ""
 
     def __init__(
         self, path: str, text: str, settings: AnalysisSettings, has_markers: bool = True
@@ -51,6 +53,17 @@ class PythonSource:
         self.text = text
         self.settings = settings
         self.has_markers = has_markers  # False: the bytes hold none of the markers
+
+
+class PythonSource(FileSource):
+    """A Python file as the detectors see it."""
+
+    language = "python"
+
+    def __init__(
+        self, path: str, text: str, settings: AnalysisSettings, has_markers: bool = True
+    ) -> None:
+        super().__init__(path, text, settings, has_markers)
         self.tokenize_problem: pysource.TokenizeProblem | None = None
 
     @cached_property
@@ -78,18 +91,10 @@ class PythonSource:
         return parsed if isinstance(parsed, ast.Module) else None
 
 
-class GoSource:
+class GoSource(FileSource):
     """A Go file as the detectors see it."""
 
     language = "go"
-
-    def __init__(
-        self, path: str, text: str, settings: AnalysisSettings, has_markers: bool = True
-    ) -> None:
-        self.path = path
-        self.text = text
-        self.settings = settings
-        self.has_markers = has_markers
 
     @cached_property
     def scanned(self) -> gosource.GoScan:
