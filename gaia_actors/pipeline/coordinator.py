@@ -10,7 +10,7 @@ staging that is being redeployed under the tests would prove nothing.
 
 At start, promotions a previous daemon left ``running`` are marked ``interrupted``, the
 processes of their running stage are killed, and a target left on the unconfirmed release is
-rolled back to the one it had before (part 4). At stop, running promotions are interrupted
+rolled back to the one it had before (``recovery``). At stop, running promotions are interrupted
 the same way and recovered at the next start: a rollback is not started while the daemon
 shuts down.
 """
