@@ -152,13 +152,23 @@ class Mail:
 
 
 class MailHandler:
-    """aiosmtpd's handler: keeps each message; ``refuse`` answers DATA with a reply instead;
-    ``delay`` holds the answer to DATA that long (a slow server)."""
+    """aiosmtpd's handler: keeps each message; ``refuse`` answers DATA with a reply instead,
+    ``unknown`` recipients are refused; ``delay`` holds the answer to DATA that long (a slow
+    server)."""
 
     def __init__(self) -> None:
         self.mails: queue.Queue[Mail] = queue.Queue()
         self.refuse = ""
+        self.unknown: set[str] = set()  # recipients refused at RCPT
         self.delay = 0.0
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if address in self.unknown:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.delay:

@@ -145,6 +145,27 @@ def test_a_refused_message_fails_with_the_servers_reply(plain: MailServer) -> No
     assert plain.next().message["Message-ID"] == "<gaia.n-0001@example.com>"
 
 
+def test_a_refused_recipient_is_named_in_the_answer_and_the_others_get_the_mail(
+    plain: MailServer,
+) -> None:
+    plain.handler.unknown = {"oncall@example.com"}
+    delivery = _receiver(plain.port).send(notification())
+    assert delivery.answer == "250 2.0.0 Ok: queued (1 of 2 recipients refused)"
+    assert plain.next().recipients == ["ops@example.com"]
+
+
+def test_every_recipient_refused_fails_permanently_naming_them(plain: MailServer) -> None:
+    plain.handler.unknown = {"ops@example.com", "oncall@example.com"}
+    with pytest.raises(DeliveryFailed) as failed:
+        _receiver(plain.port).send(notification())
+    assert failed.value.reason == (
+        "every recipient refused: ops@example.com: 550 5.1.1 no such user; "
+        "oncall@example.com: 550 5.1.1 no such user"
+    )
+    assert failed.value.permanent
+    assert plain.handler.mails.empty()
+
+
 def test_an_smtp_server_that_is_down_fails_at_once() -> None:
     started = time.monotonic()
     with pytest.raises(DeliveryFailed) as failed:
