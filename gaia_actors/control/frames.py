@@ -13,6 +13,7 @@ import structlog
 
 from gaia_actors.control.commands import UsageError
 from gaia_actors.control.protocol import Code
+from gaia_actors.conversion import kind_of
 from gaia_actors.errors import Busy, ControlError, GaiaError, Rejected
 from supervisors import AskTimeout, NotRunning
 
@@ -92,15 +93,7 @@ _TYPE_WORDS = {
 
 
 def _kind(value: Any) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "an object",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
+    return kind_of(value, mapping="an object")  # JSON's word for a mapping
 
 
 def _short(exc: BaseException) -> str:

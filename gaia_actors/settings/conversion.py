@@ -8,6 +8,7 @@ import types
 import typing
 from typing import Any, Literal
 
+from gaia_actors.conversion import accepts, kind_of
 from gaia_actors.errors import ConfigError
 from gaia_actors.settings.fields import DEFAULT_RANGE, RANGE
 
@@ -20,19 +21,19 @@ def convert(target: Any, value: Any, where: str, key: str, bounds: Bounds | None
     origin = typing.get_origin(target)
     args = typing.get_args(target)
     if origin in (types.UnionType, typing.Union):
-        member = next((a for a in args if _accepts(a, value)), None)
+        member = next((a for a in args if accepts(a, value)), None)
         if member is None:
             raise ConfigError(
-                where, key, f"expected {_describe(target)}, got {_kind(value)} {value!r}"
+                where, key, f"expected {_describe(target)}, got {kind_of(value)} {value!r}"
             )
         return convert(member, value, where, key, bounds)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(where, key, f"expected a table, got {_kind(value)}")
+            raise ConfigError(where, key, f"expected a table, got {kind_of(value)}")
         return {k: convert(args[1], v, where, f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list):
-            raise ConfigError(where, key, f"expected a list, got {_kind(value)}")
+            raise ConfigError(where, key, f"expected a list, got {kind_of(value)}")
         return tuple(convert(args[0], v, where, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is Literal:
         if value not in args:
@@ -44,7 +45,7 @@ def convert(target: Any, value: Any, where: str, key: str, bounds: Bounds | None
 
 def _build_dataclass(cls: type[Any], value: Any, where: str, key: str) -> Any:
     if not isinstance(value, dict):
-        raise ConfigError(where, key, f"expected a table, got {_kind(value)}")
+        raise ConfigError(where, key, f"expected a table, got {kind_of(value)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for name in value:
@@ -64,22 +65,14 @@ def _build_dataclass(cls: type[Any], value: Any, where: str, key: str) -> Any:
     return cls(**built)
 
 
-def _accepts(target: Any, value: Any) -> bool | None:
-    """Whether ``value`` has the scalar type ``target`` (None: not a scalar type)."""
-    return {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, int | float) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }.get(target)
-
-
 def _scalar(target: Any, value: Any, where: str, key: str, bounds: Bounds | None) -> Any:
-    ok = _accepts(target, value)
+    ok = accepts(target, value)
     if ok is None:
         raise ConfigError(where, key, f"unsupported setting type {target!r}")
     if not ok:
-        raise ConfigError(where, key, f"expected {_describe(target)}, got {_kind(value)} {value!r}")
+        raise ConfigError(
+            where, key, f"expected {_describe(target)}, got {kind_of(value)} {value!r}"
+        )
     if target in (int, float):
         low, high = bounds or DEFAULT_RANGE
         if not low <= value <= high:  # NaN compares false: refused here too
@@ -109,14 +102,3 @@ def _describe(target: Any) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
         target, getattr(target, "__name__", str(target))
     )
-
-
-def _kind(value: Any) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)

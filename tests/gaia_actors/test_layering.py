@@ -44,6 +44,7 @@ CORE = frozenset(
         "actor",
         "bus",
         "control",
+        "conversion",
         "datanotes",
         "errors",
         "events",

@@ -25,6 +25,7 @@ from gaia_actors.environments.tree import actor_name
 from gaia_actors.layout import Layout
 from gaia_actors.messages import TakeBackup
 from gaia_actors.monitoring import commands as monitoring_commands
+from gaia_actors.monitoring.views import render_status
 from gaia_actors.settings import Settings
 from gaia_actors.store.models import Incident
 from tests.conftest import wait_until
@@ -238,7 +239,7 @@ def test_a_corrupt_database_is_restored_and_the_replaced_data_kept_named_and_und
     shown = monitoring_commands.status(CommandContext(tree.settings, tree.registry))
     assert [e["replaced_data"] for e in shown["environments"]] == [[str(saved)]]
     assert f"prod: replaced data kept in {saved} (undo: python run.py restore prod --undo)" in (
-        monitoring_commands.render_status(shown)
+        render_status(shown)
     )
     incident = wait_until(
         lambda: Incident.get_or_none(Incident.env == "prod", Incident.cause == "data_replaced")
