@@ -35,7 +35,7 @@ from gaia_actors.improve.compare import (
     compare_cycles,
     is_regression,
 )
-from gaia_actors.improve.cycle_report import CycleReport, finding_row, task_row
+from gaia_actors.improve.cycle_report import CycleReport, task_row
 from gaia_actors.improve.delivery import Delivery, TreeState
 from gaia_actors.improve.errors import BenchmarkError, CommandError, PatchError
 from gaia_actors.improve.findings import sort_key
@@ -300,7 +300,7 @@ class Cycle(CycleReport):
             alerts = alert_reasons(self.comparison, thresholds)
         cycle_id = self.plan.cycle_id
         for finding in self.findings:
-            self.recorder.insert("findings", cycle_id=cycle_id, **finding_row(finding))
+            self.recorder.insert("findings", cycle_id=cycle_id, **finding.to_dict())
         for rank, task in enumerate(self.tasks, 1):
             self.recorder.insert("tasks", cycle_id=cycle_id, rank=rank, **task_row(task))
         self.recorder.flush()

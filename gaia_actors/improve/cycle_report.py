@@ -126,21 +126,6 @@ def _most_depended(graph: ImportGraph | None) -> list[dict[str, Any]]:
     ]
 
 
-def finding_row(finding: Finding) -> dict[str, Any]:
-    return {
-        "identity": finding.identity,
-        "type": finding.type,
-        "file": finding.file,
-        "line": finding.line,
-        "text": finding.text,
-        "severity": str(finding.severity),
-        "priority": finding.priority,
-        "detector": finding.detector,
-        "scope": finding.scope,
-        "anchor": finding.anchor,
-    }
-
-
 def task_row(task: Task) -> dict[str, Any]:
     return {
         "title": task.title,

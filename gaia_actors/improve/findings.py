@@ -91,21 +91,6 @@ class Finding:
             "identity": self.identity,
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
-        """The inverse of ``to_dict`` (the identity is recomputed, not trusted)."""
-        return cls(
-            type=str(data["type"]),
-            file=str(data["file"]),
-            line=int(data["line"]),
-            text=str(data["text"]),
-            severity=Severity(data["severity"]),
-            priority=int(data["priority"]),
-            detector=str(data["detector"]),
-            scope=str(data.get("scope", "")),
-            anchor=data.get("anchor"),
-        )
-
 
 def sort_key(finding: Finding) -> tuple[int, int, str, int]:
     """Most severe first, then highest priority, then by place."""
