@@ -11,7 +11,7 @@ from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import EnvironmentFailure
 from gaia_actors.layout import actor_name
 from gaia_actors.messages import GetEnvStatus
-from gaia_actors.replies import EnvStatus
+from gaia_actors.replies import EnvStatus, ask_reply
 from supervisors import Registry, SupervisionError
 
 # What ``status`` shows of an environment's data (asked of its actor; nothing while it is down).
@@ -22,7 +22,7 @@ def data_notes(registry: Registry, env: str, timeout: float = 2.0) -> dict[str, 
     """The environment's data warnings for ``status``: data lost while running, replaced
     data kept (and the command that puts it back), a backup schedule with nothing to back up."""
     try:
-        status: EnvStatus = registry.ask(actor_name(env), GetEnvStatus(), timeout=timeout)
+        status = ask_reply(registry, actor_name(env), GetEnvStatus(), EnvStatus, timeout)
     except (SupervisionError, EnvironmentFailure):
         return {}
     notes = {key: getattr(status, key) for key in DATA_NOTES}

@@ -18,6 +18,7 @@ GaiaError                        exit code 1 unless a class below says otherwise
 │   ├── PromotionRefused         pipeline: not configured, unknown id, not running
 │   └── NoEnvironmentAvailable   monitoring.balancer: no healthy environment to route to
 ├── StoreError                   the database could not be written or read
+├── UnexpectedReply              replies: an actor answered a query with the wrong record
 ├── EnvironmentFailure           an environment's process, release or data operation failed
 ├── ProcessError                 process: a child process could not be run or stopped
 │   ├── SpawnError               the command could not be started (argv, cwd)
@@ -141,6 +142,14 @@ class Busy(Rejected):
 
 class StoreError(GaiaError):
     """The store could not write or read."""
+
+
+class UnexpectedReply(GaiaError):
+    """An actor answered a query with something else than the record the query promises."""
+
+    def __init__(self, actor: str, query: str, expected: str, got: str) -> None:
+        self.actor = actor
+        super().__init__(f"{actor} answered {query} with a {got}, not a {expected}")
 
 
 class EnvironmentFailure(GaiaError):

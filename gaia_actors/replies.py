@@ -1,4 +1,5 @@
-"""Replies that cross capabilities: typed records of what one actor answers another.
+"""Replies that cross capabilities: typed records of what one actor answers another, and
+``ask_reply``, the ask that hands the type checker the record a query answers.
 
 An environment's status is asked by the pipeline (a rollback waits for it to be idle) and by
 ``status`` (its data notes), so its record lives here, below every capability. Replies read
@@ -9,6 +10,29 @@ protocol turns any of them into JSON (``control.protocol.to_json``), fields in o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from gaia_actors.errors import UnexpectedReply
+from supervisors import Registry
+from supervisors.registry import DEFAULT_ASK_TIMEOUT
+
+R = TypeVar("R")
+
+
+def ask_reply(
+    registry: Registry,
+    name: str,
+    query: Any,
+    reply: type[R],
+    timeout: float = DEFAULT_ASK_TIMEOUT,
+) -> R:
+    """Ask ``name`` and return its answer as a ``reply``: checked here, so the record's type
+    holds from the actor that built it to the code that reads it (UnexpectedReply if not)."""
+    answer = registry.ask(name, query, timeout=timeout)
+    if not isinstance(answer, reply):
+        got = type(answer).__name__
+        raise UnexpectedReply(name, type(query).__name__, reply.__name__, got)
+    return answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,4 +73,4 @@ class EnvStatus:
     releases: tuple[str, ...]  # newest first
 
 
-__all__ = ["DataLoss", "EnvStatus"]
+__all__ = ["DataLoss", "EnvStatus", "ask_reply"]

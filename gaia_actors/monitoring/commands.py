@@ -30,6 +30,7 @@ from gaia_actors.monitoring.stored import (
     stored_snapshots,
 )
 from gaia_actors.monitoring.views import render_health, render_status
+from gaia_actors.replies import ask_reply
 from supervisors import Registry, SupervisionError
 
 ASK_TIMEOUT = 5.0
@@ -121,7 +122,7 @@ def health(ctx: CommandContext, env: str, n: int = 10) -> dict[str, Any]:
     source = "store (no daemon running)"
     if ctx.registry is not None:
         try:
-            live: HealthSnapshot = ctx.registry.ask("monitor", GetHealth(env), timeout=ASK_TIMEOUT)
+            live = ask_reply(ctx.registry, "monitor", GetHealth(env), HealthSnapshot, ASK_TIMEOUT)
             snapshot, source = to_json(live), "monitor"
         except SupervisionError as exc:
             source = f"store (monitor: {exc})"
@@ -156,7 +157,7 @@ def load_balance(ctx: CommandContext, n: int = 10, pool: str = "") -> dict[str, 
         if ctx.cancel.is_set():
             break
         try:
-            answer: RouteAnswer = registry.ask("balancer", Route(names), timeout=ASK_TIMEOUT)
+            answer = ask_reply(registry, "balancer", Route(names), RouteAnswer, ASK_TIMEOUT)
         except NoEnvironmentAvailable as exc:
             if not counts:
                 raise  # nothing to show: the reason is the answer

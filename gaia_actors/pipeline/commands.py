@@ -29,6 +29,7 @@ from gaia_actors.messages import CancelPipeline, GetPipelineStatus, Promote
 from gaia_actors.pipeline import history
 from gaia_actors.pipeline.coordinator import NAME
 from gaia_actors.pipeline.status import PipelineStatus
+from gaia_actors.replies import ask_reply
 from supervisors import AskTimeout, NotRunning, Registry
 
 OUTPUT = Option("output", bool, False, help="also show the running stage's output lines")
@@ -204,7 +205,7 @@ def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
 
 def _running(registry: Registry, run_id: int) -> bool:
     try:
-        status: PipelineStatus = registry.ask(NAME, GetPipelineStatus(), timeout=10.0)
+        status = ask_reply(registry, NAME, GetPipelineStatus(), PipelineStatus, 10.0)
     except (NotRunning, AskTimeout):
         return False
     return any(run.run == run_id for run in status.running)
@@ -258,7 +259,7 @@ def cancel(ctx: CommandContext, id: int) -> dict[str, Any]:
 
 def _running_pipeline(registry: Registry, pipeline_id: int) -> bool:
     try:
-        status: PipelineStatus = registry.ask(NAME, GetPipelineStatus(), timeout=10.0)
+        status = ask_reply(registry, NAME, GetPipelineStatus(), PipelineStatus, 10.0)
     except (NotRunning, AskTimeout):
         return False
     return any(pipeline_id in run.pipeline_ids for run in status.running)
@@ -287,5 +288,4 @@ def show_history(ctx: CommandContext, id: int | None = None, n: int = 0) -> Any:
 )
 def pipeline_status(ctx: CommandContext, output: bool = False, n: int = 20) -> PipelineStatus:
     registry = _daemon(ctx, "pipeline-status")
-    status: PipelineStatus = registry.ask(NAME, GetPipelineStatus(n if output else 0), timeout=10.0)
-    return status
+    return ask_reply(registry, NAME, GetPipelineStatus(n if output else 0), PipelineStatus, 10.0)

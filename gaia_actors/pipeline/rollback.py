@@ -28,7 +28,7 @@ from gaia_actors.httpclient import wait_healthy
 from gaia_actors.layout import Layout, actor_name
 from gaia_actors.messages import GetEnvStatus, RestoreBackup, Rollback
 from gaia_actors.pipeline.stage import Outcome
-from gaia_actors.replies import EnvStatus
+from gaia_actors.replies import EnvStatus, ask_reply
 from gaia_actors.settings import Settings
 from supervisors import AskTimeout, NotRunning, Registry
 
@@ -114,7 +114,8 @@ def _wait_idle(plan: RollbackPlan) -> None:
     while True:
         status: EnvStatus | None
         try:
-            status = plan.registry.ask(actor_name(plan.env), GetEnvStatus(), timeout=_left(plan))
+            name, left = actor_name(plan.env), _left(plan)
+            status = ask_reply(plan.registry, name, GetEnvStatus(), EnvStatus, left)
         except (NotRunning, AskTimeout):
             status = None
         if status is not None and status.operation is None:

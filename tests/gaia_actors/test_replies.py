@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 from types import MappingProxyType
 
+import pykka
+import pytest
+
 from gaia_actors.control.protocol import to_json
+from gaia_actors.errors import UnexpectedReply
 from gaia_actors.improve.status import EngineIdle, LastCycle, WorkerView
 from gaia_actors.pipeline.status import PipelineStatus, RunView
-from gaia_actors.replies import DataLoss
+from gaia_actors.replies import DataLoss, ask_reply
+from supervisors import Registry
 
 
 def run_view(output: tuple[str, ...] | None) -> RunView:
@@ -55,3 +60,30 @@ def test_a_data_loss_restored_from_a_backup_names_it() -> None:
         "lost": ["app.db disappeared"],
         "restored": "20260101T000000Z",
     }
+
+
+class Answering(pykka.ThreadingActor):
+    """Answers every ask with ``answer``."""
+
+    def __init__(self, answer: object) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def on_receive(self, message: object) -> object:
+        return self.answer
+
+
+def test_ask_reply_returns_the_record_the_query_promises_and_refuses_anything_else() -> None:
+    registry = Registry()
+    loss = DataLoss(at=1.0, lost=("a.db disappeared",))
+    refs = [Answering.start(loss), Answering.start({"at": 1.0})]
+    registry.register("right", refs[0])
+    registry.register("wrong", refs[1])
+    try:
+        assert ask_reply(registry, "right", "GetLoss", DataLoss, timeout=5) is loss
+        with pytest.raises(UnexpectedReply) as refused:
+            ask_reply(registry, "wrong", "GetLoss", DataLoss, timeout=5)
+        assert str(refused.value) == "wrong answered str with a dict, not a DataLoss"
+    finally:
+        for ref in refs:
+            ref.stop()
