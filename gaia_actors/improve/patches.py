@@ -22,7 +22,6 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gaia_actors.improve.errors import PatchApplyError, PatchConflict, PatchError
 from gaia_actors.improve.files import WalkOptions, walk
@@ -47,17 +46,6 @@ class Patch:
     @property
     def files(self) -> tuple[str, ...]:
         return tuple(change.path for change in self.changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "changes": [[c.path, c.before_sha256, c.after_sha256] for c in self.changes],
-            "diff": self.diff,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Patch:
-        changes = tuple(FileChange(str(p), b, a) for p, b, a in data["changes"])
-        return cls(changes, str(data["diff"]))
 
 
 def sha256(data: bytes) -> str:

@@ -51,7 +51,7 @@ CASES = {
 def test_patch_round_trip_reproduces_the_edited_tree(tmp_path: Path, case: str) -> None:
     before, after = CASES[case]
     target, patch = make(tmp_path, before, after)
-    apply_patch(target, Patch.from_dict(patch.to_dict()))
+    apply_patch(target, patch)
     assert snapshot(target) == snapshot(tmp_path / "edited")
 
 
