@@ -35,6 +35,7 @@ from gaia_actors import logs, monitoring, pipeline
 from gaia_actors.alerts import commands as alert_commands
 from gaia_actors.alerts import tree as alerts_tree
 from gaia_actors.alerts.final import send_last_alert
+from gaia_actors.alerts.receivers import build_receiver
 from gaia_actors.bus import EventBus
 from gaia_actors.control import commands, core_commands
 from gaia_actors.control import server as control
@@ -312,7 +313,7 @@ class Daemon:
         try:
             sent = send_last_alert(
                 self.settings,
-                alerts_tree.default_sender,
+                build_receiver,
                 self.escalation.child,
                 self.escalation.reason,
             )

@@ -19,9 +19,9 @@ from gaia_actors import formatting
 from gaia_actors.alerts import rules
 from gaia_actors.alerts.messages import AddSilence, EndSilence
 from gaia_actors.alerts.model import Alert, Notification
+from gaia_actors.alerts.receivers import DeliveryFailed, build_receiver
 from gaia_actors.alerts.router import ROUTER
 from gaia_actors.alerts.silences import active_silences, from_row, parse_duration
-from gaia_actors.alerts.tree import default_sender
 from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.errors import ControlError
 from gaia_actors.settings import ReceiverSettings
@@ -145,18 +145,20 @@ def send_test(ctx: CommandContext, name: str | None) -> dict[str, Any]:
     notification = Notification(
         uuid.uuid4().hex, receiver.name, "test", "firing", (alert,), now, test=True
     )
-    started = time.monotonic()
+    sink = build_receiver(receiver)
     try:
-        answer = default_sender(receiver)(notification)
-    except Exception as exc:
-        raise ControlError(f"receiver {receiver.name} ({receiver.endpoint}): {exc}") from exc
+        delivery = sink.send(notification)
+    except DeliveryFailed as exc:
+        raise ControlError(f"{exc} (to {receiver.endpoint})") from exc
+    finally:
+        sink.close()
     return {
         "receiver": receiver.name,
         "kind": receiver.kind,
         "to": receiver.endpoint,
         "notification": notification.id,
-        "answer": answer,
-        "seconds": round(time.monotonic() - started, 3),
+        "answer": delivery.answer,
+        "seconds": round(delivery.elapsed, 3),
     }
 
 

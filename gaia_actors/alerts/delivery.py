@@ -18,7 +18,6 @@ import dataclasses
 import random
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -26,7 +25,7 @@ import pykka
 from gaia_actors.actor import GaiaActor
 from gaia_actors.alerts.messages import Deliver, Sent, Wake
 from gaia_actors.alerts.model import Notification
-from gaia_actors.alerts.receivers import DeliveryFailed
+from gaia_actors.alerts.receivers import DeliveryFailed, Receiver
 from gaia_actors.alerts.records import pending_notifications
 from gaia_actors.events import AlertRouterEvent
 from gaia_actors.messages import Update, fields_of
@@ -35,8 +34,6 @@ from gaia_actors.settings import AlertSettings, ReceiverSettings
 from gaia_actors.store.models import closing_connections
 from supervisors import Link
 
-# Sends a notification; answers what the receiver said ("HTTP 200"), raises on a failure.
-Sender = Callable[[Notification], str]
 RATE_WINDOW = 60.0  # the rate limit counts notifications a minute
 
 
@@ -66,10 +63,10 @@ class ReceiverActor(GaiaActor):
     """Delivers one receiver's notifications, oldest due first."""
 
     def __init__(
-        self, link: Link, alerts: AlertSettings, receiver: ReceiverSettings, sender: Sender
+        self, link: Link, alerts: AlertSettings, receiver: ReceiverSettings, sink: Receiver
     ) -> None:
         super().__init__(link)
-        self.alerts, self.receiver, self.sender = alerts, receiver, sender
+        self.alerts, self.receiver, self.sink = alerts, receiver, sink
         self.queue: dict[str, _Pending] = {}
         self.in_flight: str | None = None
         self.sent_at: collections.deque[float] = collections.deque()
@@ -97,6 +94,9 @@ class ReceiverActor(GaiaActor):
             case _:
                 return self.unhandled(message)
         return None
+
+    def on_terminate(self) -> None:
+        self.sink.close()  # a send still in flight fails, and is sent again after a restart
 
     def state(self) -> dict[str, Any]:
         return super().state() | {
@@ -137,7 +137,7 @@ class ReceiverActor(GaiaActor):
 
     def _send(self, notification: Notification) -> None:
         try:
-            result = Sent(notification.id, True, answer=self.sender(notification))
+            result = Sent(notification.id, True, answer=self.sink.send(notification).answer)
         except DeliveryFailed as exc:
             result = Sent(notification.id, False, error=exc.reason, permanent=exc.permanent)
         except Exception as exc:  # noqa: BLE001 - any failure of a send is a failed attempt

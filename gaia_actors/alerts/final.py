@@ -16,9 +16,9 @@ from collections.abc import Callable
 import structlog
 
 from gaia_actors.alerts import rules
-from gaia_actors.alerts.delivery import Sender
 from gaia_actors.alerts.grouping import Grouper, takes
 from gaia_actors.alerts.model import Alert, Notification
+from gaia_actors.alerts.receivers import Receiver
 from gaia_actors.alerts.records import alert_body, notification_body
 from gaia_actors.settings import ReceiverSettings, Settings
 from gaia_actors.store.database import open_database
@@ -29,7 +29,7 @@ log = structlog.get_logger("gaia.alerts")
 
 def send_last_alert(
     settings: Settings,
-    make_sender: Callable[[ReceiverSettings], Sender],
+    make_receiver: Callable[[ReceiverSettings], Receiver],
     child: str,
     reason: str,
 ) -> int:
@@ -51,7 +51,7 @@ def send_last_alert(
     try:
         with db.connection_context():
             _store(alert, notifications)
-        delivered = _send(settings, make_sender, notifications)
+        delivered = _send(settings, make_receiver, notifications)
         with db.connection_context():
             for uid, answer in delivered:
                 NotificationRow.update(
@@ -75,18 +75,21 @@ def _store(alert: Alert, notifications: list[Notification]) -> None:
 
 def _send(
     settings: Settings,
-    make_sender: Callable[[ReceiverSettings], Sender],
+    make_receiver: Callable[[ReceiverSettings], Receiver],
     notifications: list[Notification],
 ) -> list[tuple[str, str]]:
     receivers = {r.name: r for r in settings.alerts.receivers}
     delivered: list[tuple[str, str]] = []
 
     def send(notification: Notification) -> None:
+        receiver = make_receiver(receivers[notification.receiver])
         try:
-            answer = make_sender(receivers[notification.receiver])(notification)
+            answer = receiver.send(notification).answer
         except Exception as exc:  # noqa: BLE001 - it stays pending, sent after the next start
             log.warning("alerts.final_send_failed", receiver=notification.receiver, error=str(exc))
             return
+        finally:
+            receiver.close()
         delivered.append((notification.id, answer))
 
     threads = [

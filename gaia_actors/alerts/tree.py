@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gaia_actors.alerts.delivery import ReceiverActor, Sender, receiver_name
-from gaia_actors.alerts.receivers import build_receiver
+from gaia_actors.alerts.delivery import ReceiverActor, receiver_name
+from gaia_actors.alerts.receivers import Receiver, build_receiver
 from gaia_actors.alerts.router import ROUTER, AlertRouter
 from gaia_actors.settings import ReceiverSettings, Settings
 from supervisors import ChildSpec, Link, Registry, Strategy, Supervisor
 
-SenderFactory = Callable[[ReceiverSettings], Sender]
+ReceiverFactory = Callable[[ReceiverSettings], Receiver]
 
 
 def child_specs(
@@ -23,17 +23,18 @@ def child_specs(
     registry: Registry,
     listener: Any,
     supervisor_config: Any,
-    make_sender: SenderFactory | None = None,
+    make_receiver: ReceiverFactory = build_receiver,
 ) -> list[ChildSpec]:
-    """The ``alerts`` supervisor's spec (the app's capability hook); ``make_sender`` builds
-    what sends to a receiver (by default the receiver of its configured kind)."""
-    factory = make_sender or default_sender
+    """The ``alerts`` supervisor's spec (the app's capability hook); ``make_receiver``
+    builds what sends to a receiver (by default the receiver of its configured kind)."""
 
     def router(link: Link) -> Any:
         return AlertRouter.start(link, settings)
 
     def receiver(config: ReceiverSettings) -> Callable[[Link], Any]:
-        return lambda link: ReceiverActor.start(link, settings.alerts, config, factory(config))
+        return lambda link: ReceiverActor.start(
+            link, settings.alerts, config, make_receiver(config)
+        )
 
     children = [ChildSpec(ROUTER, router)]
     children += [ChildSpec(receiver_name(r.name), receiver(r)) for r in settings.alerts.receivers]
@@ -45,9 +46,3 @@ def child_specs(
             listener=listener,
         )
     ]
-
-
-def default_sender(receiver: ReceiverSettings) -> Sender:
-    """What sends to ``receiver`` as its kind says; answers what the receiver said."""
-    built = build_receiver(receiver)
-    return lambda notification: built.send(notification).answer

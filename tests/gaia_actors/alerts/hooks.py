@@ -1,8 +1,8 @@
-"""A webhook receiver on loopback for the router's tests, and a sender that posts to it.
+"""A webhook receiver on loopback for the router's tests, and a receiver that posts to it.
 
 The server answers each POST with the next status of ``answers`` (then 200), and can hold
-requests until ``release`` is set (a receiver that hangs). ``post`` is the tests' own
-sender: the notification's payload as JSON, an HTTP error status raised.
+requests until ``release`` is set (a receiver that hangs). ``post`` builds the tests' own
+receiver: the notification's payload as JSON, an HTTP error status a failure.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import functools
 import http.server
 import json
 import threading
+import time
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -21,8 +22,8 @@ import requests
 
 from gaia_actors.alerts import tree
 from gaia_actors.alerts.model import Notification
+from gaia_actors.alerts.receivers import Delivery, DeliveryFailed
 from gaia_actors.app import build_children, start_root
-from gaia_actors.errors import GaiaError
 from gaia_actors.settings import ReceiverSettings, Settings
 from supervisors import Registry
 
@@ -75,21 +76,32 @@ def hook_server() -> Iterator[HookServer]:
         server.close()
 
 
-def post(receiver: ReceiverSettings) -> Any:
-    """The tests' sender: the payload as JSON to the receiver's url."""
+class Poster:
+    """The tests' receiver: the payload as JSON to the receiver's url."""
 
-    def send(notification: Notification) -> str:
+    def __init__(self, settings: ReceiverSettings) -> None:
+        self.name, self.kind, self.timeout = settings.name, "webhook", settings.timeout
+        self.url, self.target = settings.url, settings.endpoint
+
+    def send(self, notification: Notification) -> Delivery:
+        started = time.monotonic()
         try:
-            answer = requests.post(
-                receiver.url, json=notification.payload(), timeout=receiver.timeout
-            )
+            answer = requests.post(self.url, json=notification.payload(), timeout=self.timeout)
         except requests.RequestException as exc:
-            raise GaiaError(f"{receiver.endpoint}: {exc}") from exc
-        if answer.status_code >= 300:
-            raise GaiaError(f"HTTP {answer.status_code}")
-        return f"HTTP {answer.status_code}"
+            raise DeliveryFailed(self.name, str(exc)) from exc
+        code = answer.status_code
+        if code >= 300:  # a 4xx but a timeout or a rate limit would be answered again
+            raise DeliveryFailed(
+                self.name, f"HTTP {code}", permanent=code < 500 and code not in (408, 429)
+            )
+        return Delivery(f"HTTP {answer.status_code}", time.monotonic() - started)
 
-    return send
+    def close(self) -> None:
+        pass
+
+
+def post(settings: ReceiverSettings) -> Poster:
+    return Poster(settings)
 
 
 @contextlib.contextmanager
@@ -97,7 +109,7 @@ def alerts_tree(settings: Settings) -> Iterator[Registry]:
     """The store, the bus and the alerts supervisor (with ``post`` as every sender)."""
     registry = Registry()
     capability = types.SimpleNamespace(
-        child_specs=functools.partial(tree.child_specs, make_sender=post)
+        child_specs=functools.partial(tree.child_specs, make_receiver=post)
     )
     children = build_children(settings, registry, capabilities=(capability,))  # type: ignore[arg-type]
     root = start_root(settings, registry, children=children)

@@ -268,3 +268,16 @@ def test_a_one_off_alert_sent_before_a_restart_is_not_sent_again(
         _failed(registry, "prod")
         wait_until(lambda: len(hook.received) == 2)
         assert [a["name"] for a in hook.received[1]["alerts"]] == ["environment_failed"]
+
+
+def test_an_answer_that_would_not_change_is_not_retried(tmp_path: Path, hook: HookServer) -> None:
+    hook.answers = [404]
+    settings = _settings(tmp_path, FAST, [("ops", hook.url)])
+    with alerts_tree(settings) as registry:
+        _failed(registry, "prod")
+        wait_until(lambda: NotificationRow.select().where(
+            NotificationRow.state == "abandoned").count())  # fmt: skip
+        row = NotificationRow.get()
+        assert (row.attempts, row.error) == (1, "HTTP 404")
+        assert _state(registry, receiver_name("ops"))["pending"] == 0
+        assert hook.received == []
