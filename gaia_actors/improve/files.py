@@ -14,9 +14,9 @@ Symlinks are never followed: a link that resolves outside the tree is skipped wi
 ``outside_tree``; one that resolves inside is skipped with reason ``symlink`` (its target is
 walked where it really lives), so no file is analysed twice and no loop is possible.
 
-Content checks (binary, non-UTF-8, unreadable) happen in ``load_text`` when a file is read for
-analysis, so the walk stats each file once and the analysis reads it once. Size is checked in
-both places (the file may grow in between).
+Content checks (binary, non-UTF-8, unreadable) happen in ``read_bytes`` and ``decode`` when a
+file is read for analysis, so the walk stats each file once and the analysis reads it once. Size
+is checked in both places (the file may grow in between).
 """
 
 from __future__ import annotations
@@ -250,14 +250,6 @@ def _os_detail(exc: OSError) -> str:
 # --- reading a candidate --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedFile:
-    """A candidate's raw bytes and its text (UTF-8, BOM removed)."""
-
-    data: bytes
-    text: str
-
-
 def read_bytes(path: str | Path, max_bytes: int, relpath: str) -> bytes | SkippedFile:
     """The file's bytes, or why they could not be read (at most ``max_bytes`` + 1 are read).
 
@@ -308,19 +300,6 @@ def check_text(data: bytes, relpath: str) -> SkippedFile | None:
         return None
     text = decode(data, relpath)
     return text if isinstance(text, SkippedFile) else None
-
-
-def load_text(
-    root: str | Path, relpath: str, max_bytes: int = DEFAULT_MAX_BYTES
-) -> LoadedFile | SkippedFile:
-    """Read and decode one candidate, or say why it was skipped."""
-    data = read_bytes(Path(root) / relpath, max_bytes, relpath)
-    if isinstance(data, SkippedFile):
-        return data
-    text = decode(data, relpath)
-    if isinstance(text, SkippedFile):
-        return text
-    return LoadedFile(data, text)
 
 
 def batches(items: Sequence[T], size: int) -> list[tuple[T, ...]]:

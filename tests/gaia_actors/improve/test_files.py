@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from gaia_actors.improve.files import (
+    DEFAULT_MAX_BYTES,
     IgnoreFile,
-    LoadedFile,
     SkippedFile,
     SkipReason,
     WalkOptions,
     batches,
-    load_text,
+    decode,
+    read_bytes,
     walk,
 )
 from tests.gaia_actors.improve.conftest import write
@@ -162,7 +163,13 @@ def test_special_files_are_not_candidates(tmp_path: Path) -> None:
     assert (skipped.path, skipped.reason) == ("pipe.py", SkipReason.UNREADABLE)
 
 
-def skip_reason(result: LoadedFile | SkippedFile) -> SkipReason:
+def load_text(root: Path, relpath: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str | SkippedFile:
+    """A candidate read and decoded as the analysis does it, or why it was skipped."""
+    data = read_bytes(root / relpath, max_bytes, relpath)
+    return data if isinstance(data, SkippedFile) else decode(data, relpath)
+
+
+def skip_reason(result: str | SkippedFile) -> SkipReason:
     assert isinstance(result, SkippedFile)
     return result.reason
 
@@ -174,7 +181,7 @@ def test_binary_file_is_skipped_when_read(tmp_path: Path) -> None:
 
 def test_nul_after_the_first_8_kib_is_not_binary_but_is_read(tmp_path: Path) -> None:
     write(tmp_path, "late.py", b"#" * 9000 + b"\x00")
-    assert isinstance(load_text(tmp_path, "late.py"), LoadedFile)
+    assert isinstance(load_text(tmp_path, "late.py"), str)
 
 
 def test_non_utf8_file_is_skipped_with_the_offset(tmp_path: Path) -> None:
@@ -199,9 +206,7 @@ def test_file_grown_past_the_limit_after_the_walk_is_huge(tmp_path: Path) -> Non
 
 def test_utf8_bom_is_removed(tmp_path: Path) -> None:
     write(tmp_path, "bom.py", b"\xef\xbb\xbfx = 1\n")
-    loaded = load_text(tmp_path, "bom.py")
-    assert isinstance(loaded, LoadedFile)
-    assert loaded.text == "x = 1\n"
+    assert load_text(tmp_path, "bom.py") == "x = 1\n"
 
 
 def test_batches_cover_every_item_once_in_order() -> None:
