@@ -35,11 +35,12 @@ from typing import Any
 
 import pykka
 
+from gaia_actors.conversion import SCALAR_CONVERTERS
 from gaia_actors.errors import DaemonError
 
 # Re-exported: every capability's commands raise it beside the rest of this module's API.
 from gaia_actors.errors import UsageError as UsageError  # noqa: PLC0414
-from gaia_actors.messages import ENV_FIELD, SCALAR_CONVERTERS, Progress, unknown_environment
+from gaia_actors.messages import ENV_FIELD, Progress, unknown_environment
 from gaia_actors.relay import Relay
 from gaia_actors.settings import Settings
 from supervisors import Registry

@@ -25,7 +25,6 @@ from gaia_actors.messages.base import (
 )
 from gaia_actors.messages.bus import Event, Subscribe, Unsubscribe
 from gaia_actors.messages.common import Crash, GetState, Hang, Progress
-from gaia_actors.messages.conversion import INT_RANGE, SCALAR_CONVERTERS, convert
 from gaia_actors.messages.environments import (
     BuildRelease,
     Deploy,
@@ -75,8 +74,6 @@ from gaia_actors.messages.store import Flush, Insert, InsertNow, Prune, Update
 
 __all__ = [
     "ENV_FIELD",
-    "INT_RANGE",
-    "SCALAR_CONVERTERS",
     "AnalyseBatch",
     "AnalysisDone",
     "BatchOverdue",
@@ -130,7 +127,6 @@ __all__ = [
     "WatchHealth",
     "WorkerReady",
     "build",
-    "convert",
     "describe",
     "fields_of",
     "message",

@@ -10,8 +10,8 @@ import typing
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any, TypeVar, dataclass_transform
 
+from gaia_actors.conversion import to_type, type_name
 from gaia_actors.errors import InvalidMessage
-from gaia_actors.messages.conversion import convert, type_name
 
 T = TypeVar("T")
 
@@ -25,6 +25,16 @@ def message(cls: type[T]) -> type[T]:
     made = dataclasses.dataclass(frozen=True, slots=True)(cls)
     _REGISTRY[made.__name__] = made
     return made
+
+
+def _convert(message_name: str, field: str, value: Any, target: Any) -> Any:
+    """Convert one field value to ``target``; raise InvalidMessage naming field and type."""
+    try:
+        return to_type(value, target)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(
+            message_name, f"expected {type_name(target)}, got {value!r} ({exc})", field
+        ) from None
 
 
 def message_types() -> dict[str, type[Any]]:
@@ -86,7 +96,7 @@ def build(name: str, fields: Mapping[str, Any], environments: Collection[str] | 
             raise InvalidMessage(
                 name, f"unknown field; fields are: {', '.join(known) or 'none'}", key
             )
-    values = {key: convert(name, key, value, hints[key]) for key, value in fields.items()}
+    values = {key: _convert(name, key, value, hints[key]) for key, value in fields.items()}
     if environments is not None:
         _check_environments(cls, values, environments)
     missing = [
