@@ -60,6 +60,8 @@ class FileResult:
 
 def language_of(path: str) -> str:
     """ "python", "go" or "other", by file name suffix."""
+    if path.endswith(".py"):  # nearly every file: spares the general suffix split
+        return "python"
     return LANGUAGES.get(os.path.splitext(path)[1], "other")
 
 
@@ -123,9 +125,14 @@ def _has_markers(data: bytes, markers: Sequence[str], encoding: str | None) -> b
     decode to something else (a multi-byte character's trail bytes) only cost a lex that
     finds nothing. Other encodings (UTF-16, EBCDIC) are decoded first."""
     if encoding is None or _ascii_markers(encoding, tuple(markers)):
-        return any(data.find(marker.encode()) >= 0 for marker in markers)
+        return any(map(data.__contains__, _encoded(tuple(markers))))  # no Python frame per marker
     text = _decode(data, "", encoding)
     return isinstance(text, SkippedFile) or any(marker in text for marker in markers)
+
+
+@functools.cache
+def _encoded(markers: tuple[str, ...]) -> tuple[bytes, ...]:
+    return tuple(marker.encode() for marker in markers)
 
 
 @functools.cache
