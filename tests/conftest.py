@@ -1,8 +1,8 @@
 """Fixtures shared by the whole suite, and how its tests share the workers.
 
-The suite runs on parallel workers (pytest-xdist, ``--dist loadgroup`` in pyproject.toml).
-A test that uses a module- or class-scoped fixture (a daemon started once for a module) is
-kept on one worker with the other users of that fixture, so the fixture starts once. A test
+The suite can run on parallel workers: ``python -m pytest -n 4 --dist loadscope``
+(pytest-xdist; loadscope runs each module, or class, on one worker, so a daemon a module's
+tests share starts once; xdist's ``loadgroup`` cannot rename nodes on pytest 9). A test
 marked ``serial`` measures what the other workers' load would distort (CPU shares, wall-clock
 budgets of CPU-bound work): it runs while no other test of the run does.
 """
@@ -20,11 +20,6 @@ from typing import TypeVar
 import pytest
 
 T = TypeVar("T")
-SHARED_SCOPES: dict[str, type[pytest.Node]] = {
-    "class": pytest.Class,
-    "module": pytest.Module,
-    "package": pytest.Package,
-}
 
 
 def wait_until(
@@ -41,36 +36,6 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {what or predicate}")
         time.sleep(interval)
-
-
-def shared_fixtures(item: pytest.Item) -> set[str]:
-    """The class- and module-scoped fixtures ``item`` uses (directly or through others),
-    each named with the node it is set up for."""
-    shared = set()
-    for name, defs in item._fixtureinfo.name2fixturedefs.items():  # type: ignore[attr-defined]
-        scope = defs[-1].scope  # the definition that applies here (the closest override)
-        if scope in SHARED_SCOPES and (node := item.getparent(SHARED_SCOPES[scope])) is not None:
-            shared.add(f"{node.nodeid}::{name}")
-    return shared
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One xdist group for each set of tests linked by the fixture instances they share."""
-    parent: dict[str, str] = {}
-
-    def root(key: str) -> str:
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
-
-    uses = {item: sorted(shared_fixtures(item)) for item in items}
-    for keys in uses.values():
-        for key in keys[1:]:
-            parent[root(key)] = root(keys[0])
-    for item, keys in uses.items():
-        if keys and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(root(keys[0])))
 
 
 class RunLock:

@@ -84,6 +84,6 @@ def test_events_published_while_the_store_and_bus_restart_are_all_stored(
             return -1
         return int(EventRow.select().where(EventRow.name == "soak.tick").count())
 
-    wait_until(lambda: stored() == count, timeout=15)
+    wait_until(lambda: stored() == count, timeout=30)  # a restart under load can take ~15 s
     ticks = [row.data["i"] for row in EventRow.select().where(EventRow.name == "soak.tick")]
     assert sorted(ticks) == list(range(count))  # each once
