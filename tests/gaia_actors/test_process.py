@@ -414,28 +414,37 @@ def test_a_zombie_is_not_the_same_process(tmp_path: Path) -> None:
     child.wait()
 
 
-@pytest.mark.serial  # the busy child's CPU share is what it measures
 def test_proc_stats_measures_cpu_over_the_interval(
     tmp_path: Path, children: list[process.Child]
 ) -> None:
+    ready = tmp_path / "ready"
+    sleeper = f"import pathlib, time; pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"
     busy = spawn([PY, "-c", "while True: pass"], tmp_path)
-    idle = spawn(SLEEPER, tmp_path)
+    idle = spawn([PY, "-c", sleeper], tmp_path)
     children += [busy, idle]
+    wait_until(ready.exists, timeout=30)  # the idle one's interpreter start-up is over
+    started = time.monotonic()
     first_busy, first_idle = proc_stats(busy.pid), proc_stats(idle.pid)
+    first_done = time.monotonic()
     assert first_busy is not None
     assert first_idle is not None
-    wait_until(lambda: _cpu(busy.pid) - first_busy.cpu_seconds >= 0.2)
-    # The idle one's interpreter start-up (a few clock ticks) is over by now: measure it
-    # from here, over an interval of the same length.
-    first_idle = proc_stats(idle.pid)
-    assert first_idle is not None
-    wait_until(lambda: _cpu(busy.pid) - first_busy.cpu_seconds >= 0.4)
+    wait_until(lambda: _cpu(busy.pid) - first_busy.cpu_seconds >= 0.4, timeout=30)
+    last_started = time.monotonic()
     busy_now = proc_stats(busy.pid, since=first_busy)
     idle_now = proc_stats(idle.pid, since=first_idle)
+    ended = time.monotonic()
     assert busy_now is not None
     assert idle_now is not None
-    assert busy_now.cpu_percent > 25
-    assert idle_now.cpu_percent < 10
+    # The percent is the CPU time each process got between its two samples over the time
+    # between them, which lies between the shortest and longest interval the clock readings
+    # around the samples allow; how much CPU a loaded machine left the busy one does not matter.
+    shortest, longest = last_started - first_done, ended - started
+    for now, first in ((busy_now, first_busy), (idle_now, first_idle)):
+        used = 100 * (now.cpu_seconds - first.cpu_seconds)
+        assert used / longest - 1e-6 <= now.cpu_percent <= used / shortest + 1e-6
+    assert busy_now.cpu_seconds - first_busy.cpu_seconds >= 0.4
+    # Asleep all along: at most the clock tick it was in when it went to sleep.
+    assert idle_now.cpu_seconds - first_idle.cpu_seconds <= 1 / os.sysconf("SC_CLK_TCK")
     assert busy_now.rss_bytes > 1_000_000
     assert busy_now.threads == 1
     assert proc_stats(2**22 + 1) is None  # above pid_max: never a process
