@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,17 @@ from typing import TypeVar
 import pytest
 
 T = TypeVar("T")
+
+# The suite starts hundreds of Python children (daemons, CLI commands, services), each
+# importing the package afresh. With bytecode writing turned off in the environment
+# (PYTHONDONTWRITEBYTECODE, set on some machines and CI images), each of them compiled every
+# module again: ~1.3 CPU-s a child. Their bytecode is cached for the run outside the working
+# tree instead, which keeps the tree as free of bytecode as the setting asked.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    _pycache = Path(tempfile.gettempdir()) / f"gaia-tests-pycache-{os.getuid()}"
+    os.environ["PYTHONPYCACHEPREFIX"] = str(_pycache)
+    sys.pycache_prefix = str(_pycache)
+    sys.dont_write_bytecode = False
 
 
 def wait_until(
