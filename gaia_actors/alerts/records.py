@@ -12,7 +12,8 @@ from typing import Any
 import peewee
 
 from gaia_actors.alerts.model import Alert, Notification
-from gaia_actors.store.models import AlertRow, NotificationRow
+from gaia_actors.messages import Event, fields_of
+from gaia_actors.store.models import AlertMarkRow, AlertRow, EventRow, NotificationRow
 
 _ALERT_FIELDS = (
     "key", "name", "severity", "status", "env", "summary", "event", "started", "ended",
@@ -91,3 +92,35 @@ def next_alert_id() -> int:
     model: Any = AlertRow
     highest = model.select(peewee.fn.MAX(model.id)).scalar()
     return int(highest or 0) + 1
+
+
+# The router's mark: the last bus event it took in
+
+_EVENT_KEYS = ("event", "level", "ts", "actor", "env")  # an event's own fields in its record
+
+
+def last_mark() -> tuple[float, str, str] | None:
+    """(ts, name, actor) of the last event the router took in; None before its first start."""
+    model: Any = AlertMarkRow
+    row = model.select().order_by(model.id.desc()).first()
+    return None if row is None else (float(row.ts), str(row.name), str(row.actor))
+
+
+def events_after(mark: tuple[float, str, str], names: tuple[str, ...], since: float) -> list[Event]:
+    """The stored events named ``names`` that came after ``mark``, in the bus's order (the
+    order of their rows), none older than ``since``. A mark whose event is no longer stored
+    names only its time."""
+    model: Any = EventRow
+    ts, name, actor = mark
+    at = model.select(model.id).where(model.ts == ts, model.name == name, model.actor == actor)
+    row = at.order_by(model.id.desc()).first() if name else None
+    after = (model.id > row.id) if row is not None else (model.ts > ts)
+    query = model.select().where(after, model.name.in_(names), model.ts >= since)
+    return [_event_from(r) for r in query.order_by(model.id)]
+
+
+def _event_from(row: Any) -> Event:
+    data = {k: v for k, v in (row.data or {}).items() if k not in _EVENT_KEYS}
+    return Event(
+        row.name, level=row.level, actor=row.actor, env=row.env, data=fields_of(**data), ts=row.ts
+    )

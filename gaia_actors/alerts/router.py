@@ -3,7 +3,9 @@
 An alert is stored before anything is sent (``alerts`` table), and each notification too
 (``notifications``) before its receiver's actor is told to send it. A lasting alert fires
 once while its condition lasts; the router keeps the firing ones, read back from the store
-at start, so a restart neither repeats nor forgets them. Silences are kept here too (stored;
+at start, so a restart neither repeats nor forgets them. The bus drops what it publishes
+while the router is down: the router marks in the store each event it takes in, and at start
+takes in the stored events after its mark. Silences are kept here too (stored;
 each ends by a timer): a silenced alert is stored and not sent, and goes out if it still
 fires when its silence ends.
 """
@@ -31,6 +33,8 @@ from gaia_actors.alerts.model import Alert, Notification
 from gaia_actors.alerts.records import (
     alert_body,
     alerts_to_take_up,
+    events_after,
+    last_mark,
     next_alert_id,
     notification_body,
     notified,
@@ -64,8 +68,14 @@ class AlertRouter(GaiaActor):
         self.silences: dict[int, Silence] = {}
         self.degraded: dict[str, threading.Event] = {}
         self.next_id = 0
+        self.replayed: set[tuple[float, str, str]] = set()  # taken in from the store at start
+        self.oneoffs: set[str] = set()  # keys of the one-off alerts stored before this start
 
     def on_start(self) -> None:
+        # Subscribed first (asked: every event published before is then on its way to the
+        # store), then the store flushed: what the bus published while no router listened is
+        # stored, and what it publishes from now on waits in this mailbox.
+        self.ask("bus", Subscribe(self.name, rules.EVENTS), timeout=STORE_TIMEOUT)
         # The router alone adds alerts: once what an earlier generation queued is written,
         # the ids after the highest stored are free.
         self.ask("store", Flush(), timeout=STORE_TIMEOUT)
@@ -73,7 +83,22 @@ class AlertRouter(GaiaActor):
         for silence in active_silences():
             self._keep_silence(silence)
         self._take_up()
-        self.tell("bus", Subscribe(self.name, rules.EVENTS))
+        self._replay()
+
+    def _replay(self) -> None:
+        """The stored events after the last one an earlier generation or daemon took in (the
+        bus drops what it publishes while the router is down), through the rules as if live;
+        those that are in this mailbox too are skipped there."""
+        mark = last_mark()
+        if mark is None:  # the first start: nothing was missed
+            self._mark(Event("", ts=time.time()))
+            return
+        names = tuple(sorted(rules.EVENTS))
+        for event in events_after(mark, names, time.time() - self.cfg.retry_for):
+            self.replayed.add(_identity(event))
+            self._on_event(event)
+        if self.replayed:
+            self.log.info("alerts.replayed", events=len(self.replayed))
 
     def _take_up(self) -> None:
         """What an earlier generation or daemon left: firing alerts, to resolve or repeat,
@@ -83,6 +108,8 @@ class AlertRouter(GaiaActor):
         found = alerts_to_take_up(wall - self.cfg.retry_for)
         sent = notified(min((alert.started for _, alert, _, _ in found), default=wall))
         for row_id, alert, lasting, silenced_by in found:
+            if not lasting:
+                self.oneoffs.add(alert.key)
             held = silencing(list(self.silences.values()), alert, wall) is not None
             if lasting:
                 self.firing[alert.key] = _Firing(row_id, alert, True, held)
@@ -98,7 +125,8 @@ class AlertRouter(GaiaActor):
     def receive(self, message: Any) -> Any:
         match message:
             case Event():
-                self._on_event(message)
+                if not self._seen(message):
+                    self._on_event(message)
             case FlushGroup(group=gid):
                 self._flush(gid)
             case StillDegraded():
@@ -120,6 +148,15 @@ class AlertRouter(GaiaActor):
 
     # Events into alerts
 
+    def _seen(self, event: Event) -> bool:
+        """Whether ``event`` was taken in from the store at start. The bus delivers in the
+        order it stores, so the first event that was not ends the overlap."""
+        if _identity(event) in self.replayed:
+            self.replayed.discard(_identity(event))
+            return True
+        self.replayed.clear()
+        return False
+
     def _on_event(self, event: Event) -> None:
         if event.name == rules.HEALTH_CHANGED:
             self._watch_degraded(event)
@@ -128,10 +165,16 @@ class AlertRouter(GaiaActor):
                 self._fire(change)
             else:
                 self._resolve(change.key)
+        self._mark(event)
+
+    def _mark(self, event: Event) -> None:
+        """Store ``event`` as the last taken in (queued after the rows it caused, so a daemon
+        killed meanwhile takes it in again, and its alerts are deduplicated)."""
+        self.record("alert_marks", ts=event.ts, name=event.name, actor=event.actor)
 
     def _fire(self, change: rules.Change) -> Alert | None:
         """Store and route a new alert; None when the same one already fires."""
-        if change.key in self.firing:
+        if change.key in self.firing or change.key in self.oneoffs:
             return None
         alert = Alert(
             key=change.key,
@@ -294,6 +337,10 @@ class AlertRouter(GaiaActor):
     def _update(self, table: str, row_id: int, **values: Any) -> None:
         if row_id:
             self.tell("store", Update(table, row_id, fields_of(**values)))
+
+
+def _identity(event: Event) -> tuple[float, str, str]:
+    return (event.ts, event.name, event.actor)
 
 
 def _outside(names: set[str]) -> Callable[[str], bool]:

@@ -341,6 +341,8 @@ class Store(GaiaActor):
         alerts: Any = TABLES["alerts"]
         notifications: Any = TABLES["notifications"]
         silences: Any = TABLES["silences"]
+        marks: Any = TABLES["alert_marks"]
+        newest = marks.select(peewee.fn.MAX(marks.id)).scalar(self._db) or 0
         queries = (
             alerts.delete().where(alerts.started < before, alerts.status != "firing"),
             alerts.delete().where(alerts.started < before, alerts.lasting == False),  # noqa: E712 - SQL
@@ -348,6 +350,7 @@ class Store(GaiaActor):
                 notifications.created < before, notifications.state != "pending"
             ),
             silences.delete().where(silences.expires < before),
+            marks.delete().where(marks.ts < before, marks.id < newest),  # the newest counts
         )
         return sum(int(query.execute(self._db)) for query in queries)
 

@@ -354,6 +354,19 @@ class SilenceRow(BaseModel):
         table_name = "silences"
 
 
+class AlertMarkRow(BaseModel):
+    """The last bus event the alert router took in (``ts``, ``name`` and ``actor`` name it in
+    ``events``): a router that starts takes in the stored events after it. One row per event,
+    the newest counts."""
+
+    ts = peewee.FloatField()
+    name = peewee.CharField(default="")  # '' for a mark that names only a time
+    actor = peewee.CharField(default="")
+
+    class Meta:
+        table_name = "alert_marks"
+
+
 MODELS: list[type[BaseModel]] = [
     EventRow,
     ActorRestart,
@@ -371,5 +384,6 @@ MODELS: list[type[BaseModel]] = [
     AlertRow,
     NotificationRow,
     SilenceRow,
+    AlertMarkRow,
 ]
 TABLES: dict[str, type[BaseModel]] = {m._meta.table_name: m for m in MODELS}

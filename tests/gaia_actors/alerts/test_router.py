@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from gaia_actors.alerts.delivery import receiver_name
 from gaia_actors.alerts.messages import AddSilence, EndSilence
 from gaia_actors.alerts.router import ROUTER
-from gaia_actors.messages import Event, GetState, fields_of
+from gaia_actors.messages import Crash, Event, GetState, fields_of
 from gaia_actors.settings import Settings, load
 from gaia_actors.store.models import AlertRow, NotificationRow
 from supervisors import Registry
@@ -131,8 +132,6 @@ def test_the_rate_limit_delays_notifications_beyond_it(tmp_path: Path, hook: Hoo
 
 
 def _with_receiver(settings: Settings, **changes: Any) -> Settings:
-    import dataclasses
-
     receivers = tuple(dataclasses.replace(r, **changes) for r in settings.alerts.receivers)
     alerts = dataclasses.replace(settings.alerts, receivers=receivers)
     return dataclasses.replace(settings, alerts=alerts)
@@ -281,3 +280,28 @@ def test_an_answer_that_would_not_change_is_not_retried(tmp_path: Path, hook: Ho
         assert (row.attempts, row.error) == (1, "HTTP 404")
         assert _state(registry, receiver_name("ops"))["pending"] == 0
         assert hook.received == []
+
+
+def test_an_event_published_while_the_router_restarts_is_alerted_once(
+    tmp_path: Path, hook: HookServer
+) -> None:
+    settings = _settings(tmp_path, FAST + "group_by = ['env']\n", [("ops", hook.url)])
+    supervision = dataclasses.replace(settings.supervision, backoff_initial=1.0)
+    settings = dataclasses.replace(settings, supervision=supervision)
+    with alerts_tree(settings) as registry:
+        _failed(registry, "dev")
+        wait_until(lambda: hook.received, what="the alert before the crash")
+        first = registry.registered(ROUTER)
+        registry.tell(ROUTER, Crash("test"))
+        wait_until(lambda: registry.registered(ROUTER) not in (None, first)
+                   and registry.is_running(ROUTER), what="the first restart")  # fmt: skip
+        registry.tell(ROUTER, Crash("again"))  # a second crash in a row waits out a backoff
+        wait_until(lambda: not registry.is_running(ROUTER), what="the router down")
+        _failed(registry, "prod")
+        assert ROUTER not in _state(registry, "bus")["subscribers"]  # dropped, not delivered
+        wait_until(lambda: len(hook.received) == 2, what="the alert published while down")
+        assert [a["env"] for a in hook.received[1]["alerts"]] == ["prod"]
+        _failed(registry, "staging")  # live again, and nothing taken in twice
+        wait_until(lambda: len(hook.received) == 3, what="an alert after the restart")
+        assert [a["env"] for b in hook.received for a in b["alerts"]] == ["dev", "prod", "staging"]
+        assert AlertRow.select().count() == 3
