@@ -24,7 +24,7 @@ from gaia_actors.alerts.router import ROUTER
 from gaia_actors.alerts.silences import active_silences, from_row, parse_duration
 from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.errors import ControlError
-from gaia_actors.settings import ReceiverSettings
+from gaia_actors.settings import ReceiverSettings, Settings, with_secrets
 from gaia_actors.store.models import AlertRow, NotificationRow, SilenceRow
 from supervisors import Registry
 
@@ -130,7 +130,7 @@ def _receiver_line(receiver: ReceiverSettings) -> dict[str, Any]:
 
 def send_test(ctx: CommandContext, name: str | None) -> dict[str, Any]:
     """A test notification to receiver ``name``, sent from here (not queued): its answer."""
-    receiver = _receiver(ctx, name)
+    receiver = _receiver(with_secrets(ctx.settings), name)  # sent from here: it needs them
     now = time.time()
     alert = Alert(
         key=f"{rules.TEST}:{uuid.uuid4().hex}",
@@ -162,8 +162,8 @@ def send_test(ctx: CommandContext, name: str | None) -> dict[str, Any]:
     }
 
 
-def _receiver(ctx: CommandContext, name: str | None) -> ReceiverSettings:
-    receivers = {r.name: r for r in ctx.settings.alerts.receivers}
+def _receiver(settings: Settings, name: str | None) -> ReceiverSettings:
+    receivers = {r.name: r for r in settings.alerts.receivers}
     if name in receivers:
         return receivers[name]
     known = ", ".join(receivers) or "none configured"

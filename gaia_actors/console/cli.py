@@ -198,7 +198,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "help":
         return _help(parser, args.topic)
     try:
-        settings = load(args.config)
+        settings = load(args.config, secrets=args.command in (None, "run"))  # the daemon sends
     except ConfigError as exc:
         print(f"gaia-env: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

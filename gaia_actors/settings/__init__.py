@@ -33,7 +33,7 @@ from gaia_actors.settings.fields import (
     STAGE_PLACEHOLDERS,
     bounded,
 )
-from gaia_actors.settings.loading import DEFAULT_CONFIG, load, python_executable
+from gaia_actors.settings.loading import DEFAULT_CONFIG, load, python_executable, with_secrets
 from gaia_actors.settings.sections import (
     BalancerSettings,
     ControlSettings,
@@ -95,4 +95,5 @@ __all__ = [
     "expand",
     "load",
     "python_executable",
+    "with_secrets",
 ]

@@ -3,6 +3,7 @@ grouped, repeated and retried."""
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Literal
@@ -33,6 +34,7 @@ RECEIVER_REQUIRED: dict[str, tuple[str, ...]] = {
 
 # Keys whose values may hold ``${NAME}``, replaced at load by the daemon's environment variable.
 SECRET_FIELDS = ("url", "headers", "username", "password")
+SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 SMTP_PORTS = {"starttls": 587, "tls": 465, "none": 25}

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from gaia_actors.errors import ConfigError
-from gaia_actors.settings.alerts import SECRET_FIELDS
+from gaia_actors.settings.alerts import SECRET, SECRET_FIELDS
 from gaia_actors.settings.conversion import convert
 from gaia_actors.settings.sections import DaemonSettings, Settings
-from gaia_actors.settings.validation import check
+from gaia_actors.settings.validation import check, check_receiver_url
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "gaia.toml"
 
@@ -25,8 +25,17 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "gaia.toml"
 _SECTIONS = {f.name for f in dataclasses.fields(Settings)} - {"config_path", "state_dir"}
 
 
-def load(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read, override and validate the configuration. Raises ConfigError."""
+def load(
+    path: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    secrets: bool = True,
+) -> Settings:
+    """Read, override and validate the configuration. Raises ConfigError.
+
+    Without ``secrets`` (the commands that send no alert themselves), a receiver's ``${NAME}``
+    whose variable is unset is left as written instead of refused; ``with_secrets`` refuses
+    it later where one is sent."""
     environ = os.environ if environ is None else environ
     config_path = Path(path or environ.get("GAIA_CONFIG") or DEFAULT_CONFIG).resolve()
     raw = _read_toml(config_path)
@@ -47,7 +56,7 @@ def load(path: Path | str | None = None, environ: Mapping[str, str] | None = Non
             settings, store=dataclasses.replace(settings.store, url=environ["GAIA_DATABASE_URL"])
         )
     check(settings, where)
-    return _resolve_secrets(settings, environ, where)
+    return _resolve_secrets(settings, environ, where, strict=secrets)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -107,19 +116,28 @@ def _state_dir(
     return (config_path.parent.parent / "var").resolve()
 
 
-_SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+def with_secrets(settings: Settings, environ: Mapping[str, str] | None = None) -> Settings:
+    """``settings`` with every receiver's ``${NAME}`` replaced, an unset variable refused
+    (ConfigError naming the file, the key and the variable)."""
+    environ = os.environ if environ is None else environ
+    return _resolve_secrets(settings, environ, str(settings.config_path), strict=True)
 
 
-def _resolve_secrets(settings: Settings, environ: Mapping[str, str], where: str) -> Settings:
-    """Each ``${NAME}`` in a receiver's secret-bearing keys replaced by the variable's value."""
+def _resolve_secrets(
+    settings: Settings, environ: Mapping[str, str], where: str, strict: bool
+) -> Settings:
+    """Each ``${NAME}`` in a receiver's secret-bearing keys replaced by the variable's value
+    (an unset one refused when ``strict``, else left as written); then its URL checked."""
 
     def one(text: str, key: str) -> str:
         def value(match: re.Match[str]) -> str:
-            if match[1] not in environ:
+            if match[1] in environ:
+                return environ[match[1]]
+            if strict:
                 raise ConfigError(where, key, f"environment variable {match[1]} is not set")
-            return environ[match[1]]
+            return match[0]
 
-        return _SECRET.sub(value, text)
+        return SECRET.sub(value, text)
 
     receivers = []
     for i, receiver in enumerate(settings.alerts.receivers):
@@ -131,6 +149,7 @@ def _resolve_secrets(settings: Settings, environ: Mapping[str, str], where: str)
         }
         changes["headers"] = {k: one(v, f"{key}.headers.{k}") for k, v in receiver.headers.items()}
         receivers.append(dataclasses.replace(receiver, **changes))
+        check_receiver_url(where, key, receivers[-1])
     alerts = dataclasses.replace(settings.alerts, receivers=tuple(receivers))
     return dataclasses.replace(settings, alerts=alerts)
 

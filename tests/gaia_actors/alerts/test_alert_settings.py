@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gaia_actors.errors import ConfigError
-from gaia_actors.settings import DEFAULT_CONFIG, load
+from gaia_actors.settings import DEFAULT_CONFIG, load, with_secrets
 
 REPO = Path(__file__).resolve().parents[3]
 ENVS = "[environments.prod]\nport = 9080\n"
@@ -134,3 +135,54 @@ def test_the_cli_exits_2_on_an_unset_variable_without_printing_secrets(tmp_path:
     assert "TOKEN is not set" in result.stderr
     assert "x1y2" not in result.stderr + result.stdout
     assert not (tmp_path / "state").exists()
+
+
+WHOLE_URL = "[[alerts.receivers]]\nname = 'chat'\nkind = 'slack'\nurl = '${SLACK_WEBHOOK_URL}'\n"
+
+
+def test_a_url_that_is_all_secret_is_checked_once_replaced(tmp_path: Path) -> None:
+    secret = "https://hooks.slack.com/services/T0/B0/s3cr3t"
+    settings: Any = _load(tmp_path, WHOLE_URL, {"SLACK_WEBHOOK_URL": secret})
+    (receiver,) = settings.alerts.receivers
+    assert (receiver.url, receiver.endpoint) == (secret, "hooks.slack.com")
+    error = _error(tmp_path, WHOLE_URL, {"SLACK_WEBHOOK_URL": "hooks.slack.com/s3cr3t"})
+    assert error.key == "alerts.receivers[0].url"
+    assert "expected an http:// or https:// URL" in str(error)
+    assert "s3cr3t" not in str(error)
+
+
+def test_without_secrets_an_unset_variable_is_left_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "gaia.toml"
+    path.write_text(ENVS + WHOLE_URL, encoding="utf-8")
+    settings = load(path, environ={}, secrets=False)
+    assert settings.alerts.receivers[0].url == "${SLACK_WEBHOOK_URL}"
+    with pytest.raises(ConfigError) as info:
+        with_secrets(settings, environ={})
+    assert (info.value.key, info.value.file) == ("alerts.receivers[0].url", str(path.resolve()))
+    assert "environment variable SLACK_WEBHOOK_URL is not set" in str(info.value)
+
+
+def _cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "gaia.toml"
+    path.write_text(ENVS + WHOLE_URL, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, str(REPO / "run.py"), "--config", str(path), *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "GAIA_STATE_DIR": str(tmp_path / "state")},
+        check=False,
+    )
+
+
+def test_a_command_that_sends_nothing_runs_with_a_secret_unset(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "alerts")
+    assert result.returncode == 0, result.stderr
+    assert "chat" in result.stdout
+
+
+def test_alerts_test_refuses_a_secret_unset_naming_it(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "alerts", "test", "chat")
+    assert result.returncode == 2
+    assert "alerts.receivers[0].url" in result.stderr
+    assert "SLACK_WEBHOOK_URL is not set" in result.stderr

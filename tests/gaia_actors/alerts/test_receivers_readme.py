@@ -12,7 +12,11 @@ from gaia_actors.settings import load
 from tests.gaia_actors.alerts.notifications import notification
 
 README = Path(__file__).resolve().parents[3] / "README.md"
-SECRETS = {"SLACK_WEBHOOK_PATH": "T0/B0/tok", "SMTP_PASSWORD": "pw", "PAGER_TOKEN": "tok"}
+SECRETS = {
+    "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/tok",
+    "SMTP_PASSWORD": "pw",
+    "PAGER_TOKEN": "tok",
+}
 
 
 def _section() -> str:
