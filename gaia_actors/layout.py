@@ -105,8 +105,12 @@ class Layout:
 
     @property
     def log_sink(self) -> process.LogSink:
+        # Every environment of this state directory shares one log pump process.
         return process.LogSink(
-            self.logs / "app.log", self.config.log_max_bytes, self.config.log_backups
+            self.logs / "app.log",
+            self.config.log_max_bytes,
+            self.config.log_backups,
+            pump=self.root.parent,
         )
 
     @property

@@ -13,10 +13,14 @@ Why the pieces look the way they do:
 - Exits are seen by one thread for all processes, blocked in ``epoll`` on their pidfds
   (``exits``), ~2 ms here, instead of polling or a thread per process (where the kernel has
   no pidfd: a thread blocked in ``wait()``, or polling /proc for adopted processes).
-- A service's output goes through a pipe to a small *log pump process*
+- A service's output goes through a pipe to the *log pump process*
   (``environments/logfiles.py`` run as a script), not to a thread of the daemon: the pump
-  outlives a daemon restart, so an adopted service keeps a reader on its stdout instead of
-  dying of EPIPE (the runit/svlogd model).
+  outlives a daemon restart or SIGKILL, so an adopted service keeps a reader on its stdout
+  instead of dying of EPIPE (the runit/svlogd model). One pump serves every service of a
+  state directory: each pipe's read end is handed to it over a Unix socket (SCM_RIGHTS),
+  so a service costs no process besides itself. Writing straight to a file the daemon
+  rotates would need copytruncate, which loses what is written between the copy and the
+  truncate; the pump rotates losslessly on line boundaries.
   Stage commands, which never outlive the daemon, are read by a thread into a bounded tail.
 - A pid file records the pid *and* the process start time (``/proc/<pid>/stat`` field 22), so a
   restarted daemon never adopts an unrelated process that reused the pid (pid_max is 32768 here).

@@ -1,13 +1,16 @@
 """A child's output: kept in memory as a bounded tail of lines, captured whole, or sent through
-the log pump process to rotated files (which are read back and pruned here too)."""
+the shared log pump process to rotated files (which are read back and pruned here too)."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
+import hashlib
 import os
 import re
 import select
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
+
+from gaia_actors.process.exits import EXITS, open_pidfd
 
 # Log retention the environment actor uses unless configured otherwise.
 DEFAULT_LOG_RETENTION_DAYS: Mapping[str, int] = MappingProxyType(
@@ -39,17 +44,24 @@ _MAX_LINE = 64 * 1024  # a "line" without newline is split after this many bytes
 _LOG_PUMP = Path(__file__).resolve().parents[1] / "environments" / "logfiles.py"
 
 
+_HANDOVER_TIMEOUT = 10.0  # seconds the pump has to open the file and answer a handover
+_HANDOVER_TRIES = 3  # a pump may end (its linger over) just as we connect: start another
+
+
 _ROTATED = re.compile(r".+\.\d+$")
 
 
 @dataclass(frozen=True, slots=True)
 class LogSink:
     """Where a service's stdout+stderr go: ``path``, rotated at ``max_bytes`` keeping
-    ``backups`` older files (``app.log.1`` is the newest of them)."""
+    ``backups`` older files (``app.log.1`` is the newest of them), by the log pump process
+    shared by every sink naming the same ``pump`` directory."""
 
     path: Path
     max_bytes: int = 10 * 1024 * 1024
     backups: int = 5
+    pump: Path | None = None  # services whose sinks name one directory share a pump (else
+    # the log's own directory does)
 
 
 def _last_lines(path: Path, count: int) -> list[str]:
@@ -246,27 +258,104 @@ class CapturedOutput:
 
 
 class FileOutput:
-    """Output written by a log pump process into a rotated file."""
+    """Output written by the log pump process into a rotated file; ``conn`` is the handover's
+    connection, on which the pump says ``eof`` once it has written the last byte."""
 
-    def __init__(self, log: LogSink, pump: subprocess.Popen[bytes]) -> None:
+    def __init__(self, log: LogSink, conn: socket.socket) -> None:
         self.log = log
-        self.pump = pump
+        self.conn = conn
 
     def tail(self, count: int) -> list[str]:
         return read_log_tail(self.log.path, count)
 
     def drain(self) -> None:
-        # The pump ends at EOF, once the service's group is gone; it is our child, so reap it.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.pump.wait(DRAIN_TIMEOUT)
+        # The pump reaches EOF once the service's whole group is gone.
+        self.conn.settimeout(DRAIN_TIMEOUT)
+        with contextlib.suppress(OSError):
+            self.conn.recv(16)
+        self.conn.close()
 
 
-def start_log_pump(log: LogSink, read_fd: int) -> subprocess.Popen[bytes]:
-    log.path.parent.mkdir(parents=True, exist_ok=True)
+class LogPumpError(OSError):
+    """The log pump could not be started or refused a pipe (``spawn`` turns it into a
+    SpawnError naming the command)."""
+
+
+_pump_lock = threading.Lock()  # one daemon thread at a time starts a pump
+
+
+def _pump_name(log: LogSink) -> str:
+    """The abstract socket of the pump for ``log``: one per ``LogSink.pump`` directory and
+    version of the pump's script (two checkouts never share one)."""
+    key = f"{os.getuid()}\0{(log.pump or log.path.parent).resolve()}\0{_LOG_PUMP}"
+    return "gaia-logpump-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _connect(name: str) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect("\0" + name)
+    except OSError:  # nobody listens (ECONNREFUSED)
+        sock.close()
+        return None
+    return sock
+
+
+def _start_pump(name: str) -> None:
+    """Start a pump on ``name`` and wait until it listens (or finds another one there)."""
     # -I: no PYTHON* variables, the script's folder not on sys.path; -S: no site (it needs
     # nothing outside the stdlib, and skipping site saves most of its start-up).
-    argv = [sys.executable, "-I", "-S", str(_LOG_PUMP), str(log.path.resolve())]
-    argv += [str(log.max_bytes), str(log.backups)]
-    return subprocess.Popen(
-        argv, stdin=read_fd, stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True
+    pump = subprocess.Popen(
+        [sys.executable, "-I", "-S", str(_LOG_PUMP), "--serve", name],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        start_new_session=True,  # a terminal's Ctrl-C or a daemon's group kill spares it
+        close_fds=True,
     )
+    assert pump.stdout is not None
+    with pump.stdout:
+        pump.stdout.readline()  # "ready", or EOF when it exits (another pump listens)
+    pidfd = open_pidfd(pump.pid)
+    if pidfd is None:  # no pidfd: reaped by a thread that waits as long as the pump lives
+        threading.Thread(target=pump.wait, name="log-pump-reap", daemon=True).start()
+    else:  # reaped when it ends, by the shared watcher: never left a zombie
+        EXITS.add(pidfd, functools.partial(_reap, pump))
+
+
+def _reap(pump: subprocess.Popen[bytes]) -> None:
+    pump.wait()
+
+
+def _pump_connection(log: LogSink) -> socket.socket:
+    name = _pump_name(log)
+    with _pump_lock:
+        sock = _connect(name)
+        if sock is None:
+            _start_pump(name)
+            sock = _connect(name)
+    if sock is None:
+        raise LogPumpError(f"the log pump for {log.path} did not start")
+    return sock
+
+
+def hand_to_log_pump(log: LogSink, read_fd: int) -> FileOutput:
+    """Give the read end of a service's output pipe to the log pump (started if none runs)
+    to write into ``log``; the caller still closes its own ``read_fd``."""
+    log.path.parent.mkdir(parents=True, exist_ok=True)
+    header = f"{log.max_bytes} {log.backups} {log.path.resolve()}".encode()
+    for _ in range(_HANDOVER_TRIES):
+        sock = _pump_connection(log)
+        try:
+            socket.send_fds(sock, [header], [read_fd])
+            sock.settimeout(_HANDOVER_TIMEOUT)
+            answer = sock.recv(4096).decode(errors="replace").strip()
+        except OSError:
+            answer = ""
+        if answer == "ok":
+            sock.settimeout(None)
+            return FileOutput(log, sock)
+        sock.close()
+        if answer:  # the pump refused it (the file cannot be opened): no retry helps
+            raise LogPumpError(f"the log pump refused {log.path}: {answer}")
+        # No answer: that pump was ending as we connected (its linger ran out); start anew.
+    raise LogPumpError(f"the log pump took no pipe for {log.path} in {_HANDOVER_TRIES} tries")

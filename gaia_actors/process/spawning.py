@@ -1,5 +1,5 @@
 """Starting a child in its own session and process group, its output in memory, captured or
-through the log pump."""
+through the shared log pump."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from gaia_actors.process.handles import Child, signal_group
 from gaia_actors.process.output import (
     DEFAULT_TAIL_CHARS,
     CapturedOutput,
-    FileOutput,
     LogSink,
     MemoryOutput,
-    start_log_pump,
+    hand_to_log_pump,
 )
 
 
@@ -92,15 +91,17 @@ def _spawn_to_log(
     try:
         popen = _popen(argv, cwd, env, write_fd)
         try:
-            pump = start_log_pump(log, read_fd)
-        except BaseException:
+            output = hand_to_log_pump(log, read_fd)
+        except BaseException as exc:
             signal_group(popen.pid, signal.SIGKILL)
             popen.wait()
+            if isinstance(exc, OSError):
+                raise SpawnError(argv, Path(cwd), f"no log pump: {exc}") from exc
             raise
     finally:
         os.close(read_fd)
         os.close(write_fd)
-    return Child(popen, FileOutput(log, pump))
+    return Child(popen, output)
 
 
 def spawn(
@@ -113,9 +114,9 @@ def spawn(
 ) -> Child:
     """Start ``argv`` (no shell) in ``cwd`` in its own session and process group.
 
-    stdout and stderr go, merged, to ``log`` through a log pump process (rotated by size; it
-    survives a daemon restart), or without a ``log`` into an in-memory tail of ``tail_limit``
-    characters. ``env`` None inherits ours. A thread reaps the child at once, so
+    stdout and stderr go, merged, to ``log`` through the shared log pump process (rotated by
+    size; it survives a daemon restart), or without a ``log`` into an in-memory tail of
+    ``tail_limit`` characters. ``env`` None inherits ours. The exit watcher reaps it at once, so
     :meth:`Child.watch` callbacks fire within milliseconds of the exit.
     """
     if log is None:
