@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
+from gaia_actors.process.errors import ProcessError
 from gaia_actors.process.exits import EXITS, open_pidfd
 
 # Log retention the environment actor uses unless configured otherwise.
@@ -276,11 +277,6 @@ class FileOutput:
         self.conn.close()
 
 
-class LogPumpError(OSError):
-    """The log pump could not be started or refused a pipe (``spawn`` turns it into a
-    SpawnError naming the command)."""
-
-
 _pump_lock = threading.Lock()  # one daemon thread at a time starts a pump
 
 
@@ -334,13 +330,14 @@ def _pump_connection(log: LogSink) -> socket.socket:
             _start_pump(name)
             sock = _connect(name)
     if sock is None:
-        raise LogPumpError(f"the log pump for {log.path} did not start")
+        raise ProcessError(f"the log pump for {log.path} did not start")
     return sock
 
 
 def hand_to_log_pump(log: LogSink, read_fd: int) -> FileOutput:
     """Give the read end of a service's output pipe to the log pump (started if none runs)
-    to write into ``log``; the caller still closes its own ``read_fd``."""
+    to write into ``log``; the caller still closes its own ``read_fd``. Raises OSError or
+    ProcessError when no pump takes it (``spawn`` makes that a SpawnError)."""
     log.path.parent.mkdir(parents=True, exist_ok=True)
     header = f"{log.max_bytes} {log.backups} {log.path.resolve()}".encode()
     for _ in range(_HANDOVER_TRIES):
@@ -356,6 +353,6 @@ def hand_to_log_pump(log: LogSink, read_fd: int) -> FileOutput:
             return FileOutput(log, sock)
         sock.close()
         if answer:  # the pump refused it (the file cannot be opened): no retry helps
-            raise LogPumpError(f"the log pump refused {log.path}: {answer}")
+            raise ProcessError(f"the log pump refused {log.path}: {answer}")
         # No answer: that pump was ending as we connected (its linger ran out); start anew.
-    raise LogPumpError(f"the log pump took no pipe for {log.path} in {_HANDOVER_TRIES} tries")
+    raise ProcessError(f"the log pump took no pipe for {log.path} in {_HANDOVER_TRIES} tries")

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from gaia_actors.process.errors import SpawnError
+from gaia_actors.process.errors import ProcessError, SpawnError
 from gaia_actors.process.handles import Child, signal_group
 from gaia_actors.process.output import (
     DEFAULT_TAIL_CHARS,
@@ -95,7 +95,7 @@ def _spawn_to_log(
         except BaseException as exc:
             signal_group(popen.pid, signal.SIGKILL)
             popen.wait()
-            if isinstance(exc, OSError):
+            if isinstance(exc, (OSError, ProcessError)):
                 raise SpawnError(argv, Path(cwd), f"no log pump: {exc}") from exc
             raise
     finally:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,15 +36,6 @@ for i in itertools.count():
 """
 
 
-@pytest.fixture
-def children() -> Iterator[list[process.Child]]:
-    started: list[process.Child] = []
-    yield started
-    for child in started:
-        child.kill()
-        child.wait(10)
-
-
 def pumps_of(pump_dir: Path) -> list[int]:
     """Pids of log pump processes serving ``pump_dir`` (by their socket's name)."""
     sink = LogSink(pump_dir / "x.log", pump=pump_dir)
@@ -59,17 +49,20 @@ def numbers(path: Path) -> list[int]:
     return [int(line.split()[1]) for line in lines]
 
 
-def test_services_of_one_directory_share_one_pump(
-    tmp_path: Path, children: list[process.Child]
-) -> None:
-    for name in ("a", "b", "c"):
-        sink = LogSink(tmp_path / name / "app.log", pump=tmp_path)
-        children.append(spawn([PY, "-c", TICKER], tmp_path, log=sink))
-    for name in ("a", "b", "c"):
-        wait_until(lambda name=name: read_log_tail(tmp_path / name / "app.log", 1))
-    assert len(pumps_of(tmp_path)) == 1
-    helpers = [c for c in _children_of(os.getpid()) if c not in {ch.pid for ch in children}]
-    assert len(helpers) == 1  # the pump: no process per service
+def test_services_of_one_directory_share_one_pump(tmp_path: Path) -> None:
+    children: list[process.Child] = []
+    try:
+        for name in ("a", "b", "c"):
+            sink = LogSink(tmp_path / name / "app.log", pump=tmp_path)
+            children.append(spawn([PY, "-c", TICKER], tmp_path, log=sink))
+        for name in ("a", "b", "c"):
+            wait_until(lambda name=name: read_log_tail(tmp_path / name / "app.log", 1))
+        (pump,) = pumps_of(tmp_path)  # one process for the three, none per service
+        assert pump in _children_of(os.getpid())
+    finally:
+        for child in children:
+            child.kill()
+            child.wait(10)
 
 
 def _children_of(pid: int) -> list[int]:
