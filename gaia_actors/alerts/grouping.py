@@ -2,7 +2,8 @@
 
 Alerts that match a receiver and share the ``group_by`` values form one group per receiver.
 A group's first notification waits ``group_wait`` (alerts firing together join it); a change
-to a group already notified waits until ``group_interval`` after its last one; a group still
+to a group already notified waits until ``group_interval`` after its last one (so does an
+alert that brings back, within that time, a group that ended by sending its one-offs); a group still
 firing is sent again ``repeat_interval`` after its last one. An alert firing again while it
 fires changes nothing (deduplication). Times are ``time.monotonic()`` seconds, passed in.
 """
@@ -54,6 +55,7 @@ class Grouper:
     def __init__(self, settings: AlertSettings) -> None:
         self.settings = settings
         self.groups: dict[str, Group] = {}
+        self.ended: dict[str, float] = {}  # groups gone after a send: when it was
 
     def label(self, alert: Alert) -> str:
         parts = [f"{key}={getattr(alert, key) or '-'}" for key in self.settings.group_by]
@@ -115,7 +117,10 @@ class Grouper:
     def _changed(self, group: Group, now: float) -> bool:
         group.changed = True
         if group.last_sent is None:
-            due = now + self.settings.group_wait
+            # a group that ended by sending its one-off alerts within group_interval comes back
+            # as that group: a stream of one-offs goes out group_interval apart
+            after = self.ended.get(group.id, -self.settings.group_interval)
+            due = max(now + self.settings.group_wait, after + self.settings.group_interval)
         else:
             due = max(now, group.last_sent + self.settings.group_interval)
         if group.due is not None and group.due <= due:
@@ -144,9 +149,18 @@ class Grouper:
         group.alerts = {
             k: a for k, a in group.alerts.items() if a.status == "firing" and k not in group.oneoff
         }
+        sent_oneoffs = notification is not None and bool(group.oneoff)
         group.oneoff.clear()
         group.last_sent, group.changed = now, False
         group.due = now + self.settings.repeat_interval if group.alerts else None
         if not group.alerts:
             del self.groups[gid]
+            if sent_oneoffs:  # they end when sent, where a lasting alert would keep it
+                self._ended(gid, now)
         return notification
+
+    def _ended(self, gid: str, now: float) -> None:
+        """Remember when group ``gid`` went, forgetting the groups gone too long to matter."""
+        horizon = now - self.settings.group_interval
+        self.ended = {g: at for g, at in self.ended.items() if at > horizon}
+        self.ended[gid] = now

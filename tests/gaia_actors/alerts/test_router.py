@@ -305,3 +305,24 @@ def test_an_event_published_while_the_router_restarts_is_alerted_once(
         wait_until(lambda: len(hook.received) == 3, what="an alert after the restart")
         assert [a["env"] for b in hook.received for a in b["alerts"]] == ["dev", "prod", "staging"]
         assert AlertRow.select().count() == 3
+
+
+def test_one_off_alerts_after_a_send_wait_for_the_group_interval(
+    tmp_path: Path, hook: HookServer
+) -> None:
+    alerts = "group_wait = 0.05\ngroup_interval = 1.0\nretry_initial = 0.01\n"
+    settings = _settings(tmp_path, alerts, [("ops", hook.url)])
+
+    def loss(env: str) -> None:
+        registry.tell("bus", Event("alert.data_loss", "critical", env=env,
+                                   data=fields_of(lost=[f"{env}.db"])))  # fmt: skip
+
+    with alerts_tree(settings) as registry:
+        loss("dev")
+        wait_until(lambda: hook.received, what="the first one-off")
+        loss("staging")
+        loss("prod")
+        wait_until(lambda: len(hook.received) == 2, what="the follow-ups")
+        assert [a["env"] for a in hook.received[1]["alerts"]] == ["staging", "prod"]
+        first, second = NotificationRow.select().order_by(NotificationRow.id)
+        assert second.created - first.created >= 1.0 - 0.01  # group_interval, not group_wait
