@@ -314,7 +314,9 @@ def test_every_snapshot_field_is_filled_from_a_real_process(
     def filled() -> HealthSnapshot | None:
         snapshot: HealthSnapshot = tree.ask("monitor", GetHealth("app"))
         values = [getattr(snapshot, name) for name in snapshot_fields()]
-        return snapshot if all(v is not None for v in values) else None
+        # A check that ran while the fault was on saw its 503: wait for one after it.
+        healthy = snapshot.http_status == 200
+        return snapshot if healthy and all(v is not None for v in values) else None
 
     snapshot = wait_until(filled, 10.0)
     assert isinstance(snapshot, HealthSnapshot)

@@ -357,7 +357,10 @@ def test_close_stops_every_thread_it_started(hostile: HostileServer) -> None:
     prober.check(ProbeTarget("dns", "http://localhost:1/"))  # starts resolver threads
     prober.close()
     prober.close()  # idempotent
-    assert set(threading.enumerate()) - before == set()
+    # The server's thread for the closed connection ends on its own time; only the prober's
+    # threads must be gone when close returns.
+    started = set(threading.enumerate()) - before
+    assert {t for t in started if t.name != "hostile-conn"} == set()
 
 
 def test_round_after_close_raises(hostile: HostileServer) -> None:
