@@ -72,20 +72,25 @@ def pending_notifications(receiver: str) -> list[tuple[int, Notification, int]]:
 
 
 def alerts_to_take_up(since: float) -> list[tuple[int, Alert, bool, int | None]]:
-    """What a starting router takes up: lasting alerts still firing, and one-off alerts
-    raised since ``since``, as (row id, alert, lasting, the silence that held it back)."""
+    """What a starting router takes up: lasting alerts still firing or resolved since
+    ``since`` (their resolution may not have gone out), and one-off alerts raised since
+    ``since``, as (row id, alert, lasting, the silence that held it back)."""
     model: Any = AlertRow
-    lasting = (model.status == "firing") & (model.lasting == True)  # noqa: E712 - SQL
+    lasting = model.lasting == True  # noqa: E712 - SQL
+    firing = lasting & ((model.status == "firing") | (model.ended >= since))
     oneoff = (model.lasting == False) & (model.started >= since)  # noqa: E712 - SQL
-    rows = model.select().where(lasting | oneoff).order_by(model.id)
+    rows = model.select().where(firing | oneoff).order_by(model.id)
     return [(int(r.id), alert_from_row(r), bool(r.lasting), r.silenced_by) for r in rows]
 
 
-def notified(since: float) -> set[tuple[str, str]]:
-    """(receiver, alert key) of the notifications made since ``since``."""
+def notified(since: float) -> dict[tuple[str, str], float]:
+    """(receiver, alert key) of the notifications made since ``since``: when the last was."""
     model: Any = NotificationRow
-    rows = model.select(model.receiver, model.alert_ids).where(model.created >= since)
-    return {(r.receiver, key) for r in rows for key in r.alert_ids or ()}
+    rows = model.select(model.receiver, model.alert_ids, model.created)
+    last: dict[tuple[str, str], float] = {}
+    for r in rows.where(model.created >= since).order_by(model.created):
+        last.update(((r.receiver, key), float(r.created)) for key in r.alert_ids or ())
+    return last
 
 
 def next_alert_id() -> int:

@@ -102,14 +102,18 @@ class AlertRouter(GaiaActor):
 
     def _take_up(self) -> None:
         """What an earlier generation or daemon left: firing alerts, to resolve or repeat,
-        and alerts a receiver never got a notification of (the daemon stopped or was killed
-        within ``group_wait``), to send now. A one-off older than ``retry_for`` is let go."""
+        alerts a receiver never got a notification of (the daemon stopped or was killed
+        within ``group_wait``), to send now, and resolutions not yet sent. A one-off older
+        than ``retry_for`` is let go."""
         now, wall = time.monotonic(), time.time()
         found = alerts_to_take_up(wall - self.cfg.retry_for)
         sent = notified(min((alert.started for _, alert, _, _ in found), default=wall))
         for row_id, alert, lasting, silenced_by in found:
             if not lasting:
                 self.oneoffs.add(alert.key)
+            if alert.status == "resolved":
+                self._owe_resolution(alert, sent, now)
+                continue
             held = silencing(list(self.silences.values()), alert, wall) is not None
             if lasting:
                 self.firing[alert.key] = _Firing(row_id, alert, True, held)
@@ -121,6 +125,21 @@ class AlertRouter(GaiaActor):
             if lasting:  # a one-off that was sent is done with
                 self._arm(self.grouper.remember(alert, now, had.__contains__))
             self._arm(self.grouper.add(alert, now, lasting, _outside(had)))
+
+    def _owe_resolution(self, alert: Alert, sent: dict[tuple[str, str], float], now: float) -> None:
+        """A resolved alert whose receivers were sent it firing and not yet resolved (the
+        daemon stopped within ``group_interval`` of its resolution): sent them resolved."""
+        assert alert.ended is not None
+        wants = {r.name for r in self.cfg.receivers if r.send_resolved}
+        owed = {
+            r
+            for (r, key), at in sent.items()
+            if key == alert.key and r in wants and alert.started <= at < alert.ended
+        }
+        if owed:
+            firing = dataclasses.replace(alert, status="firing", ended=None)
+            self.grouper.remember(firing, now, owed.__contains__)
+            self._arm(self.grouper.resolve(alert, now))
 
     def receive(self, message: Any) -> Any:
         match message:

@@ -326,3 +326,23 @@ def test_one_off_alerts_after_a_send_wait_for_the_group_interval(
         assert [a["env"] for a in hook.received[1]["alerts"]] == ["staging", "prod"]
         first, second = NotificationRow.select().order_by(NotificationRow.id)
         assert second.created - first.created >= 1.0 - 0.01  # group_interval, not group_wait
+
+
+def test_a_resolution_still_waiting_at_a_stop_is_sent_after_the_next_start(
+    tmp_path: Path, hook: HookServer
+) -> None:
+    slow = "group_wait = 0.05\ngroup_interval = 600\n"
+    with alerts_tree(_settings(tmp_path, slow, [("ops", hook.url)])) as registry:
+        _failed(registry, "prod")
+        wait_until(lambda: hook.received, what="the firing notification")
+        _healthy(registry, "prod")  # its resolution waits for group_interval
+        wait_until(lambda: AlertRow.get().status == "resolved")
+    assert len(hook.received) == 1
+    with alerts_tree(_settings(tmp_path, FAST, [("ops", hook.url)])) as registry:
+        wait_until(lambda: len(hook.received) == 2, what="the resolution after the start")
+        resolved = hook.received[1]
+        assert resolved["status"] == "resolved"
+        assert resolved["alerts"][0]["key"] == hook.received[0]["alerts"][0]["key"]
+        assert _state(registry, ROUTER)["firing"] == []
+    with alerts_tree(_settings(tmp_path, slow, [("ops", hook.url)])) as registry:
+        assert _state(registry, ROUTER)["groups"] == {}  # a third start owes nothing
