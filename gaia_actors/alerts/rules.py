@@ -106,9 +106,15 @@ def _blocked(event: Event) -> list[Change]:
 
 
 def _healthy(event: Event) -> list[Change]:
+    """Healthy again: FAILED and degraded are over. The environment's own word (its actor
+    runs, so it is not blocked) ends a block too: after a daemon restart no supervisor
+    unblocks it, and the alerts taken up at start are resolved by the first healthy check."""
     if event.name == HEALTH_CHANGED and event.get("new") != "healthy":
         return []
-    return [resolve(ENVIRONMENT_FAILED, event.env), resolve(ENVIRONMENT_DEGRADED, event.env)]
+    over = [resolve(ENVIRONMENT_FAILED, event.env), resolve(ENVIRONMENT_DEGRADED, event.env)]
+    if event.name == EnvironmentEvent.HEALTHY:
+        over.append(resolve(ENVIRONMENT_BLOCKED, event.env))
+    return over
 
 
 def _once(

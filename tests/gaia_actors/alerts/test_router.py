@@ -346,3 +346,25 @@ def test_a_resolution_still_waiting_at_a_stop_is_sent_after_the_next_start(
         assert _state(registry, ROUTER)["firing"] == []
     with alerts_tree(_settings(tmp_path, slow, [("ops", hook.url)])) as registry:
         assert _state(registry, ROUTER)["groups"] == {}  # a third start owes nothing
+
+
+def test_alerts_taken_up_at_start_resolve_when_the_environment_is_healthy_again(
+    tmp_path: Path, hook: HookServer
+) -> None:
+    settings = _settings(tmp_path, FAST + "group_by = ['env']\n", [("ops", hook.url)])
+    with alerts_tree(settings) as registry:
+        _failed(registry, "prod")
+        registry.tell("bus", Event("environment.blocked", "critical", env="dev",
+                                   data=fields_of(reason="crash loop")))  # fmt: skip
+        wait_until(lambda: len(hook.received) == 2, what="both firing")
+    with alerts_tree(settings) as registry:  # what the environments say once started again
+        for env in ("prod", "dev"):
+            registry.tell("bus", Event("environment.healthy", env=env))
+
+        def resolved() -> list[str]:
+            return sorted(a["name"] for b in hook.received[2:] for a in b["alerts"])
+
+        wait_until(lambda: len(resolved()) == 2, what="both resolved")
+        assert resolved() == ["environment_blocked", "environment_failed"]
+        assert {b["status"] for b in hook.received[2:]} == {"resolved"}
+        assert _state(registry, ROUTER)["firing"] == []

@@ -35,6 +35,14 @@ ONCE = ":100.000000"  # a one-off alert's key ends with its event's time
                 ("resolve", "environment_degraded:prod", "warning"),
             ],
         ),
+        (
+            _event("environment.healthy"),
+            [
+                ("resolve", "environment_failed:prod", "warning"),
+                ("resolve", "environment_degraded:prod", "warning"),
+                ("resolve", "environment_blocked:prod", "warning"),
+            ],
+        ),
         (_event("health.changed", old="healthy", new="down"), []),
         (ROLLED_BACK, [("fire", "environment_rolled_back:prod" + ONCE, "warning")]),
         (_event("alert.data_loss", lost=["x"]), [("fire", "data_loss:prod" + ONCE, "critical")]),
