@@ -11,6 +11,7 @@ import email
 import email.message
 import email.policy
 import http.server
+import json
 import queue
 import socket
 import ssl
@@ -45,11 +46,16 @@ class Reply:
 
 class HookServer:
     """An HTTP receiver that records every request and answers with the queued replies, then
-    with 200 "ok"."""
+    with 200 "ok". ``received`` holds the JSON bodies of the requests it answered 2xx; while
+    ``release`` is clear, requests wait for it (a receiver that hangs)."""
 
     def __init__(self) -> None:
         self.requests: queue.Queue[Request] = queue.Queue()
         self.replies: queue.Queue[Reply] = queue.Queue()
+        self.received: list[dict[str, Any]] = []
+        self.release = threading.Event()
+        self.release.set()
+        self.lock = threading.Lock()
         self.closing = threading.Event()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -66,10 +72,36 @@ class HookServer:
     def next(self, timeout: float = 10.0) -> Request:
         return self.requests.get(timeout=timeout)
 
+    def answer(self, *statuses: int) -> None:
+        """Answer the next requests with ``statuses`` (then 200), instead of what was queued."""
+        with self.lock:
+            while not self.replies.empty():
+                self.replies.get_nowait()
+            for status in statuses:
+                self.replies.put(Reply(status))
+
+    def ids(self) -> list[str]:
+        """The notification ids of the requests answered 2xx, in order."""
+        with self.lock:
+            return [body["id"] for body in self.received]
+
     def close(self) -> None:
         self.closing.set()  # slow replies answer at once
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()
+
+    def _reply(self, body: bytes) -> Reply:
+        """The reply to a request (after ``release``), its JSON body kept if answered 2xx."""
+        self.release.wait(30)
+        with self.lock:
+            try:
+                reply = self.replies.get_nowait()
+            except queue.Empty:
+                reply = Reply()
+            if 200 <= reply.status < 300 and body.startswith(b"{"):  # a notification's JSON
+                self.received.append(json.loads(body))
+        return reply
 
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         server = self
@@ -83,10 +115,7 @@ class HookServer:
                 body = self.rfile.read(length)
                 headers = dict(self.headers.items())
                 server.requests.put(Request("POST", self.path, headers, body, time.monotonic()))
-                try:
-                    reply = server.replies.get_nowait()
-                except queue.Empty:
-                    reply = Reply()
+                reply = server._reply(body)
                 if reply.delay and server.closing.wait(reply.delay):
                     return
                 self.send_response(reply.status)
@@ -99,6 +128,15 @@ class HookServer:
                 pass
 
         return Handler
+
+
+@contextlib.contextmanager
+def hook_server() -> Iterator[HookServer]:
+    server = HookServer()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def closed_port() -> int:

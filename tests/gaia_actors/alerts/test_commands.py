@@ -14,7 +14,8 @@ from gaia_actors.messages import Event, GetState, fields_of
 from gaia_actors.settings import Settings, load
 from gaia_actors.store.models import NotificationRow
 from tests.conftest import wait_until
-from tests.gaia_actors.alerts.hooks import alerts_tree, hook_server
+from tests.gaia_actors.alerts.hooks import alerts_tree
+from tests.gaia_actors.alerts.loopback import hook_server
 
 ENVS = "[environments.prod]\nport = 9180\n[environments.dev]\nport = 9181\n"
 
@@ -31,7 +32,7 @@ def _settings(tmp_path: Path, url: str, extra: str = "") -> Settings:
 
 def test_silence_silences_and_unsilence(tmp_path: Path) -> None:
     with hook_server() as hook:
-        settings = _settings(tmp_path, hook.url)
+        settings = _settings(tmp_path, hook.url())
         with alerts_tree(settings) as registry:
             ctx = CommandContext(settings, registry)
             made = commands.silence(ctx, "prod", "30m", reason="deploy")
@@ -71,7 +72,7 @@ def test_unsilence_of_an_unknown_id_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_alerts_lists_firing_and_recent_with_each_receivers_delivery(tmp_path: Path) -> None:
     with hook_server() as hook:
-        settings = _settings(tmp_path, hook.url)
+        settings = _settings(tmp_path, hook.url())
         with alerts_tree(settings) as registry:
             registry.tell("bus", Event("environment.failed", "critical", env="prod",
                                        data=fields_of(reason="port held")))  # fmt: skip
@@ -90,7 +91,7 @@ def test_alerts_lists_firing_and_recent_with_each_receivers_delivery(tmp_path: P
             "data_loss": "once",
         }
         assert result["receivers"] == [
-            {"receiver": "ops", "kind": "webhook", "to": hook.url.split("/")[2],
+            {"receiver": "ops", "kind": "webhook", "to": hook.url().split("/")[2],
              "delivered": 2, "pending": 0, "abandoned": 0}
         ]  # fmt: skip
         text = commands.render_alerts(result)

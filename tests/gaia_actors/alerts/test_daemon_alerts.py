@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_until
-from tests.gaia_actors.alerts.hooks import HookServer, hook_server
+from tests.gaia_actors.alerts.loopback import HookServer, hook_server
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -81,8 +81,8 @@ def _metrics(tmp_path: Path) -> str:
 def test_a_notification_pending_at_a_sigkill_is_sent_once_after_the_next_start(
     tmp_path: Path, hook: HookServer
 ) -> None:
-    hook.answers = [503] * 100_000  # the receiver is down
-    config = _config(tmp_path, hook.url)
+    hook.answer(*[503] * 100_000)  # the receiver is down
+    config = _config(tmp_path, hook.url())
     daemon = _start(tmp_path, config, 0)
     try:
         subprocess.run(
@@ -100,7 +100,7 @@ def test_a_notification_pending_at_a_sigkill_is_sent_once_after_the_next_start(
         daemon.wait(timeout=10)
     ((uid, state, _),) = _notifications(tmp_path)
     assert state == "pending"
-    hook.answers = []  # the receiver is back
+    hook.answer()  # the receiver is back
     daemon = _start(tmp_path, config, 1)
     try:
         wait_until(lambda: _notifications(tmp_path)[0][1] == "delivered", timeout=20)
@@ -115,7 +115,7 @@ def test_the_root_escalation_is_sent_before_the_daemon_exits(
 ) -> None:
     config = _config(
         tmp_path,
-        hook.url,
+        hook.url(),
         "[supervision]\nmax_restarts = 1\nbackoff_initial = 0.01\nbackoff_max = 0.02\n",
     )
     script = (

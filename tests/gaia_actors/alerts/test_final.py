@@ -6,10 +6,12 @@ import time
 from pathlib import Path
 
 from gaia_actors.alerts.final import send_last_alert
+from gaia_actors.alerts.receivers import build_receiver
 from gaia_actors.settings import Settings, load
 from gaia_actors.store.models import NotificationRow
 from tests.conftest import wait_until
-from tests.gaia_actors.alerts.hooks import alerts_tree, hook_server, post
+from tests.gaia_actors.alerts.hooks import alerts_tree
+from tests.gaia_actors.alerts.loopback import hook_server
 
 
 def _settings(tmp_path: Path, url: str, extra: str = "") -> Settings:
@@ -27,9 +29,9 @@ def test_the_last_alert_is_sent_within_its_bound_or_left_pending_for_the_next_st
 ) -> None:
     with hook_server() as hook:
         hook.release.clear()  # the receiver hangs
-        settings = _settings(tmp_path, hook.url, "final_timeout = 0.3\n")
+        settings = _settings(tmp_path, hook.url(), "final_timeout = 0.3\n")
         started = time.monotonic()
-        sent = send_last_alert(settings, post, "services", "broken kept failing")
+        sent = send_last_alert(settings, build_receiver, "services", "broken kept failing")
         assert sent == 0
         assert time.monotonic() - started < 3
         row = NotificationRow.get()
@@ -45,8 +47,8 @@ def test_the_last_alert_is_sent_within_its_bound_or_left_pending_for_the_next_st
 
 def test_the_last_alert_reaches_a_receiver_that_answers(tmp_path: Path) -> None:
     with hook_server() as hook:
-        settings = _settings(tmp_path, hook.url)
-        assert send_last_alert(settings, post, "services", "broken kept failing") == 1
+        settings = _settings(tmp_path, hook.url())
+        assert send_last_alert(settings, build_receiver, "services", "broken kept failing") == 1
         (body,) = hook.received
         (alert,) = body["alerts"]
         assert alert["severity"] == "critical"
