@@ -138,6 +138,23 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     assert process.stop() == 0, process.output()
 
 
+@pytest.fixture(scope="module")
+def flood_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """A daemon whose liveness pings wait long enough for a bus working through thousands of
+    queued events: a ping waits behind them in the mailbox, and the 1 s of the other tests'
+    daemon (short, so a hang is caught quickly) would have the busy bus replaced as hung."""
+    config = CONFIG.replace("ping_timeout = 1.0", "ping_timeout = 10.0")
+    process = DaemonProcess(tmp_path_factory.mktemp("flood"), config).start()
+    yield process
+    assert process.stop() == 0, process.output()
+
+
+@pytest.fixture
+def flood_client(flood_daemon: DaemonProcess) -> Iterator[Client]:
+    with flood_daemon.client() as connection:
+        yield connection
+
+
 @pytest.fixture
 def client(daemon: DaemonProcess) -> Iterator[Client]:
     with daemon.client() as connection:
@@ -352,8 +369,9 @@ def test_cancel_ends_a_stream_with_its_counts(daemon: DaemonProcess) -> None:
 
 
 def test_slow_subscriber_loses_events_counted_and_never_blocks_the_bus(
-    daemon: DaemonProcess, client: Client
+    flood_daemon: DaemonProcess, flood_client: Client
 ) -> None:
+    daemon, client = flood_daemon, flood_client
     payload = "x" * 1000
     before = client.ask("bus", "GetState")["published"]
     frames = [
