@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -520,8 +521,18 @@ def test_adopted_exit_is_seen_promptly(
     assert at - killed_at < 0.5  # pidfd ~1 ms; polling every 50 ms
 
 
-def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
+def pidfds_of(pid: int) -> set[str]:
+    """This process's descriptors that are pidfds of ``pid`` (other tests' threads may open and
+    close descriptors of their own meanwhile, so a count of all of them would race)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fdinfo"):
+        try:
+            info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        except OSError:  # closed meanwhile
+            continue
+        if re.search(rf"^Pid:\s*{pid}$", info, re.MULTILINE):
+            found.add(fd)
+    return found
 
 
 def adopted_threads(pid: int) -> list[threading.Thread]:
@@ -538,18 +549,18 @@ def test_detach_ends_the_watch_and_leaves_the_process_running(
     child = spawn(SLEEPER, tmp_path)
     children.append(child)
     write_pidfile(tmp_path / "pid", child.pid, child.start_time)
-    before = open_fds()
+    before = pidfds_of(child.pid)
     adopted = adopt(tmp_path / "pid", pidfd=pidfd)
     assert adopted is not None
     recorder = ExitRecorder()
     adopted.watch(recorder)
     # A pidfd is watched by the shared exit watcher: no thread of its own.
     assert len(adopted_threads(child.pid)) == (0 if pidfd else 1)
-    assert len(open_fds()) == len(before) + (1 if pidfd else 0)
+    assert len(pidfds_of(child.pid)) == len(before) + (1 if pidfd else 0)
     adopted.detach()
     adopted.detach()  # twice is harmless
     wait_until(lambda: not adopted_threads(child.pid))
-    assert open_fds() == before
+    wait_until(lambda: pidfds_of(child.pid) == before)
     os.kill(child.pid, signal.SIGKILL)
     assert child.wait(10)
     assert not recorder.called.wait(0.3)  # detached: its exit is the next generation's news
