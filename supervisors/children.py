@@ -22,7 +22,7 @@ from supervisors.errors import Escalation
 from supervisors.events import SupervisorEvent
 from supervisors.registry import NodeInfo
 from supervisors.spec import ChildSpec, Restart, Strategy, SupervisorConfig
-from supervisors.supervised import ChildDown, Link, Supervised
+from supervisors.supervised import ChildDown, Link, Progress, Supervised
 
 Listener = Callable[[str, Mapping[str, Any]], None]
 log = structlog.get_logger("supervisors")
@@ -31,6 +31,15 @@ log = structlog.get_logger("supervisors")
 # A child in one of these states has a live actor whose reports count; in any other state
 # its reports come from an actor the supervisor has already stopped or abandoned.
 LIVE = ("starting", "running")
+
+
+@dataclass
+class Waiting:
+    """A liveness ping not yet answered, and how far the child has got since it went out."""
+
+    seq: int
+    handled: int  # the child's count of finished messages when last seen to move
+    since: float  # clock time it was last seen to move (at first: when the ping went out)
 
 
 @dataclass
@@ -46,7 +55,8 @@ class Child:
     failures: int = 0  # consecutive failures without a stable run, for backoff
     restarts: int = 0  # total, for the tree view
     ladder_step: int = 0  # steps taken since the last stable run
-    ping: tuple[int, float] | None = None  # (seq, sent_at) of the unanswered ping
+    ping: Waiting | None = None  # the unanswered ping
+    progress: Progress = field(default_factory=Progress)  # the running generation's count
     last_error: str = ""
     timer: Cancellable | None = field(default=None, repr=False)  # a pending restart
     poll: Cancellable | None = field(default=None, repr=False)  # a blocked child's poll
@@ -92,6 +102,7 @@ class ChildBook(Supervised):
         link = Link(
             self.actor_ref, self.registry, child.spec.name, child.generation, registered=registered
         )
+        child.progress = link.progress
         try:
             child.ref = child.spec.factory(link)
         except Exception as exc:  # noqa: BLE001 - a factory error is a failed start, not ours

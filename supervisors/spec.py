@@ -123,8 +123,12 @@ class ChildSpec:
 class SupervisorConfig:
     """How a supervisor treats its children (defaults follow OTP and Akka).
 
-    ``ping_timeout`` must exceed the longest a child's handler may legitimately run: a ping
-    waits behind the message being handled.
+    Every ``ping_interval`` a running child with no ping outstanding is pinged. It is hung
+    when a ping has waited ``ping_timeout`` and the child has finished no message in that
+    time: a deep mailbox it works through is progress, however late its answer (see
+    ``supervisors.liveness``). So ``ping_timeout`` must exceed the longest a single handler
+    may legitimately run; a handler stuck past it is caught within ``ping_timeout`` plus at
+    most two ping intervals.
     """
 
     strategy: Strategy = Strategy.ONE_FOR_ONE

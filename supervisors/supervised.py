@@ -2,9 +2,10 @@
 
 Pykka has no links or monitors: a child must tell its supervisor when it
 crashes (``on_failure``), when its ``on_start`` fails (Pykka reports that through neither
-hook), and when it stops. It answers liveness pings, and turns a ``SystemExit`` or
-``KeyboardInterrupt`` raised by a handler into an ordinary failure, because Pykka's default
-for those is to stop every actor in the process.
+hook), and when it stops. It answers liveness pings and counts the messages it finishes
+(``Progress``, read by the supervisor without a message, so a long mailbox is not taken for a
+hang), and turns a ``SystemExit`` or ``KeyboardInterrupt`` raised by a handler into an
+ordinary failure, because Pykka's default for those is to stop every actor in the process.
 """
 
 from __future__ import annotations
@@ -68,6 +69,21 @@ class ChildDown:
         return not self.error
 
 
+class Progress:
+    """How many messages an actor has finished: written by the actor's thread alone, read by
+    its supervisor straight from memory (an int read is atomic), never through the mailbox.
+
+    The supervisor's liveness check compares it over time: an actor working through a deep
+    backlog moves it with every message even while a ping waits far behind in its mailbox;
+    an actor stuck inside one message does not move it at all.
+    """
+
+    __slots__ = ("handled",)
+
+    def __init__(self) -> None:
+        self.handled = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
     """What a child knows of its place in the tree, handed to it by its supervisor."""
@@ -80,6 +96,7 @@ class Link:
     # Set by the supervisor once ``name`` resolves to this actor; on_start waits for it.
     # None (a hand-made Link) means nobody registers the actor, so nothing waits.
     registered: threading.Event | None = None
+    progress: Progress = field(default_factory=Progress)  # this generation's own count
 
 
 class Supervised(pykka.ThreadingActor):
@@ -107,6 +124,14 @@ class Supervised(pykka.ThreadingActor):
         raise NotImplementedError(f"{type(self).__name__} must implement handle()")
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._receive_one(message)
+        finally:
+            # Counted when the message is done, however it ended: progress is a finished
+            # message, so one handler that never returns shows none.
+            self.link.progress.handled += 1
+
+    def _receive_one(self, message: Any) -> Any:
         if type(message) is Ping:
             self._notify_supervisor(Pong(self.name, self.link.generation, message.seq))
             return None

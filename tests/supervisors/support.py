@@ -60,10 +60,20 @@ class Crash:
 
 @dataclass(frozen=True)
 class Block:
-    """Block the handler until ``gate`` is set (a hung actor)."""
+    """Block the handler until ``gate`` is set (a hung actor); ``entered_at`` gets the
+    monotonic time the handler began."""
 
     gate: threading.Event
     entered: threading.Event = field(default_factory=threading.Event)
+    entered_at: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Work:
+    """Take ``seconds`` (a handler doing its work), then journal ("work", name, key)."""
+
+    key: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -193,7 +203,8 @@ class Probe(Supervised):
                 return (self.name, self.link.generation)
             case Crash(reason=reason):
                 raise RuntimeError(reason)
-            case Block(gate=gate, entered=entered):
+            case Block(gate=gate, entered=entered, entered_at=entered_at):
+                entered_at.append(time.monotonic())
                 entered.set()
                 gate.wait(10)
                 return "released"
@@ -209,6 +220,10 @@ class Probe(Supervised):
                 return value
             case RaiseIt(error=error):
                 raise error
+            case Work(key=key, seconds=seconds):
+                time.sleep(seconds)  # the work this message stands for
+                self.journal.add("work", self.name, key)
+                return None
             case Write(key=key):
                 self.journal.add("write", self.name, key)
                 return key

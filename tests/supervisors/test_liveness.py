@@ -1,10 +1,15 @@
-"""A hung child is caught by the liveness ping, replaced, and its late reports ignored.
+"""A hung child is caught by the liveness ping, replaced, and its late reports ignored; a
+busy one, however deep its backlog, is not.
 
-The trees run on the manual clock: a ping round happens when the test advances it by the
+Most trees run on the manual clock: a ping round happens when the test advances it by the
 ping interval, and a ping is overdue once the test has advanced past the ping timeout. The
-hung children are real threads blocked in a handler."""
+flood tests run on real time, as a daemon does. The hung children are real threads blocked
+in a handler."""
 
 from __future__ import annotations
+
+import itertools
+import time
 
 from supervisors import Restart, RestartChild, WhichChildren
 from tests.supervisors.support import (
@@ -12,6 +17,7 @@ from tests.supervisors.support import (
     Probe,
     Tree,
     Who,
+    Work,
     config,
     inbox_size,
     wait_until,
@@ -112,3 +118,68 @@ def test_a_busy_supervisor_does_not_mistake_its_backlog_for_a_hung_child(tree: T
     tree.registry.ask("root", WhichChildren())
     assert tree.events.all("supervisor.child_hung") == []
     assert tree.registry.ask("s", Who()) == ("s", 1)
+
+
+def test_a_child_finishing_messages_is_not_hung_however_late_its_answer(tree: Tree) -> None:
+    # A ping waits behind ten messages, each taking 0.2 s (under the 0.25 s timeout): the
+    # answer comes 2 s late, yet the child moved on every 0.2 s. Then it stops moving.
+    tree.start([tree.spec("busy")], PINGS, clock=tree.clock)
+    blocks = [Block(tree.gate()) for _ in range(10)]
+    for block in blocks:
+        tree.registry.tell("busy", block)
+    assert blocks[0].entered.wait(5)
+    ping_round(tree)  # the ping goes out, behind all ten
+    moved_at = 0.0
+    for block, following in itertools.pairwise(blocks):
+        for _ in range(10):  # 0.2 s with no message finished
+            ping_round(tree)
+        block.gate.set()
+        assert following.entered.wait(5)
+        ping_round(tree)  # the supervisor sees the count move
+        moved_at = tree.clock.now()
+    assert tree.events.all("supervisor.child_hung") == []
+    assert tree.clock.now() > 8 * PINGS.ping_timeout
+    while not tree.events.all("supervisor.child_hung"):  # the last message never ends
+        assert tree.clock.now() < moved_at + 1.0, "a stuck child was never declared hung"
+        ping_round(tree)
+    [hung] = tree.events.all("supervisor.child_hung", child="busy")
+    waited = hung["at"] - moved_at
+    assert PINGS.ping_timeout < waited <= PINGS.ping_timeout + 2 * PINGS.ping_interval + 1e-9
+    wait_until(lambda: tree.registry.is_running("busy") and tree.node("busy").generation == 2)
+
+
+FLOOD = config(ping_interval=0.02, ping_timeout=0.3)
+
+
+def test_a_flooded_child_is_never_replaced_and_handles_every_message(tree: Tree) -> None:
+    tree.start([tree.spec("flooded"), tree.spec("idle")], FLOOD)
+    count = 300
+    began = time.monotonic()
+    for key in range(count):  # about 1.5 s of work, queued at once: pings wait behind it
+        tree.registry.tell("flooded", Work(key, 0.005))
+    tree.journal.wait_for("work", "flooded", count - 1, timeout=30)
+    drained = time.monotonic() - began
+    assert drained > 4 * FLOOD.ping_timeout  # the pings did wait far past the timeout
+    assert tree.registry.ask("flooded", Who()) == ("flooded", 1)
+    assert tree.registry.ask("idle", Who()) == ("idle", 1)  # idle all along: fine too
+    assert tree.events.all("supervisor.child_hung") == []
+    assert [item[2] for item in tree.journal.kinds("work")] == list(range(count))
+
+
+def test_a_child_stuck_behind_its_backlog_is_replaced_within_the_timeout(tree: Tree) -> None:
+    tree.start([tree.spec("worker")], FLOOD)
+    block = Block(tree.gate())
+    for key in range(60):
+        tree.registry.tell("worker", Work(key, 0.005))
+    tree.registry.tell("worker", block)  # it gets stuck after about 0.3 s of work
+    tree.registry.tell("worker", Work(60, 0.005))
+    tree.events.wait_for("supervisor.child_hung", child="worker")
+    [hung] = tree.events.all("supervisor.child_hung")
+    [stuck_at] = block.entered_at
+    detected = hung["at"] - stuck_at
+    slack = 0.3  # scheduling on a loaded machine
+    bound = FLOOD.ping_timeout + 2 * FLOOD.ping_interval
+    assert FLOOD.ping_timeout - FLOOD.ping_interval <= detected <= bound + slack
+    assert len(tree.journal.kinds("work")) == 60  # all it finished before it got stuck
+    wait_until(lambda: tree.registry.is_running("worker") and tree.node("worker").generation == 2)
+    assert tree.registry.ask("worker", Who()) == ("worker", 2)
