@@ -11,7 +11,7 @@ store or the bus: the runner records and reports.
     load     a bounded HTTP load with thresholds on error rate and p95 latency
     backup   a verified backup of the environment's data (the target's is kept for rollback)
     deploy   the release to the target, waiting for healthy (the environment switches back
-             by itself when it is not)
+             by itself when it is not); a target busy with another operation is waited for
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gaia_actors import process
+from gaia_actors.errors import Busy
 from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import Limits, check_health
 from gaia_actors.layout import Layout
@@ -31,10 +32,12 @@ from gaia_actors.pipeline.errors import StageCancelled, StageError, StageTimeout
 from gaia_actors.pipeline.load import run_load
 from gaia_actors.pipeline.stage import Outcome, Stage, StageContext
 from gaia_actors.settings import PROMOTIONS, Settings, StageSettings, expand, python_executable
+from supervisors import NotRunning
 
 # Set in a stage command's environment so that a restarted daemon can find (and kill) the
 # processes of a stage its predecessor left running when it was SIGKILLed.
 STAGE_TOKEN = "GAIA_STAGE"
+_RETRY = 0.5  # seconds between deploys refused because the target is busy or restarting
 
 
 class BuildStage(Stage):
@@ -203,14 +206,37 @@ class DeployStage(Stage):
         if promotion.release_dir is None:
             raise StageError("no release to deploy")
         promotion.previous = ctx.layout().current_release() or ""
-        promotion.deploy_started = True
-        message = Deploy(str(promotion.release_dir), promotion.pipeline_id)
-        deployed = ctx.ask(self.env, message)
+        deployed = self._deploy(ctx, Deploy(str(promotion.release_dir), promotion.pipeline_id))
         summary = (
             f"{self.env} runs {promotion.release} (was {promotion.previous or 'nothing'}); "
             f"healthy after {deployed['duration']:.2f}s"
         )
         return Outcome(True, summary, detail={"previous": promotion.previous})
+
+    def _deploy(self, ctx: StageContext, message: Deploy) -> Any:
+        """Deploy, waiting while the target is busy with an operation started elsewhere (an
+        operator's deploy or restore, a failure's data check) or its actor restarts, until the
+        stage's deadline. A Busy refusal started nothing: if the stage runs out of time that
+        way, the promotion fails without a rollback (which could restore its backup over data
+        written since)."""
+        maybe_started = False  # an actor that stopped mid-ask may have switched ``current``
+        said = ""
+        while True:
+            ctx.promotion.deploy_started = True
+            try:
+                return ctx.ask(self.env, message)
+            except Busy as exc:
+                ctx.promotion.deploy_started = maybe_started
+                reason = str(exc)
+            except NotRunning as exc:
+                maybe_started = True
+                reason = str(exc)
+            if reason != said:
+                ctx.on_line(f"waiting to deploy: {reason}")
+                said = reason
+            if ctx.remaining() <= _RETRY:
+                raise StageTimeout(f"{self.env} was never free to deploy to ({reason})")
+            time.sleep(_RETRY)  # polling an environment busy elsewhere: nothing to wait on
 
 
 KINDS: dict[str, type[Stage]] = {

@@ -3,13 +3,21 @@ timeouts, rollback of code and of data."""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gaia_actors.environments.tree import actor_name
-from gaia_actors.messages import BuildRelease, CancelPipeline, Deploy, GetPipelineStatus
+from gaia_actors.messages import (
+    BuildRelease,
+    CancelPipeline,
+    Deploy,
+    GetEnvStatus,
+    GetPipelineStatus,
+)
 from gaia_actors.pipeline.errors import PromotionRefused
 from gaia_actors.store.models import Deployment
 from tests.conftest import wait_until
@@ -17,6 +25,8 @@ from tests.gaia_actors.environments.conftest import http_json
 from tests.gaia_actors.pipeline.conftest import (
     INTEGRATION,
     UNIT,
+    PipeTree,
+    Run,
     StartPipe,
     events_of,
     pid_alive,
@@ -331,3 +341,91 @@ def test_cancel_kills_the_running_stage_and_rolls_the_target_back(
     with pytest.raises(PromotionRefused, match="not running"):
         tree.ask(CancelPipeline(run.pipeline_id))
     assert tree.ask(GetPipelineStatus()).running == ()
+
+
+def unhang(port: int) -> bool:
+    try:
+        status, _ = http_json(port, "POST", "/admin/fault", {"hang": False})
+    except OSError:
+        return False
+    return status == 200
+
+
+@dataclass
+class BusyStaging:
+    tree: PipeTree
+    run: Run
+    hung: str  # the release of the operator's deploy, whose /health hangs
+    operator: threading.Thread
+    answers: list[Any]
+
+
+def busy_staging(tmp_path: Path, pipe_tree: StartPipe, deploy_timeout: float) -> BusyStaging:
+    """A promotion to staging whose deploy stage starts while an operator's deploy of a
+    release with a hung /health holds staging (busy until the test clears the hang)."""
+    gate = tmp_path / "open"
+    hold = {
+        "kind": "command",
+        "name": "hold",
+        "command": ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"],
+    }
+    source = release_source(tmp_path / "source")
+    deploy = {"kind": "deploy", "timeout": deploy_timeout}
+    tree = pipe_tree(
+        {"dev_to_staging": [BUILD, hold, deploy]}, source=source, envs=("dev", "staging")
+    )
+    run = tree.promote("dev", output=True)
+    run.wait_for("stage.started", "hold")  # the promotion's release is built
+    (source / "FAULT").write_text("hang\n")
+    staging = actor_name("staging")
+    hung = tree.registry.ask(staging, BuildRelease(), timeout=60)["release"]
+    answers: list[Any] = []
+    operator = threading.Thread(
+        target=lambda: answers.append(
+            tree.registry.ask(staging, Deploy(hung, timeout=60), timeout=90)
+        )
+    )
+    operator.start()
+    wait_until(lambda: tree.registry.ask(staging, GetEnvStatus()).operation)
+    gate.touch()
+    waiting = run.wait_for("stage.output", "deploy")
+    assert (
+        f"waiting to deploy: environment 'staging' is busy: a deploy of {hung}" in (waiting["line"])
+    )
+    return BusyStaging(tree, run, hung, operator, answers)
+
+
+def test_a_deploy_waits_while_the_target_is_busy_with_an_operators_deploy(
+    tmp_path: Path, pipe_tree: StartPipe
+) -> None:
+    busy = busy_staging(tmp_path, pipe_tree, deploy_timeout=120)
+    tree, run = busy.tree, busy.run
+    wait_until(lambda: unhang(tree.port("staging")), timeout=30)  # once it listens
+    busy.operator.join(timeout=30)
+    assert [(a["operation"], a["outcome"]) for a in busy.answers] == [("deploy", "succeeded")]
+
+    assert run.wait()["status"] == "succeeded"
+    promoted = tree.history(run.pipeline_id).release
+    assert busy.answers[0]["release"] == busy.hung  # the operator's came first
+    assert promoted != busy.hung
+    assert tree.current("staging") == promoted
+    assert tree.wait_healthy("staging") == promoted
+    assert "rollback" not in tree.stages(run.pipeline_id)
+
+
+def test_a_deploy_that_never_got_the_busy_target_fails_without_a_rollback(
+    tmp_path: Path, pipe_tree: StartPipe
+) -> None:
+    """Nothing was deployed: a rollback could only restore a backup over newer data."""
+    busy = busy_staging(tmp_path, pipe_tree, deploy_timeout=2)
+    tree, run = busy.tree, busy.run
+    ended = run.wait()
+    assert ended["status"] == "failed"
+    stages = tree.stages(run.pipeline_id)
+    assert stages["deploy"].status == "timed_out"
+    assert "staging was never free to deploy to" in stages["deploy"].error
+    assert "rollback" not in stages
+    assert tree.history(run.pipeline_id).rollback in ("", None)
+    wait_until(lambda: unhang(tree.port("staging")), timeout=30)
+    busy.operator.join(timeout=30)
+    assert tree.wait_healthy("staging") == busy.hung  # the operator's deploy stands
