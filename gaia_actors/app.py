@@ -32,24 +32,19 @@ import pykka.debug
 import structlog
 
 from gaia_actors import logs, monitoring, pipeline
-from gaia_actors.alerts import commands as alert_commands
 from gaia_actors.alerts import tree as alerts_tree
 from gaia_actors.alerts.final import send_last_alert
 from gaia_actors.alerts.receivers import build_receiver
 from gaia_actors.bus import EventBus
-from gaia_actors.control import commands, core_commands
+from gaia_actors.control import catalog
 from gaia_actors.control import server as control
-from gaia_actors.environments import commands as environment_commands
 from gaia_actors.environments import tree as environment_tree
 from gaia_actors.errors import DaemonError
 from gaia_actors.events import SupervisorEvent
-from gaia_actors.improve import cli_commands as improve_commands
 from gaia_actors.improve import tree as improve_tree
 from gaia_actors.lock import StateLock
 from gaia_actors.messages import Event, Insert, fields_of
-from gaia_actors.monitoring import commands as monitoring_commands
 from gaia_actors.outbox import outbox_for
-from gaia_actors.pipeline import commands as pipeline_commands
 from gaia_actors.settings import Settings
 from gaia_actors.store.actor import Store
 from supervisors import (
@@ -228,18 +223,8 @@ CAPABILITIES: list[types.ModuleType] = [
     control,
 ]  # control stays last
 
-# The operator commands: importing a module registers its commands; each is one group of
-# --help and the REPL's help, in this order.
-COMMAND_GROUPS: tuple[tuple[types.ModuleType, str], ...] = (
-    (monitoring_commands, "Health and traffic"),
-    (pipeline_commands, "Promotions"),
-    (environment_commands, "Releases, data and processes"),
-    (improve_commands, "Self-improvement"),
-    (alert_commands, "Alerts and silences"),
-    (core_commands, "The daemon, its actors and fault injection"),
-)
-for _module, _title in COMMAND_GROUPS:
-    commands.add_group(_module, _title)
+# The daemon serves every operator command: importing their modules registers them.
+catalog.load_all()
 
 
 class Daemon:
@@ -353,7 +338,6 @@ class Daemon:
 
 __all__ = [
     "CAPABILITIES",
-    "COMMAND_GROUPS",
     "Daemon",
     "Link",
     "build_children",

@@ -51,7 +51,7 @@ from gaia_actors.console.commandline import (
     unavailable,
 )
 from gaia_actors.console.render import Printer, listing, plain
-from gaia_actors.control import commands
+from gaia_actors.control import catalog, commands
 from gaia_actors.control.commands import Command
 from gaia_actors.errors import ConfigError, UsageError
 from gaia_actors.messages import message_types
@@ -77,6 +77,15 @@ BUILTIN_HELP: dict[str, tuple[str, str]] = {
     "ask": ("ask ACTOR MESSAGE [FIELD=VALUE ...]", "ask ACTOR a typed message and print the reply"),
 }
 BUILTINS = tuple(BUILTIN_HELP)
+# The registered commands a built-in runs (monitor shows `status`); the others not named here
+# (run, repl, help) need them all.
+BUILTIN_NEEDS: dict[str, tuple[str, ...]] = {
+    "tail": (),
+    "watch": (),
+    "send": (),
+    "ask": (),
+    "monitor": ("status",),
+}
 
 
 # --- the parser, generated from the command registry ---------------------------------------
@@ -183,12 +192,55 @@ def _reader_left() -> int:
     return EXIT_BROKEN_PIPE
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names: its first word that is not an option or the value of
+    --config (None: the daemon)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return next(words, None)
+        if not word.startswith("-"):
+            return word
+        if len(word) > 2 and "--config".startswith(word):  # argparse takes a unique prefix
+            next(words, None)
+    return None
+
+
+def load_commands(argv: Sequence[str]) -> bool:
+    """Register the commands the command line ``argv`` runs: only the module of its command
+    when ``argv`` names one, else every command (True). Importing them all costs more CPU
+    than most commands' work."""
+    word = command_word(argv) or ""
+    name = ALIASES[word][0] if word in ALIASES else word
+    needs = (name,) if name in catalog.MODULE_OF else BUILTIN_NEEDS.get(name)
+    if needs is not None and catalog.load(needs):
+        return False
+    catalog.load_all()
+    return True
+
+
+def parse(argv: Sequence[str]) -> tuple[Parser, argparse.Namespace]:
+    """The parser and what it read from ``argv``, with only the commands ``argv`` needs
+    registered; a line the parser refuses is read again with every command, so that its
+    error is the one the whole command line gives."""
+    everything = load_commands(argv)
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        return parser, parser.parse_args(argv)
+    except ParseError:
+        if everything:
+            raise
+    catalog.load_all()
+    parser = build_parser()
+    return parser, parser.parse_args(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser, args = parse(argv)
     except ParseError as exc:
-        missing = next((w for w in argv or sys.argv[1:] if unavailable(w)), None)
+        missing = next((w for w in argv if unavailable(w)), None)
         if missing is not None:
             exc = ParseError(not_available(missing), exc.usage)
         sys.stderr.write(f"{exc.usage}gaia-env: error: {exc}\n")

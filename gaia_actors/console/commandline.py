@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from gaia_actors import app, errors
+import pykka
+
+from gaia_actors import errors
 from gaia_actors.console.client import Client
 from gaia_actors.console.render import Printer, default_note, message_help
 from gaia_actors.control import commands
@@ -19,7 +22,7 @@ from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import DaemonUnreachable, GaiaError, UsageError
 from gaia_actors.messages import describe, message_types, unknown_environment
 from gaia_actors.settings import Settings
-from supervisors import SupervisionError
+from supervisors import Registry, SupervisionError
 
 EXIT_OK = 0
 # The error classes carry their exit codes (``GaiaError.exit_code``); named here for callers.
@@ -229,12 +232,19 @@ def run_offline(
     kwargs = commands.bind(cmd, values, settings)
     db = open_database(settings.database_url)
     try:
-        ctx = CommandContext(
-            settings, None, progress=printer.progress, start_tree=app.start_capabilities
-        )
+        ctx = CommandContext(settings, None, progress=printer.progress, start_tree=_start_tree)
         return to_json(cmd.handler(ctx, **kwargs))  # as the daemon would have sent it
     finally:
         db.close()
+
+
+def _start_tree(
+    settings: Settings, registry: Registry, capabilities: Sequence[types.ModuleType]
+) -> pykka.ActorRef[Any]:
+    # The app (every capability) is imported only by an offline command that starts actors.
+    from gaia_actors.app import start_capabilities
+
+    return start_capabilities(settings, registry, capabilities)
 
 
 def exit_code(exc: BaseException) -> int | None:

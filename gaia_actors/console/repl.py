@@ -42,7 +42,7 @@ from gaia_actors.console.commandline import (
 )
 from gaia_actors.console.render import Printer, command_help, listing
 from gaia_actors.console.watch import watch
-from gaia_actors.control import commands
+from gaia_actors.control import catalog, commands
 from gaia_actors.control.commands import Command, UsageError, grouped
 from gaia_actors.errors import DaemonUnreachable
 from gaia_actors.messages import describe, message_types
@@ -67,6 +67,7 @@ class Repl:
     """One interactive session on one daemon."""
 
     def __init__(self, settings: Settings, printer: Printer) -> None:
+        catalog.load_all()  # every command is typed, completed and listed here
         self.settings = settings
         self.printer = printer
         self.client: Client | None = None

@@ -9,8 +9,9 @@ A handler runs in a control-server worker thread, never in an actor's mailbox; i
 actors by name through ``ctx.registry`` (asks with timeouts) and returns a JSON-friendly
 value. It raises ``GaiaError`` subclasses for failures the user should read.
 ``offline=True`` marks commands that also work without a daemon (they read the store).
-The app imports every capability's command module (importing registers its commands) and
-names its group with ``add_group``; this registry imports none of them.
+Importing a capability's command module registers its commands; ``catalog`` lists each
+module with the commands it registers and its group's title (``add_group``), and loads them
+(the daemon all of them, a command line only the one it runs). This registry imports none.
 
 Arguments are typed from the handler's signature: ``args=("env", "id")`` with
 ``def h(ctx, env: str, id: int | None = None)`` makes ``env`` a required positional and
@@ -285,14 +286,15 @@ def follow_updates(
 
 
 # How --help and the REPL's help group the commands: by the module that registers them, in
-# the order the app adds them, under their titles (another module's commands come last, under
-# its name).
+# the order their groups are added, under their titles (another module's commands come last,
+# under its name).
 _GROUP_TITLES: dict[str, str] = {}
 
 
-def add_group(module: types.ModuleType, title: str) -> None:
-    """List the commands ``module`` registered (by importing it) under ``title``."""
-    _GROUP_TITLES[module.__name__] = title
+def add_group(module: str, title: str) -> None:
+    """List the commands the module named ``module`` registers (by importing it) under
+    ``title``."""
+    _GROUP_TITLES[module] = title
 
 
 def grouped() -> list[tuple[str, list[Command]]]:
