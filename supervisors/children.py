@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +93,26 @@ class ChildBook(Supervised):
         self.escalated = False
 
     def _start_child(self, child: Child) -> None:
+        link = self._launch(child)
+        if link is not None:
+            self._await_start(child, link, child.spec.start_timeout)
+
+    def _start_children(self, children: Sequence[Child]) -> None:
+        """Start ``children`` in order, each once the one before has started (OTP); with
+        ``concurrent_start`` all at once, each then waited for within its start timeout."""
+        if not self.config.concurrent_start:
+            for child in children:
+                self._start_child(child)
+            return
+        launched = [(child, self._launch(child), time.monotonic()) for child in children]
+        for child, link, at in launched:
+            if link is not None:
+                waited = time.monotonic() - at
+                self._await_start(child, link, max(0.0, child.spec.start_timeout - waited))
+
+    def _launch(self, child: Child) -> Link | None:
+        """Start ``child``'s actor, registered; its on_start then runs in its own thread.
+        None when the factory failed (its ChildDown is queued)."""
         self._cancel_timer(child)
         child.generation += 1
         child.epoch += 1
@@ -108,13 +129,17 @@ class ChildBook(Supervised):
         except Exception as exc:  # noqa: BLE001 - a factory error is a failed start, not ours
             registered.set()  # whatever it may have started must not wait for nothing
             self._tell_quietly(ChildDown(child.spec.name, child.generation, repr(exc), "start"))
-            return
+            return None
         self.registry.register(child.spec.name, child.ref, child.generation)
         registered.set()
-        if not link.started.wait(child.spec.start_timeout):
+        return link
+
+    def _await_start(self, child: Child, link: Link, timeout: float) -> None:
+        if not link.started.wait(timeout):
             error = f"on_start did not finish within {child.spec.start_timeout:g}s"
             self._tell_quietly(ChildDown(child.spec.name, child.generation, error, "start"))
             return
+        assert child.ref is not None
         if child.ref.is_alive():  # else its on_start failed and its ChildDown is queued
             child.state = "running"
             child.started_at = self.clock.now()

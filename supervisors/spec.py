@@ -129,6 +129,11 @@ class SupervisorConfig:
     ``supervisors.liveness``). So ``ping_timeout`` must exceed the longest a single handler
     may legitimately run; a handler stuck past it is caught within ``ping_timeout`` plus at
     most two ping intervals.
+
+    ``concurrent_start``: the children do not need each other started, so the supervisor
+    starts them all at once and then waits for each (OTP starts one child after the other,
+    each once the previous one's init returned). Slow starts (a child building or spawning
+    something) then overlap instead of adding up. Restarts are one child at a time either way.
     """
 
     strategy: Strategy = Strategy.ONE_FOR_ONE
@@ -136,3 +141,4 @@ class SupervisorConfig:
     backoff: Backoff = field(default_factory=Backoff)
     ping_interval: float = 1.0
     ping_timeout: float = 3.0
+    concurrent_start: bool = False

@@ -116,8 +116,7 @@ class Supervisor(Ladder, Liveness):
         )
 
     def on_start(self) -> None:
-        for child in self.children:
-            self._start_child(child)
+        self._start_children(self.children)
         if any(c.spec.ping for c in self.children):
             self.ticker = self.clock.call_every(
                 self.config.ping_interval, self._tick, f"{self.name}-ticker"
