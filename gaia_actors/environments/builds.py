@@ -7,6 +7,8 @@ crash leaves a temporary directory that ``releases.repair`` removes, never half 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import fnmatch
 import hashlib
 import json
@@ -14,7 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -31,7 +33,7 @@ from gaia_actors.environments.releases import (
     load_release,
 )
 
-__all__ = ["BuildError", "build_release", "import_release"]
+__all__ = ["BuildError", "build_release", "first_release", "import_release"]
 
 _OUTPUT_KEPT = 8000  # characters of build output recorded in the manifest
 
@@ -106,22 +108,26 @@ def _entries(
         dirnames[:] = [d for d in sorted(dirnames) if d in kept]
 
 
-def _copy_entry(source: Path, dest: Path, relative: PurePosixPath, totals: _Copy) -> None:
-    src, dst = source / relative, dest / relative
+def _copy_entry(source: Path, dest: Path | None, relative: PurePosixPath, totals: _Copy) -> None:
+    """Hash one entry into ``totals``, copying it under ``dest`` first (None: only hash)."""
+    src = source / relative
     info = src.lstat()
     name = relative.as_posix().encode()
     if stat.S_ISLNK(info.st_mode):
         target = os.readlink(src)
-        os.symlink(target, dst)
+        if dest is not None:
+            os.symlink(target, dest / relative)
         totals.digest.update(b"L\0" + name + b"\0" + target.encode() + b"\0")
     elif stat.S_ISDIR(info.st_mode):
-        dst.mkdir()
+        if dest is not None:
+            (dest / relative).mkdir()
         totals.digest.update(b"D\0" + name + b"\0")
     elif stat.S_ISREG(info.st_mode):
-        shutil.copy2(src, dst, follow_symlinks=False)
+        if dest is not None:  # the copy is hashed: the release is what the hash says
+            shutil.copy2(src, dest / relative, follow_symlinks=False)
         executable = b"x" if info.st_mode & stat.S_IXUSR else b"-"
         totals.digest.update(b"F\0" + name + b"\0" + executable + b"\0")
-        with open(dst, "rb") as copied:
+        with open(src if dest is None else dest / relative, "rb") as copied:
             totals.digest.update(hashlib.file_digest(copied, "sha256").digest())
         totals.files += 1
         totals.size += info.st_size
@@ -129,8 +135,11 @@ def _copy_entry(source: Path, dest: Path, relative: PurePosixPath, totals: _Copy
         totals.skipped.append(relative.as_posix())
 
 
-def _copy_source(source: Path, dest: Path, ignore: Sequence[str], releases_dir: Path) -> _Copy:
-    """Copy and hash ``source``; a ``releases_dir`` inside it is never copied into itself."""
+def _copy_source(
+    source: Path, dest: Path | None, ignore: Sequence[str], releases_dir: Path
+) -> _Copy:
+    """Copy and hash ``source`` (only hash it when ``dest`` is None); a ``releases_dir``
+    inside it is never copied into itself."""
     inside = releases_dir.resolve().is_relative_to(source)
     exclude = PurePosixPath(releases_dir.resolve().relative_to(source)) if inside else None
     totals = _Copy()
@@ -240,3 +249,74 @@ def import_release(release_dir: Path, releases_dir: Path) -> Release:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return _publish(tmp, final)
+
+
+def first_release(
+    source: Path,
+    releases_dir: Path,
+    elsewhere: Iterable[Path],
+    lock_dir: Path,
+    *,
+    ignore: Sequence[str] = (),
+    build_argv: Sequence[str] | None = None,
+    timeout: float = 600.0,
+) -> tuple[Release, bool]:
+    """An environment's first release, and whether it was imported rather than built.
+
+    What a build makes depends only on the copied content and the command run in it, so
+    environments of one source share one build: a release of the same source content made
+    by the same build command in one of the ``elsewhere`` releases directories (other
+    environments') is imported (a copy), instead of running the build again (an interpreter
+    start and more, per environment). Of callers starting at the same time, one builds while
+    the others wait (a lock in ``lock_dir``), then import what it built; if its build
+    failed, each builds on its own, so a wait is never longer than one build.
+    """
+    source = source.resolve()
+    if not source.is_dir():
+        return build_release(source, releases_dir, ignore, build_argv, timeout), False
+    content_hash = _copy_source(source, None, ignore, releases_dir).digest.hexdigest()
+    argv = None if build_argv is None else tuple(build_argv)
+    lock = lock_dir / f".build-{hashlib.sha256(str(source).encode()).hexdigest()[:16]}.lock"
+    with _build_turn(lock) as building:
+        found = _built_elsewhere(elsewhere, str(source), content_hash, argv)
+        if found is None and building:
+            return build_release(source, releases_dir, ignore, build_argv, timeout), False
+    if found is not None:
+        with contextlib.suppress(OSError, ReleaseError):  # pruned meanwhile: build it
+            return import_release(found, releases_dir), True
+    return build_release(source, releases_dir, ignore, build_argv, timeout), False
+
+
+@contextlib.contextmanager
+def _build_turn(lock: Path) -> Iterator[bool]:
+    """True: this caller holds ``lock`` (exclusively, until the block ends) and builds for
+    the others; False: another caller held it, and its build has ended."""
+    with open(lock, "a") as handle:  # "a": created if missing, never truncated
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(handle, fcntl.LOCK_SH)  # returns once the builder lets go
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _built_elsewhere(
+    elsewhere: Iterable[Path], source: str, content_hash: str, argv: tuple[str, ...] | None
+) -> Path | None:
+    """A complete release of ``source`` with ``content_hash`` built by ``argv``."""
+    for directory in elsewhere:
+        # Ids end in the hash's first 8 digits (``_release_id``); the manifest says the rest.
+        for path in sorted(directory.glob(f"*-{content_hash[:8]}"), reverse=True):
+            try:
+                release = load_release(path)
+            except ReleaseError:
+                continue
+            built_with = None if release.build is None else release.build.argv
+            if (release.source, release.content_hash, built_with) == (source, content_hash, argv):
+                return path
+    return None

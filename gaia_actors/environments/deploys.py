@@ -20,6 +20,7 @@ from gaia_actors.environments.core import START_ERRORS, EnvironmentCore
 from gaia_actors.environments.state import Operation, OpKind, Reply
 from gaia_actors.errors import EnvironmentFailure, Rejected
 from gaia_actors.events import EnvironmentEvent
+from gaia_actors.layout import Layout
 
 
 class ReleaseOperations(EnvironmentCore):
@@ -47,6 +48,10 @@ class ReleaseOperations(EnvironmentCore):
             self.layout.build_argv(),
             timeout=self.config.build_timeout,
         )
+        self._record_release(release, "built")
+        return release
+
+    def _record_release(self, release: releases.Release, status: str) -> None:
         self.record(
             "releases",
             ts=time.time(),
@@ -54,12 +59,25 @@ class ReleaseOperations(EnvironmentCore):
             release_id=release.id,
             source=release.source,
             content_hash=release.content_hash,
-            status="built",
+            status=status,
         )
-        return release
 
     def _first_release(self) -> None:
-        release = self._build_release()
+        others = (
+            Layout.of(self.settings, env).releases
+            for env in self.settings.environments
+            if env != self.env
+        )
+        release, imported = builds.first_release(
+            self.layout.source,
+            self.layout.releases,
+            others,
+            self.layout.root.parent,
+            ignore=self.config.ignore,
+            build_argv=self.layout.build_argv(),
+            timeout=self.config.build_timeout,
+        )
+        self._record_release(release, "imported" if imported else "built")
         releases.switch_current(self.layout.root, release.id)
         self.publish_env(EnvironmentEvent.INITIALISED, release=release.id)
 

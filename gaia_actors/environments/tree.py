@@ -48,7 +48,10 @@ def child_specs(
         Supervisor.child_spec(
             SUPERVISOR,
             children,
-            config=dataclasses.replace(config, ping_timeout=ping_timeout(settings, config)),
+            # Environments are independent: their starts (a first release, a spawn) overlap.
+            config=dataclasses.replace(
+                config, ping_timeout=ping_timeout(settings, config), concurrent_start=True
+            ),
             listener=_alerting(listener, registry),
             shutdown_timeout=sum(s.shutdown_timeout for s in children) + 5,
         )
@@ -81,7 +84,9 @@ def environment_spec(settings: Settings, env: str, registry: Registry) -> ChildS
         factory,
         # on_stop stops the process: SIGTERM, stop_grace, SIGKILL, up to KILL_TIMEOUT more.
         shutdown_timeout=config.stop_grace + process.KILL_TIMEOUT + 5,
-        start_timeout=config.build_timeout + config.stop_grace + 30,
+        # A first start may wait for another environment's build of the same source, then
+        # build itself when that one failed: two builds at most.
+        start_timeout=2 * config.build_timeout + config.stop_grace + 30,
         ladder=ladder(settings, env, registry),
         exhausted=Exhausted.PARK,
         blocked=lambda _error: evidence.blocked_reason(layout),
