@@ -66,8 +66,12 @@ def open_database(url: str) -> peewee.Database:
         database.initialize(db)
     track(db)
     try:
+        # The models are bound to ``database`` (the readers'), which runs their DDL: in one
+        # transaction, a new database gets its tables and indexes in one commit, not one
+        # journal written, synced and deleted per statement (SQLite's DDL is transactional).
         with db.connection_context():
-            db.create_tables(MODELS, safe=True)
+            with database.atomic():
+                db.create_tables(MODELS, safe=True)
             _add_missing_columns(db)
     except peewee.PeeweeException as exc:
         raise StoreError(f"cannot open the store at {url}: {exc}") from exc
