@@ -1,14 +1,15 @@
 """The analysis of one file or a batch of files: read, decode, run the detectors, count.
 
 The comment-markers-only mode (``AnalysisSettings(markers_only=True)``, what the benchmark
-times) runs only the marker detectors, and cheaply: a file whose bytes contain none of the
-markers is counted and checked to be UTF-8 text but never lexed; in the others, lexing stops
-at the last marker that has a ``#`` before it on its line (a marker without one cannot be in a
-comment), and a file with no such marker is not lexed at all. The full mode lexes the same
-way the files that parse, and takes comments from ``tokenize`` for the files that do not (where
-it stops is part of the ``syntax_error`` finding), or for every file with
-``tokenize_comments=True`` (the reference the benchmark checks the lexer against); all give
-the same findings and identities (``pysource``).
+times) runs only the marker detectors, and cheaply: it counts no lines, and a file whose bytes
+contain none of the markers is only checked to be text, never decoded or lexed; in the others,
+only the lines that can hold a marker in a comment, or carry a string literal on to the next
+line, are lexed (``pysource.marker_comments``), and a file whose markers all lack a ``#``
+before them on their line is not lexed at all. The full mode lexes the same way the files that
+parse, and takes comments from ``tokenize`` for the files that do not (where it stops is part
+of the ``syntax_error`` finding), or for every file with ``tokenize_comments=True`` (the
+reference the benchmark checks the lexer against); all give the same findings and identities
+(``pysource``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class FileResult:
 
     path: str
     language: str
-    lines: int = 0
+    lines: int = 0  # not counted in the markers-only mode (0 there)
     bytes: int = 0
     markers: int = 0  # comment-marker findings among ``findings``
     findings: tuple[Finding, ...] = ()
@@ -72,7 +73,7 @@ def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings)
     data = read_bytes(f"{root}/{relpath}", settings.max_bytes, relpath)
     if isinstance(data, SkippedFile):
         return FileResult(relpath, language, skipped=data)
-    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    lines = 0 if settings.markers_only else _line_count(data)
     encoding = _declared_encoding(data, relpath) if language == "python" else None
     if isinstance(encoding, SkippedFile):
         return FileResult(relpath, language, bytes=len(data), skipped=encoding)
@@ -92,6 +93,10 @@ def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings)
     findings, imports = _run_detectors(relpath, language, text, settings, has_markers)
     markers = sum(1 for f in findings if f.detector in MARKER_DETECTORS)
     return FileResult(relpath, language, lines, len(data), markers, findings, imports)
+
+
+def _line_count(data: bytes) -> int:
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
 def _declared_encoding(data: bytes, relpath: str) -> str | SkippedFile | None:

@@ -147,15 +147,13 @@ class PythonMarkerDetector(Detector):
         if not source.has_markers:
             return []
         pattern = _marker_pattern(markers)
+        lexed: pysource.LexResult | None = None
         if _lexer_is_exact(source):
-            last = pysource.last_hash_marker(text, markers)
-            if last < 0:
-                return []  # no marker has a "#" before it on its line: none is in a comment
-            lexed = pysource.lex(text, stop=last, want=pattern)
+            lexed = pysource.marker_comments(text, markers, pattern)
             comments: Sequence[pysource.Comment] = lexed.comments
         else:
             found, source.tokenize_problem = pysource.comments_via_tokenize(text)
-            comments, lexed = [c for c in found if pattern.search(c.text)], None
+            comments = [c for c in found if pattern.search(c.text)]
         if not comments:
             return []
         scopes = pysource.scope_finder(text, lexed)

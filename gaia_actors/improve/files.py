@@ -35,6 +35,7 @@ ALWAYS_SKIP = frozenset({".git", "__pycache__", ".venv", "venv", "node_modules",
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 DEFAULT_SUFFIXES = (".py", ".go")
 BINARY_PROBE = 8192  # bytes searched for a NUL, like git and grep
+FIRST_READ = 1 << 16  # bytes of a file asked for by its first read
 
 T = TypeVar("T")
 
@@ -174,15 +175,24 @@ def iter_walk(
             continue
         if opts.use_gitignore and any(e.name == ".gitignore" for e in entries):
             stack = _with_gitignore(os.path.join(directory, ".gitignore"), rel, stack)
+        prefix = f"{rel}/" if rel else ""
         for entry in entries:
-            if entry.name in opts.always_skip:
+            name = entry.name
+            if name in opts.always_skip:
                 continue
-            relpath = f"{rel}/{entry.name}" if rel else entry.name
-            found = _entry(top, entry, relpath, stack, opts)
-            if isinstance(found, list):
-                pending.append((entry.path, relpath, found))
-            elif found is not None:
-                yield found
+            if entry.is_dir(follow_symlinks=False):
+                if not (stack and is_ignored(prefix + name, True, stack)):
+                    pending.append((entry.path, prefix + name, stack))
+                continue
+            if entry.is_symlink():  # reported whatever its name (it may lead to a candidate)
+                if not (stack and is_ignored(prefix + name, False, stack)):
+                    yield _symlink_skip(top, entry, prefix + name)
+                continue
+            # Most entries end here, before any path is built (*.pyc beside *.py, say).
+            if opts.suffixes is not None and not name.endswith(opts.suffixes):
+                continue
+            if not (stack and is_ignored(prefix + name, False, stack)):
+                yield _candidate(entry, prefix + name, opts.max_bytes)
 
 
 def _top(root: str | Path) -> Path:
@@ -190,24 +200,6 @@ def _top(root: str | Path) -> Path:
     if not top.is_dir():
         raise NotADirectoryError(f"analysis target {top} is not a directory")
     return top
-
-
-def _entry(
-    top: Path, entry: os.DirEntry[str], relpath: str, stack: list[IgnoreFile], opts: WalkOptions
-) -> tuple[str, int] | SkippedFile | list[IgnoreFile] | None:
-    """A candidate, a skipped file, a directory to enter (its ignore stack), or nothing."""
-    if entry.is_symlink():
-        if stack and is_ignored(relpath, False, stack):
-            return None
-        return _symlink_skip(top, entry, relpath)
-    is_dir = entry.is_dir(follow_symlinks=False)
-    if stack and is_ignored(relpath, is_dir, stack):
-        return None
-    if is_dir:
-        return stack
-    if opts.suffixes is not None and not entry.name.endswith(opts.suffixes):
-        return None
-    return _candidate(entry, relpath, opts.max_bytes)
 
 
 def _candidate(
@@ -253,33 +245,41 @@ def _os_detail(exc: OSError) -> str:
 def read_bytes(path: str | Path, max_bytes: int, relpath: str) -> bytes | SkippedFile:
     """The file's bytes, or why they could not be read (at most ``max_bytes`` + 1 are read).
 
-    One ``fstat`` sizes the read: a fixed large read buffer would be an mmap/munmap pair per
-    file in the allocator, which costs more than reading a typical source file.
+    The first read asks for ``FIRST_READ`` bytes, which holds most source files whole: one
+    ``open``, ``read`` and ``close`` each, no ``fstat``. A bigger request would cost more than
+    it saves: the allocator maps a buffer past 128 KiB afresh (mmap/munmap) for every file.
     """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         return SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc))
     limit = max_bytes + 1  # one byte more than allowed tells "too big"
-    chunks: list[bytes] = []
-    total = 0
     try:
-        request = min(os.fstat(fd).st_size + 1, limit)
-        while total < limit:
-            chunk = os.read(fd, request)
-            chunks.append(chunk)
-            total += len(chunk)
-            if len(chunk) < request:
-                break  # a regular file reads short only at its end
-            request = min(1 << 16, limit - total)
+        data = os.read(fd, min(FIRST_READ, limit))
+        if len(data) == FIRST_READ < limit:  # a regular file reads short only at its end
+            data = _read_rest(fd, data, limit)
     except OSError as exc:
         return SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc))
     finally:
         os.close(fd)
-    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) > max_bytes:
         return SkippedFile(relpath, SkipReason.HUGE, f"more than {max_bytes} bytes")
     return data
+
+
+def _read_rest(fd: int, head: bytes, limit: int) -> bytes:
+    """``head`` and what follows it, up to ``limit`` bytes in all (one ``fstat`` sizes it)."""
+    chunks = [head]
+    total = len(head)
+    request = max(1, min(os.fstat(fd).st_size + 1 - total, limit - total))
+    while total < limit and request > 0:
+        chunk = os.read(fd, request)
+        chunks.append(chunk)
+        total += len(chunk)
+        if len(chunk) < request:
+            break
+        request = min(FIRST_READ, limit - total)
+    return b"".join(chunks)
 
 
 def decode(data: bytes, relpath: str) -> str | SkippedFile:

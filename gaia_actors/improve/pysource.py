@@ -141,34 +141,170 @@ def _lex_bytes(data: bytes, limit: int, want: re.Pattern[bytes] | None) -> LexRe
     expression only matches a string literal where one starts. As there, a quote that opens no
     valid literal (an unterminated string) is passed over and the search goes on after it.
     """
-    starts_at = data.translate(_QUOTES_TO_HASH).find
-    match_string = _STRING_BYTES.match
-    comments: list[Comment] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    line, counted = 1, 0
+    starts_at = data[: limit + 1].translate(_QUOTES_TO_HASH).find  # no token past the limit
+    tokens = _Tokens(data, want)
     pos = starts_at(b"#")
-    while 0 <= pos <= limit:
+    while pos >= 0:
+        pos = starts_at(b"#", tokens.take(pos))
+    return tokens.result()
+
+
+class _Tokens:
+    """The comments and string literals found so far by one of the byte lexers."""
+
+    def __init__(self, data: bytes, want: re.Pattern[bytes] | None) -> None:
+        self._data = data
+        self._want = want
+        self.comments: list[Comment] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self._line, self._counted = 1, 0
+
+    def take(self, pos: int) -> int:
+        """Take the token that may start at ``pos`` (a ``#`` or a quote); where to go on."""
+        data = self._data
         if data[pos] != _HASH:
             string_end = _triple_quoted_end(data, pos)
             if string_end < 0:
-                string = match_string(data, pos)
+                string = _STRING_BYTES.match(data, pos)
                 if string is None:
-                    pos = starts_at(b"#", pos + 1)
-                    continue
+                    return pos + 1  # no valid literal opens here: passed over
                 string_end = string.end()
-            starts.append(pos)
-            ends.append(string_end)
-            pos = starts_at(b"#", string_end)
-            continue
+            self.starts.append(pos)
+            self.ends.append(string_end)
+            return string_end
         end = _line_end(data, pos)
-        if want is None or want.search(data, pos, end) is not None:
-            line += data.count(b"\n", counted, pos)
-            counted = pos
+        if self._want is None or self._want.search(data, pos, end) is not None:
+            self._line += data.count(b"\n", self._counted, pos)
+            self._counted = pos
             col = pos - data.rfind(b"\n", 0, pos) - 1
-            comments.append(Comment(line, col, data[pos:end].decode("ascii"), pos))
-        pos = starts_at(b"#", end)
-    return LexResult(tuple(comments), starts, ends)
+            # latin-1 maps any byte: ASCII as ASCII, UTF-8 for the caller to decode
+            self.comments.append(Comment(self._line, col, data[pos:end].decode("latin-1"), pos))
+        return end
+
+    def result(self) -> LexResult:
+        return LexResult(tuple(self.comments), self.starts, self.ends)
+
+
+_TOKEN_START = re.compile(rb"[#'\"]")
+_CROSSINGS = (b'"""', b"'''", b"\\\n")  # where a string literal can go on past a line end
+
+
+def _lex_lines(data: bytes, want: re.Pattern[bytes] | None, candidates: list[int]) -> LexResult:
+    """``lex`` up to the last of ``candidates``, on only the lines that need it: those holding
+    a candidate (a marker with a ``#`` before it) or a ``_CROSSINGS`` sequence. Any other line
+    starts and ends outside every string literal (a literal crosses a line end only as a
+    triple-quoted string or after a backslash), so it is passed over unless a comment there
+    could be wanted. Each token on a lexed line is taken as ``_lex_bytes`` takes it."""
+    tokens = _Tokens(data, want)
+    lines = _LinesToLex(data, candidates)
+    find_token = _TOKEN_START.search
+    pos, line_end = lines.next_line(0)
+    while pos >= 0:
+        token = find_token(data, pos, line_end)
+        if token is None:
+            pos, line_end = lines.next_line(line_end)
+            continue
+        pos = tokens.take(token.start())
+        if pos > line_end:  # a string went on past the line
+            pos, line_end = lines.next_line(pos)
+    return tokens.result()
+
+
+class _LinesToLex:
+    """Where ``_lex_lines`` goes next, from a position outside every token."""
+
+    def __init__(self, data: bytes, candidates: list[int]) -> None:
+        self._data = data
+        self._candidates = candidates
+        self._end = candidates[-1] + 1  # nothing after the last candidate matters
+        self._next = dict.fromkeys(_CROSSINGS, -1)
+
+    def next_line(self, pos: int) -> tuple[int, int]:
+        """Where to lex from (``pos`` or the start of a later line), and the end of that line
+        (its ``\\n`` or the end of the data); -1, -1 when nothing more needs lexing."""
+        at = self._next_at(pos)
+        if at < 0:
+            return -1, -1
+        data = self._data
+        line_end = data.find(b"\n", at)
+        return max(pos, data.rfind(b"\n", 0, at) + 1), len(data) if line_end < 0 else line_end
+
+    def _next_at(self, pos: int) -> int:
+        """The first candidate or crossing at or after ``pos`` (before the end), or -1."""
+        index = bisect.bisect_left(self._candidates, pos)
+        best = self._candidates[index] if index < len(self._candidates) else self._end
+        for needle, cached in self._next.items():
+            best = min(best, cached if cached >= pos else self._find(needle, pos))
+        return -1 if best >= self._end else best
+
+    def _find(self, needle: bytes, pos: int) -> int:
+        """The next ``needle`` from ``pos`` (the end when there is none), kept for later calls."""
+        found = self._data.find(needle, pos, self._end + len(needle))
+        self._next[needle] = found = self._end if found < 0 else found
+        return found
+
+
+def marker_comments(text: str, markers: Sequence[str], want: re.Pattern[str]) -> LexResult:
+    """The comments ``want`` matches (each must hold one of ``markers``), as ``lex`` finds
+    them, and the string literals that span lines before the last of them (all a
+    ``ScopeFinder`` asks about, as it only looks at the first non-blank character of a line).
+
+    Only the lines a marker-bearing comment could be on, or a string could go on from, are
+    lexed (``_lex_lines``); a file whose markers all lack a ``#`` before them on their line
+    (so none can be in a comment) is not lexed at all. Other than ASCII text is lexed as its
+    UTF-8 bytes, whose quotes, ``#``, backslashes and line ends are the text's, and the
+    offsets found are turned back into characters.
+    """
+    is_ascii = text.isascii()
+    data = text.encode("ascii") if is_ascii else text.encode("utf-8", "surrogatepass")
+    candidates = _hash_marked(data, markers)
+    if not candidates:
+        return LexResult((), [], [])
+    lexed = _lex_lines(data, _bytes_pattern(want) if is_ascii else None, candidates)
+    return lexed if is_ascii else _in_characters(data, lexed, want)
+
+
+def _hash_marked(data: bytes, markers: Sequence[str]) -> list[int]:
+    """Sorted offsets of the markers in ``data`` that have a ``#`` before them on their line."""
+    found: list[int] = []
+    for marker in markers:
+        needle = marker.encode("utf-8")
+        pos = data.find(needle)
+        while pos >= 0:
+            if data.find(b"#", data.rfind(b"\n", 0, pos) + 1, pos) >= 0:
+                found.append(pos)
+            pos = data.find(needle, pos + 1)
+    found.sort()
+    return found
+
+
+def _in_characters(data: bytes, lexed: LexResult, want: re.Pattern[str]) -> LexResult:
+    """``lexed`` (found in UTF-8 ``data``) in character offsets, keeping the comments ``want``
+    matches in their text (a bytes pattern's ``\\b`` would not see letters beyond ASCII)."""
+    comment_starts = (comment.offset for comment in lexed.comments)
+    offsets = sorted({0, *comment_starts, *lexed.string_starts, *lexed.string_ends})
+    chars: dict[int, int] = {}
+    done = counted = 0
+    for offset in offsets:  # offsets of ASCII characters: never inside a multi-byte one
+        counted += _characters(data, done, offset)
+        done = offset
+        chars[offset] = counted
+    comments = []
+    for comment in lexed.comments:
+        start = comment.offset
+        text = data[start : _line_end(data, start)].decode("utf-8", "surrogatepass")
+        if want.search(text) is not None:
+            col = _characters(data, data.rfind(b"\n", 0, start) + 1, start)
+            comments.append(Comment(comment.line, col, text, chars[start]))
+    starts = [chars[offset] for offset in lexed.string_starts]
+    return LexResult(tuple(comments), starts, [chars[offset] for offset in lexed.string_ends])
+
+
+def _characters(data: bytes, start: int, end: int) -> int:
+    """How many characters the UTF-8 bytes ``data[start:end]`` hold."""
+    piece = data[start:end]
+    return len(piece) if piece.isascii() else len(piece.decode("utf-8", "surrogatepass"))
 
 
 def _triple_quoted_end(data: bytes, pos: int) -> int:
@@ -203,24 +339,6 @@ def _bytes_pattern(pattern: re.Pattern[str]) -> re.Pattern[bytes]:
     return re.compile(pattern.pattern.encode("ascii"), pattern.flags & ~re.UNICODE)
 
 
-def last_hash_marker(text: str, markers: Sequence[str]) -> int:
-    """Offset of the last marker with a ``#`` before it on its line, or -1.
-
-    A comment starts with ``#`` on its own line, so a marker without one before it cannot be in
-    a comment: this bounds how far ``lex`` must go, and spares it files whose markers all sit
-    in strings or names.
-    """
-    best = -1
-    for marker in markers:
-        pos = text.rfind(marker)
-        while pos > best:
-            if text.find("#", text.rfind("\n", 0, pos) + 1, pos) >= 0:
-                best = pos
-                break
-            pos = text.rfind(marker, 0, pos)
-    return best
-
-
 def declared_encoding(data: bytes) -> str | None:
     """The PEP 263 coding declaration (or UTF-8 BOM) of a Python file's bytes, normalised as
     ``tokenize.detect_encoding`` does ("utf-8-sig" for a BOM), or None when there is neither.
@@ -245,6 +363,10 @@ def line_starts(text: str) -> list[int]:
     return [0, *itertools.accumulate(lengths)]
 
 
+_BLANKS = (" ", "\t")
+_LINE_BLANKS = (" ", "\t", "\n")
+
+
 @dataclass(frozen=True, slots=True)
 class _Header:
     offset: int  # start of its line
@@ -252,20 +374,23 @@ class _Header:
     name: str
 
 
+_UNSEEN = _Header(-1, -1, "")  # not looked at yet (None: looked at, no header there)
+
+
 class ScopeFinder:
     """The qualified name of the def/class scope a position is in (see the module docstring).
 
     Headers are searched backwards from each position, lazily, with ``str.rfind`` for the
     keywords: a marker comment usually sits a few lines below its function's ``def``, a comment
-    in column 0 needs no search at all, and a candidate indented too deeply is dismissed by its
-    column before anything else is looked at.
+    in column 0 needs no search at all, and what was found at a keyword is kept for the next
+    position asked about (the comments of a file share most of their way back).
     """
 
     def __init__(self, text: str, string_starts: Sequence[int], string_ends: Sequence[int]) -> None:
         self._text = text
         self._starts = string_starts
         self._ends = string_ends
-        self._dedent_rx: dict[int, re.Pattern[str]] = {}
+        self._headers: dict[int, _Header | None] = {}  # by keyword offset, for later positions
 
     def scope(self, offset: int, col: int) -> str:
         """The scope of a token starting at ``offset`` in column ``col``."""
@@ -273,41 +398,43 @@ class ScopeFinder:
         line_start = text.rfind("\n", 0, offset) + 1
         names: list[str] = []
         limit = col
-        nearest = {"def": text.rfind("def", 0, offset), "class": text.rfind("class", 0, offset)}
-        while limit > 0 and max(nearest.values()) >= 0:
-            keyword = "def" if nearest["def"] > nearest["class"] else "class"
-            pos = nearest[keyword]
-            nearest[keyword] = text.rfind(keyword, 0, pos)
-            header = self._header_at(pos, keyword, limit)
-            if header is not None and not self._dedents(header, line_start):
+        next_def, next_class = text.rfind("def", 0, offset), text.rfind("class", 0, offset)
+        while limit > 0 and (next_def >= 0 or next_class >= 0):
+            if next_def > next_class:
+                pos, keyword = next_def, "def"
+                next_def = text.rfind(keyword, 0, pos)
+            else:
+                pos, keyword = next_class, "class"
+                next_class = text.rfind(keyword, 0, pos)
+            header = self._headers.get(pos, _UNSEEN)
+            if header is _UNSEEN:
+                header = self._headers[pos] = self._header_at(pos, keyword)
+            if header is not None and header.col < limit and not self._dedents(header, line_start):
                 names.append(header.name)
                 limit = header.col
         return ".".join(reversed(names))
 
-    def _header_at(self, pos: int, keyword: str, limit: int) -> _Header | None:
-        """The header whose keyword is at ``pos``, if it is indented less than ``limit``, only
-        indentation (and ``async``) precedes it on its line, a name follows it, and it is not
-        inside a string. The cheap tests come first: most candidates fail them."""
+    def _header_at(self, pos: int, keyword: str) -> _Header | None:
+        """The header whose keyword is at ``pos``, if only indentation (and ``async``) precedes
+        it on its line, a name follows it, and it is not inside a string. The cheap tests come
+        first: most candidates (``default``, ``subclass``) fail them."""
         text = self._text
-        line_start = text.rfind("\n", 0, pos) + 1
-        if pos - line_start >= limit + len("async "):
+        after = pos + len(keyword)
+        if text[after : after + 1] not in _BLANKS or (pos and text[pos - 1] not in _LINE_BLANKS):
             return None
+        line_start = text.rfind("\n", 0, pos) + 1
         prefix = text[line_start:pos]
         col = len(prefix) - len(prefix.lstrip(" \t"))
-        stripped = prefix[col:].rstrip(" \t")
-        if col >= limit or (stripped and not (stripped == "async" and prefix[-1] in " \t")):
+        if prefix[col:].rstrip(" \t") not in ("", "async"):
             return None
-        name = _NAME.match(text, pos + len(keyword))
+        name = _NAME.match(text, after)
         if name is None or self._string_end(line_start + col) is not None:
             return None
         return _Header(line_start, col, name.group(1))
 
     def _dedents(self, header: _Header, until: int) -> bool:
         """Is there a code line indented at most ``header.col`` between the header and ``until``?"""
-        pattern = self._dedent_rx.get(header.col)
-        if pattern is None:
-            pattern = re.compile(rf"\n[ \t]{{0,{header.col}}}(?=[^\s#])")
-            self._dedent_rx[header.col] = pattern
+        pattern = _dedent_pattern(header.col)
         pos = self._text.find("\n", header.offset)
         while 0 <= pos < until:
             match = pattern.search(self._text, pos, until)
@@ -326,6 +453,12 @@ class ScopeFinder:
         if index >= 0 and self._starts[index] < offset < self._ends[index]:
             return self._ends[index]
         return None
+
+
+@functools.cache
+def _dedent_pattern(col: int) -> re.Pattern[str]:
+    """A line start followed by code indented at most ``col``."""
+    return re.compile(rf"\n[ \t]{{0,{col}}}(?=[^\s#])")
 
 
 def scope_finder(text: str, lexed: LexResult | None = None) -> ScopeFinder:

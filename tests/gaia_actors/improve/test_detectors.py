@@ -85,8 +85,10 @@ def test_marker_severity_and_priority_follow_the_original() -> None:
 
 def test_file_without_markers_has_no_marker_findings_but_has_stats(tmp_path: Path) -> None:
     write(tmp_path, "clean.py", "x = 1\ny = 2")
-    result = analyse_file("clean.py", tmp_path, MARKERS_ONLY)
+    result = analyse_file("clean.py", tmp_path, FULL)
     assert (result.lines, result.bytes, result.markers, result.findings) == (2, 11, 0, ())
+    fast = analyse_file("clean.py", tmp_path, MARKERS_ONLY)  # counts no lines
+    assert (fast.lines, fast.bytes, fast.markers, fast.findings) == (0, 11, 0, ())
 
 
 def test_identity_survives_a_line_shift_but_not_a_text_change(tmp_path: Path) -> None:

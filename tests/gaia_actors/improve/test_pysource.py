@@ -218,3 +218,65 @@ def test_non_ascii_text_is_lexed_in_character_offsets() -> None:
     assert whole == by_regex(NON_ASCII)
     finder = pysource.scope_finder(NON_ASCII, whole)
     assert [finder.scope(c.offset, c.col) for c in lexed.comments] == ["", "f\u00fcr", ""]
+
+
+MARKERS = ("TODO", "FIXME")
+WANT = re.compile(r"\b(TODO|FIXME)\b")
+# Lines the marker lexer passes over, between lines it must lex: a string continued by a
+# backslash (with a header-like line inside it), docstrings with markers inside and after them,
+# a triple quote inside a one-line string, markers in strings on a commented line.
+SKIPPED_LINES = "\n".join(
+    [
+        "import os  # TODO first",
+        "def f():",
+        "    x = 1",
+        "    s = 'a \\",
+        "def fake():  # TODO in the string \\",
+        "    pass'  # TODO after the continued string",
+        '    t = """',
+        "# FIXME inside",
+        '"""; u = 1  # FIXME after the docstring ends',
+        "    y = 2",
+        "    v = \"# TODO in a string\" + 'x'  # TODO: one finding",
+        '    w = \'"""\'  # TODO: a triple quote in a string',
+        "    z = 3",
+        "# TODO at module level, FIXME too",
+        "q = '''",
+        "TODO: no hash before it on its line, so past the last candidate",
+        "'''",
+        "",
+    ]
+)
+
+
+@pytest.mark.parametrize("text", [SKIPPED_LINES, TRICKY, NON_ASCII, ESCAPES])
+def test_marker_lexer_finds_tokenizes_marker_comments_and_their_scopes(text: str) -> None:
+    lexed = pysource.marker_comments(text, MARKERS, WANT)
+    assert list(lexed.comments) == [c for c in reference(text) if WANT.search(c.text)]
+    skipping, whole = pysource.scope_finder(text, lexed), pysource.scope_finder(text)
+    for comment in lexed.comments:
+        assert skipping.scope(comment.offset, comment.col) == whole.scope(
+            comment.offset, comment.col
+        )
+
+
+def test_marker_lexer_lexes_only_the_lines_that_need_it() -> None:
+    lexed = pysource.marker_comments(SKIPPED_LINES, MARKERS, WANT)
+    assert [c.line for c in lexed.comments] == [1, 6, 9, 11, 12, 14]
+    finder = pysource.scope_finder(SKIPPED_LINES, lexed)
+    assert [finder.scope(c.offset, c.col) for c in lexed.comments] == ["", "f", "f", "f", "f", ""]
+    # Strings on lines with no candidate and no crossing are never looked at; the strings
+    # that cross a line end before the last candidate are all there.
+    spans = [
+        SKIPPED_LINES[s:e] for s, e in zip(lexed.string_starts, lexed.string_ends, strict=True)
+    ]
+    assert "'a \\\ndef fake():  # TODO in the string \\\n    pass'" in spans
+    assert '"""\n# FIXME inside\n"""' in spans
+    assert "'''" not in "".join(spans)  # past the last candidate
+
+
+@pytest.mark.parametrize("path", stdlib_sample(), ids=lambda p: p.name)
+def test_marker_lexer_agrees_with_tokenize_on_real_modules(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    lexed = pysource.marker_comments(text, MARKERS, WANT)
+    assert list(lexed.comments) == [c for c in reference(text) if WANT.search(c.text)]
