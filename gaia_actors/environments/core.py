@@ -59,6 +59,9 @@ class EnvironmentCore(GaiaActor):
         self.now = EnvState()
         self.cancel = threading.Event()
         self.watch = DataWatch(self.layout)
+        # No release of this environment existed before this generation's first one: nothing
+        # can run from one, so its first start does not look for strays (a scan of /proc).
+        self.new_environment = False
 
     def publish_env(self, event: str, level: str = "info", **data: Any) -> None:
         self.publish(event, level=level, env=self.env, **data)
@@ -70,7 +73,7 @@ class EnvironmentCore(GaiaActor):
         if release is None:
             raise EnvironmentFailure(self.env, "no current release to run")
         self.now = self.now.starting(release)
-        first = self.link.generation == 1
+        first = self.link.generation == 1 and not self.new_environment
         proc, adopted = service.start(self.layout, release, first, self.publish_env)
         self.now = self.now.running(proc, adopted)
         ref = self.actor_ref

@@ -63,6 +63,7 @@ class ReleaseOperations(EnvironmentCore):
         )
 
     def _first_release(self) -> None:
+        self.new_environment = not releases.list_releases(self.layout.root)
         others = (
             Layout.of(self.settings, env).releases
             for env in self.settings.environments
