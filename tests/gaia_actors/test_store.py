@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gaia_actors.app import start_root
 from gaia_actors.errors import InvalidMessage, StoreError
 from gaia_actors.messages import (
     Crash,
@@ -27,10 +28,12 @@ from gaia_actors.messages import (
     Update,
     fields_of,
 )
-from gaia_actors.settings import Settings
+from gaia_actors.settings import Settings, load
 from gaia_actors.store.database import open_database
 from gaia_actors.store.models import EventRow, HealthCheck, Pipeline, closing_connections
+from supervisors import Registry
 from tests.conftest import wait_until
+from tests.gaia_actors.conftest import write_config
 from tests.gaia_actors.listener import Listener
 
 
@@ -229,6 +232,42 @@ def test_bus_delivers_matching_events_to_subscribers(tree: tuple[Any, Any]) -> N
         )  # a subscriber that is not running is harmless
         registry.tell("bus", Event("health.changed"))
         wait_until(lambda: len(seen) == 3)
+
+
+FLOOD_CONFIG = """
+[store]
+flush_interval = 0.05
+[supervision]
+ping_interval = 0.05
+ping_timeout = 0.2
+"""
+
+
+def test_a_bus_behind_a_deep_backlog_is_not_replaced_and_stores_every_event(
+    tmp_path: Path,
+) -> None:
+    # The bus takes several ping timeouts to work through thousands of queued events: its
+    # pings wait behind them, yet it finishes events all along, so it is busy, not hung.
+    config = write_config(tmp_path, FLOOD_CONFIG)
+    settings = load(config, environ={"GAIA_STATE_DIR": str(tmp_path / "state")})
+    registry = Registry()
+    root = start_root(settings, registry, capabilities=())
+    count = 5000
+    try:
+        began = time.monotonic()
+        for i in range(count):
+            registry.tell("bus", Event("test.flood", data=fields_of(i=i)))
+        registry.ask("bus", GetState(), timeout=60)  # answered once the backlog is through
+        drained = time.monotonic() - began
+        registry.ask("store", Flush(), timeout=60)
+        stored = EventRow.select().where(EventRow.name == "test.flood").count()
+        bus = registry.node("bus")
+    finally:
+        root.stop(block=True, timeout=10)
+    assert drained > 3 * settings.supervision.ping_timeout
+    assert bus is not None
+    assert (bus.generation, bus.restarts) == (1, 0)
+    assert stored == count
 
 
 def test_open_database_adds_missing_columns(tmp_path: Path, settings: Settings) -> None:
