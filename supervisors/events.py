@@ -18,7 +18,7 @@ class SupervisorEvent:
     CHILD_STARTED: Final = "supervisor.child_started"  # a child (re)started
     CHILD_EXITED: Final = "supervisor.child_exited"  # a child ended normally and is not restarted
     CHILD_FAILED: Final = "supervisor.child_failed"  # a child crashed or was asked to; ``phase``
-    CHILD_HUNG: Final = "supervisor.child_hung"  # a child missed its liveness pings
+    CHILD_HUNG: Final = "supervisor.child_hung"  # a ping waited and no message was finished
     CHILD_PROVEN: Final = "supervisor.child_proven"  # stable long enough; ``ladder_step``
     CHILD_PARKED: Final = "supervisor.child_parked"  # given up on, left stopped; ``reason``
     CHILD_BLOCKED: Final = "supervisor.child_blocked"  # waits for a cause to clear; ``reason``

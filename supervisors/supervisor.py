@@ -2,8 +2,10 @@
 
 Everything slow happens outside this actor's mailbox: backoff delays are timers that send
 it a message, ladder steps run in their own thread and report back, and liveness pings are
-tells answered by tells. The only blocking calls are a child's start (bounded by its start
-timeout, as OTP's synchronous start) and a child's stop (bounded by its shutdown timeout).
+tells answered by tells, with each child's count of finished messages read from memory (a
+busy child is not hung: ``supervisors.liveness``). The only blocking calls are a child's
+start (bounded by its start timeout, as OTP's synchronous start) and a child's stop (bounded
+by its shutdown timeout).
 Time is read, and delays armed, only through the supervisor's clock (``supervisors.clock``),
 so a test can drive it.
 """
