@@ -124,26 +124,23 @@ class Supervised(pykka.ThreadingActor):
         raise NotImplementedError(f"{type(self).__name__} must implement handle()")
 
     def on_receive(self, message: Any) -> Any:
-        try:
-            return self._receive_one(message)
+        try:  # one frame, not a helper call: this runs for every message
+            if type(message) is Ping:
+                self._notify_supervisor(Pong(self.name, self.link.generation, message.seq))
+                return None
+            late = expired(message)
+            if late:  # its asker gave up (AskTimeout): handling it now would surprise them
+                return self.on_expired(AskExpired(self.name, message, late))
+            try:
+                return self.handle(message)
+            except Exception:
+                raise  # Pykka's own path: to the asker, or a crash reported by on_failure
+            except BaseException as exc:  # noqa: BLE001 - SystemExit & co: fail this actor only
+                return self._abort(exc)
         finally:
             # Counted when the message is done, however it ended: progress is a finished
             # message, so one handler that never returns shows none.
             self.link.progress.handled += 1
-
-    def _receive_one(self, message: Any) -> Any:
-        if type(message) is Ping:
-            self._notify_supervisor(Pong(self.name, self.link.generation, message.seq))
-            return None
-        late = expired(message)
-        if late:  # its asker gave up (AskTimeout): handling it now would surprise them
-            return self.on_expired(AskExpired(self.name, message, late))
-        try:
-            return self.handle(message)
-        except Exception:
-            raise  # Pykka's own path: to the asker, or a crash reported by on_failure
-        except BaseException as exc:  # noqa: BLE001 - SystemExit & co: fail this actor only
-            return self._abort(exc)
 
     def report_proven(self) -> None:
         """Tell the supervisor this generation works: its backoff and recovery ladder start
