@@ -73,6 +73,8 @@ def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings)
     data = read_bytes(f"{root}/{relpath}", settings.max_bytes, relpath)
     if isinstance(data, SkippedFile):
         return FileResult(relpath, language, skipped=data)
+    if settings.markers_only and _plainly_without_markers(data, language, settings.markers):
+        return FileResult(relpath, language, 0, len(data))
     lines = 0 if settings.markers_only else _line_count(data)
     encoding = _declared_encoding(data, relpath) if language == "python" else None
     if isinstance(encoding, SkippedFile):
@@ -90,9 +92,25 @@ def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings)
     text = _decode(data, relpath, encoding)
     if isinstance(text, SkippedFile):
         return FileResult(relpath, language, bytes=len(data), skipped=text)
-    findings, imports = _run_detectors(relpath, language, text, settings, has_markers)
+    utf8 = data if encoding is None else None  # no BOM either: the text's bytes as they are
+    findings, imports = _run_detectors(
+        relpath, language, text, settings, has_markers=has_markers, utf8=utf8
+    )
     markers = sum(1 for f in findings if f.detector in MARKER_DETECTORS)
     return FileResult(relpath, language, lines, len(data), markers, findings, imports)
+
+
+def _plainly_without_markers(data: bytes, language: str, markers: tuple[str, ...]) -> bool:
+    """Is ``data`` ASCII text (no NUL in its first 8 KiB) with no coding declaration and none
+    of the markers? Most files are, and C-speed checks alone tell it."""
+    if not data.isascii() or any(map(data.__contains__, _encoded(markers))):
+        return False
+    if data.find(b"\0", 0, BINARY_PROBE) >= 0:
+        return False
+    try:
+        return language != "python" or pysource.declared_encoding(data) is None
+    except SyntaxError:  # an unknown declared encoding: the full path says why it is skipped
+        return False
 
 
 def _line_count(data: bytes) -> int:
@@ -157,11 +175,17 @@ def _relative(path: str | Path, root: str | Path) -> str:
 
 
 def _run_detectors(
-    relpath: str, language: str, text: str, settings: AnalysisSettings, has_markers: bool
+    relpath: str,
+    language: str,
+    text: str,
+    settings: AnalysisSettings,
+    *,
+    has_markers: bool,
+    utf8: bytes | None = None,
 ) -> tuple[tuple[Finding, ...], tuple[ImportRef, ...]]:
     source: Source
     if language == "python":
-        source = PythonSource(relpath, text, settings, has_markers)
+        source = PythonSource(relpath, text, settings, has_markers, utf8)
         detectors = PYTHON_DETECTORS
     elif language == "go":
         source = GoSource(relpath, text, settings, has_markers)

@@ -149,7 +149,7 @@ class PythonMarkerDetector(Detector):
         pattern = _marker_pattern(markers)
         lexed: pysource.LexResult | None = None
         if _lexer_is_exact(source):
-            lexed = pysource.marker_comments(text, markers, pattern)
+            lexed = pysource.marker_comments(text, markers, pattern, source.utf8)
             comments: Sequence[pysource.Comment] = lexed.comments
         else:
             found, source.tokenize_problem = pysource.comments_via_tokenize(text)

@@ -16,7 +16,9 @@ walked where it really lives), so no file is analysed twice and no loop is possi
 
 Content checks (binary, non-UTF-8, unreadable) happen in ``read_bytes`` and ``decode`` when a
 file is read for analysis, so the walk stats each file once and the analysis reads it once. Size
-is checked in both places (the file may grow in between).
+is checked in both places (the file may grow in between), or only in the read with
+``WalkOptions(sizes=False)``, whose walk makes no system call per file (the directory entries'
+types tell files from directories, links and others).
 """
 
 from __future__ import annotations
@@ -132,6 +134,8 @@ class WalkOptions:
     use_gitignore: bool = True
     always_skip: frozenset[str] = ALWAYS_SKIP
     max_bytes: int = DEFAULT_MAX_BYTES
+    # False: no stat per candidate (its size is -1, and ``read_bytes`` alone skips huge files)
+    sizes: bool = True
 
 
 def walk(root: str | Path, options: WalkOptions | None = None) -> WalkResult:
@@ -192,7 +196,7 @@ def iter_walk(
             if opts.suffixes is not None and not name.endswith(opts.suffixes):
                 continue
             if not (stack and is_ignored(prefix + name, False, stack)):
-                yield _candidate(entry, prefix + name, opts.max_bytes)
+                yield _candidate(entry, prefix + name, opts)
 
 
 def _top(root: str | Path) -> Path:
@@ -203,16 +207,21 @@ def _top(root: str | Path) -> Path:
 
 
 def _candidate(
-    entry: os.DirEntry[str], relpath: str, max_bytes: int
+    entry: os.DirEntry[str], relpath: str, opts: WalkOptions
 ) -> tuple[str, int] | SkippedFile:
+    if not opts.sizes:  # the directory entry's type, as read with its name: no system call
+        if entry.is_file(follow_symlinks=False):
+            return relpath, -1
+        return SkippedFile(relpath, SkipReason.UNREADABLE, "not a regular file")
     try:
         info = entry.stat(follow_symlinks=False)
     except OSError as exc:
         return SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc))
     if not stat.S_ISREG(info.st_mode):
         return SkippedFile(relpath, SkipReason.UNREADABLE, "not a regular file")
-    if info.st_size > max_bytes:
-        return SkippedFile(relpath, SkipReason.HUGE, f"{info.st_size} bytes > {max_bytes}")
+    if info.st_size > opts.max_bytes:
+        detail = f"{info.st_size} bytes > {opts.max_bytes}"
+        return SkippedFile(relpath, SkipReason.HUGE, detail)
     return relpath, info.st_size
 
 

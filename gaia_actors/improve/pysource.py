@@ -197,55 +197,39 @@ def _lex_lines(data: bytes, want: re.Pattern[bytes] | None, candidates: list[int
     triple-quoted string or after a backslash), so it is passed over unless a comment there
     could be wanted. Each token on a lexed line is taken as ``_lex_bytes`` takes it."""
     tokens = _Tokens(data, want)
-    lines = _LinesToLex(data, candidates)
     find_token = _TOKEN_START.search
-    pos, line_end = lines.next_line(0)
-    while pos >= 0:
-        token = find_token(data, pos, line_end)
-        if token is None:
-            pos, line_end = lines.next_line(line_end)
-            continue
-        pos = tokens.take(token.start())
-        if pos > line_end:  # a string went on past the line
-            pos, line_end = lines.next_line(pos)
+    pos = 0  # outside every token from here on
+    for at in _lines_to_lex(data, candidates):
+        if at < pos:
+            continue  # on a line already lexed, or inside a string already taken
+        line_end = data.find(b"\n", at)
+        line_end = len(data) if line_end < 0 else line_end
+        pos = max(pos, data.rfind(b"\n", 0, at) + 1)
+        while pos <= line_end:  # until a string goes on past the line
+            token = find_token(data, pos, line_end)
+            if token is None:
+                pos = line_end
+                break
+            pos = tokens.take(token.start())
     return tokens.result()
 
 
-class _LinesToLex:
-    """Where ``_lex_lines`` goes next, from a position outside every token."""
-
-    def __init__(self, data: bytes, candidates: list[int]) -> None:
-        self._data = data
-        self._candidates = candidates
-        self._end = candidates[-1] + 1  # nothing after the last candidate matters
-        self._next = dict.fromkeys(_CROSSINGS, -1)
-
-    def next_line(self, pos: int) -> tuple[int, int]:
-        """Where to lex from (``pos`` or the start of a later line), and the end of that line
-        (its ``\\n`` or the end of the data); -1, -1 when nothing more needs lexing."""
-        at = self._next_at(pos)
-        if at < 0:
-            return -1, -1
-        data = self._data
-        line_end = data.find(b"\n", at)
-        return max(pos, data.rfind(b"\n", 0, at) + 1), len(data) if line_end < 0 else line_end
-
-    def _next_at(self, pos: int) -> int:
-        """The first candidate or crossing at or after ``pos`` (before the end), or -1."""
-        index = bisect.bisect_left(self._candidates, pos)
-        best = self._candidates[index] if index < len(self._candidates) else self._end
-        for needle, cached in self._next.items():
-            best = min(best, cached if cached >= pos else self._find(needle, pos))
-        return -1 if best >= self._end else best
-
-    def _find(self, needle: bytes, pos: int) -> int:
-        """The next ``needle`` from ``pos`` (the end when there is none), kept for later calls."""
-        found = self._data.find(needle, pos, self._end + len(needle))
-        self._next[needle] = found = self._end if found < 0 else found
-        return found
+def _lines_to_lex(data: bytes, candidates: list[int]) -> list[int]:
+    """The candidates and the ``_CROSSINGS`` before the last of them, in order."""
+    marks = list(candidates)
+    for needle in _CROSSINGS:
+        stop = candidates[-1] + len(needle)
+        at = data.find(needle, 0, stop)
+        while at >= 0:
+            marks.append(at)
+            at = data.find(needle, at + 1, stop)
+    marks.sort()
+    return marks
 
 
-def marker_comments(text: str, markers: Sequence[str], want: re.Pattern[str]) -> LexResult:
+def marker_comments(
+    text: str, markers: Sequence[str], want: re.Pattern[str], utf8: bytes | None = None
+) -> LexResult:
     """The comments ``want`` matches (each must hold one of ``markers``), as ``lex`` finds
     them, and the string literals that span lines before the last of them (all a
     ``ScopeFinder`` asks about, as it only looks at the first non-blank character of a line).
@@ -254,10 +238,11 @@ def marker_comments(text: str, markers: Sequence[str], want: re.Pattern[str]) ->
     lexed (``_lex_lines``); a file whose markers all lack a ``#`` before them on their line
     (so none can be in a comment) is not lexed at all. Other than ASCII text is lexed as its
     UTF-8 bytes, whose quotes, ``#``, backslashes and line ends are the text's, and the
-    offsets found are turned back into characters.
+    offsets found are turned back into characters. ``utf8``: those bytes, if the caller has
+    them.
     """
     is_ascii = text.isascii()
-    data = text.encode("ascii") if is_ascii else text.encode("utf-8", "surrogatepass")
+    data = utf8 if utf8 is not None else text.encode("utf-8", "surrogatepass")
     candidates = _hash_marked(data, markers)
     if not candidates:
         return LexResult((), [], [])
@@ -391,6 +376,7 @@ class ScopeFinder:
         self._starts = string_starts
         self._ends = string_ends
         self._headers: dict[int, _Header | None] = {}  # by keyword offset, for later positions
+        self._scans: dict[int, tuple[int, int]] = {}  # by header offset: see _dedents
 
     def scope(self, offset: int, col: int) -> str:
         """The scope of a token starting at ``offset`` in column ``col``."""
@@ -433,18 +419,26 @@ class ScopeFinder:
         return _Header(line_start, col, name.group(1))
 
     def _dedents(self, header: _Header, until: int) -> bool:
-        """Is there a code line indented at most ``header.col`` between the header and ``until``?"""
+        """Is there a code line indented at most ``header.col`` between the header and ``until``?
+
+        The search goes on where the last one for the same header stopped (a file's comments
+        come in order, and often share their outer headers)."""
+        resume, found = self._scans.get(header.offset, (-2, -1))
+        if resume == -2:
+            resume = self._text.find("\n", header.offset)
         pattern = _dedent_pattern(header.col)
-        pos = self._text.find("\n", header.offset)
-        while 0 <= pos < until:
-            match = pattern.search(self._text, pos, until)
+        while found < 0 and 0 <= resume < until:
+            match = pattern.search(self._text, resume, until)
             if match is None:
-                return False
+                resume = until - 1  # that line end is still to be tried with the next line
+                break
             span_end = self._string_end(match.end())
             if span_end is None:
-                return True
-            pos = span_end  # the next candidate is the next newline after the string
-        return False
+                found = match.end()  # the first character of the code line
+            else:
+                resume = span_end
+        self._scans[header.offset] = (resume, found)
+        return 0 <= found < until
 
     def _string_end(self, offset: int) -> int | None:
         """The end of the string literal ``offset`` is strictly inside (its opening quote is

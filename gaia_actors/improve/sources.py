@@ -61,10 +61,16 @@ class PythonSource(FileSource):
     language = "python"
 
     def __init__(
-        self, path: str, text: str, settings: AnalysisSettings, has_markers: bool = True
+        self,
+        path: str,
+        text: str,
+        settings: AnalysisSettings,
+        has_markers: bool = True,
+        utf8: bytes | None = None,
     ) -> None:
         super().__init__(path, text, settings, has_markers)
         self.tokenize_problem: pysource.TokenizeProblem | None = None
+        self.utf8 = utf8  # the text's UTF-8 bytes, when the reader has them (None: not known)
 
     @cached_property
     def lines(self) -> list[str]:

@@ -9,6 +9,7 @@ import pytest
 
 from gaia_actors.improve.files import (
     DEFAULT_MAX_BYTES,
+    FIRST_READ,
     IgnoreFile,
     SkippedFile,
     SkipReason,
@@ -215,3 +216,25 @@ def test_batches_cover_every_item_once_in_order() -> None:
     assert batches([], 3) == []
     with pytest.raises(ValueError, match="at least 1"):
         batches(items, 0)
+
+
+def test_a_walk_without_sizes_stats_nothing_and_leaves_huge_files_to_the_read(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "big.py").write_bytes(b"x" * 100)
+    (tmp_path / "small.py").write_bytes(b"y = 1\n")
+    os.mkfifo(tmp_path / "pipe.py")
+    options = WalkOptions(max_bytes=50, sizes=False)
+    result = walk(tmp_path, options)
+    assert (result.files, result.sizes) == (("big.py", "small.py"), (-1, -1))
+    assert [(s.path, s.reason) for s in result.skipped] == [("pipe.py", SkipReason.UNREADABLE)]
+    assert skip_reason(load_text(tmp_path, "big.py", max_bytes=50)) is SkipReason.HUGE
+
+
+@pytest.mark.parametrize("size", [FIRST_READ - 1, FIRST_READ, FIRST_READ + 1, 3 * FIRST_READ + 5])
+def test_a_file_past_the_first_read_is_read_whole_or_found_huge(tmp_path: Path, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    (tmp_path / "a.py").write_bytes(data)
+    assert read_bytes(tmp_path / "a.py", DEFAULT_MAX_BYTES, "a.py") == data
+    assert read_bytes(tmp_path / "a.py", size, "a.py") == data
+    assert skip_reason(read_bytes(tmp_path / "a.py", size - 1, "a.py")) is SkipReason.HUGE
