@@ -7,7 +7,9 @@
 demo services alone (spawned at once, until all answer /health) as the baseline, then the
 daemon on a fresh state with that many environments (start to all healthy, and after a few
 seconds its threads by name, its RSS, its service and helper processes), and the cost of each
-environment added between the counts.
+environment added between the counts. Where the start's time goes is printed beside it: the
+CPU seconds the daemon, its services and its helpers used until all were healthy (and the
+bare services' own), and the floor they set on this machine's cores, with the load average.
 
 
 In one run, on the shipped ``config/gaia.toml`` (its intervals kept; only ports, paths and
@@ -341,7 +343,12 @@ class Scale:
     envs: int
     bare_start_s: float  # the services alone, spawned at once, until all answer /health
     bare_rss: int  # their total RSS
+    bare_cpu: float  # CPU seconds the bare services used until then
     start_s: float  # the daemon, fresh state, until all answer /health
+    daemon_cpu: float  # CPU seconds until then: the daemon (its imports included) ...
+    services_cpu: float  # ... its services ...
+    helpers_cpu: float  # ... and its helper processes (the log pump), alive at that moment
+    load: float  # the 1-minute load average when all were healthy
     threads: int  # the daemon's
     rss: int  # the daemon's
     services: int  # service processes (pid files)
@@ -349,8 +356,19 @@ class Scale:
     names: dict[str, int]  # the daemon's threads by name, digits folded to '#'
 
 
-def bare_services(envs: int) -> tuple[float, int]:
-    """Start ``envs`` demo services with no daemon; seconds until all answer, total RSS."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (0 when it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bare_services(envs: int) -> tuple[float, int, float]:
+    """Start ``envs`` demo services with no daemon; seconds until all answer, total RSS and
+    the CPU seconds they used until then."""
     with tempfile.TemporaryDirectory(prefix="gaia-bare-") as tmp:
         ports = free_ports(envs)
         started = time.monotonic()
@@ -376,13 +394,14 @@ def bare_services(envs: int) -> tuple[float, int]:
             if not wait_for(up, UP_TIMEOUT, interval=0.02):
                 raise RuntimeError(f"bare services not all healthy within {UP_TIMEOUT:g}s")
             seconds = time.monotonic() - started
+            cpu = sum(cpu_seconds(child.pid) for child in children)
             rss = sum(proc_status(child.pid).get("rss", 0) for child in children)
         finally:
             for child in children:
                 with contextlib.suppress(OSError):
                     os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
-        return seconds, rss
+        return seconds, rss, cpu
 
 
 def thread_names(h: Harness) -> dict[str, int]:
@@ -406,16 +425,23 @@ def children_of(pid: int) -> list[int]:
 
 
 def scale_point(envs: int, settle: float) -> Scale:
-    bare_s, bare_rss = bare_services(envs)
+    bare_s, bare_rss, bare_cpu = bare_services(envs)
     with running_daemon(local_config({f"env{i:03d}": {} for i in range(envs)})) as h:
         start = start_to_healthy(h)
-        time.sleep(settle)  # let the first health rounds and timers pass before counting
-        status = proc_status(h.pid)
+        load = os.getloadavg()[0]
         services = {pid for env in h.envs if (pid := h.service_pid(env)) is not None}
         helpers = [pid for pid in children_of(h.pid) if pid not in services]
+        cpu = [
+            cpu_seconds(h.pid),
+            sum(cpu_seconds(pid) for pid in services),
+            sum(cpu_seconds(pid) for pid in helpers),
+        ]
+        time.sleep(settle)  # let the first health rounds and timers pass before counting
+        status = proc_status(h.pid)
+        helpers = [pid for pid in children_of(h.pid) if pid not in services]
         return Scale(
-            envs, bare_s, bare_rss, start, status["threads"], status["rss"], len(services),
-            len(helpers), thread_names(h),
+            envs, bare_s, bare_rss, bare_cpu, start, *cpu, load, status["threads"],
+            status["rss"], len(services), len(helpers), thread_names(h),
         )  # fmt: skip
 
 
@@ -427,6 +453,12 @@ def scale_table(points: list[Scale]) -> list[str]:
         ("bare services: start to all healthy", lambda p: f"{p.bare_start_s:.2f} s"),
         ("daemon: start to all healthy", lambda p: f"{p.start_s:.2f} s"),
         ("daemon / bare start", lambda p: f"{p.start_s / p.bare_start_s:.2f}x"),
+        ("load average (1 min) at all healthy", lambda p: f"{p.load:.1f}"),
+        ("bare services: CPU until healthy", lambda p: f"{p.bare_cpu:.2f} s"),
+        ("daemon: its own CPU until healthy", lambda p: f"{p.daemon_cpu:.2f} s"),
+        ("daemon: its services' CPU", lambda p: f"{p.services_cpu:.2f} s"),
+        ("daemon: its helpers' CPU", lambda p: f"{p.helpers_cpu:.2f} s"),
+        (f"CPU floor on {CORES} cores: bare / daemon", _floors),
         ("daemon threads", lambda p: f"{p.threads}"),
         ("daemon RSS", lambda p: f"{p.rss / mib:.1f} MiB"),
         ("service processes", lambda p: f"{p.services}"),
@@ -442,11 +474,23 @@ def scale_table(points: list[Scale]) -> list[str]:
             f"{(high.helpers - low.helpers) / n:.2f} helper processes, "
             f"{(high.rss - low.rss) / n / 1024:.0f} KiB daemon RSS, "
             f"{(high.start_s - low.start_s) / n * 1000:.1f} ms start "
-            f"(bare {(high.bare_start_s - low.bare_start_s) / n * 1000:.1f} ms)"
+            f"(bare {(high.bare_start_s - low.bare_start_s) / n * 1000:.1f} ms); CPU "
+            f"{(high.daemon_cpu - low.daemon_cpu) / n * 1000:.0f} ms daemon + "
+            f"{(high.services_cpu - low.services_cpu) / n * 1000:.0f} ms its service "
+            f"(bare service {(high.bare_cpu - low.bare_cpu) / n * 1000:.0f} ms)"
         )
     top = points[-1]
     lines.append(f"daemon threads at {top.envs} environments by name: {top.names}")
     return lines
+
+
+CORES = os.cpu_count() or 1
+
+
+def _floors(p: Scale) -> str:
+    """The least time the CPU work could take on every core of this machine, idle."""
+    daemon = p.daemon_cpu + p.services_cpu + p.helpers_cpu
+    return f"{p.bare_cpu / CORES:.1f} / {daemon / CORES:.1f} s"
 
 
 def scale(counts: Sequence[int], settle: float, log: Callable[[str], None]) -> list[Scale]:
