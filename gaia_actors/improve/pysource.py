@@ -380,18 +380,24 @@ class ScopeFinder:
 
     def scope(self, offset: int, col: int) -> str:
         """The scope of a token starting at ``offset`` in column ``col``."""
+        if col == 0:
+            return ""  # nothing encloses column 0
         text = self._text
         line_start = text.rfind("\n", 0, offset) + 1
         names: list[str] = []
         limit = col
-        next_def, next_class = text.rfind("def", 0, offset), text.rfind("class", 0, offset)
-        while limit > 0 and (next_def >= 0 or next_class >= 0):
-            if next_def > next_class:
+        # The nearest keyword first; "class" is only looked for after the next "def" back, so
+        # the search never goes further back than the headers it needs.
+        pos, next_def = offset, text.rfind("def", 0, offset)
+        while limit > 0:
+            found = text.rfind("class", next_def + 1, pos)
+            if found >= 0:
+                pos, keyword = found, "class"
+            elif next_def >= 0:
                 pos, keyword = next_def, "def"
                 next_def = text.rfind(keyword, 0, pos)
             else:
-                pos, keyword = next_class, "class"
-                next_class = text.rfind(keyword, 0, pos)
+                break
             header = self._headers.get(pos, _UNSEEN)
             if header is _UNSEEN:
                 header = self._headers[pos] = self._header_at(pos, keyword)
