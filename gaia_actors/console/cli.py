@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from gaia_actors import __version__
@@ -91,8 +91,12 @@ BUILTIN_NEEDS: dict[str, tuple[str, ...]] = {
 # --- the parser, generated from the command registry ---------------------------------------
 
 
-def build_parser() -> Parser:
+def build_parser(names: Collection[str] | None = None) -> Parser:
+    """The command line's parser, with a subcommand for every registered command, or only for
+    ``names`` (and their aliases) when given: all a line that runs one of them needs."""
     registered = commands.commands()
+    if names is not None:
+        registered = {name: cmd for name, cmd in registered.items() if name in names}
     parser = Parser(
         prog="gaia-env",
         description="Keeps a service's dev, staging and prod environments alive and promotes\n"
@@ -194,41 +198,43 @@ def _reader_left() -> int:
 
 def command_word(argv: Sequence[str]) -> str | None:
     """The command ``argv`` names: its first word that is not an option or the value of
-    --config (None: the daemon)."""
+    --config (None: the daemon, or the help that lists every command)."""
     words = iter(argv)
     for word in words:
         if word == "--":
             return next(words, None)
         if not word.startswith("-"):
             return word
+        if word == "-h" or (len(word) > 2 and "--help".startswith(word)):
+            return None
         if len(word) > 2 and "--config".startswith(word):  # argparse takes a unique prefix
             next(words, None)
     return None
 
 
-def load_commands(argv: Sequence[str]) -> bool:
-    """Register the commands the command line ``argv`` runs: only the module of its command
-    when ``argv`` names one, else every command (True). Importing them all costs more CPU
-    than most commands' work."""
+def load_commands(argv: Sequence[str]) -> tuple[str, ...] | None:
+    """Register the commands the command line ``argv`` runs and return their names: only
+    its command (from its module) when ``argv`` names one, else every command (None).
+    Importing them all costs more CPU than most commands' work."""
     word = command_word(argv) or ""
     name = ALIASES[word][0] if word in ALIASES else word
     needs = (name,) if name in catalog.MODULE_OF else BUILTIN_NEEDS.get(name)
     if needs is not None and catalog.load(needs):
-        return False
+        return needs
     catalog.load_all()
-    return True
+    return None
 
 
 def parse(argv: Sequence[str]) -> tuple[Parser, argparse.Namespace]:
-    """The parser and what it read from ``argv``, with only the commands ``argv`` needs
-    registered; a line the parser refuses is read again with every command, so that its
-    error is the one the whole command line gives."""
-    everything = load_commands(argv)
+    """The parser and what it read from ``argv``, with only the commands ``argv`` needs; a
+    line that parser refuses is read again with every command, so that its error is the one
+    the whole command line gives."""
+    needs = load_commands(argv)
     try:
-        parser = build_parser()
+        parser = build_parser(needs)
         return parser, parser.parse_args(argv)
     except ParseError:
-        if everything:
+        if needs is None:
             raise
     catalog.load_all()
     parser = build_parser()

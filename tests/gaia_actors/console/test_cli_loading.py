@@ -46,6 +46,8 @@ def test_the_catalog_names_every_command_its_modules_register() -> None:
         (["--conf", "x.toml", "--json", "promote-dev"], "promote-dev"),
         (["--config=x.toml", "health", "prod"], "health"),
         (["--", "tail"], "tail"),
+        (["--help", "status"], None),  # the help of every command
+        (["--json", "-h", "actors"], None),
     ],
 )
 def test_the_command_word_skips_options_and_the_config_file(
@@ -94,7 +96,7 @@ def test_a_command_imports_only_the_module_of_its_command(
 
 
 def test_help_and_an_unknown_command_see_every_command(tmp_path: Path) -> None:
-    ran, _ = _run(tmp_path, "--help")
+    ran, _ = _run(tmp_path, "--help", "status")
     assert ran["code"] == cli.EXIT_OK
     assert set(ran["modules"]) >= COMMAND_MODULES
     ran, err = _run(tmp_path, "nosuch")
@@ -109,3 +111,24 @@ def test_a_command_line_its_command_refuses_reads_as_with_every_command(tmp_path
     assert ran["code"] == cli.EXIT_USAGE
     assert "unrecognized arguments: --bogus" in err
     assert set(ran["modules"]) >= COMMAND_MODULES
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["actors", "--json"],
+        ["--json", "status"],
+        ["health", "prod", "-n", "3"],
+        ["promote-dev"],
+        ["promote", "all", "--output"],
+        ["tail", "-f", "--env", "prod"],
+        ["send", "bus", "GetState", "a=1"],
+        ["monitor", "--count", "1"],
+    ],
+)
+def test_a_line_reads_the_same_with_only_its_command_as_with_every_command(
+    argv: list[str],
+) -> None:
+    catalog.load_all()
+    _, partial = cli.parse(argv)
+    assert vars(partial) == vars(cli.build_parser().parse_args(argv))
