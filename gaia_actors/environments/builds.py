@@ -16,7 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -260,6 +260,7 @@ def first_release(
     ignore: Sequence[str] = (),
     build_argv: Sequence[str] | None = None,
     timeout: float = 600.0,
+    meanwhile: Callable[[], None] = lambda: None,
 ) -> tuple[Release, bool]:
     """An environment's first release, and whether it was imported rather than built.
 
@@ -269,7 +270,8 @@ def first_release(
     environments') is imported (a copy), instead of running the build again (an interpreter
     start and more, per environment). Of callers starting at the same time, one builds while
     the others wait (a lock in ``lock_dir``), then import what it built; if its build
-    failed, each builds on its own, so a wait is never longer than one build.
+    failed, each builds on its own, so a wait is never longer than one build. A caller that
+    builds calls ``meanwhile`` first: work to overlap with the build.
     """
     source = source.resolve()
     if not source.is_dir():
@@ -280,10 +282,12 @@ def first_release(
     with _build_turn(lock) as building:
         found = _built_elsewhere(elsewhere, str(source), content_hash, argv)
         if found is None and building:
+            meanwhile()
             return build_release(source, releases_dir, ignore, build_argv, timeout), False
     if found is not None:
         with contextlib.suppress(OSError, ReleaseError):  # pruned meanwhile: build it
             return import_release(found, releases_dir), True
+    meanwhile()
     return build_release(source, releases_dir, ignore, build_argv, timeout), False
 
 

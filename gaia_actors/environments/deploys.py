@@ -15,6 +15,7 @@ from typing import Any
 
 import pykka
 
+from gaia_actors import process
 from gaia_actors.environments import builds, releases
 from gaia_actors.environments.core import START_ERRORS, EnvironmentCore
 from gaia_actors.environments.state import Operation, OpKind, Reply
@@ -77,6 +78,8 @@ class ReleaseOperations(EnvironmentCore):
             ignore=self.config.ignore,
             build_argv=self.layout.build_argv(),
             timeout=self.config.build_timeout,
+            # The service's spawn follows the build: its log pump starts during the build.
+            meanwhile=lambda: process.start_log_pump(self.layout.log_sink),
         )
         self._record_release(release, "imported" if imported else "built")
         releases.switch_current(self.layout.root, release.id)

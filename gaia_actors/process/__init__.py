@@ -43,6 +43,7 @@ from gaia_actors.process.output import (
     LogSink,
     prune_logs,
     read_log_tail,
+    start_log_pump,
 )
 from gaia_actors.process.pidfiles import (
     PidRecord,
@@ -83,6 +84,7 @@ __all__ = [
     "remove_pidfile",
     "run",
     "spawn",
+    "start_log_pump",
     "write_atomic",
     "write_pidfile",
 ]

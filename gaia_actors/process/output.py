@@ -334,6 +334,18 @@ def _pump_connection(log: LogSink) -> socket.socket:
     return sock
 
 
+def start_log_pump(log: LogSink) -> None:
+    """Start the log pump for ``log`` in a thread unless one listens, so that a spawn made
+    meanwhile hands its output over at once instead of waiting for a pump to start (a spawn
+    starts one anyway, and reports what keeps it from starting)."""
+
+    def start() -> None:
+        with contextlib.suppress(OSError, ProcessError):
+            _pump_connection(log).close()
+
+    threading.Thread(target=start, name="log-pump-start", daemon=True).start()
+
+
 def hand_to_log_pump(log: LogSink, read_fd: int) -> FileOutput:
     """Give the read end of a service's output pipe to the log pump (started if none runs)
     to write into ``log``; the caller still closes its own ``read_fd``. Raises OSError or

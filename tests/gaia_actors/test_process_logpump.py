@@ -171,3 +171,17 @@ def _running_with(word: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_a_pump_started_ahead_serves_the_spawns_after_it(tmp_path: Path) -> None:
+    sink = LogSink(tmp_path / "a" / "app.log", pump=tmp_path)
+    process.start_log_pump(sink)
+    (pump,) = wait_until(lambda: pumps_of(tmp_path))  # started with no service yet
+    process.start_log_pump(sink)  # one listens: nothing more is started
+    child = spawn([PY, "-c", TICKER], tmp_path, log=sink)
+    try:
+        wait_until(lambda: read_log_tail(sink.path, 1))
+        assert pumps_of(tmp_path) == [pump]
+    finally:
+        child.kill()
+        child.wait(10)

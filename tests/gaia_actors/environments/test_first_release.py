@@ -27,21 +27,40 @@ def releases_of(tmp_path: Path, *envs: str) -> list[Path]:
 
 
 def first(
-    source: Path, tmp_path: Path, env: str, others: tuple[str, ...], build: tuple[str, ...]
+    source: Path,
+    tmp_path: Path,
+    env: str,
+    others: tuple[str, ...],
+    build: tuple[str, ...],
+    *,
+    builders: list[str] | None = None,
 ) -> tuple[Release, bool]:
+    """``env``'s first release; ``builders`` gets ``env`` if it is the one that builds."""
     [mine] = releases_of(tmp_path, env)
     mine.mkdir(parents=True, exist_ok=True)
     elsewhere = releases_of(tmp_path, *others)
     lock_dir = tmp_path / "environments"
+    found = [] if builders is None else builders
     return first_release(
-        source, mine, elsewhere, lock_dir, ignore=IGNORE, build_argv=build, timeout=60
+        source,
+        mine,
+        elsewhere,
+        lock_dir,
+        ignore=IGNORE,
+        build_argv=build,
+        timeout=60,
+        meanwhile=lambda: found.append(env),
     )
 
 
 def test_a_second_environment_imports_the_build_of_the_first(source: Path, tmp_path: Path) -> None:
-    dev, dev_imported = first(source, tmp_path, "dev", ("staging",), BUILD)
-    staging, staging_imported = first(source, tmp_path, "staging", ("dev",), BUILD)
+    builders: list[str] = []
+    dev, dev_imported = first(source, tmp_path, "dev", ("staging",), BUILD, builders=builders)
+    staging, staging_imported = first(
+        source, tmp_path, "staging", ("dev",), BUILD, builders=builders
+    )
     assert (dev_imported, staging_imported) == (False, True)
+    assert builders == ["dev"]  # what overlaps the build runs in the one that builds
     assert staging.id == dev.id
     assert staging.path == tmp_path / "environments" / "staging" / "releases" / dev.id
     assert (staging.path / "BUILT_BY").read_text() == (dev.path / "BUILT_BY").read_text()
@@ -65,11 +84,13 @@ def test_environments_starting_together_run_one_build(source: Path, tmp_path: Pa
     together = threading.Barrier(len(envs), timeout=30)
     results: dict[str, tuple[Release, bool]] = {}
     errors: list[BaseException] = []
+    builders: list[str] = []
 
     def start(env: str) -> None:
         try:
             together.wait()
-            results[env] = first(source, tmp_path, env, tuple(e for e in envs if e != env), BUILD)
+            others = tuple(e for e in envs if e != env)
+            results[env] = first(source, tmp_path, env, others, BUILD, builders=builders)
         except BaseException as exc:  # reported by the asserts below
             errors.append(exc)
 
@@ -80,6 +101,7 @@ def test_environments_starting_together_run_one_build(source: Path, tmp_path: Pa
         thread.join(60)
     assert errors == []
     assert sorted(imported for _, imported in results.values()) == [False] + [True] * 5
+    assert builders == [env for env, (_, imported) in results.items() if not imported]
     assert len({release.id for release, _ in results.values()}) == 1
     assert len({(r.path / "BUILT_BY").read_text() for r, _ in results.values()}) == 1
     for env, (release, _) in results.items():
