@@ -8,10 +8,12 @@ parse): it recognises exactly the two token kinds that matter — comments and s
 (all quote forms; prefixes need no special case because a backslash escapes a quote in raw
 strings too) — and skips the code between them in C. ASCII text (nearly every source file) is
 lexed over its bytes: quotes translated to ``#`` so one ``bytes.find`` reaches the next token,
-docstrings closed by ``find``; other text by one compiled regular expression. The test suite
-checks that they give the same comments as tokenize on crafted edge cases and on real modules,
-and ``benchmarks/analysis_speed.py`` compares every finding with tokenize's over the whole
-standard library (0 differences).
+docstrings closed by ``find``; other text by one compiled regular expression. For marker
+comments the analysis asks ``marker_comments``, which takes the same tokens but only on the
+lines that can hold a marker after a ``#`` or carry a string literal on to the next line (any
+text, as its UTF-8 bytes). The test suite checks that they give the same comments as tokenize
+on crafted edge cases and on real modules, and ``benchmarks/analysis_speed.py`` compares every
+finding with tokenize's over the whole standard library (0 differences).
 
 Where they differ: only on files that do not tokenize (an unterminated string, say), where
 ``tokenize`` stops at the error and the lexer carries on; such files are ``syntax_error``
