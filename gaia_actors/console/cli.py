@@ -3,7 +3,9 @@
 With no command it runs the daemon in the foreground. Every command registered with
 ``@command`` (gaia_actors/control/commands.py) becomes a subcommand with its positional
 arguments and options, so a capability's new command appears here, in ``--help`` and in the
-REPL without editing this file. Built in: ``run``, ``repl``, ``tail``, ``help``, ``send``, ``ask``,
+REPL without editing this file, once ``control/catalog.py`` names it with its module: a command
+line imports only the module of the command it runs (--help, the REPL and the daemon import
+them all). Built in: ``run``, ``repl``, ``tail``, ``help``, ``send``, ``ask``,
 ``watch`` and ``monitor`` (a refreshing ``status``), plus the original tool's names
 ``promote-dev``/``promote-staging``/``promote-all`` when a ``promote`` command exists.
 
