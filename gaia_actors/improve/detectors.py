@@ -40,7 +40,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import ClassVar
 
-from gaia_actors.improve import pysource
+from gaia_actors.improve import pysource, scopes
 from gaia_actors.improve.findings import Finding, Severity
 from gaia_actors.improve.sources import GoSource, PythonSource, Source
 
@@ -156,10 +156,10 @@ class PythonMarkerDetector(Detector):
             comments = [c for c in found if pattern.search(c.text)]
         if not comments:
             return []
-        scopes = pysource.scope_finder(text, lexed)
+        finder = scopes.scope_finder(text, lexed)
         findings: list[Finding] = []
         for comment in comments:
-            where = (comment.line, comment.text, scopes.scope(comment.offset, comment.col))
+            where = (comment.line, comment.text, finder.scope(comment.offset, comment.col))
             findings.extend(_marker_findings(self, source, where, pattern))
         return findings
 

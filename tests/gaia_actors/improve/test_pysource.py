@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors.improve import pysource
+from gaia_actors.improve import pysource, scopes
 
 TRICKY = textwrap.dedent(
     '''\
@@ -117,7 +117,7 @@ SCOPED = textwrap.dedent(
 
 def scopes_of(text: str) -> dict[str, str]:
     lexed = pysource.lex(text)
-    finder = pysource.scope_finder(text, lexed)
+    finder = scopes.scope_finder(text, lexed)
     return {c.text: finder.scope(c.offset, c.col) for c in lexed.comments}
 
 
@@ -216,7 +216,7 @@ def test_non_ascii_text_is_lexed_in_character_offsets() -> None:
     assert list(lexed.comments) == expected
     whole = pysource.lex(NON_ASCII)
     assert whole == by_regex(NON_ASCII)
-    finder = pysource.scope_finder(NON_ASCII, whole)
+    finder = scopes.scope_finder(NON_ASCII, whole)
     assert [finder.scope(c.offset, c.col) for c in lexed.comments] == ["", "f\u00fcr", ""]
 
 
@@ -253,7 +253,7 @@ SKIPPED_LINES = "\n".join(
 def test_marker_lexer_finds_tokenizes_marker_comments_and_their_scopes(text: str) -> None:
     lexed = pysource.marker_comments(text, MARKERS, WANT)
     assert list(lexed.comments) == [c for c in reference(text) if WANT.search(c.text)]
-    skipping, whole = pysource.scope_finder(text, lexed), pysource.scope_finder(text)
+    skipping, whole = scopes.scope_finder(text, lexed), scopes.scope_finder(text)
     for comment in lexed.comments:
         assert skipping.scope(comment.offset, comment.col) == whole.scope(
             comment.offset, comment.col
@@ -263,7 +263,7 @@ def test_marker_lexer_finds_tokenizes_marker_comments_and_their_scopes(text: str
 def test_marker_lexer_lexes_only_the_lines_that_need_it() -> None:
     lexed = pysource.marker_comments(SKIPPED_LINES, MARKERS, WANT)
     assert [c.line for c in lexed.comments] == [1, 6, 9, 11, 12, 14]
-    finder = pysource.scope_finder(SKIPPED_LINES, lexed)
+    finder = scopes.scope_finder(SKIPPED_LINES, lexed)
     assert [finder.scope(c.offset, c.col) for c in lexed.comments] == ["", "f", "f", "f", "f", ""]
     # Strings on lines with no candidate and no crossing are never looked at; the strings
     # that cross a line end before the last candidate are all there.
