@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -234,7 +233,7 @@ class Runner(Reporter):
             promotion=promotion,
             env=stage.env,
             deadline=started + stage.timeout,
-            cancel=self.handle.stop if stage.interruptible else threading.Event(),
+            cancel=self.handle.stop,
             on_line=self._on_line,
             artifacts=self.settings.state_dir / "pipelines" / str(promotion.pipeline_id),
             token=stage_token(self.settings.state_dir, promotion.pipeline_id, stage.position),

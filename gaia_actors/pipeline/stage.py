@@ -45,6 +45,8 @@ class StageContext:
     promotion: Promotion
     env: str
     deadline: float  # time.monotonic() value
+    # Set when the promotion is cancelled or the daemon stops; a stage looks at it only
+    # where stopping leaves nothing half done (a deploy that started runs to its end).
     cancel: threading.Event
     on_line: Callable[[str], None]
     artifacts: Path  # a directory for the stage's files (JUnit XML)
@@ -121,8 +123,6 @@ class Stage:
     """Base of the stage kinds; ``run`` is the one hook."""
 
     kind: ClassVar[str] = ""
-    # False: a cancel waits until the stage is done (a deploy must end before a rollback).
-    interruptible: ClassVar[bool] = True
 
     def __init__(self, config: StageSettings, position: int, env: str) -> None:
         self.config = config

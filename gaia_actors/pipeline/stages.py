@@ -199,7 +199,6 @@ class BackupStage(Stage):
 
 class DeployStage(Stage):
     kind = "deploy"
-    interruptible = False
 
     def run(self, ctx: StageContext) -> Outcome:
         promotion = ctx.promotion
@@ -218,7 +217,8 @@ class DeployStage(Stage):
         operator's deploy or restore, a failure's data check) or its actor restarts, until the
         stage's deadline. A Busy refusal started nothing: if the stage runs out of time that
         way, the promotion fails without a rollback (which could restore its backup over data
-        written since)."""
+        written since). A deploy asked for runs to its end, whatever the promotion's cancel:
+        a rollback must not overlap it; a cancel ends only the wait between asks."""
         maybe_started = False  # an actor that stopped mid-ask may have switched ``current``
         said = ""
         while True:
@@ -236,7 +236,9 @@ class DeployStage(Stage):
                 said = reason
             if ctx.remaining() <= _RETRY:
                 raise StageTimeout(f"{self.env} was never free to deploy to ({reason})")
-            time.sleep(_RETRY)  # polling an environment busy elsewhere: nothing to wait on
+            # Polling an environment busy elsewhere (nothing to wait on), unless stopped.
+            if ctx.cancel.wait(_RETRY):
+                raise StageCancelled(f"stopped while waiting to deploy to {self.env} ({reason})")
 
 
 KINDS: dict[str, type[Stage]] = {

@@ -429,3 +429,22 @@ def test_a_deploy_that_never_got_the_busy_target_fails_without_a_rollback(
     wait_until(lambda: unhang(tree.port("staging")), timeout=30)
     busy.operator.join(timeout=30)
     assert tree.wait_healthy("staging") == busy.hung  # the operator's deploy stands
+
+
+def test_a_cancel_ends_a_deploy_waiting_for_its_busy_target_without_deploying(
+    tmp_path: Path, pipe_tree: StartPipe
+) -> None:
+    """A deploy stage runs to its end once its deploy started; while it only waits for the
+    target, nothing is started yet and a cancel (or the daemon stopping) ends it at once."""
+    busy = busy_staging(tmp_path, pipe_tree, deploy_timeout=120)
+    tree, run = busy.tree, busy.run
+    tree.ask(CancelPipeline(run.pipeline_id))
+    ended = run.wait(timeout=10)  # not the stage's 120 s: the target is still busy
+    assert ended["status"] == "cancelled"
+    stages = tree.stages(run.pipeline_id)
+    assert stages["deploy"].status == "cancelled"
+    assert "rollback" not in stages  # nothing was deployed, no backup restored
+    wait_until(lambda: unhang(tree.port("staging")), timeout=30)
+    busy.operator.join(timeout=30)
+    assert tree.wait_healthy("staging") == busy.hung  # the operator's deploy stands
+    assert tree.current("staging") == busy.hung
