@@ -16,7 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -92,7 +92,7 @@ def _ignored(relative: PurePosixPath, patterns: Sequence[str]) -> bool:
 
 
 def _entries(
-    source: Path, ignore: Sequence[str], exclude: PurePosixPath | None
+    source: Path, ignore: Sequence[str], exclude: Collection[PurePosixPath]
 ) -> Iterator[PurePosixPath]:
     """Relative paths to copy, parents before children, in a stable order."""
     for dirpath, dirnames, filenames in os.walk(source):
@@ -100,7 +100,7 @@ def _entries(
         kept = set()
         for name in sorted(dirnames + filenames):
             relative = base / name
-            if relative == exclude or _ignored(relative, ignore):
+            if relative in exclude or _ignored(relative, ignore):
                 continue
             kept.add(name)
             yield relative
@@ -136,12 +136,16 @@ def _copy_entry(source: Path, dest: Path | None, relative: PurePosixPath, totals
 
 
 def _copy_source(
-    source: Path, dest: Path | None, ignore: Sequence[str], releases_dir: Path
+    source: Path, dest: Path | None, ignore: Sequence[str], keep_out: Iterable[Path]
 ) -> _Copy:
-    """Copy and hash ``source`` (only hash it when ``dest`` is None); a ``releases_dir``
-    inside it is never copied into itself."""
-    inside = releases_dir.resolve().is_relative_to(source)
-    exclude = PurePosixPath(releases_dir.resolve().relative_to(source)) if inside else None
+    """Copy and hash ``source`` (only hash it when ``dest`` is None) but the directories
+    ``keep_out`` inside it: the releases it is copied into, the daemon's state (other
+    environments' releases and data, written meanwhile), never part of a release."""
+    exclude = set()
+    for path in keep_out:
+        resolved = path.resolve()
+        if resolved != source and resolved.is_relative_to(source):
+            exclude.add(PurePosixPath(resolved.relative_to(source).as_posix()))
     totals = _Copy()
     for relative in _entries(source, ignore, exclude):
         _copy_entry(source, dest, relative, totals)
@@ -198,13 +202,15 @@ def build_release(
     *,
     env: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    keep_out: Sequence[Path] = (),
 ) -> Release:
     """Copy ``source`` minus ``ignore`` into a new release and run ``build_argv`` in it.
 
     The copy and the build happen in ``releases/<id>.<x>.tmp``, renamed to ``releases/<id>``
     only when the build succeeded; a failing build removes it and raises BuildError with the
     output tail. Building identical content twice within one second yields the existing
-    release (same id). ``releases_dir`` inside ``source`` is never copied into itself.
+    release (same id). ``releases_dir`` and the directories ``keep_out`` (the daemon's
+    state) are not copied when they lie inside ``source``.
     """
     created = (now or datetime.now(UTC)).astimezone(UTC)
     source = source.resolve()
@@ -212,7 +218,7 @@ def build_release(
         raise ReleaseError(source, "the source tree is not a directory")
     tmp = _temp_dir(releases_dir, created.strftime("%Y%m%dT%H%M%SZ"))
     try:
-        totals = _copy_source(source, tmp, ignore, releases_dir)
+        totals = _copy_source(source, tmp, ignore, (releases_dir, *keep_out))
         content_hash = totals.digest.hexdigest()
         release_id = _release_id(created, content_hash)
         final = releases_dir / release_id
@@ -261,6 +267,7 @@ def first_release(
     build_argv: Sequence[str] | None = None,
     timeout: float = 600.0,
     meanwhile: Callable[[], None] = lambda: None,
+    keep_out: Sequence[Path] = (),
 ) -> tuple[Release, bool]:
     """An environment's first release, and whether it was imported rather than built.
 
@@ -271,24 +278,30 @@ def first_release(
     start and more, per environment). Of callers starting at the same time, one builds while
     the others wait (a lock in ``lock_dir``), then import what it built; if its build
     failed, each builds on its own, so a wait is never longer than one build. A caller that
-    builds calls ``meanwhile`` first: work to overlap with the build.
+    builds calls ``meanwhile`` first: work to overlap with the build. ``keep_out`` as for
+    ``build_release``.
     """
     source = source.resolve()
+
+    def build() -> Release:
+        return build_release(source, releases_dir, ignore, build_argv, timeout, keep_out=keep_out)
+
     if not source.is_dir():
-        return build_release(source, releases_dir, ignore, build_argv, timeout), False
-    content_hash = _copy_source(source, None, ignore, releases_dir).digest.hexdigest()
+        return build(), False
+    copied = _copy_source(source, None, ignore, (releases_dir, *keep_out))
+    content_hash = copied.digest.hexdigest()
     argv = None if build_argv is None else tuple(build_argv)
     lock = lock_dir / f".build-{hashlib.sha256(str(source).encode()).hexdigest()[:16]}.lock"
     with _build_turn(lock) as building:
         found = _built_elsewhere(elsewhere, str(source), content_hash, argv)
         if found is None and building:
             meanwhile()
-            return build_release(source, releases_dir, ignore, build_argv, timeout), False
+            return build(), False
     if found is not None:
         with contextlib.suppress(OSError, ReleaseError):  # pruned meanwhile: build it
             return import_release(found, releases_dir), True
     meanwhile()
-    return build_release(source, releases_dir, ignore, build_argv, timeout), False
+    return build(), False
 
 
 @contextlib.contextmanager

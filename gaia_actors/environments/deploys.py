@@ -48,6 +48,7 @@ class ReleaseOperations(EnvironmentCore):
             self.config.ignore,
             self.layout.build_argv(),
             timeout=self.config.build_timeout,
+            keep_out=(self.settings.state_dir,),
         )
         self._record_release(release, "built")
         return release
@@ -80,6 +81,7 @@ class ReleaseOperations(EnvironmentCore):
             timeout=self.config.build_timeout,
             # The service's spawn follows the build: its log pump starts during the build.
             meanwhile=lambda: process.start_log_pump(self.layout.log_sink),
+            keep_out=(self.settings.state_dir,),
         )
         self._record_release(release, "imported" if imported else "built")
         releases.switch_current(self.layout.root, release.id)

@@ -136,3 +136,47 @@ def test_a_tree_of_environments_of_one_source_runs_one_build(
         for env in names
     ]
     assert {event.get("release") for event in initialised} == {statuses[0].release}
+
+
+def test_a_state_directory_inside_the_source_is_never_part_of_a_release(tmp_path: Path) -> None:
+    """A config beside the service it runs keeps its state inside the source: what other
+    environments write there meanwhile (their releases, being copied) is not copied, so
+    environments starting together still share one build, of the service's files only."""
+    source = make_source(tmp_path / "svc")
+    state = source / "state"  # not in IGNORE
+    (state / "gaia.db").parent.mkdir()
+    (state / "gaia.db").write_text("the store")
+    envs = ("dev", "staging", "prod")
+    together = threading.Barrier(len(envs), timeout=30)
+    results: dict[str, tuple[Release, bool] | BaseException] = {}
+
+    def start(env: str) -> None:
+        mine = state / "environments" / env / "releases"
+        mine.mkdir(parents=True)
+        others = [state / "environments" / e / "releases" for e in envs if e != env]
+        together.wait()
+        try:
+            results[env] = first_release(
+                source,
+                mine,
+                others,
+                state / "environments",
+                ignore=IGNORE,
+                build_argv=BUILD,
+                timeout=60,
+                keep_out=(state,),
+            )
+        except BaseException as exc:  # reported by the asserts below
+            results[env] = exc
+
+    threads = [threading.Thread(target=start, args=(env,)) for env in envs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    done = [r for r in results.values() if isinstance(r, tuple)]
+    assert len(done) == len(envs), results
+    assert sorted(imported for _, imported in done) == [False, True, True]
+    [release] = {release.path.name: release for release, _ in done}.values()
+    assert not (release.path / "state").exists()
+    assert release.files == 5  # the source's files that IGNORE keeps, none of the state
