@@ -217,6 +217,7 @@ def invoke(
         except DaemonUnreachable:
             if cmd.offline:
                 return run_offline(cmd, values, settings, printer)
+            commands.bind(cmd, values, settings)  # a wrong line is a usage error, daemon or not
             raise DaemonUnreachable(str(settings.socket_path), f"{cmd.name} needs it") from None
         with client:
             return client.command(cmd.name, values, printer.progress)

@@ -203,6 +203,8 @@ def test_command_needing_the_daemon_says_how_to_start_it(
 def test_every_registered_online_command_exits_3_without_a_daemon(
     offline: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    config = Path(offline[1])  # with an environment "x", so that every sample line is right
+    config.write_text(config.read_text(encoding="utf-8") + environments_toml(("x",)), "utf-8")
     checked = []
     for name, cmd in sorted(commands.commands().items()):
         if cmd.offline or name in cli.BUILTINS:
@@ -479,9 +481,12 @@ def test_an_unknown_environment_offline_is_the_same_usage_error(
     config = tmp_path / "gaia.toml"
     config.write_text(environments_config(tmp_path / "started"), encoding="utf-8")
     monkeypatch.setenv("GAIA_STATE_DIR", str(tmp_path / "state"))
-    for name in ("health", "logs", "backups", "incidents"):
-        code, _, err = run(capsys, "--config", str(config), name, "nope")
-        assert code == cli.EXIT_USAGE, (name, err)
+    offline_ones = [[name, "nope"] for name in ("health", "logs", "backups", "incidents")]
+    # Those that need a daemon say first what is wrong with the line itself, as with one.
+    daemon_ones = [[name, "nope"] for name in ("rollback", "restore", "build", "kill", "reset")]
+    for argv in [*offline_ones, *daemon_ones, ["backup", "nope"], ["deploy", "nope", "r1"]]:
+        code, _, err = run(capsys, "--config", str(config), *argv)
+        assert code == cli.EXIT_USAGE, (argv, err)
         assert NOPE in err
 
 
