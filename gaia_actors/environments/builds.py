@@ -275,9 +275,10 @@ def first_release(
     environments of one source share one build: a release of the same source content made
     by the same build command in one of the ``elsewhere`` releases directories (other
     environments') is imported (a copy), instead of running the build again (an interpreter
-    start and more, per environment). Of callers starting at the same time, one builds while
-    the others wait (a lock in ``lock_dir``), then import what it built; if its build
-    failed, each builds on its own, so a wait is never longer than one build. A caller that
+    start and more, per environment). Of callers starting at the same time with the same
+    source and command, one builds while the others wait (a lock in ``lock_dir``), then
+    import what it built; if its build failed, each builds on its own, so a wait is never
+    longer than one build of that command (another command's build is not waited for). A caller that
     builds calls ``meanwhile`` first: work to overlap with the build. ``keep_out`` as for
     ``build_release``.
     """
@@ -291,7 +292,8 @@ def first_release(
     copied = _copy_source(source, None, ignore, (releases_dir, *keep_out))
     content_hash = copied.digest.hexdigest()
     argv = None if build_argv is None else tuple(build_argv)
-    lock = lock_dir / f".build-{hashlib.sha256(str(source).encode()).hexdigest()[:16]}.lock"
+    key = hashlib.sha256(repr((str(source), argv)).encode()).hexdigest()[:16]
+    lock = lock_dir / f".build-{key}.lock"
     with _build_turn(lock) as building:
         found = _built_elsewhere(elsewhere, str(source), content_hash, argv)
         if found is None and building:

@@ -10,6 +10,7 @@ import pytest
 
 from gaia_actors.environments.builds import BuildError, first_release
 from gaia_actors.environments.releases import Release, list_releases
+from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import EnvTree, demo_source, free_port
 from tests.gaia_actors.environments.test_releases import IGNORE, PY, make_source
 
@@ -180,3 +181,31 @@ def test_a_state_directory_inside_the_source_is_never_part_of_a_release(tmp_path
     [release] = {release.path.name: release for release, _ in done}.values()
     assert not (release.path / "state").exists()
     assert release.files == 5  # the source's files that IGNORE keeps, none of the state
+
+
+def test_an_environment_with_another_build_command_does_not_wait_for_that_build(
+    source: Path, tmp_path: Path
+) -> None:
+    """A build it cannot share is not waited for: a slow or hung build of one environment
+    holds up no environment built by another command (each has its own start timeout)."""
+    gate = tmp_path / "open"
+    slow = (PY, "-c", f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.01)")
+    dev_result: list[tuple[Release, bool]] = []
+    dev = threading.Thread(
+        target=lambda: dev_result.append(first(source, tmp_path, "dev", ("staging",), slow))
+    )
+    dev.start()
+    try:
+        [building] = releases_of(tmp_path, "dev")
+        wait_until(lambda: building.is_dir() and any(building.iterdir()))  # its build began
+        staging, imported = first(source, tmp_path, "staging", ("dev",), BUILD)
+        assert not imported
+        assert dev.is_alive()  # its build still waits for the gate
+    finally:
+        gate.touch()
+        dev.join(30)
+    [(dev_release, _)] = dev_result
+    assert dev_release.build is not None
+    assert dev_release.build.argv == slow
+    assert staging.build is not None
+    assert staging.build.argv == BUILD
