@@ -123,16 +123,28 @@ def _copy_entry(source: Path, dest: Path | None, relative: PurePosixPath, totals
             (dest / relative).mkdir()
         totals.digest.update(b"D\0" + name + b"\0")
     elif stat.S_ISREG(info.st_mode):
-        if dest is not None:  # the copy is hashed: the release is what the hash says
-            shutil.copy2(src, dest / relative, follow_symlinks=False)
+        content = _copy_file(src, None if dest is None else dest / relative)
         executable = b"x" if info.st_mode & stat.S_IXUSR else b"-"
         totals.digest.update(b"F\0" + name + b"\0" + executable + b"\0")
-        with open(src if dest is None else dest / relative, "rb") as copied:
-            totals.digest.update(hashlib.file_digest(copied, "sha256").digest())
+        totals.digest.update(content)
         totals.files += 1
         totals.size += info.st_size
     else:  # sockets, fifos, devices: nothing a release can use
         totals.skipped.append(relative.as_posix())
+
+
+def _copy_file(src: Path, target: Path | None) -> bytes:
+    """The sha256 of ``src`` copied to ``target`` (of ``src`` itself when None); a file gone
+    meanwhile raises FileNotFoundError and leaves no partial copy."""
+    try:
+        if target is not None:  # the copy is hashed: the release is what the hash says
+            shutil.copy2(src, target, follow_symlinks=False)
+        with open(src if target is None else target, "rb") as copied:
+            return hashlib.file_digest(copied, "sha256").digest()
+    except FileNotFoundError:
+        if target is not None:
+            target.unlink(missing_ok=True)
+        raise
 
 
 def _copy_source(
@@ -148,7 +160,9 @@ def _copy_source(
             exclude.add(PurePosixPath(resolved.relative_to(source).as_posix()))
     totals = _Copy()
     for relative in _entries(source, ignore, exclude):
-        _copy_entry(source, dest, relative, totals)
+        # Gone since it was listed (a source being edited): not in this copy, nor its hash.
+        with contextlib.suppress(FileNotFoundError):
+            _copy_entry(source, dest, relative, totals)
     return totals
 
 

@@ -143,6 +143,33 @@ def test_build_skips_a_releases_dir_inside_the_source(source: Path) -> None:
     assert first.content_hash == second.content_hash  # the first release was not copied
 
 
+def test_a_file_removed_while_the_source_is_copied_is_left_out(
+    source: Path, tmp_path: Path
+) -> None:
+    """A source being edited (an editor's swap files come and go) is copied as it is: a
+    file gone between the listing and its copy is not in the release, not a failed build."""
+    stop = threading.Event()
+
+    def edit() -> None:
+        for turn in range(10**9):
+            if stop.is_set():
+                return
+            swap = source / "pkg" / f".core.py.{turn % 50}.swp"
+            swap.write_text("editing")
+            swap.unlink()
+
+    editor = threading.Thread(target=edit)
+    editor.start()
+    try:
+        for turn in range(30):
+            release = build_release(source, tmp_path / f"r{turn}", IGNORE, now=T0)
+            copied = {p.name for p in (release.path / "pkg").iterdir()}
+            assert {"__init__.py", "core.py"} <= copied
+    finally:
+        stop.set()
+        editor.join(10)
+
+
 def test_failing_build_leaves_no_release_dir(source: Path, env_dir: Path) -> None:
     build = [PY, "-c", "import sys; print('syntax error in app.py'); sys.exit(3)"]
     with pytest.raises(BuildError, match=r"syntax error in app\.py") as caught:
