@@ -25,7 +25,7 @@ from gaia_actors import process
 from gaia_actors.errors import Busy
 from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import Limits, check_health
-from gaia_actors.layout import Layout
+from gaia_actors.layout import Layout, actor_name
 from gaia_actors.messages import BuildRelease, Deploy, TakeBackup
 from gaia_actors.pipeline import junit
 from gaia_actors.pipeline.errors import StageCancelled, StageError, StageTimeout
@@ -215,13 +215,17 @@ class DeployStage(Stage):
     def _deploy(self, ctx: StageContext, message: Deploy) -> Any:
         """Deploy, waiting while the target is busy with an operation started elsewhere (an
         operator's deploy or restore, a failure's data check) or its actor restarts, until the
-        stage's deadline. A Busy refusal started nothing: if the stage runs out of time that
-        way, the promotion fails without a rollback (which could restore its backup over data
-        written since). A deploy asked for runs to its end, whatever the promotion's cancel:
-        a rollback must not overlap it; a cancel ends only the wait between asks."""
+        stage's deadline; not while it is parked FAILED (only an operator starts it). A Busy
+        refusal started nothing: if the stage runs out of time that way, the promotion fails
+        without a rollback (which could restore its backup over data written since). A deploy
+        asked for runs to its end, whatever the promotion's cancel: a rollback must not
+        overlap it; a cancel ends only the wait between asks."""
         maybe_started = False  # an actor that stopped mid-ask may have switched ``current``
         said = ""
         while True:
+            if _parked(ctx, self.env):  # nothing to wait for: only an operator starts it
+                ctx.promotion.deploy_started = maybe_started
+                raise StageError(f"{self.env} is parked FAILED: reset it, then promote again")
             ctx.promotion.deploy_started = True
             try:
                 return ctx.ask(self.env, message)
@@ -239,6 +243,12 @@ class DeployStage(Stage):
             # Polling an environment busy elsewhere (nothing to wait on), unless stopped.
             if ctx.cancel.wait(_RETRY):
                 raise StageCancelled(f"stopped while waiting to deploy to {self.env} ({reason})")
+
+
+def _parked(ctx: StageContext, env: str) -> bool:
+    """Whether ``env`` is parked FAILED: it starts again only when an operator resets it."""
+    node = ctx.registry.node(actor_name(env))
+    return node is not None and node.state == "failed"
 
 
 KINDS: dict[str, type[Stage]] = {

@@ -3,6 +3,7 @@ timeouts, rollback of code and of data."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,13 @@ from gaia_actors.messages import (
     BuildRelease,
     CancelPipeline,
     Deploy,
+    Fail,
     GetEnvStatus,
     GetPipelineStatus,
 )
 from gaia_actors.pipeline.errors import PromotionRefused
 from gaia_actors.store.models import Deployment
+from supervisors import NotRunning
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import http_json
 from tests.gaia_actors.pipeline.conftest import (
@@ -448,3 +451,28 @@ def test_a_cancel_ends_a_deploy_waiting_for_its_busy_target_without_deploying(
     busy.operator.join(timeout=30)
     assert tree.wait_healthy("staging") == busy.hung  # the operator's deploy stands
     assert tree.current("staging") == busy.hung
+
+
+def test_a_deploy_to_a_parked_target_fails_at_once(tmp_path: Path, pipe_tree: StartPipe) -> None:
+    """A FAILED environment waits for an operator, not for a promotion: the deploy stage
+    says so at once instead of polling it until the stage's timeout."""
+    tree = pipe_tree(
+        {"dev_to_staging": [BUILD, {"kind": "deploy", "timeout": 120}]}, envs=("dev", "staging")
+    )
+    staging = actor_name("staging")
+
+    def parked() -> bool:
+        node = tree.registry.node(staging)
+        if node is not None and node.state == "failed":
+            return True
+        with contextlib.suppress(NotRunning):  # restarting: told again on the next look
+            tree.registry.tell(staging, Fail("declared down by the test"))
+        return False
+
+    wait_until(parked, timeout=60, interval=0.2)
+    run = tree.promote("dev")
+    ended = run.wait(timeout=30)  # not the stage's 120 s
+    assert ended["status"] == "failed"
+    stages = tree.stages(run.pipeline_id)
+    assert "staging is parked FAILED" in stages["deploy"].error
+    assert "rollback" not in stages  # nothing was deployed
