@@ -27,7 +27,7 @@ from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import wait_healthy
 from gaia_actors.layout import Layout, actor_name
 from gaia_actors.messages import GetEnvStatus, RestoreBackup, Rollback
-from gaia_actors.pipeline.stage import Outcome
+from gaia_actors.pipeline.stage import Outcome, parked
 from gaia_actors.replies import EnvStatus, ask_reply
 from gaia_actors.settings import Settings
 from supervisors import AskTimeout, NotRunning, Registry
@@ -141,5 +141,7 @@ def _left(plan: RollbackPlan) -> float:
 
 def _pause(plan: RollbackPlan) -> None:
     _left(plan)
+    if parked(plan.registry, plan.env):
+        raise EnvironmentFailure(plan.env, "parked FAILED: only an operator starts it again")
     # Polling an environment that is restarting under its supervisor: nothing to wait on.
     time.sleep(_RETRY)

@@ -93,6 +93,12 @@ class StageContext:
             return value
 
 
+def parked(registry: Registry, env: str) -> bool:
+    """Whether ``env`` is parked FAILED: nothing to wait for, only an operator starts it."""
+    node = registry.node(actor_name(env))
+    return node is not None and node.state == "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How a stage went; ``ok`` False with ``error`` saying why."""

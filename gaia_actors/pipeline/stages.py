@@ -25,12 +25,12 @@ from gaia_actors import process
 from gaia_actors.errors import Busy
 from gaia_actors.health import BodyRule
 from gaia_actors.httpclient import Limits, check_health
-from gaia_actors.layout import Layout, actor_name
+from gaia_actors.layout import Layout
 from gaia_actors.messages import BuildRelease, Deploy, TakeBackup
 from gaia_actors.pipeline import junit
 from gaia_actors.pipeline.errors import StageCancelled, StageError, StageTimeout
 from gaia_actors.pipeline.load import run_load
-from gaia_actors.pipeline.stage import Outcome, Stage, StageContext
+from gaia_actors.pipeline.stage import Outcome, Stage, StageContext, parked
 from gaia_actors.settings import PROMOTIONS, Settings, StageSettings, expand, python_executable
 from supervisors import NotRunning
 
@@ -223,7 +223,7 @@ class DeployStage(Stage):
         maybe_started = False  # an actor that stopped mid-ask may have switched ``current``
         said = ""
         while True:
-            if _parked(ctx, self.env):  # nothing to wait for: only an operator starts it
+            if parked(ctx.registry, self.env):  # nothing to wait for: an operator starts it
                 ctx.promotion.deploy_started = maybe_started
                 raise StageError(f"{self.env} is parked FAILED: reset it, then promote again")
             ctx.promotion.deploy_started = True
@@ -243,12 +243,6 @@ class DeployStage(Stage):
             # Polling an environment busy elsewhere (nothing to wait on), unless stopped.
             if ctx.cancel.wait(_RETRY):
                 raise StageCancelled(f"stopped while waiting to deploy to {self.env} ({reason})")
-
-
-def _parked(ctx: StageContext, env: str) -> bool:
-    """Whether ``env`` is parked FAILED: it starts again only when an operator resets it."""
-    node = ctx.registry.node(actor_name(env))
-    return node is not None and node.state == "failed"
 
 
 KINDS: dict[str, type[Stage]] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from gaia_actors.environments.tree import actor_name
+from gaia_actors.errors import EnvironmentFailure
 from gaia_actors.messages import (
     BuildRelease,
     CancelPipeline,
@@ -21,6 +23,7 @@ from gaia_actors.messages import (
     GetPipelineStatus,
 )
 from gaia_actors.pipeline.errors import PromotionRefused
+from gaia_actors.pipeline.rollback import RollbackPlan, roll_back
 from gaia_actors.store.models import Deployment
 from supervisors import NotRunning
 from tests.conftest import wait_until
@@ -453,26 +456,43 @@ def test_a_cancel_ends_a_deploy_waiting_for_its_busy_target_without_deploying(
     assert tree.current("staging") == busy.hung
 
 
+def park(tree: PipeTree, env: str) -> None:
+    """Declare ``env`` down until its supervisor parks it FAILED (no older release to roll
+    back to, data that verifies)."""
+    name = actor_name(env)
+
+    def parked() -> bool:
+        node = tree.registry.node(name)
+        if node is not None and node.state == "failed":
+            return True
+        with contextlib.suppress(NotRunning):  # restarting: told again on the next look
+            tree.registry.tell(name, Fail("declared down by the test"))
+        return False
+
+    wait_until(parked, timeout=60, interval=0.2)
+
+
 def test_a_deploy_to_a_parked_target_fails_at_once(tmp_path: Path, pipe_tree: StartPipe) -> None:
     """A FAILED environment waits for an operator, not for a promotion: the deploy stage
     says so at once instead of polling it until the stage's timeout."""
     tree = pipe_tree(
         {"dev_to_staging": [BUILD, {"kind": "deploy", "timeout": 120}]}, envs=("dev", "staging")
     )
-    staging = actor_name("staging")
-
-    def parked() -> bool:
-        node = tree.registry.node(staging)
-        if node is not None and node.state == "failed":
-            return True
-        with contextlib.suppress(NotRunning):  # restarting: told again on the next look
-            tree.registry.tell(staging, Fail("declared down by the test"))
-        return False
-
-    wait_until(parked, timeout=60, interval=0.2)
+    park(tree, "staging")
     run = tree.promote("dev")
     ended = run.wait(timeout=30)  # not the stage's 120 s
     assert ended["status"] == "failed"
     stages = tree.stages(run.pipeline_id)
     assert "staging is parked FAILED" in stages["deploy"].error
     assert "rollback" not in stages  # nothing was deployed
+
+
+def test_a_rollback_of_a_parked_target_fails_at_once(tmp_path: Path, pipe_tree: StartPipe) -> None:
+    tree = pipe_tree({"dev_to_staging": [BUILD]}, envs=("dev", "staging"))
+    previous = tree.current("staging")
+    park(tree, "staging")
+    deadline = time.monotonic() + 120
+    plan = RollbackPlan(tree.settings, tree.registry, "staging", previous, "", 1, deadline)
+    with pytest.raises(EnvironmentFailure, match="parked FAILED"):
+        roll_back(plan, lambda _line: None)
+    assert deadline - time.monotonic() > 100  # not polled until the rollback's timeout
