@@ -38,6 +38,7 @@ from gaia_actors.console.commandline import (
     ParseError,
     Parser,
     ParserExit,
+    above_zero,
     add_command_arguments,
     add_json_flag,
     add_watch_arguments,
@@ -166,15 +167,19 @@ def _add_builtins(sub: Any, registered: Mapping[str, Command]) -> None:
         inject.add_argument("message", metavar="MESSAGE")
         inject.add_argument("fields", nargs="*", metavar="FIELD=VALUE")
         if verb == "ask":
-            inject.add_argument("--timeout", type=float, help="seconds to wait (default 5)")
+            inject.add_argument(
+                "--timeout", type=above_zero(float), help="seconds to wait (default 5)"
+            )
         add_json_flag(inject)
     watch = sub.add_parser("watch", description=about["watch"])
     add_watch_arguments(watch)
     add_json_flag(watch)
     if "monitor" not in registered:
         monitor = sub.add_parser("monitor", description=about["monitor"])
-        monitor.add_argument("--interval", type=float, default=2.0, help="seconds between views")
-        monitor.add_argument("--count", type=int, help="stop after this many views")
+        monitor.add_argument(
+            "--interval", type=above_zero(float), default=2.0, help="seconds between views"
+        )
+        monitor.add_argument("--count", type=above_zero(int), help="stop after this many views")
         add_json_flag(monitor)
 
 

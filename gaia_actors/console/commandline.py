@@ -6,9 +6,10 @@ and the exit code an error says.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import pykka
@@ -262,3 +263,19 @@ def check_environment(command: str, env: str | None, settings: Settings) -> None
     problem = unknown_environment(env, settings.environments)
     if problem is not None:
         raise UsageError(command, problem, "env")
+
+
+def above_zero(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type for a count, an interval or a timeout: a finite number above 0."""
+
+    def convert(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert

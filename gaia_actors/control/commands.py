@@ -25,6 +25,7 @@ CLI and REPL fall back to a generic table/key-value rendering).
 from __future__ import annotations
 
 import inspect
+import math
 import queue
 import threading
 import time
@@ -195,6 +196,9 @@ def coerce(command_name: str, param: Arg | Option, value: Any) -> Any:
         raise UsageError(
             command_name, f"expected one of {', '.join(param.choices)}, got {value!r}", param.name
         )
+    # Every number a command takes is a count, an id or a time: never below 0, never NaN.
+    if param.type in (int, float) and not 0 <= converted < math.inf:
+        raise UsageError(command_name, f"expected a number >= 0, got {value!r}", param.name)
     return converted
 
 

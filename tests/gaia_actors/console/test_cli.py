@@ -162,7 +162,7 @@ def test_tail_is_wired_to_the_log(daemon: DaemonProcess) -> None:
 def test_monitor_shows_status_or_says_it_is_missing(
     online: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, *online, "monitor", "--count", "1", "--interval", "0")
+    code, out, err = run(capsys, *online, "monitor", "--count", "1", "--interval", "0.01")
     if commands.get("status") is None:
         assert code == cli.EXIT_USAGE
         assert "status" in err
@@ -500,6 +500,27 @@ def test_a_huge_number_is_a_usage_error(
     assert "out of range" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["history", "-n", "-1"], "-n: history n: expected a number >= 0, got '-1'"),
+        (["logs", "dev", "-n", "-5"], "-n: logs n: expected a number >= 0, got '-5'"),
+        (["hang", "monitor", "-1"], "hang seconds: expected a number >= 0, got '-1'"),
+        (["hang", "monitor", "nan"], "hang seconds: expected float, got 'nan' (not a finite"),
+        (["monitor", "--count", "0"], "--count: expected a number > 0, got '0'"),
+        (["monitor", "--interval", "-1"], "--interval: expected a number > 0, got '-1'"),
+        (["monitor", "--interval", "nan"], "--interval: expected a number > 0, got 'nan'"),
+        (["ask", "monitor", "GetHealth", "--timeout", "nan"], "--timeout: expected a number > 0"),
+    ],
+)
+def test_a_negative_or_not_finite_number_is_a_usage_error_naming_it(
+    with_envs: list[str], capsys: pytest.CaptureFixture[str], argv: list[str], named: str
+) -> None:
+    code, _, err = run(capsys, *with_envs, *argv)
+    assert code == cli.EXIT_USAGE, err
+    assert named in err
+
+
 def test_the_socket_refuses_huge_numbers_and_deep_nesting_as_usage_errors(
     daemon: DaemonProcess,
 ) -> None:
@@ -507,11 +528,15 @@ def test_the_socket_refuses_huge_numbers_and_deep_nesting_as_usage_errors(
     with daemon.client() as client:
         with pytest.raises(RemoteError) as huge:
             client.command("history", {"id": 10**40})
+        with pytest.raises(RemoteError) as negative:
+            client.command("history", {"n": -1})
         with pytest.raises(RemoteError) as nested:
             client.ask("bus", "Subscribe", {"subscriber": "x", "patterns": deep})
         assert client.ping()["pong"]  # the connection and the daemon carry on
     assert huge.value.usage
     assert "out of range" in str(huge.value)
+    assert negative.value.usage
+    assert "expected a number >= 0, got -1" in str(negative.value)
     assert nested.value.usage
     assert "nested too deeply" in str(nested.value)
 
