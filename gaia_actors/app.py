@@ -277,6 +277,9 @@ class Daemon:
             self.exit_code = self.exit_code or EXIT_ESCALATED
 
     def request_stop(self, *_: Any) -> None:
+        # The tree hears it at once, not only once the root stops (after its start): a start
+        # still under way (a slow first build) is cancelled and nothing more is started.
+        self.registry.stopping.set()
         self.stop_requested.set()
 
     def _on_escalate(self, escalation: Escalation) -> None:

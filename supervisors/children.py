@@ -99,12 +99,18 @@ class ChildBook(Supervised):
 
     def _start_children(self, children: Sequence[Child]) -> None:
         """Start ``children`` in order, each once the one before has started (OTP); with
-        ``concurrent_start`` all at once, each then waited for within its start timeout."""
+        ``concurrent_start`` all at once, each then waited for within its start timeout.
+        Once the tree is stopping, nothing more is started: the stop waits for no start."""
         if not self.config.concurrent_start:
             for child in children:
-                self._start_child(child)
+                if not self.registry.stopping.is_set():
+                    self._start_child(child)
             return
-        launched = [(child, self._launch(child), time.monotonic()) for child in children]
+        launched = [
+            (child, self._launch(child), time.monotonic())
+            for child in children
+            if not self.registry.stopping.is_set()
+        ]
         for child, link, at in launched:
             if link is not None:
                 waited = time.monotonic() - at

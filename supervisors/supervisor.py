@@ -189,6 +189,12 @@ class Supervisor(Ladder, Liveness):
             self._stop_child(child)
             self._emit(SupervisorEvent.CHILD_EXITED, child)
             return
+        if self.registry.stopping.is_set():
+            # The tree is stopping (a child's start cancelled by it, as a first build is):
+            # nothing is restarted, parked or escalated; the failure is told, not alerted on.
+            self._stop_child(child)
+            self._emit(SupervisorEvent.CHILD_EXITED, child, error=down.error, stopping=True)
+            return
         child.last_error = down.error or "exited normally"
         self._emit(SupervisorEvent.CHILD_FAILED, child, level="warning", phase=down.phase)
         self._after_failure(child)

@@ -16,6 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,7 +45,13 @@ class BuildError(ReleaseError):
     def __init__(self, release_id: str, source: Path, result: process.RunResult) -> None:
         self.release_id = release_id
         self.result = result
-        how = "timed out" if result.timed_out else f"exited {result.exit_code}"
+        how = (
+            "timed out"
+            if result.timed_out
+            else "cancelled"
+            if result.cancelled
+            else f"exited {result.exit_code}"
+        )
         tail = result.output_tail[-2000:]
         super().__init__(source, f"build of release {release_id} {how}; output:\n{tail}")
 
@@ -200,8 +207,9 @@ def _run_build(
     *,
     timeout: float,
     env: Mapping[str, str] | None,
+    cancel: threading.Event | None,
 ) -> BuildResult:
-    result = process.run(argv, tmp, env, timeout=timeout, output_limit=_OUTPUT_KEPT)
+    result = process.run(argv, tmp, env, timeout=timeout, cancel=cancel, output_limit=_OUTPUT_KEPT)
     if not result.ok:
         raise BuildError(release_id, source, result)
     return BuildResult(tuple(argv), result.exit_code, result.duration, result.output_tail)
@@ -217,6 +225,7 @@ def build_release(
     env: Mapping[str, str] | None = None,
     now: datetime | None = None,
     keep_out: Sequence[Path] = (),
+    cancel: threading.Event | None = None,
 ) -> Release:
     """Copy ``source`` minus ``ignore`` into a new release and run ``build_argv`` in it.
 
@@ -224,7 +233,8 @@ def build_release(
     only when the build succeeded; a failing build removes it and raises BuildError with the
     output tail. Building identical content twice within one second yields the existing
     release (same id). ``releases_dir`` and the directories ``keep_out`` (the daemon's
-    state) are not copied when they lie inside ``source``.
+    state) are not copied when they lie inside ``source``. A set ``cancel`` kills the build's
+    process group and fails it (BuildError) the same way.
     """
     created = (now or datetime.now(UTC)).astimezone(UTC)
     source = source.resolve()
@@ -240,7 +250,7 @@ def build_release(
             shutil.rmtree(tmp)
             return load_release(final)
         build = (
-            _run_build(tmp, release_id, source, build_argv, timeout=timeout, env=env)
+            _run_build(tmp, release_id, source, build_argv, timeout=timeout, env=env, cancel=cancel)
             if build_argv
             else None
         )
@@ -282,6 +292,7 @@ def first_release(
     timeout: float = 600.0,
     meanwhile: Callable[[], None] = lambda: None,
     keep_out: Sequence[Path] = (),
+    cancel: threading.Event | None = None,
 ) -> tuple[Release, bool]:
     """An environment's first release, and whether it was imported rather than built.
 
@@ -293,13 +304,15 @@ def first_release(
     source and command, one builds while the others wait (a lock in ``lock_dir``), then
     import what it built; if its build failed, each builds on its own, so a wait is never
     longer than one build of that command (another command's build is not waited for). A caller that
-    builds calls ``meanwhile`` first: work to overlap with the build. ``keep_out`` as for
-    ``build_release``.
+    builds calls ``meanwhile`` first: work to overlap with the build. ``keep_out`` and
+    ``cancel`` as for ``build_release``.
     """
     source = source.resolve()
 
     def build() -> Release:
-        return build_release(source, releases_dir, ignore, build_argv, timeout, keep_out=keep_out)
+        return build_release(
+            source, releases_dir, ignore, build_argv, timeout, keep_out=keep_out, cancel=cancel
+        )
 
     if not source.is_dir():
         return build(), False

@@ -49,6 +49,8 @@ class ReleaseOperations(EnvironmentCore):
             self.layout.build_argv(),
             timeout=self.config.build_timeout,
             keep_out=(self.settings.state_dir,),
+            # A daemon told to stop does not wait for a slow first build to end.
+            cancel=self.registry.stopping,
         )
         self._record_release(release, "built")
         return release
@@ -82,6 +84,8 @@ class ReleaseOperations(EnvironmentCore):
             # The service's spawn follows the build: its log pump starts during the build.
             meanwhile=lambda: process.start_log_pump(self.layout.log_sink),
             keep_out=(self.settings.state_dir,),
+            # A daemon told to stop does not wait for a slow first build to end.
+            cancel=self.registry.stopping,
         )
         self._record_release(release, "imported" if imported else "built")
         releases.switch_current(self.layout.root, release.id)

@@ -43,3 +43,25 @@ def test_a_failed_start_among_them_is_restarted_and_the_others_keep_running(
     assert tree.registry.ask("a", Who()) == ("a", 1)
     assert tree.registry.ask("b", Who()) == ("b", 2)
     assert tree.registry.ask("c", Who()) == ("c", 2)
+
+
+def test_a_start_failed_while_the_tree_stops_is_not_restarted_and_nothing_more_starts(
+    tree: Tree,
+) -> None:
+    # a's start is cut short by the stop (as a cancelled build is): b and c, after it one
+    # by one, never start, and a is neither restarted nor reported as failed.
+    gate = tree.gate()
+    tree.script.start_gates["a"] = gate
+    tree.script.start_failures["a"] = 1
+    starting = threading.Thread(target=tree.start, args=([tree.spec(n) for n in "abc"],))
+    starting.start()
+    tree.journal.wait_for("start", "a", 1)
+    tree.registry.stopping.set()
+    gate.set()
+    starting.join(10)
+    assert not starting.is_alive()
+    children = tree.registry.ask("root", WhichChildren())  # a's report is handled
+    assert [(c.name, c.state) for c in children] == [(n, "stopped") for n in "abc"]
+    assert [item[1] for item in tree.journal.kinds("start")] == ["a"]
+    assert tree.events.all("supervisor.child_failed") == []
+    assert [e["child"] for e in tree.events.all("supervisor.child_exited")] == ["a"]
