@@ -252,7 +252,11 @@ class Daemon:
         )
         try:
             self.start()
-            log.info("daemon.started", actors=self.registry.names())
+            if self.stop_requested.is_set():
+                # A stop came during the start: what started is stopped again, not announced.
+                log.info("daemon.start_interrupted", actors=self.registry.names())
+            else:
+                log.info("daemon.started", actors=self.registry.names())
             while not self.stop_requested.wait(LOCK_CHECK_INTERVAL):
                 self.check_lock()
         finally:

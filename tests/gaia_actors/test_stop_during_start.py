@@ -79,6 +79,8 @@ def test_a_stop_during_the_first_build_ends_it_at_once(tmp_path: Path, signum: i
     assert not names & {"supervisor.child_failed", "supervisor.child_parked", "env.failed"}
     assert not [e for e in events if e.get("level") in ("error", "critical")], events[-20:]
     assert "daemon.stopped" in names
+    assert "daemon.started" not in names  # a start that was stopped is not announced
+    assert "daemon.start_interrupted" in names
 
     # The next start builds (quickly now) and the environment comes up healthy.
     (tmp_path / "slow").unlink()
