@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gaia_actors.improve import pysource
+from gaia_actors.improve import bytesearch, pysource
 from gaia_actors.improve.detectors import (
     GO_DETECTORS,
     MARKER_DETECTORS,
@@ -103,7 +103,7 @@ def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings)
 def _plainly_without_markers(data: bytes, language: str, markers: tuple[str, ...]) -> bool:
     """Is ``data`` ASCII text (no NUL in its first 8 KiB) with no coding declaration and none
     of the markers? Most files are, and C-speed checks alone tell it."""
-    if not data.isascii() or any(map(data.__contains__, _encoded(markers))):
+    if not data.isascii() or bytesearch.contains_any(pysource.encoded_markers(markers), data):
         return False
     if data.find(b"\0", 0, BINARY_PROBE) >= 0:
         return False
@@ -148,14 +148,9 @@ def _has_markers(data: bytes, markers: Sequence[str], encoding: str | None) -> b
     decode to something else (a multi-byte character's trail bytes) only cost a lex that
     finds nothing. Other encodings (UTF-16, EBCDIC) are decoded first."""
     if encoding is None or _ascii_markers(encoding, tuple(markers)):
-        return any(map(data.__contains__, _encoded(tuple(markers))))  # no Python frame per marker
+        return bytesearch.contains_any(pysource.encoded_markers(tuple(markers)), data)
     text = _decode(data, "", encoding)
     return isinstance(text, SkippedFile) or any(marker in text for marker in markers)
-
-
-@functools.cache
-def _encoded(markers: tuple[str, ...]) -> tuple[bytes, ...]:
-    return tuple(marker.encode() for marker in markers)
 
 
 @functools.cache

@@ -34,6 +34,8 @@ import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gaia_actors.improve import bytesearch
+
 # A comment, or a string literal in any of its four quote forms, factored by first character
 # and without named groups: that lets the engine skip the code between candidates with its
 # first-character check (2.8x faster here than the same alternatives as named groups).
@@ -213,15 +215,7 @@ def _lex_lines(data: bytes, want: re.Pattern[bytes] | None, candidates: list[int
 
 def _lines_to_lex(data: bytes, candidates: list[int]) -> list[int]:
     """The candidates and the ``_CROSSINGS`` before the last of them, in order."""
-    marks = list(candidates)
-    for needle in _CROSSINGS:
-        stop = candidates[-1] + len(needle)
-        at = data.find(needle, 0, stop)
-        while at >= 0:
-            marks.append(at)
-            at = data.find(needle, at + 1, stop)
-    marks.sort()
-    return marks
+    return sorted([*candidates, *bytesearch.find_all(_CROSSINGS, data, candidates[-1] + 1)])
 
 
 def marker_comments(
@@ -249,16 +243,18 @@ def marker_comments(
 
 def _hash_marked(data: bytes, markers: Sequence[str]) -> list[int]:
     """Sorted offsets of the markers in ``data`` that have a ``#`` before them on their line."""
-    found: list[int] = []
-    for marker in markers:
-        needle = marker.encode("utf-8")
-        pos = data.find(needle)
-        while pos >= 0:
-            if data.find(b"#", data.rfind(b"\n", 0, pos) + 1, pos) >= 0:
-                found.append(pos)
-            pos = data.find(needle, pos + 1)
-    found.sort()
-    return found
+    find, rfind = data.find, data.rfind
+    return [
+        pos
+        for pos in bytesearch.find_all(encoded_markers(tuple(markers)), data)
+        if find(b"#", rfind(b"\n", 0, pos) + 1, pos) >= 0
+    ]
+
+
+@functools.cache
+def encoded_markers(markers: tuple[str, ...]) -> tuple[bytes, ...]:
+    """``markers`` as UTF-8 bytes (cached: asked for once per file)."""
+    return tuple(marker.encode("utf-8") for marker in markers)
 
 
 def _in_characters(data: bytes, lexed: LexResult, want: re.Pattern[str]) -> LexResult:
