@@ -2,8 +2,10 @@
 
 ``open_database`` (gaia_actors/store/database.py) connects and brings the schema up to date. The
 ``Store`` actor is the single writer: rows arrive as ``Insert`` tells, are buffered, and
-written with ``insert_many`` in one transaction per flush (measured with SQLite: ~40k rows/s,
-against ~2k/s for a transaction per row).
+written with ``insert_many`` in one transaction per flush (every ``flush_interval``, or at
+``batch_size`` rows); a told ``Update`` joins that transaction. A commit is durable (fsynced,
+see database.py) and so costs a few ms: a write that must answer at once (``InsertNow``, an
+asked ``Update``) commits what is held in the same transaction, never one commit per row.
 
 A storage fault (disk full, a read-only or unwritable file, a deleted or corrupt database)
 never stops the store, so it never takes supervision down with it: the store reports it
@@ -46,6 +48,7 @@ VACUUM_PAGES = 65_536  # pages handed back after one prune (4 KiB each: 256 MiB)
 MAX_HELD = 100_000  # rows and updates held while the store cannot write; beyond, lost (counted)
 RETRY_MIN = 0.5  # seconds before the first new attempt after a storage fault; doubles
 RETRY_MAX = 10.0
+SYNCHRONOUS_LEVELS = {0: "off", 1: "normal", 2: "full", 3: "extra"}  # sqlite.org/pragma.html
 
 
 def model_for(table: str) -> Any:
@@ -68,6 +71,7 @@ class Store(GaiaActor):
         self.updates: list[tuple[str, int, dict[str, Any]]] = []  # held while faulty
         self.count = 0
         self.written = 0
+        self.commits = 0  # transactions committed: each one's fsyncs are the cost of durability
         self.lost = 0
         self.db: peewee.Database | None = None
         self.inode: int | None = None
@@ -111,8 +115,8 @@ class Store(GaiaActor):
                 self._queue(table, values)
             case InsertNow(table=table, values=values):
                 return self._insert_now(table, values)
-            case Update(table=table, row_id=row_id, values=values):
-                return self._update(table, row_id, values)
+            case Update(table=table, row_id=row_id, values=values, reply_by=reply_by):
+                return self._update(table, row_id, values, asked=reply_by is not None)
             case Flush():
                 if self.db is not None and self._inode() != self.inode:
                     self._ready()  # deleted or replaced: noticed even when nothing is written
@@ -128,13 +132,27 @@ class Store(GaiaActor):
             **super().state(),
             "pending": self.count,
             "written": self.written,
+            "commits": self.commits,
             "url": self.settings.database_url,
             "fault": self.fault,
             "faulty_since": self.fault_since,
             "held": self.count + len(self.updates) if self.fault else 0,  # kept for a retry
             "lost": self.lost,
             "set_aside": list(self.set_aside),
+            "synchronous": self._synchronous(),
         }
+
+    def _synchronous(self) -> str:
+        """The writer connection's ``synchronous`` level in effect ("full": every commit is
+        on disk before it returns); "" when closed or not SQLite."""
+        if not isinstance(self.db, peewee.SqliteDatabase):
+            return ""
+        db: Any = self.db  # peewee's methods are untyped
+        try:
+            level = int(db.execute_sql("PRAGMA synchronous").fetchone()[0])
+        except peewee.PeeweeException:
+            return ""
+        return SYNCHRONOUS_LEVELS.get(level, str(level))
 
     # Writing
 
@@ -145,7 +163,10 @@ class Store(GaiaActor):
             return
         self.pending[table].append(dict(values))
         self.count += 1
-        if self.count >= self.settings.store.batch_size:
+        self._flush_if_full()
+
+    def _flush_if_full(self) -> None:
+        if self.count + len(self.updates) >= self.settings.store.batch_size:
             self._flush()
 
     def _flush(self, force: bool = False) -> int:
@@ -155,46 +176,63 @@ class Store(GaiaActor):
             return 0
         if self.fault and not force and time.monotonic() < self.retry_at:
             return 0
+        rows = self.count
         try:
-            return self._attempt(self._write_held)
+            self._attempt(lambda: self._commit(lambda: None))
         except StoreError:
             return 0
+        return rows
 
-    def _write_held(self) -> int:
+    def _commit(self, write: Callable[[], T]) -> T:
+        """Write what is held, then ``write``, in one transaction: one commit, whose fsyncs
+        are what makes it survive a power cut, for the whole batch. What is held is let go
+        only once it is committed."""
         with self._db.atomic():
             for table, rows in self.pending.items():
                 for chunk in _chunks(rows, 200):  # SQLite caps the variables per statement
                     model_for(table).insert_many(chunk).execute(self._db)
             for table, row_id, values in self.updates:
                 self._write_update(table, row_id, values)
-        written = self.count
+            result = write()
+        self.commits += 1
+        self.written += self.count
         self.pending, self.count, self.updates = defaultdict(list), 0, []
-        self.written += written
-        return written
+        return result
 
     def _insert_now(self, table: str, values: Fields) -> int:
+        """Write the row now, after (and with) what is held, and answer its id: committed,
+        so durable, before the asker hears of it."""
         model = model_for(table)
-        self._flush(force=True)
-        if self.fault:
-            raise StoreError(f"the store cannot write a {table} row now: {self.fault}")
-        row_id: int = self._attempt(lambda: model.insert(dict(values)).execute(self._db))
+        row_id: int = self._attempt(
+            lambda: self._commit(lambda: model.insert(dict(values)).execute(self._db))
+        )
         self.written += 1
         return row_id
 
-    def _update(self, table: str, row_id: int, values: Fields) -> int:
-        """Apply an update after everything queued; while the store cannot write it is held
-        (in order, after the rows queued before it) and 0 rows are answered."""
-        model_for(table)
-        self._flush(force=True)
-        if not self.fault:
+    def _update(self, table: str, row_id: int, values: Fields, asked: bool = False) -> int:
+        """Apply an update after everything queued. Asked, it is committed (with what is held)
+        before the answer, the rows changed; told, it joins the batch, as a row does. While
+        the store cannot write it is held, in order, and 0 rows are answered."""
+        model = model_for(table)
+        if asked:
             try:
-                return self._attempt(lambda: self._write_update(table, row_id, dict(values)))
+                return self._attempt(
+                    lambda: self._commit(lambda: self._write_update(table, row_id, dict(values)))
+                )
             except StoreError:
                 pass
+        else:
+            try:
+                model.update(
+                    dict(values)
+                )  # a bad field is the sender's error, now, not the batch's
+            except ValueError as exc:
+                raise InvalidMessage("Update", str(exc), "values") from exc
         if self.count + len(self.updates) >= MAX_HELD:
             self._lose(f"{table} update")
         else:
             self.updates.append((table, row_id, dict(values)))
+            self._flush_if_full()
         return 0
 
     def _write_update(self, table: str, row_id: int, values: dict[str, Any]) -> int:
