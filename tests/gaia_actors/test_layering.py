@@ -15,6 +15,7 @@ also imports the package (its ``__init__`` runs first, and may import more). The
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeGuard
@@ -123,10 +124,15 @@ def _import_names(
             yield name
 
 
+@functools.cache  # read once for all the tests of a run (~1 CPU-s a reading)
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
 def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
     is_package = path.name == "__init__.py"
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parsed(path)):
         for name in _import_names(node, module, is_package, modules):
             target = _resolve(name, modules)
             if target is not None and target != module:
@@ -291,7 +297,7 @@ def test_no_module_is_loaded_by_a_computed_name() -> None:
     found = [
         f"{path.relative_to(REPO)}:{node.lineno}"
         for module, path in project_modules().items()
-        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        for node in ast.walk(parsed(path))
         if _loads_by_name(node) and (module not in NAME_LOADERS or _built_at_run_time(node))
     ]
     assert not found, "modules loaded by name:\n  " + "\n  ".join(found)
@@ -302,7 +308,7 @@ def test_a_loader_lists_modules_that_exist() -> None:
     when someone runs that command."""
     modules = project_modules()
     for loader in NAME_LOADERS:
-        tree = ast.parse(modules[loader].read_text())
+        tree = parsed(modules[loader])
         listed = {
             node.value
             for node in ast.walk(tree)

@@ -242,6 +242,8 @@ def assert_back_on_old(tree: EnvTree, old: dict[str, Any], bad: releases.Release
     assert status.operation is None
     assert serving(tree.port("prod"), old.release)
     assert (layout.releases / bad.id).is_dir()  # imported, kept for inspection
+    # The deploy's reply can come before the bus hands this log its last event.
+    tree.events.wait_for("environment.deploy_reverted")
     names = tree.events.names("environment.deploy*")
     assert names == [
         "environment.deploy_started",
