@@ -22,7 +22,7 @@ from gaia_actors.alerts.receivers import Receiver
 from gaia_actors.alerts.records import alert_body, notification_body
 from gaia_actors.settings import ReceiverSettings, Settings
 from gaia_actors.store.database import open_database
-from gaia_actors.store.models import AlertRow, NotificationRow
+from gaia_actors.store.models import AlertRow, NotificationRow, database
 
 log = structlog.get_logger("gaia.alerts")
 
@@ -49,10 +49,12 @@ def send_last_alert(
     ]
     db = open_database(settings.database_url)
     try:
-        with db.connection_context():
+        # One transaction each: the alert and its notifications in one durable commit before
+        # anything is sent, the deliveries in another.
+        with db.connection_context(), database.atomic():
             _store(alert, notifications)
         delivered = _send(settings, make_receiver, notifications)
-        with db.connection_context():
+        with db.connection_context(), database.atomic():
             for uid, answer in delivered:
                 NotificationRow.update(
                     state="delivered", delivered=time.time(), answer=answer, attempts=1

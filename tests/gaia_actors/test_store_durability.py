@@ -21,8 +21,11 @@ from typing import Any
 
 import pytest
 
+from gaia_actors.alerts.final import send_last_alert
+from gaia_actors.alerts.receivers import build_receiver
 from gaia_actors.messages import Event, Flush, GetState, Insert, InsertNow, Update, fields_of
 from gaia_actors.settings import Settings, load
+from gaia_actors.store import database as store_database
 from gaia_actors.store.database import sqlite_path
 from gaia_actors.store.models import EventRow, Pipeline, database
 from supervisors import Registry
@@ -212,7 +215,44 @@ def test_a_notification_is_committed_before_its_receiver_is_called(
         data = fields_of(reason="port 9180 held")
         registry.tell("bus", Event("environment.failed", "critical", env="prod", data=data))
         wait_until(lambda: receiver.seen, what="the notification at the receiver")
+    _committed_before_the_send(receiver)
+
+
+def test_the_daemons_last_alert_is_committed_before_its_receiver_is_called(
+    alerting: tuple[Settings, StoreReadingReceiver],
+) -> None:
+    """Sent by the daemon itself once the store actor has stopped: its own transaction."""
+    settings, receiver = alerting
+    assert send_last_alert(settings, build_receiver, "services", "kept failing") == 1
+    _committed_before_the_send(receiver)
+
+
+def _committed_before_the_send(receiver: StoreReadingReceiver) -> None:
     (seen,) = receiver.seen
     state, alert_ids = seen["row"]
     assert state == "pending"  # committed before the send, marked delivered after it
-    assert json.loads(alert_ids) == seen["alerts"] != []  # its alert (a batched row) with it
+    assert json.loads(alert_ids) == seen["alerts"] != []  # its alert with it
+
+
+def test_a_new_store_file_and_a_set_aside_are_made_durable_in_their_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory's fsync cannot be seen without cutting the power: the real one runs, and
+    which directories it was given is recorded."""
+    synced: list[Path] = []
+    fsync_dir = store_database.fsync_dir
+
+    def recording(directory: Path) -> None:
+        synced.append(directory)
+        fsync_dir(directory)
+
+    monkeypatch.setattr(store_database, "fsync_dir", recording)
+    path = tmp_path / "made" / "here" / "gaia.db"
+    store_database.open_database(f"sqlite:///{path}").close()
+    assert synced == [tmp_path / "made", tmp_path, path.parent]  # new entries, deepest first
+
+    synced.clear()
+    moved = store_database.set_aside(path)
+    assert synced == [path.parent]
+    assert moved.exists()
+    assert not path.exists()
