@@ -73,22 +73,16 @@ def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings)
     data = read_bytes(f"{root}/{relpath}", settings.max_bytes, relpath)
     if isinstance(data, SkippedFile):
         return FileResult(relpath, language, skipped=data)
-    if settings.markers_only and _plainly_without_markers(data, language, settings.markers):
-        return FileResult(relpath, language, 0, len(data))
-    lines = 0 if settings.markers_only else _line_count(data)
     encoding = _declared_encoding(data, relpath) if language == "python" else None
     if isinstance(encoding, SkippedFile):
         return FileResult(relpath, language, bytes=len(data), skipped=encoding)
+    lines = 0 if settings.markers_only else _line_count(data)
     # The bytes prefilter: a file without any marker is never decoded, lexed or tokenized
     # for markers (only checked to be text, so both modes skip the same files).
     has_markers = _has_markers(data, settings.markers, encoding)
     if settings.markers_only and not has_markers:
-        problem = check_text(data, relpath) if encoding is None else None
-        if problem is None and encoding is not None:
-            problem = _as_skip(_decode(data, relpath, encoding))
-        if problem is not None:
-            return FileResult(relpath, language, bytes=len(data), skipped=problem)
-        return FileResult(relpath, language, lines, len(data))
+        problem = _not_text(data, relpath, encoding)
+        return FileResult(relpath, language, lines, len(data), skipped=problem)
     text = _decode(data, relpath, encoding)
     if isinstance(text, SkippedFile):
         return FileResult(relpath, language, bytes=len(data), skipped=text)
@@ -98,19 +92,6 @@ def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings)
     )
     markers = sum(1 for f in findings if f.detector in MARKER_DETECTORS)
     return FileResult(relpath, language, lines, len(data), markers, findings, imports)
-
-
-def _plainly_without_markers(data: bytes, language: str, markers: tuple[str, ...]) -> bool:
-    """Is ``data`` ASCII text (no NUL in its first 8 KiB) with no coding declaration and none
-    of the markers? Most files are, and C-speed checks alone tell it."""
-    if not data.isascii() or bytesearch.contains_any(pysource.encoded_markers(markers), data):
-        return False
-    if data.find(b"\0", 0, BINARY_PROBE) >= 0:
-        return False
-    try:
-        return language != "python" or pysource.declared_encoding(data) is None
-    except SyntaxError:  # an unknown declared encoding: the full path says why it is skipped
-        return False
 
 
 def _line_count(data: bytes) -> int:
@@ -138,7 +119,12 @@ def _decode(data: bytes, relpath: str, encoding: str | None) -> str | SkippedFil
         return SkippedFile(relpath, SkipReason.UNDECODABLE, detail)
 
 
-def _as_skip(text: str | SkippedFile) -> SkippedFile | None:
+def _not_text(data: bytes, relpath: str, encoding: str | None) -> SkippedFile | None:
+    """Why ``data`` is not text in ``encoding`` (None: UTF-8), or None; builds no string for
+    ASCII bytes read as UTF-8 (most source files)."""
+    if encoding is None:
+        return check_text(data, relpath)
+    text = _decode(data, relpath, encoding)
     return text if isinstance(text, SkippedFile) else None
 
 

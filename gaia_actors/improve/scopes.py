@@ -13,7 +13,7 @@ import bisect
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gaia_actors.improve.pysource import LexResult, lex
 
@@ -23,44 +23,71 @@ _BLANKS = (" ", "\t")
 _LINE_BLANKS = (" ", "\t", "\n")
 
 
-@dataclass(frozen=True, slots=True)
-class _Header:
+class _Header(NamedTuple):  # a tuple: thousands are made per file
     offset: int  # start of its line
     col: int
     name: str
+    keyword: int  # offset of its "def" or "class"
 
 
-_UNSEEN = _Header(-1, -1, "")  # not looked at yet (None: looked at, no header there)
+_UNSEEN = _Header(-1, -1, "", -1)  # not looked at yet (None: looked at, nothing there)
 
 
 class ScopeFinder:
     """The qualified name of the def/class scope a position is in (see this module's docstring).
 
     Headers are searched backwards from each position, lazily, with ``str.rfind`` for the
-    keywords: a marker comment usually sits a few lines below its function's ``def``, a comment
-    in column 0 needs no search at all, and what was found at a keyword is kept for the next
-    position asked about (the comments of a file share most of their way back).
+    keywords: a marker comment usually sits a few lines below its function's ``def``, and a
+    comment in column 0 needs no search at all. What is found is kept for the next position
+    asked about: each header's parent (the header enclosing it) and qualified name, so a
+    search that meets a header whose parent is known jumps straight to that parent. Every
+    header between the two was already found not to enclose the header, so none encloses a
+    later position indented no deeper than the header either.
     """
 
     def __init__(self, text: str, string_starts: Sequence[int], string_ends: Sequence[int]) -> None:
         self._text = text
         self._starts = string_starts
         self._ends = string_ends
-        self._headers: dict[int, _Header | None] = {}  # by keyword offset, for later positions
+        self._headers: dict[int, _Header | None] = {}  # by keyword offset
         self._scans: dict[int, tuple[int, int]] = {}  # by header offset: see _dedents
+        self._parents: dict[int, _Header | None] = {}  # by header offset
+        self._names: dict[int, str] = {}  # by header offset: its qualified name
 
     def scope(self, offset: int, col: int) -> str:
         """The scope of a token starting at ``offset`` in column ``col``."""
-        if col == 0:
-            return ""  # nothing encloses column 0
+        header = self._innermost(offset, col) if col else None  # nothing encloses column 0
+        return "" if header is None else self._qualified_name(header)
+
+    def _qualified_name(self, header: _Header) -> str:
+        name = self._names.get(header.offset)
+        if name is None:
+            parent = self._parent(header)
+            name = (
+                header.name if parent is None else f"{self._qualified_name(parent)}.{header.name}"
+            )
+            self._names[header.offset] = name
+        return name
+
+    def _parent(self, header: _Header) -> _Header | None:
+        """The header enclosing ``header``: what encloses a header encloses every position
+        inside it (no line between the header and such a position can dedent out of an outer
+        scope without dedenting out of the header's first)."""
+        parent = self._parents.get(header.offset, _UNSEEN)
+        if parent is _UNSEEN:
+            parent = self._innermost(header.offset + header.col, header.col) if header.col else None
+            self._parents[header.offset] = parent
+        return parent
+
+    def _innermost(self, offset: int, col: int) -> _Header | None:
+        """The nearest header before ``offset`` indented less than ``col`` that no code line
+        between it and the line of ``offset`` dedents out of."""
         text = self._text
         line_start = text.rfind("\n", 0, offset) + 1
-        names: list[str] = []
-        limit = col
         # The nearest keyword first; "class" is only looked for after the next "def" back, so
-        # the search never goes further back than the headers it needs.
+        # the search never goes further back than the header it needs.
         pos, next_def = offset, text.rfind("def", 0, offset)
-        while limit > 0:
+        while True:
             found = text.rfind("class", next_def + 1, pos)
             if found >= 0:
                 pos, keyword = found, "class"
@@ -68,23 +95,34 @@ class ScopeFinder:
                 pos, keyword = next_def, "def"
                 next_def = text.rfind(keyword, 0, pos)
             else:
-                break
+                return None
+            after = pos + len(keyword)
+            if text[after : after + 1] not in _BLANKS or (
+                pos and text[pos - 1] not in _LINE_BLANKS
+            ):
+                continue  # most keywords found fail here: "default", "subclass"
             header = self._headers.get(pos, _UNSEEN)
             if header is _UNSEEN:
                 header = self._headers[pos] = self._header_at(pos, keyword)
-            if header is not None and header.col < limit and not self._dedents(header, line_start):
-                names.append(header.name)
-                limit = header.col
-        return ".".join(reversed(names))
+            while header is not None:
+                if header.col < col:
+                    if not self._dedents(header, line_start):
+                        return header
+                    break
+                jump = self._parents.get(header.offset, _UNSEEN)  # see the class docstring
+                if jump is _UNSEEN:
+                    break
+                if jump is None:
+                    return None
+                header = jump
+                pos, next_def = jump.keyword, text.rfind("def", 0, jump.keyword)
 
     def _header_at(self, pos: int, keyword: str) -> _Header | None:
         """The header whose keyword is at ``pos``, if only indentation (and ``async``) precedes
-        it on its line, a name follows it, and it is not inside a string. The cheap tests come
-        first: most candidates (``default``, ``subclass``) fail them."""
+        it on its line, a name follows it, and it is not inside a string (the caller has
+        checked the blanks around the keyword)."""
         text = self._text
         after = pos + len(keyword)
-        if text[after : after + 1] not in _BLANKS or (pos and text[pos - 1] not in _LINE_BLANKS):
-            return None
         line_start = text.rfind("\n", 0, pos) + 1
         prefix = text[line_start:pos]
         col = len(prefix) - len(prefix.lstrip(" \t"))
@@ -93,7 +131,7 @@ class ScopeFinder:
         name = _NAME.match(text, after)
         if name is None or self._string_end(line_start + col) is not None:
             return None
-        return _Header(line_start, col, name.group(1))
+        return _Header(line_start, col, name.group(1), pos)
 
     def _dedents(self, header: _Header, until: int) -> bool:
         """Is there a code line indented at most ``header.col`` between the header and ``until``?
