@@ -180,22 +180,22 @@ def iter_walk(
         if opts.use_gitignore and any(e.name == ".gitignore" for e in entries):
             stack = _with_gitignore(os.path.join(directory, ".gitignore"), rel, stack)
         prefix = f"{rel}/" if rel else ""
+        skip, suffixes = opts.always_skip, opts.suffixes  # locals: this loop runs per entry
         for entry in entries:
             name = entry.name
-            if name in opts.always_skip:
+            if skip and name in skip:
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                if not (stack and is_ignored(prefix + name, True, stack)):
-                    pending.append((entry.path, prefix + name, stack))
-                continue
+            # A link first: is_dir() (no keyword to parse) then needs no system call either.
             if entry.is_symlink():  # reported whatever its name (it may lead to a candidate)
                 if not (stack and is_ignored(prefix + name, False, stack)):
                     yield _symlink_skip(top, entry, prefix + name)
-                continue
+            elif entry.is_dir():
+                if not (stack and is_ignored(prefix + name, True, stack)):
+                    pending.append((entry.path, prefix + name, stack))
             # Most entries end here, before any path is built (*.pyc beside *.py, say).
-            if opts.suffixes is not None and not name.endswith(opts.suffixes):
-                continue
-            if not (stack and is_ignored(prefix + name, False, stack)):
+            elif (suffixes is None or name.endswith(suffixes)) and not (
+                stack and is_ignored(prefix + name, False, stack)
+            ):
                 yield _candidate(entry, prefix + name, opts)
 
 
