@@ -17,6 +17,7 @@ the old one was deleted, sets a corrupt one aside, and reports ``store.recovered
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import defaultdict
@@ -72,6 +73,7 @@ class Store(GaiaActor):
         self.count = 0
         self.written = 0
         self.commits = 0  # transactions committed: each one's fsyncs are the cost of durability
+        self.rejected = 0  # rows and updates SQLite refused (a constraint, a value), not written
         self.lost = 0
         self.db: peewee.Database | None = None
         self.inode: int | None = None
@@ -133,6 +135,7 @@ class Store(GaiaActor):
             "pending": self.count,
             "written": self.written,
             "commits": self.commits,
+            "rejected": self.rejected,
             "url": self.settings.database_url,
             "fault": self.fault,
             "faulty_since": self.fault_since,
@@ -176,28 +179,58 @@ class Store(GaiaActor):
             return 0
         if self.fault and not force and time.monotonic() < self.retry_at:
             return 0
-        rows = self.count
+        before = self.written
         try:
             self._attempt(lambda: self._commit(lambda: None))
         except StoreError:
             return 0
-        return rows
+        return self.written - before
 
     def _commit(self, write: Callable[[], T]) -> T:
         """Write what is held, then ``write``, in one transaction: one commit, whose fsyncs
         are what makes it survive a power cut, for the whole batch. What is held is let go
         only once it is committed."""
         with self._db.atomic():
-            for table, rows in self.pending.items():
-                for chunk in _chunks(rows, 200):  # SQLite caps the variables per statement
-                    model_for(table).insert_many(chunk).execute(self._db)
-            for table, row_id, values in self.updates:
-                self._write_update(table, row_id, values)
+            refused_rows, refused_updates = self._write_held()
             result = write()
         self.commits += 1
-        self.written += self.count
+        self.written += self.count - refused_rows
+        self.rejected += refused_rows + refused_updates
         self.pending, self.count, self.updates = defaultdict(list), 0, []
         return result
+
+    def _write_held(self) -> tuple[int, int]:
+        """Write the held rows and updates, in the caller's transaction; answers how many
+        rows and updates SQLite refused (a constraint or a value: the sender's error, not the
+        store's). A refused chunk is written row by row, each in a savepoint, and what is
+        refused is logged and left out: one bad row or update never holds the others back."""
+        refused_rows = refused_updates = 0
+        for table, rows in self.pending.items():
+            model = model_for(table)
+            for chunk in _chunks(rows, 200):  # SQLite caps the variables per statement
+                if self._savepoint(functools.partial(_insert, model, chunk, self._db)):
+                    continue
+                for row in chunk:
+                    write = functools.partial(_insert, model, [row], self._db)
+                    refused_rows += not self._savepoint(write, table)
+        for table, row_id, values in self.updates:
+            update = functools.partial(self._write_update, table, row_id, values)
+            refused_updates += not self._savepoint(update, table)
+        return refused_rows, refused_updates
+
+    def _savepoint(self, write: Callable[[], Any], table: str = "") -> bool:
+        """Run ``write`` in a savepoint; False when SQLite refused it for what it holds
+        (logged when ``table`` names the single row's or update's table)."""
+        try:
+            with self._db.atomic():
+                write()
+        except peewee.DatabaseError as exc:
+            if isinstance(exc, peewee.OperationalError) or is_corrupt(exc):
+                raise  # the store's fault: the whole transaction is tried again later
+            if table:
+                self.log.error("store.write_rejected", table=table, error=str(exc))
+            return False
+        return True
 
     def _insert_now(self, table: str, values: Fields) -> int:
         """Write the row now, after (and with) what is held, and answer its id: committed,
@@ -424,6 +457,10 @@ class Store(GaiaActor):
             # executescript steps the pragma to the end; execute() frees a single page.
             db.connection().executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
         return before - int(db.execute_sql("PRAGMA freelist_count").fetchone()[0])
+
+
+def _insert(model: Any, rows: list[dict[str, Any]], db: peewee.Database) -> None:
+    model.insert_many(rows).execute(db)
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:

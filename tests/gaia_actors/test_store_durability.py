@@ -256,3 +256,28 @@ def test_a_new_store_file_and_a_set_aside_are_made_durable_in_their_directory(
     assert synced == [path.parent]
     assert moved.exists()
     assert not path.exists()
+
+
+def test_a_row_or_an_update_sqlite_refuses_is_left_out_and_the_rest_is_written(
+    tree: tuple[Any, Any],
+) -> None:
+    """A batch is one transaction: what SQLite refuses in it (a NOT NULL here) must not hold
+    back, for good, the rows and updates told with it."""
+    registry, _ = tree
+    row_id = _pipeline(registry, "k")
+    registry.ask("store", Flush())
+    now = time.time()
+    registry.tell("store", Insert("events", fields_of(ts=now, name="good.before")))
+    registry.tell("store", Insert("events", fields_of(name="no.ts")))
+    registry.tell("store", Update("pipelines", row_id, fields_of(status=None)))
+    registry.tell("store", Update("pipelines", row_id, fields_of(kind="kept")))
+    registry.tell("store", Insert("events", fields_of(ts=now, name="good.after")))
+    registry.ask("store", Flush())
+    names = {row.name for row in EventRow.select().where(EventRow.ts == now)}
+    assert names == {"good.before", "good.after"}
+    assert (Pipeline.get_by_id(row_id).kind, Pipeline.get_by_id(row_id).status) == (
+        "kept",
+        "running",
+    )
+    state = registry.ask("store", GetState(), timeout=5)
+    assert (state["rejected"], state["fault"], state["pending"]) == (2, "", 0)
