@@ -12,8 +12,8 @@ journal before the database is touched, then the database, then the journal's tr
 is the commit (in rollback mode NORMAL may corrupt the file at a power cut; OFF may also lose
 commits). A new database file's directory is fsynced once the file is made, and setting a
 corrupt file aside fsyncs the renames. Durability costs a few ms a commit (``python
-benchmarks/store_durability.py``: ~8 ms against ~0.7 ms with OFF here), so the store makes few:
-a flush's rows and told updates share one transaction, and a write that must answer
+benchmarks/store_durability.py``: 2.6-10 ms against 0.7-0.9 ms with OFF here), so the store
+makes few: a flush's rows and told updates share one transaction, and a write that must answer
 (``InsertNow``, an asked ``Update``) commits what is held with it. PostgreSQL is durable by
 default (its own WAL fsync, ``synchronous_commit=on``): the store sets nothing there.
 """
