@@ -400,6 +400,24 @@ def test_fast_path_and_tokenizer_agree_on_tricky_markers(tmp_path: Path) -> None
     assert [f for f in full.findings if f.detector == "markers"] == list(fast.findings)
 
 
+CONTINUED = (
+    "def f():\n"
+    "    s = 'a string \\\n"
+    "# TODO inside the string, continued by a backslash'  # FIXME after it\n"
+    '    t = """\n'
+    "    # TODO inside a triple-quoted string\n"
+    '    """  # TODO after it\n'
+)
+
+
+def test_markers_in_strings_that_go_on_past_a_line_end_are_not_comments(tmp_path: Path) -> None:
+    write(tmp_path, "c.py", CONTINUED)
+    fast = analyse_file("c.py", tmp_path, MARKERS_ONLY)
+    full = analyse_file("c.py", tmp_path, TOKENIZED)
+    assert found(fast.findings) == [(3, "fixme", "f"), (6, "todo", "f")]
+    assert [f for f in full.findings if f.detector == "markers"] == list(fast.findings)
+
+
 @pytest.mark.parametrize("name", ["email/_header_value_parser.py", "pydoc.py", "http/client.py"])
 def test_fast_path_and_tokenizer_agree_on_real_modules(name: str) -> None:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
