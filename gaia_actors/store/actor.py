@@ -7,13 +7,13 @@ written with ``insert_many`` in one transaction per flush (every ``flush_interva
 see database.py) and so costs a few ms: a write that must answer at once (``InsertNow``, an
 asked ``Update``) commits what is held in the same transaction, never one commit per row.
 
-A storage fault (disk full, a read-only or unwritable file, a deleted or corrupt database)
-never stops the store, so it never takes supervision down with it: the store reports it
-(``store.degraded``, its state, ``status``), holds what it could not write (up to
-``MAX_HELD``, then counts what it drops as lost), retries with backoff, opens a new file when
-the old one was deleted, sets a corrupt one aside, and reports ``store.recovered``. Only
-``InsertNow``, which must answer an id, fails meanwhile (``StoreError``).
-"""
+A storage fault (disk full, a read-only or unwritable file, a deleted or corrupt database, a
+file another process keeps locked) never stops the store, so it never takes supervision down
+with it: the store reports it (``store.degraded``, its state, ``status``), holds what it
+could not write (up to ``MAX_HELD``, then counts what it drops as lost), retries with
+backoff, opens a new file when the old one was deleted, sets a corrupt one aside, and reports
+``store.recovered``. Only ``InsertNow``, which must answer an id, fails meanwhile
+(``StoreError``)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ VACUUM_PAGES = 65_536  # pages handed back after one prune (4 KiB each: 256 MiB)
 MAX_HELD = 100_000  # rows and updates held while the store cannot write; beyond, lost (counted)
 RETRY_MIN = 0.5  # seconds before the first new attempt after a storage fault; doubles
 RETRY_MAX = 10.0
+LOCK_WAIT_MAX = 10.0  # seconds a write waits for another connection's lock, at most
 SYNCHRONOUS_LEVELS = {0: "off", 1: "normal", 2: "full", 3: "extra"}  # sqlite.org/pragma.html
 
 
@@ -82,6 +83,11 @@ class Store(GaiaActor):
         self.retry_at = 0.0
         self.retry_delay = RETRY_MIN
         self.set_aside: list[str] = []  # corrupt files moved out of the way
+        # A lock another process holds (a write transaction left open in ``sqlite3``, a
+        # backup) is waited for a quarter of the liveness ping's timeout per statement, then
+        # it is a storage fault like any other (held, retried): the store is never taken for
+        # hung and replaced, with the bus and every service after it, for a lock it waits on.
+        self.lock_wait = min(settings.supervision.ping_timeout / 4, LOCK_WAIT_MAX)
 
     def on_start(self) -> None:
         self._open()  # a storage fault does not stop the start: the store runs degraded
@@ -307,7 +313,7 @@ class Store(GaiaActor):
             if self.path is not None:
                 point_readers(self.settings.database_url)
             self._set_aside_if_unusable()
-            self.db = open_database(self.settings.database_url)
+            self.db = open_database(self.settings.database_url, self.lock_wait)
             self.inode = self._inode()
         except (StoreError, OSError, peewee.PeeweeException) as exc:
             self._fail(exc)
@@ -320,7 +326,7 @@ class Store(GaiaActor):
         one made: supervision needs a store it can write more than the history it held."""
         if self.path is None:
             return
-        problem = corruption(self.path) or leave_wal(self.path)
+        problem = corruption(self.path, self.lock_wait) or leave_wal(self.path, self.lock_wait)
         if not problem:
             return
         moved = set_aside(self.path)

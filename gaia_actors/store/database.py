@@ -34,6 +34,7 @@ from gaia_actors.errors import StoreError
 from gaia_actors.process import fsync_dir
 from gaia_actors.store.models import MODELS, database, track
 
+BUSY_TIMEOUT_MS = 10_000  # how long a connection waits for another's lock, unless told less
 SQLITE_PRAGMAS = {
     # Before any table exists (so only a new database gets it): pruning can then give the
     # freed pages back to the file system (``PRAGMA incremental_vacuum``) without a VACUUM
@@ -44,7 +45,7 @@ SQLITE_PRAGMAS = {
     # truncation, each fsynced): NORMAL in rollback mode may corrupt the file at a power cut.
     "synchronous": "full",
     "mmap_size": 0,
-    "busy_timeout": 10_000,
+    "busy_timeout": BUSY_TIMEOUT_MS,
     "foreign_keys": 1,
 }
 # Timestamps are Unix seconds and sizes are bytes. SQLite's REAL and INTEGER hold them (8
@@ -54,7 +55,12 @@ WIDE_FIELD_TYPES = {"FLOAT": "DOUBLE PRECISION", "INT": "BIGINT"}
 # Readers (any thread, through ``models.database``) set nothing that writes: a store that
 # cannot be written can still be read. The schema's DDL and the daemon's last alert are
 # written through them, so their commits are as durable as the writer's.
-READER_PRAGMAS = {"synchronous": "full", "mmap_size": 0, "busy_timeout": 10_000, "foreign_keys": 1}
+READER_PRAGMAS = {
+    "synchronous": "full",
+    "mmap_size": 0,
+    "busy_timeout": BUSY_TIMEOUT_MS,
+    "foreign_keys": 1,
+}
 # SQLite's primary result codes for a file that is not a sound database (sqlite.org/rescode).
 SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
@@ -65,15 +71,21 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
 
 
-def open_database(url: str) -> peewee.Database:
+def open_database(url: str, lock_wait: float | None = None) -> peewee.Database:
     """Point ``models.database`` (the readers') at ``url``, migrate the schema forward, and
-    answer the writer's own connection."""
+    answer the writer's own connection. With ``lock_wait``, it (and the migration here) waits
+    at most that many seconds for a lock another connection holds, not ``busy_timeout``,
+    before "database is locked"."""
     path = sqlite_path(url)
     if path is not None:
         _private_file(path)
     if url.startswith("sqlite"):
-        db: peewee.Database = connect(url, pragmas=SQLITE_PRAGMAS)
+        wait_ms = BUSY_TIMEOUT_MS if lock_wait is None else int(lock_wait * 1000)
+        pragmas = {**SQLITE_PRAGMAS, "busy_timeout": wait_ms}
+        db: peewee.Database = connect(url, pragmas=pragmas, timeout=wait_ms / 1000)
         point_readers(url)
+        if lock_wait is not None:  # this thread's reader runs the DDL below: no longer either
+            database.execute_sql(f"PRAGMA busy_timeout = {wait_ms}")
     else:
         db = connect(url, field_types=WIDE_FIELD_TYPES)
         database.initialize(db)
@@ -139,15 +151,15 @@ def _add_missing_columns(db: peewee.Database) -> None:
         migrate(*operations)
 
 
-def corruption(path: Path) -> str:
+def corruption(path: Path, lock_wait: float = 5.0) -> str:
     """Why the SQLite file at ``path`` is not a sound database ("" when it is, or when it
-    cannot be told: missing, unreadable or locked is not corrupt)."""
+    cannot be told: missing, unreadable or locked for ``lock_wait`` s is not corrupt)."""
     if not path.exists() or path.stat().st_size == 0:
         return ""
     try:
         # Read-write, so that the journal a killed writer left (a hot journal) is rolled
         # back first, as any opener must; a read-only connection could not check the file.
-        conn = sqlite3.connect(path, timeout=5.0)
+        conn = sqlite3.connect(path, timeout=lock_wait)
     except sqlite3.Error:
         return ""
     try:
@@ -162,7 +174,7 @@ def corruption(path: Path) -> str:
     return "; ".join(problems[:3])
 
 
-def leave_wal(path: Path) -> str:
+def leave_wal(path: Path, lock_wait: float = 5.0) -> str:
     """Switch a database left in WAL mode (by an older daemon) to the rollback journal before
     anything else opens it; answers why that cannot be done ("" when done or not needed).
     "Database is locked" is not an answer: another process reads it, try again later."""
@@ -174,7 +186,7 @@ def leave_wal(path: Path) -> str:
     if header[18:20] != b"\x02\x02":  # the file format bytes of a WAL database
         return ""
     try:
-        conn = sqlite3.connect(path, timeout=5.0)
+        conn = sqlite3.connect(path, timeout=lock_wait)
         try:
             conn.execute("PRAGMA synchronous=full")  # the checkpoint into the file is durable
             mode = str(conn.execute("PRAGMA journal_mode=truncate").fetchone()[0])
