@@ -30,6 +30,7 @@ from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import InvalidMessage, StoreError
 from gaia_actors.events import StoreEvent
 from gaia_actors.messages import Fields, Flush, Insert, InsertNow, Prune, Update
+from gaia_actors.outbox import outbox_for
 from gaia_actors.settings import Settings
 from gaia_actors.store.database import (
     corruption,
@@ -105,9 +106,24 @@ class Store(GaiaActor):
         self._flush(force=True)  # after a crash too: what was queued is not lost with the actor
         if self.count or self.updates:
             self.log.error(
-                "store.final_flush_failed", rows=self.count + len(self.updates), error=self.fault
+                "store.final_flush_failed",
+                rows=self.count + len(self.updates),
+                error=self.fault,
+                consequence="held for the store's next generation",
             )
+            self._hand_over()
         self._close()
+
+    def _hand_over(self) -> None:
+        """Tell what this generation could not write to the next one, in the order it would
+        have been written, through the registry's outbox (which holds it while none runs)."""
+        outbox = outbox_for(self.registry)
+        for table, rows in self.pending.items():
+            for values in rows:
+                outbox.tell(self.name, Insert(table, tuple(sorted(values.items()))))
+        for table, row_id, values in self.updates:
+            outbox.tell(self.name, Update(table, row_id, tuple(sorted(values.items()))))
+        self.pending, self.count, self.updates = defaultdict(list), 0, []
 
     @property
     def _db(self) -> peewee.Database:
