@@ -25,6 +25,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import peewee
 from playhouse.db_url import connect
@@ -82,12 +83,12 @@ def open_database(url: str, lock_wait: float | None = None) -> peewee.Database:
     if url.startswith("sqlite"):
         wait_ms = BUSY_TIMEOUT_MS if lock_wait is None else int(lock_wait * 1000)
         pragmas = {**SQLITE_PRAGMAS, "busy_timeout": wait_ms}
-        db: peewee.Database = connect(url, pragmas=pragmas, timeout=wait_ms / 1000)
+        db: peewee.Database = _connect(url, pragmas=pragmas, timeout=wait_ms / 1000)
         point_readers(url)
         if lock_wait is not None:  # this thread's reader runs the DDL below: no longer either
             database.execute_sql(f"PRAGMA busy_timeout = {wait_ms}")
     else:
-        db = connect(url, field_types=WIDE_FIELD_TYPES)
+        db = _connect(url, field_types=WIDE_FIELD_TYPES)
         database.initialize(db)
     track(db)
     try:
@@ -103,11 +104,23 @@ def open_database(url: str, lock_wait: float | None = None) -> peewee.Database:
     return db
 
 
+def _connect(url: str, **params: Any) -> peewee.Database:
+    """The database at ``url``; a ``sqlite:///`` file by its path as written: a state
+    directory named with ``?`` or ``#`` is a path, where peewee's URL parser would take a
+    query (connection arguments: the store failed to start) or a fragment (another file,
+    outside the state directory, was written)."""
+    path = sqlite_path(url)
+    if path is not None:
+        return peewee.SqliteDatabase(str(path), **params)
+    db: peewee.Database = connect(url, **params)
+    return db
+
+
 def point_readers(url: str) -> None:
     """Point ``models.database`` at ``url`` for the readers (connecting lazily, per thread):
     done before anything else, so a store that cannot be opened makes reads fail with its
     reason, not with "uninitialized proxy"."""
-    reader: peewee.Database = connect(url, pragmas=READER_PRAGMAS)
+    reader: peewee.Database = _connect(url, pragmas=READER_PRAGMAS)
     database.initialize(reader)
     track(reader)
 
