@@ -84,6 +84,8 @@ class Store(GaiaActor):
         self.retry_at = 0.0
         self.retry_delay = RETRY_MIN
         self.set_aside: list[str] = []  # corrupt files moved out of the way
+        self.issued: dict[str, int] = {}  # the highest id InsertNow answered, per table
+        self.floors: dict[str, int] = {}  # ``issued`` when a new file replaced a lost one
         # A lock another process holds (a write transaction left open in ``sqlite3``, a
         # backup) is waited for a quarter of the liveness ping's timeout per statement, then
         # it is a storage fault like any other (held, retried): the store is never taken for
@@ -258,11 +260,27 @@ class Store(GaiaActor):
         """Write the row now, after (and with) what is held, and answer its id: committed,
         so durable, before the asker hears of it."""
         model = model_for(table)
+        row = dict(values)
         row_id: int = self._attempt(
-            lambda: self._commit(lambda: model.insert(dict(values)).execute(self._db))
+            lambda: self._commit(
+                lambda: model.insert(self._above_floor(table, row)).execute(self._db)
+            )
         )
         self.written += 1
+        self.issued[table] = max(self.issued.get(table, 0), row_id)
+        self.floors.pop(table, None)
         return row_id
+
+    def _above_floor(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
+        """``row``, with an id above every one answered for ``table`` before the file was
+        replaced: SQLite numbers a new file's rows from 1 again, and an update still told for
+        a row of the lost file must find no row, not the new one that took its id."""
+        floor = self.floors.get(table, 0)
+        if not floor or "id" in row:
+            return row
+        model = model_for(table)
+        newest = model.select(peewee.fn.MAX(model.id)).scalar(self._db) or 0
+        return row if newest >= floor else {**row, "id": floor + 1}
 
     def _update(self, table: str, row_id: int, values: Fields, asked: bool = False) -> int:
         """Apply an update after everything queued. Asked, it is committed (with what is held)
@@ -321,6 +339,7 @@ class Store(GaiaActor):
                 path=str(self.path),
                 consequence="a new store file is created; what the old one held is not in it",
             )
+            self.floors = dict(self.issued)
             self._close()
         return self.db is not None or self._open()
 
@@ -347,6 +366,7 @@ class Store(GaiaActor):
             return
         moved = set_aside(self.path)
         self.set_aside.append(str(moved))
+        self.floors = dict(self.issued)
         # Published (the bus logs it once it runs, and stores it in the new file).
         self.publish(
             StoreEvent.SET_ASIDE,
