@@ -239,6 +239,7 @@ def test_bus_delivers_matching_events_to_subscribers(tree: tuple[Any, Any]) -> N
 FLOOD_CONFIG = """
 [store]
 flush_interval = 0.05
+batch_size = 50
 [supervision]
 ping_interval = 0.05
 ping_timeout = 0.2
@@ -247,6 +248,7 @@ ping_timeout = 0.2
 
 # A 0.2 s ping timeout for every actor: the store's flushes (synced to disk) and the bus's
 # backlog must keep within it, which other workers' load on the CPU and the disk stretches.
+# The store's batches are small for it: a flush of 500 rows took 0.06-0.23 s alone.
 @pytest.mark.serial
 def test_a_bus_behind_a_deep_backlog_is_not_replaced_and_stores_every_event(
     tmp_path: Path,
