@@ -34,6 +34,7 @@ from gaia_actors.outbox import outbox_for
 from gaia_actors.settings import Settings
 from gaia_actors.store.database import (
     corruption,
+    fault_text,
     is_corrupt,
     leave_wal,
     open_database,
@@ -379,7 +380,7 @@ class Store(GaiaActor):
         )
 
     def _fail(self, exc: BaseException) -> None:
-        reason = f"{exc}" or type(exc).__name__
+        reason = fault_text(exc)
         corrupt = is_corrupt(exc)
         self._close()  # the next attempt opens again: new pragmas, a new file if it was lost
         if self.fault:

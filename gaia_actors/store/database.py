@@ -210,6 +210,19 @@ def leave_wal(path: Path, lock_wait: float = 5.0) -> str:
     return "" if mode == "truncate" else f"it cannot leave WAL mode (still {mode})"
 
 
+def fault_text(exc: BaseException) -> str:
+    """What went wrong, in words: a failed write's own error, not the failed rollback that
+    SQLite reports after it ("cannot rollback - no transaction is active": a statement that
+    failed on I/O has already ended its transaction)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if "no transaction is active" not in text:
+            return text or type(seen).__name__
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
+
+
 def is_corrupt(exc: BaseException) -> bool:
     """Whether ``exc`` (a sqlite3 or peewee error) says the file is not a sound database."""
     seen: BaseException | None = exc

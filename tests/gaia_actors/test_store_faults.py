@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import peewee
 import pytest
 
 from gaia_actors.console.client import Client
 from gaia_actors.layout import Layout
+from gaia_actors.store.database import fault_text
 from tests.conftest import wait_until
 from tests.gaia_actors.environments.conftest import (
     demo_source,
@@ -220,3 +222,20 @@ def test_a_corrupt_store_at_start_is_set_aside_and_a_new_one_used(
     assert status["store"]["set_aside"] == [moved[0]["moved_to"]]
     with sqlite3.connect(store) as conn:
         assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
+
+def test_a_failed_write_is_told_by_its_own_error_not_by_the_rollback_after_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gaia.db"
+    db = peewee.SqliteDatabase(str(path), pragmas={"journal_mode": "truncate"})
+    db.execute_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    journal = tmp_path / "gaia.db-journal"
+    journal.unlink(missing_ok=True)  # kept (truncated) between write transactions
+    journal.mkdir()  # SQLite cannot open its journal
+    with pytest.raises(peewee.OperationalError) as failed, db.atomic():
+        db.execute_sql("INSERT INTO t (v) VALUES (1)")
+    # SQLite raises its failed rollback; the write's own error is what an operator needs.
+    assert "no transaction is active" in str(failed.value)
+    assert fault_text(failed.value) == "disk I/O error"
+    assert fault_text(peewee.OperationalError("database is locked")) == "database is locked"
