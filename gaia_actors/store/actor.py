@@ -219,6 +219,8 @@ class Store(GaiaActor):
             refused_rows, refused_updates = self._write_held()
             result = write()
         self.commits += 1
+        for table in self.pending:
+            self.floors.pop(table, None)  # its newest row is now above the floor
         self.written += self.count - refused_rows
         self.rejected += refused_rows + refused_updates
         self.pending, self.count, self.updates = defaultdict(list), 0, []
@@ -230,8 +232,15 @@ class Store(GaiaActor):
         store's). A refused chunk is written row by row, each in a savepoint, and what is
         refused is logged and left out: one bad row or update never holds the others back."""
         refused_rows = refused_updates = 0
-        for table, rows in self.pending.items():
-            model = model_for(table)
+        for table, held in self.pending.items():
+            if not held:
+                continue
+            model, rows = model_for(table), held
+            first = self._above_floor(table, held[0])
+            if first is not held[0]:  # the new file's first row, numbered above the lost ones
+                write = functools.partial(_insert, model, [first], self._db)
+                refused_rows += not self._savepoint(write, table)
+                rows = held[1:]
             for chunk in _chunks(rows, 200):  # SQLite caps the variables per statement
                 if self._savepoint(functools.partial(_insert, model, chunk, self._db)):
                     continue
