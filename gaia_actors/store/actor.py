@@ -17,7 +17,6 @@ backoff, opens a new file when the old one was deleted, sets a corrupt one aside
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections import defaultdict
@@ -32,6 +31,8 @@ from gaia_actors.events import StoreEvent
 from gaia_actors.messages import Fields, Flush, Insert, InsertNow, Prune, Update
 from gaia_actors.outbox import outbox_for
 from gaia_actors.settings import Settings
+from gaia_actors.store import batch, retention
+from gaia_actors.store.batch import model_for
 from gaia_actors.store.database import (
     corruption,
     fault_text,
@@ -42,26 +43,15 @@ from gaia_actors.store.database import (
     set_aside,
     sqlite_path,
 )
-from gaia_actors.store.models import TABLES
 from supervisors import Link
 
 T = TypeVar("T")
 
-VACUUM_PAGES = 65_536  # pages handed back after one prune (4 KiB each: 256 MiB)
 MAX_HELD = 100_000  # rows and updates held while the store cannot write; beyond, lost (counted)
 RETRY_MIN = 0.5  # seconds before the first new attempt after a storage fault; doubles
 RETRY_MAX = 10.0
 LOCK_WAIT_MAX = 10.0  # seconds a write waits for another connection's lock, at most
 SYNCHRONOUS_LEVELS = {0: "off", 1: "normal", 2: "full", 3: "extra"}  # sqlite.org/pragma.html
-
-
-def model_for(table: str) -> Any:
-    model = TABLES.get(table)
-    if model is None:
-        raise InvalidMessage(
-            "Insert", f"unknown table {table!r}; tables: {', '.join(TABLES)}", "table"
-        )
-    return model
 
 
 class Store(GaiaActor):
@@ -216,7 +206,9 @@ class Store(GaiaActor):
         are what makes it survive a power cut, for the whole batch. What is held is let go
         only once it is committed."""
         with self._db.atomic():
-            refused_rows, refused_updates = self._write_held()
+            refused_rows, refused_updates = batch.write(
+                self._db, self.pending, self.updates, self.floors, self._refused
+            )
             result = write()
         self.commits += 1
         for table in self.pending:
@@ -226,71 +218,20 @@ class Store(GaiaActor):
         self.pending, self.count, self.updates = defaultdict(list), 0, []
         return result
 
-    def _write_held(self) -> tuple[int, int]:
-        """Write the held rows and updates, in the caller's transaction; answers how many
-        rows and updates SQLite refused (a constraint or a value: the sender's error, not the
-        store's). A refused chunk is written row by row, each in a savepoint, and what is
-        refused is logged and left out: one bad row or update never holds the others back."""
-        refused_rows = refused_updates = 0
-        for table, held in self.pending.items():
-            if not held:
-                continue
-            model, rows = model_for(table), held
-            first = self._above_floor(table, held[0])
-            if first is not held[0]:  # the new file's first row, numbered above the lost ones
-                write = functools.partial(_insert, model, [first], self._db)
-                refused_rows += not self._savepoint(write, table)
-                rows = held[1:]
-            for chunk in _chunks(rows, 200):  # SQLite caps the variables per statement
-                if self._savepoint(functools.partial(_insert, model, chunk, self._db)):
-                    continue
-                for row in chunk:
-                    write = functools.partial(_insert, model, [row], self._db)
-                    refused_rows += not self._savepoint(write, table)
-        for table, row_id, values in self.updates:
-            update = functools.partial(self._write_update, table, row_id, values)
-            refused_updates += not self._savepoint(update, table)
-        return refused_rows, refused_updates
-
-    def _savepoint(self, write: Callable[[], Any], table: str = "") -> bool:
-        """Run ``write`` in a savepoint; False when SQLite refused it for what it holds
-        (logged when ``table`` names the single row's or update's table)."""
-        try:
-            with self._db.atomic():
-                write()
-        except peewee.DatabaseError as exc:
-            if isinstance(exc, peewee.OperationalError) or is_corrupt(exc):
-                raise  # the store's fault: the whole transaction is tried again later
-            if table:
-                self.log.error("store.write_rejected", table=table, error=str(exc))
-            return False
-        return True
-
     def _insert_now(self, table: str, values: Fields) -> int:
         """Write the row now, after (and with) what is held, and answer its id: committed,
         so durable, before the asker hears of it."""
         model = model_for(table)
-        row = dict(values)
-        row_id: int = self._attempt(
-            lambda: self._commit(
-                lambda: model.insert(self._above_floor(table, row)).execute(self._db)
-            )
-        )
+
+        def insert() -> int:
+            row = batch.above_floor(self._db, self.floors, table, dict(values))
+            return int(model.insert(row).execute(self._db))
+
+        row_id = self._attempt(lambda: self._commit(insert))
         self.written += 1
         self.issued[table] = max(self.issued.get(table, 0), row_id)
         self.floors.pop(table, None)
         return row_id
-
-    def _above_floor(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
-        """``row``, with an id above every one answered for ``table`` before the file was
-        replaced: SQLite numbers a new file's rows from 1 again, and an update still told for
-        a row of the lost file must find no row, not the new one that took its id."""
-        floor = self.floors.get(table, 0)
-        if not floor or "id" in row:
-            return row
-        model = model_for(table)
-        newest = model.select(peewee.fn.MAX(model.id)).scalar(self._db) or 0
-        return row if newest >= floor else {**row, "id": floor + 1}
 
     def _update(self, table: str, row_id: int, values: Fields, asked: bool = False) -> int:
         """Apply an update after everything queued. Asked, it is committed (with what is held)
@@ -300,7 +241,9 @@ class Store(GaiaActor):
         if asked:
             try:
                 return self._attempt(
-                    lambda: self._commit(lambda: self._write_update(table, row_id, dict(values)))
+                    lambda: self._commit(
+                        lambda: batch.write_update(self._db, table, row_id, dict(values))
+                    )
                 )
             except StoreError:
                 pass
@@ -317,11 +260,6 @@ class Store(GaiaActor):
             self.updates.append((table, row_id, dict(values)))
             self._flush_if_full()
         return 0
-
-    def _write_update(self, table: str, row_id: int, values: dict[str, Any]) -> int:
-        model = model_for(table)
-        changed: int = model.update(values).where(model.id == row_id).execute(self._db)
-        return changed
 
     # Storage faults
 
@@ -435,92 +373,15 @@ class Store(GaiaActor):
         if self.fault:
             return 0
         try:
-            return self._attempt(self._prune)
+            removed, freed = self._attempt(lambda: retention.prune(self._db, self.settings))
         except StoreError:
             return 0
-
-    def _prune(self) -> int:
-        retention = {
-            "events": self.settings.store.retention_days,
-            "actor_restarts": self.settings.store.retention_days,
-            "health_checks": self.settings.monitor.retention_days,
-            "metric_samples": self.settings.metrics.retention_days,
-        }
-        removed = 0
-        now = time.time()
-        for table, days in retention.items():
-            model: Any = TABLES[table]
-            removed += model.delete().where(model.ts < now - days * 86400).execute(self._db)
-        removed += self._prune_pipelines(self.settings.pipeline.keep)
-        removed += self._prune_alerts(now - self.settings.alerts.retention_days * 86400)
-        freed = self._vacuum() if removed else 0
         if removed:
             self.log.info("store.pruned", rows=removed, pages_freed=freed)
         return removed
 
-    def _prune_alerts(self, before: float) -> int:
-        """Alerts that ended, notifications no longer pending and silences over, older than
-        ``before``; a firing alert or a pending notification stays however old."""
-        alerts: Any = TABLES["alerts"]
-        notifications: Any = TABLES["notifications"]
-        silences: Any = TABLES["silences"]
-        marks: Any = TABLES["alert_marks"]
-        newest = marks.select(peewee.fn.MAX(marks.id)).scalar(self._db) or 0
-        queries = (
-            alerts.delete().where(alerts.started < before, alerts.status != "firing"),
-            alerts.delete().where(alerts.started < before, alerts.lasting == False),  # noqa: E712 - SQL
-            notifications.delete().where(
-                notifications.created < before, notifications.state != "pending"
-            ),
-            silences.delete().where(silences.expires < before),
-            marks.delete().where(marks.ts < before, marks.id < newest),  # the newest counts
-        )
-        return sum(int(query.execute(self._db)) for query in queries)
-
-    def _prune_pipelines(self, keep: int) -> int:
-        """Promotions beyond the newest ``keep`` go, with their stages; one still running or
-        waiting for its recovery stays. (Their artifact folders are the coordinator's.)"""
-        pipeline: Any = TABLES["pipelines"]
-        stage: Any = TABLES["stages"]
-        newest = pipeline.select(peewee.fn.MAX(pipeline.id)).scalar(self._db)
-        if newest is None or newest <= keep:
-            return 0
-        old = pipeline.select(pipeline.id).where(
-            (pipeline.id <= newest - keep)
-            & (pipeline.status != "running")
-            & ((pipeline.recovery.is_null()) | (pipeline.recovery != "pending"))
-        )
-        ids = [row.id for row in old.execute(self._db)]
-        removed = 0
-        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-            with self._db.atomic():
-                removed += stage.delete().where(stage.pipeline_id << chunk).execute(self._db)
-                removed += pipeline.delete().where(pipeline.id << chunk).execute(self._db)
-        return int(removed)
-
-    def _vacuum(self) -> int:
-        """Give up to ``VACUUM_PAGES`` free pages back to the file system (SQLite databases
-        created with incremental auto-vacuum; for others it frees nothing). Answers how many."""
-        if not isinstance(self._db, peewee.SqliteDatabase):
-            return 0
-        db: Any = self._db  # peewee's methods are untyped
-        before = int(db.execute_sql("PRAGMA freelist_count").fetchone()[0])
-        if before:
-            # executescript steps the pragma to the end; execute() frees a single page.
-            db.connection().executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
-        return before - int(db.execute_sql("PRAGMA freelist_count").fetchone()[0])
-
-
-def _insert(model: Any, rows: list[dict[str, Any]], db: peewee.Database) -> None:
-    model.insert_many(rows).execute(db)
-
-
-def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
-    # Rows with different key sets cannot share one INSERT; group them by their keys first.
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[tuple(sorted(row))].append(row)
-    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
+    def _refused(self, table: str, exc: BaseException) -> None:
+        self.log.error("store.write_rejected", table=table, error=str(exc))
 
 
 __all__ = ["MAX_HELD", "Store", "model_for", "open_database"]
