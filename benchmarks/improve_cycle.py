@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gaia_actors.app import build_children, start_root
 from gaia_actors.improve import history, tree
-from gaia_actors.improve.cycle import PHASES
 from gaia_actors.improve.discover import src_layout
+from gaia_actors.improve.status import PHASES
 from gaia_actors.improve.testing import PythonTestOptions, RunStatus, run_python_tests
 from gaia_actors.messages import RunCycle
 from gaia_actors.settings import Settings, load

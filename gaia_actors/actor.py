@@ -19,14 +19,13 @@ import structlog
 
 from gaia_actors.errors import GaiaError, Rejected, Superseded, UnknownMessage
 from gaia_actors.messages import Crash, Event, GetState, Hang, Insert, fields_of
+from gaia_actors.messages.common import MAX_HANG_SECONDS
 from gaia_actors.outbox import outbox_for
 from gaia_actors.store.models import close_thread_connections
 from gaia_actors.timers import TIMERS
 from supervisors import AskExpired, Link, NotRunning, Supervised
 from supervisors.registry import DEFAULT_ASK_TIMEOUT
 from supervisors.supervised import Ping
-
-MAX_HANG_SECONDS = 300.0
 
 
 class InjectedCrash(GaiaError):

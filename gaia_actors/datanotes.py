@@ -5,14 +5,16 @@ backup schedule with nothing to back up. Read by the monitor's ``status``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import EnvironmentFailure
 from gaia_actors.layout import actor_name
 from gaia_actors.messages import GetEnvStatus
-from gaia_actors.replies import EnvStatus, ask_reply
-from supervisors import Registry, SupervisionError
+from supervisors import SupervisionError
+
+if TYPE_CHECKING:
+    from supervisors import Registry
 
 # What ``status`` shows of an environment's data (asked of its actor; nothing while it is down).
 DATA_NOTES = ("data_loss", "replaced_data", "undo", "backup_note")
@@ -21,6 +23,10 @@ DATA_NOTES = ("data_loss", "replaced_data", "undo", "backup_note")
 def data_notes(registry: Registry, env: str, timeout: float = 2.0) -> dict[str, Any]:
     """The environment's data warnings for ``status``: data lost while running, replaced
     data kept (and the command that puts it back), a backup schedule with nothing to back up."""
+    # The asking half, with the registry's ask, is imported here: ``status``'s rendering
+    # (``data_lines``) runs in a command line that starts no actor.
+    from gaia_actors.replies import EnvStatus, ask_reply
+
     try:
         status = ask_reply(registry, actor_name(env), GetEnvStatus(), EnvStatus, timeout)
     except (SupervisionError, EnvironmentFailure):

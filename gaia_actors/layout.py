@@ -12,10 +12,13 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from gaia_actors import process
 from gaia_actors.errors import GaiaError
 from gaia_actors.settings import EnvironmentSettings, Settings, expand, python_executable
+
+if TYPE_CHECKING:
+    from gaia_actors.process import LogSink
 
 CURRENT = "current"  # <env_dir>/current -> releases/<id>, the release that runs
 
@@ -104,9 +107,11 @@ class Layout:
         return self.root / CURRENT
 
     @property
-    def log_sink(self) -> process.LogSink:
+    def log_sink(self) -> LogSink:
         # Every environment of this state directory shares one log pump process.
-        return process.LogSink(
+        from gaia_actors.process import LogSink
+
+        return LogSink(
             self.logs / "app.log",
             self.config.log_max_bytes,
             self.config.log_backups,

@@ -15,31 +15,78 @@ recovery (restore from backup, roll back) reaches it as callables in a child spe
 
 from __future__ import annotations
 
-from supervisors.backoff import Backoff
-from supervisors.children import Listener
-from supervisors.clock import Clock, ManualClock, RealClock
-from supervisors.errors import (
-    AskExpired,
-    AskTimeout,
-    ChildAborted,
-    Escalation,
-    NotRunning,
-    SupervisionError,
-)
-from supervisors.messages import ResetChild, RestartChild, WhichChildren
-from supervisors.registry import NodeInfo, Registry
-from supervisors.spec import (
-    ChildSpec,
-    Exhausted,
-    Intensity,
-    ParkNow,
-    Restart,
-    StepSkipped,
-    Strategy,
-    SupervisorConfig,
-)
-from supervisors.supervised import Link, Supervised
-from supervisors.supervisor import Supervisor
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from supervisors.backoff import Backoff
+    from supervisors.children import Listener
+    from supervisors.clock import Clock, ManualClock, RealClock
+    from supervisors.errors import (
+        AskExpired,
+        AskTimeout,
+        ChildAborted,
+        Escalation,
+        NotRunning,
+        SupervisionError,
+    )
+    from supervisors.messages import ResetChild, RestartChild, WhichChildren
+    from supervisors.registry import NodeInfo, Registry
+    from supervisors.spec import (
+        ChildSpec,
+        Exhausted,
+        Intensity,
+        ParkNow,
+        Restart,
+        StepSkipped,
+        Strategy,
+        SupervisorConfig,
+    )
+    from supervisors.supervised import Link, Supervised
+    from supervisors.supervisor import Supervisor
+
+# Each public name and the module that defines it. A name is imported from its module on first
+# use (PEP 562), so a process that needs only the registry or the errors (a command line) does
+# not import the supervisor machinery and its logging.
+_HOMES: dict[str, str] = {
+    "AskExpired": "supervisors.errors",
+    "AskTimeout": "supervisors.errors",
+    "Backoff": "supervisors.backoff",
+    "ChildAborted": "supervisors.errors",
+    "ChildSpec": "supervisors.spec",
+    "Clock": "supervisors.clock",
+    "Escalation": "supervisors.errors",
+    "Exhausted": "supervisors.spec",
+    "Intensity": "supervisors.spec",
+    "Link": "supervisors.supervised",
+    "Listener": "supervisors.children",
+    "ManualClock": "supervisors.clock",
+    "NodeInfo": "supervisors.registry",
+    "NotRunning": "supervisors.errors",
+    "ParkNow": "supervisors.spec",
+    "RealClock": "supervisors.clock",
+    "Registry": "supervisors.registry",
+    "ResetChild": "supervisors.messages",
+    "Restart": "supervisors.spec",
+    "RestartChild": "supervisors.messages",
+    "StepSkipped": "supervisors.spec",
+    "Strategy": "supervisors.spec",
+    "Supervised": "supervisors.supervised",
+    "SupervisionError": "supervisors.errors",
+    "Supervisor": "supervisors.supervisor",
+    "SupervisorConfig": "supervisors.spec",
+    "WhichChildren": "supervisors.messages",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AskExpired",

@@ -13,20 +13,22 @@ import fnmatch
 import time
 import uuid
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors import formatting
 from gaia_actors.alerts import rules
-from gaia_actors.alerts.messages import AddSilence, EndSilence
+from gaia_actors.alerts.messages import ROUTER, AddSilence, EndSilence
 from gaia_actors.alerts.model import Alert, Notification
-from gaia_actors.alerts.receivers import DeliveryFailed, build_receiver
-from gaia_actors.alerts.router import ROUTER
-from gaia_actors.alerts.silences import active_silences, from_row, parse_duration
 from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.errors import ControlError
 from gaia_actors.settings import ReceiverSettings, Settings, with_secrets
-from gaia_actors.store.models import AlertRow, NotificationRow, SilenceRow
-from supervisors import Registry
+
+if TYPE_CHECKING:
+    from supervisors import Registry
+
+# The handlers import the store's models, the silences kept there and the receivers when they
+# run (in the daemon, or offline): a command line that sends a command to the daemon and prints
+# its answer imports none of them.
 
 ASK_TIMEOUT = 10.0
 NOTIFICATIONS_READ = 2000  # recent notifications looked at for the deliveries of alerts
@@ -68,6 +70,8 @@ def alerts(
         return send_test(ctx, receiver)
     if receiver is not None:
         raise UsageError("alerts", "give 'test' before a receiver: alerts test RECEIVER")
+    from gaia_actors.store.models import AlertRow
+
     firing = AlertRow.select().where(AlertRow.status == "firing", AlertRow.lasting == True)  # noqa: E712 - peewee's SQL comparison
     recent = AlertRow.select().order_by(AlertRow.started.desc()).limit(max(1, n))
     deliveries = _deliveries()
@@ -80,6 +84,8 @@ def alerts(
 
 def _deliveries() -> dict[str, list[str]]:
     """Each alert key's deliveries, newest notification first: ``ops: delivered (HTTP 200)``."""
+    from gaia_actors.store.models import NotificationRow
+
     model: Any = NotificationRow
     rows = model.select().order_by(model.id.desc()).limit(NOTIFICATIONS_READ)
     found: dict[str, list[str]] = defaultdict(list)
@@ -116,6 +122,8 @@ def _alert_line(row: Any, deliveries: dict[str, list[str]]) -> dict[str, Any]:
 
 
 def _receiver_line(receiver: ReceiverSettings) -> dict[str, Any]:
+    from gaia_actors.store.models import NotificationRow
+
     counts = {
         state: NotificationRow.select()
         .where(NotificationRow.receiver == receiver.name, NotificationRow.state == state)
@@ -130,6 +138,8 @@ def _receiver_line(receiver: ReceiverSettings) -> dict[str, Any]:
 
 def send_test(ctx: CommandContext, name: str | None) -> dict[str, Any]:
     """A test notification to receiver ``name``, sent from here (not queued): its answer."""
+    from gaia_actors.alerts.receivers import DeliveryFailed, build_receiver
+
     receiver = _receiver(with_secrets(ctx.settings), name)  # sent from here: it needs them
     now = time.time()
     alert = Alert(
@@ -207,6 +217,8 @@ def _silence_line(silence: dict[str, Any]) -> dict[str, Any]:
     render=lambda r: formatting.table([_silence_line(r)]),
 )
 def silence(ctx: CommandContext, target: str, duration: str, reason: str = "") -> dict[str, Any]:
+    from gaia_actors.alerts.silences import parse_duration
+
     seconds = parse_duration(duration)
     env, alert = _silence_target(ctx, target)
     answer: dict[str, Any] = _router(ctx).ask(
@@ -237,6 +249,9 @@ def _silence_target(ctx: CommandContext, target: str) -> tuple[str, str]:
     render=render_silences,
 )
 def silences(ctx: CommandContext, all: bool = False) -> list[dict[str, Any]]:
+    from gaia_actors.alerts.silences import active_silences, from_row
+    from gaia_actors.store.models import SilenceRow
+
     if not all:
         return [_silence_line(s.as_dict()) for s in active_silences()]
     model: Any = SilenceRow

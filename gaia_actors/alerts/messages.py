@@ -5,6 +5,8 @@ from __future__ import annotations
 from gaia_actors.alerts.model import Notification
 from gaia_actors.messages import message
 
+ROUTER = "alerts.router"  # the router's registered name: silences are asked of it
+
 
 @message
 class Deliver:

@@ -47,7 +47,6 @@ from gaia_actors.outbox import outbox_for
 from gaia_actors.settings import Settings
 from supervisors import Link
 
-ROUTER = "alerts.router"
 STORE_TIMEOUT = 10.0
 
 

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gaia_actors.alerts.delivery import ReceiverActor, receiver_name
+from gaia_actors.alerts.messages import ROUTER
 from gaia_actors.alerts.receivers import Receiver, build_receiver
-from gaia_actors.alerts.router import ROUTER, AlertRouter
+from gaia_actors.alerts.router import AlertRouter
 from gaia_actors.settings import ReceiverSettings, Settings
 from supervisors import ChildSpec, Link, Registry, Strategy, Supervisor
 

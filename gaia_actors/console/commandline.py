@@ -10,9 +10,7 @@ import math
 import sys
 import types
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn
-
-import pykka
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gaia_actors import errors
 from gaia_actors.console.client import Client
@@ -23,7 +21,12 @@ from gaia_actors.control.protocol import to_json
 from gaia_actors.errors import DaemonUnreachable, GaiaError, UsageError
 from gaia_actors.messages import describe, message_types, unknown_environment
 from gaia_actors.settings import Settings
-from supervisors import Registry, SupervisionError
+from supervisors import SupervisionError
+
+if TYPE_CHECKING:
+    import pykka
+
+    from supervisors import Registry
 
 EXIT_OK = 0
 # The error classes carry their exit codes (``GaiaError.exit_code``); named here for callers.

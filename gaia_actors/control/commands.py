@@ -33,9 +33,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-import pykka
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors.conversion import SCALAR_CONVERTERS
 from gaia_actors.errors import DaemonError
@@ -43,16 +41,21 @@ from gaia_actors.errors import DaemonError
 # Re-exported: every capability's commands raise it beside the rest of this module's API.
 from gaia_actors.errors import UsageError as UsageError  # noqa: PLC0414
 from gaia_actors.messages import ENV_FIELD, Progress, unknown_environment
-from gaia_actors.relay import Relay
 from gaia_actors.settings import Settings
-from supervisors import Registry
+
+if TYPE_CHECKING:
+    # Types only: a command line that sends a command to the daemon starts no actor.
+    import pykka
+
+    from gaia_actors.relay import Relay
+    from supervisors import Registry
+
+    # Starts the store, the bus and the given capabilities' actors in this process under a
+    # root supervisor and returns the root: the app's, handed to an offline command that needs
+    # actors.
+    TreeStarter = Callable[[Settings, Registry, Sequence[types.ModuleType]], pykka.ActorRef[Any]]
 
 SCALAR_TYPES: tuple[type, ...] = (str, int, float, bool)
-
-
-# Starts the store, the bus and the given capabilities' actors in this process under a root
-# supervisor and returns the root: the app's, handed to an offline command that needs actors.
-TreeStarter = Callable[[Settings, Registry, Sequence[types.ModuleType]], "pykka.ActorRef[Any]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +253,8 @@ def update_relay(registry: Registry, limit: int = UPDATE_BUFFER) -> Relay:
     """A relay for a long job's ``Progress``: name it as the job's watcher, and read its
     updates with ``follow_updates``. The job only tells it, so it never waits on the client:
     past ``limit`` waiting updates they drop."""
+    from gaia_actors.relay import Relay
+
     return Relay(registry, "control.progress", limit, lambda m: isinstance(m, Progress))
 
 

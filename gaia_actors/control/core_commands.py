@@ -7,16 +7,16 @@ import dataclasses
 import os
 import re
 import threading
-import tracemalloc
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gaia_actors.actor import MAX_HANG_SECONDS
 from gaia_actors.control.commands import CommandContext, UsageError, command
 from gaia_actors.errors import ControlError
 from gaia_actors.messages import Crash, Hang, describe, message_types
-from gaia_actors.process import proc_stats
-from supervisors import Registry
+from gaia_actors.messages.common import MAX_HANG_SECONDS
+
+if TYPE_CHECKING:
+    from supervisors import Registry
 
 
 @command("actors", help="the supervision tree: every actor with its state, restarts and generation")
@@ -37,6 +37,8 @@ def resources(ctx: CommandContext) -> dict[str, Any]:
 
 
 def _own_process() -> dict[str, Any]:
+    from gaia_actors.process import proc_stats
+
     stats = proc_stats(os.getpid())
     assert stats is not None  # our own process
     kinds = Counter(fd_kind(fd) for fd in os.listdir("/proc/self/fd"))
@@ -56,6 +58,8 @@ def _own_process() -> dict[str, Any]:
 def _traced_memory(top: int = 10) -> dict[str, Any]:
     """Python allocations by source file, when tracemalloc traces (it slows the daemon, so
     only when asked for: PYTHONTRACEMALLOC=1)."""
+    import tracemalloc
+
     if not tracemalloc.is_tracing():
         return {}
     current, peak = tracemalloc.get_traced_memory()

@@ -8,12 +8,10 @@ process is not touched.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors import formatting
 from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
-from gaia_actors.environments import alerts, backups, data, recovery, releases, restores
-from gaia_actors.environments.tree import SUPERVISOR
 from gaia_actors.errors import ControlError, EnvironmentFailure
 from gaia_actors.layout import Layout, actor_name
 from gaia_actors.messages import (
@@ -26,9 +24,13 @@ from gaia_actors.messages import (
     Rollback,
     TakeBackup,
 )
-from supervisors import Registry
 from supervisors.messages import ResetChild
 
+if TYPE_CHECKING:
+    from supervisors import Registry
+
+# The handlers import the environments' on-disk mechanisms when they run (in the daemon, or
+# offline): a command line that sends a command to the daemon and prints its answer does not.
 ENV = Arg("env", help="environment name")
 
 
@@ -52,11 +54,15 @@ def _require_env(ctx: CommandContext, name: str, env: str) -> Layout:
 
 
 def _release_ids(layout: Layout) -> str:
+    from gaia_actors.environments import releases
+
     return ", ".join(r.id for r in releases.list_releases(layout.root)) or "none"
 
 
 def _require_release(ctx: CommandContext, name: str, env: str, release: str) -> None:
     """``release`` is a complete release of ``env`` or, for deploy, a release directory."""
+    from gaia_actors.environments import releases
+
     layout = _require_env(ctx, name, env)
     if name == "deploy" and "/" in release:
         try:
@@ -75,6 +81,8 @@ def _require_release(ctx: CommandContext, name: str, env: str, release: str) -> 
 
 def _require_backup(ctx: CommandContext, env: str, backup: str) -> None:
     """A restore would find ``backup`` (or, without one, some backup) that verifies now."""
+    from gaia_actors.environments import backups, restores
+
     layout = _require_env(ctx, "restore", env)
     known = [r.id for r in backups.list_backups(layout.backups)]
     listed = ", ".join(known) or "none"
@@ -108,6 +116,8 @@ def backup(ctx: CommandContext, env: str) -> Any:
     options=(Option("undo", bool, False, help="put back the data the last restore replaced"),),
 )
 def restore(ctx: CommandContext, env: str, backup: str = "", undo: bool = False) -> Any:
+    from gaia_actors.environments import data
+
     layout = _require_env(ctx, "restore", env)
     if undo and backup:
         raise UsageError("restore", "give a backup or --undo, not both", "backup")
@@ -170,6 +180,8 @@ def logs(ctx: CommandContext, env: str, n: int = 50) -> Any:
     offline=True,
 )
 def list_backups(ctx: CommandContext, env: str) -> Any:
+    from gaia_actors.environments import backups
+
     layout = _require_env(ctx, "backups", env)
     rows = []
     for r in backups.list_backups(layout.backups):
@@ -201,6 +213,9 @@ def kill(ctx: CommandContext, env: str) -> Any:
     args=(ENV,),
 )
 def reset(ctx: CommandContext, env: str) -> Any:
+    from gaia_actors.environments import alerts, recovery
+    from gaia_actors.environments.tree import SUPERVISOR
+
     registry = _registry(ctx, env)
     config = ctx.settings.environments[env]
     node = registry.node(actor_name(env))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors.control.commands import (
     CommandContext,
@@ -24,16 +24,20 @@ from gaia_actors.control.commands import (
     update_relay,
 )
 from gaia_actors.events import CycleProgress
-from gaia_actors.improve import history
-from gaia_actors.improve.engine import NAME
 from gaia_actors.improve.errors import ImproveError
 from gaia_actors.improve.progress import Progress
 from gaia_actors.improve.report import render_improve
-from gaia_actors.improve.schedule import without_schedules
-from gaia_actors.improve.status import CycleRunning, CycleStatus
+from gaia_actors.improve.status import NAME, CycleRunning, CycleStatus
 from gaia_actors.messages import GetCycleStatus, RunCycle
 from gaia_actors.settings import Settings
-from supervisors import AskTimeout, NotRunning, Registry
+from supervisors import AskTimeout, NotRunning
+
+if TYPE_CHECKING:
+    from supervisors import Registry
+
+# The handlers import the stored cycles (``history``) and the cycle's machinery when they run
+# (in the daemon, or offline): a command line that sends ``improve`` to the daemon and prints
+# its answer imports neither.
 
 ALIVE_CHECK = 2.0  # seconds between checks that the followed cycle still runs
 START_TIMEOUT = 30.0
@@ -77,6 +81,8 @@ def show_history(settings: Settings, target: str | None, limit: int) -> dict[str
     path = (
         Path(target).expanduser().resolve() if target else settings.resolve(settings.improve.target)
     )
+    from gaia_actors.improve import history
+
     improve = settings.improve
     return history.trend(str(path), limit or improve.history_limit, improve.regression_threshold)
 
@@ -89,6 +95,8 @@ def follow_cycle(
 ) -> dict[str, Any]:
     """Start a cycle on the engine and stream its progress until it ends (or the client
     leaves); the result is the stored cycle."""
+    from gaia_actors.improve import history
+
     with update_relay(registry) as updates:
         request = RunCycle(target, apply, updates.name)
         started = registry.ask(NAME, request, timeout=START_TIMEOUT)
@@ -127,6 +135,8 @@ def _running(registry: Registry, cycle_id: int) -> bool:
 
 
 def _ended_from_store(cycle_id: int) -> dict[str, Any]:
+    from gaia_actors.improve import history
+
     row = history.get(cycle_id)
     status = "interrupted" if row.status == "running" else row.status
     return {"event": CycleProgress.CYCLE_ENDED, "status": status, "error": row.error}
@@ -141,6 +151,8 @@ def run_offline(ctx: CommandContext, target: str, apply: bool) -> dict[str, Any]
 
     from gaia_actors import logs
     from gaia_actors.improve import tree
+    from gaia_actors.improve.schedule import without_schedules
+    from supervisors import Registry
 
     if ctx.start_tree is None:
         raise ImproveError("improve without a daemon needs the app to start its actors")

@@ -52,20 +52,12 @@ from gaia_actors.improve.linters import (
 )
 from gaia_actors.improve.patches import Patch
 from gaia_actors.improve.plan import test_kind
+from gaia_actors.improve.status import PHASES
 from gaia_actors.improve.tasks import build_tasks, git_churn
 from gaia_actors.improve.testing import PythonTestOptions, RunStatus, TestRun, run_python_tests
 
 __all__ = ["PHASES", "Cycle"]
 
-PHASES = (
-    "analyse",
-    "detect",
-    "test",
-    "generate_tasks",
-    "execute_improvements",
-    "verify",
-    "persist",
-)
 KNOWN_LINTERS: dict[str, LinterSpec] = {"ruff": RUFF, "go vet": GO_VET}
 
 

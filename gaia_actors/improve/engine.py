@@ -32,7 +32,7 @@ from gaia_actors.improve.cyclerun import STORE_TIMEOUT, CycleRun, Slot, run_walk
 from gaia_actors.improve.dispatch import AnalysisDispatch
 from gaia_actors.improve.plan import CyclePlan, settings_for
 from gaia_actors.improve.schedule import Scheduled, due, scheduled_targets, tick
-from gaia_actors.improve.status import LastCycle
+from gaia_actors.improve.status import NAME, LastCycle
 from gaia_actors.improve.worker import worker_name
 from gaia_actors.messages import (
     BatchResult,
@@ -53,7 +53,6 @@ from gaia_actors.settings import Settings
 from gaia_actors.store.models import closing_connections
 from supervisors import Link
 
-NAME = "improve"
 FIRST_TICK = 1.0  # seconds from the engine's start to its first look at the schedule
 _RESERVED = frozenset({"cycle_id", "phase", "seconds", "level", "env", "event"})  # event fields
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gaia_actors.formatting import scalar, table
-from gaia_actors.improve.cycle import PHASES
+from gaia_actors.improve.status import PHASES
 
 SEVERITIES = ("critical", "high", "medium", "low")
 SHOWN = 15

@@ -5,6 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+NAME = "improve"  # the engine's registered name, which answers GetCycleStatus
+PHASES = (
+    "analyse",
+    "detect",
+    "test",
+    "generate_tasks",
+    "execute_improvements",
+    "verify",
+    "persist",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerView:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gaia_actors.improve.engine import NAME, SelfImproveEngine
+from gaia_actors.improve.engine import SelfImproveEngine
+from gaia_actors.improve.status import NAME
 from gaia_actors.improve.worker import KILL_WAIT, AnalysisWorker, worker_name
 from gaia_actors.settings import Settings
 from supervisors import ChildSpec, Link, Registry, Strategy, Supervisor

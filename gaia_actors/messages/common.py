@@ -13,6 +13,9 @@ class Crash:
     reason: str = "injected crash"
 
 
+MAX_HANG_SECONDS = 300.0  # the longest a Hang blocks a mailbox
+
+
 @message
 class Hang:
     """Command: block the actor's mailbox for ``seconds`` (fault injection, bounded)."""

@@ -13,24 +13,62 @@ order; `commands` holds the operator commands (read as text by `views`, from the
 
 from __future__ import annotations
 
-from gaia_actors.health import DEFAULT_EXPECTED_STATUS
-from gaia_actors.monitoring.balancer import LoadBalancer, NoEnvironmentAvailable
-from gaia_actors.monitoring.checks import ProbeResult, ProbeTarget
-from gaia_actors.monitoring.classify import (
-    Assessment,
-    Classifier,
-    HealthStatus,
-    Observation,
-    Thresholds,
-    Verdict,
-    assess,
-)
-from gaia_actors.monitoring.failover import FailoverAgent
-from gaia_actors.monitoring.http11 import ProbeErrorKind
-from gaia_actors.monitoring.metrics import MetricsCollector
-from gaia_actors.monitoring.monitor import HealthMonitor
-from gaia_actors.monitoring.probes import Prober
-from gaia_actors.monitoring.tree import child_specs
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gaia_actors.health import DEFAULT_EXPECTED_STATUS
+    from gaia_actors.monitoring.balancer import LoadBalancer, NoEnvironmentAvailable
+    from gaia_actors.monitoring.checks import ProbeResult, ProbeTarget
+    from gaia_actors.monitoring.classify import (
+        Assessment,
+        Classifier,
+        HealthStatus,
+        Observation,
+        Thresholds,
+        Verdict,
+        assess,
+    )
+    from gaia_actors.monitoring.failover import FailoverAgent
+    from gaia_actors.monitoring.http11 import ProbeErrorKind
+    from gaia_actors.monitoring.metrics import MetricsCollector
+    from gaia_actors.monitoring.monitor import HealthMonitor
+    from gaia_actors.monitoring.probes import Prober
+    from gaia_actors.monitoring.tree import child_specs
+
+# Each public name and the module that defines it, imported on first use (PEP 562): a
+# command line that needs only the operator commands' module does not import every actor
+# here and their HTTP and metrics libraries.
+_HOMES: dict[str, str] = {
+    "Assessment": "gaia_actors.monitoring.classify",
+    "Classifier": "gaia_actors.monitoring.classify",
+    "DEFAULT_EXPECTED_STATUS": "gaia_actors.health",
+    "FailoverAgent": "gaia_actors.monitoring.failover",
+    "HealthMonitor": "gaia_actors.monitoring.monitor",
+    "HealthStatus": "gaia_actors.monitoring.classify",
+    "LoadBalancer": "gaia_actors.monitoring.balancer",
+    "MetricsCollector": "gaia_actors.monitoring.metrics",
+    "NoEnvironmentAvailable": "gaia_actors.monitoring.balancer",
+    "Observation": "gaia_actors.monitoring.classify",
+    "ProbeErrorKind": "gaia_actors.monitoring.http11",
+    "ProbeResult": "gaia_actors.monitoring.checks",
+    "ProbeTarget": "gaia_actors.monitoring.checks",
+    "Prober": "gaia_actors.monitoring.probes",
+    "Thresholds": "gaia_actors.monitoring.classify",
+    "Verdict": "gaia_actors.monitoring.classify",
+    "assess": "gaia_actors.monitoring.classify",
+    "child_specs": "gaia_actors.monitoring.tree",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_EXPECTED_STATUS",

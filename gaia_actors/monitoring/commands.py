@@ -10,28 +10,23 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors import formatting
 from gaia_actors.control.commands import Arg, CommandContext, Option, UsageError, command
 from gaia_actors.control.protocol import to_json
-from gaia_actors.datanotes import data_notes
 from gaia_actors.errors import ControlError
-from gaia_actors.layout import actor_name
 from gaia_actors.messages import GetHealth, GetState, Route, RouteDone, unknown_environment
-from gaia_actors.monitoring.balancer import NoEnvironmentAvailable, RouteAnswer
-from gaia_actors.monitoring.incidents import incident_rows
 from gaia_actors.monitoring.snapshot import HealthSnapshot
-from gaia_actors.monitoring.stored import (
-    firing_alerts,
-    last_known,
-    recent_checks,
-    stored_snapshot,
-    stored_snapshots,
-)
 from gaia_actors.monitoring.views import render_health, render_status
-from gaia_actors.replies import ask_reply
-from supervisors import Registry, SupervisionError
+from supervisors import SupervisionError
+
+if TYPE_CHECKING:
+    from supervisors import Registry
+
+# The handlers import the actors' modules and the store's models they read when they run (in
+# the daemon, or offline): a command line that only sends a command to the daemon and prints
+# its answer imports neither.
 
 ASK_TIMEOUT = 5.0
 MAX_ROUTES = 100_000
@@ -48,6 +43,10 @@ MAX_ROUTES = 100_000
     render=render_status,
 )
 def status(ctx: CommandContext) -> dict[str, Any]:
+    from gaia_actors.datanotes import data_notes
+    from gaia_actors.layout import actor_name
+    from gaia_actors.monitoring.stored import firing_alerts, last_known, stored_snapshots
+
     registry = ctx.registry
     if registry is None:
         return {
@@ -84,6 +83,8 @@ def _store_state(registry: Registry) -> dict[str, Any]:
 
 
 def _live_snapshots(ctx: CommandContext, registry: Registry) -> tuple[list[dict[str, Any]], str]:
+    from gaia_actors.monitoring.stored import stored_snapshots
+
     try:
         snapshots: list[HealthSnapshot] = registry.ask("monitor", GetHealth(), timeout=ASK_TIMEOUT)
     except SupervisionError as exc:
@@ -118,6 +119,9 @@ def _actors(registry: Registry) -> list[dict[str, Any]]:
     render=render_health,
 )
 def health(ctx: CommandContext, env: str, n: int = 10) -> dict[str, Any]:
+    from gaia_actors.monitoring.stored import last_known, recent_checks, stored_snapshot
+    from gaia_actors.replies import ask_reply
+
     snapshot: dict[str, Any] | None = None
     source = "store (no daemon running)"
     if ctx.registry is not None:
@@ -144,6 +148,9 @@ def health(ctx: CommandContext, env: str, n: int = 10) -> dict[str, Any]:
     ),
 )
 def load_balance(ctx: CommandContext, n: int = 10, pool: str = "") -> dict[str, Any]:
+    from gaia_actors.monitoring.balancer import NoEnvironmentAvailable, RouteAnswer
+    from gaia_actors.replies import ask_reply
+
     if not 1 <= n <= MAX_ROUTES:
         raise UsageError("load-balance", f"expected 1 <= n <= {MAX_ROUTES}, got {n}", "n")
     registry = _daemon(ctx, "load-balance")
@@ -217,6 +224,8 @@ def _distribution(
     offline=True,
 )
 def incidents(ctx: CommandContext, env: str = "", n: int = 20) -> list[dict[str, Any]]:
+    from gaia_actors.monitoring.incidents import incident_rows
+
     rows = incident_rows(env, max(1, n))
     for row in rows:
         for key in ("started", "detected", "recovered"):

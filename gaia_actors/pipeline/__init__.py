@@ -18,18 +18,21 @@ commands.py     promote-dev, promote-staging, promote-all, cancel, history, pipe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gaia_actors.settings import Settings
-from supervisors import ChildSpec, Link, Registry
+if TYPE_CHECKING:
+    from gaia_actors.settings import Settings
+    from supervisors import ChildSpec, Link, Registry
 
 
 def child_specs(
     settings: Settings, registry: Registry, listener: Any, supervisor_config: Any
 ) -> list[ChildSpec]:
     """The ``pipeline`` actor; started after the environments it drives."""
-    from gaia_actors.pipeline.coordinator import NAME, PipelineCoordinator
+    from gaia_actors.pipeline.coordinator import PipelineCoordinator
     from gaia_actors.pipeline.runs import JOIN_TIMEOUT
+    from gaia_actors.pipeline.status import NAME
+    from supervisors import ChildSpec
 
     def factory(link: Link) -> Any:
         return PipelineCoordinator.start(link, settings)

@@ -12,7 +12,7 @@ rolled back.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors.control.commands import (
     Arg,
@@ -26,11 +26,16 @@ from gaia_actors.errors import ControlError, PipelineError
 from gaia_actors.events import PipelineEvent, RunProgress, StageEvent, matches
 from gaia_actors.formatting import scalar, table
 from gaia_actors.messages import CancelPipeline, GetPipelineStatus, Promote
-from gaia_actors.pipeline import history
-from gaia_actors.pipeline.coordinator import NAME
-from gaia_actors.pipeline.status import PipelineStatus
-from gaia_actors.replies import ask_reply
-from supervisors import AskTimeout, NotRunning, Registry
+from gaia_actors.pipeline.status import NAME, PipelineStatus
+from supervisors import AskTimeout, NotRunning
+
+if TYPE_CHECKING:
+    from gaia_actors.pipeline.history import PromotionRecord
+    from supervisors import Registry
+
+# The handlers import the store's queries (``history``) and the registry's asks when they run
+# (in the daemon, or offline): a command line that sends a command to the daemon and prints
+# its answer imports neither.
 
 OUTPUT = Option("output", bool, False, help="also show the running stage's output lines")
 ALIVE_CHECK = 2.0  # seconds between checks that a followed promotion still runs
@@ -175,6 +180,8 @@ def _daemon(ctx: CommandContext, name: str) -> Registry:
 
 def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
     """Start promotion ``what`` and follow it to its end (or until the client leaves)."""
+    from gaia_actors.pipeline import history
+
     registry = _daemon(ctx, f"promote-{what}")
     with update_relay(registry) as updates:
         watcher = updates.name
@@ -204,6 +211,8 @@ def promote(ctx: CommandContext, what: str, output: bool) -> dict[str, Any]:
 
 
 def _running(registry: Registry, run_id: int) -> bool:
+    from gaia_actors.replies import ask_reply
+
     try:
         status = ask_reply(registry, NAME, GetPipelineStatus(), PipelineStatus, 10.0)
     except (NotRunning, AskTimeout):
@@ -212,12 +221,14 @@ def _running(registry: Registry, run_id: int) -> bool:
 
 
 def _ended_from_history(run_id: int) -> dict[str, Any]:
+    from gaia_actors.pipeline import history
+
     ids = history.chain(run_id)
     status = history.get(ids[-1]).status if ids else "interrupted"
     return {"event": RunProgress.RUN_ENDED, "status": status, "pipeline_ids": ids}
 
 
-def _failure_message(promotions: list[history.PromotionRecord]) -> str:
+def _failure_message(promotions: list[PromotionRecord]) -> str:
     failed = next((p for p in promotions if p.status != "succeeded"), promotions[-1])
     text = f"promotion #{failed.id} ({failed.kind}) {failed.status}: {failed.error}"
     if failed.rollback:
@@ -246,6 +257,8 @@ def promote_command(ctx: CommandContext, what: str, output: bool = False) -> dic
     render=render_promotions,
 )
 def cancel(ctx: CommandContext, id: int) -> dict[str, Any]:
+    from gaia_actors.pipeline import history
+
     registry = _daemon(ctx, "cancel")
     answer = registry.ask(NAME, CancelPipeline(id), timeout=10.0)
     ctx.progress({"message": f"cancelling promotion #{id} (stage {answer['stage'] or '-'})"})
@@ -258,6 +271,8 @@ def cancel(ctx: CommandContext, id: int) -> dict[str, Any]:
 
 
 def _running_pipeline(registry: Registry, pipeline_id: int) -> bool:
+    from gaia_actors.replies import ask_reply
+
     try:
         status = ask_reply(registry, NAME, GetPipelineStatus(), PipelineStatus, 10.0)
     except (NotRunning, AskTimeout):
@@ -275,6 +290,8 @@ def _running_pipeline(registry: Registry, pipeline_id: int) -> bool:
     render=render_history,
 )
 def show_history(ctx: CommandContext, id: int | None = None, n: int = 0) -> Any:
+    from gaia_actors.pipeline import history
+
     if id is not None:
         return history.show(id)
     return history.recent(n or ctx.settings.pipeline.history_limit)
@@ -287,5 +304,7 @@ def show_history(ctx: CommandContext, id: int | None = None, n: int = 0) -> Any:
     render=render_status,
 )
 def pipeline_status(ctx: CommandContext, output: bool = False, n: int = 20) -> PipelineStatus:
+    from gaia_actors.replies import ask_reply
+
     registry = _daemon(ctx, "pipeline-status")
     return ask_reply(registry, NAME, GetPipelineStatus(n if output else 0), PipelineStatus, 10.0)

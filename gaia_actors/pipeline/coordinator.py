@@ -50,7 +50,6 @@ from gaia_actors.pipeline.runs import RECOVERY, RunState
 from gaia_actors.pipeline.status import PipelineStatus
 from gaia_actors.settings import PROMOTIONS
 
-NAME = "pipeline"
 LEGS: dict[str, tuple[str, ...]] = {
     "dev": ("dev_to_staging",),
     "staging": ("staging_to_prod",),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from gaia_actors.control.protocol import OMIT_NONE
 
+NAME = "pipeline"  # the coordinator's registered name, which answers GetPipelineStatus
+
 
 @dataclass(frozen=True, slots=True)
 class RunView:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gaia_actors.alerts import commands
-from gaia_actors.alerts.router import ROUTER
+from gaia_actors.alerts.messages import ROUTER
 from gaia_actors.control.commands import CommandContext
 from gaia_actors.errors import UsageError
 from gaia_actors.messages import Event, GetState, fields_of

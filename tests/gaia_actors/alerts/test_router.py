@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from gaia_actors.alerts.delivery import receiver_name
-from gaia_actors.alerts.messages import AddSilence, EndSilence
-from gaia_actors.alerts.router import ROUTER
+from gaia_actors.alerts.messages import ROUTER, AddSilence, EndSilence
 from gaia_actors.messages import Crash, Event, GetState, fields_of
 from gaia_actors.settings import Settings, load
 from gaia_actors.store.models import AlertRow, NotificationRow

@@ -1,0 +1,134 @@
+"""A command line imports only what it uses, and what is imported later still registers.
+
+The operator commands' modules import the actors, the store's models and their libraries
+inside the handlers that use them, and the packages ``supervisors`` and
+``gaia_actors.monitoring`` import a public name from its module on first use. What must hold:
+a command line with every command loaded imports no actor machinery and no heavy library,
+and the daemon's registries (messages by name, commands, handler signatures) still see
+everything once the application is imported.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import os
+import subprocess
+import sys
+import typing
+
+import pytest
+
+import supervisors
+from gaia_actors import monitoring
+from gaia_actors.control import catalog, commands
+from tests.gaia_actors.control.test_control import REPO
+
+# What a command line that talks to the daemon does not need: the actors and their tree, the
+# store's models and the libraries behind them (HTTP, SQL, metrics, logging, e-mail).
+HEAVY = (
+    "gaia_actors.actor",
+    "gaia_actors.app",
+    "gaia_actors.httpclient",
+    "gaia_actors.process",
+    "gaia_actors.store",
+    "supervisors.supervisor",
+    "supervisors.children",
+    "supervisors.registry",
+    "pykka",
+    "requests",
+    "urllib3",
+    "peewee",
+    "playhouse",
+    "psycopg2",
+    "structlog",
+    "prometheus_client",
+    "smtplib",
+    "pathspec",
+    "asyncio",
+    "concurrent.futures",
+)
+
+# One process, in two steps: every command module loaded (as --help and the REPL load them),
+# then the heavy modules seen; then the daemon's tree built (its children, not started), then
+# the messages registered by name.
+SCRIPT = """
+import json, sys
+from gaia_actors.console import cli
+from gaia_actors.control import catalog
+catalog.load_all()
+heavy = sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[2:])))
+from gaia_actors.app import build_children
+from gaia_actors.messages import message_types
+from gaia_actors.settings import load
+from supervisors import Registry
+build_children(load(sys.argv[1]), Registry())
+print(json.dumps({"heavy": heavy, "messages": sorted(message_types())}))
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    folder = tmp_path_factory.mktemp("lazy")
+    config = folder / "gaia.toml"
+    config.write_text('[logging]\nconsole = "off"\n', encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(config), *HEAVY],
+        cwd=REPO,
+        env={**os.environ, "GAIA_STATE_DIR": str(folder / "state")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, list[str]] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_the_command_line_with_every_command_imports_nothing_heavy(
+    loaded: dict[str, list[str]],
+) -> None:
+    assert loaded["heavy"] == []
+
+
+def _declared_messages() -> set[str]:
+    """Every class the source decorates with ``@message``."""
+    names = set()
+    for path in sorted((REPO / "gaia_actors").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(d, ast.Name) and d.id == "message" for d in node.decorator_list
+            ):
+                names.add(node.name)
+    return names
+
+
+def test_the_daemon_registers_every_message_its_source_declares(
+    loaded: dict[str, list[str]],
+) -> None:
+    # The control socket builds messages by name, and it starts after every other child: by
+    # then the daemon has imported every module that declares one, those its capabilities
+    # import only when their children are built included.
+    declared = _declared_messages()
+    assert len(declared) > 50
+    assert declared <= set(loaded["messages"]), sorted(declared - set(loaded["messages"]))
+
+
+def test_every_command_handler_signature_resolves() -> None:
+    # Arguments are typed from the handler's annotations; one that names a module imported
+    # only inside a function would not resolve, and every argument would read as a string.
+    catalog.load_all()
+    for name, cmd in commands.commands().items():
+        hints = typing.get_type_hints(cmd.handler)
+        assert "ctx" in hints, name
+
+
+@pytest.mark.parametrize("package", [supervisors, monitoring], ids=lambda p: p.__name__)
+def test_a_package_imports_each_public_name_from_its_module(package: object) -> None:
+    homes: dict[str, str] = vars(package)["_HOMES"]
+    assert set(homes) == set(vars(package)["__all__"])
+    for name, home in homes.items():
+        assert getattr(package, name) is getattr(importlib.import_module(home), name)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        getattr(package, "no_such_name")  # noqa: B009 - the name is the point
