@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gaia_actors.improve.compare import Comparison
 from gaia_actors.improve.cycle_state import TOP, CycleState, PreviousCycle
 from gaia_actors.improve.discover import src_layout
 from gaia_actors.improve.findings import Finding
-from gaia_actors.improve.graph import ImportGraph
-from gaia_actors.improve.tasks import Task
-from gaia_actors.improve.testing import RunStatus
 from gaia_actors.junit import Outcome
+
+if TYPE_CHECKING:
+    from gaia_actors.improve.compare import Comparison
+    from gaia_actors.improve.graph import ImportGraph
+    from gaia_actors.improve.tasks import Task
 
 RANKING_NOTE = (
     "rule-based ranking: severity x priority, weighted by how many files depend on the file "
@@ -78,6 +79,8 @@ class CycleReport(CycleState):
             }
         if run is None:
             return report
+        from gaia_actors.improve.testing import RunStatus
+
         report |= {
             "status": str(run.status),
             "reason": run.reason,

@@ -11,24 +11,26 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gaia_actors.improve.analysis import FileResult
-from gaia_actors.improve.benchmark import BuildRun
-from gaia_actors.improve.compare import Comparison
-from gaia_actors.improve.delivery import TreeState
 from gaia_actors.improve.discover import src_layout
-from gaia_actors.improve.files import IgnoreFile, SkippedFile
 from gaia_actors.improve.findings import Finding
-from gaia_actors.improve.graph import ImportGraph
-from gaia_actors.improve.linters import (
-    LinterSpec,
-    LintResult,
-)
-from gaia_actors.improve.plan import CyclePlan
-from gaia_actors.improve.style import StyleTool
-from gaia_actors.improve.tasks import Task
-from gaia_actors.improve.testing import RunStatus, TestRun
+
+if TYPE_CHECKING:
+    from gaia_actors.improve.analysis import FileResult
+    from gaia_actors.improve.benchmark import BuildRun
+    from gaia_actors.improve.compare import Comparison
+    from gaia_actors.improve.delivery import TreeState
+    from gaia_actors.improve.files import SkippedFile
+    from gaia_actors.improve.graph import ImportGraph
+    from gaia_actors.improve.linters import LinterSpec, LintResult
+    from gaia_actors.improve.plan import CyclePlan
+    from gaia_actors.improve.style import StyleTool
+    from gaia_actors.improve.tasks import Task
+    from gaia_actors.improve.testing import TestRun
+
+# The cycle's machinery (analysis, tests, linters, fixes) is imported when a cycle runs: the
+# daemon starts the engine without it.
 
 TOP = 10  # examples kept in the stored report
 
@@ -119,6 +121,8 @@ class CycleState:
 
     def _gaps(self, gaps: Sequence[Finding]) -> list[Finding]:
         """The coverage gaps outside ``coverage_omit`` (code no test is meant to run)."""
+        from gaia_actors.improve.files import IgnoreFile
+
         omit = IgnoreFile.from_lines("", self.plan.settings.coverage_omit)
         return [g for g in gaps if omit.empty or not omit.covers(g.file)]
 
@@ -133,6 +137,8 @@ class CycleState:
         return env
 
     def metrics(self) -> dict[str, float | None]:
+        from gaia_actors.improve.testing import RunStatus
+
         run = self.tests
         fixed = self.fix.get("issues_fixed", 0)
         return {

@@ -10,17 +10,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from gaia_actors.improve import history
-from gaia_actors.improve.analysis import FileResult
-from gaia_actors.improve.commands import cancelled_by
-from gaia_actors.improve.cycle import Cycle
-from gaia_actors.improve.delivery import TreeState, read_state
-from gaia_actors.improve.files import SkippedFile, iter_walk
-from gaia_actors.improve.plan import CyclePlan
 from gaia_actors.messages import (
     CycleEnded,
     Fields,
@@ -34,6 +28,16 @@ from gaia_actors.messages import (
 )
 from gaia_actors.outbox import outbox_for
 from supervisors import Registry
+
+if TYPE_CHECKING:
+    from gaia_actors.improve.analysis import FileResult
+    from gaia_actors.improve.cycle import Cycle
+    from gaia_actors.improve.delivery import TreeState
+    from gaia_actors.improve.files import SkippedFile
+    from gaia_actors.improve.plan import CyclePlan
+
+# The cycle's machinery (the walk, the analysis, the phases) is imported when a cycle runs: the
+# daemon starts the engine without it.
 
 STORE_TIMEOUT = 30.0
 
@@ -90,6 +94,9 @@ class CycleRun:
 
 def run_walk(ref: pykka.ActorRef[Any], run: CycleRun, size: int) -> None:
     """The walk thread: candidate files to the engine in batches, as they are found."""
+    from gaia_actors.improve.delivery import read_state
+    from gaia_actors.improve.files import SkippedFile, iter_walk
+
     cycle_id, skipped = run.cycle_id, []
     paths: list[str] = []
 
@@ -117,6 +124,8 @@ def run_walk(ref: pykka.ActorRef[Any], run: CycleRun, size: int) -> None:
 
 def run_phases(ref: pykka.ActorRef[Any], cycle: Cycle, cancel: threading.Event) -> None:
     """The cycle thread: phases 2-7 in order, each reported to the engine by message."""
+    from gaia_actors.improve.commands import cancelled_by
+
     cycle_id = cycle.plan.cycle_id
     clock = time.monotonic()
 

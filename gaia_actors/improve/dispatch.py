@@ -20,15 +20,12 @@ from __future__ import annotations
 import threading
 import time
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors.actor import GaiaActor
 from gaia_actors.events import CycleProgress, ImproveEvent
-from gaia_actors.improve.analysis import FileResult, language_of
-from gaia_actors.improve.cycle import Cycle
 from gaia_actors.improve.cycle_state import AnalysisOutcome
 from gaia_actors.improve.cyclerun import Batch, CycleRun, Slot, StoreRecorder, run_phases
-from gaia_actors.improve.files import SkippedFile, SkipReason
 from gaia_actors.improve.status import (
     Analysis,
     CycleRunning,
@@ -49,12 +46,20 @@ from gaia_actors.messages import (
 )
 from gaia_actors.store.models import closing_connections
 
+if TYPE_CHECKING:
+    from gaia_actors.improve.analysis import FileResult
+
+# The cycle's machinery (the analysis' records, the phases) is imported when a cycle runs: the
+# daemon starts the engine without it.
+
 MAX_ATTEMPTS = 2  # failures before a batch is split, and then before a lone file is given up
 
 
 def _complete(batch: Batch, answer: BatchResult) -> tuple[FileResult, ...]:
     """One result per path of ``batch``: a worker's error (or a missing result) becomes a
     skipped file with the reason, never a silently missing one."""
+    from gaia_actors.improve.analysis import FileResult
+
     by_path = {r.path: r for r in answer.results if isinstance(r, FileResult)}
     problem = answer.error or "no result from the worker"
     return tuple(
@@ -67,6 +72,9 @@ def _given_up(path: str, attempts: int, reason: str) -> FileResult:
 
 
 def _skipped(path: str, detail: str) -> FileResult:
+    from gaia_actors.improve.analysis import FileResult, language_of
+    from gaia_actors.improve.files import SkippedFile, SkipReason
+
     skipped = SkippedFile(path, SkipReason.UNREADABLE, detail)
     return FileResult(path, language_of(path), skipped=skipped)
 
@@ -230,6 +238,8 @@ class AnalysisDispatch(GaiaActor):
                 fields_of(**brief, skipped=sum(summary["skipped"].values())),
             )
         )
+        from gaia_actors.improve.cycle import Cycle
+
         recorder = StoreRecorder(self.registry)
         cycle = Cycle(run.plan, analysis, recorder, started=run.started, tree=run.tree)
         threading.Thread(

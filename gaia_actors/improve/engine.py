@@ -30,7 +30,6 @@ from gaia_actors.events import AlertEvent, CycleProgress, ImproveEvent
 from gaia_actors.improve import history
 from gaia_actors.improve.cyclerun import STORE_TIMEOUT, CycleRun, Slot, run_walk
 from gaia_actors.improve.dispatch import AnalysisDispatch
-from gaia_actors.improve.plan import CyclePlan, settings_for
 from gaia_actors.improve.schedule import Scheduled, due, scheduled_targets, tick
 from gaia_actors.improve.status import NAME, LastCycle
 from gaia_actors.improve.worker import worker_name
@@ -151,6 +150,10 @@ class SelfImproveEngine(AnalysisDispatch):
             trigger=trigger,
             commit=commit or None,
         )
+        # The plan reads the target's tree and its tools: imported with the first cycle, not
+        # with the engine.
+        from gaia_actors.improve.plan import CyclePlan, settings_for
+
         cycle_id = int(self.ask("store", InsertNow("improve_cycles", row), timeout=STORE_TIMEOUT))
         settings, configured, _table = settings_for(self.improve, path, self.settings.resolve)
         patches = self.settings.state_dir / "improve" / "patches"

@@ -14,15 +14,20 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors.formatting import utc_iso
 from gaia_actors.improve.compare import CycleSnapshot, compare_cycles
-from gaia_actors.improve.cycle_report import comparison_view
-from gaia_actors.improve.cycle_state import PreviousCycle
 from gaia_actors.improve.errors import ImproveError
 from gaia_actors.improve.findings import Finding, Severity
 from gaia_actors.store import models
+
+if TYPE_CHECKING:
+    from gaia_actors.improve.cycle_state import PreviousCycle
+
+# What a cycle compares itself with (``cycle_state``) and the report's view of a comparison
+# (``cycle_report``) come with the cycle's machinery: imported by the functions that use them,
+# so that the engine reads the store at start without importing the analysis.
 
 # peewee's models are untyped (their ``id`` is added at class creation): read them as Any.
 Cycle: Any = models.ImproveCycle
@@ -39,6 +44,8 @@ SHOWN_TASKS = 10
 
 def previous_cycle(target: str, before: int) -> PreviousCycle | None:
     """The latest finished cycle of ``target`` older than cycle ``before``."""
+    from gaia_actors.improve.cycle_state import PreviousCycle
+
     row = (
         Cycle.select()
         .where((Cycle.target == target) & (Cycle.status == FINISHED) & (Cycle.id < before))
@@ -262,6 +269,9 @@ def latest_comparison(
     finished: Sequence[Any], regression_threshold: float = 0.10
 ) -> dict[str, Any] | None:
     """The last two finished cycles compared in full (findings by identity, metrics)."""
+    from gaia_actors.improve.cycle_report import comparison_view
+    from gaia_actors.improve.cycle_state import PreviousCycle
+
     if len(finished) < 2:
         return None
     old, new = finished[-2], finished[-1]

@@ -28,14 +28,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.context import BaseContext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from gaia_actors.actor import GaiaActor
-from gaia_actors.improve.analysis import analyse_batch
 from gaia_actors.improve.errors import ImproveError
-from gaia_actors.improve.sources import AnalysisSettings
 from gaia_actors.messages import (
     AnalyseBatch,
     AnalysisDone,
@@ -45,6 +43,9 @@ from gaia_actors.messages import (
     WorkerReady,
 )
 from supervisors import Link
+
+if TYPE_CHECKING:
+    from gaia_actors.improve.sources import AnalysisSettings
 
 ENGINE = "improve"
 PREFIX = "improve.worker."
@@ -68,6 +69,10 @@ class WorkerFailure(ImproveError):
 def serve(conn: multiprocessing.connection.Connection) -> None:
     """The analysis process: analyse each batch received, send the results back, until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle, not ours
+    # Preloaded by the forkserver this process is forked from; the daemon itself, which only
+    # hands batches on, does not import the analysis.
+    from gaia_actors.improve.analysis import analyse_batch
+
     while True:
         try:
             batch_id, paths, root, settings = conn.recv()
@@ -230,6 +235,8 @@ class AnalysisWorker(GaiaActor):
     def _next(self) -> None:
         if self.current is not None or not self.pending:
             return
+        from gaia_actors.improve.sources import AnalysisSettings
+
         batch = self.current = self.pending.popleft()
         settings = AnalysisSettings(
             markers=batch.markers,
