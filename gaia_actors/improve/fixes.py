@@ -25,6 +25,7 @@ from gaia_actors.improve.errors import CommandError, PatchError
 from gaia_actors.improve.files import SkipReason, WalkOptions, walk
 from gaia_actors.improve.findings import Finding
 from gaia_actors.improve.patches import Patch, make_patch
+from gaia_actors.process.running import no_bytecode_in_tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +249,6 @@ def _run_tests(
     argv: Sequence[str], cwd: Path, timeout: float, env: Mapping[str, str]
 ) -> CommandResult:
     try:
-        return run_command(argv, cwd, timeout=timeout, env={"PYTHONDONTWRITEBYTECODE": "1", **env})
+        return run_command(argv, cwd, timeout=timeout, env={**no_bytecode_in_tree(env), **env})
     except CommandError as exc:
         return CommandResult(tuple(argv), 127, "", str(exc), 0.0, False)

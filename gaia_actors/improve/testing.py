@@ -37,6 +37,7 @@ from gaia_actors.improve.errors import CommandError
 from gaia_actors.improve.findings import Finding
 from gaia_actors.junit import JUnitReport, Outcome, TestCaseResult
 from gaia_actors.junit import parse as parse_junit
+from gaia_actors.process.running import no_bytecode_in_tree
 
 COLLECTION_FAILURE = "collection failure"  # pytest's JUnit message for a module that broke
 # No cache written into the target; a test module that cannot be imported is reported while
@@ -114,7 +115,11 @@ def run_python_tests(
         return TestRun(RunStatus.SKIPPED, reason=f"pytest is not importable by {opts.python}")
     with tempfile.TemporaryDirectory(prefix="gaia-tests-") as tmp:
         work = Path(tmp)
-        env = {**opts.env, "COVERAGE_FILE": str(work / ".coverage"), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {
+            **opts.env,
+            "COVERAGE_FILE": str(work / ".coverage"),
+            **no_bytecode_in_tree(opts.env),
+        }
         argv = _pytest_argv(opts, work / "junit.xml", with_coverage=not missing)
         try:
             result = run_command(argv, top, timeout=timeout, env=env)

@@ -31,6 +31,7 @@ from gaia_actors.pipeline import junit
 from gaia_actors.pipeline.errors import StageCancelled, StageError, StageTimeout
 from gaia_actors.pipeline.load import run_load
 from gaia_actors.pipeline.stage import Outcome, Stage, StageContext, parked
+from gaia_actors.process.running import no_bytecode_in_tree
 from gaia_actors.settings import PROMOTIONS, Settings, StageSettings, expand, python_executable
 from supervisors import NotRunning
 
@@ -85,7 +86,7 @@ class CommandStage(Stage):
         # so that the live output of the stage is live.
         return {
             **os.environ,
-            "PYTHONDONTWRITEBYTECODE": "1",
+            **no_bytecode_in_tree(extra),
             "PYTHONUNBUFFERED": "1",
             "GAIA_PIPELINE_ID": str(ctx.promotion.pipeline_id),
             STAGE_TOKEN: ctx.token,

@@ -4,6 +4,7 @@ at the end, and the result carries the exit, the duration and the output."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
 import threading
@@ -37,6 +38,18 @@ class RunResult:
     def ok(self) -> bool:
         """Exited 0 on its own."""
         return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+
+def no_bytecode_in_tree(env: Mapping[str, str]) -> dict[str, str]:
+    """What a Python child's environment needs so that it writes no bytecode into the tree it
+    runs in (an immutable release, a target's checkout): nothing when ``env`` or this
+    process's environment names a pycache prefix (``PYTHONPYCACHEPREFIX``), which already
+    sends every cache file elsewhere and lets the next run read them; else
+    ``PYTHONDONTWRITEBYTECODE``, and every run compiles again what it imports from the tree.
+    """
+    if env.get("PYTHONPYCACHEPREFIX", os.environ.get("PYTHONPYCACHEPREFIX")):
+        return {}
+    return {"PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def run(

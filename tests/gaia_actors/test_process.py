@@ -33,6 +33,7 @@ from gaia_actors.process import (
     spawn,
     write_pidfile,
 )
+from gaia_actors.process.running import no_bytecode_in_tree
 from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -388,6 +389,25 @@ def test_run_reraises_an_error_of_the_line_callback(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- /proc
+
+
+@pytest.mark.parametrize("prefixed", [False, True], ids=["plain", "pycache-prefix"])
+def test_a_child_kept_from_writing_into_its_tree_writes_bytecode_only_to_a_given_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefixed: bool
+) -> None:
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    tree, prefix = tmp_path / "tree", tmp_path / "prefix"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    given = {"PYTHONPYCACHEPREFIX": str(prefix)} if prefixed else {}
+    result = run(
+        [PY, "-c", "import pkg"], tree, {**os.environ, **given, **no_bytecode_in_tree(given)}
+    )
+    assert result.ok, result.output_tail
+    assert list(tree.rglob("*.pyc")) == []
+    # With a prefix the next run reads what this one compiled; without, nothing is kept.
+    assert len(list(prefix.rglob("pkg/__init__.*.pyc"))) == (1 if prefixed else 0)
 
 
 def test_proc_start_time_and_identity_of_a_live_process() -> None:
