@@ -274,6 +274,7 @@ def test_known_exceptions_are_still_needed() -> None:
 # name is never built at run time.
 NAME_LOADERS: dict[str, str] = {
     "gaia_actors.control.catalog": "a command line imports only the module of its command",
+    "gaia_actors.messages": "a public name is imported from its module on first use",
     "gaia_actors.monitoring": "a public name is imported from its module on first use",
     "supervisors": "a public name is imported from its module on first use",
 }

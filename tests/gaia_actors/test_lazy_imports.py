@@ -21,7 +21,7 @@ import typing
 import pytest
 
 import supervisors
-from gaia_actors import monitoring
+from gaia_actors import messages, monitoring
 from gaia_actors.control import catalog, commands
 from tests.gaia_actors.control.test_control import REPO
 
@@ -50,11 +50,14 @@ HEAVY = (
     "concurrent.futures",
 )
 
-# One process, in two steps: every command module loaded (as --help and the REPL load them),
+# One process, in steps: the registry read before anything else is imported; every command
+# module loaded (as --help and the REPL load them),
 # then the heavy modules seen; then the daemon's tree built (its children, not started), then
 # the messages registered by name.
 SCRIPT = """
 import json, sys
+from gaia_actors.messages import message_types
+first = sorted(message_types())
 from gaia_actors.console import cli
 from gaia_actors.control import catalog
 catalog.load_all()
@@ -64,7 +67,7 @@ from gaia_actors.messages import message_types
 from gaia_actors.settings import load
 from supervisors import Registry
 build_children(load(sys.argv[1]), Registry())
-print(json.dumps({"heavy": heavy, "messages": sorted(message_types())}))
+print(json.dumps({"heavy": heavy, "first": first, "messages": sorted(message_types())}))
 """
 
 
@@ -92,10 +95,10 @@ def test_the_command_line_with_every_command_imports_nothing_heavy(
     assert loaded["heavy"] == []
 
 
-def _declared_messages() -> set[str]:
-    """Every class the source decorates with ``@message``."""
+def _declared_messages(folder: str = "gaia_actors") -> set[str]:
+    """Every class the source under ``folder`` decorates with ``@message``."""
     names = set()
-    for path in sorted((REPO / "gaia_actors").rglob("*.py")):
+    for path in sorted((REPO / folder).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef) and any(
                 isinstance(d, ast.Name) and d.id == "message" for d in node.decorator_list
@@ -115,6 +118,15 @@ def test_the_daemon_registers_every_message_its_source_declares(
     assert declared <= set(loaded["messages"]), sorted(declared - set(loaded["messages"]))
 
 
+def test_the_registry_read_first_has_every_message_of_the_messages_package(
+    loaded: dict[str, list[str]],
+) -> None:
+    # A name is imported from its area on first use; reading the registry imports them all.
+    declared = _declared_messages("gaia_actors/messages")
+    assert len(declared) > 40
+    assert declared <= set(loaded["first"]), sorted(declared - set(loaded["first"]))
+
+
 def test_every_command_handler_signature_resolves() -> None:
     # Arguments are typed from the handler's annotations; one that names a module imported
     # only inside a function would not resolve, and every argument would read as a string.
@@ -124,11 +136,14 @@ def test_every_command_handler_signature_resolves() -> None:
         assert "ctx" in hints, name
 
 
-@pytest.mark.parametrize("package", [supervisors, monitoring], ids=lambda p: p.__name__)
+@pytest.mark.parametrize("package", [supervisors, monitoring, messages], ids=lambda p: p.__name__)
 def test_a_package_imports_each_public_name_from_its_module(package: object) -> None:
     homes: dict[str, str] = vars(package)["_HOMES"]
-    assert set(homes) == set(vars(package)["__all__"])
+    exported = set(vars(package)["__all__"])
+    assert set(homes) <= exported
     for name, home in homes.items():
         assert getattr(package, name) is getattr(importlib.import_module(home), name)
+    for name in exported - set(homes):  # defined by the package itself
+        assert getattr(package, name).__module__ == vars(package)["__name__"]
     with pytest.raises(AttributeError, match="no_such_name"):
         getattr(package, "no_such_name")  # noqa: B009 - the name is the point
