@@ -52,7 +52,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gaia_actors.improve.analysis import analyse_batch
+from gaia_actors.improve.analysis import analyse_batch, tally_batch
 from gaia_actors.improve.files import SkippedFile, WalkOptions, iter_walk, walk
 from gaia_actors.improve.sources import AnalysisSettings
 
@@ -113,15 +113,16 @@ class Outcome:
 
 
 def analyse(paths: Sequence[str], root: Path, settings: AnalysisSettings) -> Outcome:
-    """``analyse_batch`` in a worker process, its results reduced to plain values: pickling
-    ~13,000 ``FileResult`` objects back to the parent costs ~0.15 CPU-s, a cost of using
-    processes here that actor workers sharing memory would not pay."""
-    results = analyse_batch(paths, root, settings)
-    analysed = [r for r in results if r.skipped is None]
+    """``tally_batch`` in a worker process (a file without a marker is only counted), its
+    results reduced to plain values: pickling ``FileResult`` objects back to the parent costs
+    more than making them, a cost of using processes here that actor workers sharing memory
+    would not pay."""
+    tally = tally_batch(paths, root, settings)
+    results = tally.results
     return Outcome(
-        files=len(analysed),
-        bytes=sum(r.bytes for r in analysed),
-        findings=tuple((r.path, f.line) for r in analysed for f in r.findings),
+        files=tally.files,
+        bytes=tally.bytes,
+        findings=tuple((r.path, f.line) for r in results for f in r.findings),
         skipped=tuple(str(r.skipped.reason) for r in results if r.skipped is not None),
     )
 

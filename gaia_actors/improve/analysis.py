@@ -18,7 +18,7 @@ import ast
 import functools
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +69,47 @@ def language_of(path: str) -> str:
 def analyse_file(path: str | Path, root: str | Path, settings: AnalysisSettings) -> FileResult:
     """Read one file (relative to ``root``, or absolute inside it) and run the detectors."""
     relpath = _relative(path, root)
-    language = language_of(relpath)
-    data = read_bytes(f"{root}/{relpath}", settings.max_bytes, relpath)
+    found = _analyse(relpath, f"{root}/{relpath}", settings)
+    return found if isinstance(found, FileResult) else _quiet_result(relpath, found)
+
+
+def _analyse(relpath: str, path: str, settings: AnalysisSettings) -> FileResult | int:
+    """``analyse_file``'s result, or only the size of a quiet file: in the markers-only mode,
+    a text file whose bytes hold none of the markers, whose result would say nothing more
+    (no findings, no lines counted)."""
+    data = read_bytes(path, settings.max_bytes, relpath)
     if isinstance(data, SkippedFile):
-        return FileResult(relpath, language, skipped=data)
+        return FileResult(relpath, language_of(relpath), skipped=data)
+    if settings.markers_only and _quiet(data, tuple(settings.markers)):
+        return len(data)
+    return _analyse_bytes(relpath, data, settings)
+
+
+def _quiet(data: bytes, markers: tuple[str, ...]) -> bool:
+    """Is ``data`` plain ASCII text (no NUL in the probe, no coding declaration or BOM to
+    heed) without any of ``markers``? The common case, settled by C-speed checks alone; any
+    other file takes the general path, which gives the same result for a quiet one."""
+    return (
+        not _marker_search(markers)(data)
+        and data.isascii()
+        and data.find(b"\0", 0, BINARY_PROBE) < 0
+        and not pysource.may_declare_encoding(data)
+    )
+
+
+@functools.cache
+def _marker_search(markers: tuple[str, ...]) -> Callable[[bytes], list[tuple[int, int, int]]]:
+    """The one SIMD pass that finds ``markers`` (as UTF-8 bytes) in a file's bytes."""
+    return bytesearch.searcher(pysource.encoded_markers(markers))
+
+
+def _quiet_result(relpath: str, size: int) -> FileResult:
+    return FileResult(relpath, language_of(relpath), bytes=size)
+
+
+def _analyse_bytes(relpath: str, data: bytes, settings: AnalysisSettings) -> FileResult:
+    """Decode ``data`` (a file's bytes) and run the detectors on its text."""
+    language = language_of(relpath)
     encoding = _declared_encoding(data, relpath) if language == "python" else None
     if isinstance(encoding, SkippedFile):
         return FileResult(relpath, language, bytes=len(data), skipped=encoding)
@@ -235,16 +272,61 @@ def analyse_batch(
 ) -> tuple[FileResult, ...]:
     """``analyse_file`` for each path. A file that makes a detector fail is reported as
     skipped (reason unreadable, with the error) instead of losing the rest of the batch."""
+    return tuple(
+        found if isinstance(found, FileResult) else _quiet_result(relpath, found)
+        for relpath, found in _analyse_each(paths, root, settings)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTally:
+    """A batch analysed with its quiet files only counted (see ``tally_batch``)."""
+
+    results: tuple[FileResult, ...]  # the files with something to say, or skipped
+    quiet_files: int
+    quiet_bytes: int
+
+    @property
+    def files(self) -> int:
+        """The files analysed (not skipped)."""
+        return self.quiet_files + sum(1 for r in self.results if r.skipped is None)
+
+    @property
+    def bytes(self) -> int:
+        """Their bytes."""
+        return self.quiet_bytes + sum(r.bytes for r in self.results if r.skipped is None)
+
+
+def tally_batch(
+    paths: Sequence[str | Path], root: str | Path, settings: AnalysisSettings
+) -> BatchTally:
+    """``analyse_batch``, but a quiet file (in the markers-only mode, a text file without any
+    of the markers: most files) only adds to two counts instead of costing a ``FileResult``
+    that would say no more than its path and size."""
     results: list[FileResult] = []
+    files = size = 0
+    for _, found in _analyse_each(paths, root, settings):
+        if isinstance(found, FileResult):
+            results.append(found)
+        else:
+            files += 1
+            size += found
+    return BatchTally(tuple(results), files, size)
+
+
+def _analyse_each(
+    paths: Sequence[str | Path], root: str | Path, settings: AnalysisSettings
+) -> Iterator[tuple[str, FileResult | int]]:
+    """Each path relative to ``root`` and what ``_analyse`` makes of it."""
     for path in paths:
         try:
-            results.append(analyse_file(path, root, settings))
+            relpath = _relative(path, root)
+            yield relpath, _analyse(relpath, f"{root}/{relpath}", settings)
         except Exception as exc:  # noqa: BLE001 - the batch boundary: one bad file, not all
             relpath = Path(path).as_posix()
             detail = f"analysis failed: {type(exc).__name__}: {exc}"
             skipped = SkippedFile(relpath, SkipReason.UNREADABLE, detail)
-            results.append(FileResult(relpath, language_of(relpath), skipped=skipped))
-    return tuple(results)
+            yield relpath, FileResult(relpath, language_of(relpath), skipped=skipped)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+from collections.abc import Callable
 
 from ahocorasick_rs import BytesAhoCorasick
 
@@ -29,7 +30,14 @@ def find_all(needles: tuple[bytes, ...], data: bytes, before: int | None = None)
 
 def contains_any(needles: tuple[bytes, ...], data: bytes) -> bool:
     """Does ``data`` hold any of ``needles``?"""
-    return bool(_searcher(needles)[0].find_matches_as_indexes(data))
+    return bool(searcher(needles)(data))
+
+
+def searcher(needles: tuple[bytes, ...]) -> Callable[[bytes], list[tuple[int, int, int]]]:
+    """A function finding ``needles`` in a haystack, (needle index, start, end) of each
+    match that overlaps no earlier one: for a caller that searches many haystacks, or only
+    asks whether there is any match."""
+    return _searcher(needles)[0].find_matches_as_indexes
 
 
 @functools.cache

@@ -321,18 +321,23 @@ def declared_encoding(data: bytes) -> str | None:
     """The PEP 263 coding declaration (or UTF-8 BOM) of a Python file's bytes, normalised as
     ``tokenize.detect_encoding`` does ("utf-8-sig" for a BOM), or None when there is neither.
 
-    Only the first two lines can declare an encoding, so a file whose head has no ``coding``
-    and no BOM costs two ``find`` calls. Raises SyntaxError for an unknown or contradictory
-    declaration, as the tokenizer does.
+    Raises SyntaxError for an unknown or contradictory declaration, as the tokenizer does.
     """
-    if data.startswith(codecs.BOM_UTF8):
-        return tokenize.detect_encoding(io.BytesIO(data).readline)[0]
-    first = data.find(b"\n")
-    second = data.find(b"\n", first + 1) if first >= 0 else -1
-    if data.find(b"coding", 0, len(data) if second < 0 else second) < 0:
+    if not may_declare_encoding(data):
         return None
     encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
     return None if encoding == "utf-8" else encoding
+
+
+def may_declare_encoding(data: bytes) -> bool:
+    """Might ``data`` start with a UTF-8 BOM or a coding declaration? (False: it is UTF-8,
+    as far as ``declared_encoding`` is concerned.) Only the first two lines can declare one,
+    so a head without "coding" costs two ``find`` calls."""
+    if data.startswith(codecs.BOM_UTF8):
+        return True
+    first = data.find(b"\n")
+    second = data.find(b"\n", first + 1) if first >= 0 else -1
+    return data.find(b"coding", 0, len(data) if second < 0 else second) >= 0
 
 
 def line_starts(text: str) -> list[int]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gaia_actors.improve.analysis import analyse_batch, analyse_file, summarise
+from gaia_actors.improve import analysis
+from gaia_actors.improve.analysis import analyse_batch, analyse_file, summarise, tally_batch
 from gaia_actors.improve.files import SkipReason
 from gaia_actors.improve.findings import Finding, Severity
 from gaia_actors.improve.sources import AnalysisSettings
@@ -235,6 +236,35 @@ def test_binary_and_non_utf8_files_are_reported_and_skipped(tmp_path: Path) -> N
         ("latin.py", SkipReason.NON_UTF8),
     ]
     assert all(r.findings == () for r in results)
+
+
+QUIET_CASES = {
+    "plain.py": b"x = 1\n",  # quiet: only counted
+    "main.go": b"package main\n",  # quiet too
+    "marked.py": b"x = 1  # TODO\n",
+    "string.py": b"s = 'TODO'\n",  # a marker's bytes, in no comment
+    "utf8.py": "s = 'caf\u00e9'\n".encode(),  # not ASCII: the general path
+    "latin.py": "s = 'caf\xe9'\n".encode("latin-1"),  # not UTF-8: skipped
+    "declared.py": b"# coding: latin-1\nx = 1\n",  # a declaration to heed
+    "bin.py": b"x = 1\0\n",  # binary: skipped
+}
+
+
+def test_a_tally_counts_the_quiet_files_and_keeps_every_other_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, data in QUIET_CASES.items():
+        write(tmp_path, name, data)
+    paths = sorted(QUIET_CASES)
+    tally = tally_batch(paths, tmp_path, MARKERS_ONLY)
+    results = analyse_batch(paths, tmp_path, MARKERS_ONLY)
+    assert tally.results == tuple(r for r in results if r.path not in ("plain.py", "main.go"))
+    assert (tally.quiet_files, tally.quiet_bytes) == (2, 6 + 13)
+    assert tally.files == sum(r.skipped is None for r in results) == 6
+    assert tally.bytes == sum(r.bytes for r in results if r.skipped is None)
+    # The shortcut changes no result: the general path gives the same for every file.
+    monkeypatch.setattr(analysis, "_quiet", lambda data, markers: False)
+    assert analyse_batch(paths, tmp_path, MARKERS_ONLY) == results
 
 
 def test_absolute_paths_are_reported_relative_to_the_root(tmp_path: Path) -> None:
