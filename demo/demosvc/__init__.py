@@ -1,6 +1,6 @@
 """The bundled demo service that gaia_actors runs as dev, staging and prod.
 
-A small threaded HTTP service (stdlib ``http.server`` + ``sqlite3`` + ``prometheus_client``)
+A small threaded HTTP service (the standard library only: ``http.server`` + ``sqlite3``)
 with an items API, ``/health``, ``/metrics`` and fault knobs. It must run standalone from a
 copy of the ``demo/`` directory, so nothing here imports ``gaia_actors``.
 
@@ -11,7 +11,7 @@ Modules, leaves first::
     faults     fault knobs: parsing (FAULT env var / file, admin JSON) and the live state
     logs       JSON-lines event log on stdout
     db         the SQLite database: open, migrations, items, health check
-    metrics    the Prometheus registry of one process
+    metrics    the Prometheus metrics of one process and their text format
     api        routing and request validation (no sockets)
     httpd      the threaded HTTP server and its request handler
     app        main(): signals, configuration, start-only faults (light imports only)

@@ -2,7 +2,7 @@
 
 The paths that end before listening (bad configuration, ``crash_on_start``) import only
 the light modules, so a crash loop or a config error costs a bare interpreter start;
-``service`` (HTTP server, SQLite, prometheus_client) is imported after them.
+``service`` (HTTP server, SQLite) is imported after them.
 """
 
 from __future__ import annotations

@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import prometheus_client
-
 from . import __version__
 from .api import Api
 from .config import Settings
@@ -48,7 +46,6 @@ def run(
         log.error("db.migration_failed", path=str(exc.path), error=str(exc))
         _fail(str(exc))
         return EXIT_MIGRATION
-    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series (this process only)
     metrics = Metrics(
         db_size_bytes=lambda: float(db.size_bytes()),
         items=lambda: _count_or_nan(db),
