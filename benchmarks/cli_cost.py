@@ -2,7 +2,7 @@
 start of the daemon cost, against a bare interpreter, one that imports Pykka and one that
 imports the whole application.
 
-    python benchmarks/cli_cost.py [--runs 8] [--starts 3]
+    python benchmarks/cli_cost.py [--runs 8] [--starts 5]
 
 On the shipped configuration (free ports, as in chaos_soak.py's ``local_config``), it starts
 the daemon, then runs each command as a child process (``python run.py --config ... CMD``),
@@ -10,12 +10,12 @@ once to warm the bytecode cache and ``--runs`` times measured, and prints the me
 (user + system, from the children's rusage) and wall time per child; then it stops the daemon
 and runs the commands that work without one (or say that they need it, exit 3) the same way.
 The daemon's start is measured ``--starts`` times on a fresh state directory and once more on
-each one's existing state (no release to build): the daemon process's own CPU-s (user +
-system, from /proc) and the wall time from its spawn until its control socket answers and
-every environment's ``/health`` is 200 (its services and the release build are processes of
-their own, not counted). The baselines run the same way in the same run: a bare interpreter
-(``python -c pass``), ``python -c "import pykka"`` and one that imports the whole application
-(``python -c "import gaia_actors.app"``, what the daemon imports). With
+each one's existing state (no release to build), and the median printed: the daemon process's
+own CPU-s (user + system, from /proc) and the wall time from its spawn until its control
+socket answers and every environment's ``/health`` is 200 (its services and the release build
+are processes of their own, not counted). The baselines run the same way in the same run: a
+bare interpreter (``python -c pass``), ``python -c "import pykka"`` and one that imports the
+whole application (``python -c "import gaia_actors.app"``, what the daemon imports). With
 PYTHONDONTWRITEBYTECODE set, the children cache their bytecode under a temporary folder
 instead (as the test suite does), so that what is measured is the import, not compiling it
 again.
@@ -27,6 +27,7 @@ import argparse
 import functools
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,12 +98,13 @@ def daemon_starts(starts: int) -> tuple[list[tuple[float, float]], list[tuple[fl
     return fresh, existing
 
 
-def mean(values: Sequence[tuple[float, float]]) -> tuple[float, float]:
-    return sum(v[0] for v in values) / len(values), sum(v[1] for v in values) / len(values)
+def median(values: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """The median CPU-s and the median wall time (a start's cost swings with the load)."""
+    return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
 
 
 def row(label: str, cost: tuple[float, float], whole: float) -> str:
-    return f"{label:<44} {cost[0]:6.3f} {cost[1]:7.3f} {cost[0] / whole:16.2f}"
+    return f"{label:<48} {cost[0]:6.3f} {cost[1]:7.3f} {cost[0] / whole:16.2f}"
 
 
 def child_environment(h: Harness) -> dict[str, str]:
@@ -122,7 +124,7 @@ def run(runs: int, starts: int) -> list[str]:
         env = child_environment(h)
         baselines = {code: measure([python, "-c", code], env, runs) for code in BASELINES}
         whole = baselines[WHOLE_APP][0]
-        lines = [f"{'child process':<44} {'CPU-s':>6} {'wall s':>7} {'CPU / whole app':>16}"]
+        lines = [f"{'child process':<48} {'CPU-s':>6} {'wall s':>7} {'CPU / whole app':>16}"]
         lines += [row(f"python -c {code!r}", cost, whole) for code, cost in baselines.items()]
         for command in COMMANDS:
             argv = [python, "run.py", "--config", str(h.config_path), *command.split()]
@@ -134,15 +136,15 @@ def run(runs: int, starts: int) -> list[str]:
             cost = measure(argv, env, runs, expected=code)
             lines.append(row(f"run.py {command} (no daemon)", cost, whole))
     fresh, existing = daemon_starts(starts)
-    lines.append(row("daemon start to ready, fresh state", mean(fresh), whole))
-    lines.append(row("daemon start to ready, existing state", mean(existing), whole))
+    lines.append(row("daemon start to ready, fresh state (median)", median(fresh), whole))
+    lines.append(row("daemon start to ready, existing state (median)", median(existing), whole))
     return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8, help="measured children per command")
-    parser.add_argument("--starts", type=int, default=3, help="daemon starts on fresh state")
+    parser.add_argument("--starts", type=int, default=5, help="daemon starts on fresh state")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     for line in run(args.runs, args.starts):
