@@ -122,7 +122,9 @@ def build_parser(names: Collection[str] | None = None) -> Parser:
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=Parser, help="one of the commands below"
     )
-    _add_builtins(sub, registered)
+    # A line that runs a registered command cannot be a ``tail`` line: its parser leaves out
+    # tail's options, and with them the import of the log reader.
+    _add_builtins(sub, registered, tail_options=not names)
     for name, cmd in sorted(registered.items()):
         if name in BUILTINS and name != "monitor":
             continue  # the built-ins keep their meaning; a clash is the registrant's to rename
@@ -145,7 +147,7 @@ def command_listing(registered: Mapping[str, Command]) -> str:
     return listing([("The daemon, the shell and raw access", builtins), *groups])
 
 
-def _add_builtins(sub: Any, registered: Mapping[str, Command]) -> None:
+def _add_builtins(sub: Any, registered: Mapping[str, Command], *, tail_options: bool) -> None:
     about = {name: text for name, (_synopsis, text) in BUILTIN_HELP.items()}
     sub.add_parser("run", description=about["run"])
     sub.add_parser("repl", description=about["repl"]).add_argument(
@@ -156,9 +158,10 @@ def _add_builtins(sub: Any, registered: Mapping[str, Command]) -> None:
         help="print results and events as JSON lines (for scripts)",
     )
     tail = sub.add_parser("tail", description=about["tail"])
-    from gaia_actors.console import tail as tail_module
+    if tail_options:
+        from gaia_actors.console import tail as tail_module
 
-    tail_module.add_arguments(tail)
+        tail_module.add_arguments(tail)
     help_parser = sub.add_parser("help", description=about["help"])
     help_parser.add_argument("topic", nargs="?", metavar="COMMAND")
     for verb in ("send", "ask"):
