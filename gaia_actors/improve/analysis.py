@@ -18,7 +18,7 @@ import ast
 import functools
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,35 +80,33 @@ def _analyse(relpath: str, path: str, settings: AnalysisSettings) -> FileResult 
     data = read_bytes(path, settings.max_bytes, relpath)
     if isinstance(data, SkippedFile):
         return FileResult(relpath, language_of(relpath), skipped=data)
-    if settings.markers_only and _quiet(data, tuple(settings.markers)):
+    if not settings.markers_only:
+        return _analyse_bytes(relpath, data, settings)
+    starts = bytesearch.find_all(pysource.encoded_markers(tuple(settings.markers)), data)
+    if not starts and _plain_text(data):
         return len(data)
-    return _analyse_bytes(relpath, data, settings)
+    return _analyse_bytes(relpath, data, settings, starts)
 
 
-def _quiet(data: bytes, markers: tuple[str, ...]) -> bool:
-    """Is ``data`` plain ASCII text (no NUL in the probe, no coding declaration or BOM to
-    heed) without any of ``markers``? The common case, settled by C-speed checks alone; any
-    other file takes the general path, which gives the same result for a quiet one."""
+def _plain_text(data: bytes) -> bool:
+    """Is ``data`` plain ASCII text, with no NUL in the probe and no coding declaration to
+    heed? Settled by C-speed checks alone; for other files, the general path decides."""
     return (
-        not _marker_search(markers)(data)
-        and data.isascii()
+        data.isascii()
         and data.find(b"\0", 0, BINARY_PROBE) < 0
         and not pysource.may_declare_encoding(data)
     )
-
-
-@functools.cache
-def _marker_search(markers: tuple[str, ...]) -> Callable[[bytes], list[tuple[int, int, int]]]:
-    """The one SIMD pass that finds ``markers`` (as UTF-8 bytes) in a file's bytes."""
-    return bytesearch.searcher(pysource.encoded_markers(markers))
 
 
 def _quiet_result(relpath: str, size: int) -> FileResult:
     return FileResult(relpath, language_of(relpath), bytes=size)
 
 
-def _analyse_bytes(relpath: str, data: bytes, settings: AnalysisSettings) -> FileResult:
-    """Decode ``data`` (a file's bytes) and run the detectors on its text."""
+def _analyse_bytes(
+    relpath: str, data: bytes, settings: AnalysisSettings, marker_starts: list[int] | None = None
+) -> FileResult:
+    """Decode ``data`` (a file's bytes) and run the detectors on its text. ``marker_starts``:
+    where the markers are in ``data``, if the caller has searched."""
     language = language_of(relpath)
     encoding = _declared_encoding(data, relpath) if language == "python" else None
     if isinstance(encoding, SkippedFile):
@@ -116,14 +114,20 @@ def _analyse_bytes(relpath: str, data: bytes, settings: AnalysisSettings) -> Fil
     lines = 0 if settings.markers_only else _line_count(data)
     # The bytes prefilter: a file without any marker is never decoded, lexed or tokenized
     # for markers (only checked to be text, so both modes skip the same files).
-    has_markers = _has_markers(data, settings.markers, encoding)
+    if encoding is not None:
+        marker_starts = None  # offsets in bytes that are not the text's UTF-8
+    if marker_starts is None:
+        has_markers = _has_markers(data, settings.markers, encoding)
+    else:
+        has_markers = bool(marker_starts)
     if settings.markers_only and not has_markers:
         problem = _not_text(data, relpath, encoding)
         return FileResult(relpath, language, lines, len(data), skipped=problem)
     text = _decode(data, relpath, encoding)
     if isinstance(text, SkippedFile):
         return FileResult(relpath, language, bytes=len(data), skipped=text)
-    utf8 = data if encoding is None else None  # no BOM either: the text's bytes as they are
+    # No declaration, no BOM either: the text's UTF-8 bytes are the file's.
+    utf8 = pysource.Utf8(data, marker_starts) if encoding is None else None
     findings, imports = _run_detectors(
         relpath, language, text, settings, has_markers=has_markers, utf8=utf8
     )
@@ -199,7 +203,7 @@ def _run_detectors(
     settings: AnalysisSettings,
     *,
     has_markers: bool,
-    utf8: bytes | None = None,
+    utf8: pysource.Utf8 | None = None,
 ) -> tuple[tuple[Finding, ...], tuple[ImportRef, ...]]:
     source: Source
     if language == "python":

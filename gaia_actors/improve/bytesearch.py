@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Callable
 
 from ahocorasick_rs import BytesAhoCorasick
 
@@ -24,20 +23,18 @@ def find_all(needles: tuple[bytes, ...], data: bytes, before: int | None = None)
     if before is not None and before + longest - 1 < len(data):
         haystack = memoryview(data)[: before + longest - 1]  # no copy
     matches = searcher.find_matches_as_indexes(haystack, overlapping)
-    starts = sorted(start for _, start, _ in matches)
+    if not matches:
+        return []
+    # Matches that cannot overlap are reported in order; overlapping ones by where they end.
+    starts = [start for _, start, _ in matches]
+    if overlapping:
+        starts.sort()
     return starts if before is None else starts[: bisect.bisect_left(starts, before)]
 
 
 def contains_any(needles: tuple[bytes, ...], data: bytes) -> bool:
     """Does ``data`` hold any of ``needles``?"""
-    return bool(searcher(needles)(data))
-
-
-def searcher(needles: tuple[bytes, ...]) -> Callable[[bytes], list[tuple[int, int, int]]]:
-    """A function finding ``needles`` in a haystack, (needle index, start, end) of each
-    match that overlaps no earlier one: for a caller that searches many haystacks, or only
-    asks whether there is any match."""
-    return _searcher(needles)[0].find_matches_as_indexes
+    return bool(_searcher(needles)[0].find_matches_as_indexes(data))
 
 
 @functools.cache

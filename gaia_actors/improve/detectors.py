@@ -36,6 +36,7 @@ once and its tree walked once, whatever the number of AST detectors.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import ClassVar
@@ -115,7 +116,8 @@ def qualname(scope: Scope) -> str:
     return ".".join(frame.name for frame in scope)
 
 
-def _marker_pattern(markers: Sequence[str]) -> re.Pattern[str]:
+@functools.cache
+def _marker_pattern(markers: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(re.escape(m) for m in markers) + r")\b")
 
 
@@ -146,7 +148,7 @@ class PythonMarkerDetector(Detector):
         text, markers = source.text, source.settings.markers
         if not source.has_markers:
             return []
-        pattern = _marker_pattern(markers)
+        pattern = _marker_pattern(tuple(markers))
         lexed: pysource.LexResult | None = None
         if _lexer_is_exact(source):
             lexed = pysource.marker_comments(text, markers, pattern, source.utf8)
@@ -327,7 +329,7 @@ class GoMarkerDetector(Detector):
         markers = source.settings.markers
         if not source.has_markers:
             return []
-        pattern = _marker_pattern(markers)
+        pattern = _marker_pattern(tuple(markers))
         findings: list[Finding] = []
         for comment in source.scanned.comments:
             if pattern.search(comment.text):

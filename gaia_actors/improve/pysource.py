@@ -73,6 +73,15 @@ class TokenizeProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class Utf8:
+    """A text's UTF-8 bytes as the reader has them, and where the markers are in them
+    (``bytesearch.find_all``; None: not searched)."""
+
+    data: bytes
+    marker_starts: list[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LexResult:
     """Comments and string literals (start and end offsets) found by ``lex``, up to its stop."""
 
@@ -219,7 +228,7 @@ def _lines_to_lex(data: bytes, candidates: list[int]) -> list[int]:
 
 
 def marker_comments(
-    text: str, markers: Sequence[str], want: re.Pattern[str], utf8: bytes | None = None
+    text: str, markers: Sequence[str], want: re.Pattern[str], utf8: Utf8 | None = None
 ) -> LexResult:
     """The comments ``want`` matches (each must hold one of ``markers``), as ``lex`` finds
     them, and the string literals that span lines before the last of them (all a
@@ -229,26 +238,26 @@ def marker_comments(
     lexed (``_lex_lines``); a file whose markers all lack a ``#`` before them on their line
     (so none can be in a comment) is not lexed at all. Other than ASCII text is lexed as its
     UTF-8 bytes, whose quotes, ``#``, backslashes and line ends are the text's, and the
-    offsets found are turned back into characters. ``utf8``: those bytes, if the caller has
-    them.
+    offsets found are turned back into characters. ``utf8``: those bytes (and where the
+    markers are in them), if the caller has them.
     """
     is_ascii = text.isascii()
-    data = utf8 if utf8 is not None else text.encode("utf-8", "surrogatepass")
-    candidates = _hash_marked(data, markers)
+    data = utf8.data if utf8 is not None else text.encode("utf-8", "surrogatepass")
+    starts = utf8.marker_starts if utf8 is not None else None
+    if starts is None:
+        starts = bytesearch.find_all(encoded_markers(tuple(markers)), data)
+    candidates = _hash_marked(data, starts)
     if not candidates:
         return LexResult((), [], [])
     lexed = _lex_lines(data, _bytes_pattern(want) if is_ascii else None, candidates)
     return lexed if is_ascii else _in_characters(data, lexed, want)
 
 
-def _hash_marked(data: bytes, markers: Sequence[str]) -> list[int]:
-    """Sorted offsets of the markers in ``data`` that have a ``#`` before them on their line."""
+def _hash_marked(data: bytes, marker_starts: list[int]) -> list[int]:
+    """Those of ``marker_starts`` (sorted offsets in ``data``) that have a ``#`` before them
+    on their line."""
     find, rfind = data.find, data.rfind
-    return [
-        pos
-        for pos in bytesearch.find_all(encoded_markers(tuple(markers)), data)
-        if find(b"#", rfind(b"\n", 0, pos) + 1, pos) >= 0
-    ]
+    return [pos for pos in marker_starts if find(b"#", rfind(b"\n", 0, pos) + 1, pos) >= 0]
 
 
 @functools.cache

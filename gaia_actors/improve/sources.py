@@ -66,7 +66,7 @@ class PythonSource(FileSource):
         text: str,
         settings: AnalysisSettings,
         has_markers: bool = True,
-        utf8: bytes | None = None,
+        utf8: pysource.Utf8 | None = None,
     ) -> None:
         super().__init__(path, text, settings, has_markers)
         self.tokenize_problem: pysource.TokenizeProblem | None = None

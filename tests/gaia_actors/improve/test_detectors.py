@@ -263,7 +263,7 @@ def test_a_tally_counts_the_quiet_files_and_keeps_every_other_result(
     assert tally.files == sum(r.skipped is None for r in results) == 6
     assert tally.bytes == sum(r.bytes for r in results if r.skipped is None)
     # The shortcut changes no result: the general path gives the same for every file.
-    monkeypatch.setattr(analysis, "_quiet", lambda data, markers: False)
+    monkeypatch.setattr(analysis, "_plain_text", lambda data: False)
     assert analyse_batch(paths, tmp_path, MARKERS_ONLY) == results
 
 
