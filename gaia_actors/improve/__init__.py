@@ -30,6 +30,7 @@ Modules, bottom up (each imports only the ones above it):
 - ``schedule``   which targets run on a schedule and when one is due
 
 The cycle (``cycle_state.py``, ``cycle.py``, ``cycle_report.py``) runs phases 2-7 over these;
-the actors (``engine.py`` on ``dispatch.py`` and ``cyclerun.py``, ``worker.py``) drive it, and
-``report.py`` and ``progress.py`` turn results into text. Nothing in the list talks to actors.
+the actors (``engine.py`` on ``dispatch.py`` and ``cyclerun.py``, ``worker.py``, whose analysis
+processes run ``batches.py``) drive it, and ``report.py`` and ``progress.py`` turn results into
+text. Nothing in the list talks to actors.
 """

@@ -22,9 +22,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection
-import signal
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.context import BaseContext
@@ -33,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from gaia_actors.actor import GaiaActor
+from gaia_actors.improve.batches import serve
 from gaia_actors.improve.errors import ImproveError
 from gaia_actors.messages import (
     AnalyseBatch,
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
 ENGINE = "improve"
 PREFIX = "improve.worker."
 KILL_WAIT = 5.0  # seconds to wait for a killed process and its reader thread
-_PRELOAD = ["gaia_actors.improve.analysis"]
+_PRELOAD = ["gaia_actors.improve.analysis", "gaia_actors.improve.batches"]
 _context_lock = threading.Lock()
 _context: BaseContext | None = None
 
@@ -64,26 +63,6 @@ class WorkerFailure(ImproveError):
 
 
 # --- the child process ------------------------------------------------------------------
-
-
-def serve(conn: multiprocessing.connection.Connection) -> None:
-    """The analysis process: analyse each batch received, send the results back, until EOF."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle, not ours
-    # Preloaded by the forkserver this process is forked from; the daemon itself, which only
-    # hands batches on, does not import the analysis.
-    from gaia_actors.improve.analysis import analyse_batch
-
-    while True:
-        try:
-            batch_id, paths, root, settings = conn.recv()
-        except (EOFError, OSError):
-            return
-        started = time.perf_counter()
-        try:
-            results, error = analyse_batch(paths, root, settings), ""
-        except Exception as exc:  # noqa: BLE001 - reported to the worker, the process carries on
-            results, error = (), f"{type(exc).__name__}: {exc}"
-        conn.send((batch_id, results, time.perf_counter() - started, error))
 
 
 def process_context() -> BaseContext:

@@ -50,17 +50,20 @@ HEAVY = (
     "concurrent.futures",
 )
 
-# One process, in steps: the registry read before anything else is imported; the line
+# One process, in steps: the module an analysis process runs imported (the analysis is
+# preloaded there, and is no heavy module); the registry read; the line
 # `status --json` read, then the heavy modules seen (the log reader ``tail`` among them: that
 # line has no use for it); every command module loaded (as --help and the REPL load them), then
 # the heavy modules seen; then the daemon's tree built (its children, not started), then the
 # messages registered by name.
 SCRIPT = """
 import json, sys
+heavy = tuple(sys.argv[2:])
+import gaia_actors.improve.batches
+child = sorted(m for m in sys.modules if m.startswith(heavy))
 from gaia_actors.messages import message_types
 first = sorted(message_types())
 from gaia_actors.console import cli
-heavy = tuple(sys.argv[2:])
 cli.parse(["status", "--json"])
 one = sorted(m for m in sys.modules if m.startswith((*heavy, "gaia_actors.console.tail")))
 from gaia_actors.control import catalog
@@ -71,7 +74,8 @@ from gaia_actors.messages import message_types
 from gaia_actors.settings import load
 from supervisors import Registry
 build_children(load(sys.argv[1]), Registry())
-print(json.dumps({"one": one, "heavy": heavy, "first": first, "messages": sorted(message_types())}))
+found = {"child": child, "one": one, "heavy": heavy, "first": first}
+print(json.dumps({**found, "messages": sorted(message_types())}))
 """
 
 
@@ -91,6 +95,11 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     )
     result: dict[str, list[str]] = json.loads(done.stdout.splitlines()[-1])
     return result
+
+
+def test_an_analysis_process_imports_nothing_heavy(loaded: dict[str, list[str]]) -> None:
+    # Each cycle forks one per worker: the actor machinery there would be imported again in each.
+    assert loaded["child"] == []
 
 
 def test_a_command_line_imports_nothing_heavy(loaded: dict[str, list[str]]) -> None:
