@@ -50,7 +50,7 @@ class ScopeFinder:
         self._starts = string_starts
         self._ends = string_ends
         self._headers: dict[int, _Header | None] = {}  # by keyword offset
-        self._scans: dict[int, tuple[int, int]] = {}  # by header offset: see _dedents
+        self._scans: dict[int, tuple[int, int]] = {}  # by header offset: see _dedent
         self._parents: dict[int, _Header | None] = {}  # by header offset
         self._names: dict[int, str] = {}  # by header offset: its qualified name
 
@@ -81,9 +81,16 @@ class ScopeFinder:
 
     def _innermost(self, offset: int, col: int) -> _Header | None:
         """The nearest header before ``offset`` indented less than ``col`` that no code line
-        between it and the line of ``offset`` dedents out of."""
+        between it and the line of ``offset`` dedents out of.
+
+        The headers indented exactly ``col`` that the search passes on its way (a class's
+        earlier methods, for a method's parent) get their parent from its answer: the search
+        passed every header between them and it, and found none that encloses ``offset``
+        (that dedents out of nothing in between), so none that encloses them either, unless a
+        dedent was found after them (then they are not kept)."""
         text = self._text
         line_start = text.rfind("\n", 0, offset) + 1
+        siblings: list[_Header] = []
         # The nearest keyword first; "class" is only looked for after the next "def" back, so
         # the search never goes further back than the header it needs.
         pos, next_def = offset, text.rfind("def", 0, offset)
@@ -95,7 +102,7 @@ class ScopeFinder:
                 pos, keyword = next_def, "def"
                 next_def = text.rfind(keyword, 0, pos)
             else:
-                return None
+                return self._adopted(siblings, None)
             after = pos + len(keyword)
             if text[after : after + 1] not in _BLANKS or (
                 pos and text[pos - 1] not in _LINE_BLANKS
@@ -106,16 +113,31 @@ class ScopeFinder:
                 header = self._headers[pos] = self._header_at(pos, keyword)
             while header is not None:
                 if header.col < col:
-                    if not self._dedents(header, line_start):
-                        return header
+                    dedent = self._dedent(header, line_start)
+                    if dedent < 0:
+                        return self._adopted(siblings, header)
+                    # That code line dedents out of every header before it indented as deep
+                    # as it: only one indented less can still enclose ``offset``.
+                    col = dedent
+                    siblings.clear()
+                    if not col:
+                        return None
                     break
                 jump = self._parents.get(header.offset, _UNSEEN)  # see the class docstring
                 if jump is _UNSEEN:
+                    if header.col == col:
+                        siblings.append(header)
                     break
                 if jump is None:
-                    return None
+                    return self._adopted(siblings, None)
                 header = jump
                 pos, next_def = jump.keyword, text.rfind("def", 0, jump.keyword)
+
+    def _adopted(self, siblings: list[_Header], parent: _Header | None) -> _Header | None:
+        """``parent``, now known as the parent of each of ``siblings`` too."""
+        for sibling in siblings:
+            self._parents[sibling.offset] = parent
+        return parent
 
     def _header_at(self, pos: int, keyword: str) -> _Header | None:
         """The header whose keyword is at ``pos``, if only indentation (and ``async``) precedes
@@ -133,8 +155,9 @@ class ScopeFinder:
             return None
         return _Header(line_start, col, name.group(1), pos)
 
-    def _dedents(self, header: _Header, until: int) -> bool:
-        """Is there a code line indented at most ``header.col`` between the header and ``until``?
+    def _dedent(self, header: _Header, until: int) -> int:
+        """The indentation of the first code line indented at most ``header.col`` between the
+        header and ``until``, or -1 if there is none.
 
         The search goes on where the last one for the same header stopped (a file's comments
         come in order, and often share their outer headers)."""
@@ -154,7 +177,9 @@ class ScopeFinder:
             else:
                 resume = span_end
         self._scans[header.offset] = (resume, found)
-        return 0 <= found < until
+        if not 0 <= found < until:
+            return -1
+        return found - self._text.rfind("\n", 0, found) - 1
 
     def _string_end(self, offset: int) -> int | None:
         """The end of the string literal ``offset`` is strictly inside (its opening quote is

@@ -141,6 +141,55 @@ def test_scope_finder_names_the_enclosing_def_or_class() -> None:
     }
 
 
+SIBLINGS = textwrap.dedent(
+    """\
+    class Many:
+        def a(self):
+            # in a
+            def nested():
+                pass  # in nested
+        def b(self):
+            pass
+        if True:
+            def c(self):
+                # in c
+                pass
+        def d(self):
+            # in d
+            pass
+    class K:
+        def h(self):
+            def s():
+                # in s
+                pass
+        if True:
+            def t():
+                # in t
+                pass
+    x = call(
+    )
+    def e():
+        # in e
+        pass
+    def f(
+        x,
+    ):
+        # in f: its signature's last line, in column 0, is taken as a code line
+        pass
+    """
+)
+
+
+def test_scopes_do_not_depend_on_what_was_asked_before() -> None:
+    lexed = pysource.lex(SIBLINGS)
+    alone = [scopes.scope_finder(SIBLINGS, lexed).scope(c.offset, c.col) for c in lexed.comments]
+    assert alone == ["Many.a", "Many.a.nested", "Many.c", "Many.d", "K.h.s", "K.t", "e", ""]
+    for order in (lexed.comments, lexed.comments[::-1]):
+        finder = scopes.scope_finder(SIBLINGS, lexed)
+        asked = {c.offset: finder.scope(c.offset, c.col) for c in order}
+        assert [asked[c.offset] for c in lexed.comments] == alone
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
