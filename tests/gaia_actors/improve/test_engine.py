@@ -189,14 +189,15 @@ def test_a_file_that_keeps_taking_its_worker_down_is_skipped_and_the_rest_analys
     tmp_path: Path,
 ) -> None:
     # ~24 MB with a marker: the reference tokenizer needs 12-24 s of CPU for it, and a process
-    # never gets more CPU than wall time, so it runs past the 4 s batch timeout every time,
-    # however fast or loaded the machine; each worker that holds it is restarted. A batch of
-    # the small files takes milliseconds once the server that forks the analysis processes
-    # has started (an interpreter start, seconds on a loaded machine): a first cycle over the
-    # small files alone starts it.
+    # never gets more CPU than wall time, so it runs past the 2 s batch timeout every time,
+    # however fast or loaded the machine; each worker that holds it is restarted. Each of the
+    # three attempts burns a core until the timeout, so the timeout is no longer than the
+    # small files need: a batch of them takes milliseconds once the server that forks the
+    # analysis processes has started (an interpreter start, seconds on a loaded machine), and
+    # a first cycle over the small files alone starts it.
     names = write_files(tmp_path / "src", 5, "x = 1  # TODO: small\n")
     slow = "# TODO: big\n" + "value = 'abcdefgh'  # a comment\n" * 750_000
-    extra = QUIET + "workers = 2\nbatch_size = 3\nbatch_timeout = 4.0\nmax_file_bytes = 30000000\n"
+    extra = QUIET + "workers = 2\nbatch_size = 3\nbatch_timeout = 2.0\nmax_file_bytes = 30000000\n"
     extra += "[supervision]\nmax_restarts = 20\nbackoff_initial = 0.05\nbackoff_max = 0.1\n"
     with improve_tree(config(tmp_path, tmp_path / "src", extra)) as tree:
         tree.cycle(timeout=60)
@@ -207,7 +208,7 @@ def test_a_file_that_keeps_taking_its_worker_down_is_skipped_and_the_rest_analys
     analysis = report["analysis"]
     assert analysis["files"] == 5
     # The batch twice, then the file on its own once (more only if a machine is so loaded
-    # that a batch of small files takes four seconds).
+    # that a batch of small files takes two seconds).
     assert analysis["requeued"] >= 3
     assert analysis["skipped"] == {"unreadable": 1}
     example = analysis["skipped_examples"][0]
