@@ -57,6 +57,16 @@ for _group in GROUPS:
 
 MODULE_OF: dict[str, str] = {name: group.module for group in GROUPS for name in group.names}
 
+# The capabilities' modules that declare messages of their own, outside gaia_actors.messages
+# (what an actor tells itself or its helpers). A command module imports none of them; loaded
+# with every command, they let help and the REPL describe and complete every message the
+# daemon builds by name.
+MESSAGE_MODULES = (
+    "gaia_actors.alerts.messages",
+    "gaia_actors.environments.notices",
+    "gaia_actors.pipeline.reports",
+)
+
 
 def load(names: Iterable[str]) -> bool:
     """Register the commands ``names`` by importing their modules; False (and nothing
@@ -70,6 +80,7 @@ def load(names: Iterable[str]) -> bool:
 
 
 def load_all() -> None:
-    """Register every command (the daemon serves them all; help lists them all)."""
-    for group in GROUPS:
-        importlib.import_module(group.module)
+    """Register every command (the daemon serves them all; help lists them all), and every
+    message declared beside a capability's actors."""
+    for module in (*(group.module for group in GROUPS), *MESSAGE_MODULES):
+        importlib.import_module(module)

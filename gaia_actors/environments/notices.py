@@ -5,11 +5,12 @@ watcher, the wait for healthy, a data job) and from its timers; and how those th
 from __future__ import annotations
 
 import contextlib
-from typing import Any
-
-import pykka
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors.messages import message
+
+if TYPE_CHECKING:
+    import pykka
 
 
 @message
@@ -65,5 +66,7 @@ def unexpected(outcome: object) -> BaseException:
 
 def tell(ref: pykka.ActorRef[Any], message: object) -> None:
     """Tell ``ref`` from a thread of the actor; an older generation's is dropped."""
+    import pykka  # here, not at the top: help and the REPL import this module for its messages
+
     with contextlib.suppress(pykka.ActorDeadError):  # an older generation: nothing to do
         ref.tell(message)

@@ -37,9 +37,10 @@ from gaia_actors.messages import (
 )
 from gaia_actors.pipeline import history, stages
 from gaia_actors.pipeline.errors import PromotionRefused
-from gaia_actors.pipeline.recovery import RecoverUnfinished, Recovery
+from gaia_actors.pipeline.recovery import Recovery
 from gaia_actors.pipeline.reports import (
     PipelineReport,
+    RecoverUnfinished,
     RunEnded,
     RunHandle,
     StageReport,

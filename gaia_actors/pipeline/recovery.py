@@ -13,20 +13,15 @@ import peewee
 
 from gaia_actors.errors import GaiaError
 from gaia_actors.events import PipelineEvent
-from gaia_actors.messages import Update, fields_of, message
+from gaia_actors.messages import Update, fields_of
 from gaia_actors.pipeline import history
 from gaia_actors.pipeline.leftovers import kill_leftover_stages, stage_token
-from gaia_actors.pipeline.reports import RunHandle
+from gaia_actors.pipeline.reports import RecoverUnfinished, RunHandle
 from gaia_actors.pipeline.runner import Runner
 from gaia_actors.pipeline.runs import RECOVERY, RunKeeper, RunState
 from supervisors import SupervisionError
 
 RECOVERY_RETRY = 5.0  # seconds before looking again for unfinished promotions
-
-
-@message
-class RecoverUnfinished:
-    """Timer: look again for promotions a previous daemon left unfinished."""
 
 
 class Recovery(RunKeeper):

@@ -1,5 +1,6 @@
 """What a runner shares with its coordinator: the reports it tells at every transition, and
-the run's handle (a stop event with its reason, and the live output of the running stage).
+the run's handle (a stop event with its reason, and the live output of the running stage);
+and the timer the coordinator tells itself while unfinished promotions wait for recovery.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ class RunEnded:
     status: str
     pipeline_ids: tuple[int, ...]
     error: str = ""
+
+
+# --- coordinator -> itself -----------------------------------------------------------
+
+
+@message
+class RecoverUnfinished:
+    """Timer: look again for promotions a previous daemon left unfinished."""
 
 
 _STAGE_EVENTS = {

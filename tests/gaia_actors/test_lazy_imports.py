@@ -69,12 +69,13 @@ one = sorted(m for m in sys.modules if m.startswith((*heavy, "gaia_actors.consol
 from gaia_actors.control import catalog
 catalog.load_all()
 heavy = sorted(m for m in sys.modules if m.startswith(heavy))
+listed = sorted(message_types())
 from gaia_actors.app import build_children
 from gaia_actors.messages import message_types
 from gaia_actors.settings import load
 from supervisors import Registry
 build_children(load(sys.argv[1]), Registry())
-found = {"child": child, "one": one, "heavy": heavy, "first": first}
+found = {"child": child, "one": one, "heavy": heavy, "first": first, "listed": listed}
 print(json.dumps({**found, "messages": sorted(message_types())}))
 """
 
@@ -112,10 +113,11 @@ def test_the_command_line_with_every_command_imports_nothing_heavy(
     assert loaded["heavy"] == []
 
 
-def _declared_messages(folder: str = "gaia_actors") -> set[str]:
-    """Every class the source under ``folder`` decorates with ``@message``."""
+def _declared_messages(where: str = "gaia_actors") -> set[str]:
+    """Every class the source under ``where`` (a folder or a file) decorates with ``@message``."""
+    root = REPO / where
     names = set()
-    for path in sorted((REPO / folder).rglob("*.py")):
+    for path in [root] if root.is_file() else sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef) and any(
                 isinstance(d, ast.Name) and d.id == "message" for d in node.decorator_list
@@ -142,6 +144,15 @@ def test_the_registry_read_first_has_every_message_of_the_messages_package(
     declared = _declared_messages("gaia_actors/messages")
     assert len(declared) > 40
     assert declared <= set(loaded["first"]), sorted(declared - set(loaded["first"]))
+
+
+def test_help_and_the_repl_know_every_message_but_the_control_servers_own(
+    loaded: dict[str, list[str]],
+) -> None:
+    # With every command loaded (help, the REPL), the registry lists the messages declared
+    # beside the capabilities' actors too; the control server's timer is the daemon's alone.
+    declared = _declared_messages() - _declared_messages("gaia_actors/control/server.py")
+    assert declared <= set(loaded["listed"]), sorted(declared - set(loaded["listed"]))
 
 
 def test_every_command_handler_signature_resolves() -> None:
