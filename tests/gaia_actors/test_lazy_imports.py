@@ -1,11 +1,11 @@
-"""A command line imports only what it uses, and what is imported later still registers.
+"""A process imports only what it uses, and what is imported later still registers.
 
 The operator commands' modules import the actors, the store's models and their libraries
-inside the handlers that use them, and the packages ``supervisors`` and
-``gaia_actors.monitoring`` import a public name from its module on first use. What must hold:
-a command line with every command loaded imports no actor machinery and no heavy library,
-and the daemon's registries (messages by name, commands, handler signatures) still see
-everything once the application is imported.
+inside the handlers that use them; the packages ``supervisors``, ``gaia_actors.monitoring``
+and ``gaia_actors.messages`` import a public name from its module on first use; an analysis
+process runs a module of its own. What must hold: a command line and an analysis process
+import no actor machinery and no heavy library, and the registries (messages by name,
+commands, handler signatures) still see everything where they are read.
 """
 
 from __future__ import annotations
