@@ -144,13 +144,13 @@ class ScopeFinder:
         it on its line, a name follows it, and it is not inside a string (the caller has
         checked the blanks around the keyword)."""
         text = self._text
-        after = pos + len(keyword)
         line_start = text.rfind("\n", 0, pos) + 1
         prefix = text[line_start:pos]
-        col = len(prefix) - len(prefix.lstrip(" \t"))
-        if prefix[col:].rstrip(" \t") not in ("", "async"):
+        code = prefix.lstrip(" \t")
+        if code and code.rstrip(" \t") != "async":
             return None
-        name = _NAME.match(text, after)
+        name = _NAME.match(text, pos + len(keyword))
+        col = len(prefix) - len(code)
         if name is None or self._string_end(line_start + col) is not None:
             return None
         return _Header(line_start, col, name.group(1), pos)
