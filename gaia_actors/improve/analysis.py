@@ -214,7 +214,7 @@ def _run_detectors(
         detectors = GO_DETECTORS
     else:
         return (), ()
-    chosen = [d for d in detectors if _selected(d, settings)]
+    chosen = _chosen(detectors, settings)
     findings: list[Finding] = []
     for detector in chosen:
         findings.extend(detector.detect(source))
@@ -225,6 +225,12 @@ def _run_detectors(
             imports = extract_imports(source.tree)
     findings.sort(key=lambda f: (f.line, f.type))
     return tuple(findings), imports
+
+
+@functools.cache
+def _chosen(detectors: tuple[Detector, ...], settings: AnalysisSettings) -> tuple[Detector, ...]:
+    """The detectors ``settings`` select (asked once per file)."""
+    return tuple(d for d in detectors if _selected(d, settings))
 
 
 def _selected(detector: Detector, settings: AnalysisSettings) -> bool:

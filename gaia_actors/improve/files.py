@@ -38,6 +38,7 @@ DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 DEFAULT_SUFFIXES = (".py", ".go")
 BINARY_PROBE = 8192  # bytes searched for a NUL, like git and grep
 FIRST_READ = 1 << 16  # bytes of a file asked for by its first read
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)  # a link is never read through
 
 T = TypeVar("T")
 
@@ -259,7 +260,7 @@ def read_bytes(path: str | Path, max_bytes: int, relpath: str) -> bytes | Skippe
     it saves: the allocator maps a buffer past 128 KiB afresh (mmap/munmap) for every file.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, _READ_FLAGS)
     except OSError as exc:
         return SkippedFile(relpath, SkipReason.UNREADABLE, _os_detail(exc))
     limit = max_bytes + 1  # one byte more than allowed tells "too big"

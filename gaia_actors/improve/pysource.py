@@ -205,20 +205,22 @@ def _lex_lines(data: bytes, want: re.Pattern[bytes] | None, candidates: list[int
     triple-quoted string or after a backslash), so it is passed over unless a comment there
     could be wanted. Each token on a lexed line is taken as ``_lex_bytes`` takes it."""
     tokens = _Tokens(data, want)
-    find_token = _TOKEN_START.search
+    take, find_token = tokens.take, _TOKEN_START.search
+    find, rfind, size = data.find, data.rfind, len(data)  # locals: this loop runs per line
     pos = 0  # outside every token from here on
     for at in _lines_to_lex(data, candidates):
         if at < pos:
             continue  # on a line already lexed, or inside a string already taken
-        line_end = data.find(b"\n", at)
-        line_end = len(data) if line_end < 0 else line_end
-        pos = max(pos, data.rfind(b"\n", 0, at) + 1)
+        line_end = find(b"\n", at)
+        if line_end < 0:
+            line_end = size
+        pos = max(pos, rfind(b"\n", 0, at) + 1)
         while pos <= line_end:  # until a string goes on past the line
             token = find_token(data, pos, line_end)
             if token is None:
                 pos = line_end
                 break
-            pos = tokens.take(token.start())
+            pos = take(token.start())
     return tokens.result()
 
 
