@@ -53,6 +53,25 @@ def unwritable(path: Path) -> Iterator[None]:
             path.chmod(mode)
 
 
+@contextlib.contextmanager
+def unwritable_between_writes(database: Path) -> Iterator[None]:
+    """The rollback journal of ``database`` made unwritable between two write transactions
+    (this takes the write lock for it, once the store's transaction ends, when the journal is
+    empty). Made so in the middle of one, the journal would keep that transaction's pages: a
+    hot journal that no reader can roll back, so every new read of the store would fail
+    ("unable to open database file") until the journal is writable again."""
+    journal = database.with_name(database.name + "-journal")
+    with contextlib.ExitStack() as held:
+        writer = sqlite3.connect(database, timeout=30, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            held.enter_context(unwritable(journal))
+            assert journal.stat().st_size == 0
+        finally:
+            writer.close()  # its transaction wrote nothing: the store writes next
+        yield
+
+
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     source = demo_source(tmp_path / "src")
@@ -118,10 +137,10 @@ def store_status(daemon: Daemon) -> dict[str, Any]:
 def test_an_unwritable_journal_degrades_the_store_and_supervision_goes_on(daemon: Daemon) -> None:
     daemon.start()
     first = wait_until(lambda: service_pid(daemon), timeout=20)
-    journal = daemon.settings.state_dir / "gaia.db-journal"
-    wait_until(journal.exists, timeout=10)  # kept (truncated) between write transactions
+    store = daemon.settings.state_dir / "gaia.db"
+    wait_until(store.with_name("gaia.db-journal").exists, timeout=10)  # kept between writes
 
-    with unwritable(journal):
+    with unwritable_between_writes(store):
         # The kill makes events to write (a quiet daemon may write nothing for seconds), and
         # supervision still restarts the service.
         os.kill(int(str(first)), signal.SIGKILL)
