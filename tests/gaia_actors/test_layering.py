@@ -149,6 +149,7 @@ def _packages_entered(module: str, target: str, modules: dict[str, Path]) -> set
     return {p for p in packages if p in modules and not module.startswith(p + ".")}
 
 
+@functools.cache  # built once for the three tests that read it; none changes it
 def import_graph() -> dict[str, set[str]]:
     modules = project_modules()
     return {name: imports_of(name, path, modules) for name, path in modules.items()}
