@@ -8,10 +8,13 @@ Times, in one run and on the same tree:
 - our analysis in comment-markers-only mode (markers TODO and FIXME, like the grep pattern):
   the tree walk (``iter_walk``, without a stat per file: ``WalkOptions(sizes=False)``, the
   read skips files past the size limit) handing batches of 200 files, as it finds them, to
-  ``analyse_batch`` in a ``ProcessPoolExecutor`` of ``--workers`` processes (default: the CPU
-  count, at most 4). The engine will run the same function in actor workers; this measures the
-  function with the same parallelism. The time includes the walk, starting the pool, and
-  collecting every result.
+  ``tally_batch`` (``analyse_batch``, with a file without any marker only counted) in
+  ``--workers`` processes (default: the CPU count, at most 4): ``--workers`` - 1 in a
+  ``ProcessPoolExecutor``, given batches while the walk goes on, and this process, which
+  analyses the batches not given yet once its walk is over (on 2 cores, a third process
+  would only compete for them). The engine runs the same function in actor workers; this
+  measures the function with the same parallelism. The time includes the walk, starting the
+  pool, and collecting every result.
 
 To compare like with like, the walk here excludes nothing (no .gitignore, no always-skipped
 names: the standard library has a ``venv`` package), as ``grep -r`` does; our analysis still
@@ -44,9 +47,9 @@ import sys
 import sysconfig
 import time
 import tokenize
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -128,26 +131,62 @@ def analyse(paths: Sequence[str], root: Path, settings: AnalysisSettings) -> Out
 
 
 def time_ours(root: Path, workers: int) -> tuple[float, float, list[Outcome]]:
-    """Walk + pool start + analysis + collection; CPU of this process and of the workers
-    (counted once the pool has joined them). Batches go to the pool while the walk goes on."""
+    """Walk + pool start + analysis + collection; CPU of this process and of the pool's
+    (counted once the pool has joined them). ``workers`` processes analyse: this one once its
+    walk is over, and ``workers - 1`` in a pool, handed batches while the walk goes on."""
     cpu = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    results: list[Outcome] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending = []
+    with ProcessPoolExecutor(max_workers=max(1, workers - 1)) as pool:
+        hands = Hands(pool, root, helpers=workers - 1)
         batch: list[str] = []
         for item in iter_walk(root, WALK):
             if isinstance(item, SkippedFile):
                 continue
             batch.append(item[0])
             if len(batch) == BATCH_FILES:
-                pending.append(pool.submit(analyse, batch, root, SETTINGS))
+                hands.give(batch)
                 batch = []
-        pending.append(pool.submit(analyse, batch, root, SETTINGS))
-        results = [future.result() for future in pending]
+        hands.give(batch)
+        results = hands.finish()
     wall = time.perf_counter() - started
     cpu = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
     return wall, cpu, results
+
+
+class Hands:
+    """Batches shared between a pool and this process: the pool is kept ``QUEUED`` batches
+    ahead per process (one running, one waiting, so it never waits for this process to hand
+    out the next), and this process analyses the rest once it is free. On 2 cores, this process
+    and one pool process keep both busy without a third competing for them."""
+
+    QUEUED = 2
+
+    def __init__(self, pool: ProcessPoolExecutor, root: Path, helpers: int) -> None:
+        self._pool = pool
+        self._root = root
+        self._limit = self.QUEUED * helpers
+        self._waiting: deque[list[str]] = deque()
+        self._given: list[Future[Outcome]] = []
+        self._done = 0  # the pool answers in the order it is given batches
+
+    def give(self, batch: list[str]) -> None:
+        self._waiting.append(batch)
+        self._top_up()
+
+    def finish(self) -> list[Outcome]:
+        """Analyse here whatever the pool has not been given, then collect the pool's."""
+        mine = []
+        while self._waiting:
+            mine.append(analyse(self._waiting.pop(), self._root, SETTINGS))
+            self._top_up()
+        return mine + [future.result() for future in self._given]
+
+    def _top_up(self) -> None:
+        given = self._given
+        while self._done < len(given) and given[self._done].done():
+            self._done += 1
+        while self._waiting and len(given) - self._done < self._limit:
+            given.append(self._pool.submit(analyse, self._waiting.popleft(), self._root, SETTINGS))
 
 
 # --- explaining the difference (not timed) --------------------------------------------
@@ -306,7 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"tree: {root}  ({len(tree.files)} *.py files, {tree.total_bytes / 1e6:.1f} MB)")
     print(f"machine: {os.cpu_count()} CPUs, load average {load} (other work skews wall times)")
     print(
-        f"ours: comment markers only ({', '.join(MARKERS)}), {args.workers} worker processes, "
+        f"ours: comment markers only ({', '.join(MARKERS)}), {args.workers} processes "
+        f"(this one, after its walk, and {args.workers - 1} in a pool), "
         f"batches of {BATCH_FILES} files; skipped by us: {skipped_summary(results)}"
     )
     print(f"best of {max(1, args.repeat)} runs each, page cache warm:")
