@@ -24,8 +24,10 @@ from supervisors import Registry
 from tests.conftest import wait_until
 from tests.gaia_actors.conftest import write_config
 
-PING_TIMEOUT = 0.3
-LOCK_SECONDS = 6 * PING_TIMEOUT
+# Long enough that one synced commit on a loaded disk, or a full collection of a big test
+# process's heap, is not taken for a hang; the lock is held four times as long.
+PING_TIMEOUT = 0.5
+LOCK_SECONDS = 4 * PING_TIMEOUT
 
 # Holds a write transaction (SQLite's RESERVED lock: readers go on, no other writer can
 # start) on the file for argv[2] seconds, then commits.

@@ -35,8 +35,18 @@ def running(tmp_path: Path, start_tree: Callable[..., Tree]) -> Iterator[Tree]:
         tree = start_tree(make_settings(tmp_path, {"blue": blue.port, "green": green.port}))
         for env, status in (("blue", "healthy"), ("green", "down")):
             tree.events.wait_for("health.changed", env, lambda e, s=status: e.get("new") == s)
+        # The balancer may start after those changes; it learns them from the monitor then.
+        wait_until(lambda: _balancer_statuses(tree) == {"blue": "healthy", "green": "down"})
         yield tree
         tree.stop()
+
+
+def _balancer_statuses(tree: Tree) -> dict[str, str]:
+    node = tree.registry.node("balancer")
+    if node is None or node.state != "running":
+        return {}
+    backends = tree.state("balancer")["backends"]
+    return {env: backend["status"] for env, backend in backends.items()}
 
 
 def live(tree: Tree) -> CommandContext:
