@@ -11,7 +11,7 @@ Modules, bottom up (each imports only the ones above it):
 - ``graph``      the Python import graph: cycles and fan-in per file
 - ``sources``    the analysis settings, and a file as the detectors see it (parsed once)
 - ``detectors``  the detector kinds (markers, debugger calls, bare excepts, ...)
-- ``analysis``   ``analyse_file`` and ``analyse_batch``: read, decode, run the detectors
+- ``analysis``   ``analyse_file``, ``analyse_batch``, ``tally_batch``: read, decode, detect
 - ``linters``    configured linters (``ruff check``, ``go vet``) parsed into findings
 - ``coverage``   coverage JSON, per-function ranges from the AST, coverage gaps as findings
 - ``testing``    the Python tests under coverage, JUnit XML, why tests could not run
