@@ -6,11 +6,11 @@ contain none of the markers is only checked to be text, never decoded or lexed (
 ``tally_batch`` only counts it, making no ``FileResult``); in the others, searched for the
 markers once, only the lines that can hold a marker in a comment, or carry a string literal
 on to the next line, are lexed (``pysource.marker_comments``), and a file whose markers all
-lack a ``#`` before them on their line is not lexed at all. The full mode lexes the same way the files that
-parse, and takes comments from ``tokenize`` for the files that do not (where it stops is part
-of the ``syntax_error`` finding), or for every file with ``tokenize_comments=True`` (the
-reference the benchmark checks the lexer against); all give the same findings and identities
-(``pysource``).
+lack a ``#`` before them on their line is not lexed at all. The full mode lexes the same way
+the files that parse, and takes comments from ``tokenize`` for the files that do not (where it
+stops is part of the ``syntax_error`` finding), or for every file with ``tokenize_comments=True``
+(the reference the benchmark checks the lexer against); all give the same findings and
+identities (``pysource``).
 """
 
 from __future__ import annotations
