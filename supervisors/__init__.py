@@ -88,6 +88,11 @@ def __getattr__(name: str) -> object:
     return value
 
 
+def __dir__() -> list[str]:
+    # The names not imported yet too, as when every name was imported with the package.
+    return sorted({*globals(), *_HOMES})
+
+
 __all__ = [
     "AskExpired",
     "AskTimeout",

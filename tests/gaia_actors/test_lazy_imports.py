@@ -175,3 +175,15 @@ def test_a_package_imports_each_public_name_from_its_module(package: object) -> 
         assert getattr(package, name).__module__ == vars(package)["__name__"]
     with pytest.raises(AttributeError, match="no_such_name"):
         getattr(package, "no_such_name")  # noqa: B009 - the name is the point
+
+
+@pytest.mark.parametrize("package", [supervisors, monitoring, messages], ids=lambda p: p.__name__)
+def test_a_package_lists_its_public_names_before_their_first_use(package: object) -> None:
+    # dir() feeds completion, help() and inspect.getmembers: a name not yet imported is
+    # listed all the same, as it was when the package imported every name at once.
+    name = vars(package)["__name__"]
+    script = f"import json, {name} as p; print(json.dumps(sorted(set(p.__all__) - set(dir(p)))))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == []
