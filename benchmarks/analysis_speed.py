@@ -9,12 +9,12 @@ Times, in one run and on the same tree:
   the tree walk (``iter_walk``, without a stat per file: ``WalkOptions(sizes=False)``, the
   read skips files past the size limit) handing batches of 200 files, as it finds them, to
   ``tally_batch`` (``analyse_batch``, with a file without any marker only counted) in
-  ``--workers`` processes (default: the CPU count, at most 4): ``--workers`` - 1 in a
-  ``ProcessPoolExecutor``, given batches while the walk goes on, and this process, which
-  analyses the batches not given yet once its walk is over (on 2 cores, a third process
-  would only compete for them). The engine runs the same function in actor workers; this
-  measures the function with the same parallelism. The time includes the walk, starting the
-  pool, and collecting every result.
+  ``--workers`` processes (default: the CPU count, at most 4): ``--workers`` - 1 forked
+  helpers, sent batches down a pipe each while the walk goes on, and this process, which
+  analyses the batches not sent yet once its walk is over (on 2 cores, a third process would
+  only compete for them). The engine runs the same function in actor workers; this measures
+  the function with the same parallelism. The time includes the walk, starting the helpers,
+  and collecting every result.
 
 To compare like with like, the walk here excludes nothing (no .gitignore, no always-skipped
 names: the standard library has a ``venv`` package), as ``grep -r`` does; our analysis still
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing
 import os
 import re
 import resource
@@ -49,8 +50,10 @@ import time
 import tokenize
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -131,62 +134,89 @@ def analyse(paths: Sequence[str], root: Path, settings: AnalysisSettings) -> Out
 
 
 def time_ours(root: Path, workers: int) -> tuple[float, float, list[Outcome]]:
-    """Walk + pool start + analysis + collection; CPU of this process and of the pool's
-    (counted once the pool has joined them). ``workers`` processes analyse: this one once its
-    walk is over, and ``workers - 1`` in a pool, handed batches while the walk goes on."""
+    """Walk + helpers' start + analysis + collection; CPU of this process and of the helpers
+    (counted once joined). ``workers`` processes analyse: ``workers - 1`` helpers, handed
+    batches while the walk goes on, and this one, once its walk is over."""
     cpu = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=max(1, workers - 1)) as pool:
-        hands = Hands(pool, root, helpers=workers - 1)
-        batch: list[str] = []
-        for item in iter_walk(root, WALK):
-            if isinstance(item, SkippedFile):
-                continue
-            batch.append(item[0])
-            if len(batch) == BATCH_FILES:
-                hands.give(batch)
-                batch = []
-        hands.give(batch)
-        results = hands.finish()
+    helpers = Helpers(root, workers - 1)
+    batch: list[str] = []
+    for item in iter_walk(root, WALK):
+        if isinstance(item, SkippedFile):
+            continue
+        batch.append(item[0])
+        if len(batch) == BATCH_FILES:
+            helpers.give(batch)
+            batch = []
+    helpers.give(batch)
+    results = helpers.finish()
     wall = time.perf_counter() - started
     cpu = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
     return wall, cpu, results
 
 
-class Hands:
-    """Batches shared between a pool and this process: the pool is kept ``QUEUED`` batches
-    ahead per process (one running, one waiting, so it never waits for this process to hand
-    out the next), and this process analyses the rest once it is free. On 2 cores, this process
-    and one pool process keep both busy without a third competing for them."""
+def serve(conn: Connection, root: Path) -> None:
+    """A helper process: the outcome of each batch received, sent back, until None."""
+    while (batch := conn.recv()) is not None:
+        conn.send(analyse(batch, root, SETTINGS))
+
+
+@dataclass
+class Helper:
+    """A forked process analysing the batches sent down its pipe."""
+
+    conn: Connection
+    process: BaseProcess
+    given: int = 0  # batches sent and not answered yet
+
+
+class Helpers:
+    """Batches shared between helper processes and this one: each helper is kept ``QUEUED``
+    batches ahead (one running, one waiting, so it never waits for this process to send the
+    next), and this process analyses the rest once it is free. One pipe per helper and no
+    threads here: on 2 cores, this process and one helper keep both busy, and nothing else
+    competes for them."""
 
     QUEUED = 2
 
-    def __init__(self, pool: ProcessPoolExecutor, root: Path, helpers: int) -> None:
-        self._pool = pool
+    def __init__(self, root: Path, count: int) -> None:
         self._root = root
-        self._limit = self.QUEUED * helpers
         self._waiting: deque[list[str]] = deque()
-        self._given: list[Future[Outcome]] = []
-        self._done = 0  # the pool answers in the order it is given batches
+        self._results: list[Outcome] = []
+        self._helpers = [self._start() for _ in range(count)]
+
+    def _start(self) -> Helper:
+        context = multiprocessing.get_context("fork")
+        ours, theirs = context.Pipe()
+        process = context.Process(target=serve, args=(theirs, self._root), daemon=True)
+        process.start()
+        theirs.close()  # a helper that dies is then an EOFError here, not a hang
+        return Helper(ours, process)
 
     def give(self, batch: list[str]) -> None:
         self._waiting.append(batch)
         self._top_up()
 
     def finish(self) -> list[Outcome]:
-        """Analyse here whatever the pool has not been given, then collect the pool's."""
-        mine = []
+        """Analyse here whatever no helper has been given, then collect the helpers'."""
         while self._waiting:
-            mine.append(analyse(self._waiting.pop(), self._root, SETTINGS))
+            self._results.append(analyse(self._waiting.pop(), self._root, SETTINGS))
             self._top_up()
-        return mine + [future.result() for future in self._given]
+        for helper in self._helpers:
+            for _ in range(helper.given):
+                self._results.append(helper.conn.recv())
+            helper.conn.send(None)
+            helper.process.join()
+        return self._results
 
     def _top_up(self) -> None:
-        given = self._given
-        while self._done < len(given) and given[self._done].done():
-            self._done += 1
-        while self._waiting and len(given) - self._done < self._limit:
-            given.append(self._pool.submit(analyse, self._waiting.popleft(), self._root, SETTINGS))
+        for helper in self._helpers:
+            while helper.given and helper.conn.poll():
+                self._results.append(helper.conn.recv())
+                helper.given -= 1
+            while self._waiting and helper.given < self.QUEUED:
+                helper.conn.send(self._waiting.popleft())
+                helper.given += 1
 
 
 # --- explaining the difference (not timed) --------------------------------------------
@@ -346,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} CPUs, load average {load} (other work skews wall times)")
     print(
         f"ours: comment markers only ({', '.join(MARKERS)}), {args.workers} processes "
-        f"(this one, after its walk, and {args.workers - 1} in a pool), "
+        f"(this one, after its walk, and {args.workers - 1} forked), "
         f"batches of {BATCH_FILES} files; skipped by us: {skipped_summary(results)}"
     )
     print(f"best of {max(1, args.repeat)} runs each, page cache warm:")
