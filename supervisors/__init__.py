@@ -83,7 +83,14 @@ def __getattr__(name: str) -> object:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
+    try:
+        module = importlib.import_module(home)
+    except AttributeError as exc:
+        # Raised by the module's import (a library without an attribute it uses), it would
+        # read as "no such name": hasattr() would answer False, and ``from package import
+        # name`` would hide the cause.
+        raise ImportError(f"{__name__}.{name}: importing {home} failed: {exc}", name=home) from exc
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

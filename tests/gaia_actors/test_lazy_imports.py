@@ -187,3 +187,53 @@ def test_a_package_lists_its_public_names_before_their_first_use(package: object
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert json.loads(done.stdout) == []
+
+
+# A module whose import raises AttributeError, as one does under an incompatible library
+# (``class Supervised(pykka.ThreadingActor)`` with a Pykka that has no such class).
+BROKEN_IMPORT = """
+import importlib.abc, importlib.machinery, json, sys
+package, name, home = sys.argv[1:]
+class Broken(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname, path, target=None):
+        return importlib.machinery.ModuleSpec(fullname, self) if fullname == home else None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        raise AttributeError("module 'pykka' has no attribute 'ThreadingActor'")
+sys.meta_path.insert(0, Broken())
+imported = importlib.import_module(package)
+seen = {}
+for how, attempt in (("hasattr", lambda: hasattr(imported, name)),
+                     ("from", lambda: exec(f"from {package} import {name}"))):
+    try:
+        seen[how] = repr(attempt())
+    except Exception as exc:
+        seen[how] = f"{type(exc).__name__}: {exc} <- {exc.__cause__!r}"
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize(
+    ("package", "name"),
+    [(supervisors, "Supervisor"), (monitoring, "HealthMonitor"), (messages, "GetHealth")],
+    ids=lambda p: getattr(p, "__name__", p),
+)
+def test_a_failed_import_of_a_names_module_is_reported_with_its_cause(
+    package: object, name: str
+) -> None:
+    # An AttributeError from the import is not "no such name": hasattr() would answer False
+    # and ``from package import name`` would say only that it cannot import the name.
+    home = vars(package)["_HOMES"][name]
+    done = subprocess.run(
+        [sys.executable, "-c", BROKEN_IMPORT, vars(package)["__name__"], name, home],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = json.loads(done.stdout)
+    for how in ("hasattr", "from"):
+        assert seen[how].startswith("ImportError"), seen
+        assert home in seen[how], seen
+        assert "has no attribute 'ThreadingActor'" in seen[how], seen
