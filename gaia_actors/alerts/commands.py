@@ -177,7 +177,8 @@ def _receiver(settings: Settings, name: str | None) -> ReceiverSettings:
     if name in receivers:
         return receivers[name]
     known = ", ".join(receivers) or "none configured"
-    raise UsageError("alerts test", f"no receiver {name!r}; receivers: {known}", "receiver")
+    problem = "give one: alerts test RECEIVER" if name is None else f"no receiver {name!r}"
+    raise UsageError("alerts test", f"{problem}; receivers: {known}", "receiver")
 
 
 # --------------------------------------------------------------------------- silences

@@ -70,6 +70,15 @@ def test_unsilence_of_an_unknown_id_is_a_usage_error(tmp_path: Path) -> None:
         commands.unsilence(CommandContext(settings, registry), 42)
 
 
+def test_alerts_test_without_a_receiver_asks_for_one(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, "http://127.0.0.1:9/")
+    with pytest.raises(UsageError) as info:
+        commands.alerts(CommandContext(settings, None), action="test")
+    assert str(info.value) == "alerts test receiver: give one: alerts test RECEIVER; receivers: ops"
+    assert info.value.param == "receiver"
+    assert info.value.exit_code == 2
+
+
 def test_alerts_lists_firing_and_recent_with_each_receivers_delivery(tmp_path: Path) -> None:
     with hook_server() as hook:
         settings = _settings(tmp_path, hook.url())
