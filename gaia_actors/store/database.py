@@ -83,7 +83,14 @@ def open_database(url: str, lock_wait: float | None = None) -> peewee.Database:
     if url.startswith("sqlite"):
         wait_ms = BUSY_TIMEOUT_MS if lock_wait is None else int(lock_wait * 1000)
         pragmas = {**SQLITE_PRAGMAS, "busy_timeout": wait_ms}
-        db: peewee.Database = _connect(url, pragmas=pragmas, timeout=wait_ms / 1000)
+        # The writer takes the write lock as its transaction begins (BEGIN IMMEDIATE), so it
+        # waits out another writer (a replaced store finishing its batch). Begun deferred, its
+        # first read took a shared lock, and SQLite refuses at once to raise that while another
+        # holds the write lock ("database is locked"): waiting there could deadlock
+        # (sqlite3_busy_handler). Nested transactions are savepoints and take no lock.
+        db: peewee.Database = _connect(
+            url, pragmas=pragmas, timeout=wait_ms / 1000, lock_type="IMMEDIATE"
+        )
         point_readers(url)
         if lock_wait is not None:  # this thread's reader runs the DDL below: no longer either
             database.execute_sql(f"PRAGMA busy_timeout = {wait_ms}")

@@ -299,6 +299,31 @@ def test_open_database_adds_missing_columns(tmp_path: Path, settings: Settings) 
     assert path.read_bytes()[18:20] == b"\x01\x01"
 
 
+def test_a_write_transaction_waits_for_another_writers_instead_of_failing(tmp_path: Path) -> None:
+    """The store's writer reads before it writes (ids above a lost file's); begun deferred, it
+    held a read lock that SQLite refuses at once to raise while another connection holds the
+    write lock, so a replaced store finishing its batch made the new one fail."""
+    path = tmp_path / "gaia.db"
+    writer = open_database(f"sqlite:///{path}")
+    writer.execute_sql("CREATE TABLE rows (name TEXT)")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO rows VALUES ('old')")
+    finisher = threading.Timer(0.3, other.execute, args=("COMMIT",))
+    finisher.start()
+    try:
+        with writer.atomic():
+            seen = writer.execute_sql("SELECT count(*) FROM rows").fetchone()[0]
+            writer.execute_sql("INSERT INTO rows VALUES ('new')")
+    finally:
+        finisher.join()
+        other.close()
+        writer.close()
+    assert seen == 1  # it waited for the other transaction's commit, then read its row
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT name FROM rows").fetchall() == [("old",), ("new",)]
+
+
 def test_a_hung_store_replaced_and_waking_later_loses_no_row_and_leaves_no_lock(
     tmp_path: Path,
 ) -> None:
