@@ -18,6 +18,7 @@ from gaia_actors.settings.fields import SCHEDULE_SECONDS
 from gaia_actors.settings.sections import (
     EnvironmentSettings,
     ImproveSettings,
+    ImproveTargetSettings,
     Settings,
     StageSettings,
 )
@@ -91,7 +92,36 @@ def _check_stage(settings: Settings, where: str, key: str, stage: StageSettings)
         )
     if stage.kind == "command" and not stage.command:
         raise ConfigError(where, f"{key}.command", "a command stage needs a non-empty argv")
+    if stage.kind == "load" and not stage.path.startswith("/"):
+        raise ConfigError(
+            where, f"{key}.path", f"expected a path starting with /, got {stage.path!r}"
+        )
+    _check_stage_fields(where, key, stage)
     check_templates(where, key, stage)
+
+
+# The keys only one kind of stage reads; the others read none of them.
+STAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "build": ("deploy",),
+    "command": ("command", "environ", "junit"),
+    "health": ("soak", "interval"),
+    "load": ("path", "requests", "concurrency", "max_error_rate", "max_p95_ms"),
+}
+
+
+def _check_stage_fields(where: str, key: str, stage: StageSettings) -> None:
+    """A key another kind of stage reads is refused: this kind would ignore it silently."""
+    defaults = StageSettings(kind=stage.kind)
+    own = STAGE_FIELDS.get(stage.kind, ())
+    for kind, names in STAGE_FIELDS.items():
+        for name in names if kind != stage.kind else ():
+            if getattr(stage, name) != getattr(defaults, name):
+                raise ConfigError(
+                    where,
+                    f"{key}.{name}",
+                    f"a key of a {kind} stage, not of a {stage.kind} stage"
+                    + (f"; its own keys: {', '.join(own)}" if own else ""),
+                )
 
 
 def _check_health_rule(where: str, name: str, env: EnvironmentSettings) -> None:
@@ -138,11 +168,22 @@ IMPROVE_SCHEDULES = ("none", "hourly", "daily", "on-commit")
 
 def _check_improve(improve: ImproveSettings, where: str) -> None:
     _check_schedule(where, "improve.schedule", improve.schedule, IMPROVE_SCHEDULES)
+    _check_test_command(where, "improve", improve)
     for name, target in improve.targets.items():
         if not target.path:
             raise ConfigError(where, f"improve.targets.{name}.path", "expected a non-empty path")
         key = f"improve.targets.{name}.schedule"
         _check_schedule(where, key, target.schedule, IMPROVE_SCHEDULES)
+        _check_test_command(where, f"improve.targets.{name}", target)
+
+
+def _check_test_command(
+    where: str, key: str, improve: ImproveSettings | ImproveTargetSettings
+) -> None:
+    if improve.tests == "command" and not improve.test_command:
+        raise ConfigError(
+            where, f"{key}.test_command", "tests = 'command' needs a non-empty argv to run"
+        )
 
 
 def _check_alerts(settings: Settings, where: str) -> None:

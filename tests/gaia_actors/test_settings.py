@@ -148,6 +148,7 @@ def test_state_dir_defaults_beside_the_config_folder(tmp_path: Path) -> None:
         ("[nope]\n", "unknown section"),
         ("[monitor]\ninterval = nan\n", "monitor.interval: expected a number from 0.02"),
         ('[environments.a]\nport = 9001\ncommand = ["{pyhton}"]\n', "{python}, {port}"),
+        ('[improve]\ntests = "command"\n', "improve.test_command: tests = 'command' needs"),
     ],
 )
 def test_cli_exits_2_with_the_message(tmp_path: Path, text: str, fragment: str) -> None:
@@ -293,3 +294,50 @@ def test_every_number_in_the_settings_declares_its_range(section: str, name: str
     assert RANGE in field.metadata, f"{section}.{name}: declare it with bounded(default, lo, hi)"
     low, high = field.metadata[RANGE]
     assert 0 <= low <= high < math.inf
+
+
+# --- settings that are well typed but cannot work ----------------------------------------
+
+_PROMOTION = "[environments.dev]\nport = 9001\n[environments.staging]\nport = 9002\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragment"),
+    [
+        ('[improve]\ntests = "command"\n', "improve.test_command", "needs a non-empty argv"),
+        (
+            '[improve.targets.lib]\npath = "lib"\ntests = "command"\n',
+            "improve.targets.lib.test_command",
+            "needs a non-empty argv",
+        ),
+        (
+            _PROMOTION + "[[pipeline.dev_to_staging]]\nkind = 'load'\npath = 'health'\n",
+            "pipeline.dev_to_staging[0].path",
+            "expected a path starting with /, got 'health'",
+        ),
+        (
+            _PROMOTION + "[[pipeline.dev_to_staging]]\nkind = 'health'\npath = '/x'\n",
+            "pipeline.dev_to_staging[0].path",
+            "a key of a load stage, not of a health stage; its own keys: soak, interval",
+        ),
+        (
+            _PROMOTION + "[[pipeline.dev_to_staging]]\nkind = 'deploy'\ncommand = ['true']\n",
+            "pipeline.dev_to_staging[0].command",
+            "a key of a command stage, not of a deploy stage",
+        ),
+        (
+            _PROMOTION + "[[pipeline.dev_to_staging]]\nkind = 'command'\ncommand = ['true']\n"
+            "soak = 5\n",
+            "pipeline.dev_to_staging[0].soak",
+            "its own keys: command, environ, junit",
+        ),
+    ],
+)
+def test_a_setting_that_cannot_work_is_refused_when_loaded(
+    tmp_path: Path, text: str, key: str, fragment: str
+) -> None:
+    path = _write(tmp_path, text)
+    error = _error(path)
+    assert error.key == key
+    assert fragment in str(error)
+    assert str(path) in str(error)
