@@ -27,6 +27,7 @@ from __future__ import annotations
 import inspect
 import math
 import queue
+import re
 import threading
 import time
 import types
@@ -143,7 +144,7 @@ def command(
     render: Renderer | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
-        signature = _signature(handler)
+        signature = _signature(name, handler)
         _COMMANDS[name] = Command(
             name,
             handler,
@@ -211,15 +212,28 @@ _Signature = dict[str, tuple[type, Any]]  # name -> (scalar type, default or EMP
 _EMPTY = inspect.Parameter.empty
 
 
-def _signature(handler: Handler) -> _Signature:
+def _signature(command_name: str, handler: Handler) -> _Signature:
     try:
         hints = typing.get_type_hints(handler)
-    except (NameError, TypeError):  # an annotation that does not resolve: treat as str
-        hints = {}
+    except (NameError, TypeError) as exc:
+        # Read as strings, its arguments would skip their conversion and checks: a name
+        # imported only under TYPE_CHECKING is a programming error, refused at registration.
+        raise TypeError(
+            f"command {command_name!r}: {_unresolved(handler, exc)} does not resolve ({exc})"
+        ) from exc
     return {
         name: (_scalar(hints.get(name, str)), p.default)
         for name, p in inspect.signature(handler).parameters.items()
     }
+
+
+def _unresolved(handler: Handler, exc: Exception) -> str:
+    """The annotation ``exc`` fails on, as ``param: annotation``, when it can be told."""
+    missing = getattr(exc, "name", None)
+    for param, annotation in handler.__annotations__.items():
+        if missing and re.search(rf"\b{re.escape(missing)}\b", str(annotation)):
+            return f"the annotation {param}: {annotation}"
+    return f"an annotation of {handler.__qualname__}"
 
 
 def _scalar(hint: Any) -> type:
