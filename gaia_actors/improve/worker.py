@@ -124,22 +124,38 @@ class AnalysisProcess:
         self.process, self.conn = process, parent
         self.stopping = threading.Event()
         self.reader = threading.Thread(
-            target=self._read, args=(parent, self.stopping), name=f"{self.name}-reader", daemon=True
+            target=self._read,
+            args=(process, parent, self.stopping),
+            name=f"{self.name}-reader",
+            daemon=True,
         )
         self.reader.start()
 
-    def _read(self, conn: multiprocessing.connection.Connection, stopping: threading.Event) -> None:
+    def _read(
+        self, process: Any, conn: multiprocessing.connection.Connection, stopping: threading.Event
+    ) -> None:
         while True:
             try:
                 batch_id, results, seconds, error = conn.recv()
             except (EOFError, OSError):
                 if not stopping.is_set():
-                    code = self.process.exitcode if self.process is not None else None
-                    self.deliver(
-                        AnalysisDone(-1, error=f"analysis process exited ({code})", lost=True)
-                    )
+                    error = f"analysis process exited ({process.exitcode})"
+                    self.deliver(AnalysisDone(-1, error=error, lost=True))
+                return
+            except Exception as exc:  # noqa: BLE001 - said, never a silent end of this thread
+                # (an answer that does not unpickle): the batch fails at once, not at its timeout
+                self._broken(process, exc)
                 return
             self.deliver(AnalysisDone(batch_id, tuple(results), seconds, error))
+
+    def _broken(self, process: Any, exc: Exception) -> None:
+        """Kill a process whose answer could not be read (what it sends next cannot be trusted;
+        the next batch starts a new one) and fail the batch it was on."""
+        with contextlib.suppress(OSError, ValueError):
+            process.kill()
+        process.join(KILL_WAIT)
+        error = f"unreadable answer from the analysis process: {exc!r}"
+        self.deliver(AnalysisDone(-1, error=error, unreadable=True))
 
     def stop(self) -> None:
         """Kill the process (if any) and wait for it and its reader."""
@@ -233,6 +249,12 @@ class AnalysisWorker(GaiaActor):
 
     def _on_done(self, done: AnalysisDone) -> None:
         batch = self.current
+        if done.unreadable:
+            batch_id = batch.batch_id if batch is not None else None
+            self.log.error("improve.worker.unreadable_answer", batch_id=batch_id, error=done.error)
+            if batch is not None:
+                self._answer(batch, (), 0.0, done.error)
+            return
         if done.lost:
             if batch is not None:
                 raise WorkerFailure(f"{self.name}: {done.error} during batch {batch.batch_id}")

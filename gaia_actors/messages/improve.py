@@ -68,13 +68,15 @@ class WorkerReady:
 
 @message
 class AnalysisDone:
-    """Command (a worker's own): its analysis process answered, or died (``lost``)."""
+    """Command (a worker's own): its analysis process answered, died (``lost``), or sent an
+    answer that could not be read (``unreadable``: the batch in flight failed)."""
 
     batch_id: int
     results: tuple[Any, ...] = ()
     seconds: float = 0.0
     error: str = ""
     lost: bool = False
+    unreadable: bool = False
 
 
 @message
