@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import importlib.util
 import os
 import signal
 import threading
@@ -227,6 +228,20 @@ CAPABILITIES: list[types.ModuleType] = [
 catalog.load_all()
 
 
+def check_needs(capabilities: Sequence[types.ModuleType]) -> None:
+    """Refuse to start when a module a capability imports only at first use (its ``NEEDS``)
+    cannot be found: said at start, not as an ImportError at the first use hours later.
+    Found, not imported: the start stays as cheap as the lazy imports made it."""
+    for capability in capabilities:
+        for name in getattr(capability, "NEEDS", ()):
+            if importlib.util.find_spec(name) is None:
+                label = capability.__name__.split(".")[1]
+                raise DaemonError(
+                    f"cannot start: the {label} capability needs the module {name!r}, "
+                    "which cannot be found (is it installed?)"
+                )
+
+
 class Daemon:
     """``python run.py``: the foreground daemon on one state directory."""
 
@@ -240,6 +255,7 @@ class Daemon:
         self.escalation: Escalation | None = None
 
     def run(self) -> int:
+        check_needs(CAPABILITIES)
         self.acquire_lock()
         logs.configure(self.settings.logging, self.settings.log_path)
         self._install_signals()

@@ -28,6 +28,9 @@ from supervisors import ChildSpec, Link, Registry, Strategy, Supervisor
 SUPERVISOR = "improvement"
 POOL = "improve.workers"
 ENGINE_SHUTDOWN = 40.0  # the engine may be asking the store to record an interrupted cycle
+# Imported when a cycle runs (the walk's gitignore matching, the analysis's byte search), not
+# at start: the daemon checks at start that they can be found.
+NEEDS = ("pathspec", "ahocorasick_rs")
 
 __all__ = ["POOL", "SUPERVISOR", "child_specs"]
 

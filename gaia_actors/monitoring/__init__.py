@@ -60,6 +60,10 @@ _HOMES: dict[str, str] = {
     "child_specs": "gaia_actors.monitoring.tree",
 }
 
+# Imported with the metrics actor, not with this package: the daemon checks at start that it
+# can be found.
+NEEDS = ("prometheus_client",)
+
 
 def __getattr__(name: str) -> object:
     home = _HOMES.get(name)

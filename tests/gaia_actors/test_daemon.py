@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -151,3 +152,58 @@ def test_malloc_arenas_are_capped_unless_the_operator_chose(
     assert limit_malloc_arenas(2) is bool(glibc)
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas(2) is False
+
+
+@pytest.mark.parametrize("module", ["pathspec", "ahocorasick_rs"])
+def test_a_module_a_capability_imports_at_first_use_is_checked_at_start(
+    tmp_path: Path, config: Path, module: str
+) -> None:
+    # The daemon imports neither at start; a sitecustomize makes the module unfindable (as a
+    # None in sys.modules does for import and importlib.util.find_spec alike).
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        f"import sys\nsys.modules[{module!r}] = None\n", encoding="utf-8"
+    )
+    path = os.pathsep.join([str(hide), str(REPO), os.environ.get("PYTHONPATH", "")])
+    proc = _spawn(tmp_path, config, env={"PYTHONPATH": path})
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # it started: stopped, and the test fails on the timeout
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, err[-2000:]  # a start failure, as documented
+    assert f"the improve capability needs the module {module!r}" in err
+    assert "cannot be found" in err
+    assert not (tmp_path / "state").exists()  # refused before anything was touched
+
+
+def _third_party_imports(package: Path) -> set[str]:
+    """The top-level modules outside the standard library and this project that the modules
+    of ``package`` import, at their top or in a function."""
+    found: set[str] = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"__future__", "gaia_actors", "supervisors"}
+
+
+def test_every_module_a_capability_imports_after_the_start_is_in_its_needs() -> None:
+    # What importing the daemon does not import, a capability imports at first use: the
+    # daemon can check at start only what the capability declares.
+    script = "import sys, gaia_actors.app; print(' '.join(sys.modules))"
+    environ = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environ, check=True
+    ).stdout
+    at_start = {name.split(".")[0] for name in out.split()}
+    from gaia_actors import app
+
+    for capability in app.CAPABILITIES:
+        package = REPO.joinpath(*capability.__name__.split(".")[:2])
+        later = _third_party_imports(package) - at_start
+        assert later <= set(getattr(capability, "NEEDS", ())), (capability.__name__, later)
