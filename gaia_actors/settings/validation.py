@@ -96,6 +96,12 @@ def _check_stage(settings: Settings, where: str, key: str, stage: StageSettings)
         raise ConfigError(
             where, f"{key}.path", f"expected a path starting with /, got {stage.path!r}"
         )
+    if stage.kind == "health" and stage.soak >= stage.timeout:
+        raise ConfigError(
+            where,
+            f"{key}.soak",
+            f"a {stage.soak:g}s soak does not fit in the stage's {stage.timeout:g}s timeout",
+        )
     _check_stage_fields(where, key, stage)
     check_templates(where, key, stage)
 

@@ -331,6 +331,11 @@ _PROMOTION = "[environments.dev]\nport = 9001\n[environments.staging]\nport = 90
             "pipeline.dev_to_staging[0].soak",
             "its own keys: command, environ, junit",
         ),
+        (
+            _PROMOTION + "[[pipeline.dev_to_staging]]\nkind = 'health'\nsoak = 60\ntimeout = 30\n",
+            "pipeline.dev_to_staging[0].soak",
+            "a 60s soak does not fit in the stage's 30s timeout",
+        ),
     ],
 )
 def test_a_setting_that_cannot_work_is_refused_when_loaded(
