@@ -66,8 +66,6 @@ class CyclePlan:
 def test_kind(plan: CyclePlan, python_files: Iterable[str]) -> TestPlan:
     """What runs this target's tests: as configured, else found as pytest finds them."""
     wanted = plan.settings.tests if plan.configured else "auto"
-    if wanted == "command" and not plan.settings.test_command:
-        return TestPlan("none", "tests = 'command' but test_command is empty")
     if wanted != "auto":
         return TestPlan(wanted, "configured")
     return find_tests(plan.target, python_files)

@@ -144,7 +144,8 @@ class AnalysisProcess:
                 return
             except Exception as exc:  # noqa: BLE001 - said, never a silent end of this thread
                 # (an answer that does not unpickle): the batch fails at once, not at its timeout
-                self._broken(process, exc)
+                if not stopping.is_set():  # else the process is being stopped anyway
+                    self._broken(process, exc)
                 return
             self.deliver(AnalysisDone(batch_id, tuple(results), seconds, error))
 
