@@ -43,10 +43,21 @@ def convert(target: Any, value: Any, where: str, key: str, bounds: Bounds | None
     return _scalar(target, value, where, key, bounds)
 
 
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def type_hints(cls: type[Any]) -> dict[str, Any]:
+    """``cls``'s resolved field types (read only), once per class: resolving evaluates every
+    annotation's text, which cost more than the rest of loading a file."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
 def _build_dataclass(cls: type[Any], value: Any, where: str, key: str) -> Any:
     if not isinstance(value, dict):
         raise ConfigError(where, key, f"expected a table, got {kind_of(value)}")
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for name in value:
         if name not in fields:

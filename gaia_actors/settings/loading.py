@@ -8,14 +8,13 @@ import os
 import re
 import sys
 import tomllib
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gaia_actors.errors import ConfigError
 from gaia_actors.settings.alerts import SECRET, SECRET_FIELDS
-from gaia_actors.settings.conversion import convert
+from gaia_actors.settings.conversion import convert, type_hints
 from gaia_actors.settings.sections import DaemonSettings, Settings
 from gaia_actors.settings.validation import check, check_receiver_url
 
@@ -47,7 +46,7 @@ def load(
         raise ConfigError(
             where, name, f"unknown section; sections are: {', '.join(sorted(_SECTIONS))}"
         )
-    hints = typing.get_type_hints(Settings)
+    hints = type_hints(Settings)
     sections = {name: convert(hints[name], raw[name], where, name) for name in raw}
     state_dir = _state_dir(config_path, sections.get("daemon"), environ)
     settings = Settings(config_path=config_path, state_dir=state_dir, **sections)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import io
 import math
 import subprocess
@@ -38,6 +39,7 @@ from gaia_actors.settings import (
     StageSettings,
     load,
 )
+from gaia_actors.settings.validation import STAGE_FIELDS
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = {
@@ -86,6 +88,7 @@ NARROW: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
+@functools.cache  # built once per type: building a strategy per draw cost most of the run
 def typed(hint: Any, name: str = "") -> st.SearchStrategy[Any]:
     """Values of the type a setting declares (so documents get past the first check and
     reach the deeper ones), sometimes at its edges."""
@@ -125,21 +128,27 @@ def _section_fields(name: str) -> list[str]:
     return [f.name for f in dataclasses.fields(SECTIONS[name])]
 
 
+# The strategies a draw uses, built once rather than per draw.
+section_names = st.lists(st.sampled_from(sorted(SECTIONS)), unique=True, max_size=5)
+env_names = st.lists(st.sampled_from(["dev", "staging", "prod", "qa"]), unique=True)
+stage_lists = st.lists(typed(StageSettings), min_size=1, max_size=3)
+promotion_names = st.sets(st.sampled_from(["dev_to_staging", "staging_to_prod"]))
+
+
 @st.composite
 def well_typed(draw: st.DrawFn) -> dict[str, Any]:
     """A document of the right shape: known sections, known keys, values of their types."""
-    names = draw(st.lists(st.sampled_from(sorted(SECTIONS)), unique=True, max_size=5))
+    names = draw(section_names)
     doc: dict[str, Any] = {name: draw(typed(SECTIONS[name])) for name in names}
-    envs = draw(st.lists(st.sampled_from(["dev", "staging", "prod", "qa"]), unique=True))
+    envs = draw(env_names)
     if envs:
         doc["environments"] = {env: draw(typed(EnvironmentSettings)) for env in envs}
     if draw(st.booleans()):
-        stage = typed(StageSettings)
-        doc["pipeline"] = {
-            kind: draw(st.lists(stage, min_size=1, max_size=3))
-            for kind in draw(st.sets(st.sampled_from(["dev_to_staging", "staging_to_prod"])))
-        }
+        doc["pipeline"] = {kind: draw(stage_lists) for kind in draw(promotion_names)}
     return doc
+
+
+well_typed_documents = well_typed()
 
 
 sections = st.dictionaries(
@@ -167,7 +176,7 @@ pipelines = st.dictionaries(
 def documents(draw: st.DrawFn) -> dict[str, Any]:
     """Half well typed (to reach the deeper checks), half anything at all."""
     if draw(st.booleans()):
-        return draw(well_typed())
+        return draw(well_typed_documents)
     doc = draw(sections)
     if draw(st.booleans()):
         doc["environments"] = draw(environments)
@@ -369,7 +378,9 @@ def _document_with(where: str, name: str, value: Any) -> tuple[dict[str, Any], s
         envs["dev"][name] = value
         return {"environments": envs}, f"environments.dev.{name}"
     if where == "stage":
-        stage = {"kind": "health", name: value}
+        # The kind that reads ``name``, with room for the longest soak in its timeout.
+        kind = next((k for k, names in STAGE_FIELDS.items() if name in names), "health")
+        stage = {"kind": kind, "timeout": 604_800, name: value}
         pipeline = {"dev_to_staging": [stage]}
         return {"environments": envs, "pipeline": pipeline}, f"pipeline.dev_to_staging[0].{name}"
     return {where: {name: value}}, f"{where}.{name}"
