@@ -486,34 +486,48 @@ KEYS_OF = {
 }
 
 
+# The strategies a draw uses, built once: building them per draw cost more than drawing.
+one_in_ten = st.integers(0, 9)
+one_in_five = st.integers(0, 4)
+ops = st.sampled_from(OPS)
+ids = st.integers(0, 3)
+extra_keys = st.lists(st.sampled_from(sorted(PLAUSIBLE)), max_size=1)
+line_kinds = st.sampled_from(["bytes", "json", "frame", "frame", "frame", "truncated", "huge"])
+line_bytes = st.binary(max_size=200)
+oversize = st.integers(1, 2000)
+
+
 def _mostly(draw: st.DrawFn, good: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> Any:
-    return draw(good) if draw(st.integers(0, 9)) else draw(other)
+    return draw(good) if draw(one_in_ten) else draw(other)
 
 
 @st.composite
 def frames(draw: st.DrawFn) -> dict[str, Any]:
-    op = _mostly(draw, st.sampled_from(OPS), leaves)
-    frame: dict[str, Any] = {"op": op, "id": _mostly(draw, st.integers(0, 3), json_values)}
+    op = _mostly(draw, ops, leaves)
+    frame: dict[str, Any] = {"op": op, "id": _mostly(draw, ids, json_values)}
     for key in KEYS_OF.get(op, ()) if isinstance(op, str) else ():
-        if draw(st.integers(0, 4)):  # now and then a key is missing
+        if draw(one_in_five):  # now and then a key is missing
             frame[key] = _mostly(draw, PLAUSIBLE[key], json_values)
-    for key in draw(st.lists(st.sampled_from(sorted(PLAUSIBLE)), max_size=1)):
+    for key in draw(extra_keys):
         frame.setdefault(key, draw(json_values))
     return frame
+
+
+any_frame = frames()
 
 
 @st.composite
 def lines(draw: st.DrawFn) -> tuple[bytes, str]:
     """One line and what it should get: 'inline' (one reply), 'async' (0-1 reply), 'none'."""
-    kind = draw(st.sampled_from(["bytes", "json", "frame", "frame", "frame", "truncated", "huge"]))
+    kind = draw(line_kinds)
     if kind == "bytes":
-        data = draw(st.binary(max_size=200)).replace(b"\n", b"")
+        data = draw(line_bytes).replace(b"\n", b"")
     elif kind == "json":
         data = json.dumps(draw(json_values)).encode()
     elif kind == "huge":
-        data = b"{" + b"a" * (MAX_LINE + draw(st.integers(1, 2000)))
+        data = b"{" + b"a" * (MAX_LINE + draw(oversize))
     else:
-        data = json.dumps(draw(frames())).encode()
+        data = json.dumps(draw(any_frame)).encode()
         if kind == "truncated" and len(data) > 1:
             data = data[: draw(st.integers(1, len(data) - 1))]
     return data, _expectation(data)
