@@ -5,15 +5,10 @@
 Times, in one run and on the same tree:
 
 - ``grep -rnE 'TODO|FIXME' --include='*.py' <root>`` (one subprocess), and
-- our analysis in comment-markers-only mode (markers TODO and FIXME, like the grep pattern):
-  the tree walk (``iter_walk``, without a stat per file: ``WalkOptions(sizes=False)``, the
-  read skips files past the size limit) handing batches of 200 files, as it finds them, to
-  ``tally_batch`` (``analyse_batch``, with a file without any marker only counted) in
-  ``--workers`` processes (default: the CPU count, at most 4): ``--workers`` - 1 forked
-  helpers, sent batches down a pipe each while the walk goes on, and this process, which
-  analyses the batches not sent yet once its walk is over (on 2 cores, a third process would
-  only compete for them). The engine runs the same function in actor workers; this measures
-  the function with the same parallelism. The time includes the walk, starting the helpers,
+- ``markerscan.scan``, the code of ``python run.py markers`` (markers TODO and FIXME, like the
+  grep pattern): the tree walk handing batches of files, as it finds them, to the
+  comment-markers-only analysis in ``--workers`` processes (default: the CPU count, at most 4;
+  see gaia_actors/improve/markerscan.py). The time includes the walk, starting the helpers,
   and collecting every result.
 
 To compare like with like, the walk here excludes nothing (no .gitignore, no always-skipped
@@ -26,7 +21,7 @@ searched), the throughput ratios ours / grep (goals: >= 1.0x wall-clock, >= 0.5x
 CPU-second), both counts, and then, outside the timed part:
 
 - exactness: the same files analysed again with comments from the standard ``tokenize``
-  module (the full analysis' marker detector), and every finding of the fast path compared with
+  module (the full analysis' marker detector), and every finding of the timed scan compared with
   the tokenizer's (line, type, scope and text): the differences are counted and listed;
 - the difference from grep: every grep hit is classified with ``tokenize`` as a comment, a
   string or docstring, an identifier, or a file we do not analyse, and our findings are checked
@@ -39,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import multiprocessing
 import os
 import re
 import resource
@@ -48,30 +42,27 @@ import sys
 import sysconfig
 import time
 import tokenize
-from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gaia_actors.improve.analysis import analyse_batch, tally_batch
+from gaia_actors.improve.analysis import analyse_batch
 from gaia_actors.improve.files import SkippedFile, WalkOptions, iter_walk, walk
+from gaia_actors.improve.markerscan import BATCH_FILES, ScanResult, scan
 from gaia_actors.improve.sources import AnalysisSettings
 
 MARKERS = ("TODO", "FIXME")
 GREP_PATTERN = "TODO|FIXME"
 SIZED = WalkOptions(suffixes=(".py",), use_gitignore=False, always_skip=frozenset())
 WALK = replace(SIZED, sizes=False)  # the timed walk: the read checks sizes
-SETTINGS = AnalysisSettings(markers=MARKERS, markers_only=True)
 # The reference: the full analysis' marker detector (comments from tokenize), nothing else.
 REFERENCE = AnalysisSettings(
     markers=MARKERS, detectors=frozenset({"markers"}), collect_imports=False, tokenize_comments=True
 )
-BATCH_FILES = 200
 
 
 @dataclass(frozen=True)
@@ -108,115 +99,15 @@ def time_grep(root: Path) -> tuple[float, float, list[str]]:
     return wall, cpu, done.stdout.decode("utf-8", "surrogateescape").splitlines()
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What the workers report, boiled down from their ``FileResult``s (see ``analyse``)."""
-
-    files: int
-    bytes: int
-    findings: tuple[tuple[str, int], ...]  # (relative path, line)
-    skipped: tuple[str, ...]  # one reason per skipped file
-
-
-def analyse(paths: Sequence[str], root: Path, settings: AnalysisSettings) -> Outcome:
-    """``tally_batch`` in a worker process (a file without a marker is only counted), its
-    results reduced to plain values: pickling ``FileResult`` objects back to the parent costs
-    more than making them, a cost of using processes here that actor workers sharing memory
-    would not pay."""
-    tally = tally_batch(paths, root, settings)
-    results = tally.results
-    return Outcome(
-        files=tally.files,
-        bytes=tally.bytes,
-        findings=tuple((r.path, f.line) for r in results for f in r.findings),
-        skipped=tuple(str(r.skipped.reason) for r in results if r.skipped is not None),
-    )
-
-
-def time_ours(root: Path, workers: int) -> tuple[float, float, list[Outcome]]:
-    """Walk + helpers' start + analysis + collection; CPU of this process and of the helpers
-    (counted once joined). ``workers`` processes analyse: ``workers - 1`` helpers, handed
-    batches while the walk goes on, and this one, once its walk is over."""
+def time_ours(root: Path, workers: int) -> tuple[float, float, ScanResult]:
+    """``markerscan.scan``, the ``markers`` command's code: walk + helpers' start + analysis
+    + collection; CPU of this process and of the helpers (counted once joined)."""
     cpu = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    helpers = Helpers(root, workers - 1)
-    batch: list[str] = []
-    for item in iter_walk(root, WALK):
-        if isinstance(item, SkippedFile):
-            continue
-        batch.append(item[0])
-        if len(batch) == BATCH_FILES:
-            helpers.give(batch)
-            batch = []
-    helpers.give(batch)
-    results = helpers.finish()
+    result = scan(root, MARKERS, workers, WALK)
     wall = time.perf_counter() - started
     cpu = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
-    return wall, cpu, results
-
-
-def serve(conn: Connection, root: Path) -> None:
-    """A helper process: the outcome of each batch received, sent back, until None."""
-    while (batch := conn.recv()) is not None:
-        conn.send(analyse(batch, root, SETTINGS))
-
-
-@dataclass
-class Helper:
-    """A forked process analysing the batches sent down its pipe."""
-
-    conn: Connection
-    process: BaseProcess
-    given: int = 0  # batches sent and not answered yet
-
-
-class Helpers:
-    """Batches shared between helper processes and this one: each helper is kept ``QUEUED``
-    batches ahead (one running, one waiting, so it never waits for this process to send the
-    next), and this process analyses the rest once it is free. One pipe per helper and no
-    threads here: on 2 cores, this process and one helper keep both busy, and nothing else
-    competes for them."""
-
-    QUEUED = 2
-
-    def __init__(self, root: Path, count: int) -> None:
-        self._root = root
-        self._waiting: deque[list[str]] = deque()
-        self._results: list[Outcome] = []
-        self._helpers = [self._start() for _ in range(count)]
-
-    def _start(self) -> Helper:
-        context = multiprocessing.get_context("fork")
-        ours, theirs = context.Pipe()
-        process = context.Process(target=serve, args=(theirs, self._root), daemon=True)
-        process.start()
-        theirs.close()  # a helper that dies is then an EOFError here, not a hang
-        return Helper(ours, process)
-
-    def give(self, batch: list[str]) -> None:
-        self._waiting.append(batch)
-        self._top_up()
-
-    def finish(self) -> list[Outcome]:
-        """Analyse here whatever no helper has been given, then collect the helpers'."""
-        while self._waiting:
-            self._results.append(analyse(self._waiting.pop(), self._root, SETTINGS))
-            self._top_up()
-        for helper in self._helpers:
-            for _ in range(helper.given):
-                self._results.append(helper.conn.recv())
-            helper.conn.send(None)
-            helper.process.join()
-        return self._results
-
-    def _top_up(self) -> None:
-        for helper in self._helpers:
-            while helper.given and helper.conn.poll():
-                self._results.append(helper.conn.recv())
-                helper.given -= 1
-            while self._waiting and helper.given < self.QUEUED:
-                helper.conn.send(self._waiting.popleft())
-                helper.given += 1
+    return wall, cpu, result
 
 
 # --- explaining the difference (not timed) --------------------------------------------
@@ -286,13 +177,13 @@ def classify_hits(hits: Sequence[str], workers: int) -> dict[tuple[str, int], st
         }
 
 
-def explain(hits: Sequence[str], results: Iterable[Outcome], root: Path, workers: int) -> None:
+def explain(hits: Sequence[str], result: ScanResult, root: Path, workers: int) -> None:
     kinds = classify_hits(hits, workers)
     print(f"\nwhere grep's {len(hits)} matching lines are, per tokenize (a comment wins a tie):")
     for kind, count in Counter(kinds.values()).most_common():
         print(f"  {count:6d}  {kind}")
     comment_lines = {key for key, kind in kinds.items() if kind == "comment"}
-    ours = [(str(root / path), line) for r in results for path, line in r.findings]
+    ours = [(str(root / f.path), f.line) for f in result.findings]
     our_lines = set(ours)
     print(
         f"\nour {len(ours)} findings are on {len(our_lines)} lines "
@@ -322,29 +213,27 @@ def findings_of(paths: Sequence[str], root: Path, settings: AnalysisSettings) ->
     return [(f.file, f.line, f.type, f.scope, f.text) for r in results for f in r.findings]
 
 
-def compare_with_tokenize(root: Path, workers: int) -> None:
-    """The fast path's findings against the tokenizer's on every file of the tree (untimed)."""
+def compare_with_tokenize(result: ScanResult, root: Path, workers: int) -> None:
+    """The timed scan's findings against the tokenizer's on every file of the tree (untimed)."""
     paths = [item[0] for item in iter_walk(root, WALK) if not isinstance(item, SkippedFile)]
     chunks = [paths[i : i + BATCH_FILES] for i in range(0, len(paths), BATCH_FILES)]
-    found: dict[AnalysisSettings, set[Row]] = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for settings in (SETTINGS, REFERENCE):
-            batches = pool.map(findings_of, chunks, [root] * len(chunks), [settings] * len(chunks))
-            found[settings] = {finding for batch in batches for finding in batch}
-    fast, reference = found[SETTINGS], found[REFERENCE]
+        batches = pool.map(findings_of, chunks, [root] * len(chunks), [REFERENCE] * len(chunks))
+        reference = {finding for batch in batches for finding in batch}
+    fast = {(f.path, f.line, f.marker.lower(), f.scope, f.text) for f in result.findings}
     differences = sorted(fast ^ reference)
     print(
-        f"exactness: fast path {len(fast)} findings, tokenize {len(reference)}, "
+        f"exactness: the scan {len(fast)} findings, tokenize {len(reference)}, "
         f"differences {len(differences)} (line, type, scope and text compared)"
     )
     for difference in differences[:5]:
-        side = "fast only" if difference in fast else "tokenize only"
+        side = "scan only" if difference in fast else "tokenize only"
         print(f"  {side}: {difference}")
 
 
-def skipped_summary(results: Iterable[Outcome]) -> str:
-    counts = Counter(reason for r in results for reason in r.skipped)
-    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common()) or "none"
+def skipped_summary(result: ScanResult) -> str:
+    counts = result.skipped_by_reason()
+    return ", ".join(f"{n} {reason}" for reason, n in counts.items()) or "none"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -364,20 +253,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         grep_runs.append(time_grep(root))
         our_runs.append(time_ours(root, args.workers))
     grep_wall, grep_cpu, hits = min(grep_runs, key=lambda run: run[0])
-    our_wall, our_cpu, results = min(our_runs, key=lambda run: run[0])
+    our_wall, our_cpu, result = min(our_runs, key=lambda run: run[0])
 
     grep = Timing(grep_wall, grep_cpu, len(tree.files), tree.total_bytes, len(hits))
-    our_files = sum(r.files for r in results)
-    our_bytes = sum(r.bytes for r in results)
-    our_count = sum(len(r.findings) for r in results)
-    ours = Timing(our_wall, our_cpu, our_files, our_bytes, our_count)
+    ours = Timing(our_wall, our_cpu, result.files, result.bytes, len(result.findings))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"tree: {root}  ({len(tree.files)} *.py files, {tree.total_bytes / 1e6:.1f} MB)")
     print(f"machine: {os.cpu_count()} CPUs, load average {load} (other work skews wall times)")
     print(
         f"ours: comment markers only ({', '.join(MARKERS)}), {args.workers} processes "
         f"(this one, after its walk, and {args.workers - 1} forked), "
-        f"batches of {BATCH_FILES} files; skipped by us: {skipped_summary(results)}"
+        f"batches of {BATCH_FILES} files; skipped by us: {skipped_summary(result)}"
     )
     print(f"best of {max(1, args.repeat)} runs each, page cache warm:")
     print(grep.line("grep"))
@@ -389,9 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"per cpu-second {cpu_ratio:.2f}x (goal >= 0.5x: {_met(cpu_ratio, 0.5)})"
     )
     print(f"counts: grep {grep.count} matching lines, ours {ours.count} findings in comments")
-    compare_with_tokenize(root, args.workers)
+    compare_with_tokenize(result, root, args.workers)
     if not args.no_explain:
-        explain(hits, results, root, args.workers)
+        explain(hits, result, root, args.workers)
     return 0
 
 

@@ -41,6 +41,7 @@ GROUPS: tuple[CommandGroup, ...] = (
         ("backup", "restore", "rollback", "deploy", "build", "logs", "backups", "kill", "reset"),
     ),
     CommandGroup("gaia_actors.improve.cli_commands", "Self-improvement", ("improve",)),
+    CommandGroup("gaia_actors.improve.marker_commands", "Code search", ("markers",)),
     CommandGroup(
         "gaia_actors.alerts.commands",
         "Alerts and silences",
