@@ -214,7 +214,10 @@ def invoke(
     printer: Printer,
     client: Client | None = None,
 ) -> Any:
-    """Run ``cmd`` in the daemon, or here when it is ``offline`` and no daemon answers."""
+    """Run ``cmd`` in the daemon, or here when it is ``offline`` and no daemon answers (or
+    ``local``: here always)."""
+    if cmd.local:
+        return run_offline(cmd, values, settings, printer)
     if client is None:
         try:
             client = Client.connect(settings.socket_path)

@@ -8,7 +8,9 @@ A capability registers its operator commands here, next to its actor:
 A handler runs in a control-server worker thread, never in an actor's mailbox; it talks to
 actors by name through ``ctx.registry`` (asks with timeouts) and returns a JSON-friendly
 value. It raises ``GaiaError`` subclasses for failures the user should read.
-``offline=True`` marks commands that also work without a daemon (they read the store).
+``offline=True`` marks commands that also work without a daemon (they read the store);
+``local=True`` ones always run in the caller's process, daemon or not (they read only the
+caller's files, and a relative path is the caller's).
 Importing a capability's command module registers its commands; ``catalog`` lists each
 module with the commands it registers and its group's title (``add_group``), and loads them
 (the daemon all of them, a command line only the one it runs). This registry imports none.
@@ -110,6 +112,7 @@ class Command:
     options: tuple[Option, ...] = ()  # optional keyword arguments
     offline: bool = False
     render: Renderer | None = None
+    local: bool = False  # run by the caller, never sent to the daemon (implies offline)
 
     @property
     def params(self) -> tuple[Arg | Option, ...]:
@@ -142,6 +145,7 @@ def command(
     options: tuple[str | Option, ...] = (),
     offline: bool = False,
     render: Renderer | None = None,
+    local: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         signature = _signature(name, handler)
@@ -151,8 +155,9 @@ def command(
             help,
             tuple(_arg(a, signature) for a in args),
             tuple(_option(o, signature) for o in options),
-            offline,
+            offline or local,
             render,
+            local,
         )
         return handler
 

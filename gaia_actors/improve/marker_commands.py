@@ -3,9 +3,9 @@
 Every comment marker under DIRECTORY (default: the configured ``[improve]`` target), found as
 ``tokenize`` finds comments (a marker in a string, a docstring or a name is none), printed like
 grep's ``path:line:`` lines, then a summary: the files and bytes read, the findings, and the
-files skipped and why. It reads files and nothing else (no store, no actors), so it runs the
-same with a daemon or without one; in the daemon (a multithreaded process, which does not
-fork) it runs in one process.
+files skipped and why. It reads the caller's files and nothing else, so it runs in the
+caller's process (``local``), daemon or not; sent to the daemon anyway (a client of its own),
+it runs there in one process (a multithreaded process does not fork).
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def summary(result: dict[str, Any]) -> str:
             f"(default: the CPU count, at most {DEFAULT_WORKERS})",
         ),
     ),
-    offline=True,
     render=render_markers,
+    local=True,
 )
 def markers(
     ctx: CommandContext,

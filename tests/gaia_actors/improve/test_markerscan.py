@@ -18,7 +18,7 @@ from gaia_actors.improve.analysis import analyse_batch
 from gaia_actors.improve.files import SkipReason
 from gaia_actors.improve.markerscan import BATCH_FILES, MarkerFinding, scan
 from gaia_actors.improve.sources import AnalysisSettings
-from tests.gaia_actors.control.test_control import REPO
+from tests.gaia_actors.control.test_control import REPO, DaemonProcess
 from tests.gaia_actors.improve.conftest import write
 
 MARKERS = ("TODO", "FIXME")
@@ -225,3 +225,32 @@ def test_the_command_line_in_a_process_of_its_own(config: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1].startswith("4 findings (TODO) in 3 files")
+
+
+ARGS = ("markers", "src", "--markers", "TODO", "--workers", "2", "--json")
+
+
+def test_with_a_daemon_the_scan_still_runs_in_the_callers_process(tmp_path: Path) -> None:
+    """A relative directory is the caller's, not the daemon's (which runs in another folder),
+    and the scan forks its helpers here, not in the daemon."""
+    small_tree(tmp_path / "src")
+    daemon = DaemonProcess(tmp_path).start()
+    try:
+        done = subprocess.run(
+            [sys.executable, str(REPO / "run.py"), "--config", str(daemon.config), *ARGS],
+            cwd=tmp_path,
+            env=daemon.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["root"], result["workers"]) == (
+        str(tmp_path / "src"),
+        min(2, os.cpu_count() or 1),
+    )
+    assert [f["path"] for f in result["findings"]][:2] == ["src/pkg/legacy.py", "src/pkg/main.py"]
