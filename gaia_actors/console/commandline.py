@@ -234,13 +234,16 @@ def invoke(
 def run_offline(
     cmd: Command, values: Mapping[str, Any], settings: Settings, printer: Printer
 ) -> Any:
-    """A command without a daemon: the store opened here, no registry (``ctx.registry`` None)."""
+    """A command without a daemon: the store opened here (but for a ``local`` command, which
+    reads only files), no registry (``ctx.registry`` None)."""
+    kwargs = commands.bind(cmd, values, settings)
+    ctx = CommandContext(settings, None, progress=printer.progress, start_tree=_start_tree)
+    if cmd.local:
+        return to_json(cmd.handler(ctx, **kwargs))
     from gaia_actors.store.database import open_database
 
-    kwargs = commands.bind(cmd, values, settings)
     db = open_database(settings.database_url)
     try:
-        ctx = CommandContext(settings, None, progress=printer.progress, start_tree=_start_tree)
         return to_json(cmd.handler(ctx, **kwargs))  # as the daemon would have sent it
     finally:
         db.close()

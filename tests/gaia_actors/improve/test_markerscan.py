@@ -184,6 +184,7 @@ def test_the_default_tree_and_markers_are_the_configured_ones(
         (15, "FIXME", "Shape.area"),
     ]
     assert result["workers"] >= 1
+    assert not (config.parent / "state/gaia.db").exists()  # files only: no store opened
 
 
 @pytest.mark.parametrize(
