@@ -118,13 +118,15 @@ class Notes:
                     os.kill(int(entry.name), signal.SIGKILL)
 
 
-@pytest.fixture
-def notes(tmp_path: Path) -> Iterator[Notes]:
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Notes]:
+    """One daemon for the module: each test works on environments the other leaves alone
+    (prod; dev and staging), and a daemon with three services is most of a test's cost."""
     require(
         importlib.util.find_spec("sqlite_web") is not None,
         "sqlite-web is not installed (pip install -e '.[test]')",
     )
-    service = Notes(tmp_path)
+    service = Notes(tmp_path_factory.mktemp("notes"))
     try:
         service.daemon.start()
         yield service
