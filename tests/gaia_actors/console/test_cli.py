@@ -635,12 +635,14 @@ def test_health_logs_and_a_degraded_alert_read_well(
                 result = client.command("health", {"env": "dev", "n": 10})
                 return sum(c["status"] == status for c in result["recent_checks"])
 
-            wait_until(lambda: checks("healthy"), timeout=30)
+            # Each look is a command to the daemon: a few per monitor round are plenty.
+            wait_until(lambda: checks("healthy"), timeout=30, interval=0.05)
             fault = urllib.request.Request(
                 f"http://127.0.0.1:{port}/admin/fault", data=b'{"slow": 0.3}', method="POST"
             )
             urllib.request.urlopen(fault, timeout=5).close()
-            wait_until(lambda: checks("degraded") >= 4, timeout=30)  # rounds after the change
+            # Rounds after the change.
+            wait_until(lambda: checks("degraded") >= 4, timeout=30, interval=0.05)
         assert len(_log_events(daemon, "alert.degraded")) == 1
         monkeypatch.setenv("GAIA_STATE_DIR", str(daemon.state_dir))
         argv = ("--config", str(daemon.config))
