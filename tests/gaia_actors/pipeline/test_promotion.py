@@ -350,6 +350,8 @@ def test_cancel_kills_the_running_stage_and_rolls_the_target_back(
 
 
 def unhang(port: int) -> bool:
+    """Clears the hang of the release on ``port`` (False while nothing listens there: tests
+    poll this every 50 ms, as starting the release takes far longer)."""
     try:
         status, _ = http_json(port, "POST", "/admin/fault", {"hang": False})
     except OSError:
@@ -392,7 +394,7 @@ def busy_staging(tmp_path: Path, pipe_tree: StartPipe, deploy_timeout: float) ->
         )
     )
     operator.start()
-    wait_until(lambda: tree.registry.ask(staging, GetEnvStatus()).operation)
+    wait_until(lambda: tree.registry.ask(staging, GetEnvStatus()).operation, interval=0.02)
     gate.touch()
     waiting = run.wait_for("stage.output", "deploy")
     assert (
@@ -406,7 +408,7 @@ def test_a_deploy_waits_while_the_target_is_busy_with_an_operators_deploy(
 ) -> None:
     busy = busy_staging(tmp_path, pipe_tree, deploy_timeout=120)
     tree, run = busy.tree, busy.run
-    wait_until(lambda: unhang(tree.port("staging")), timeout=30)  # once it listens
+    wait_until(lambda: unhang(tree.port("staging")), timeout=30, interval=0.05)  # once it listens
     busy.operator.join(timeout=30)
     assert [(a["operation"], a["outcome"]) for a in busy.answers] == [("deploy", "succeeded")]
 
@@ -432,7 +434,7 @@ def test_a_deploy_that_never_got_the_busy_target_fails_without_a_rollback(
     assert "staging was never free to deploy to" in stages["deploy"].error
     assert "rollback" not in stages
     assert tree.history(run.pipeline_id).rollback in ("", None)
-    wait_until(lambda: unhang(tree.port("staging")), timeout=30)
+    wait_until(lambda: unhang(tree.port("staging")), timeout=30, interval=0.05)
     busy.operator.join(timeout=30)
     assert tree.wait_healthy("staging") == busy.hung  # the operator's deploy stands
 
@@ -450,7 +452,7 @@ def test_a_cancel_ends_a_deploy_waiting_for_its_busy_target_without_deploying(
     stages = tree.stages(run.pipeline_id)
     assert stages["deploy"].status == "cancelled"
     assert "rollback" not in stages  # nothing was deployed, no backup restored
-    wait_until(lambda: unhang(tree.port("staging")), timeout=30)
+    wait_until(lambda: unhang(tree.port("staging")), timeout=30, interval=0.05)
     busy.operator.join(timeout=30)
     assert tree.wait_healthy("staging") == busy.hung  # the operator's deploy stands
     assert tree.current("staging") == busy.hung
