@@ -192,7 +192,7 @@ def test_restarted_daemon_adopts_the_live_process(daemon: Daemon) -> None:
             return None
         return status
 
-    third = wait_until(replaced, timeout=20)
+    third = wait_until(replaced, timeout=20, interval=0.05)
     assert isinstance(third, dict)
     assert not third["adopted"]
     assert pids_with_data_dir(layout.data) == [third["pid"]]
@@ -219,7 +219,7 @@ def test_a_daemon_restarted_with_another_command_restarts_the_adopted_process(
             return None
         return status
 
-    second = wait_until(replaced, timeout=30)
+    second = wait_until(replaced, timeout=30, interval=0.05)
     assert isinstance(second, dict)
     assert not second["adopted"]
     [changed] = daemon.log_events("environment.config_changed")
