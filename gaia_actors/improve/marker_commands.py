@@ -1,6 +1,7 @@
 """The ``markers`` command: ``markers [DIRECTORY] [--markers TODO,FIXME] [--workers N]``.
 
-Every comment marker under DIRECTORY (default: the configured ``[improve]`` target), found as
+Every comment marker under DIRECTORY (default: the configured ``[improve]`` target; its
+``exclude`` patterns, ``.gitignore`` files and size limit apply as in a cycle), found as
 ``tokenize`` finds comments (a marker in a string, a docstring or a name is none), printed like
 grep's ``path:line:`` lines, then a summary: the files and bytes read, the findings, and the
 files skipped and why. It reads the caller's files and nothing else, so it runs in the
@@ -79,9 +80,14 @@ def markers(
     root, shown = _root(ctx, directory)
     chosen = _markers(markers, ctx.settings.improve.markers)
     count = _workers(workers) if ctx.registry is None else 1
+    from gaia_actors.improve.files import WalkOptions
     from gaia_actors.improve.markerscan import scan
 
-    result = scan(root, chosen, count)
+    improve = ctx.settings.improve  # its excludes and size limit, as an improve cycle's walk
+    walk = WalkOptions(
+        extra_patterns=improve.exclude, max_bytes=improve.max_file_bytes, sizes=False
+    )
+    result = scan(root, chosen, count, walk)
     return {
         "root": result.root,
         "markers": list(result.markers),

@@ -77,11 +77,14 @@ def scan(
     workers: int,
     options: WalkOptions = DEFAULT_WALK,
 ) -> ScanResult:
-    """Every comment marker under ``root``, analysed in ``workers`` processes (at least 1)."""
+    """Every comment marker under ``root``, analysed in ``workers`` processes (at least 1);
+    a file past ``options.max_bytes`` is skipped as huge."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     top = Path(root)
-    settings = AnalysisSettings(markers=tuple(markers), markers_only=True)
+    settings = AnalysisSettings(
+        markers=tuple(markers), markers_only=True, max_bytes=options.max_bytes
+    )
     helpers = Helpers(top, settings, workers - 1)
     walk_skipped: list[SkippedFile] = []
     batch: list[str] = []

@@ -187,6 +187,19 @@ def test_the_default_tree_and_markers_are_the_configured_ones(
     assert not (config.parent / "state/gaia.db").exists()  # files only: no store opened
 
 
+def test_the_configured_excludes_and_size_limit_apply(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = config.read_text(encoding="utf-8") + 'exclude = ["legacy.py"]\nmax_file_bytes = 100\n'
+    config.write_text(text, encoding="utf-8")
+    code, out, _ = run(config, capsys, "--markers", "TODO", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["findings"] == []  # legacy.py excluded, main.py past 100 bytes
+    assert result["files"] == 1  # nothing.py
+    assert ("pkg/main.py", "huge") in [(s["path"], s["reason"]) for s in result["skipped_files"]]
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
