@@ -88,15 +88,19 @@ def scan(
     helpers = Helpers(top, settings, workers - 1)
     walk_skipped: list[SkippedFile] = []
     batch: list[str] = []
-    for item in iter_walk(top, options):
-        if isinstance(item, SkippedFile):
-            walk_skipped.append(item)
-            continue
-        batch.append(item[0])
-        if len(batch) == BATCH_FILES:
-            helpers.give(batch)
-            batch = []
-    helpers.give(batch)
+    try:
+        for item in iter_walk(top, options):
+            if isinstance(item, SkippedFile):
+                walk_skipped.append(item)
+                continue
+            batch.append(item[0])
+            if len(batch) == BATCH_FILES:
+                helpers.give(batch)
+                batch = []
+        helpers.give(batch)
+    except BaseException:  # a walk that fails (or Ctrl-C) leaves no helper behind
+        helpers.stop()
+        raise
     return _combined(str(top), settings.markers, helpers.finish(), walk_skipped)
 
 
@@ -177,11 +181,7 @@ class Helpers:
     def give(self, batch: list[str]) -> None:
         if batch:
             self._waiting.append(batch)
-        try:
-            self._top_up()
-        except BaseException:
-            self.stop()
-            raise
+        self._top_up()
 
     def finish(self) -> list[Outcome]:
         """Analyse here whatever no helper has been given, then collect the helpers'."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from gaia_actors.console import cli
 from gaia_actors.improve.analysis import analyse_batch
-from gaia_actors.improve.files import SkipReason
+from gaia_actors.improve.files import SkipReason, WalkOptions
 from gaia_actors.improve.markerscan import BATCH_FILES, MarkerFinding, scan
 from gaia_actors.improve.sources import AnalysisSettings
 from tests.gaia_actors.control.test_control import REPO, DaemonProcess
@@ -132,6 +133,14 @@ def test_one_process_and_two_give_the_same_result(tmp_path: Path) -> None:
     assert MarkerFinding("many/m1.py", 2, "TODO", "f1", "# TODO: 1") in one.findings
     with pytest.raises(ValueError, match="at least 1"):
         scan(root, MARKERS, workers=0)
+
+
+def test_a_walk_that_fails_leaves_no_helper_process(tmp_path: Path) -> None:
+    root = small_tree(tmp_path / "tree")
+    bad = WalkOptions(extra_patterns=("\\",), sizes=False)  # the walk's first step refuses it
+    with pytest.raises(ValueError, match="Invalid git pattern"):
+        scan(root, MARKERS, workers=2, options=bad)
+    assert multiprocessing.active_children() == []
 
 
 # --- the command ------------------------------------------------------------------------
