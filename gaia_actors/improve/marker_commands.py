@@ -14,10 +14,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gaia_actors.control.commands import Arg, CommandContext, Option, command
-from gaia_actors.errors import UsageError
+from gaia_actors.errors import ConfigError, UsageError
+from gaia_actors.settings import Settings
+
+if TYPE_CHECKING:
+    from gaia_actors.improve.files import WalkOptions
 
 # The scan (and the walk's ignore-file library) is imported when the command runs.
 
@@ -80,14 +84,9 @@ def markers(
     root, shown = _root(ctx, directory)
     chosen = _markers(markers, ctx.settings.improve.markers)
     count = _workers(workers) if ctx.registry is None else 1
-    from gaia_actors.improve.files import WalkOptions
     from gaia_actors.improve.markerscan import scan
 
-    improve = ctx.settings.improve  # its excludes and size limit, as an improve cycle's walk
-    walk = WalkOptions(
-        extra_patterns=improve.exclude, max_bytes=improve.max_file_bytes, sizes=False
-    )
-    result = scan(root, chosen, count, walk)
+    result = scan(root, chosen, count, _walk_options(ctx.settings))
     return {
         "root": result.root,
         "markers": list(result.markers),
@@ -102,6 +101,21 @@ def markers(
             {"path": s.path, "reason": str(s.reason), "detail": s.detail} for s in result.skipped
         ],
     }
+
+
+def _walk_options(settings: Settings) -> WalkOptions:
+    """An improve cycle's walk (the configured excludes and size limit), without a stat per
+    file; a pattern git would refuse is a configuration error naming it."""
+    from gaia_actors.improve.files import IgnoreFile, WalkOptions
+
+    improve = settings.improve
+    try:
+        IgnoreFile.from_lines("", improve.exclude)
+    except ValueError as exc:
+        raise ConfigError(str(settings.config_path), "improve.exclude", str(exc)) from None
+    return WalkOptions(
+        extra_patterns=improve.exclude, max_bytes=improve.max_file_bytes, sizes=False
+    )
 
 
 def _root(ctx: CommandContext, directory: str | None) -> tuple[Path, str]:

@@ -209,6 +209,16 @@ def test_the_configured_excludes_and_size_limit_apply(
     assert ("pkg/main.py", "huge") in [(s["path"], s["reason"]) for s in result["skipped_files"]]
 
 
+def test_an_exclude_pattern_git_refuses_is_a_configuration_error(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.write_text(config.read_text(encoding="utf-8") + 'exclude = ["\\\\"]\n', "utf-8")
+    code, out, err = run(config, capsys)
+    assert (code, out) == (2, "")
+    assert f"{config}: improve.exclude: Invalid git pattern" in err
+    assert multiprocessing.active_children() == []
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
