@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gaia_actors.control.commands import Arg, CommandContext, Option, command
-from gaia_actors.errors import ConfigError, UsageError
+from gaia_actors.errors import UsageError
 from gaia_actors.settings import Settings
 
 if TYPE_CHECKING:
@@ -105,14 +105,10 @@ def markers(
 
 def _walk_options(settings: Settings) -> WalkOptions:
     """An improve cycle's walk (the configured excludes and size limit), without a stat per
-    file; a pattern git would refuse is a configuration error naming it."""
-    from gaia_actors.improve.files import IgnoreFile, WalkOptions
+    file."""
+    from gaia_actors.improve.files import WalkOptions
 
     improve = settings.improve
-    try:
-        IgnoreFile.from_lines("", improve.exclude)
-    except ValueError as exc:
-        raise ConfigError(str(settings.config_path), "improve.exclude", str(exc)) from None
     return WalkOptions(
         extra_patterns=improve.exclude, max_bytes=improve.max_file_bytes, sizes=False
     )

@@ -175,6 +175,8 @@ IMPROVE_SCHEDULES = ("none", "hourly", "daily", "on-commit")
 def _check_improve(improve: ImproveSettings, where: str) -> None:
     _check_schedule(where, "improve.schedule", improve.schedule, IMPROVE_SCHEDULES)
     _check_test_command(where, "improve", improve)
+    _check_gitignore_patterns(where, "improve.exclude", improve.exclude)
+    _check_gitignore_patterns(where, "improve.fix_exclude", improve.fix_exclude)
     for name, target in improve.targets.items():
         if not target.path:
             raise ConfigError(where, f"improve.targets.{name}.path", "expected a non-empty path")
@@ -190,6 +192,19 @@ def _check_test_command(
         raise ConfigError(
             where, f"{key}.test_command", "tests = 'command' needs a non-empty argv to run"
         )
+
+
+def _check_gitignore_patterns(where: str, key: str, patterns: tuple[str, ...]) -> None:
+    """Patterns the walk and the fixes' scope read as ``.gitignore`` lines: one git would
+    refuse (a lone backslash) is refused here, not by a cycle or a scan halfway through."""
+    if not patterns:
+        return
+    import pathspec  # only for a config that has patterns: reading one costs nothing more
+
+    try:
+        pathspec.GitIgnoreSpec.from_lines(patterns)
+    except ValueError as exc:
+        raise ConfigError(where, key, str(exc)) from None
 
 
 def _check_alerts(settings: Settings, where: str) -> None:

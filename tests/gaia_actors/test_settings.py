@@ -336,6 +336,8 @@ _PROMOTION = "[environments.dev]\nport = 9001\n[environments.staging]\nport = 90
             "pipeline.dev_to_staging[0].soak",
             "a 60s soak does not fit in the stage's 30s timeout",
         ),
+        ('[improve]\nexclude = ["build/", "\\\\"]\n', "improve.exclude", "Invalid git pattern"),
+        ('[improve]\nfix_exclude = ["\\\\"]\n', "improve.fix_exclude", "Invalid git pattern"),
     ],
 )
 def test_a_setting_that_cannot_work_is_refused_when_loaded(
