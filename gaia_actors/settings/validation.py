@@ -170,13 +170,14 @@ def _check_schedule(
 
 
 IMPROVE_SCHEDULES = ("none", "hourly", "daily", "on-commit")
+_IMPROVE_DEFAULTS = ImproveSettings()
 
 
 def _check_improve(improve: ImproveSettings, where: str) -> None:
     _check_schedule(where, "improve.schedule", improve.schedule, IMPROVE_SCHEDULES)
     _check_test_command(where, "improve", improve)
-    _check_gitignore_patterns(where, "improve.exclude", improve.exclude)
-    _check_gitignore_patterns(where, "improve.fix_exclude", improve.fix_exclude)
+    for name in ("exclude", "fix_exclude"):
+        _check_gitignore_patterns(where, improve, name)
     for name, target in improve.targets.items():
         if not target.path:
             raise ConfigError(where, f"improve.targets.{name}.path", "expected a non-empty path")
@@ -194,17 +195,22 @@ def _check_test_command(
         )
 
 
-def _check_gitignore_patterns(where: str, key: str, patterns: tuple[str, ...]) -> None:
+def _check_gitignore_patterns(where: str, improve: ImproveSettings, name: str) -> None:
     """Patterns the walk and the fixes' scope read as ``.gitignore`` lines: one git would
-    refuse (a lone backslash) is refused here, not by a cycle or a scan halfway through."""
-    if not patterns:
+    refuse (a lone backslash) is refused here, not by a cycle or a scan halfway through. The
+    defaults are valid, so a config that keeps them (and a command line reading it) does not
+    import the pattern library."""
+    patterns: tuple[str, ...] = getattr(improve, name)
+    if patterns == getattr(_IMPROVE_DEFAULTS, name):
         return
-    import pathspec  # only for a config that has patterns: reading one costs nothing more
-
+    try:
+        import pathspec
+    except ImportError:
+        return  # a daemon start refuses, naming the missing module
     try:
         pathspec.GitIgnoreSpec.from_lines(patterns)
     except ValueError as exc:
-        raise ConfigError(where, key, str(exc)) from None
+        raise ConfigError(where, f"improve.{name}", str(exc)) from None
 
 
 def _check_alerts(settings: Settings, where: str) -> None:
