@@ -113,9 +113,12 @@ class GaiaActor(Supervised):
         retry or report)."""
         if type(self).salvage is GaiaActor.salvage:
             return  # nothing to salvage: leave them to Pykka
+        left = []
+        with self.registry.delivery(self.name):  # a tell still on its way is queued first
+            while not self.actor_inbox.empty():  # this thread is the only reader
+                left.append(self.actor_inbox.get())
         asks = []
-        while not self.actor_inbox.empty():  # this thread is the only reader
-            envelope = self.actor_inbox.get()
+        for envelope in left:
             if envelope.reply_to is not None or isinstance(envelope.message, Ping):
                 asks.append(envelope)
                 continue

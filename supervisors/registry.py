@@ -53,6 +53,7 @@ class Registry:
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
         self._generations: dict[str, int] = {}
         self._nodes: dict[str, NodeInfo] = {}
+        self._deliveries: dict[str, threading.Lock] = {}
 
     def register(self, name: str, ref: pykka.ActorRef[Any], generation: int = 0) -> None:
         with self._lock:
@@ -78,14 +79,29 @@ class Registry:
         return ref
 
     def tell(self, name: str, message: Any) -> None:
-        """Send without waiting. Raises NotRunning when nothing answers to ``name``."""
+        """Send without waiting. Raises NotRunning when nothing answers to ``name``.
+
+        Pykka checks that the actor lives, then queues: an actor that ends in between would
+        never see the message, and Pykka drops what is queued behind its end. Under
+        ``delivery(name)`` the message is either queued before the ending actor takes what is
+        left in its inbox, or refused here (and an outbox holds it)."""
         ref = self._refs.get(name)
         if ref is None:
             raise NotRunning(name, self._why_down(name))
         try:
-            ref.tell(message)
+            with self.delivery(name):
+                ref.tell(message)
         except pykka.ActorDeadError:
             raise NotRunning(name, "it stopped while the message was sent") from None
+
+    def delivery(self, name: str) -> threading.Lock:
+        """Held while a tell to ``name`` checks and queues, and by its ending actor while it
+        takes what is left in its inbox (once Pykka has marked it stopped)."""
+        lock = self._deliveries.get(name)
+        if lock is None:
+            with self._lock:
+                lock = self._deliveries.setdefault(name, threading.Lock())
+        return lock
 
     def ask(self, name: str, message: Any, timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
         """Send and wait for the reply. A handler that returns an exception raises it here;
