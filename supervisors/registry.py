@@ -57,6 +57,7 @@ class Registry:
 
     def register(self, name: str, ref: pykka.ActorRef[Any], generation: int = 0) -> None:
         with self._lock:
+            self._deliveries.setdefault(name, threading.Lock())
             self._refs[name] = ref
             self._generations[name] = generation
 
@@ -86,10 +87,11 @@ class Registry:
         ``delivery(name)`` the message is either queued before the ending actor takes what is
         left in its inbox, or refused here (and an outbox holds it)."""
         ref = self._refs.get(name)
-        if ref is None:
+        delivery = self._deliveries.get(name)  # made with the first registration
+        if ref is None or delivery is None:
             raise NotRunning(name, self._why_down(name))
         try:
-            with self.delivery(name):
+            with delivery:
                 ref.tell(message)
         except pykka.ActorDeadError:
             raise NotRunning(name, "it stopped while the message was sent") from None
