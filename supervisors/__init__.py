@@ -15,8 +15,9 @@ recovery (restore from backup, roll back) reaches it as callables in a child spe
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from supervisors.lazy import lazy_names
 
 if TYPE_CHECKING:
     from supervisors.backoff import Backoff
@@ -79,25 +80,7 @@ _HOMES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        module = importlib.import_module(home)
-    except AttributeError as exc:
-        # Raised by the module's import (a library without an attribute it uses), it would
-        # read as "no such name": hasattr() would answer False, and ``from package import
-        # name`` would hide the cause.
-        raise ImportError(f"{__name__}.{name}: importing {home} failed: {exc}", name=home) from exc
-    value = getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    # The names not imported yet too, as when every name was imported with the package.
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_names(__name__, globals(), _HOMES)
 
 
 __all__ = [

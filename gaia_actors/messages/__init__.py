@@ -21,6 +21,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from gaia_actors.messages import base
+from supervisors.lazy import lazy_names
 
 if TYPE_CHECKING:
     from gaia_actors.messages.base import (
@@ -165,25 +166,7 @@ def build(name: str, fields: Mapping[str, Any], environments: Collection[str] | 
     return base.build(name, fields, environments)
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        module = importlib.import_module(home)
-    except AttributeError as exc:
-        # Raised by the module's import (a library without an attribute it uses), it would
-        # read as "no such name": hasattr() would answer False, and ``from package import
-        # name`` would hide the cause.
-        raise ImportError(f"{__name__}.{name}: importing {home} failed: {exc}", name=home) from exc
-    value = getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    # The names not imported yet too, as when every name was imported with the package.
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_names(__name__, globals(), _HOMES)
 
 
 __all__ = [
