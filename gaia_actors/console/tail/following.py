@@ -215,13 +215,26 @@ class Follower:
         return handle
 
     def _open_first(self) -> bool:
-        """Start on the oldest file there is: everything in it is new to us."""
-        for number in [*reversed(rotation_numbers(self.path)), 0]:
-            handle = open_log(numbered(self.path, number))
-            if handle is not None:
+        """Start on the oldest file there is: everything in it is new to us. A rotation
+        between listing the files and opening one moves the oldest up a number, so the one
+        opened would be the next: then list and open again."""
+        for _ in range(_SUCCESSOR_TRIES):
+            numbers = rotation_numbers(self.path)
+            handle = self._open_oldest(numbers)
+            if handle is None:
+                return False
+            if rotation_numbers(self.path) == numbers:
                 self._adopt(handle, 0)
                 return True
+            handle.close()
         return False
+
+    def _open_oldest(self, numbers: list[int]) -> io.FileIO | None:
+        for number in [*reversed(numbers), 0]:
+            handle = open_log(numbered(self.path, number))
+            if handle is not None:
+                return handle
+        return None
 
 
 def _blocks(handle: io.FileIO, start: int) -> Iterator[bytes]:
