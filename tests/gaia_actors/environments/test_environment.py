@@ -126,6 +126,8 @@ def test_a_crashing_release_is_rolled_back_and_data_that_verifies_is_kept(
     assert recovered.release == good.release
     assert layout.current_release() == good.release
     assert item_count(tree.port("prod")) == 5  # nothing written after the backup is lost
+    # The actor answers healthy before the bus has carried its event to this log.
+    tree.events.wait_for("environment.healthy", lambda e: e.get("pid") == recovered.pid, after=mark)
     names = tree.events.names()[mark:]
     assert in_order(
         names,
