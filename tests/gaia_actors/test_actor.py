@@ -57,11 +57,17 @@ class Counter(GaiaActor):
         return None
 
 
-def start_counter(actor: type[Counter]) -> tuple[Registry, Any]:
+# A ping unanswered this long is a hang. The tests that hang an actor use the short one; the
+# others the long one, so that a loaded machine never replaces the actor they look at.
+QUICK_PING = 0.5
+PATIENT_PING = 5.0
+
+
+def start_counter(actor: type[Counter], ping_timeout: float = PATIENT_PING) -> tuple[Registry, Any]:
     """A root supervisor with one ``actor`` named "counter" (quick pings, quick restarts)."""
     registry = Registry()
     config = SupervisorConfig(
-        backoff=Backoff(initial=0.01, maximum=0.05), ping_interval=0.05, ping_timeout=0.3
+        backoff=Backoff(initial=0.01, maximum=0.05), ping_interval=0.05, ping_timeout=ping_timeout
     )
     root = Supervisor.start_root(
         "root", [ChildSpec("counter", actor.start)], registry, config=config
@@ -72,6 +78,14 @@ def start_counter(actor: type[Counter]) -> tuple[Registry, Any]:
 @pytest.fixture
 def registry() -> Any:
     registry, root = start_counter(Counter)
+    yield registry
+    root.stop(block=True, timeout=5)
+
+
+@pytest.fixture
+def hangable() -> Any:
+    """A counter whose hangs of a few times ``QUICK_PING`` are caught while they last."""
+    registry, root = start_counter(Counter, QUICK_PING)
     yield registry
     root.stop(block=True, timeout=5)
 
@@ -105,7 +119,8 @@ def test_crash_restarts_the_actor_under_the_same_name(registry: Registry) -> Non
     assert "test" in node.last_error
 
 
-def test_hang_is_caught_by_the_liveness_ping(registry: Registry) -> None:
+def test_hang_is_caught_by_the_liveness_ping(hangable: Registry) -> None:
+    registry = hangable
     first = registry.lookup("counter")
     registry.tell("counter", Hang(3.0))
     wait_until(
@@ -116,13 +131,14 @@ def test_hang_is_caught_by_the_liveness_ping(registry: Registry) -> None:
 
 
 def test_a_replaced_generation_that_wakes_does_not_act_on_what_it_had_queued(
-    registry: Registry,
+    hangable: Registry,
 ) -> None:
     """Two generations must never work on the same thing: the hung one, once awake, answers
     its queued asks with Superseded and leaves its queued tells alone."""
+    registry = hangable
     ADDED.clear()
     first = registry.lookup("counter")
-    registry.tell("counter", Hang(1.0))
+    registry.tell("counter", Hang(4 * QUICK_PING))
     registry.tell("counter", _Add(5))  # queued behind the hang, in the first generation
     asked = first.ask(_Total(), block=False)
     wait_until(lambda: registry.is_running("counter") and registry.lookup("counter") is not first)
@@ -143,11 +159,11 @@ class Farewell(Counter):
 
 
 def test_a_replaced_generation_tells_nothing_in_its_successors_name() -> None:
-    registry, root = start_counter(Farewell)
+    registry, root = start_counter(Farewell, QUICK_PING)
     try:
         ADDED.clear()
         first = registry.lookup("counter")
-        registry.tell("counter", Hang(1.0))
+        registry.tell("counter", Hang(4 * QUICK_PING))
         wait_until(
             lambda: registry.is_running("counter") and registry.lookup("counter") is not first
         )
