@@ -40,13 +40,18 @@ def render_markers(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def summary(result: dict[str, Any]) -> str:
     skipped = result["skipped"]
     why = ", ".join(f"{n} {reason}" for reason, n in skipped.items())
     return (
-        f"{len(result['findings'])} findings ({', '.join(result['markers'])}) in "
-        f"{result['files']} files ({result['bytes'] / 1e6:.1f} MB) under {result['root']}; "
-        f"skipped {sum(skipped.values())} files" + (f" ({why})" if why else "")
+        f"{_counted(len(result['findings']), 'finding')} ({', '.join(result['markers'])}) in "
+        f"{_counted(result['files'], 'file')} ({result['bytes'] / 1e6:.1f} MB) under "
+        f"{result['root']}; skipped {_counted(sum(skipped.values()), 'file')}"
+        + (f" ({why})" if why else "")
     )
 
 

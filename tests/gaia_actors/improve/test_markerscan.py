@@ -17,6 +17,7 @@ import pytest
 from gaia_actors.console import cli
 from gaia_actors.improve.analysis import analyse_batch
 from gaia_actors.improve.files import SkipReason, WalkOptions
+from gaia_actors.improve.marker_commands import summary
 from gaia_actors.improve.markerscan import BATCH_FILES, MarkerFinding, scan
 from gaia_actors.improve.sources import AnalysisSettings
 from tests.gaia_actors.control.test_control import REPO, DaemonProcess
@@ -287,3 +288,13 @@ def test_with_a_daemon_the_scan_still_runs_in_the_callers_process(tmp_path: Path
         min(2, os.cpu_count() or 1),
     )
     assert [f["path"] for f in result["findings"]][:2] == ["src/pkg/legacy.py", "src/pkg/main.py"]
+
+
+def test_the_summary_counts_one_of_a_thing_in_the_singular() -> None:
+    one = {"findings": [{}], "markers": ["TODO"], "files": 1, "bytes": 0, "root": "/src"}
+    assert summary({**one, "skipped": {"binary": 1}}) == (
+        "1 finding (TODO) in 1 file (0.0 MB) under /src; skipped 1 file (1 binary)"
+    )
+    assert summary({**one, "findings": [], "files": 2, "skipped": {}}) == (
+        "0 findings (TODO) in 2 files (0.0 MB) under /src; skipped 0 files"
+    )
