@@ -36,9 +36,10 @@ by nature and a deploy must not fail for it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
+
+from supervisors.records import record
 
 __all__ = [
     "DEFAULT_DEGRADED_STATUSES",
@@ -79,7 +80,7 @@ class RuleSettings(Protocol):
     def health_degraded(self) -> tuple[str, ...]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BodyRule:
     """How a health answer is read; invalid values raise ValueError naming the field."""
 
@@ -105,7 +106,7 @@ class BodyRule:
         return cls(env.health_body_key, frozenset(env.health_down), frozenset(env.health_degraded))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Judgement:
     """The verdict on one answer and the reason for it."""
 

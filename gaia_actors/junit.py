@@ -10,10 +10,11 @@ which file and what it means for them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from xml.etree import ElementTree
+
+from supervisors.records import record
 
 ROOT_TAGS = ("testsuites", "testsuite")
 
@@ -30,7 +31,7 @@ class Outcome(StrEnum):
 _MARKERS = (("failure", Outcome.FAILED), ("error", Outcome.ERROR), ("skipped", Outcome.SKIPPED))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TestCaseResult:
     """One test as JUnit XML (or ``go test -json``) reports it."""
 
@@ -44,7 +45,7 @@ class TestCaseResult:
     detail: str = ""  # the outcome element's text (a failure's traceback)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class JUnitReport:
     """Counts and per-test results of one test run."""
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from gaia_actors.errors import GaiaError
 from gaia_actors.settings import EnvironmentSettings, Settings, expand, python_executable
+from supervisors.records import record
 
 if TYPE_CHECKING:
     from gaia_actors.process import LogSink
@@ -56,7 +56,7 @@ def current_release(env_dir: Path) -> str | None:
     return PurePosixPath(target).name
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Layout:
     """Where one environment lives."""
 

@@ -9,11 +9,11 @@ protocol turns any of them into JSON (``control.protocol.to_json``), fields in o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gaia_actors.errors import UnexpectedReply
 from supervisors import Registry
+from supervisors.records import record
 from supervisors.registry import DEFAULT_ASK_TIMEOUT
 
 R = TypeVar("R")
@@ -35,7 +35,7 @@ def ask_reply(
     return answer
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DataLoss:
     """Databases an environment lost while it ran, and the backup restored for them."""
 
@@ -44,7 +44,7 @@ class DataLoss:
     restored: str | bool = False  # the backup restored, or False while none is
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnvStatus:
     """An environment's answer to ``GetEnvStatus``: its process, release, data and whether an
     operation (deploy, rollback, restore) holds it."""

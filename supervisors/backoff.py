@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Backoff:
     """Delay before the n-th consecutive restart of a child.
 

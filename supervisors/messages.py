@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from supervisors.errors import Escalation
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tick:
     """Time to check liveness: sent by the supervisor's ticker at ``sent_at`` (clock time)."""
 
     sent_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RestartDue:
     """A backoff timer fired for this child, armed at ``epoch``."""
 
@@ -22,7 +21,7 @@ class RestartDue:
     epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LadderDone:
     """A ladder step's thread finished (``error`` empty on success).
 
@@ -36,7 +35,7 @@ class LadderDone:
     outcome: str = "done"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Unblocked:
     """A blocked child's cause is gone (from its poll thread, armed at ``epoch``)."""
 
@@ -44,14 +43,14 @@ class Unblocked:
     epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResetChild:
     """Operator reset: clear a parked (FAILED) child's history and start it again."""
 
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RestartChild:
     """Operator request: stop and start one child now, as if it had failed."""
 
@@ -59,13 +58,13 @@ class RestartChild:
     reason: str = "requested"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GiveUp:
     """Sent to itself so that an escalation always fails the actor as a tell would."""
 
     error: Escalation
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WhichChildren:
     """Query: the state of every child, in start order."""

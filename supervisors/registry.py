@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pykka
 
 from supervisors.errors import AskTimeout, NotRunning
+from supervisors.records import record
 
 DEFAULT_ASK_TIMEOUT = 5.0
 # While an ask waits, how often it checks that the actor is still alive: an ask that races
@@ -28,7 +29,7 @@ _ALIVE_CHECK = 0.05
 REPLY_MARGIN = 0.5
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NodeInfo:
     """One node of the supervision tree as last reported by its supervisor."""
 

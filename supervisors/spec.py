@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from supervisors.backoff import Backoff
 from supervisors.errors import SupervisionError
+from supervisors.records import record
 
 if TYPE_CHECKING:
     import pykka
@@ -39,7 +40,7 @@ class Exhausted(enum.StrEnum):
     PARK = "park"  # leave the child stopped as FAILED until it is reset
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Intensity:
     """More than ``max_restarts`` restarts within ``max_seconds`` exceeds the budget."""
 
@@ -69,7 +70,7 @@ class ParkNow(SupervisionError):
     ``failed`` at once, whatever steps remain, with this reason."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChildSpec:
     """One child of a supervisor.
 
@@ -119,7 +120,7 @@ class ChildSpec:
             raise ValueError(f"child {self.name!r}: timeouts and blocked_poll must be positive")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SupervisorConfig:
     """How a supervisor treats its children (defaults follow OTP and Akka).
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from supervisors.errors import AskExpired, ChildAborted
+from supervisors.records import record
 from supervisors.registry import expired
 
 if TYPE_CHECKING:
@@ -30,14 +31,14 @@ if TYPE_CHECKING:
 REGISTER_WAIT = 5.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ping:
     """Liveness probe from a supervisor; answered with a Pong."""
 
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Pong:
     """A child's answer to a Ping, naming the generation that answered."""
 
@@ -46,7 +47,7 @@ class Pong:
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Proven:
     """A child's word that its current generation has proved itself (what that means is the
     child's: a service that answers its health check, say), sooner than ``stable_after``."""
@@ -55,7 +56,7 @@ class Proven:
     generation: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChildDown:
     """A child stopped: ``error`` is empty for a normal stop."""
 
@@ -84,7 +85,7 @@ class Progress:
         self.handled = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Link:
     """What a child knows of its place in the tree, handed to it by its supervisor."""
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from gaia_actors.formatting import utc_iso
+from supervisors.records import record
 
 PAYLOAD_VERSION = "1"
 
@@ -31,7 +32,7 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity) if severity in SEVERITIES else 0
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Alert:
     """One alerting condition.
 
@@ -68,7 +69,7 @@ class Alert:
         }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Notification:
     """One message to one receiver: ``alerts`` grouped under ``group`` (e.g. ``env=prod`` or
     ``all``). ``status`` is ``firing`` while any of them fires. ``id`` is stable across retries."""

@@ -21,6 +21,7 @@ from gaia_actors.events import (
     SupervisorEvent,
 )
 from gaia_actors.messages import Event
+from supervisors.records import record
 
 # Alert names, as receivers' ``events`` globs and silences match them.
 ENVIRONMENT_FAILED = "environment_failed"
@@ -65,7 +66,7 @@ EVENTS = (
 )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Change:
     """An alert to fire or resolve. ``key`` is stable while a lasting alert's condition lasts
     (a one-off's key is unique to its event)."""

@@ -16,13 +16,14 @@ from typing import Any
 from gaia_actors.alerts.model import Alert
 from gaia_actors.errors import UsageError
 from gaia_actors.store.models import SilenceRow
+from supervisors.records import record
 
 MAX_SILENCE = 30 * 86400.0  # a forgotten silence must still end
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Silence:
     id: int
     env: str

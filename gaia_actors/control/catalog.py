@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from gaia_actors.control import commands
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CommandGroup:
     module: str  # the module whose import registers the commands
     title: str

@@ -35,7 +35,7 @@ import time
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any
 
 from gaia_actors.conversion import SCALAR_CONVERTERS
@@ -45,6 +45,7 @@ from gaia_actors.errors import DaemonError
 from gaia_actors.errors import UsageError as UsageError  # noqa: PLC0414
 from gaia_actors.messages import ENV_FIELD, Progress, unknown_environment
 from gaia_actors.settings import Settings
+from supervisors.records import record
 
 if TYPE_CHECKING:
     # Types only: a command line that sends a command to the daemon starts no actor.
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 SCALAR_TYPES: tuple[type, ...] = (str, int, float, bool)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CommandContext:
     settings: Settings
     registry: Registry | None  # None when run offline, without a daemon
@@ -72,7 +73,7 @@ class CommandContext:
     start_tree: TreeStarter | None = None  # given offline, where there is no daemon
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Arg:
     """A positional argument; ``required=False`` makes it optional (``history [ID]``)."""
 
@@ -84,7 +85,7 @@ class Arg:
     choices: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Option:
     """A named option: ``-n N`` for a one-letter name, ``--name`` otherwise; bool is a flag."""
 
@@ -103,7 +104,7 @@ Handler = Callable[..., Any]
 Renderer = Callable[[Any], str]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Command:
     name: str
     handler: Handler

@@ -28,13 +28,13 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from gaia_actors import process
 from gaia_actors.errors import GaiaError
+from supervisors.records import record
 
 __all__ = [
     "MANIFEST",
@@ -85,7 +85,7 @@ class NoVerifiedBackup(BackupError):
 # --------------------------------------------------------------------------- values
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DatabaseCopy:
     """One database inside a backup."""
 
@@ -96,7 +96,7 @@ class DatabaseCopy:
     integrity: str  # "ok", or what PRAGMA integrity_check said
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BackupRecord:
     """A complete backup, as its manifest describes it.
 

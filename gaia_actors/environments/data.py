@@ -18,12 +18,12 @@ import shutil
 import signal
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gaia_actors import process
 from gaia_actors.environments import backups, restores
+from supervisors.records import record
 
 # How a failure says the live data fails its check (the ladder then acts on it at once).
 DATA_FAILS = "the live data fails its check"
@@ -38,7 +38,7 @@ class NotADatabase(backups.BackupError):
     """A file that a ``databases`` glob matches is not an SQLite database."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FileStamp:
     """What the data-loss watch remembers of one database between two looks: the file, and
     which of its tables held rows."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,12 @@ from gaia_actors.environments.notices import nothing_to_salvage, unexpected
 from gaia_actors.environments.state import BACKUP, BackupRequest, Operation, OpKind, Reply
 from gaia_actors.errors import EnvironmentFailure, Rejected
 from gaia_actors.events import EnvironmentEvent
+from supervisors.records import record
 
 Detail = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _BackedUp:
     """What a backup job made, and why pruning the old backups failed (None if it did not)."""
 
@@ -49,7 +49,7 @@ class _BackedUp:
     prune_error: OSError | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Replaced:
     """What a data-replacing job did (the operation's detail), and why rescuing the rows of
     deleted databases failed ("" if it did not)."""

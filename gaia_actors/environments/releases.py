@@ -26,12 +26,12 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from gaia_actors import process
 from gaia_actors.layout import CURRENT, ReleaseError, current_release
+from supervisors.records import record
 
 __all__ = [
     "MANIFEST",
@@ -75,7 +75,7 @@ class ReleaseNotFound(ReleaseError):
 # --------------------------------------------------------------------------- values
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BuildResult:
     """How the build command of a release went."""
 
@@ -85,7 +85,7 @@ class BuildResult:
     output_tail: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Release:
     """A complete release, as its RELEASE.json describes it."""
 
@@ -99,7 +99,7 @@ class Release:
     build: BuildResult | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RepairReport:
     """What :func:`repair` found and did."""
 

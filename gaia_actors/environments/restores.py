@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,11 +30,12 @@ from gaia_actors.environments.backups import (
     load_backup,
     stamp,
 )
+from supervisors.records import record
 
 __all__ = ["RestoreResult", "choose", "move_aside", "repair_data", "reset_data", "restore"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RestoreResult:
     """What :func:`restore` used, what it refused and why, and where the old data went."""
 

@@ -21,7 +21,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
 
@@ -35,6 +35,7 @@ from gaia_actors.events import (
     OPERATION_REVERTED,
     OPERATION_STARTED,
 )
+from supervisors.records import record
 
 Handle = process.Child | process.AdoptedProcess
 BACKUP = "backup"  # the kind of a backup's job (the others block every operation)
@@ -82,7 +83,7 @@ class OpKind(StrEnum):
         return DATA_OPERATION_REPLACED[self]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Operation:
     """A deploy, rollback, restore, reset or undo, from its start until its verdict."""
 
@@ -99,7 +100,7 @@ class Operation:
         return round(time.monotonic() - self.started, 3)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Started:
     """The process this generation started or adopted; ``proc`` is None once it stopped it
     on purpose (how and when it started stay, for ``status``)."""
@@ -113,7 +114,7 @@ class Started:
         return self.proc is not None and not self.proc.exited
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Job:
     """Work on the data in a worker thread; ``then`` runs in the actor with its outcome
     (its value, or the exception it raised). When the actor goes away first, it waits for
@@ -128,7 +129,7 @@ class Job:
     outcome: list[Any] = field(default_factory=list)  # set once by the thread, before it ends
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BackupRequest:
     """A backup asked for (``reply`` None: the schedule's) waiting for its turn."""
 
@@ -137,7 +138,7 @@ class BackupRequest:
     reply: Reply | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnvState:
     """Everything the environment actor knows about its environment."""
 

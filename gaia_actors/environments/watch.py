@@ -11,16 +11,16 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from gaia_actors.environments import alerts, backups, data
 from gaia_actors.layout import Layout
 from gaia_actors.replies import DataLoss
 from gaia_actors.settings import backup_interval
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DataStatus:
     """The data part of an environment's status (``EnvStatus`` carries the same fields)."""
 

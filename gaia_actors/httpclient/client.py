@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +13,7 @@ import requests
 import urllib3
 
 from gaia_actors.httpclient.watchdog import Deadline, DeadlineAdapter, current
+from supervisors.records import record
 
 USER_AGENT = "gaia-actors/0.1"
 
@@ -32,7 +32,7 @@ class ErrorKind(StrEnum):
     TOO_LARGE = "too_large"  # the body exceeded max_body_bytes; cut off there
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limits:
     """A request's bounds; invalid values raise ValueError naming the field."""
 
@@ -48,7 +48,7 @@ class Limits:
             raise ValueError("http limits: max_body_bytes must be >= 1")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Answer:
     """What one GET got. `body` holds at most `Limits.max_body_bytes` bytes."""
 
@@ -71,7 +71,7 @@ class Answer:
         return f"{self.error}: {self.detail}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Request:
     method: str
     url: str

@@ -20,7 +20,6 @@ import functools
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from gaia_actors.improve import bytesearch, pysource
@@ -44,9 +43,10 @@ from gaia_actors.improve.files import (
 from gaia_actors.improve.findings import Finding
 from gaia_actors.improve.graph import ImportRef, extract_imports, statement_children
 from gaia_actors.improve.sources import LANGUAGES, AnalysisSettings, GoSource, PythonSource, Source
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FileResult:
     """One file's findings and statistics (or why it was skipped)."""
 
@@ -289,7 +289,7 @@ def analyse_batch(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BatchTally:
     """A batch analysed with its quiet files only counted (see ``tally_batch``)."""
 
@@ -340,7 +340,7 @@ def _analyse_each(
             yield relpath, FileResult(relpath, language_of(relpath), skipped=skipped)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AnalysisSummary:
     """Totals over many ``FileResult``s."""
 

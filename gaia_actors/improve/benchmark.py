@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from gaia_actors.improve.commands import run_command, which
 from gaia_actors.improve.errors import BenchmarkError, CommandError
 from gaia_actors.improve.testing import RunStatus
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BuildRun:
     """A build command's outcome and duration (``SKIPPED`` when its executable is missing)."""
 
@@ -47,7 +47,7 @@ def run_build(argv: Sequence[str], cwd: str | Path, timeout: float) -> BuildRun:
     return BuildRun(status, result.seconds, result.tail())
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BenchmarkResult:
     ops_per_sec: float
     seconds: float

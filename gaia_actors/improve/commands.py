@@ -18,11 +18,11 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from gaia_actors import process
 from gaia_actors.improve.errors import CommandError
+from supervisors.records import record
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL of a timed-out group
 TAIL_CHARS = 4000
@@ -41,7 +41,7 @@ def cancelled_by(event: threading.Event) -> Iterator[None]:
         _CANCEL.reset(token)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CommandResult:
     """How a command ended and what it printed."""
 

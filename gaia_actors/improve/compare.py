@@ -12,10 +12,10 @@ Each metric has a direction (coverage up is better, test time down is better). A
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 
 from gaia_actors.improve.findings import Finding, Severity, sort_key
+from supervisors.records import record
 
 
 class Direction(StrEnum):
@@ -42,7 +42,7 @@ METRIC_DIRECTIONS: dict[str, Direction] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CycleSnapshot:
     """What one cycle measured and found."""
 
@@ -50,7 +50,7 @@ class CycleSnapshot:
     findings: tuple[Finding, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetricDelta:
     name: str
     before: float | None
@@ -60,7 +60,7 @@ class MetricDelta:
     verdict: Verdict
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Comparison:
     """Findings new, fixed and unchanged (by identity), metric deltas, and regressions."""
 
@@ -162,7 +162,7 @@ def is_regression(
     return change < -threshold if direction is Direction.HIGHER else change > threshold
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AlertThresholds:
     """How far a cycle may fall behind the one before it before that is an alert."""
 

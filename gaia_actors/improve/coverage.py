@@ -17,19 +17,19 @@ import ast
 import bisect
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gaia_actors.improve.files import IgnoreFile
 from gaia_actors.improve.findings import Finding, Severity
+from supervisors.records import record
 
 DEFAULT_THRESHOLD = 50.0
 DEFAULT_TEST_OMIT = ("test_*.py", "*_test.py", "conftest.py", "tests/", "test/", "*_test.go")
 GAP_TYPE = "coverage_gap"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FunctionCoverage:
     name: str  # qualified: "Class.method"
     start_line: int
@@ -37,7 +37,7 @@ class FunctionCoverage:
     percent: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FileCoverage:
     path: str  # relative to the target, posix
     statements: int
@@ -45,7 +45,7 @@ class FileCoverage:
     functions: tuple[FunctionCoverage, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CoverageReport:
     """Total and per-file coverage; ``functions_from`` says where per-function numbers came from."""
 
@@ -142,7 +142,7 @@ def functions_from_ast(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Range:
     name: str
     def_line: int

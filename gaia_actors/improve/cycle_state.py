@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gaia_actors.improve.discover import src_layout
 from gaia_actors.improve.findings import Finding
+from supervisors.records import record
 
 if TYPE_CHECKING:
     from gaia_actors.improve.analysis import FileResult
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 TOP = 10  # examples kept in the stored report
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AnalysisOutcome:
     """Phase 1's result: one FileResult per candidate file, sorted by path."""
 
@@ -85,7 +86,7 @@ class Recorder(Protocol):
     def flush(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PreviousCycle:
     """What the last finished cycle of the same target measured and found."""
 

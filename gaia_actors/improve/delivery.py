@@ -24,7 +24,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -33,6 +33,7 @@ from gaia_actors.improve.commands import run_command, which
 from gaia_actors.improve.errors import CommandError, PatchError
 from gaia_actors.improve.files import WalkOptions, walk
 from gaia_actors.improve.patches import Patch, apply_patch, parse_diff, post_image, sha256
+from supervisors.records import record
 
 GIT_TIMEOUT = 60.0
 BRANCH_PREFIX = "gaia-improve/cycle-"
@@ -47,7 +48,7 @@ class DeliveryError(PatchError):
 # --- what the cycle read --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TreeState:
     """A target tree as the cycle read it: each file's (size, mtime_ns), and git's HEAD."""
 
@@ -119,7 +120,7 @@ def _git(
 # --- delivering --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Delivery:
     """One verified fix to deliver, and what the commit message says about it."""
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+
+from supervisors.records import record
 
 PYTEST_FILES = ("pytest.ini", ".pytest.ini", "conftest.py")
 PYTEST_SECTIONS = (
@@ -33,7 +34,7 @@ TEST_FILE = re.compile(r"(?:^|/)(?:test_[^/]*|[^/]*_test)\.py\Z")
 SHOWN = 3  # test files named in the reason
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TestPlan:
     """Which tests a target gets (pytest | go | command | none) and why."""
 

@@ -26,12 +26,13 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
 import pathspec
+
+from supervisors.records import record
 
 ALWAYS_SKIP = frozenset({".git", "__pycache__", ".venv", "venv", "node_modules", "var"})
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
@@ -55,7 +56,7 @@ class SkipReason(StrEnum):
     UNDECODABLE = "undecodable"  # a Python file not valid in its declared (PEP 263) encoding
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SkippedFile:
     """A file the analysis left out, and why (``path`` relative to the root, posix)."""
 
@@ -64,7 +65,7 @@ class SkippedFile:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WalkResult:
     """The candidate files (relative posix paths, sorted) and the skipped ones."""
 
@@ -81,7 +82,7 @@ class WalkResult:
 # --- gitignore patterns ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IgnoreFile:
     """The patterns of one ``.gitignore`` (or the configured extras), and where they apply."""
 
@@ -126,7 +127,7 @@ def is_ignored(relpath: str, is_dir: bool, stack: Sequence[IgnoreFile]) -> bool:
 # --- the walk -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WalkOptions:
     """What the walk keeps (``suffixes`` None keeps every file, as the scratch copy needs)."""
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
+
+from supervisors.records import record
 
 
 class Severity(StrEnum):
@@ -55,7 +57,7 @@ def make_identity(kind: str, file: str, scope: str, anchor: str) -> str:
     return hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Finding:
     """One issue: where it is, what it says, how bad it is, and who found it.
 

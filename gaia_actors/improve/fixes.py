@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -26,9 +26,10 @@ from gaia_actors.improve.files import SkipReason, WalkOptions, walk
 from gaia_actors.improve.findings import Finding
 from gaia_actors.improve.patches import Patch, make_patch
 from gaia_actors.process.running import no_bytecode_in_tree
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FixerSpec:
     """A mechanical fixer: a command run in the (scratch) target directory."""
 
@@ -45,7 +46,7 @@ class FixStatus(StrEnum):
     FIXER_FAILED = "fixer_failed"  # a fixer crashed, timed out, or changed a non-text file
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FixerRun:
     name: str
     status: str  # "ran", "skipped" (not installed) or "failed"
@@ -53,7 +54,7 @@ class FixerRun:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FixOutcome:
     """What ``run_fixers`` did. ``patch`` is set only when ``status`` is VERIFIED."""
 
@@ -68,7 +69,7 @@ class FixOutcome:
     left_out: tuple[tuple[str, str], ...] = ()  # (path, why) of changes not kept
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Selection:
     """Which of the fixers' changed files a fix keeps, the findings their changes remove, and
     why the others are left out."""

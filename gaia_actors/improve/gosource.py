@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from supervisors.records import record
+
 _TOKEN = re.compile(
     r"(?P<lcomment>//[^\n]*)"
     r"|(?P<bcomment>/\*[\s\S]*?\*/)"
@@ -30,7 +32,7 @@ _TOKEN = re.compile(
 _CALL_PAREN = re.compile(r"[ \t]*\(")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GoComment:
     """One physical line of a comment (a block comment gives one per line it spans)."""
 
@@ -40,7 +42,7 @@ class GoComment:
     scope: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GoCall:
     """A call of a builtin such as ``panic``: where, and in which function."""
 
@@ -49,7 +51,7 @@ class GoCall:
     scope: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GoScan:
     comments: tuple[GoComment, ...]
     panics: tuple[GoCall, ...]

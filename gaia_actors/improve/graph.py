@@ -27,12 +27,12 @@ from __future__ import annotations
 import ast
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from gaia_actors.improve.findings import Finding, Severity
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ImportRef:
     """One imported module as written: ``from ..a import b`` is ("a", level 2, ("b",))."""
 
@@ -43,7 +43,7 @@ class ImportRef:
     import_time: bool  # False inside functions and under ``if TYPE_CHECKING:``
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FanIn:
     """How many files import a file directly, and how many depend on it at all."""
 
@@ -51,7 +51,7 @@ class FanIn:
     transitive: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ImportCycle:
     """A set of files that import each other at import time, and one concrete cycle."""
 
@@ -59,7 +59,7 @@ class ImportCycle:
     example: tuple[str, ...]  # a -> b -> ... -> a, first element repeated at the end
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ImportGraph:
     """Files (relative posix paths) and their dependencies within the tree."""
 

@@ -35,6 +35,7 @@ from gaia_actors.improve.style import StyleTool, chosen_tools, configured_tools
 from gaia_actors.improve.testing import PYTEST_FLAGS, RunStatus, TestRun
 from gaia_actors.improve.verifier import verifier_argv
 from gaia_actors.junit import Outcome
+from supervisors.records import record
 
 NOT_RECHECKED = frozenset({GAP_TYPE, "import_cycle"})  # need the tests or the whole graph
 SHOWN_FIXED = 100
@@ -149,7 +150,7 @@ class FixPhase:
         return ours + without_duplicates([f for f in lint.findings if f.file in wanted], ours)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FixScope:
     """The files fixes may touch: these suffixes, outside these gitignore-style patterns."""
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,13 @@ from typing import Any
 from gaia_actors.improve.commands import CommandResult, run_command, which
 from gaia_actors.improve.errors import CommandError
 from gaia_actors.improve.findings import Finding, Severity
+from supervisors.records import record
 
 LINT_TYPE = "lint"
 FORMAT_TYPE = "format"  # a file the target's formatter would change
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LinterSpec:
     """A linter to run in the target directory and how to read its output."""
 
@@ -56,7 +56,7 @@ class LinterStatus(StrEnum):
     FAILED = "failed"  # it crashed, timed out or printed something unreadable
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LinterRun:
     """What happened to one configured linter."""
 
@@ -67,7 +67,7 @@ class LinterRun:
     findings: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LintResult:
     findings: tuple[Finding, ...]
     runs: tuple[LinterRun, ...]

@@ -26,6 +26,7 @@ from pathlib import Path
 from gaia_actors.improve.analysis import tally_batch
 from gaia_actors.improve.files import SkippedFile, WalkOptions, iter_walk
 from gaia_actors.improve.sources import AnalysisSettings
+from supervisors.records import record
 
 BATCH_FILES = 200
 # No stat per candidate: the read skips files past the size limit.
@@ -43,7 +44,7 @@ class MarkerFinding:
     text: str  # the comment, stripped
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """One batch's ``tally_batch``, boiled down to plain values: pickling ``FileResult``
     objects back from a helper costs more than making them."""
@@ -54,7 +55,7 @@ class Outcome:
     skipped: tuple[SkippedFile, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScanResult:
     """What a scan found (sorted by path and line), the files and bytes it analysed, and the
     files it skipped (on the walk, or as binary, undecodable, huge or unreadable)."""

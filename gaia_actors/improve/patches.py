@@ -20,14 +20,14 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from gaia_actors.improve.errors import PatchApplyError, PatchConflict, PatchError
 from gaia_actors.improve.files import WalkOptions, walk
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FileChange:
     """One file of a patch: its path and the sha256 before and after (None: absent)."""
 
@@ -36,7 +36,7 @@ class FileChange:
     after_sha256: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Patch:
     """A verified change set: per-file hashes and the unified diff that produces it."""
 
@@ -110,7 +110,7 @@ def file_diff(path: str, old: str | None, new: str | None) -> str:
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Hunk:
     old_start: int
     old_count: int
@@ -196,7 +196,7 @@ def apply_hunks(path: str, old: str, hunks: Sequence[_Hunk]) -> str:
 # --- applying a patch ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Planned:
     path: Path
     relpath: str

@@ -13,7 +13,6 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from gaia_actors.improve.commands import which
@@ -21,9 +20,10 @@ from gaia_actors.improve.discover import TestPlan, find_tests
 from gaia_actors.improve.files import WalkOptions
 from gaia_actors.improve.sources import AnalysisSettings
 from gaia_actors.settings import ImproveSettings, expand
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CyclePlan:
     """One cycle's target and the settings that apply to it."""
 

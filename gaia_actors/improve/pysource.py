@@ -32,9 +32,9 @@ import itertools
 import re
 import tokenize
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from gaia_actors.improve import bytesearch
+from supervisors.records import record
 
 # A comment, or a string literal in any of its four quote forms, factored by first character
 # and without named groups: that lets the engine skip the code between candidates with its
@@ -54,7 +54,7 @@ _BACKSLASH = ord("\\")
 _TRIPLE_QUOTES = (b"'''", b'"""')
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Comment:
     """One comment: 1-based line, 0-based column and offset (characters), text with ``#``."""
 
@@ -64,7 +64,7 @@ class Comment:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TokenizeProblem:
     """Why ``tokenize`` stopped early (the comments before it are still reported)."""
 
@@ -72,7 +72,7 @@ class TokenizeProblem:
     line: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Utf8:
     """A text's UTF-8 bytes as the reader has them, and where the markers are in them
     (``bytesearch.find_all``; None: not searched)."""
@@ -81,7 +81,7 @@ class Utf8:
     marker_starts: list[int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LexResult:
     """Comments and string literals (start and end offsets) found by ``lex``, up to its stop."""
 

@@ -19,20 +19,20 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from gaia_actors.improve import history
 from gaia_actors.improve.commands import run_command, which
 from gaia_actors.improve.errors import CommandError
 from gaia_actors.settings import Settings, backup_interval
+from supervisors.records import record
 
 ON_COMMIT = "on-commit"
 MAX_TICK = 60.0
 GIT_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Scheduled:
     """A target with a schedule: ``every`` seconds, or on each new commit (``every`` None)."""
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
 
 from gaia_actors.improve import gosource, pysource
 from gaia_actors.improve.files import DEFAULT_MAX_BYTES
+from supervisors.records import record
 
 DEFAULT_MARKERS = ("TODO", "FIXME", "XXX", "HACK")
 LANGUAGES = {".py": "python", ".go": "go"}
@@ -22,7 +22,7 @@ _PARSE_FILENAME = "<gaia-analysis>"
 _WARNING_FILTER = ("ignore", None, Warning, re.compile(re.escape(_PARSE_FILENAME)), 0)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AnalysisSettings:
     """What the analysis looks for. Plain values, so it pickles to worker processes."""
 

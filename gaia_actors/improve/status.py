@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from supervisors.records import record
 
 NAME = "improve"  # the engine's registered name, which answers GetCycleStatus
 PHASES = (
@@ -17,14 +18,14 @@ PHASES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WorkerView:
     ready: bool
     generation: int
     batch: int | None  # the batch it analyses now
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LastCycle:
     cycle_id: int
     status: str  # succeeded | failed | interrupted
@@ -32,7 +33,7 @@ class LastCycle:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Analysis:
     """How far the running cycle's analysis is."""
 
@@ -44,7 +45,7 @@ class Analysis:
     in_flight: Mapping[str, int]  # worker -> its batch
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CycleRunning:
     running: bool  # always True: the JSON object says so
     cycle_id: int
@@ -58,7 +59,7 @@ class CycleRunning:
     workers: Mapping[str, WorkerView]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EngineIdle:
     running: bool  # always False
     last: LastCycle | None  # the last cycle this engine ran

@@ -28,14 +28,14 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gaia_actors.improve.linters import LinterSpec
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StyleTool:
     """A tool the target (or the operator) chose: how it fixes, how to see what it would fix."""
 

@@ -28,7 +28,6 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from gaia_actors.improve.commands import run_command, which
 from gaia_actors.improve.errors import CommandError
 from gaia_actors.improve.findings import Finding, Severity, sort_key
 from gaia_actors.improve.graph import FanIn
+from supervisors.records import record
 
 SEVERITY_WEIGHT = {Severity.CRITICAL: 8, Severity.HIGH: 4, Severity.MEDIUM: 2, Severity.LOW: 1}
 MINUTES_PER_FINDING = {
@@ -64,7 +64,7 @@ class Effort(StrEnum):
     LARGE = "large"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Task:
     """One improvement task: what, where, how important (``score``), how much work."""
 

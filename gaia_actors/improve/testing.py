@@ -21,7 +21,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from gaia_actors.improve.findings import Finding
 from gaia_actors.junit import JUnitReport, Outcome, TestCaseResult
 from gaia_actors.junit import parse as parse_junit
 from gaia_actors.process.running import no_bytecode_in_tree
+from supervisors.records import record
 
 COLLECTION_FAILURE = "collection failure"  # pytest's JUnit message for a module that broke
 # No cache written into the target; a test module that cannot be imported is reported while
@@ -57,7 +58,7 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"  # the tool is not installed
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TestRun:
     """One test run: how it ended, its results, coverage, gaps and duration."""
 
@@ -79,7 +80,7 @@ class TestRun:
         return self.junit.pass_rate if self.junit is not None else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TestProblem:
     """Why the tests of one file (or the whole run, ``file`` "") could not run."""
 
@@ -92,7 +93,7 @@ class TestProblem:
 # --- running Python tests -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PythonTestOptions:
     """How to run a Python target's tests (all optional)."""
 

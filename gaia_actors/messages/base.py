@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar, dataclass_transform
 
 from gaia_actors.conversion import to_type, type_name
 from gaia_actors.errors import InvalidMessage
+from supervisors.records import record
 
 T = TypeVar("T")
 
@@ -21,8 +22,8 @@ _REGISTRY: dict[str, type[Any]] = {}
 
 @dataclass_transform(frozen_default=True)
 def message(cls: type[T]) -> type[T]:
-    """Make ``cls`` a frozen, slotted dataclass and register it by its class name."""
-    made = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    """Make ``cls`` a frozen, slotted dataclass (``record``) and register it by its class name."""
+    made = record(cls)
     _REGISTRY[made.__name__] = made
     return made
 
@@ -42,7 +43,7 @@ def message_types() -> dict[str, type[Any]]:
     return dict(_REGISTRY)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class FieldInfo:
     name: str
     type: str

@@ -40,6 +40,7 @@ from gaia_actors.messages import Event, GetHealth, Route, RouteDone, Subscribe, 
 from gaia_actors.monitoring.snapshot import HealthSnapshot
 from gaia_actors.settings import Settings
 from supervisors import Link, SupervisionError
+from supervisors.records import record
 
 __all__ = ["LoadBalancer", "NoEnvironmentAvailable", "RouteAnswer"]
 
@@ -59,7 +60,7 @@ class NoEnvironmentAvailable(Rejected):
         super().__init__(f"no environment of pool [{', '.join(pool)}] can take a request: {seen}")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _InitialHealth:
     """The monitor's snapshots, asked for at start (from a thread)."""
 
@@ -85,7 +86,7 @@ class _Backend:
         return len(self.in_flight), len(self.routed)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RouteAnswer:
     """The balancer's answer to ``Route``: where the next request goes, and why."""
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from gaia_actors.health import DEFAULT_EXPECTED_STATUS, read_json
 from gaia_actors.monitoring.http11 import Endpoint, ProbeErrorKind, ProbeFailed, Response, parse_url
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProbeTarget:
     """One URL to check, with its bounds. Invalid settings raise ValueError naming them."""
 
@@ -40,7 +41,7 @@ class ProbeTarget:
         object.__setattr__(self, "_endpoint", parse_url(self.name, self.url))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProbeResult:
     """The outcome of one check of one target.
 

@@ -48,12 +48,12 @@ reported but counts nowhere: no threshold, no error rate, no change of state.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from enum import StrEnum
 
 from gaia_actors.health import BodyRule, Health, Judgement, judge
 from gaia_actors.monitoring.checks import ProbeResult
 from gaia_actors.monitoring.http11 import ProbeErrorKind
+from supervisors.records import record
 
 __all__ = [
     "Assessment",
@@ -84,7 +84,7 @@ class Observation(StrEnum):
     FAIL = "fail"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Thresholds:
     """Classification settings; invalid values raise ValueError naming the field."""
 
@@ -104,7 +104,7 @@ class Thresholds:
                 raise ValueError(f"thresholds: {key} must be >= 1")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Assessment:
     """One result judged alone: its observation and the reason for it."""
 
@@ -112,7 +112,7 @@ class Assessment:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Verdict:
     """The state after one check. `consecutive_successes` counts ``pass`` checks."""
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gaia_actors.settings import MetricsSettings
+from supervisors.records import record
 
 # The Prometheus text exposition format, one sample line: name, optional labels, value,
 # optional timestamp. Every alternative is disjoint from its neighbour, so a hostile line
@@ -38,7 +39,7 @@ _MAX_LINE = 64 * 1024  # longer lines are errors without a parse
 _BUDGET_EVERY = 256  # lines between looks at the CPU clock
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limits:
     """Bounds on what one scrape may store and cost."""
 
@@ -52,14 +53,14 @@ class Limits:
         return cls(cfg.max_samples, cfg.max_labels, cfg.max_label_bytes, cfg.max_parse_cpu)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Sample:
     name: str
     labels: tuple[tuple[str, str], ...]
     value: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ParseReport:
     """The samples of one body and what was dropped of the rest of it."""
 

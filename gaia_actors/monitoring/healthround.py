@@ -12,16 +12,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from gaia_actors import process
 from gaia_actors.layout import Layout
 from gaia_actors.monitoring.checks import ProbeResult, ProbeTarget
 from gaia_actors.monitoring.probes import Prober
 from gaia_actors.settings import Settings
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProcessInfo:
     """What an environment's directory and /proc say about it at one check."""
 
@@ -86,7 +87,7 @@ def _uptime(stats: process.ProcStats) -> float:
     return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HealthTarget:
     env: str
     probe: ProbeTarget
@@ -117,7 +118,7 @@ def health_targets(settings: Settings) -> tuple[HealthTarget, ...]:
 RoundValue = tuple[tuple[tuple[ProbeResult, ...], ...], tuple[ProcessInfo, ...]]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Recheck:
     """How a round re-checks an environment slow to answer (`Prober.checks`)."""
 

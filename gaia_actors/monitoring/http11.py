@@ -13,11 +13,11 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 from gaia_actors.errors import GaiaError
+from supervisors.records import record
 
 _MAX_INFORMATIONAL = 5  # 1xx heads skipped before the real response
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -63,7 +63,7 @@ class ProbeFailed(GaiaError):
         self.stale = stale
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Endpoint:
     """The parts of a target's URL that a check needs, parsed once."""
 
@@ -134,14 +134,14 @@ class Connection:
         self.writer.close()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Head:
     status: int
     http10: bool
     headers: dict[str, str]  # names lower-cased; a repeated header keeps its last value
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Response:
     status: int
     content_type: str | None

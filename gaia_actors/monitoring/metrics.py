@@ -58,6 +58,7 @@ from gaia_actors.monitoring.rounds import Finished, Rounds
 from gaia_actors.monitoring.scrape import MAX_CONCURRENCY, ScrapeResult, scrape_all, scrape_targets
 from gaia_actors.settings import Settings
 from supervisors import Link
+from supervisors.records import record
 
 __all__ = ["MetricsCollector"]
 
@@ -77,7 +78,7 @@ _OVERDUE_SLACK_S = 20.0
 _LISTEN_RETRY_S = (1.0, 30.0)  # first and longest wait before trying a busy port again
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _RetryListen:
     """Internal: try the daemon's /metrics port again."""
 

@@ -21,12 +21,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import pykka
 
 from gaia_actors.actor import GaiaActor
+from supervisors.records import record
 
 T = TypeVar("T")
 
@@ -36,14 +36,14 @@ __all__ = ["Finished", "Overdue", "Rounds", "Tick", "close_in_background"]
 # Messages a Rounds sends its owner (private to the owner: handled through Rounds.handle).
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tick:
     """The schedule: time for the round armed at ``epoch``."""
 
     epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Finished(Generic[T]):
     """A worker finished round ``round_id``; ``error`` is set when its job raised."""
 
@@ -54,7 +54,7 @@ class Finished(Generic[T]):
     error: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Overdue:
     """Round ``round_id`` has not reported back within its bound."""
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from gaia_actors import httpclient
 from gaia_actors.monitoring.exposition import Limits, ParseReport, parse_exposition
 from gaia_actors.settings import Settings
+from supervisors.records import record
 
 MAX_CONCURRENCY = 64
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScrapeTarget:
     """One environment's metrics URL."""
 
@@ -26,7 +27,7 @@ class ScrapeTarget:
     url: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScrapeResult:
     """One environment's scrape: its samples, or why there are none."""
 

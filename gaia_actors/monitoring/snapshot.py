@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HealthSnapshot:
     """One environment's verdict, its last check and its process facts.
 

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from gaia_actors.formatting import utc_iso
 from gaia_actors.pipeline.errors import PromotionRefused
 from gaia_actors.store import models
+from supervisors.records import record
 
 # peewee's models are untyped (their ``id`` is added at class creation): read them as Any.
 Pipeline: Any = models.Pipeline
 Stage: Any = models.Stage
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StageRecord:
     """One stage of a stored promotion."""
 
@@ -42,7 +42,7 @@ class StageRecord:
     detail: Any  # what the stage's kind records of itself (JSON)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PromotionRecord:
     """A stored promotion with every stage (``GetPipelineHistory`` with an id)."""
 
@@ -65,7 +65,7 @@ class PromotionRecord:
     stages: tuple[StageRecord, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PromotionSummary:
     """One line of the recent promotions (``GetPipelineHistory`` without an id)."""
 

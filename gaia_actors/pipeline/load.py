@@ -14,13 +14,14 @@ import time
 from dataclasses import dataclass, field
 
 from gaia_actors.httpclient import Client, Limits
+from supervisors.records import record
 
 ERROR_STATUS = 400
 MAX_REQUEST_TIMEOUT = 5.0
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a larger answer is counted as an error, not read on
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadResult:
     """What a load run saw."""
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from gaia_actors.errors import Busy, EnvironmentFailure
@@ -31,11 +30,12 @@ from gaia_actors.pipeline.stage import Outcome, parked
 from gaia_actors.replies import EnvStatus, ask_reply
 from gaia_actors.settings import Settings
 from supervisors import AskTimeout, NotRunning, Registry
+from supervisors.records import record
 
 _RETRY = 0.1  # seconds between attempts at an environment that is busy or restarting
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RollbackPlan:
     settings: Settings
     registry: Registry

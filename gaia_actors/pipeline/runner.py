@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -32,13 +31,14 @@ from gaia_actors.pipeline.reports import LIVE_LINES, RunEnded
 from gaia_actors.pipeline.rollback import RollbackPlan, roll_back
 from gaia_actors.pipeline.stage import Outcome, Promotion, Stage, StageContext, Step
 from gaia_actors.settings import PROMOTIONS
+from supervisors.records import record
 
 log = structlog.get_logger("gaia.pipeline.runner")
 
 FAILED = ("failed", "timed_out", "cancelled", "interrupted")  # statuses that stop a promotion
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Leg:
     """One promotion of a run."""
 
@@ -54,7 +54,7 @@ class Leg:
         return PROMOTIONS[self.kind][1]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Running:
     """A step recorded as running: its row and when it started (monotonic)."""
 

@@ -16,6 +16,7 @@ from gaia_actors.layout import Layout, actor_name
 from gaia_actors.pipeline.errors import StageCancelled, StageTimeout
 from gaia_actors.settings import Settings, StageSettings
 from supervisors import AskTimeout, Registry
+from supervisors.records import record
 
 _CANCEL_CHECK = 0.05  # seconds between looks at the cancel event while an ask runs
 
@@ -36,7 +37,7 @@ class Promotion:
     deploy_started: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StageContext:
     """What a running stage may use."""
 
@@ -99,7 +100,7 @@ def parked(registry: Registry, env: str) -> bool:
     return node is not None and node.state == "failed"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """How a stage went; ``ok`` False with ``error`` saying why."""
 
@@ -114,7 +115,7 @@ class Outcome:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Step:
     """What the history and the reports say of a stage (the rollback is a step too)."""
 

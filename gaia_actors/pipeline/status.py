@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from gaia_actors.control.protocol import OMIT_NONE
+from supervisors.records import record
 
 NAME = "pipeline"  # the coordinator's registered name, which answers GetPipelineStatus
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunView:
     """One running promotion (or the rollback of an interrupted one) and its current stage."""
 
@@ -32,7 +32,7 @@ class RunView:
     output: tuple[str, ...] | None = dataclasses.field(default=None, metadata=OMIT_NONE)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PipelineStatus:
     running: tuple[RunView, ...]
     locks: Mapping[str, int]  # environment -> the run holding it

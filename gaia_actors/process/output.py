@@ -15,13 +15,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
 from gaia_actors.process.errors import ProcessError
 from gaia_actors.process.exits import EXITS, open_pidfd
+from supervisors.records import record
 
 # Log retention the environment actor uses unless configured otherwise.
 DEFAULT_LOG_RETENTION_DAYS: Mapping[str, int] = MappingProxyType(
@@ -52,7 +52,7 @@ _HANDOVER_TRIES = 3  # a pump may end (its linger over) just as we connect: star
 _ROTATED = re.compile(r".+\.\d+$")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LogSink:
     """Where a service's stdout+stderr go: ``path``, rotated at ``max_bytes`` keeping
     ``backups`` older files (``app.log.1`` is the newest of them), by the log pump process

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from gaia_actors.process.errors import PidFileError
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PidRecord:
     """What a pid file holds."""
 

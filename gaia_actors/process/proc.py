@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from supervisors.records import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class ProcStats:
     """One sample of a process from /proc; pass it back as ``since`` for the next one."""
 

@@ -10,18 +10,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from gaia_actors.process.errors import StopError
 from gaia_actors.process.handles import KILL_TIMEOUT, Child
 from gaia_actors.process.output import DEFAULT_TAIL_CHARS
 from gaia_actors.process.spawning import spawn_captured, spawn_to_memory
+from supervisors.records import record
 
 _CANCEL_CHECK = 0.02  # run(): how often a cancel Event is looked at
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunResult:
     """The outcome of :func:`run`. ``exit_code`` is negative for a signal (``-9`` when killed)."""
 

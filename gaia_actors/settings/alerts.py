@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from gaia_actors.settings.fields import bounded
+from supervisors.records import record
 
 RECEIVER_KINDS = ("webhook", "slack", "discord", "smtp", "command")
 
@@ -40,7 +41,7 @@ SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SMTP_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReceiverSettings:
     """One place alerts are delivered to (``[[alerts.receivers]]``).
 
@@ -87,7 +88,7 @@ class ReceiverSettings:
         return urllib.parse.urlsplit(self.url).netloc.rpartition("@")[2]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AlertSettings:
     """How alerts are grouped, repeated, retried and kept, and where they go.
 

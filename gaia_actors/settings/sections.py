@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Literal
 
@@ -20,15 +20,16 @@ from gaia_actors.settings.fields import (
     STAGE_PLACEHOLDERS,
     bounded,
 )
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DaemonSettings:
     state_dir: str = ""  # default: var/ beside the config's folder
     shutdown_timeout: float = bounded(30.0, 0.1, 3600)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SupervisionSettings:
     max_restarts: int = bounded(3, 0, 1000)
     max_seconds: float = bounded(5.0, 0.1, 86400)
@@ -40,7 +41,7 @@ class SupervisionSettings:
     ping_timeout: float = bounded(3.0, 0.05, 3600)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoggingSettings:
     level: Literal["debug", "info", "warning", "error"] = "info"
     console: Literal["auto", "pretty", "json", "off"] = "auto"
@@ -48,7 +49,7 @@ class LoggingSettings:
     file_backups: int = bounded(5, 0, 1000)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoreSettings:
     url: str = ""  # default: sqlite at <state_dir>/gaia.db; or GAIA_DATABASE_URL
     batch_size: int = bounded(500, 1, 100_000)
@@ -56,7 +57,7 @@ class StoreSettings:
     retention_days: float = bounded(30.0, 0.01, 36500)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ControlSettings:
     socket: str = ""  # default: <state_dir>/control.sock
     max_line_bytes: int = bounded(1_048_576, 4096, 2**30)
@@ -64,7 +65,7 @@ class ControlSettings:
     idle_timeout: float = bounded(300.0, 0.5, 86400)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnvironmentSettings:
     """One environment of the managed service."""
 
@@ -107,7 +108,7 @@ class EnvironmentSettings:
     data_check_interval: float = bounded(5.0, 0.05, 86400)  # seconds between looks for lost data
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MonitorSettings:
     interval: float = bounded(30.0, 0.02, 86400)
     connect_timeout: float = bounded(1.0, 0.01, 600)
@@ -131,7 +132,7 @@ class MonitorSettings:
     recheck_interval: float = bounded(0.25, 0.02, 60)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetricsSettings:
     interval: float = bounded(60.0, 0.05, 86400)
     retention_days: float = bounded(7.0, 0.01, 36500)
@@ -151,7 +152,7 @@ class MetricsSettings:
     max_parse_cpu: float = bounded(0.5, 0.01, 60)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FailoverSettings:
     down_checks: int = bounded(3, 1, 10_000_000)
     flap_window: float = bounded(300.0, 1, 604_800)
@@ -160,14 +161,14 @@ class FailoverSettings:
     start_grace: float = bounded(30.0, 0, 86400)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BalancerSettings:
     pool: tuple[str, ...] = ()  # default: every environment
     # seconds of routed requests that count as an environment's load
     window: float = bounded(10.0, 0.1, 86400)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StageSettings:
     """One stage of a promotion: what it does, how long it may take, if it blocks.
 
@@ -201,7 +202,7 @@ class StageSettings:
     max_p95_ms: float = bounded(250.0, 0.001, 10_000_000)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PipelineSettings:
     dev_to_staging: tuple[StageSettings, ...] = ()
     staging_to_prod: tuple[StageSettings, ...] = ()
@@ -213,7 +214,7 @@ class PipelineSettings:
     rollback_timeout: float = bounded(300.0, 0.1, 86400)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ImproveTargetSettings:
     """Another codebase the engine improves (``[improve.targets.NAME]``), with what the
     operator configured for it; ``path`` is relative to the config's folder."""
@@ -230,7 +231,7 @@ class ImproveTargetSettings:
     branch: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ImproveSettings:
     """The self-improvement engine. ``target`` is relative to the config's folder.
 
@@ -295,7 +296,7 @@ class ImproveSettings:
     targets: dict[str, ImproveTargetSettings] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Settings:
     """All configuration; ``config_path`` and ``state_dir`` are resolved absolute paths."""
 

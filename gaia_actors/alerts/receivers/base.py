@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
 from gaia_actors.alerts.model import Notification
 from gaia_actors.errors import GaiaError
+from supervisors.records import record
 
 EXCERPT_CHARS = 200  # of an answer's body or a command's output, in a failure's reason
 HIDDEN = "***"
@@ -26,7 +26,7 @@ _PIECES = re.compile(r"[\s/&=:;,]+")
 _SPACE = re.compile(r"\s+")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Delivery:
     """What a receiver answered (``HTTP 200``, ``250 2.0.0 Ok``, ``exit 0``) and how long the
     send took, in seconds."""

@@ -8,7 +8,6 @@ import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -26,6 +25,7 @@ from gaia_actors.console.tail.reading import (
 from gaia_actors.console.tail.records import LEVELS, Entry
 from gaia_actors.console.tail.rendering import format_entry
 from gaia_actors.errors import UsageError
+from supervisors.records import record
 
 EXIT_OK = 0
 
@@ -113,7 +113,7 @@ def _line_count(text: str) -> int:
     return count
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Options:
     """What one ``tail`` run does, resolved from the command line."""
 

@@ -10,7 +10,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +24,10 @@ from gaia_actors.console.tail.records import (
     record_time,
 )
 from gaia_actors.errors import UsageError
+from supervisors.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Filter:
     """Which records to show: every condition given must hold; the empty filter shows all.
 

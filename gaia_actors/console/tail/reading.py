@@ -8,7 +8,6 @@ import io
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,13 +21,14 @@ from gaia_actors.console.tail.files import (
 )
 from gaia_actors.console.tail.filtering import Filter
 from gaia_actors.console.tail.records import Entry, parse_line, record_time
+from supervisors.records import record
 
 # Threads stamp a record before they take the handler's lock, so the file is only nearly in time
 # order; reading back for --since stops this far before the cut-off, not at the first older line.
 _CLOCK_SKEW = timedelta(seconds=2)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Segment:
     """One log file opened for reading back, and the part of it that belongs to the backlog."""
 
