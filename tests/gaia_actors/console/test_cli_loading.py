@@ -132,3 +132,25 @@ def test_a_line_reads_the_same_with_only_its_command_as_with_every_command(
     catalog.load_all()
     _, partial = cli.parse(argv)
     assert vars(partial) == vars(cli.build_parser().parse_args(argv))
+
+
+def test_imports_run_without_the_collector_which_resumes_after_them() -> None:
+    # In a child: a pytest process's own collector state is not this test's to change.
+    code = """
+import gc
+from gaia_actors.console.cli import importing
+with importing():
+    paused = not gc.isenabled()
+print(paused, gc.isenabled(), gc.get_freeze_count() == 0)
+with importing(frozen=True):
+    import gaia_actors.app
+print(gc.isenabled(), gc.get_freeze_count() > 10_000)
+gc.disable()
+with importing():
+    pass
+print(gc.isenabled())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split("\n") == ["True True True", "True True", "False", ""]
