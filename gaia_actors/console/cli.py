@@ -81,9 +81,11 @@ BUILTIN_HELP: dict[str, tuple[str, str]] = {
     "ask": ("ask ACTOR MESSAGE [FIELD=VALUE ...]", "ask ACTOR a typed message and print the reply"),
 }
 BUILTINS = tuple(BUILTIN_HELP)
-# The registered commands a built-in runs (monitor shows `status`); the others not named here
-# (run, repl, help) need them all.
+# The registered commands a built-in's line needs (monitor shows `status`; the daemon's app
+# imports them all, but its line needs none); the others not named here (repl, help) need
+# them all.
 BUILTIN_NEEDS: dict[str, tuple[str, ...]] = {
+    "run": (),
     "tail": (),
     "watch": (),
     "send": (),
@@ -95,9 +97,10 @@ BUILTIN_NEEDS: dict[str, tuple[str, ...]] = {
 # --- the parser, generated from the command registry ---------------------------------------
 
 
-def build_parser(names: Collection[str] | None = None) -> Parser:
+def build_parser(names: Collection[str] | None = None, *, tail: bool = False) -> Parser:
     """The command line's parser, with a subcommand for every registered command, or only for
-    ``names`` (and their aliases) when given: all a line that runs one of them needs."""
+    ``names`` (and their aliases) when given: all a line that runs one of them needs (with
+    ``tail``, a ``tail`` line: its options, which every command's parser has)."""
     registered = commands.commands()
     if names is not None:
         registered = {name: cmd for name, cmd in registered.items() if name in names}
@@ -123,9 +126,9 @@ def build_parser(names: Collection[str] | None = None) -> Parser:
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=Parser, help="one of the commands below"
     )
-    # A line that runs a registered command cannot be a ``tail`` line: its parser leaves out
-    # tail's options, and with them the import of the log reader.
-    _add_builtins(sub, registered, tail_options=not names)
+    # Any other line's parser leaves out tail's options, and with them the import of the
+    # log reader.
+    _add_builtins(sub, registered, tail_options=names is None or tail)
     for name, cmd in sorted(registered.items()):
         if name in BUILTINS and name != "monitor":
             continue  # the built-ins keep their meaning; a clash is the registrant's to rename
@@ -242,7 +245,7 @@ def parse(argv: Sequence[str]) -> tuple[Parser, argparse.Namespace]:
     the whole command line gives."""
     needs = load_commands(argv)
     try:
-        parser = build_parser(needs)
+        parser = build_parser(needs, tail=command_word(argv) == "tail")
         return parser, parser.parse_args(argv)
     except ParseError:
         if needs is None:

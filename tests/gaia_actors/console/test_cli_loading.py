@@ -124,6 +124,8 @@ def test_a_command_line_its_command_refuses_reads_as_with_every_command(tmp_path
         ["tail", "-f", "--env", "prod"],
         ["send", "bus", "GetState", "a=1"],
         ["monitor", "--count", "1"],
+        ["run"],
+        ["--json", "run"],
     ],
 )
 def test_a_line_reads_the_same_with_only_its_command_as_with_every_command(
@@ -132,6 +134,28 @@ def test_a_line_reads_the_same_with_only_its_command_as_with_every_command(
     catalog.load_all()
     _, partial = cli.parse(argv)
     assert vars(partial) == vars(cli.build_parser().parse_args(argv))
+
+
+def test_only_a_tail_line_imports_the_log_reader_to_parse() -> None:
+    code = """
+import sys
+from gaia_actors.console import cli
+cli.parse(sys.argv[1:])
+print("gaia_actors.console.tail" in sys.modules)
+"""
+    for argv, imported in (
+        (["run"], "False"),
+        (["send", "bus", "GetState"], "False"),
+        (["tail"], "True"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout.strip() == imported, argv
 
 
 def test_imports_run_without_the_collector_which_resumes_after_them() -> None:
