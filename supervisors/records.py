@@ -128,7 +128,8 @@ def _init(cls: type[Any], fields: Sequence[dataclasses.Field[Any]]) -> Callable[
         hasattr(cls, "__post_init__"),
     )
     namespace: dict[str, Any] = {}
-    exec(_init_code(shape), sys.modules[cls.__module__].__dict__, namespace)
+    module = sys.modules.get(cls.__module__)  # as dataclasses: the class's module's globals
+    exec(_init_code(shape), {} if module is None else vars(module), namespace)
     init: Callable[..., None] = namespace["__create_fn__"](object, _HAS_DEFAULT_FACTORY, *factories)
     init.__defaults__ = tuple(defaults) or None
     init.__annotations__ = {f.name: f.type for f in fields} | {"return": None}
