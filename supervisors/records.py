@@ -14,9 +14,9 @@ equality and hashing over the compared fields, assignment and deletion refused w
 ``dataclasses.FrozenInstanceError``, the repr, pickling and copying, ``__match_args__``,
 ``__doc__``, and ``__dataclass_fields__``/``__dataclass_params__``, so ``fields``,
 ``replace``, ``asdict`` and ``is_dataclass`` see the frozen dataclass it is. A class outside
-that common shape (its own ``__eq__``, ``__hash__``, ``__repr__``, attribute or pickling
-methods, a dataclass base, an ``InitVar``, a keyword-only or ``init=False`` field) is made by
-``dataclasses`` itself.
+that common shape (its own ``__init__``, ``__eq__``, ``__hash__``, ``__repr__``, attribute or
+pickling methods, a dataclass base, an ``InitVar``, a keyword-only or ``init=False`` field) is
+made by ``dataclasses`` itself.
 """
 
 from __future__ import annotations
@@ -40,7 +40,16 @@ _FROZEN_PARAMS = vars(_STOCK(type("_Frozen", (), {})))["__dataclass_params__"]
 # Methods a class may define itself; such a class is left to dataclasses, which knows how
 # each one combines with the generated ones.
 _OWN_METHODS = frozenset(
-    {"__eq__", "__hash__", "__repr__", "__setattr__", "__delattr__", "__getstate__", "__setstate__"}
+    {
+        "__init__",
+        "__eq__",
+        "__hash__",
+        "__repr__",
+        "__setattr__",
+        "__delattr__",
+        "__getstate__",
+        "__setstate__",
+    }
 )
 _UNSUPPORTED_ANNOTATIONS = ("InitVar", "KW_ONLY")
 

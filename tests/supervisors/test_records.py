@@ -175,7 +175,15 @@ def test_a_class_that_defines_its_own_methods_or_derives_from_a_dataclass_keeps_
     class Child(Named):
         extra: int = 0
 
+    @record
+    class Built:
+        name: str
+
+        def __init__(self, first: str, last: str) -> None:
+            object.__setattr__(self, "name", f"{first} {last}")
+
     assert repr(Named("a")) == "<a>"
+    assert Built("Ada", "Lovelace").name == "Ada Lovelace"
     assert Child("a", 1) == Child("a", 1)
     assert Child("a", 1) != Child("a", 2)
     with pytest.raises(dataclasses.FrozenInstanceError):
