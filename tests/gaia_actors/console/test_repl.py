@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,14 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     assert process.stop() == 0, process.output()
 
 
+def as_a_foreground_job() -> None:
+    """The REPL starts as a terminal's shell starts a foreground command: with SIGINT at its
+    default, so that Ctrl-C interrupts it. Started from a background job of a shell without job control (a
+    CI runner's script, ``cmd &``), the tests inherit SIGINT ignored, and so would the REPL:
+    Python keeps an inherited SIG_IGN instead of raising KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(daemon: DaemonProcess, *extra: str, state_dir: Path | None = None) -> pexpect.spawn:
     env = {**daemon.env, "TERM": "dumb", "NO_COLOR": "1"}
     if state_dir is not None:
@@ -34,6 +43,7 @@ def spawn(daemon: DaemonProcess, *extra: str, state_dir: Path | None = None) -> 
         encoding="utf-8",
         timeout=20,
         dimensions=(50, 220),
+        preexec_fn=as_a_foreground_job,
     )
 
 
