@@ -99,8 +99,8 @@ BUILTIN_NEEDS: dict[str, tuple[str, ...]] = {
 
 def build_parser(names: Collection[str] | None = None, *, tail: bool = False) -> Parser:
     """The command line's parser, with a subcommand for every registered command, or only for
-    ``names`` (and their aliases) when given: all a line that runs one of them needs (with
-    ``tail``, a ``tail`` line: its options, which every command's parser has)."""
+    ``names`` (and their aliases) when given: all a line that runs one of them needs. The
+    options of ``tail`` are there with ``tail`` (a ``tail`` line) or every command."""
     registered = commands.commands()
     if names is not None:
         registered = {name: cmd for name, cmd in registered.items() if name in names}
@@ -262,8 +262,8 @@ def importing(*, frozen: bool = False) -> Iterator[None]:
     yet its allocations set off ~140 collector passes, the full ones walking every object
     made so far. With ``frozen`` (the daemon, which keeps what it imported until it exits),
     those objects are then moved out of the collector's sight (``gc.freeze``), so that no
-    later full pass walks them again either: a daemon's collections from spawn to ready
-    ~55 -> ~27 ms of CPU."""
+    later full pass walks them again either (half the CPU of a daemon's collections from
+    spawn to ready)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
