@@ -25,9 +25,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
 
 def as_a_foreground_job() -> None:
     """The REPL starts as a terminal's shell starts a foreground command: with SIGINT at its
-    default, so that Ctrl-C interrupts it. Started from a background job of a shell without job control (a
-    CI runner's script, ``cmd &``), the tests inherit SIGINT ignored, and so would the REPL:
-    Python keeps an inherited SIG_IGN instead of raising KeyboardInterrupt."""
+    default, so that Ctrl-C interrupts it. Started from a background job of a shell without job
+    control (a CI runner's script, ``cmd &``), the tests inherit SIGINT ignored, and so would the
+    REPL: Python keeps an inherited SIG_IGN instead of raising KeyboardInterrupt."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
