@@ -21,6 +21,7 @@ made by ``dataclasses`` itself.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import inspect
 import operator
@@ -93,6 +94,8 @@ def record(cls: type[T]) -> type[T]:
     made.__getstate__ = _getstate
     made.__setstate__ = _setstate
     made.__dataclass_params__ = _FROZEN_PARAMS
+    # The class was made before its methods: a method an abstract base declares is done now.
+    abc.update_abstractmethods(made)
     if undocumented:
         made.__doc__ = made.__name__ + _text_signature(made)
     return made  # type: ignore[no-any-return]

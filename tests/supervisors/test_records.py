@@ -3,6 +3,7 @@ one class both ways from the same body and compares what they do."""
 
 from __future__ import annotations
 
+import abc
 import copy
 import dataclasses
 import inspect
@@ -263,3 +264,22 @@ def test_classes_of_one_shape_share_compiled_code_but_not_defaults() -> None:
 
     assert First.__init__.__code__ is Second.__init__.__code__
     assert (First().name, Second().name) == ("first", "second")
+
+
+def test_a_base_that_declares_the_methods_abstract_is_satisfied_as_by_dataclasses() -> None:
+    def body() -> type[Any]:
+        class Shown(abc.ABC):
+            @abc.abstractmethod
+            def __repr__(self) -> str: ...
+
+            @abc.abstractmethod
+            def __hash__(self) -> int: ...
+
+        class Concrete(Shown):
+            name: str
+
+        return Concrete
+
+    stock, ours = both(body)
+    assert ours.__abstractmethods__ == stock.__abstractmethods__ == frozenset()
+    assert repr(ours("a")) == repr(stock("a"))
