@@ -37,7 +37,11 @@ T = TypeVar("T")
 _STOCK = dataclasses.dataclass(frozen=True, slots=True)
 # What dataclasses records of a frozen, slotted dataclass, taken from one it made so that it
 # matches this Python's own.
-_FROZEN_PARAMS = vars(_STOCK(type("_Frozen", (), {})))["__dataclass_params__"]
+_FROZEN = vars(_STOCK(type("_Frozen", (), {})))
+_FROZEN_PARAMS = _FROZEN["__dataclass_params__"]
+# Pickling a slotted class whose __setattr__ refuses: dataclasses' own functions, shared by
+# every such class.
+_GETSTATE, _SETSTATE = _FROZEN["__getstate__"], _FROZEN["__setstate__"]
 # Methods a class may define itself; such a class is left to dataclasses, which knows how
 # each one combines with the generated ones.
 _OWN_METHODS = frozenset(
@@ -88,11 +92,12 @@ def record(cls: type[T]) -> type[T]:
         *_frozen(made, names),
     )
     for method in methods:
+        # The class's module and name, as dataclasses gives them: pickle finds it there.
+        method.__module__ = made.__module__
         method.__qualname__ = f"{made.__qualname__}.{method.__name__}"
         setattr(made, method.__name__, method)
-    # Shared by every such class, as dataclasses shares its own.
-    made.__getstate__ = _getstate
-    made.__setstate__ = _setstate
+    made.__getstate__ = _GETSTATE
+    made.__setstate__ = _SETSTATE
     made.__dataclass_params__ = _FROZEN_PARAMS
     # The class was made before its methods: a method an abstract base declares is done now.
     abc.update_abstractmethods(made)
@@ -228,13 +233,3 @@ def _frozen(cls: type[Any], names: tuple[str, ...]) -> tuple[Callable[..., None]
         super(cls, self).__delattr__(name)
 
     return __setattr__, __delattr__
-
-
-# Pickling a slotted class whose __setattr__ refuses: the state is the fields' values in order.
-def _getstate(self: Any) -> list[Any]:
-    return [getattr(self, f.name) for f in dataclasses.fields(self)]
-
-
-def _setstate(self: Any, state: Sequence[Any]) -> None:
-    for field, value in zip(dataclasses.fields(self), state, strict=False):
-        object.__setattr__(self, field.name, value)

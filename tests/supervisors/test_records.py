@@ -283,3 +283,25 @@ def test_a_base_that_declares_the_methods_abstract_is_satisfied_as_by_dataclasse
     stock, ours = both(body)
     assert ours.__abstractmethods__ == stock.__abstractmethods__ == frozenset()
     assert repr(ours("a")) == repr(stock("a"))
+
+
+def test_the_methods_belong_to_the_class_module_and_pickle_by_reference() -> None:
+    # A method is found again by its module and qualified name, as the dataclass's are.
+    def body() -> type[Any]:
+        class Module:
+            name: str
+
+        Module.__qualname__ = "Module"  # findable by pickle here, once in globals()
+        return Module
+
+    stock, ours = both(body)
+    globals()["Module"] = ours
+    try:
+        for name in ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__"):
+            method = vars(ours)[name]
+            assert method.__module__ == vars(stock)[name].__module__ == __name__, name
+            assert pickle.loads(pickle.dumps(method)) is method, name
+        for name in ("__getstate__", "__setstate__"):
+            assert vars(ours)[name] is vars(stock)[name], name
+    finally:
+        del globals()["Module"]
