@@ -36,6 +36,9 @@ def load(
     whose variable is unset is left as written instead of refused; ``with_secrets`` refuses
     it later where one is sent."""
     environ = os.environ if environ is None else environ
+    if path is not None and not str(path).strip():
+        # `--config "$UNSET"`: running on the default file instead would be a surprise.
+        raise ConfigError("--config", "", "the path is empty; name the configuration file")
     config_path = Path(path or environ.get("GAIA_CONFIG") or DEFAULT_CONFIG).resolve()
     raw = _read_toml(config_path)
     _apply_overrides(raw, environ, str(config_path))

@@ -281,6 +281,17 @@ def test_configuration_error_exits_2(
     assert "gaia.toml" in err
 
 
+def test_an_empty_config_path_is_refused_rather_than_replaced_by_the_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--config "$UNSET"`` must not quietly run on the shipped config/gaia.toml."""
+    code, _, err = run(capsys, "--config", "", "actors")
+    assert code == cli.EXIT_USAGE
+    assert "--config: " in err
+    assert "empty" in err
+    assert "config/gaia.toml" not in err
+
+
 # --- the generic mapping from the registry ------------------------------------------------------
 
 
