@@ -10,7 +10,7 @@ import pytest
 from gaia_actors.actor import GaiaActor
 from gaia_actors.errors import Superseded, UnknownMessage
 from gaia_actors.messages import Crash, GetState, Hang, message
-from supervisors import ChildSpec, Link, Registry, Supervisor
+from supervisors import ChildSpec, Link, NodeInfo, Registry, Supervisor
 from supervisors.backoff import Backoff
 from supervisors.spec import SupervisorConfig
 from tests.conftest import wait_until
@@ -107,14 +107,23 @@ def test_unknown_message_is_an_error_reply_and_the_actor_lives(registry: Registr
     assert registry.node("counter").restarts == 0  # type: ignore[union-attr]
 
 
+def running_generation(registry: Registry, generation: int) -> NodeInfo | None:
+    """The counter's node once its supervisor reports ``generation`` running."""
+    node = registry.node("counter")
+    if node is None or (node.generation, node.state) != (generation, "running"):
+        return None
+    return node
+
+
 def test_crash_restarts_the_actor_under_the_same_name(registry: Registry) -> None:
     registry.tell("counter", _Add(5))
     first = registry.lookup("counter")
     registry.tell("counter", Crash("test"))
-    wait_until(lambda: registry.is_running("counter") and registry.lookup("counter") is not first)
+    # The tree view shows the new generation once its supervisor has seen it start, a moment
+    # after its name resolves to it.
+    node = wait_until(lambda: running_generation(registry, 2))
+    assert registry.lookup("counter") is not first
     assert registry.ask("counter", _Total()) == 0  # a fresh actor: state starts over
-    node = registry.node("counter")
-    assert node is not None
     assert node.restarts == 1
     assert "test" in node.last_error
 
