@@ -355,9 +355,11 @@ def test_a_hung_store_replaced_and_waking_later_loses_no_row_and_leaves_no_lock(
                 "store", Insert("health_checks", fields_of(ts=float(i), env="new", status="x"))
             )
         registry.ask("store", Flush())
-        wait_until(lambda: not old.is_alive(), timeout=10)  # it woke, wrote, stopped
-        registry.ask("store", InsertNow("pipelines", fields_of(kind="k", status="s", started=1.0)))
+        # It woke, wrote what it had queued (as it ends: after it stopped counting as alive),
+        # and let go of the write lock with that commit.
         wait_until(lambda: HealthCheck.select().where(HealthCheck.env == "old").count() == 50)
+        wait_until(lambda: not old.is_alive(), timeout=10)
+        registry.ask("store", InsertNow("pipelines", fields_of(kind="k", status="s", started=1.0)))
         assert HealthCheck.select().where(HealthCheck.env == "new").count() == 50
     finally:
         root.stop(block=True, timeout=10)
