@@ -100,7 +100,10 @@ def test_metrics_use_route_templates_and_parse(demo_url: str, http: Http) -> Non
 
 
 def test_keep_alive_requests_do_not_stall_on_nagle(demo_url: str) -> None:
-    # Without TCP_NODELAY every keep-alive response waits ~44 ms for a delayed ACK.
+    # Without TCP_NODELAY every keep-alive response but the first waits ~44 ms for a delayed
+    # ACK: a floor under nearly all of them (lower quartile 44 ms against 0.8 ms with it). The
+    # lower quartile keeps that floor in view and leaves out the requests a loaded machine's
+    # scheduler delays (a median of 17 ms seen under load, with TCP_NODELAY set).
     parts = urlsplit(demo_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
     latencies = []
@@ -115,6 +118,5 @@ def test_keep_alive_requests_do_not_stall_on_nagle(demo_url: str) -> None:
             assert not response.will_close
     finally:
         conn.close()
-    assert statistics.median(latencies) < 0.015, (
-        f"median {statistics.median(latencies) * 1000:.1f} ms"
-    )
+    lower_quartile = statistics.quantiles(latencies, n=4)[0]
+    assert lower_quartile < 0.015, f"lower quartile {lower_quartile * 1000:.1f} ms"
