@@ -278,7 +278,7 @@ def test_restore_undo_puts_the_replaced_data_back(tmp_path: Path, env_tree: Star
     assert undone["put_back"] == restored["saved_copy"]
     assert not Path(restored["saved_copy"]).exists()
     assert Path(undone["saved_copy"]).is_dir()  # the restored data, kept in turn
-    assert tree.events.matching("environment.undone")
+    tree.events.wait_for("environment.undone")  # carried by the bus after the answer
 
 
 def test_nothing_to_undo_is_a_usage_error(tmp_path: Path, env_tree: StartTree) -> None:
