@@ -147,6 +147,9 @@ def test_promote_all_runs_every_stage_kind_and_prod_serves_the_new_release(
     # Every stage was announced as it started and ended, in order, on the bus and to the caller.
     names = [name for event, name in run.stage_events() if event == "stage.started"]
     assert names == [s.name for s in all_stages]
+    # The caller hears the end before the bus has carried the last pipeline's events.
+    last = ended["pipeline_ids"][-1]
+    tree.events.wait_for("pipeline.finished", lambda e: e.get("pipeline_id") == last)
     for pid in ended["pipeline_ids"]:
         assert len(events_of(tree.events, "pipeline.started", pid)) == 1
         assert len(events_of(tree.events, "pipeline.finished", pid)) == 1
@@ -182,6 +185,7 @@ def test_a_failing_unit_test_stops_the_promotion_before_the_deploy(
     assert tree.current("staging") == before
     assert tree.served_release("staging") == before
     assert not Deployment.select().where(Deployment.env == "staging").exists()
+    tree.events.wait_for("pipeline.failed", lambda e: e.get("pipeline_id") == run.pipeline_id)
     assert [e.get("stage") for e in events_of(tree.events, "stage.failed", run.pipeline_id)] == [
         "unit-tests"
     ]
@@ -207,6 +211,7 @@ def test_a_failing_non_blocking_stage_only_warns(tmp_path: Path, pipe_tree: Star
     assert (lint_stage.status, lint_stage.exit_code) == ("warned", 1)
     assert "3 style problems" in lint_stage.output_tail
     assert tree.current("staging") == promotion.release != before
+    tree.events.wait_for("pipeline.finished", lambda e: e.get("pipeline_id") == run.pipeline_id)
     warned = events_of(tree.events, "stage.warned", run.pipeline_id)
     assert [(e.get("stage"), e.level) for e in warned] == [("lint", "warning")]
 
