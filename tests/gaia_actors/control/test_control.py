@@ -175,7 +175,14 @@ def test_socket_is_private_to_the_user(daemon: DaemonProcess) -> None:
 
 
 def test_actors_lists_the_tree_with_states(client: Client) -> None:
-    nodes = {n["name"]: n for n in client.actors()}
+    # The socket answers while the tree still starts: a supervisor is listed once all its
+    # children have started (`services` a moment after its child `control` answers).
+    def tree() -> dict[str, Any] | None:
+        nodes = {n["name"]: n for n in client.actors()}
+        return nodes if "services" in nodes else None
+
+    nodes = wait_until(tree)
+    assert nodes is not None
     assert {"store", "bus", "control"} <= set(nodes)
     assert all(nodes[name]["parent"] == "root" for name in ("store", "bus", "services"))
     assert nodes["control"]["parent"] == "services"
