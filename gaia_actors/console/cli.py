@@ -23,7 +23,6 @@ import gc
 import os
 import signal
 import sys
-import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -57,7 +56,7 @@ from gaia_actors.console.commandline import (
 from gaia_actors.console.render import Printer, listing, plain
 from gaia_actors.control import catalog, commands
 from gaia_actors.control.commands import Command
-from gaia_actors.errors import ConfigError, UsageError
+from gaia_actors.errors import ConfigError
 from gaia_actors.messages import message_types
 from gaia_actors.settings import Settings, load
 
@@ -257,13 +256,10 @@ def parse(argv: Sequence[str]) -> tuple[Parser, argparse.Namespace]:
 
 @contextlib.contextmanager
 def importing(*, frozen: bool = False) -> Iterator[None]:
-    """No cyclic garbage collection while modules are imported: an import makes tens of
-    thousands of objects that live as long as the process and next to no cyclic garbage,
-    yet its allocations set off ~140 collector passes, the full ones walking every object
-    made so far. With ``frozen`` (the daemon, which keeps what it imported until it exits),
-    those objects are then moved out of the collector's sight (``gc.freeze``), so that no
-    later full pass walks them again either (half the CPU of a daemon's collections from
-    spawn to ready)."""
+    """No cyclic garbage collection while modules are imported: imports make tens of thousands
+    of objects that live as long as the process and next to no cyclic garbage, yet set off
+    ~140 collector passes. With ``frozen`` (the daemon, which keeps what it imported), those
+    objects are then kept out of every later pass (``gc.freeze``)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -360,7 +356,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, printer: Printer) ->
                 watch(settings.socket_path, printer, tuple(args.event or ("*",)), args.env)
             return EXIT_OK
         case "monitor" if commands.get("monitor") is None:
-            return _monitor(settings, printer, args.interval, args.count)
+            from gaia_actors.console.watch import monitor
+
+            return monitor(settings, printer, args.interval, args.count)
     found = resolve(args.command)
     if found is None:
         raise AssertionError(f"unhandled command {args.command!r}")  # argparse knows them all
@@ -379,24 +377,6 @@ def _inject(args: argparse.Namespace, settings: Settings, printer: Printer) -> i
             printer.result(client.tell(args.actor, args.message, fields))
         else:
             printer.result(client.ask(args.actor, args.message, fields, args.timeout))
-    return EXIT_OK
-
-
-def _monitor(settings: Settings, printer: Printer, interval: float, count: int | None) -> int:
-    """`status` again and again until Ctrl-C (or ``count`` views)."""
-    status = commands.get("status")
-    if status is None:
-        raise UsageError("monitor", "it shows the `status` command, which no capability registers")
-    shown = 0
-    try:
-        while count is None or shown < count:
-            result = invoke(status, {}, settings, printer)
-            printer.screen(result, status, f"every {interval:g}s; Ctrl-C to stop")
-            shown += 1
-            if count is None or shown < count:
-                time.sleep(interval)  # a person's refresh interval, not a wait on work
-    except KeyboardInterrupt:
-        pass
     return EXIT_OK
 
 

@@ -1,5 +1,6 @@
-"""``watch``: the daemon's events printed until Ctrl-C, riding out a restart of the control
-server (shared by the command line and the REPL)."""
+"""The live views that run until Ctrl-C: ``watch``, the daemon's events, riding out a restart
+of the control server (shared by the command line and the REPL), and ``monitor``, the
+``status`` command shown again and again."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from gaia_actors.console.client import Client, ConnectionLost
+from gaia_actors.console.commandline import EXIT_OK, invoke
 from gaia_actors.console.render import Printer
-from gaia_actors.errors import DaemonUnreachable
+from gaia_actors.control import commands
+from gaia_actors.errors import DaemonUnreachable, UsageError
+from gaia_actors.settings import Settings
 
 RECONNECT_PAUSE = 0.2
 
@@ -87,3 +91,21 @@ class _Watch:
         ts = event.get("ts")
         if isinstance(ts, int | float):
             self.last_ts = max(self.last_ts, ts)
+
+
+def monitor(settings: Settings, printer: Printer, interval: float, count: int | None) -> int:
+    """`status` again and again until Ctrl-C (or ``count`` views)."""
+    status = commands.get("status")
+    if status is None:
+        raise UsageError("monitor", "it shows the `status` command, which no capability registers")
+    shown = 0
+    try:
+        while count is None or shown < count:
+            result = invoke(status, {}, settings, printer)
+            printer.screen(result, status, f"every {interval:g}s; Ctrl-C to stop")
+            shown += 1
+            if count is None or shown < count:
+                time.sleep(interval)  # a person's refresh interval, not a wait on work
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
