@@ -47,7 +47,6 @@ from gaia_actors.messages import message
 from gaia_actors.settings import Settings
 from supervisors import ChildSpec, Link, Registry
 
-SEND_TIMEOUT = 10.0  # a client that reads nothing for this long is disconnected
 ACCEPT_BACKLOG = 128  # a burst of connections waits for the accept thread, not refused
 DRAIN_SECONDS = 1.0  # on stop, how long running requests get to send their replies
 SOCKET_CHECK_INTERVAL = 1.0  # seconds between checks that the socket file is still ours
@@ -185,7 +184,9 @@ class ControlServer(GaiaActor):
                 log.warning("control.accept_failed", error=str(exc))
                 self.closing.wait(0.1)
                 continue
-            _set_timeouts(sock, SEND_TIMEOUT, self.settings.control.idle_timeout)
+            _set_timeouts(
+                sock, self.settings.control.send_timeout, self.settings.control.idle_timeout
+            )
             connection = Connection(sock, self.settings, self.registry, self.clients, OPS)
             refused = self.clients.add(connection)
             if refused is Code.TOO_MANY_CLIENTS:

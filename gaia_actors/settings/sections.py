@@ -63,6 +63,9 @@ class ControlSettings:
     max_line_bytes: int = bounded(1_048_576, 4096, 2**30)
     # Seconds a connection with nothing in flight may stay silent before it is closed.
     idle_timeout: float = bounded(300.0, 0.5, 86400)
+    # Seconds a client may leave a reply or an event unread (its socket buffer full) before
+    # it is disconnected, so that one stuck reader never holds a sender.
+    send_timeout: float = bounded(10.0, 0.1, 86400)
 
 
 @record

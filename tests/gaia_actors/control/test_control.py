@@ -50,6 +50,7 @@ console = "off"
 flush_interval = 0.05
 [control]
 max_line_bytes = {MAX_LINE}
+send_timeout = 60
 [supervision]
 max_restarts = 100
 max_seconds = 5
@@ -358,16 +359,9 @@ def test_cancel_ends_a_stream_with_its_counts(daemon: DaemonProcess) -> None:
     assert [f["event"]["event"] for f in frames if "event" in f] == ["test.cancel"]
 
 
-# The flood must reach the bus within the server's send timeout (10 s) of the subscriber's
-# buffer filling, or the server rightly drops the subscriber that reads nothing: CPU-bound work
-# against a wall-clock limit, which other workers' load stretches (12 s seen).
-@pytest.mark.serial
-def test_slow_subscriber_loses_events_counted_and_never_blocks_the_bus(
-    daemon: DaemonProcess, client: Client
-) -> None:
+def flood_frames(count: int) -> list[bytes]:
+    """``count`` 1 kB test.flood events told to the bus, as floods of at most a tell burst."""
     payload = "x" * 1000
-    before = client.ask("bus", "GetState")["published"]
-    generation = node(client, "bus")["generation"]
     frames = [
         encode(
             {
@@ -378,20 +372,38 @@ def test_slow_subscriber_loses_events_counted_and_never_blocks_the_bus(
                 "fields": {"name": "test.flood", "data": [["i", str(i)], ["p", payload]]},
             }
         )
-        for i in range(2500)  # far more than the socket buffer and the stream's queue hold
+        for i in range(count)
     ]
-    # Several senders, each within its connection's tell burst.
-    floods = [b"".join(frames[i : i + TELL_BURST]) for i in range(0, len(frames), TELL_BURST)]
+    return [b"".join(frames[i : i + TELL_BURST]) for i in range(0, len(frames), TELL_BURST)]
+
+
+def tell_all(daemon: DaemonProcess, floods: list[bytes]) -> list[dict[str, Any]]:
+    """Send each flood on a connection of its own; the replies."""
+    replies = []
+    for flood in floods:
+        with raw(daemon) as sender:
+            writer = threading.Thread(target=sender.sendall, args=(flood,))
+            writer.start()  # replies are read meanwhile, or both sides block on full buffers
+            replies += read_frames(sender, flood.count(b"\n"))
+            writer.join()
+    return replies
+
+
+# The flood must reach the bus within the server's send timeout of the subscriber's buffer
+# filling, or the server rightly drops the subscriber that reads nothing (the next test): the
+# module's daemon allows a minute, as CPU-bound work against a wall-clock limit is stretched by
+# other workers' load (12 s seen).
+@pytest.mark.serial
+def test_slow_subscriber_loses_events_counted_and_never_blocks_the_bus(
+    daemon: DaemonProcess, client: Client
+) -> None:
+    before = client.ask("bus", "GetState")["published"]
+    generation = node(client, "bus")["generation"]
+    floods = flood_frames(2500)  # far more than the socket buffer and the stream's queue hold
     with daemon.client() as slow:
         stream = slow.subscribe(["test.flood"])
         assert "subscribed" in next(stream)
-        replies = []
-        for flood in floods:
-            with raw(daemon) as sender:
-                writer = threading.Thread(target=sender.sendall, args=(flood,))
-                writer.start()  # replies are read meanwhile, or both sides block on full buffers
-                replies += read_frames(sender, flood.count(b"\n"))
-                writer.join()
+        replies = tell_all(daemon, floods)
         # The subscriber has read nothing, yet the bus got through every event: its sink
         # never waits on the client.
         published = client.ask("bus", "GetState", timeout=30)["published"]
@@ -403,6 +415,28 @@ def test_slow_subscriber_loses_events_counted_and_never_blocks_the_bus(
     # ping_timeout is 1 s): busy, never taken for hung and replaced (which would also restart
     # every service after it, and hand its queue on out of order).
     assert node(client, "bus")["generation"] == generation
+
+
+def test_a_subscriber_that_reads_nothing_is_disconnected_after_the_send_timeout(
+    tmp_path: Path,
+) -> None:
+    config = CONFIG.replace("send_timeout = 60", "send_timeout = 0.3")
+    daemon = DaemonProcess(tmp_path, config).start()
+    try:
+        with daemon.client() as slow:
+            stream = slow.subscribe(["test.flood"])
+            assert "subscribed" in next(stream)
+            replies = tell_all(daemon, flood_frames(2500))
+            received: list[dict[str, Any]] = []
+            with pytest.raises((ConnectionLost, OSError)):
+                received.extend(stream)  # what the kernel held, then the server's hang-up
+        assert all(r["ok"] for r in replies)
+        events = [f for f in received if f.get("event", {}).get("event") == "test.flood"]
+        assert 0 < len(events) < 2500, received[:3]
+        with daemon.client() as client:  # the server serves on
+            assert client.ask("bus", "GetState")["published"] >= 2500
+    finally:
+        assert daemon.stop() == 0, daemon.output()
 
 
 def test_command_that_restarts_the_control_server_still_gets_its_reply(
